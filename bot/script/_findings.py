@@ -1,0 +1,55 @@
+"""Findings: the one shape every script problem is reported in."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+
+
+class Severity(StrEnum):
+    """How serious a finding is: errors stop a script from loading, warnings do not."""
+
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One problem in a script, located at ``file:line:col`` (both 1-based).
+
+    Attributes:
+        file: The path of the script file as given by the user.
+        line: 1-based line number.
+        col: 1-based column number.
+        severity: ``error`` or ``warning``.
+        message: A plain-language explanation a therapist can act on.
+        code: A short stable identifier, e.g. ``yaml-duplicate-key``.
+    """
+
+    file: str
+    line: int
+    col: int
+    severity: Severity
+    message: str
+    code: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}: {self.severity}: {self.message} [{self.code}]"
+
+    def to_json(self) -> dict[str, object]:
+        """Return the finding as a JSON-ready mapping."""
+        return asdict(self)
+
+
+def findings_to_json(findings: list[Finding]) -> str:
+    """Serialise findings as a JSON array."""
+    return json.dumps([f.to_json() for f in findings], ensure_ascii=False, indent=2)
+
+
+class ScriptError(Exception):
+    """Raised when a script cannot be loaded; carries every error finding."""
+
+    def __init__(self, findings: list[Finding]) -> None:
+        self.findings = findings
+        super().__init__("\n".join(str(f) for f in findings))
