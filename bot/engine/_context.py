@@ -1,0 +1,168 @@
+"""The working context of one event: state being changed, outcome being built, helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from bot.engine._outcome import ButtonSpec, LedgerEntry, Message, Outcome, TimerRequest
+from bot.engine._policy import Policy
+from bot.engine._safety import CrisisMatcher
+from bot.engine._state import ClientState, Opt, Session
+from bot.script import LoadedScript
+
+#: A button before it is bound to the current keyboard: (text key or literal label, code).
+Choice = tuple[str, str]
+
+
+class Texts(Protocol):
+    """What the engine needs from the renderer (see :class:`bot.render.Renderer`)."""
+
+    def system(self, key: str, **context: object) -> str:
+        """Render a system text by key."""
+        ...
+
+    def text(self, source: str, context: Mapping[str, object]) -> str:
+        """Render a script's template text."""
+        ...
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What the engine is given once: scripts, texts, crisis phrases and policy."""
+
+    scripts: Mapping[str, LoadedScript]
+    texts: Texts
+    crisis: CrisisMatcher
+    policy: Policy
+
+
+class Context:
+    """One event's work: the state copy being changed and the outcome being collected."""
+
+    def __init__(
+        self, resources: Resources, state: ClientState, now: datetime, name: str | None
+    ) -> None:
+        self.res = resources
+        self.state = state
+        self.now = now
+        self.name = name or ""
+        self.out = Outcome(state=state)
+
+    # -- text -----------------------------------------------------------------------------
+    def system(self, key: str, **context: object) -> str:
+        """Render a system text."""
+        return self.res.texts.system(key, **context)
+
+    def label(self, key: str) -> str:
+        """A button label from the system texts (``buttons.KEY``)."""
+        return self.system(f"buttons.{key}").strip()
+
+    def script_text(self, source: str, **extra: object) -> str:
+        """Render script text with the client's variables."""
+        return self.res.texts.text(source, self.variables(**extra))
+
+    def variables(self, **extra: object) -> dict[str, object]:
+        """The template and condition variables for the current client and session."""
+        session = self.state.session
+        progress = self.state.progress
+        values: dict[str, object] = {
+            "name": self.name,
+            "level": self.effective_level(),
+            "max_level": self.state.contract.max_level,
+            "distress": session.distress if session else None,
+            "expected": session.expected if session else None,
+            "connection_count": progress.connections,
+            "last_connection": progress.last_connection or "",
+            "exercises_done": progress.exercises_done,
+            "character": "",
+        }
+        if session:
+            values.update(session.vars)
+        values.update(extra)
+        return values
+
+    # -- sending --------------------------------------------------------------------------
+    def send(
+        self, text: str, rows: Sequence[Sequence[Choice]] = (), *, replace: bool = False
+    ) -> None:
+        """Queue a message; buttons become the one live keyboard (older ones go stale)."""
+        buttons: tuple[tuple[ButtonSpec, ...], ...] = ()
+        if rows:
+            self.state.keyboard += 1
+            self.state.offered = [code for row in rows for _, code in row]
+            buttons = tuple(
+                tuple(ButtonSpec(label, f"{self.state.keyboard}:{code}") for label, code in row)
+                for row in rows
+            )
+        self.out.messages.append(Message(text=text.strip(), buttons=buttons,
+                                         replace_keyboard=replace))
+
+    def say(self, key: str, rows: Sequence[Sequence[Choice]] = (), **context: object) -> None:
+        """Send a system text."""
+        self.send(self.system(key, **context), rows)
+
+    def button(self, key: str, code: str) -> Choice:
+        """A button whose label is the system text ``buttons.KEY``."""
+        return (self.label(key), code)
+
+    def pressed(self, data: str) -> str | None:
+        """The code of a live button, or None for a stale or forged press."""
+        seq, _, code = data.partition(":")
+        if seq != str(self.state.keyboard) or code not in self.state.offered:
+            return None
+        self.state.offered = []
+        return code
+
+    # -- records --------------------------------------------------------------------------
+    def log(self, kind: str, **data: object) -> None:
+        """Append a ledger row."""
+        self.out.ledger.append(LedgerEntry(kind, dict(data)))
+
+    def timer(self, kind: str, due: datetime) -> None:
+        """Schedule (or move) the one timer of this kind."""
+        self.out.timers_set.append(TimerRequest(kind, due))
+
+    def cancel_timer(self, kind: str) -> None:
+        """Cancel a timer kind (``"*"`` for all)."""
+        self.out.timers_cancel.append(kind)
+
+    def opted(self, opt: Opt) -> bool:
+        """Whether the client holds this opt-in for the current consent version."""
+        return self.state.has(opt, self.res.policy.consent_version)
+
+    # -- levels ---------------------------------------------------------------------------
+    def crisis_hold(self) -> bool:
+        """Whether a crisis hold keeps content at level 1."""
+        return self.state.crisis_hold_since is not None
+
+    def effective_level(self) -> int:
+        """The deepest level content may have now: never above the contract or script."""
+        session = self.state.session
+        level = session.level if session else self.state.level
+        level = min(level, self.state.contract.max_level)
+        if session is not None:
+            script = self.res.scripts.get(session.script)
+            if script is not None:
+                level = min(level, script.meta.level)
+        if self.crisis_hold():
+            level = 1
+        return max(1, level)
+
+    @property
+    def session(self) -> Session:
+        """The running session (callers check that one exists)."""
+        assert self.state.session is not None
+        return self.state.session
+
+    @property
+    def script(self) -> LoadedScript:
+        """The running session's script."""
+        return self.res.scripts[self.session.script]
+
+    def threshold(self, own: int | None = None) -> int:
+        """The distress that counts as high: the lower of the step's and the contract's."""
+        limit = self.state.contract.distress_threshold
+        return min(limit, own) if own is not None else limit

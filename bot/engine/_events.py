@@ -1,0 +1,79 @@
+"""Events: everything that can happen to a client, whatever the edge it came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Base of all events.
+
+    Attributes:
+        display_name: The client's first name as the edge knows it; used for greetings and
+            never stored by the engine.
+    """
+
+    display_name: str | None = field(default=None, kw_only=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Start(Event):
+    """``/start``, optionally with an invite payload (``/start CODE``)."""
+
+    payload: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Text(Event):
+    """A free-text message (already known not to be a command)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Command(Event):
+    """A slash command other than ``/start``, e.g. ``/stop`` or ``/skip``."""
+
+    name: str
+    args: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Button(Event):
+    """A button press carrying its callback data."""
+
+    data: str
+
+
+@dataclass(frozen=True, slots=True)
+class NonText(Event):
+    """A message the bot cannot read: photo, sticker, voice, document, location, edit."""
+
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired(Event):
+    """A timer the engine asked for earlier has come due."""
+
+    kind: str
+    due_iso: str
+
+
+@dataclass(frozen=True, slots=True)
+class Blocked(Event):
+    """The client blocked the bot (or removed it): counts as a halt."""
+
+
+@dataclass(frozen=True, slots=True)
+class Redeemed(Event):
+    """An invite was redeemed by the edge (which checks codes against the store).
+
+    Attributes:
+        script_id: The script the invite assigns.
+        max_level: The contract's max level the invite sets, if any.
+    """
+
+    script_id: str
+    max_level: int | None = None

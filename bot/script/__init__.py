@@ -1,0 +1,25 @@
+"""The script language: load, validate, check, graph and schema.
+
+Typical use::
+
+    from bot.script import load_script, check_paths
+    script = load_script(Path("scripts/first-steps.yaml"))
+"""
+
+from bot.script._findings import Finding, ScriptError, Severity, findings_to_json
+from bot.script._load import LoadedScript, Origin, load_script
+from bot.script._yaml import LoadedYaml, Mark, load_yaml, load_yaml_text
+
+__all__ = [
+    "Finding",
+    "LoadedScript",
+    "LoadedYaml",
+    "Mark",
+    "Origin",
+    "ScriptError",
+    "Severity",
+    "findings_to_json",
+    "load_script",
+    "load_yaml",
+    "load_yaml_text",
+]
