@@ -25,7 +25,7 @@ from bot.engine._outcome import Effect, Outcome
 from bot.engine._reminders import next_reminder, parse_hhmm, zone
 from bot.engine._safety import is_stop_word
 from bot.engine._state import ClientState, Frame, Opt, ReminderTime, Session
-from bot.engine._steps import StepRunner
+from bot.engine._steps import StepRunner, frame_fits
 
 #: Commands answered in every state, even after a halt.
 ALWAYS = ("sos", "help", "privacy", "mydata", "delete")
@@ -88,6 +88,7 @@ class _Conversation:
             return
         previous = state.last_active
         self._client_is_here()
+        self._check_place()
         if isinstance(event, Text):
             if ctx.res.crisis.matches(event.text):
                 self.crisis(from_text=True)
@@ -119,6 +120,22 @@ class _Conversation:
             state.reminders_unanswered = 0
             if suspended and not state.halted:
                 self.schedule_reminder()
+
+    def _check_place(self) -> None:
+        """End a session whose script was removed or edited so that its place is gone."""
+        ctx, session = self.ctx, self.state.session
+        if session is None:
+            return
+        script = ctx.res.scripts.get(session.script)
+        if script is not None and frame_fits(script, session.frame):
+            if script.meta.version != session.script_version:
+                session.script_version = script.meta.version
+                ctx.log("script_updated", script=session.script, version=script.meta.version)
+            return
+        ctx.log("session_ended", script=session.script, completed=False,
+                reason="script-changed")
+        self.state.session = None
+        ctx.say("session.closed")
 
     def repeat(self) -> None:
         """Show the current question again (after an unexpected input)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from bot.engine._context import Choice, Context
 from bot.engine._outcome import Answer
 from bot.engine._state import Frame, Opt
+from bot.script import LoadedScript
 from bot.script import _model as m
 from bot.script._expr import parse_condition
 
@@ -19,6 +20,37 @@ OVER_CUES = ("tight_chest", "shallow_breath", "tense_jaw", "racing_heart")
 UNDER_CUES = ("numb", "foggy", "far_away", "frozen")
 MAX_HOPS = 200
 MAX_CALM_ROUNDS = 2
+
+
+def frame_fits(script: LoadedScript, frame: Frame) -> bool:
+    """Whether a saved place still exists in a (possibly edited) script."""
+    step = script.steps.get(frame.step)
+    if step is None:
+        return False
+    if frame.prompt is not None and frame.prompt not in script.prompts:
+        return False
+    if frame.calm_exercise is not None:
+        calm = script.exercises.get(frame.calm_exercise)
+        return calm is not None and frame.page < len(calm.pages)
+    if step.exercise is not None and frame.sub == "page":
+        exercise = script.exercises.get(step.exercise)
+        return exercise is not None and frame.page < len(exercise.pages)
+    if step.roleplay is not None and frame.sub == "turn":
+        return frame.turn < len(step.roleplay.turns)
+    if frame.closing:
+        return frame.sub in ("rating", "recheck")
+    return frame.sub in _SUBS_BY_KIND.get(step.kind, ())
+
+
+_SUBS_BY_KIND = {
+    "say": ("say",),
+    "ask": ("ask",),
+    "checkin": ("rating", "expected", "actual", "relief", "cues", "recheck", "calm"),
+    "prompt": ("prompt", "skip_reason"),
+    "roleplay": ("turn", "rating", "recheck", "calm"),
+    "exercise": ("page",),
+    "connection": ("connection",),
+}
 
 
 class StepRunner:

@@ -1,0 +1,137 @@
+"""Wiring: from a :class:`~bot.config.Config` to a ready engine, renderer and scripts.
+
+Both edges build their engine here, so the terminal and Telegram run exactly the same
+scripts, texts, crisis phrases and policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from bot.config import Config
+from bot.engine import (
+    AdvanceRule,
+    Contract,
+    CrisisMatcher,
+    CrisisResource,
+    Engine,
+    Policy,
+    Resources,
+)
+from bot.render import Renderer
+from bot.script import Finding, LoadedScript, ScriptError, Severity, check_script, load_script
+from bot.script import load_yaml as _load_yaml
+
+
+@dataclass
+class Loaded:
+    """Everything built from the configuration.
+
+    Attributes:
+        engine: The engine, sharing ``scripts`` (mutable, for live reload).
+        renderer: The text renderer.
+        scripts: Scripts by id that passed every check.
+        findings: Problems found while loading; scripts with errors are left out.
+    """
+
+    engine: Engine
+    renderer: Renderer
+    scripts: dict[str, LoadedScript]
+    findings: list[Finding]
+
+
+def script_files(paths: Iterable[Path]) -> list[Path]:
+    """The script files named by paths: files as given, directories' ``*.yaml`` sorted."""
+    files: list[Path] = []
+    for path in paths:
+        files.extend(sorted(path.glob("*.yaml")) if path.is_dir() else [path])
+    return files
+
+
+def load_checked(
+    files: Sequence[Path], renderer: Renderer
+) -> tuple[dict[str, LoadedScript], list[Finding]]:
+    """Load and check scripts; only those without errors are returned."""
+    scripts: dict[str, LoadedScript] = {}
+    findings: list[Finding] = []
+    for file in files:
+        try:
+            script = load_script(file)
+        except ScriptError as exc:
+            findings.extend(exc.findings)
+            continue
+        found = check_script(script, renderer)
+        findings.extend(found)
+        if not any(f.severity is Severity.ERROR for f in found):
+            scripts[script.id] = script
+    return scripts, findings
+
+
+def crisis_matcher(prompts_dir: Path, locale: str) -> CrisisMatcher:
+    """The crisis phrase list for a locale (``prompts/<locale>/crisis_phrases.yaml``)."""
+    data = _load_yaml(prompts_dir / locale / "crisis_phrases.yaml").data
+    if not isinstance(data, dict) or not isinstance(data.get("phrases"), list):
+        raise ScriptError([Finding(str(prompts_dir / locale / "crisis_phrases.yaml"), 1, 1,
+                                   Severity.ERROR, "needs a `phrases` list", "crisis-phrases")])
+    exclude = data.get("exclude") or []
+    return CrisisMatcher.of([str(p) for p in data["phrases"]],
+                            [str(p) for p in exclude] if isinstance(exclude, list) else [])
+
+
+def policy_from(config: Config) -> Policy:
+    """The engine's policy from the practice's configuration."""
+    safety = config.safety
+    region = safety.regions[safety.region]
+    defaults = config.contract_defaults
+    contract = Contract(
+        max_level=defaults.max_level,
+        off_limit_topics=list(defaults.off_limit_topics),
+        pace=defaults.pace,
+        distress_threshold=safety.distress_threshold,
+        session_minutes=defaults.session_minutes,
+        roleplay_turns=defaults.roleplay_turns,
+        sessions_per_day=defaults.sessions_per_day,
+        advance=AdvanceRule(
+            completed_at_level=defaults.advance.completed_at_level,
+            max_after_distress=defaults.advance.max_after_distress,
+            require_actual_not_harder_than_expected=(
+                defaults.advance.require_actual_not_harder_than_expected
+            ),
+        ),
+    )
+    return Policy(
+        consent_version=config.consent.version,
+        retention_days=config.storage.retention.ledger_days,
+        therapist_delay=config.consent.therapist_delay,
+        allow_minors=config.access.allow_minors,
+        resources=tuple(CrisisResource(r.name, r.contact, r.note or "")
+                        for r in region.resources),
+        emergency=region.emergency,
+        silence_followup=timedelta(minutes=safety.silence_followup_minutes),
+        crisis_hold_needs_therapist=safety.crisis_hold_needs_therapist,
+        contract=contract,
+        quiet_start=config.reminders.quiet_hours.start,
+        quiet_end=config.reminders.quiet_hours.end,
+        reminders_max_unanswered=config.reminders.max_unanswered,
+        default_timezone=config.reminders.default_timezone,
+    )
+
+
+def build(config: Config, script_paths: Sequence[Path] | None = None) -> Loaded:
+    """Build renderer, scripts and engine from the configuration.
+
+    Args:
+        config: The loaded configuration.
+        script_paths: Scripts to load instead of ``config.scripts.paths``.
+    """
+    prompts = Path(config.prompts.path)
+    renderer = Renderer.from_dir(prompts, config.prompts.locale)
+    paths = script_paths or [Path(p) for p in config.scripts.paths]
+    scripts, findings = load_checked(script_files(paths), renderer)
+    resources = Resources(scripts=scripts, texts=renderer,
+                          crisis=crisis_matcher(prompts, config.prompts.locale),
+                          policy=policy_from(config))
+    return Loaded(Engine(resources), renderer, scripts, findings)

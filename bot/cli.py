@@ -1,0 +1,224 @@
+"""The ``rehearse`` console command.
+
+``rehearse`` alone runs the Telegram bot when ``TELEGRAM_BOT_TOKEN`` is set, and otherwise
+``rehearse play`` in the terminal. Exit codes: 0 success, 1 errors found or a command
+failed, 2 usage errors. No command prints a traceback for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bot.app import build
+from bot.config import Config, ConfigError, load_config
+from bot.service import Rehearsal
+from bot.script import (
+    ScriptError,
+    Severity,
+    check_paths,
+    findings_to_json,
+    json_schema,
+    load_script,
+    to_dot,
+    to_mermaid,
+)
+from bot.store import SqliteStore
+
+log = logging.getLogger("rehearse")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``rehearse`` command; returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    command = args.command or ("run" if os.environ.get("TELEGRAM_BOT_TOKEN") else "play")
+    try:
+        return int(_COMMANDS[command](args))
+    except (ConfigError, ScriptError) as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rehearse",
+        description="Rehearse: practise self-disclosure in small, safe steps.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    check = sub.add_parser("check", help="check scripts for mistakes and safety")
+    check.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    check.add_argument("--format", choices=("text", "json"), default="text")
+    check.add_argument("--prompts", type=Path, default=None,
+                       help="also check the system texts in this prompts directory")
+
+    graph = sub.add_parser("graph", help="draw a script's flow (Mermaid or Graphviz DOT)")
+    graph.add_argument("script", type=Path)
+    graph.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
+
+    sub.add_parser("schema", help="print the JSON Schema for script files")
+
+    play = sub.add_parser("play", help="rehearse a script in the terminal")
+    play.add_argument("script", type=Path, nargs="?", default=None)
+    play.add_argument("--as", dest="name", default=None, help="your name (the client key)")
+    play.add_argument("--watch", action="store_true", help="reload the script when it changes")
+    _common(play)
+
+    for name, text in (("export", "print all of a client's data as JSON"),
+                       ("ledger", "print a client's ledger as JSON"),
+                       ("erase", "erase all of a client's data")):
+        operator = sub.add_parser(name, help=text)
+        operator.add_argument("client", help="client id, e.g. tg:123456 or term:ada")
+        if name == "erase":
+            operator.add_argument("--yes", action="store_true", help="do not ask to confirm")
+        _common(operator)
+
+    run = sub.add_parser("run", help="run the Telegram bot")
+    _common(run)
+    return parser
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, default=_default_config(),
+                        help="configuration file (default: $REHEARSE_CONFIG, else built-in)")
+    parser.add_argument("--db", type=Path, default=None, help="SQLite file (overrides config)")
+
+
+def _default_config() -> Path | None:
+    value = os.environ.get("REHEARSE_CONFIG")
+    return Path(value) if value else None
+
+
+def _config(args: argparse.Namespace) -> Config:
+    config = load_config(args.config)
+    if getattr(args, "db", None) is not None:
+        config = config.model_copy(update={
+            "storage": config.storage.model_copy(update={"database": str(args.db)})})
+    return config
+
+
+# -- script tooling ---------------------------------------------------------------------------
+def _check(args: argparse.Namespace) -> int:
+    missing = [p for p in args.paths if not p.exists()]
+    if missing:
+        print(f"rehearse check: no such file or directory: {missing[0]}", file=sys.stderr)
+        return 2
+    findings = check_paths(args.paths, prompts_dir=args.prompts)
+    if args.format == "json":
+        print(findings_to_json(findings))
+    else:
+        for finding in findings:
+            print(finding)
+    errors = sum(f.severity is Severity.ERROR for f in findings)
+    if args.format == "text":
+        print(f"{errors} error(s), {len(findings) - errors} warning(s)", file=sys.stderr)
+    return 1 if errors else 0
+
+
+def _graph(args: argparse.Namespace) -> int:
+    if not args.script.is_file():
+        print(f"rehearse graph: no such file: {args.script}", file=sys.stderr)
+        return 2
+    script = load_script(args.script)
+    print(to_dot(script) if args.format == "dot" else to_mermaid(script))
+    return 0
+
+
+def _schema(_: argparse.Namespace) -> int:
+    print(json.dumps(json_schema(), indent=2, ensure_ascii=False))
+    return 0
+
+
+# -- running ----------------------------------------------------------------------------------
+def _play(args: argparse.Namespace) -> int:
+    from bot.terminal import play
+
+    config = _config(args)
+    if args.script is not None and not args.script.is_file():
+        print(f"rehearse play: no such script: {args.script}", file=sys.stderr)
+        return 2
+    loaded = build(config, [args.script] if args.script else None)
+    for finding in loaded.findings:
+        print(finding, file=sys.stderr)
+    if not loaded.scripts:
+        print("rehearse play: no script passed its checks; see the errors above",
+              file=sys.stderr)
+        return 1
+    name = args.name or _user_name()
+    watch = [args.script] if args.watch and args.script else None
+
+    async def session() -> None:
+        async with SqliteStore(config.storage.database) as store:
+            await play(loaded, store, name, watch=watch)
+
+    asyncio.run(session())
+    return 0
+
+
+def _user_name() -> str:
+    try:
+        return getpass.getuser() or "you"
+    except (KeyError, OSError):
+        return "you"
+
+
+def _run(args: argparse.Namespace) -> int:
+    from bot.telegram import run_bot
+
+    config = _config(args)
+    if config.token is None:
+        print("No TELEGRAM_BOT_TOKEN is set. To rehearse in the terminal instead, run: "
+              "rehearse play", file=sys.stderr)
+        return 1
+    return run_bot(config)
+
+
+def _operator(args: argparse.Namespace) -> int:
+    config = _config(args)
+
+    async def act() -> int:
+        loaded = build(config)
+        async with SqliteStore(config.storage.database) as store:
+            if await store.load_state(args.client) is None and not await store.ledger(args.client):
+                print(f"rehearse {args.command}: no client {args.client}", file=sys.stderr)
+                return 1
+            service = Rehearsal(loaded.engine, store, _utc_now)
+            if args.command == "erase":
+                if not args.yes and input(f"Erase all data of {args.client}? [y/N] ") != "y":
+                    return 1
+                await store.erase(args.client)
+                print(f"erased {args.client}")
+                return 0
+            data = await service.read_for(args.client, reader="operator", what=args.command)
+            shown = data if args.command == "export" else {"ledger": data.get("ledger", [])}
+            print(json.dumps(shown, indent=2, ensure_ascii=False))
+            return 0
+
+    return asyncio.run(act())
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+_COMMANDS = {
+    "check": _check,
+    "graph": _graph,
+    "schema": _schema,
+    "play": _play,
+    "run": _run,
+    "export": _operator,
+    "ledger": _operator,
+    "erase": _operator,
+}

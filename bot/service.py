@@ -1,0 +1,149 @@
+"""The service: one event in, engine decision, one atomic commit, messages queued.
+
+Both edges (Telegram and the terminal) go through :class:`Rehearsal`. Events of one client
+are handled strictly in order (a lock per client); different clients run concurrently and
+their commits share transactions through the store's group commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pydantic import ValidationError
+
+from bot.engine import ClientState, Effect, Engine, Event, Outcome, TimerFired
+from bot.store import (
+    Commit,
+    LedgerRecord,
+    OutgoingMessage,
+    Store,
+    StoredAnswer,
+    Timer,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Handled:
+    """What happened to one event.
+
+    Attributes:
+        applied: False when the event was a duplicate and changed nothing.
+        export: The client's data, when they asked for it (``/mydata``).
+        erased: The client's data was erased (``/delete``); nothing of them is left.
+    """
+
+    applied: bool
+    export: dict[str, object] | None = None
+    erased: bool = False
+    outcome: Outcome | None = field(default=None, repr=False)
+
+
+class Rehearsal:
+    """Runs events through the engine and commits each outcome atomically.
+
+    Args:
+        engine: The pure engine.
+        store: Durable storage.
+        clock: Returns the current UTC time (injected so tests control it).
+    """
+
+    def __init__(self, engine: Engine, store: Store, clock: Callable[[], datetime]) -> None:
+        self.engine = engine
+        self.store = store
+        self.clock = clock
+        self.outbox_ready = asyncio.Event()
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def state_of(self, client_id: str) -> ClientState:
+        """The client's state, or a new client's state."""
+        raw = await self.store.load_state(client_id)
+        if raw is None:
+            return self.engine.new_state(client_id)
+        try:
+            return ClientState.model_validate(raw)
+        except ValidationError:
+            log.error("stored state of a client did not validate; starting them afresh")
+            return self.engine.new_state(client_id)
+
+    async def handle(
+        self, client_id: str, event_id: str, event: Event, *, chat_id: int | None = None
+    ) -> Handled:
+        """Handle one event for one client, in order with the client's other events.
+
+        Args:
+            client_id: The store key of the client.
+            event_id: A unique id of the event, for dedup (a repeat changes nothing).
+            event: The event.
+            chat_id: The chat messages go to (None for the terminal).
+        """
+        lock = self._locks.setdefault(client_id, asyncio.Lock())
+        try:
+            async with lock:
+                return await self._handle_locked(client_id, event_id, event, chat_id)
+        finally:
+            if not lock.locked() and not lock._waiters:  # noqa: SLF001 - drop idle locks
+                self._locks.pop(client_id, None)
+
+    async def _handle_locked(
+        self, client_id: str, event_id: str, event: Event, chat_id: int | None
+    ) -> Handled:
+        now = self.clock()
+        state = await self.state_of(client_id)
+        outcome = self.engine.handle(state, event, now)
+        cancel = list(outcome.timers_cancel)
+        if isinstance(event, TimerFired):
+            cancel.insert(0, event.kind)
+        commit = Commit(
+            event_id=event_id,
+            client_id=client_id,
+            at=now,
+            state=outcome.state.model_dump(mode="json"),
+            ledger=[LedgerRecord(e.kind, e.data, now) for e in outcome.ledger],
+            outbox=[OutgoingMessage(client_id, chat_id, m.to_payload())
+                    for m in outcome.messages],
+            answers=[StoredAnswer(a.step, a.text, now) for a in outcome.answers],
+            timers_set=[Timer(t.kind, t.due, {}) for t in outcome.timers_set],
+            timers_cancel=cancel,
+            cancel_outbox=Effect.CANCEL_OUTBOX in outcome.effects,
+        )
+        if not await self.store.commit(commit):
+            return Handled(applied=False)
+        if outcome.messages:
+            self.outbox_ready.set()
+        handled = Handled(applied=True, outcome=outcome)
+        if Effect.EXPORT in outcome.effects:
+            handled.export = await self.store.export(client_id)
+        if Effect.ERASE in outcome.effects:
+            await self.store.erase(client_id)
+            handled.erased = True
+        return handled
+
+    async def fire_due_timers(self) -> int:
+        """Hand every due timer to its client as an event; returns how many fired."""
+        due = await self.store.due_timers(self.clock())
+        for timer in due:
+            event = TimerFired(kind=timer.kind, due_iso=timer.due.isoformat())
+            await self.handle(timer.client_id, f"timer:{timer.kind}:{timer.due.isoformat()}",
+                              event)
+        return len(due)
+
+    async def read_for(self, client_id: str, reader: str, what: str) -> dict[str, object]:
+        """Export a client's data for a therapist or operator, logging the read.
+
+        The ledger row is written first, so the client sees in ``/mydata`` that it happened.
+        """
+        now = self.clock()
+        await self.store.commit(Commit(
+            event_id=f"read:{reader}:{what}:{now.isoformat()}",
+            client_id=client_id,
+            at=now,
+            state=None,
+            ledger=[LedgerRecord("data_read", {"reader": reader, "what": what}, now)],
+        ))
+        return await self.store.export(client_id)
