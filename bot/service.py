@@ -11,10 +11,11 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 
+from bot._locks import KeyedLocks
 from bot.engine import ClientState, Effect, Engine, Event, Outcome, TimerFired
 from bot.store import (
     Commit,
@@ -26,6 +27,8 @@ from bot.store import (
 )
 
 log = logging.getLogger(__name__)
+#: Telegram lets a bot delete its own messages for 48 hours; keep a margin.
+RECENT_ENOUGH_TO_DELETE = timedelta(hours=47)
 
 
 @dataclass(slots=True)
@@ -36,11 +39,14 @@ class Handled:
         applied: False when the event was a duplicate and changed nothing.
         export: The client's data, when they asked for it (``/mydata``).
         erased: The client's data was erased (``/delete``); nothing of them is left.
+        deletable: Chat messages the bot sent recently enough to delete them after erasure,
+            as ``(chat_id, message_id)``.
     """
 
     applied: bool
     export: dict[str, object] | None = None
     erased: bool = False
+    deletable: list[tuple[int, int]] = field(default_factory=list)
     outcome: Outcome | None = field(default=None, repr=False)
 
 
@@ -51,14 +57,22 @@ class Rehearsal:
         engine: The pure engine.
         store: Durable storage.
         clock: Returns the current UTC time (injected so tests control it).
+        chat_of: The chat a client's messages go to (None: the edge has no chats).
     """
 
-    def __init__(self, engine: Engine, store: Store, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        store: Store,
+        clock: Callable[[], datetime],
+        chat_of: Callable[[str], int | None] = lambda _: None,
+    ) -> None:
         self.engine = engine
         self.store = store
         self.clock = clock
+        self.chat_of = chat_of
         self.outbox_ready = asyncio.Event()
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks = KeyedLocks()
 
     async def state_of(self, client_id: str) -> ClientState:
         """The client's state, or a new client's state."""
@@ -71,31 +85,22 @@ class Rehearsal:
             log.error("stored state of a client did not validate; starting them afresh")
             return self.engine.new_state(client_id)
 
-    async def handle(
-        self, client_id: str, event_id: str, event: Event, *, chat_id: int | None = None
-    ) -> Handled:
+    async def handle(self, client_id: str, event_id: str, event: Event) -> Handled:
         """Handle one event for one client, in order with the client's other events.
 
         Args:
             client_id: The store key of the client.
             event_id: A unique id of the event, for dedup (a repeat changes nothing).
             event: The event.
-            chat_id: The chat messages go to (None for the terminal).
         """
-        lock = self._locks.setdefault(client_id, asyncio.Lock())
-        try:
-            async with lock:
-                return await self._handle_locked(client_id, event_id, event, chat_id)
-        finally:
-            if not lock.locked() and not lock._waiters:  # noqa: SLF001 - drop idle locks
-                self._locks.pop(client_id, None)
+        async with self._locks.hold(client_id):
+            return await self._handle_locked(client_id, event_id, event)
 
-    async def _handle_locked(
-        self, client_id: str, event_id: str, event: Event, chat_id: int | None
-    ) -> Handled:
+    async def _handle_locked(self, client_id: str, event_id: str, event: Event) -> Handled:
         now = self.clock()
         state = await self.state_of(client_id)
         outcome = self.engine.handle(state, event, now)
+        chat_id = self.chat_of(client_id)
         cancel = list(outcome.timers_cancel)
         if isinstance(event, TimerFired):
             cancel.insert(0, event.kind)
@@ -120,6 +125,8 @@ class Rehearsal:
         if Effect.EXPORT in outcome.effects:
             handled.export = await self.store.export(client_id)
         if Effect.ERASE in outcome.effects:
+            since = now - RECENT_ENOUGH_TO_DELETE
+            handled.deletable = await self.store.recent_sent_messages(client_id, since)
             await self.store.erase(client_id)
             handled.erased = True
         return handled

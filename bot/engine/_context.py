@@ -74,6 +74,8 @@ class Context:
             "max_level": self.state.contract.max_level,
             "distress": session.distress if session else None,
             "expected": session.expected if session else None,
+            "actual": session.actual if session else None,
+            "relief": session.relief if session else None,
             "connection_count": progress.connections,
             "last_connection": progress.last_connection or "",
             "exercises_done": progress.exercises_done,

@@ -81,7 +81,7 @@ class _Conversation:
     def dispatch(self, event: Event) -> None:
         ctx, state = self.ctx, self.state
         if isinstance(event, TimerFired):
-            self._timer(event.kind)
+            self._timer(event.kind, datetime.fromisoformat(event.due_iso))
             return
         if isinstance(event, Blocked):
             self.halt(via="blocked", silent=True)
@@ -150,8 +150,9 @@ class _Conversation:
         """Safety plan, crisis resources, then "are you safe right now?"."""
         ctx, state = self.ctx, self.state
         policy = ctx.res.policy
-        if state.safety_plan:
-            ctx.say("crisis.safety_plan", plan=state.safety_plan)
+        plan = policy.safety_plans.get(state.client_id)
+        if plan and any(plan.values()):
+            ctx.say("crisis.safety_plan", plan=plan)
         ctx.say("crisis.resources", resources=[vars(r) for r in policy.resources],
                 emergency=policy.emergency)
         state.pending = "crisis"
@@ -652,7 +653,7 @@ class _Conversation:
         else:
             ctx.timer("reminder", due)
 
-    def _timer(self, kind: str) -> None:
+    def _timer(self, kind: str, due: datetime) -> None:
         ctx, state = self.ctx, self.state
         if state.halted:
             return
@@ -668,8 +669,10 @@ class _Conversation:
             return
         if kind != "reminder":
             return
-        paused_or_busy = state.session is not None and not state.session.paused
-        if not paused_or_busy and ctx.opted(Opt.REMINDERS):
+        late = ctx.now - due > ctx.res.policy.late_reminder
+        if late:
+            ctx.log("reminder_skipped", reason="late")
+        elif state.session is None and ctx.opted(Opt.REMINDERS):  # none while paused
             state.reminders_unanswered += 1
             ctx.log("reminder_sent")
             ctx.say("reminder")

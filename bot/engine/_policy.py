@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -38,6 +39,8 @@ class Policy:
         long_pause: A pause longer than this restarts one level lower.
         long_absence: Time away after which a session restarts one level lower.
         late_reminder: A reminder later than this is skipped, not sent late.
+        safety_plans: Personal crisis safety plans by client id, written with the therapist
+            (warning signs, coping steps, people and places, professionals, safe surroundings).
     """
 
     consent_version: int = 1
@@ -58,3 +61,4 @@ class Policy:
     long_pause: timedelta = timedelta(days=1)
     long_absence: timedelta = timedelta(days=14)
     late_reminder: timedelta = timedelta(hours=1)
+    safety_plans: Mapping[str, Mapping[str, list[str]]] = field(default_factory=dict)

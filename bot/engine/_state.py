@@ -105,6 +105,7 @@ class Session(_Model):
     distress: int | None = None
     expected: int | None = None
     actual: int | None = None
+    relief: str | None = None
     paused: bool = False
     level_changed: bool = False
     shared_free_text: bool = False
@@ -148,7 +149,6 @@ class ClientState(_Model):
     keyboard: int = 0
     offered: list[str] = Field(default_factory=list)
     silence_armed: bool = False
-    safety_plan: dict[str, list[str]] | None = None
 
     def has(self, opt: Opt, version: int) -> bool:
         """Whether the client gave this opt-in for the current consent version."""

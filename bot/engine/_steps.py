@@ -255,6 +255,7 @@ class StepRunner:
             self._on_rating(int(code[1:]))
         elif code.startswith("l") and frame.sub == "relief":
             relief = ("yes", "a-little", "no")[int(code[1:])]
+            ctx.session.relief = relief
             ctx.log("relief", step=frame.step, relief=relief)
             self._after_relief()
         elif code.startswith("k") and frame.sub == "cues":

@@ -6,8 +6,11 @@ Typical use::
     script = load_script(Path("scripts/first-steps.yaml"))
 """
 
+from bot.script._check import check_paths, check_script
 from bot.script._findings import Finding, ScriptError, Severity, findings_to_json
+from bot.script._graph import to_dot, to_mermaid
 from bot.script._load import LoadedScript, Origin, load_script
+from bot.script._schema import json_schema
 from bot.script._yaml import LoadedYaml, Mark, load_yaml, load_yaml_text
 
 __all__ = [
@@ -18,8 +21,13 @@ __all__ = [
     "Origin",
     "ScriptError",
     "Severity",
+    "check_paths",
+    "check_script",
     "findings_to_json",
+    "json_schema",
     "load_script",
     "load_yaml",
     "load_yaml_text",
+    "to_dot",
+    "to_mermaid",
 ]

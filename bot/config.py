@@ -1,0 +1,497 @@
+"""Configuration: the practice's settings from one YAML file, secrets from the environment.
+
+Every key is optional: with no file, or an empty one, the defaults below apply (they equal
+``config.example.yaml``, which documents every key). The models are strict — unknown keys and
+values of the wrong type are errors located at ``file:line:col`` — so a typo is caught at
+start-up instead of silently changing how the bot treats clients.
+
+The bot token is read only from ``TELEGRAM_BOT_TOKEN``; a ``token`` key in the file is an
+error. ``TELEGRAM_API_BASE_URL`` overrides ``telegram.api_base_url``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import types
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+
+from bot.script._findings import ScriptError
+from bot.script._yaml import LoadedYaml, Path_, load_yaml
+
+__all__ = ["Config", "ConfigError", "load_config"]
+
+TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
+API_BASE_URL_ENV = "TELEGRAM_API_BASE_URL"
+
+_TIME = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+_URL = r"^https?://[^\s/]+\S*$"
+_LOCALE = r"^[a-z]{2}(-[A-Z]{2})?$"
+_SLUG = r"^[a-z0-9][a-z0-9-]{0,39}$"
+_TOKEN = re.compile(r"\d+:[\w-]+")
+_PATTERN_HINTS = {
+    _TIME: 'a time like "21:00" (24-hour clock, in quotes)',
+    _URL: "a URL starting with http:// or https://",
+    _LOCALE: "a locale like en, de or pt-BR",
+    _SLUG: "a topic id: lower-case letters, digits and dashes",
+}
+_SECRET_KEYS = frozenset({"token", "bot_token", "api_token", "telegram_bot_token"})
+
+Time = Annotated[str, Field(pattern=_TIME)]
+Url = Annotated[str, Field(pattern=_URL)]
+Entry = Annotated[str, Field(min_length=1, max_length=200)]
+PathValue = Annotated[Path, Field(strict=False)]
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; each message reads ``file:line:col: message``."""
+
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__("\n".join(messages))
+        self.messages = messages
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class TelegramConfig(_Section):
+    """How the bot talks to Telegram."""
+
+    api_base_url: Url | None = None
+    poll_timeout: Annotated[int, Field(ge=1, le=50)] = 30
+    admins: list[int] = Field(default_factory=list)
+    drop_pending_updates: bool = False
+
+
+class AccessConfig(_Section):
+    """Who may use the bot."""
+
+    mode: Literal["invite", "allowlist"] = "invite"
+    allowlist: list[int] = Field(default_factory=list)
+    invite_ttl_days: Annotated[int, Field(ge=1, le=90)] = 7
+    wrong_code_limit: Annotated[int, Field(ge=1, le=100)] = 5
+    wrong_code_window_minutes: Annotated[int, Field(ge=1, le=10_080)] = 60
+    allow_minors: bool = False
+
+
+class RetentionConfig(_Section):
+    """How long stored data is kept before the purge job deletes it."""
+
+    ledger_days: Annotated[int, Field(ge=1, le=3650)] = 730
+    answers_days: Annotated[int, Field(ge=1, le=3650)] = 90
+
+
+class StorageConfig(_Section):
+    """Where data is stored."""
+
+    database: PathValue = Path("rehearse.db")
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+
+
+class ScriptsConfig(_Section):
+    """Where scripts are loaded from."""
+
+    paths: Annotated[list[PathValue], Field(min_length=1)] = Field(
+        default_factory=lambda: [Path("scripts")]
+    )
+
+
+class PromptsConfig(_Section):
+    """Where the system texts are loaded from."""
+
+    path: PathValue = Path("prompts")
+    locale: Annotated[str, Field(pattern=_LOCALE)] = "en"
+
+
+class Resource(_Section):
+    """One crisis line or service."""
+
+    name: Entry
+    contact: Entry
+    note: Annotated[str, Field(max_length=200)] = ""
+
+
+class Region(_Section):
+    """The emergency number and crisis resources of one region."""
+
+    emergency: Annotated[str, Field(min_length=1, max_length=40)]
+    resources: Annotated[list[Resource], Field(min_length=1, max_length=6)]
+
+
+class SafetyPlan(_Section):
+    """A client's personal crisis safety plan, written with their therapist."""
+
+    warning_signs: list[Entry] = Field(default_factory=list)
+    coping_steps: list[Entry] = Field(default_factory=list)
+    people_places: list[Entry] = Field(default_factory=list)
+    professionals: list[Entry] = Field(default_factory=list)
+    safe_surroundings: list[Entry] = Field(default_factory=list)
+
+
+def _default_regions() -> dict[str, Region]:
+    def region(emergency: str, *resources: tuple[str, str, str]) -> Region:
+        return Region(
+            emergency=emergency,
+            resources=[Resource(name=n, contact=c, note=note) for n, c, note in resources],
+        )
+
+    return {
+        "US": region(
+            "911",
+            ("988 Suicide & Crisis Lifeline", "Call or text 988", "24/7, free, confidential"),
+            ("Crisis Text Line", "Text HOME to 741741", "24/7, free"),
+        ),
+        "UK": region(
+            "999",
+            ("Samaritans", "Call 116 123", "24/7, free"),
+            ("Shout", "Text SHOUT to 85258", "24/7, free, confidential"),
+        ),
+        "IE": region(
+            "112 or 999",
+            ("Samaritans", "Call 116 123", "24/7, free"),
+            ("Text About It", "Text HELLO to 50808", "24/7, free"),
+        ),
+        "CA": region(
+            "911",
+            ("9-8-8 Suicide Crisis Helpline", "Call or text 988", "24/7, free"),
+        ),
+        "AU": region(
+            "000",
+            ("Lifeline", "Call 13 11 14", "24/7"),
+            ("Beyond Blue", "Call 1300 22 4636", "24/7"),
+        ),
+        "NZ": region(
+            "111",
+            ("Need to talk?", "Call or text 1737", "24/7, free"),
+            ("Lifeline Aotearoa", "Call 0800 543 354", "24/7, free"),
+        ),
+        "DE": region(
+            "112",
+            ("TelefonSeelsorge", "Anrufen: 0800 111 0 111 oder 0800 111 0 222", "24/7, kostenlos"),
+        ),
+    }
+
+
+class SafetyConfig(_Section):
+    """Crisis resources and safety thresholds."""
+
+    regions: dict[str, Region] = Field(default_factory=_default_regions)
+    region: str = "US"
+    distress_threshold: Annotated[int, Field(ge=1, le=10)] = 7
+    silence_followup_minutes: Annotated[int, Field(ge=1, le=1440)] = 10
+    crisis_hold_needs_therapist: bool = False
+    safety_plans: dict[str, SafetyPlan] = Field(default_factory=dict)
+
+    @field_validator("region")
+    @classmethod
+    def _known_region(cls, region: str, info: ValidationInfo) -> str:
+        regions = info.data.get("regions")
+        if regions is not None and region not in regions:
+            known = ", ".join(sorted(regions))
+            raise ValueError(f"must be one of the regions listed in `regions` ({known})")
+        return region
+
+
+class AdvanceRule(_Section):
+    """When a client may be offered the next level (never moved up without asking)."""
+
+    completed_at_level: Annotated[int, Field(ge=1, le=50)] = 3
+    max_after_distress: Annotated[int, Field(ge=0, le=10)] = 4
+    require_actual_not_harder_than_expected: bool = True
+
+
+class ContractDefaults(_Section):
+    """The contract a new client starts with, until their therapist changes it."""
+
+    max_level: Annotated[int, Field(ge=1, le=5)] = 3
+    start_level: Annotated[int, Field(ge=1, le=5)] = 1
+    off_limit_topics: list[Annotated[str, Field(pattern=_SLUG)]] = Field(default_factory=list)
+    pace: Literal["gentle", "steady"] = "gentle"
+    session_minutes: Annotated[int, Field(ge=2, le=60)] = 15
+    roleplay_turns: Annotated[int, Field(ge=1, le=30)] = 8
+    sessions_per_day: Annotated[int, Field(ge=1, le=10)] = 3
+    advance: AdvanceRule = Field(default_factory=AdvanceRule)
+    checkin_every_turns: Annotated[int, Field(ge=1, le=10)] = 2
+
+    @field_validator("start_level")
+    @classmethod
+    def _start_within_max(cls, start: int, info: ValidationInfo) -> int:
+        highest = info.data.get("max_level")
+        if highest is not None and start > highest:
+            raise ValueError(f"must not be above `max_level` ({highest})")
+        return start
+
+
+class QuietHours(_Section):
+    """No reminders between ``start`` and ``end`` (client's local time; may span midnight)."""
+
+    start: Time = "21:00"
+    end: Time = "08:00"
+
+
+class RemindersConfig(_Section):
+    """Reminder behaviour."""
+
+    quiet_hours: QuietHours = Field(default_factory=QuietHours)
+    max_unanswered: Annotated[int, Field(ge=1, le=2)] = 2
+    default_timezone: str = "UTC"
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("must be a known time zone, like Europe/Berlin or UTC") from None
+        return name
+
+
+class SendingConfig(_Section):
+    """Rate limits and retries for messages to Telegram."""
+
+    per_chat_per_second: Annotated[float, Field(gt=0, le=30)] = 1.0
+    global_per_second: Annotated[float, Field(gt=0, le=30)] = 30.0
+    max_attempts: Annotated[int, Field(ge=1, le=50)] = 8
+    backoff_seconds: Annotated[
+        list[Annotated[float, Field(gt=0, le=3600)]], Field(min_length=1)
+    ] = Field(default_factory=lambda: [1.0, 2.0, 5.0, 10.0, 30.0, 60.0])
+
+
+class ConsentConfig(_Section):
+    """The consent text's version and promises."""
+
+    version: Annotated[int, Field(ge=1)] = 1
+    therapist_delay: Annotated[str, Field(min_length=1, max_length=80)] = "before your next session"
+
+
+class LoggingConfig(_Section):
+    """Logging."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class Config(_Section):
+    """The whole configuration; the token and API URL come from the environment."""
+
+    telegram: TelegramConfig = Field(default_factory=TelegramConfig)
+    access: AccessConfig = Field(default_factory=AccessConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    scripts: ScriptsConfig = Field(default_factory=ScriptsConfig)
+    prompts: PromptsConfig = Field(default_factory=PromptsConfig)
+    safety: SafetyConfig = Field(default_factory=SafetyConfig)
+    contract_defaults: ContractDefaults = Field(default_factory=ContractDefaults)
+    reminders: RemindersConfig = Field(default_factory=RemindersConfig)
+    sending: SendingConfig = Field(default_factory=SendingConfig)
+    consent: ConsentConfig = Field(default_factory=ConsentConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    _token: SecretStr | None = PrivateAttr(default=None)
+    _env_api_base_url: str | None = PrivateAttr(default=None)
+
+    @property
+    def token(self) -> SecretStr | None:
+        """The bot token from ``TELEGRAM_BOT_TOKEN``, or None when it is not set."""
+        return self._token
+
+    @property
+    def api_base_url(self) -> str | None:
+        """The Bot API base URL: ``TELEGRAM_API_BASE_URL`` if set, else the file's value."""
+        return self._env_api_base_url or self.telegram.api_base_url
+
+    @property
+    def region(self) -> Region:
+        """The configured region's emergency number and crisis resources."""
+        return self.safety.regions[self.safety.region]
+
+
+def load_config(path: Path | None, env: Mapping[str, str] = os.environ) -> Config:
+    """Load the configuration file (all defaults without one) and the environment.
+
+    Args:
+        path: The YAML file, or None to use the defaults.
+        env: Where ``TELEGRAM_BOT_TOKEN`` and ``TELEGRAM_API_BASE_URL`` are read from.
+
+    Returns:
+        The validated configuration.
+
+    Raises:
+        ConfigError: With every problem found, each as ``file:line:col: message``.
+    """
+    config = Config() if path is None else _load_file(path)
+    token = env.get(TOKEN_ENV, "").strip()
+    if token and not _TOKEN.fullmatch(token):
+        raise ConfigError(
+            [
+                f"{TOKEN_ENV} does not look like a bot token (digits, a colon, then letters, "
+                "digits, - or _, as @BotFather gives it); its value is not shown"
+            ]
+        )
+    base_url = env.get(API_BASE_URL_ENV, "").strip()
+    if base_url and not re.fullmatch(_URL, base_url):
+        raise ConfigError([f"{API_BASE_URL_ENV} must be a URL starting with http:// or https://"])
+    config._token = SecretStr(token) if token else None
+    config._env_api_base_url = base_url or None
+    return config
+
+
+def _load_file(path: Path) -> Config:
+    if not path.is_file():
+        raise ConfigError(
+            [
+                f"{path}:1:1: the config file does not exist; copy config.example.yaml "
+                "or run without a config file to use the defaults"
+            ]
+        )
+    try:
+        source = load_yaml(path)
+    except ScriptError as exc:
+        raise ConfigError(
+            [f"{f.file}:{f.line}:{f.col}: {f.message}" for f in exc.findings]
+        ) from None
+    data = {} if source.data is None else source.data
+    if not isinstance(data, dict):
+        mark = source.mark_for(())
+        raise ConfigError(
+            [f"{mark.file}:{mark.line}:{mark.col}: the config file must be a mapping of sections"]
+        )
+    secrets = [
+        _at(source, found, key=True)
+        + f"`{_dotted(found)}`: secrets do not belong in the config file; "
+        f"set the {TOKEN_ENV} environment variable instead"
+        for found in _secret_keys(data, ())
+    ]
+    if secrets:
+        raise ConfigError(secrets)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_messages(exc, source)) from None
+
+
+def _secret_keys(data: object, path: Path_) -> Iterator[Path_]:
+    """Paths of keys anywhere in ``data`` that look like a place for the bot token."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if key.lower() in _SECRET_KEYS:
+                yield (*path, key)
+            else:
+                yield from _secret_keys(value, (*path, key))
+    elif isinstance(data, list):
+        for index, item in enumerate(data):
+            yield from _secret_keys(item, (*path, index))
+
+
+def _messages(exc: ValidationError, source: LoadedYaml) -> list[str]:
+    messages: list[str] = []
+    for error in exc.errors():
+        loc = tuple(part for part in error["loc"] if isinstance(part, str | int))
+        message, is_key = _explain(error, loc)
+        line = _at(source, loc, key=is_key) + message
+        if line not in messages:
+            messages.append(line)
+    return messages
+
+
+def _explain(error: Any, loc: Path_) -> tuple[str, bool]:
+    """A readable message for one validation error, and whether the key is at fault."""
+    kind: str = error["type"]
+    where = f"`{_dotted(loc)}`"
+    ctx = error.get("ctx") or {}
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        close = difflib.get_close_matches(key, _keys_at(loc[:-1]), n=1, cutoff=0.6)
+        hint = f"; did you mean `{close[0]}`?" if close else ""
+        section = f" in `{_dotted(loc[:-1])}`" if len(loc) > 1 else ""
+        return f"unknown key `{key}`{section}{hint}", True
+    simple = {
+        "missing": "is missing",
+        "int_type": "must be a whole number",
+        "float_type": "must be a number",
+        "string_type": "must be text (put it in quotes)",
+        "bool_type": "must be true or false",
+        "list_type": "must be a list",
+        "dict_type": "must be a mapping of keys to values",
+        "model_type": "must be a mapping of keys to values",
+        "path_type": "must be a path (text)",
+    }
+    if kind in simple:
+        return f"{where} {simple[kind]}", False
+    if kind == "literal_error":
+        return f"{where} must be one of: {ctx.get('expected')}", False
+    if kind == "string_pattern_mismatch":
+        pattern = str(ctx.get("pattern"))
+        return f"{where} must be {_PATTERN_HINTS.get(pattern, f'text matching {pattern}')}", False
+    bounds = {
+        "greater_than_equal": ("at least", "ge"),
+        "greater_than": ("more than", "gt"),
+        "less_than_equal": ("at most", "le"),
+        "less_than": ("less than", "lt"),
+    }
+    if kind in bounds:
+        words, name = bounds[kind]
+        return f"{where} must be {words} {ctx.get(name)}", False
+    if kind in ("too_short", "too_long", "string_too_short", "string_too_long"):
+        return f"{where}: {str(error['msg']).lower()}", False
+    if kind == "value_error":
+        return f"{where} {str(error['msg']).removeprefix('Value error, ')}", False
+    return f"{where}: {error['msg']}", False
+
+
+def _keys_at(loc: Path_) -> list[str]:
+    """The keys the model at ``loc`` accepts (for "did you mean")."""
+    current: Any = Config
+    for part in loc:
+        current = _unwrap(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            if field is None:
+                return []
+            current = field.annotation
+        elif get_origin(current) in (dict, list):
+            current = get_args(current)[-1]
+        else:
+            return []
+    current = _unwrap(current)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    """Strip ``Annotated`` and ``| None`` from a type annotation."""
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation = get_args(annotation)[0]
+        elif origin in (Union, types.UnionType):
+            annotation = next(a for a in get_args(annotation) if a is not type(None))
+        else:
+            return annotation
+
+
+def _at(source: LoadedYaml, loc: Path_, *, key: bool = False) -> str:
+    mark = source.mark_for(loc, key=key)
+    return f"{mark.file}:{mark.line}:{mark.col}: "
+
+
+def _dotted(loc: Path_) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "config"

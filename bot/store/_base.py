@@ -1,0 +1,290 @@
+"""The store interface: records and the abstract `Store` that every backend implements.
+
+Keys are client ids such as ``"tg:123456789"`` or ``"term:ada"``. Every time is a
+timezone-aware `datetime` passed in by the caller; a store never reads the clock.
+Client state and all payloads are opaque JSON objects to the store.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Self
+
+
+class StoreError(Exception):
+    """The backend failed; the operation may not have taken effect."""
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRecord:
+    """A ledger row to append: consent, pacing, check-in or safety event."""
+
+    kind: str
+    data: Mapping[str, object]
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRow:
+    """A ledger row read back; `seq` grows with every append and is never reused."""
+
+    seq: int
+    client_id: str
+    at: datetime
+    kind: str
+    data: dict[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    """A message to send after the commit that queued it is durable.
+
+    `chat_id` is None for adapters without chats (the terminal). `payload` is the
+    adapter's JSON description of the message (text, buttons, send/edit/delete).
+    """
+
+    client_id: str
+    chat_id: int | None
+    payload: Mapping[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """A queued message not yet sent."""
+
+    id: int
+    client_id: str
+    chat_id: int | None
+    payload: dict[str, object]
+    attempts: int
+    not_before: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAnswer:
+    """A free-text answer the client opted in to store."""
+
+    step: str
+    text: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """A timer to set (reminder, silence follow-up); unique per client and kind."""
+
+    kind: str
+    due: datetime
+    payload: Mapping[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class DueTimer:
+    """A timer whose time has come. It stays until a commit cancels or replaces it."""
+
+    client_id: str
+    kind: str
+    due: datetime
+    payload: dict[str, object]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Commit:
+    """Everything one event changes, applied atomically or not at all.
+
+    The parts are applied in this order: dedup by `event_id`, `cancel_outbox`, `state`,
+    `ledger`, `outbox`, `answers`, `timers_cancel`, `timers_set`.
+
+    Attributes:
+        event_id: Dedup key, e.g. ``"tg:update:12345"``; a second commit with the same key
+            changes nothing.
+        client_id: The client the event belongs to.
+        at: When the event happened (kept for dedup retention and `updated_at`).
+        state: The client's new state; None leaves it unchanged.
+        ledger: Ledger rows to append, in order.
+        outbox: Messages to queue, in order.
+        answers: Free-text answers to store.
+        timers_set: Timers to create or replace, keyed by kind.
+        timers_cancel: Timer kinds to delete; ``"*"`` deletes all of the client's timers.
+        cancel_outbox: Drop the client's unsent messages before queuing `outbox`.
+    """
+
+    event_id: str
+    client_id: str
+    at: datetime
+    state: Mapping[str, object] | None
+    ledger: Sequence[LedgerRecord] = ()
+    outbox: Sequence[OutgoingMessage] = ()
+    answers: Sequence[StoredAnswer] = ()
+    timers_set: Sequence[Timer] = ()
+    timers_cancel: Sequence[str] = ()
+    cancel_outbox: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Invite:
+    """A single-use invite code, stored only as a hash.
+
+    `max_level` None means the contract's default. After the redeeming client's data is
+    erased, `redeemed_by` is None while `redeemed_at` still marks the code as used.
+    """
+
+    code_hash: str
+    script_id: str
+    max_level: int | None
+    expires_at: datetime
+    created_at: datetime
+    redeemed_by: str | None = None
+    redeemed_at: datetime | None = None
+
+
+class Store(ABC):
+    """Durable storage for clients' state, ledger, outbox, timers and invites.
+
+    Use as ``async with store: ...`` or call `open` and `close`. Methods raise
+    `StoreError` when the backend fails and `ValueError`/`TypeError` for bad input
+    (naive datetimes, values that are not JSON).
+    """
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect, apply pending migrations and start accepting commits."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Finish every commit already submitted, then disconnect."""
+
+    @abstractmethod
+    async def commit(self, commit: Commit) -> bool:
+        """Apply `commit` atomically; return only once it is durable.
+
+        Returns:
+            True if applied, False if its `event_id` was seen before (nothing changed).
+        """
+
+    @abstractmethod
+    async def load_state(self, client_id: str) -> dict[str, object] | None:
+        """Return the client's state, or None if none was ever stored."""
+
+    @abstractmethod
+    async def client_ids(self) -> list[str]:
+        """Return the ids of all clients with a stored state, sorted."""
+
+    @abstractmethod
+    async def pending_outbox(self, now: datetime, limit: int = 100) -> list[OutboxRow]:
+        """Return up to `limit` messages ready to send, in queue order.
+
+        A message is ready when its `not_before` has passed and no earlier message of the
+        same client is still deferred, so each client's messages go out in order.
+        """
+
+    @abstractmethod
+    async def mark_sent(
+        self, outbox_id: int, sent_at: datetime, message_ids: Sequence[int] = ()
+    ) -> None:
+        """Remove a sent message from the outbox and remember the chat message ids.
+
+        The ids are kept (for `recent_sent_messages`) only for messages with a chat.
+        An unknown `outbox_id` (e.g. cancelled meanwhile) is ignored.
+        """
+
+    @abstractmethod
+    async def defer_outbox(self, outbox_id: int, not_before: datetime, attempts: int) -> None:
+        """Hold a message back until `not_before` and record the attempts so far."""
+
+    @abstractmethod
+    async def drop_outbox(self, client_id: str) -> int:
+        """Drop all of the client's unsent messages; return how many were dropped."""
+
+    @abstractmethod
+    async def recent_sent_messages(self, client_id: str, since: datetime) -> list[tuple[int, int]]:
+        """Return ``(chat_id, message_id)`` of messages sent to the client since `since`."""
+
+    @abstractmethod
+    async def due_timers(self, now: datetime) -> list[DueTimer]:
+        """Return all timers due at `now`, earliest first."""
+
+    @abstractmethod
+    async def ledger(self, client_id: str) -> list[LedgerRow]:
+        """Return the client's ledger rows in append order."""
+
+    @abstractmethod
+    async def answers(self, client_id: str) -> list[StoredAnswer]:
+        """Return the client's stored free-text answers, oldest first."""
+
+    @abstractmethod
+    async def export(self, client_id: str) -> dict[str, object]:
+        """Return everything stored about the client as a JSON-ready dict.
+
+        Datetimes are ISO 8601 strings. Keys: client_id, state, updated_at, ledger,
+        answers, timers, outbox, sent_messages, events, failed_codes, invites.
+        """
+
+    @abstractmethod
+    async def erase(self, client_id: str) -> None:
+        """Delete everything stored about the client, leaving no trace in the files.
+
+        Read `recent_sent_messages` first if the chat messages are to be deleted too.
+        Invites the client redeemed stay used but lose the client's id.
+        """
+
+    @abstractmethod
+    async def purge(
+        self,
+        now: datetime,
+        *,
+        ledger_days: int,
+        answers_days: int,
+        technical_days: int = 2,
+    ) -> int:
+        """Delete rows older than their retention period; return how many were deleted.
+
+        Args:
+            now: The current time.
+            ledger_days: Retention of ledger rows.
+            answers_days: Retention of stored free-text answers.
+            technical_days: Retention of dedup keys, sent message ids and failed invite
+                code attempts. Keep it above a day: Telegram redelivers unconfirmed
+                updates for up to 24 hours.
+        """
+
+    @abstractmethod
+    async def add_invite(self, invite: Invite) -> None:
+        """Store a new invite; raise `StoreError` if its hash already exists."""
+
+    @abstractmethod
+    async def redeem_invite(self, code_hash: str, client_id: str, now: datetime) -> Invite | None:
+        """Atomically redeem an invite for `client_id`.
+
+        Returns:
+            The redeemed invite; the same invite again if this client already redeemed it;
+            None if the code is unknown, expired or used by someone else.
+        """
+
+    @abstractmethod
+    async def list_invites(self) -> list[Invite]:
+        """Return all invites, oldest first."""
+
+    @abstractmethod
+    async def failed_codes(self, client_id: str, now: datetime, window: timedelta) -> int:
+        """Return the client's wrong invite codes within `window`, recording nothing."""
+
+    @abstractmethod
+    async def record_failed_code(self, client_id: str, now: datetime, window: timedelta) -> int:
+        """Record a wrong invite code; return the client's failures within `window`."""

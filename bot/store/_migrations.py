@@ -1,0 +1,128 @@
+"""Schema migrations for the SQLite store, tracked in ``PRAGMA user_version``.
+
+``MIGRATIONS[n]`` takes a database from version n to n + 1. Each is a list of statements
+applied in one transaction together with the version bump. Never edit a released
+migration; append a new one.
+
+Times are stored as fixed-width UTC text (``YYYY-MM-DDTHH:MM:SS.ffffffZ``), so comparing
+them as text compares them as times. JSON columns hold UTF-8 JSON text.
+
+Every index costs a page write per commit on the hot path (inbox, clients, ledger,
+outbox), so those tables carry only the indexes their per-client reads need; the daily
+purge and the rare erase scan them instead.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+from bot.store._base import StoreError
+
+Migration = Sequence[str]
+
+_V1: Migration = (
+    """CREATE TABLE clients (
+        client_id TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    ) STRICT""",
+    """CREATE TABLE inbox (
+        event_id TEXT PRIMARY KEY,
+        client_id TEXT NOT NULL,
+        at TEXT NOT NULL
+    ) STRICT, WITHOUT ROWID""",
+    """CREATE TABLE ledger (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        client_id TEXT NOT NULL,
+        at TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind <> ''),
+        data TEXT NOT NULL
+    ) STRICT""",
+    "CREATE INDEX ledger_client ON ledger (client_id, seq)",
+    """CREATE TRIGGER ledger_append_only BEFORE UPDATE ON ledger
+       BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END""",
+    """CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        client_id TEXT NOT NULL,
+        chat_id INTEGER,
+        payload TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        not_before TEXT,
+        created_at TEXT NOT NULL
+    ) STRICT""",
+    "CREATE INDEX outbox_client ON outbox (client_id, id)",
+    """CREATE TABLE answers (
+        id INTEGER PRIMARY KEY,
+        client_id TEXT NOT NULL,
+        step TEXT NOT NULL,
+        text TEXT NOT NULL,
+        at TEXT NOT NULL
+    ) STRICT""",
+    "CREATE INDEX answers_client ON answers (client_id, at)",
+    """CREATE TABLE timers (
+        client_id TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind NOT IN ('', '*')),
+        due TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        PRIMARY KEY (client_id, kind)
+    ) STRICT, WITHOUT ROWID""",
+    "CREATE INDEX timers_due ON timers (due)",
+    """CREATE TABLE sent_messages (
+        chat_id INTEGER NOT NULL,
+        message_id INTEGER NOT NULL,
+        client_id TEXT NOT NULL,
+        sent_at TEXT NOT NULL,
+        PRIMARY KEY (chat_id, message_id)
+    ) STRICT, WITHOUT ROWID""",
+    "CREATE INDEX sent_messages_client ON sent_messages (client_id, sent_at)",
+    """CREATE TABLE invites (
+        code_hash TEXT PRIMARY KEY,
+        script_id TEXT NOT NULL,
+        max_level INTEGER,
+        expires_at TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        redeemed_by TEXT,
+        redeemed_at TEXT
+    ) STRICT""",
+    "CREATE INDEX invites_redeemed_by ON invites (redeemed_by)",
+    """CREATE TABLE failed_codes (
+        id INTEGER PRIMARY KEY,
+        client_id TEXT NOT NULL,
+        at TEXT NOT NULL
+    ) STRICT""",
+    "CREATE INDEX failed_codes_client ON failed_codes (client_id, at)",
+)
+
+MIGRATIONS: Sequence[Migration] = (_V1,)
+
+
+def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> int:
+    """Bring the database up to ``len(migrations)``; return the version it had before.
+
+    Raises:
+        StoreError: The database was written by a newer version of the program.
+    """
+    before = _version(conn)
+    if before > len(migrations):
+        raise StoreError(
+            f"database schema version {before} is newer than this program's {len(migrations)}"
+        )
+    for version in range(before, len(migrations)):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if _version(conn) == version:  # another process may have migrated meanwhile
+                for statement in migrations[version]:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {version + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    return before
+
+
+def _version(conn: sqlite3.Connection) -> int:
+    row = conn.execute("PRAGMA user_version").fetchone()
+    return int(row[0])

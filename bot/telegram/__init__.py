@@ -1,0 +1,51 @@
+"""The python-telegram-bot edge: updates in, outbox messages out.
+
+``run_bot(config)`` is what ``rehearse run`` calls; :class:`TelegramEdge` is the running
+bot (tests drive it against a local fake Bot API server).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from bot.app import build
+from bot.config import Config
+from bot.store import SqliteStore
+from bot.telegram._edge import TelegramEdge, chat_of, serve
+from bot.telegram._invites import code_hash, new_code
+from bot.telegram._logging import install_token_redaction
+from bot.telegram._sender import OutboxSender, Pacer
+
+__all__ = [
+    "OutboxSender",
+    "Pacer",
+    "TelegramEdge",
+    "chat_of",
+    "code_hash",
+    "install_token_redaction",
+    "new_code",
+    "run_bot",
+]
+
+
+def run_bot(config: Config) -> int:
+    """Run the Telegram bot until SIGTERM/SIGINT; returns the exit code."""
+    assert config.token is not None
+    install_token_redaction(config.token.get_secret_value())
+    logging.basicConfig(level=config.logging.level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    loaded = build(config)
+    for finding in loaded.findings:
+        print(finding, file=sys.stderr)
+    if not loaded.scripts:
+        print("rehearse run: no script passed its checks", file=sys.stderr)
+        return 1
+
+    async def main() -> None:
+        async with SqliteStore(config.storage.database) as store:
+            await serve(config, loaded, store)
+
+    asyncio.run(main())
+    return 0

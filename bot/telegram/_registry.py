@@ -1,0 +1,202 @@
+"""The one place where every Telegram handler is registered.
+
+Handlers run in groups, lowest first; a gatekeeper that answers stops the chain:
+
+* group -2, **private chats only**: groups and channels get one polite refusal.
+* group -1, **access**: invite codes (``/start CODE``, rate-limited) or the allowlist.
+  Strangers still get crisis resources when they write crisis language.
+* group 0, **the dispatcher**: every admitted update becomes an engine event. Inside the
+  engine the remaining gatekeepers run before any script logic: crisis language first,
+  then ``/stop`` and the STOP-like words (opt-out), then consent.
+
+Script state lives in the store, never in ``ConversationHandler`` or ``user_data``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from telegram import Update
+from telegram.constants import ChatType, ParseMode
+from telegram.error import TelegramError
+from telegram.ext import (
+    Application,
+    ApplicationHandlerStop,
+    BaseHandler,
+    ContextTypes,
+    TypeHandler,
+)
+
+from bot.config import Config
+from bot.engine import Blocked, CrisisMatcher, Redeemed, Start
+from bot.render import Renderer
+from bot.service import Handled, Rehearsal
+from bot.telegram._convert import Incoming, client_key, convert
+from bot.telegram._invites import code_hash
+from bot.telegram._sender import OutboxSender
+
+log = logging.getLogger(__name__)
+Context = ContextTypes.DEFAULT_TYPE
+
+
+class Handlers:
+    """The gatekeepers and the dispatcher, sharing the service and the sender."""
+
+    def __init__(
+        self,
+        config: Config,
+        service: Rehearsal,
+        sender: OutboxSender,
+        texts: Renderer,
+        crisis: CrisisMatcher,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.config = config
+        self.service = service
+        self.sender = sender
+        self.texts = texts
+        self.crisis = crisis
+        self.clock = clock
+        self._admitted: set[str] = set()
+        self._refused_groups: set[int] = set()
+
+    def register(self, app: Application) -> None:  # type: ignore[type-arg]
+        """Register every handler of the bot, gatekeepers first."""
+        handlers: list[tuple[int, BaseHandler]] = [  # type: ignore[type-arg]
+            (-2, TypeHandler(Update, self.private_only)),
+            (-1, TypeHandler(Update, self.access)),
+            (0, TypeHandler(Update, self.dispatch)),
+        ]
+        for group, handler in handlers:
+            app.add_handler(handler, group=group)
+        app.add_error_handler(self.on_error)
+
+    # -- gatekeepers ------------------------------------------------------------------------
+    async def private_only(self, update: Update, context: Context) -> None:
+        """Refuse groups and channels, once per chat."""
+        chat = update.effective_chat
+        if chat is None or chat.type == ChatType.PRIVATE:
+            return
+        if update.message is not None and chat.id not in self._refused_groups:
+            self._refused_groups.add(chat.id)
+            await self._reply(context, chat.id, self.texts.system("group.refusal"))
+        raise ApplicationHandlerStop
+
+    async def access(self, update: Update, context: Context) -> None:
+        """Let admitted clients through; handle invite codes and strangers."""
+        incoming = convert(update)
+        if incoming is None:
+            raise ApplicationHandlerStop
+        event = incoming.event
+        if isinstance(event, Start) and event.payload:
+            if await self._redeem(incoming, event.payload, event.display_name, context):
+                raise ApplicationHandlerStop
+            if await self.admitted(incoming.client_id):
+                return
+            raise ApplicationHandlerStop
+        if await self.admitted(incoming.client_id):
+            return
+        if isinstance(event, Blocked):
+            raise ApplicationHandlerStop
+        if incoming.text is not None and self.crisis.matches(incoming.text):
+            await self._stranger_crisis(context, incoming.chat_id)
+        else:
+            await self._reply(context, incoming.chat_id, self.texts.system("access.invite_needed"))
+        raise ApplicationHandlerStop
+
+    async def admitted(self, client_id: str) -> bool:
+        """Whether a client may use the bot: allowlisted, an admin, or redeemed an invite."""
+        if client_id in self._admitted:
+            return True
+        user_id = int(client_id.removeprefix("tg:"))
+        listed = self.config.access.mode == "allowlist" and user_id in self.config.access.allowlist
+        known = await self.service.store.load_state(client_id) is not None
+        if listed or known or user_id in self.config.telegram.admins:
+            self._admitted.add(client_id)
+            return True
+        return False
+
+    async def _redeem(
+        self, incoming: Incoming, code: str, name: str | None, context: Context
+    ) -> bool:
+        """Try an invite code; True when it was redeemed and handled."""
+        store, now = self.service.store, self.clock()
+        access = self.config.access
+        window = timedelta(minutes=access.wrong_code_window_minutes)
+        if await store.failed_codes(incoming.client_id, now, window) >= access.wrong_code_limit:
+            await self._reply(context, incoming.chat_id,
+                              self.texts.system("access.too_many_codes"))
+            return False
+        invite = await store.redeem_invite(code_hash(code), incoming.client_id, now)
+        if invite is None:
+            await store.record_failed_code(incoming.client_id, now, window)
+            if not await self.admitted(incoming.client_id):
+                await self._reply(context, incoming.chat_id, self.texts.system("access.bad_code"))
+            return False
+        self._admitted.add(incoming.client_id)
+        event = Redeemed(script_id=invite.script_id, max_level=invite.max_level,
+                         display_name=name)
+        await self._after(context, incoming.chat_id,
+                          await self.service.handle(incoming.client_id, incoming.event_id, event))
+        return True
+
+    async def _stranger_crisis(self, context: Context, chat_id: int) -> None:
+        region = self.config.safety.regions[self.config.safety.region]
+        resources = [r.model_dump() for r in region.resources]
+        await self._reply(context, chat_id, self.texts.system(
+            "crisis.resources", resources=resources, emergency=region.emergency))
+
+    # -- the dispatcher ---------------------------------------------------------------------
+    async def dispatch(self, update: Update, context: Context) -> None:
+        """Hand an admitted update to the engine through the service."""
+        incoming = convert(update)
+        if incoming is None:
+            return
+        query = update.callback_query
+        if query is not None:
+            try:
+                await query.answer()
+            except TelegramError:
+                log.info("could not answer a button press; handling it anyway")
+            if query.message is not None:
+                await self.sender.keyboard_answered(incoming.chat_id, query.message.message_id)
+        handled = await self.service.handle(incoming.client_id, incoming.event_id,
+                                            incoming.event)
+        await self._after(context, incoming.chat_id, handled)
+
+    async def _after(self, context: Context, chat_id: int, handled: Handled) -> None:
+        """Carry out what only this edge can do: send an export, finish an erasure."""
+        self.sender.wake.set()
+        if handled.export is not None:
+            data = json.dumps(handled.export, ensure_ascii=False, indent=2).encode()
+            try:
+                await context.bot.send_document(chat_id, io.BytesIO(data),
+                                                filename="rehearse-my-data.json")
+            except TelegramError:
+                log.warning("could not send a client's export")
+        if handled.erased:
+            self._admitted.discard(client_key(chat_id))
+            deleted = 0
+            for chat, message_id in handled.deletable:
+                try:
+                    deleted += bool(await context.bot.delete_message(chat, message_id))
+                except TelegramError:
+                    continue
+            await self._reply(context, chat_id,
+                              self.texts.system("delete.done", deleted_messages=deleted))
+
+    async def _reply(self, context: Context, chat_id: int, text: str) -> None:
+        """Answer outside the outbox: only for people with no stored state at all."""
+        try:
+            await context.bot.send_message(chat_id, text, parse_mode=ParseMode.HTML)
+        except TelegramError as exc:
+            log.warning("could not answer a chat (%s)", type(exc).__name__)
+
+    async def on_error(self, update: object, context: Context) -> None:
+        """Log handler errors without content; the update is retried only by dedup rules."""
+        log.error("error while handling an update: %r", context.error,
+                  exc_info=context.error)

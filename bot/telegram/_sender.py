@@ -1,0 +1,261 @@
+"""Sending: every message leaves through the outbox, paced under Telegram's limits.
+
+Rows are sent in order per client. A 429 holds sending for ``retry_after``; timeouts,
+dropped connections and 5xx are retried with backoff and never dropped; "bot was blocked"
+counts as a halt. A message is removed from the outbox only after Telegram accepted it, so
+after a crash unsent rows go out on restart (at least once: a send that timed out after
+Telegram accepted it can arrive twice).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+
+from bot.store import OutboxRow, Store
+
+log = logging.getLogger(__name__)
+_TAGS = re.compile(r"<[^>]+>")
+
+
+@dataclass
+class Pacer:
+    """Token buckets: a small burst per chat, then ``per_chat`` a second; ``overall`` in all.
+
+    A rate of 0 switches that limit off (benchmarks against a server without limits).
+    """
+
+    per_chat: float = 1.0
+    overall: float = 30.0
+    burst: int = 3
+    clock: Callable[[], float] = time.monotonic
+    _chats: dict[int, tuple[float, float]] = field(default_factory=dict)
+    _overall: tuple[float, float] | None = None
+    _hold_until: float = 0.0
+
+    def wait(self, chat_id: int) -> float:
+        """Seconds until a message may go to this chat (0: now)."""
+        now = self.clock()
+        waits = [self._hold_until - now]
+        if self.overall > 0:
+            waits.append(_bucket_wait(self._overall, self.overall, self.burst * 10, now))
+        if self.per_chat > 0:
+            waits.append(_bucket_wait(self._chats.get(chat_id), self.per_chat, self.burst, now))
+        return max(0.0, *waits)
+
+    def take(self, chat_id: int) -> None:
+        """Record a message sent to this chat."""
+        now = self.clock()
+        if self.overall > 0:
+            self._overall = _bucket_take(self._overall, self.overall, self.burst * 10, now)
+        if self.per_chat > 0:
+            self._chats[chat_id] = _bucket_take(self._chats.get(chat_id), self.per_chat,
+                                                self.burst, now)
+            if len(self._chats) > 10_000:
+                self._forget(now)
+
+    def hold(self, seconds: float) -> None:
+        """Send nothing at all for a while (after a 429)."""
+        self._hold_until = max(self._hold_until, self.clock() + seconds)
+
+    def _forget(self, now: float) -> None:
+        full = [c for c, (_, at) in self._chats.items() if now - at > self.burst / self.per_chat]
+        for chat in full:
+            del self._chats[chat]
+
+
+def _bucket_wait(bucket: tuple[float, float] | None, rate: float, size: int, now: float) -> float:
+    tokens = _tokens(bucket, rate, size, now)
+    return 0.0 if tokens >= 1 else (1 - tokens) / rate
+
+
+def _bucket_take(
+    bucket: tuple[float, float] | None, rate: float, size: int, now: float
+) -> tuple[float, float]:
+    return (_tokens(bucket, rate, size, now) - 1, now)
+
+
+def _tokens(bucket: tuple[float, float] | None, rate: float, size: int, now: float) -> float:
+    if bucket is None:
+        return float(size)
+    tokens, at = bucket
+    return min(float(size), tokens + (now - at) * rate)
+
+
+class OutboxSender:
+    """Sends queued messages through the Bot API.
+
+    Args:
+        bot: The python-telegram-bot ``Bot``.
+        store: Where the outbox lives.
+        clock: Current UTC time.
+        on_blocked: Called with a client id when Telegram says the bot was blocked.
+        pacer: Rate limits.
+        backoff: Seconds to wait after the 1st, 2nd, … failed attempt (the last repeats).
+    """
+
+    def __init__(
+        self,
+        bot: Bot,
+        store: Store,
+        clock: Callable[[], datetime],
+        on_blocked: Callable[[str, int], Awaitable[None]],
+        pacer: Pacer | None = None,
+        backoff: Sequence[float] = (1, 2, 5, 10, 30, 60),
+    ) -> None:
+        self.bot = bot
+        self.store = store
+        self.clock = clock
+        self.on_blocked = on_blocked
+        self.pacer = pacer or Pacer()
+        self.backoff = tuple(backoff)
+        self.wake = asyncio.Event()
+        self._keyboards: dict[int, int] = {}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Send until ``stop`` is set, sleeping when nothing is ready."""
+        while not stop.is_set():
+            self.wake.clear()
+            delay = await self.send_ready()
+            if delay == 0:
+                continue
+            waiter = asyncio.create_task(self.wake.wait())
+            stopper = asyncio.create_task(stop.wait())
+            await asyncio.wait({waiter, stopper}, timeout=delay,
+                               return_when=asyncio.FIRST_COMPLETED)
+            for task in (waiter, stopper):
+                task.cancel()
+
+    async def drain(self, timeout: float) -> None:
+        """Send everything ready now, for up to ``timeout`` seconds (used at shutdown)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            delay = await self.send_ready()
+            if delay is None or delay > deadline - time.monotonic():
+                return
+            if delay:
+                await asyncio.sleep(delay)
+
+    async def send_ready(self) -> float | None:
+        """Send what may go now; return 0 to go on at once, seconds to wait, or None if idle."""
+        rows = await self.store.pending_outbox(self.clock(), limit=200)
+        if not rows:
+            return None
+        waiting: dict[int, float] = {}
+        sent = False
+        for row in rows:
+            chat = row.chat_id
+            if chat is None:
+                continue
+            if chat in waiting:
+                continue
+            wait = self.pacer.wait(chat)
+            if wait > 0:
+                waiting[chat] = wait
+                continue
+            self.pacer.take(chat)
+            if not await self._deliver(row, chat):
+                waiting[chat] = 0.05
+            sent = True
+        if sent:
+            return 0
+        return min(waiting.values(), default=0.5)
+
+    async def keyboard_answered(self, chat_id: int, message_id: int) -> None:
+        """Edit the keyboard away from a message whose button was pressed."""
+        if self._keyboards.get(chat_id) == message_id:
+            del self._keyboards[chat_id]
+        await self._remove_keyboard(chat_id, message_id)
+
+    async def _deliver(self, row: OutboxRow, chat: int) -> bool:
+        payload = row.payload
+        text = str(payload.get("text", ""))
+        markup = _markup(payload.get("buttons"))
+        try:
+            ids = await self._send(chat, text, markup, bool(payload.get("replace_keyboard")))
+        except RetryAfter as exc:
+            seconds = exc.retry_after if isinstance(exc.retry_after, int | float) else (
+                exc.retry_after.total_seconds())
+            self.pacer.hold(float(seconds))
+            await self._defer(row, float(seconds), count=False)
+            return False
+        except Forbidden:
+            log.info("a client blocked the bot; treating it as a halt")
+            await self.on_blocked(row.client_id, row.id)
+            return False
+        except BadRequest as exc:
+            if not await self._bad_request(row, chat, text, exc):
+                return False
+            return True
+        except NetworkError as exc:  # timeouts, dropped connections, 5xx
+            log.warning("sending failed (%s); will retry", type(exc).__name__)
+            await self._defer(row, self.backoff[min(row.attempts, len(self.backoff) - 1)])
+            return False
+        await self.store.mark_sent(row.id, self.clock(), ids)
+        return True
+
+    async def _send(
+        self, chat: int, text: str, markup: InlineKeyboardMarkup | None, replace: bool
+    ) -> list[int]:
+        previous = self._keyboards.get(chat)
+        if replace and previous is not None:
+            try:
+                await self.bot.edit_message_text(text, chat_id=chat, message_id=previous,
+                                                 parse_mode=ParseMode.HTML, reply_markup=markup)
+                return []
+            except BadRequest as exc:
+                if "not modified" in str(exc).lower():
+                    return []
+        if markup is not None and previous is not None:
+            del self._keyboards[chat]
+            await self._remove_keyboard(chat, previous)
+        message = await self.bot.send_message(chat, text, parse_mode=ParseMode.HTML,
+                                              reply_markup=markup)
+        if markup is not None:
+            self._keyboards[chat] = message.message_id
+        return [message.message_id]
+
+    async def _bad_request(self, row: OutboxRow, chat: int, text: str, exc: BadRequest) -> bool:
+        """A message Telegram refuses: send it as plain text once, else drop it (logged)."""
+        if "parse entities" in str(exc).lower():
+            try:
+                plain = html.unescape(_TAGS.sub("", text))
+                message: Message = await self.bot.send_message(chat, plain[:4096])
+                await self.store.mark_sent(row.id, self.clock(), [message.message_id])
+                return True
+            except TelegramError as retry_exc:
+                exc = retry_exc if isinstance(retry_exc, BadRequest) else exc
+        log.error("Telegram refused outbox message %s (%s); dropping it", row.id, exc.message)
+        await self.store.mark_sent(row.id, self.clock())
+        return True
+
+    async def _defer(self, row: OutboxRow, seconds: float, *, count: bool = True) -> None:
+        attempts = row.attempts + 1 if count else row.attempts
+        await self.store.defer_outbox(row.id, self.clock() + timedelta(seconds=seconds),
+                                      attempts)
+
+    async def _remove_keyboard(self, chat: int, message_id: int) -> None:
+        try:
+            await self.bot.edit_message_reply_markup(chat_id=chat, message_id=message_id,
+                                                     reply_markup=None)
+        except TelegramError:
+            pass  # cosmetic: a stale keyboard is answered kindly anyway
+
+
+def _markup(rows: object) -> InlineKeyboardMarkup | None:
+    if not isinstance(rows, list) or not rows:
+        return None
+    return InlineKeyboardMarkup([
+        [InlineKeyboardButton(str(label), callback_data=str(data)) for label, data in row]
+        for row in rows
+    ])
