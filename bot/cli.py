@@ -20,7 +20,6 @@ from pathlib import Path
 
 from bot.app import build
 from bot.config import Config, ConfigError, load_config
-from bot.service import Rehearsal
 from bot.script import (
     ScriptError,
     Severity,
@@ -31,7 +30,10 @@ from bot.script import (
     to_dot,
     to_mermaid,
 )
+from bot.service import Rehearsal
 from bot.store import SqliteStore
+from bot.telegram import run_bot
+from bot.terminal import play
 
 log = logging.getLogger("rehearse")
 
@@ -142,8 +144,6 @@ def _schema(_: argparse.Namespace) -> int:
 
 # -- running ----------------------------------------------------------------------------------
 def _play(args: argparse.Namespace) -> int:
-    from bot.terminal import play
-
     config = _config(args)
     if args.script is not None and not args.script.is_file():
         print(f"rehearse play: no such script: {args.script}", file=sys.stderr)
@@ -174,8 +174,6 @@ def _user_name() -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from bot.telegram import run_bot
-
     config = _config(args)
     if config.token is None:
         print("No TELEGRAM_BOT_TOKEN is set. To rehearse in the terminal instead, run: "
@@ -187,6 +185,11 @@ def _run(args: argparse.Namespace) -> int:
 def _operator(args: argparse.Namespace) -> int:
     config = _config(args)
 
+    if args.command == "erase" and not args.yes:
+        answer = input(f"Erase all data of {args.client}? This cannot be undone. [y/N] ")
+        if answer.strip().lower() != "y":
+            return 1
+
     async def act() -> int:
         loaded = build(config)
         async with SqliteStore(config.storage.database) as store:
@@ -195,8 +198,6 @@ def _operator(args: argparse.Namespace) -> int:
                 return 1
             service = Rehearsal(loaded.engine, store, _utc_now)
             if args.command == "erase":
-                if not args.yes and input(f"Erase all data of {args.client}? [y/N] ") != "y":
-                    return 1
                 await store.erase(args.client)
                 print(f"erased {args.client}")
                 return 0

@@ -13,10 +13,11 @@ and ``&#34;``, which Telegram accepts ("all numerical HTML entities are supporte
 
 The sandbox is tightened beyond Jinja's defaults so that a template can neither reach outside
 (no ``include``/``import``/``extends``, no ``|safe``, no private attributes, no autoescape
-switch, no macros) nor run away: loops, numbers passed to functions and every value a template
-builds are bounded, and so is the rendered length. Stray ``<``, ``>`` and ``&`` in a template
-and tags Telegram does not know are escaped, and unclosed tags are closed, so a rendered text
-always parses as Telegram HTML; :meth:`Renderer.check` reports such slips to the author.
+switch, no macros or recursive loops) nor run away: loops, numbers passed to functions and
+every value a template builds are bounded, and so is the rendered length. Stray ``<``, ``>``
+and ``&`` in a template and tags Telegram does not know are escaped, and unclosed tags are
+closed, so a rendered text always parses as Telegram HTML; :meth:`Renderer.check` reports such
+slips to the author.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from bot.script._findings import Finding, ScriptError, Severity
 from bot.script._yaml import LoadedYaml, Mark, load_yaml
 
 __all__ = [
+    "MAX_COMMAND_DESCRIPTION",
     "MAX_LABEL_LENGTH",
     "MAX_MESSAGE_LENGTH",
     "SYSTEM_TEXTS",
@@ -159,9 +161,16 @@ _BUTTONS = (
     "skip_private", "skip_no_reason", "relief_yes", "relief_little", "relief_no",
     "cue_tight_chest", "cue_shallow_breath", "cue_tense_jaw", "cue_racing_heart", "cue_numb",
     "cue_foggy", "cue_far_away", "cue_frozen", "level_yes", "level_no", "start",
-    "pace_gentle", "pace_steady", "change_pace", "change_free_text", "change_sharing",
-    "change_reminders", "change_timezone", "reminders_off", "close",
+    "change_pace", "change_free_text", "change_sharing", "toggle_reminders", "change_timezone",
+    "change_reminders", "close",
 )  # fmt: skip
+#: The commands published in Telegram's command menu, each with a ``commands.*`` description.
+_COMMANDS = (
+    "start", "stop", "pause", "resume", "smaller", "skip", "progress", "settings", "mydata",
+    "delete", "privacy", "sos", "help",
+)  # fmt: skip
+#: Longest description of a command in Telegram's menu.
+MAX_COMMAND_DESCRIPTION = 256
 
 #: Every system text: its key and the sample context it is checked with. The sample's keys
 #: are exactly the variables the text may use; ``buttons.*`` keys are button labels.
@@ -259,6 +268,14 @@ SYSTEM_TEXTS: Mapping[str, Mapping[str, object]] = {
     "exercise.done": {"title": "Sharing a small preference"},
     "exercise.none": {},
     "error.generic": {},
+    "menu.choose": {},
+    "menu.needs_consent": {"missing": ["core", "store_free_text", "share_with_therapist"]},
+    "pacing.smallest": {},
+    "pacing.cannot_skip": {},
+    "settings.bad_time": {},
+    "settings.bad_timezone": {},
+    "stop.halted": {},
+    **{f"commands.{name}": {} for name in _COMMANDS},
     **{f"buttons.{name}": {} for name in _BUTTONS},
 }
 
@@ -536,13 +553,11 @@ class Renderer:
         return cls(texts)
 
     def system(self, key: str, **context: object) -> Markup:
-        """Render the system text ``key`` (not a button label: see :meth:`label`).
+        """Render the system text ``key`` as Telegram HTML (for a button use :meth:`label`).
 
         Raises:
             RenderError: For an unknown key, a missing variable, or a text that is too long.
         """
-        if key.startswith("buttons."):
-            raise RenderError(f"`{key}` is a button label; render it with label()")
         return self._render(self._template(key), context)
 
     def label(self, key: str, **context: object) -> str:
@@ -658,6 +673,8 @@ class Renderer:
             return "texts cannot load other templates (include/import/extends)", unsafe
         if isinstance(node, nodes.Macro | nodes.CallBlock):
             return "macros are not available in texts; write the text out", unsafe
+        if isinstance(node, nodes.For) and node.recursive:
+            return "recursive loops are not available in texts", unsafe
         if isinstance(node, nodes.EvalContextModifier):
             return "autoescape cannot be switched in texts; values are always escaped", unsafe
         if isinstance(node, nodes.Getattr) and node.attr.startswith("_"):
@@ -827,8 +844,17 @@ def check_texts(
         try:
             if key.startswith("buttons."):
                 renderer.label(key, **SYSTEM_TEXTS[key])
-            elif not renderer.system(key, **SYSTEM_TEXTS[key]):
+                continue
+            text = renderer.system(key, **SYSTEM_TEXTS[key])
+            if not text:
                 raise RenderError("the text renders empty; Telegram cannot send an empty message")
+            if key.startswith("commands.") and (
+                text != plain_text(text) or len(text) > MAX_COMMAND_DESCRIPTION
+            ):
+                raise RenderError(
+                    "a command description is plain text (no tags, no &) of at most "
+                    f"{MAX_COMMAND_DESCRIPTION} characters"
+                )
         except RenderError as exc:
             message = f"`{key}` with sample values: {exc}"
             findings.append(_finding(mark.file, mark.line, mark.col, message, "texts-render"))

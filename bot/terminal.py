@@ -8,10 +8,8 @@ its file changes and keeps the client's place where the step still exists.
 from __future__ import annotations
 
 import asyncio
-import html
 import json
 import os
-import re
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -20,17 +18,12 @@ from typing import TextIO
 
 from bot.app import Loaded, load_checked
 from bot.engine import Button, Command, Event, Start, Text
+from bot.render import plain_text
 from bot.service import Handled, Rehearsal
 from bot.store import Store
 
-_TAG = re.compile(r"</?(b|strong|i|em|u|ins|s|strike|del|code|pre|blockquote|tg-spoiler)>")
 WATCH_INTERVAL = 1.0
 TIMER_INTERVAL = 5.0
-
-
-def plain(text: str) -> str:
-    """Telegram HTML as terminal text: tags dropped, entities unescaped."""
-    return html.unescape(_TAG.sub("", text))
 
 
 class Terminal:
@@ -110,7 +103,7 @@ class Terminal:
             self._print(f"   [{number}] {label}")
 
     def _print(self, text: str) -> None:
-        self.out.write(plain(text) + "\n")
+        self.out.write(plain_text(text) + "\n")
         self.out.flush()
 
     def _write_export(self, data: dict[str, object]) -> None:

@@ -28,6 +28,10 @@ class Texts(Protocol):
         """Render a script's template text."""
         ...
 
+    def label(self, key: str, **context: object) -> str:
+        """Render a button label as plain text."""
+        ...
+
 
 @dataclass(frozen=True)
 class Resources:
@@ -58,7 +62,7 @@ class Context:
 
     def label(self, key: str) -> str:
         """A button label from the system texts (``buttons.KEY``)."""
-        return self.system(f"buttons.{key}").strip()
+        return self.res.texts.label(f"buttons.{key}")
 
     def script_text(self, source: str, **extra: object) -> str:
         """Render script text with the client's variables."""
@@ -92,6 +96,8 @@ class Context:
     ) -> None:
         """Queue a message; buttons become the one live keyboard (older ones go stale)."""
         buttons: tuple[tuple[ButtonSpec, ...], ...] = ()
+        if not text.strip() and not rows:
+            return  # a script text that rendered empty: Telegram refuses empty messages
         if rows:
             self.state.keyboard += 1
             self.state.offered = [code for row in rows for _, code in row]

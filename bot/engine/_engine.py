@@ -150,6 +150,8 @@ class _Conversation:
         """Safety plan, crisis resources, then "are you safe right now?"."""
         ctx, state = self.ctx, self.state
         policy = ctx.res.policy
+        if from_text:
+            ctx.say("crisis.noticed")
         plan = policy.safety_plans.get(state.client_id)
         if plan and any(plan.values()):
             ctx.say("crisis.safety_plan", plan=plan)
@@ -239,7 +241,7 @@ class _Conversation:
     def _pacing_command(self, name: str, previous: datetime | None) -> None:
         ctx, session = self.ctx, self.state.session
         if session is None:
-            ctx.say("pacing.nothing")
+            ctx.say("pause.nothing")
         elif name == "resume":
             self._resume(previous)
         elif session.paused:
@@ -284,6 +286,10 @@ class _Conversation:
                 self.schedule_reminder()
                 ctx.say("stop.only_this")
             else:
+                state.consents.clear()
+                ctx.log("consent", opt=Opt.CORE.value, given=False,
+                        version=ctx.res.policy.consent_version, reason="withdrawn")
+                ctx.say("stop.withdraw")
                 state.pending = "delete"
                 self._ask_pending()
         elif pending == "delete":
@@ -357,8 +363,6 @@ class _Conversation:
                     retention_days=policy.retention_days, therapist_delay=policy.therapist_delay)
         elif step == "adult":
             ctx.say("consent.adult", [[ctx.button("yes", "y")], [ctx.button("no", "n")]])
-        elif step == "guardian":
-            ctx.say("consent.guardian", [[ctx.button("yes", "y")], [ctx.button("no", "n")]])
         else:
             ctx.say(_CONSENT_TEXTS[step], yes_no)
 
@@ -379,12 +383,6 @@ class _Conversation:
         elif step == "adult":
             ctx.log("age_confirmed", adult=yes)
             state.adult = yes
-            if not yes and not ctx.res.policy.allow_minors:
-                self._refuse_minor()
-                return
-            next_step = _CONSENT_STEPS[0].value if yes else "guardian"
-        elif step == "guardian":
-            ctx.log("guardian_consent", given=yes)
             if not yes:
                 self._refuse_minor()
                 return
@@ -413,11 +411,14 @@ class _Conversation:
         self._ask_pending()
 
     def _refuse_minor(self) -> None:
+        """Under 18: no exercises; where minors are allowed, guardian consent is recorded
+        by the therapist, never self-declared in the chat."""
         ctx, state = self.ctx, self.state
         state.consents.clear()
         ctx.log("consent", opt=Opt.CORE.value, given=False,
                 version=ctx.res.policy.consent_version, reason="minor")
-        ctx.say("consent.minor_refused")
+        ctx.say("consent.guardian_needed" if ctx.res.policy.allow_minors
+                else "consent.minor_refused")
 
     # -- starting, menus, levels ------------------------------------------------------------
     def _start(self, previous: datetime | None) -> None:
@@ -454,7 +455,7 @@ class _Conversation:
         ctx, state = self.ctx, self.state
         available = self._available()
         if not available:
-            ctx.say("menu.none")
+            ctx.say("exercise.none")
             return
         state.pending = "menu"
         rows = [[(ctx.res.scripts[sid].meta.title[:40], f"m{i}")]
@@ -504,7 +505,7 @@ class _Conversation:
     def _resume(self, previous: datetime | None) -> None:
         ctx, session = self.ctx, self.state.session
         if session is None:
-            ctx.say("pacing.nothing")
+            ctx.say("pause.nothing")
             return
         long_pause = previous is not None and ctx.now - previous > ctx.res.policy.long_pause
         if (session.paused and long_pause) or self._returning(previous):
@@ -560,12 +561,12 @@ class _Conversation:
                      for r in state.settings.reminders] if state.has(Opt.REMINDERS, version) else []
         state.pending = "settings"
         ctx.say("settings.menu", [
-            [ctx.button("settings_pace", "gp")],
-            [ctx.button("settings_free_text", "gf")],
-            [ctx.button("settings_share", "gs")],
-            [ctx.button("settings_reminders", "gr")],
-            [ctx.button("settings_timezone", "gz"), ctx.button("settings_time", "gt")],
-            [ctx.button("done", "gd")],
+            [ctx.button("change_pace", "gp")],
+            [ctx.button("change_free_text", "gf")],
+            [ctx.button("change_sharing", "gs")],
+            [ctx.button("toggle_reminders", "gr")],
+            [ctx.button("change_timezone", "gz"), ctx.button("change_reminders", "gt")],
+            [ctx.button("close", "gd")],
         ], pace=state.settings.pace or state.contract.pace,
             store_free_text=state.has(Opt.STORE_FREE_TEXT, version),
             share_with_therapist=state.has(Opt.SHARE_WITH_THERAPIST, version),

@@ -271,7 +271,7 @@ class StepRunner:
         elif code in ("hi", "ex"):
             self._helper(code)
         elif code.startswith("s") and frame.sub == "skip_reason":
-            reason = ("not-today", "too-much", "private", None)[int(code[1:])]
+            reason = ("not_today", "too_much", "private", None)[int(code[1:])]
             self._skipped(reason)
         else:
             self.show()

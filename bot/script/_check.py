@@ -40,7 +40,7 @@ from bot.script._graph import StepGraph, own_calm, path_to
 from bot.script._load import LoadedScript, load_script
 from bot.script._yaml import LoadedYaml, Mark, Path_
 
-__all__ = ["BUILTIN_VARIABLES", "MAX_CALLBACK_BYTES", "check_paths", "check_script"]
+__all__ = ["BUILTIN_VARIABLES", "check_paths", "check_script"]
 
 #: The variables the engine gives every template and condition (``Context.variables``).
 BUILTIN_VARIABLES: tuple[str, ...] = (
@@ -61,11 +61,9 @@ _BUILTIN_SAMPLES: dict[str, object] = {
 }
 #: Room left for the system text the engine wraps around a role-play line, hint or example.
 WRAP_MARGIN = 200
-#: Telegram's limit for a button's callback data.
-MAX_CALLBACK_BYTES = 64
-#: Digits of the largest keyboard number the engine puts before a button's code (2**63).
-_KEYBOARD_DIGITS = 19
 _PLAIN_BREAKERS = frozenset("{<&")
+_DEFINE_IT = ("Define it with `set:`, `save_as:` or a choice's `set:`, or use a built-in: "
+              + ", ".join(BUILTIN_VARIABLES))
 #: Parses templates only to list the variables they read.
 _NAMES_ENV = Environment()
 
@@ -259,14 +257,15 @@ def _line_naming(source: str, name: str) -> int:
     return next((n for n, line in enumerate(source.splitlines(), 1) if word.search(line)), 1)
 
 
-def _callback_bytes(code: str) -> int:
-    """The longest callback data the engine can send for a button code (``SEQ:code``)."""
-    return _KEYBOARD_DIGITS + 1 + len(code.encode())
-
-
 def _did_you_mean(word: str, options: Collection[str]) -> str:
     close = difflib.get_close_matches(word, list(options), n=1)
     return f"; did you mean `{close[0]}`?" if close else ""
+
+
+def _route(parents: dict[str, str | None], step_id: str) -> str:
+    """How a search reached a step, for a message: the path, or that it is the first step."""
+    path = path_to(parents, step_id)
+    return _shown_path(path) if len(path) > 1 else "it is the first step"
 
 
 def _shown_path(path: list[str]) -> str:
@@ -343,7 +342,7 @@ class _Checker:
             self._check_calm(exercise_id, self.graph.mark(step_id, kind, "calm", index))
         if not own and not self.meta.calm:
             what = "check-in" if kind == "checkin" else "role-play"
-            self._error(self.graph.mark(step_id), "no-calm", (
+            self._error(self.graph.mark(step_id, kind, key=True), "no-calm", (
                 f"{what} `{step_id}` has nothing to calm with: add `calm: [paced-breathing]` "
                 "(a breathing, grounding, relaxation or self-talk exercise) to it, or a default "
                 "`calm:` under `script:`. With high distress the bot runs these exercises, asks "
@@ -467,8 +466,7 @@ class _Checker:
         for problem in problems:
             message = problem.message
             if problem.code == "template-unknown-variable":
-                message += ("; define it with `set:`, `save_as:` or a choice's `set:`, or use a "
-                            f"built-in: {', '.join(BUILTIN_VARIABLES)}")
+                message += f". {_DEFINE_IT}"
             where = self.lines.template_line(mark, problem.line)
             report = self._warn if problem.code == "template-html" else self._error
             report(where, problem.code, message)
@@ -486,7 +484,9 @@ class _Checker:
             return
         limit = render.MAX_MESSAGE_LENGTH - (WRAP_MARGIN if text.wrapped else 0)
         if length > limit:
-            self._too_long(mark, f"{length:,} characters", limit, text.wrapped)
+            room = " (it is shown inside a frame, which needs room of its own)"
+            self._too_long(mark, f"renders to {length:,} characters; keep it under "
+                           f"{limit:,}{room if text.wrapped else ''}")
 
     def _template_problems(self, source: str) -> list[render.TemplateProblem]:
         if _is_plain(source):
@@ -522,7 +522,7 @@ class _Checker:
     def _render_failed(self, mark: Mark, exc: render.RenderError) -> None:
         where = self.lines.template_line(mark, exc.line or 1)
         if exc.line is None and exc.__cause__ is None:
-            self._too_long(where, "more than Telegram allows", render.MAX_MESSAGE_LENGTH, False)
+            self._too_long(where, f"is too long: {exc}")
         elif isinstance(exc.__cause__, SecurityError):
             self._error(where, "template-unsafe", f"this text is refused when rendered: {exc}")
         else:
@@ -530,12 +530,11 @@ class _Checker:
                         f"values (a {len(str(_BUILTIN_SAMPLES['name']))}-character name, "
                         f"numbers like 10): {exc}")
 
-    def _too_long(self, mark: Mark, length: str, limit: int, wrapped: bool) -> None:
-        room = " (it is shown inside a frame, which needs room of its own)" if wrapped else ""
+    def _too_long(self, mark: Mark, problem: str) -> None:
         self._error(mark, "template-too-long", (
             f"with long sample values (a {len(str(_BUILTIN_SAMPLES['name']))}-character name, "
-            "saved answers at their longest) this text renders to "
-            f"{length}; keep it under {limit:,}{room}, or split it into two steps"))
+            f"saved answers at their longest) this text {problem}. Shorten it or split it into "
+            "two steps"))
 
     # -- steps --
 
@@ -595,10 +594,6 @@ class _Checker:
         for index, choice in enumerate(ask.choices):
             self._check_label(choice.label, self.graph.mark(step_id, "ask", "choices", index,
                                                             "label"))
-        if ask.choices and _callback_bytes(f"c{len(ask.choices) - 1}") > MAX_CALLBACK_BYTES:
-            self._error(self.graph.mark(step_id, "ask", "choices"), "callback-too-long",
-                        f"too many choices: Telegram allows {MAX_CALLBACK_BYTES} bytes of "
-                        "button data")
 
     def _check_branch(self, step_id: str, arms: list[m.BranchArm]) -> None:
         for index, arm in enumerate(arms):
@@ -613,9 +608,8 @@ class _Checker:
                 continue
             for name in sorted(condition.names - self.known):
                 hint = _did_you_mean(name, self.known)
-                self._error(mark, "condition-unknown-variable", (
-                    f"unknown variable `{name}`{hint}; define it with `set:`, `save_as:` or a "
-                    f"choice's `set:`, or use a built-in: {', '.join(BUILTIN_VARIABLES)}"))
+                self._error(mark, "condition-unknown-variable",
+                            f"unknown variable `{name}`{hint}. {_DEFINE_IT}")
 
     # -- proof 1: every step reachable, every path ends --
 
@@ -691,7 +685,7 @@ class _Checker:
                                     lambda step_id: self.steps[step_id].checkin is not None)
         for step_id in parents:
             step = self.steps[step_id]
-            route = _shown_path(path_to(parents, step_id))
+            route = _route(parents, step_id)
             if step.roleplay is not None:
                 self._error(self.graph.mark(step_id), "no-checkin-before-roleplay", (
                     f"role-play `{step_id}` can be reached without a check-in ({route}); put a "
@@ -742,7 +736,7 @@ class _Checker:
         parents = self.graph.search(self.script.first_step, after)
         for step_id in parents:
             if self.steps[step_id].end is not None:
-                route = _shown_path(path_to(parents, step_id))
+                route = _route(parents, step_id)
                 self._warn(self.graph.mark(step_id), "no-after-checkin", (
                     f"the session can end here without an `after` check-in ({route}); add a "
                     "`checkin` with `moment: after` before it, so the client can notice how "

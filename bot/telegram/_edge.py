@@ -9,6 +9,7 @@ retry safe.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Callable
@@ -180,10 +181,8 @@ class TelegramEdge:
             await self._pause(TIMER_INTERVAL)
 
     async def _pause(self, seconds: float) -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), timeout=seconds)
-        except TimeoutError:
-            pass
 
     async def _blocked(self, client_id: str, outbox_id: int) -> None:
         await self.service.handle(client_id, f"tg:blocked:{outbox_id}", Blocked())

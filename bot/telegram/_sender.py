@@ -10,6 +10,7 @@ Telegram accepted it can arrive twice).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import logging
 import re
@@ -136,9 +137,9 @@ class OutboxSender:
             for task in (waiter, stopper):
                 task.cancel()
 
-    async def drain(self, timeout: float) -> None:
-        """Send everything ready now, for up to ``timeout`` seconds (used at shutdown)."""
-        deadline = time.monotonic() + timeout
+    async def drain(self, seconds: float) -> None:
+        """Send everything ready now, for up to ``seconds`` (used at shutdown)."""
+        deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             delay = await self.send_ready()
             if delay is None or delay > deadline - time.monotonic():
@@ -194,9 +195,7 @@ class OutboxSender:
             await self.on_blocked(row.client_id, row.id)
             return False
         except BadRequest as exc:
-            if not await self._bad_request(row, chat, text, exc):
-                return False
-            return True
+            return await self._bad_request(row, chat, text, exc)
         except NetworkError as exc:  # timeouts, dropped connections, 5xx
             log.warning("sending failed (%s); will retry", type(exc).__name__)
             await self._defer(row, self.backoff[min(row.attempts, len(self.backoff) - 1)])
@@ -245,11 +244,10 @@ class OutboxSender:
                                       attempts)
 
     async def _remove_keyboard(self, chat: int, message_id: int) -> None:
-        try:
+        # Cosmetic: a press on a keyboard left behind is answered kindly anyway.
+        with contextlib.suppress(TelegramError):
             await self.bot.edit_message_reply_markup(chat_id=chat, message_id=message_id,
                                                      reply_markup=None)
-        except TelegramError:
-            pass  # cosmetic: a stale keyboard is answered kindly anyway
 
 
 def _markup(rows: object) -> InlineKeyboardMarkup | None:
