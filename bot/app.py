@@ -43,6 +43,18 @@ class Loaded:
     findings: list[Finding]
 
 
+#: Where the shipped ``scripts/`` and ``prompts/`` live (the project directory).
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def resolve(path: Path) -> Path:
+    """A configured relative path: from the working directory, else the project directory."""
+    if path.is_absolute() or path.exists():
+        return path
+    shipped = PROJECT_DIR / path
+    return shipped if shipped.exists() else path
+
+
 def script_files(paths: Iterable[Path]) -> list[Path]:
     """The script files named by paths: files as given, directories' ``*.yaml`` sorted."""
     files: list[Path] = []
@@ -128,9 +140,9 @@ def build(config: Config, script_paths: Sequence[Path] | None = None) -> Loaded:
         config: The loaded configuration.
         script_paths: Scripts to load instead of ``config.scripts.paths``.
     """
-    prompts = Path(config.prompts.path)
+    prompts = resolve(Path(config.prompts.path))
     renderer = Renderer.from_dir(prompts, config.prompts.locale)
-    paths = script_paths or [Path(p) for p in config.scripts.paths]
+    paths = script_paths or [resolve(Path(p)) for p in config.scripts.paths]
     scripts, findings = load_checked(script_files(paths), renderer)
     resources = Resources(scripts=scripts, texts=renderer,
                           crisis=crisis_matcher(prompts, config.prompts.locale),

@@ -15,11 +15,13 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.app import build
 from bot.config import Config, ConfigError, load_config
+from bot.engine import ClientState, Opt
+from bot.render import RenderError
 from bot.script import (
     ScriptError,
     Severity,
@@ -31,8 +33,8 @@ from bot.script import (
     to_mermaid,
 )
 from bot.service import Rehearsal
-from bot.store import SqliteStore
-from bot.telegram import run_bot
+from bot.store import Invite, SqliteStore
+from bot.telegram import bot_username, code_hash, new_code, run_bot
 from bot.terminal import play
 
 log = logging.getLogger("rehearse")
@@ -45,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = args.command or ("run" if os.environ.get("TELEGRAM_BOT_TOKEN") else "play")
     try:
         return int(_COMMANDS[command](args))
-    except (ConfigError, ScriptError) as exc:
+    except (ConfigError, ScriptError, RenderError) as exc:
         print(exc, file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -88,7 +90,27 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the Telegram bot")
     _common(run)
+
+    invite = sub.add_parser("invite", help="create a single-use invite code for a client")
+    invite.add_argument("--script", required=True, help="the script id the client starts with")
+    invite.add_argument("--max-level", type=int, choices=range(1, 6), default=None,
+                        help="the client's max level (default: the contract default)")
+    invite.add_argument("--expires", type=_duration, default=_duration("7d"),
+                        help="how long the code is valid, e.g. 7d, 12h (default 7d)")
+    _common(invite)
+
+    clients = sub.add_parser("clients", help="list clients and their status")
+    _common(clients)
     return parser
+
+
+def _duration(text: str) -> timedelta:
+    """``7d``, ``12h`` or ``30m`` as a duration."""
+    units = {"d": "days", "h": "hours", "m": "minutes"}
+    number, unit = text[:-1], text[-1:]
+    if unit not in units or not number.isdigit() or int(number) == 0:
+        raise argparse.ArgumentTypeError("use a whole number and d, h or m, e.g. 7d")
+    return timedelta(**{units[unit]: int(number)})
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -213,6 +235,63 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _invite(args: argparse.Namespace) -> int:
+    config = _config(args)
+    loaded = build(config)
+    runnable = sorted(sid for sid, s in loaded.scripts.items() if s.first_step is not None)
+    if args.script not in runnable:
+        known = ", ".join(runnable)
+        print(f"rehearse invite: no script `{args.script}` (known: {known})", file=sys.stderr)
+        return 1
+    code, now = new_code(), _utc_now()
+    invite = Invite(code_hash=code_hash(code), script_id=args.script, max_level=args.max_level,
+                    expires_at=now + args.expires, created_at=now)
+
+    async def store_invite() -> str:
+        async with SqliteStore(config.storage.database) as store:
+            await store.add_invite(invite)
+        return await bot_username(config) or "<your_bot>"
+
+    username = asyncio.run(store_invite())
+    print(f"code: {code}")
+    print(f"link: https://t.me/{username}?start={code}")
+    print(f"valid until: {invite.expires_at:%Y-%m-%d %H:%M} UTC; single use")
+    return 0
+
+
+def _clients(args: argparse.Namespace) -> int:
+    config = _config(args)
+
+    async def listing() -> list[str]:
+        rows = []
+        async with SqliteStore(config.storage.database) as store:
+            for client_id in await store.client_ids():
+                raw = await store.load_state(client_id)
+                state = ClientState.model_validate(raw) if raw else None
+                if state is None:
+                    continue
+                rows.append(f"{client_id}\t{client_status(state)}\tlevel {state.level}"
+                            f"/{state.contract.max_level}\t{','.join(state.contract.scripts)}")
+        return rows
+
+    rows = asyncio.run(listing())
+    print("client\tstatus\tlevel\tscripts")
+    for row in rows:
+        print(row)
+    return 0
+
+
+def client_status(state: ClientState) -> str:
+    """A client's status in one word: active, paused, opted-out or not-consented."""
+    if state.halted:
+        return "opted-out"
+    if Opt.CORE.value not in state.consents:
+        return "not-consented"
+    if state.session is not None and state.session.paused:
+        return "paused"
+    return "active"
+
+
 _COMMANDS = {
     "check": _check,
     "graph": _graph,
@@ -222,4 +301,6 @@ _COMMANDS = {
     "export": _operator,
     "ledger": _operator,
     "erase": _operator,
+    "invite": _invite,
+    "clients": _clients,
 }

@@ -44,8 +44,8 @@ __all__ = ["BUILTIN_VARIABLES", "check_paths", "check_script"]
 
 #: The variables the engine gives every template and condition (``Context.variables``).
 BUILTIN_VARIABLES: tuple[str, ...] = (
-    "name", "level", "max_level", "distress", "expected", "connection_count",
-    "last_connection", "exercises_done", "character",
+    "name", "level", "max_level", "distress", "expected", "actual", "relief",
+    "connection_count", "last_connection", "exercises_done", "character",
 )  # fmt: skip
 #: The longest value each built-in can have when the engine renders a text.
 _BUILTIN_SAMPLES: dict[str, object] = {
@@ -54,6 +54,8 @@ _BUILTIN_SAMPLES: dict[str, object] = {
     "max_level": 5,
     "distress": 10,
     "expected": 10,
+    "actual": 10,
+    "relief": "a-little",  # the longest of yes, a-little, no
     "connection_count": 10,
     "last_connection": "C" * 500,  # the engine keeps at most 500 characters
     "exercises_done": 10,

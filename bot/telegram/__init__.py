@@ -10,6 +10,9 @@ import asyncio
 import logging
 import sys
 
+from telegram import Bot
+from telegram.error import TelegramError
+
 from bot.app import build
 from bot.config import Config
 from bot.store import SqliteStore
@@ -22,12 +25,26 @@ __all__ = [
     "OutboxSender",
     "Pacer",
     "TelegramEdge",
+    "bot_username",
     "chat_of",
     "code_hash",
     "install_token_redaction",
     "new_code",
     "run_bot",
 ]
+
+
+async def bot_username(config: Config) -> str | None:
+    """The bot's @username from Telegram (None without a token or when unreachable)."""
+    if config.token is None:
+        return None
+    token = config.token.get_secret_value()
+    bot = Bot(token, base_url=config.api_base_url) if config.api_base_url else Bot(token)
+    try:
+        async with bot:
+            return bot.username
+    except TelegramError:
+        return None
 
 
 def run_bot(config: Config) -> int:

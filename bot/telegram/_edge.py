@@ -20,7 +20,7 @@ from telegram import BotCommand, Update
 from telegram.error import Forbidden, InvalidToken, NetworkError, RetryAfter, TimedOut
 from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
-from bot.app import Loaded, crisis_matcher
+from bot.app import Loaded, crisis_matcher, resolve
 from bot.config import Config
 from bot.engine import COMMANDS, Blocked
 from bot.service import Rehearsal
@@ -82,7 +82,7 @@ class TelegramEdge:
         )
         prompts = config.prompts
         self.handlers = Handlers(config, self.service, self.sender, loaded.renderer,
-                                 crisis_matcher(Path(prompts.path), prompts.locale), clock)
+                                 crisis_matcher(resolve(Path(prompts.path)), prompts.locale), clock)
         self.handlers.register(self.app)
         self.app.add_error_handler(self._note_failure)
         self._stop = asyncio.Event()
