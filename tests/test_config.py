@@ -1,0 +1,207 @@
+"""Tests for configuration loading: defaults, strictness, located errors and secrets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from bot.config import Config, ConfigError, load_config
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "config.example.yaml"
+TOKEN = "123456:TEST-token_x"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def error_lines(tmp_path: Path, text: str) -> list[str]:
+    """Load ``text`` expecting failure; return the messages with the file name shortened."""
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={})
+    return [m.replace(str(path), "config.yaml") for m in caught.value.messages]
+
+
+def test_no_file_gives_the_defaults() -> None:
+    config = load_config(None, env={})
+    assert config == Config()
+    assert config.token is None
+    assert config.api_base_url is None
+    assert config.region.emergency == "911"
+
+
+def test_example_file_loads_and_equals_the_defaults() -> None:
+    assert load_config(EXAMPLE, env={}) == Config()
+
+
+def test_example_file_documents_every_key() -> None:
+    lines = EXAMPLE.read_text(encoding="utf-8").splitlines()
+
+    def keys(model: type[BaseModel], prefix: str) -> Iterator[str]:
+        for name, info in model.model_fields.items():
+            yield f"{prefix}{name}"
+            if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
+                yield from keys(info.annotation, f"{prefix}{name}.")
+
+    for dotted in keys(Config, ""):
+        indent = "  " * dotted.count(".")
+        key = f"{indent}{dotted.rsplit('.', 1)[-1]}:"
+        index = next((i for i, line in enumerate(lines) if line.startswith(key)), None)
+        assert index is not None, f"`{dotted}` is missing from config.example.yaml"
+        # A comment may cover a group of sibling keys (e.g. quiet_hours' start and end).
+        above = next(
+            line.strip()
+            for line in reversed(lines[:index])
+            if line.strip() and not (line.startswith(indent) and line[len(indent)].isalpha())
+        )
+        documented = not indent or above.startswith("#") or above.endswith(":")
+        assert documented, f"`{dotted}` has no comment in config.example.yaml"
+
+
+def test_empty_file_gives_the_defaults(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, "# nothing\n"), env={}) == Config()
+
+
+def test_values_are_read(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "telegram:\n  admins: [42]\naccess:\n  mode: allowlist\n  allowlist: [7, 8]\n"
+        'reminders:\n  quiet_hours:\n    start: "22:30"\n  default_timezone: Europe/Berlin\n'
+        "safety:\n  region: UK\n  safety_plans:\n    '7':\n      coping_steps: [Breathe]\n"
+        "sending:\n  per_chat_per_second: 1\n",
+    )
+    config = load_config(path, env={})
+    assert config.telegram.admins == [42]
+    assert config.access.allowlist == [7, 8]
+    assert config.reminders.quiet_hours.start == "22:30"
+    assert config.reminders.quiet_hours.end == "08:00"
+    assert config.region.resources[0].contact == "Call 116 123"
+    assert config.safety.safety_plans["7"].coping_steps == ["Breathe"]
+    assert config.sending.per_chat_per_second == 1.0
+
+
+def test_unknown_key_is_located_with_a_suggestion(tmp_path: Path) -> None:
+    assert error_lines(tmp_path, "telegram:\n  poll_timout: 20\n") == [
+        "config.yaml:2:3: unknown key `poll_timout` in `telegram`; did you mean `poll_timeout`?"
+    ]
+    assert error_lines(tmp_path, "remnders: {}\n") == [
+        "config.yaml:1:1: unknown key `remnders`; did you mean `reminders`?"
+    ]
+
+
+def test_unknown_key_deep_inside_lists_and_mappings(tmp_path: Path) -> None:
+    text = "safety:\n  regions:\n    US:\n      emergency: '911'\n      resources:\n"
+    text += "        - name: X\n          contcat: Y\n"
+    [missing, unknown] = error_lines(tmp_path, text)
+    assert "`safety.regions.US.resources[0].contact` is missing" in missing
+    assert unknown.startswith("config.yaml:7:11: unknown key `contcat`")
+    assert "did you mean `contact`?" in unknown
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "telegram:\n  poll_timeout: '30'\n",
+            "config.yaml:2:17: `telegram.poll_timeout` must be a whole number",
+        ),
+        (
+            "telegram:\n  drop_pending_updates: yes\n",
+            "`telegram.drop_pending_updates` must be true or false",
+        ),
+        (
+            "safety:\n  regions:\n    US: {emergency: 911, resources: [{name: a, contact: b}]}\n",
+            "`safety.regions.US.emergency` must be text (put it in quotes)",
+        ),
+        ("access:\n  mode: open\n", "`access.mode` must be one of: 'invite' or 'allowlist'"),
+        (
+            "reminders:\n  quiet_hours: {start: '9:00'}\n",
+            '`reminders.quiet_hours.start` must be a time like "21:00"',
+        ),
+        ("reminders:\n  default_timezone: Mars/Olympus\n", "must be a known time zone"),
+        ("reminders:\n  max_unanswered: 3\n", "`reminders.max_unanswered` must be at most 2"),
+        ("contract_defaults:\n  max_level: 6\n", "`contract_defaults.max_level` must be at most 5"),
+        (
+            "contract_defaults:\n  max_level: 2\n  start_level: 3\n",
+            "must not be above `max_level` (2)",
+        ),
+        (
+            "safety:\n  region: FR\n",
+            "`safety.region` must be one of the regions listed in `regions`",
+        ),
+        ("scripts:\n  paths: []\n", "`scripts.paths`: list should have at least 1 item"),
+        ("telegram:\n  api_base_url: localhost:8081\n", "must be a URL starting with http://"),
+        ("telegram: [1]\n", "`telegram` must be a mapping of keys to values"),
+        ("- just\n- a list\n", "config.yaml:1:1: the config file must be a mapping of sections"),
+        (
+            "telegram:\n  admins: [1]\n  admins: [2]\n",
+            'config.yaml:3:3: the key "admins" appears twice',
+        ),
+    ],
+)
+def test_wrong_values_are_clear_errors(tmp_path: Path, text: str, expected: str) -> None:
+    messages = error_lines(tmp_path, text)
+    assert any(expected in message for message in messages), messages
+    assert all(message.startswith("config.yaml:") for message in messages)
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        (f"token: {TOKEN}\n", "config.yaml:1:1: `token`"),
+        (f"telegram:\n  token: {TOKEN}\n", "config.yaml:2:3: `telegram.token`"),
+        (f"telegram:\n  bot_token: '{TOKEN}'\n", "config.yaml:2:3: `telegram.bot_token`"),
+    ],
+)
+def test_a_token_in_the_file_is_refused_and_never_echoed(
+    tmp_path: Path, text: str, where: str
+) -> None:
+    [message] = error_lines(tmp_path, text)
+    assert message.startswith(where)
+    assert "TELEGRAM_BOT_TOKEN" in message
+    assert TOKEN not in message
+
+
+def test_token_and_api_url_come_from_the_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, "telegram:\n  api_base_url: https://file.example/bot\n")
+    config = load_config(path, env={"TELEGRAM_BOT_TOKEN": f" {TOKEN}\n"})
+    assert config.token is not None
+    assert config.token.get_secret_value() == TOKEN
+    assert TOKEN not in repr(config.token)
+    assert TOKEN not in repr(config)
+    assert config.api_base_url == "https://file.example/bot"
+    env = {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_BASE_URL": "http://127.0.0.1:8081/bot"}
+    assert load_config(path, env=env).api_base_url == "http://127.0.0.1:8081/bot"
+
+
+def test_empty_environment_values_count_as_unset() -> None:
+    config = load_config(None, env={"TELEGRAM_BOT_TOKEN": "", "TELEGRAM_API_BASE_URL": " "})
+    assert config.token is None
+    assert config.api_base_url is None
+
+
+def test_malformed_environment_values_are_refused_without_echo() -> None:
+    with pytest.raises(ConfigError, match="TELEGRAM_BOT_TOKEN") as caught:
+        load_config(None, env={"TELEGRAM_BOT_TOKEN": "not a token"})
+    assert "not a token" not in str(caught.value)
+    with pytest.raises(ConfigError, match="TELEGRAM_API_BASE_URL"):
+        load_config(None, env={"TELEGRAM_API_BASE_URL": "ftp://x"})
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "nope.yaml"
+    with pytest.raises(ConfigError, match="does not exist") as caught:
+        load_config(path, env={})
+    assert str(caught.value).startswith(f"{path}:1:1:")
+
+
+def test_config_is_immutable() -> None:
+    config = Config()
+    with pytest.raises(ValueError, match="frozen"):
+        config.telegram.poll_timeout = 5  # type: ignore[misc]
