@@ -101,6 +101,9 @@ def _parser() -> argparse.ArgumentParser:
 
     clients = sub.add_parser("clients", help="list clients and their status")
     _common(clients)
+
+    purge = sub.add_parser("purge", help="delete data older than the retention periods")
+    _common(purge)
     return parser
 
 
@@ -281,6 +284,19 @@ def _clients(args: argparse.Namespace) -> int:
     return 0
 
 
+def _purge(args: argparse.Namespace) -> int:
+    config = _config(args)
+    retention = config.storage.retention
+
+    async def purge() -> int:
+        async with SqliteStore(config.storage.database) as store:
+            return await store.purge(_utc_now(), ledger_days=retention.ledger_days,
+                                     answers_days=retention.answers_days)
+
+    print(f"purged {asyncio.run(purge())} rows")
+    return 0
+
+
 def client_status(state: ClientState) -> str:
     """A client's status in one word: active, paused, opted-out or not-consented."""
     if state.halted:
@@ -303,4 +319,5 @@ _COMMANDS = {
     "erase": _operator,
     "invite": _invite,
     "clients": _clients,
+    "purge": _purge,
 }

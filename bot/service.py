@@ -31,6 +31,14 @@ log = logging.getLogger(__name__)
 RECENT_ENOUGH_TO_DELETE = timedelta(hours=47)
 
 
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """Retention periods in days (``storage.retention`` in the configuration)."""
+
+    ledger_days: int = 730
+    answers_days: int = 90
+
+
 @dataclass(slots=True)
 class Handled:
     """What happened to one event.
@@ -58,6 +66,7 @@ class Rehearsal:
         store: Durable storage.
         clock: Returns the current UTC time (injected so tests control it).
         chat_of: The chat a client's messages go to (None: the edge has no chats).
+        retention: How long ledger rows and stored answers are kept.
     """
 
     def __init__(
@@ -66,8 +75,10 @@ class Rehearsal:
         store: Store,
         clock: Callable[[], datetime],
         chat_of: Callable[[str], int | None] = lambda _: None,
+        retention: Retention | None = None,
     ) -> None:
         self.engine = engine
+        self.retention = retention or Retention()
         self.store = store
         self.clock = clock
         self.chat_of = chat_of
@@ -139,6 +150,12 @@ class Rehearsal:
             await self.handle(timer.client_id, f"timer:{timer.kind}:{timer.due.isoformat()}",
                               event)
         return len(due)
+
+    async def purge(self) -> int:
+        """Enforce the retention periods; returns how many rows were deleted."""
+        retention = self.retention
+        return await self.store.purge(self.clock(), ledger_days=retention.ledger_days,
+                                      answers_days=retention.answers_days)
 
     async def read_for(self, client_id: str, reader: str, what: str) -> dict[str, object]:
         """Export a client's data for a therapist or operator, logging the read.

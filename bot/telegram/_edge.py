@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +24,7 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes
 from bot.app import Loaded, crisis_matcher, resolve
 from bot.config import Config
 from bot.engine import COMMANDS, Blocked
-from bot.service import Rehearsal
+from bot.service import Rehearsal, Retention
 from bot.store import Store
 from bot.telegram._processor import PerClientProcessor
 from bot.telegram._registry import Handlers
@@ -32,6 +33,7 @@ from bot.telegram._sender import OutboxSender, Pacer
 log = logging.getLogger(__name__)
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
 TIMER_INTERVAL = 1.0
+PURGE_INTERVAL = 24 * 60 * 60.0
 
 
 def chat_of(client_id: str) -> int | None:
@@ -62,7 +64,9 @@ class TelegramEdge:
     ) -> None:
         assert config.token is not None
         self.config = config
-        self.service = Rehearsal(loaded.engine, store, clock, chat_of)
+        retention = config.storage.retention
+        self.service = Rehearsal(loaded.engine, store, clock, chat_of,
+                                 Retention(retention.ledger_days, retention.answers_days))
         builder = (
             ApplicationBuilder()
             .token(config.token.get_secret_value())
@@ -172,12 +176,18 @@ class TelegramEdge:
         return updates
 
     async def _timers(self) -> None:
+        """Fire due timers every second; enforce retention once a day (and at start)."""
+        next_purge = 0.0
         while not self._stop.is_set():
             try:
                 if await self.service.fire_due_timers():
                     self.sender.wake.set()
+                if time.monotonic() >= next_purge:
+                    purged = await self.service.purge()
+                    log.info("retention purge removed %d rows", purged)
+                    next_purge = time.monotonic() + PURGE_INTERVAL
             except Exception:
-                log.exception("firing timers failed; trying again")
+                log.exception("timers or purge failed; trying again")
             await self._pause(TIMER_INTERVAL)
 
     async def _pause(self, seconds: float) -> None:
