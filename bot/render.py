@@ -190,7 +190,7 @@ SYSTEM_TEXTS: Mapping[str, Mapping[str, object]] = {
     "stop.confirm": {},
     "stop.only_this": {},
     "stop.withdraw": {},
-    "crisis.noticed": {},
+    "crisis.noticed": {"paused": True},
     "crisis.safety_plan": {"plan": _SAFETY_PLAN},
     "crisis.resources": {"resources": _RESOURCES, "emergency": "911"},
     "crisis.are_you_safe": {},

@@ -151,7 +151,8 @@ class _Conversation:
         ctx, state = self.ctx, self.state
         policy = ctx.res.policy
         if from_text:
-            ctx.say("crisis.noticed")
+            running = state.session is not None and not state.session.paused
+            ctx.say("crisis.noticed", paused=running)
         plan = policy.safety_plans.get(state.client_id)
         if plan and any(plan.values()):
             ctx.say("crisis.safety_plan", plan=plan)
