@@ -13,7 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+    # Unknown keys are ignored so that a state stored by an older or newer release still
+    # loads (a field removed in an upgrade must not reset a client's consent or progress).
+    model_config = ConfigDict(extra="ignore", validate_assignment=False)
 
 
 class Opt(StrEnum):
@@ -107,8 +109,6 @@ class Session(_Model):
     actual: int | None = None
     relief: str | None = None
     paused: bool = False
-    level_changed: bool = False
-    shared_free_text: bool = False
 
 
 class Progress(_Model):

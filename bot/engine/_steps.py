@@ -730,9 +730,8 @@ class StepRunner:
                 level=level, distress_before=session.distress_before,
                 distress_after=session.distress, expected=session.expected,
                 actual=session.actual)
-        level_changed = session.level_changed
         ctx.state.session = None
-        if completed and not level_changed:
+        if completed:
             offer_level_up(ctx)
 
 
