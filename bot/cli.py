@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bot.app import build
 from bot.config import Config, ConfigError, load_config
-from bot.engine import ClientState, Opt
+from bot.engine import ClientState, Clinician, Opt
 from bot.render import RenderError
 from bot.script import (
     ScriptError,
@@ -104,6 +104,13 @@ def _parser() -> argparse.ArgumentParser:
 
     purge = sub.add_parser("purge", help="delete data older than the retention periods")
     _common(purge)
+
+    for name, text in (("clear-hold", "let a client's crisis hold lift at their next check-in"),
+                       ("guardian", "record that a minor's parent or guardian consented")):
+        clinician = sub.add_parser(name, help=text)
+        clinician.add_argument("client", help="client id, e.g. tg:123456")
+        clinician.add_argument("--by", default="operator", help="who took the action")
+        _common(clinician)
     return parser
 
 
@@ -284,6 +291,26 @@ def _clients(args: argparse.Namespace) -> int:
     return 0
 
 
+def _clinician(args: argparse.Namespace) -> int:
+    config = _config(args)
+    action = "clear-hold" if args.command == "clear-hold" else "guardian-consent"
+
+    async def act() -> int:
+        loaded = build(config)
+        async with SqliteStore(config.storage.database) as store:
+            if await store.load_state(args.client) is None:
+                print(f"rehearse {args.command}: no client {args.client}", file=sys.stderr)
+                return 1
+            service = Rehearsal(loaded.engine, store, _utc_now)
+            now = _utc_now().isoformat()
+            await service.handle(args.client, f"cli:{action}:{now}",
+                                 Clinician(action=action, by=args.by))
+        print(f"recorded for {args.client}: {action}")
+        return 0
+
+    return asyncio.run(act())
+
+
 def _purge(args: argparse.Namespace) -> int:
     config = _config(args)
     retention = config.storage.retention
@@ -320,4 +347,6 @@ _COMMANDS = {
     "invite": _invite,
     "clients": _clients,
     "purge": _purge,
+    "clear-hold": _clinician,
+    "guardian": _clinician,
 }

@@ -10,6 +10,7 @@ from bot.engine._engine import COMMANDS, Engine
 from bot.engine._events import (
     Blocked,
     Button,
+    Clinician,
     Command,
     Event,
     NonText,
@@ -40,6 +41,7 @@ __all__ = [
     "Button",
     "ButtonSpec",
     "ClientState",
+    "Clinician",
     "Command",
     "Contract",
     "CrisisMatcher",

@@ -13,6 +13,7 @@ from bot.engine._context import Context, Resources
 from bot.engine._events import (
     Blocked,
     Button,
+    Clinician,
     Command,
     Event,
     NonText,
@@ -40,6 +41,28 @@ _CONSENT_TEXTS = {
     Opt.SHARE_WITH_THERAPIST.value: "consent.share",
     Opt.REMINDERS.value: "consent.reminders",
 }
+
+
+#: The button codes that answer each pending question.
+_PENDING_CODES = {
+    "stop": ("ot", "wd"),
+    "delete": ("dy", "dn"),
+    "crisis": ("sf", "ns"),
+    "level": ("ly", "ln"),
+}
+
+
+def _answers(pending: str, code: str) -> bool:
+    """Whether a button code answers the pending question (and not some other keyboard)."""
+    if pending in _PENDING_CODES:
+        return code in _PENDING_CODES[pending]
+    if pending == "menu":
+        return code.startswith("m")
+    if pending.startswith("consent:"):
+        return code in ("y", "n")
+    if pending.startswith("settings"):
+        return code.startswith("g")
+    return False
 
 
 class Engine:
@@ -86,6 +109,9 @@ class _Conversation:
         if isinstance(event, Blocked):
             self.halt(via="blocked", silent=True)
             return
+        if isinstance(event, Clinician):
+            self._clinician(event)
+            return
         previous = state.last_active
         self._client_is_here()
         self._check_place()
@@ -105,8 +131,12 @@ class _Conversation:
         elif isinstance(event, Button):
             self._button(event.data, previous)
         elif isinstance(event, NonText):
-            ctx.say("unexpected.non_text")
-            self.repeat()
+            if state.halted:
+                ctx.say("stop.halted")
+            else:
+                ctx.say("unexpected.non_text")
+                self.repeat()
+        self._watch_silence()
 
     def _client_is_here(self) -> None:
         """Any message from the client: silence follow-up off, reminders answered."""
@@ -120,6 +150,16 @@ class _Conversation:
             state.reminders_unanswered = 0
             if suspended and not state.halted:
                 self.schedule_reminder()
+
+    def _watch_silence(self) -> None:
+        """While calming after high distress, silence still earns the one follow-up."""
+        ctx, state = self.ctx, self.state
+        session = state.session
+        if (state.silence_armed or state.halted or session is None or session.paused
+                or session.frame.sub not in ("calm", "recheck") or not session.frame.calm_round):
+            return
+        state.silence_armed = True
+        ctx.timer("silence", ctx.now + ctx.res.policy.silence_followup)
 
     def _check_place(self) -> None:
         """End a session whose script was removed or edited so that its place is gone."""
@@ -265,6 +305,10 @@ class _Conversation:
             self.repeat()
             return
         pending = state.pending
+        if pending is not None and not _answers(pending, code):
+            # The question was left behind (e.g. /resume showed the step again): a press
+            # of another button must never count as its answer.
+            pending = state.pending = None
         if pending is not None:
             state.pending = None
             self._pending_answer(pending, code, previous)
@@ -287,9 +331,12 @@ class _Conversation:
                 self.schedule_reminder()
                 ctx.say("stop.only_this")
             else:
+                # Every opt-in held is withdrawn, each with its own ledger row.
+                held = [o.value for o in Opt if o.value in state.consents]
+                for opt in held or [Opt.CORE.value]:
+                    ctx.log("consent", opt=opt, given=False,
+                            version=ctx.res.policy.consent_version, reason="withdrawn")
                 state.consents.clear()
-                ctx.log("consent", opt=Opt.CORE.value, given=False,
-                        version=ctx.res.policy.consent_version, reason="withdrawn")
                 ctx.say("stop.withdraw")
                 state.pending = "delete"
                 self._ask_pending()
@@ -299,6 +346,7 @@ class _Conversation:
                 ctx.out.effects.append(Effect.ERASE)
             else:
                 ctx.say("delete.cancelled")
+                self.repeat()
         elif pending == "crisis":
             if code == "ns":
                 ctx.log("crisis_not_safe")
@@ -384,7 +432,7 @@ class _Conversation:
         elif step == "adult":
             ctx.log("age_confirmed", adult=yes)
             state.adult = yes
-            if not yes:
+            if not yes and not (ctx.res.policy.allow_minors and state.guardian_consent):
                 self._refuse_minor()
                 return
             next_step = _CONSENT_STEPS[0].value
@@ -411,9 +459,19 @@ class _Conversation:
         state.pending = f"consent:{next_step}"
         self._ask_pending()
 
+    def _clinician(self, event: Clinician) -> None:
+        """Record a therapist's action; nothing is sent to the client."""
+        ctx, state = self.ctx, self.state
+        if event.action == "clear-hold":
+            state.crisis_hold_cleared_by_therapist = True
+            ctx.log("crisis_hold_cleared", by="therapist", who=event.by)
+        elif event.action == "guardian-consent":
+            state.guardian_consent = True
+            ctx.log("guardian_consent", given=True, recorded_by=event.by)
+
     def _refuse_minor(self) -> None:
-        """Under 18: no exercises; where minors are allowed, guardian consent is recorded
-        by the therapist, never self-declared in the chat."""
+        """Under 18: no exercises, unless minors are allowed and the therapist recorded a
+        guardian's consent (never self-declared in the chat)."""
         ctx, state = self.ctx, self.state
         state.consents.clear()
         ctx.log("consent", opt=Opt.CORE.value, given=False,
@@ -475,6 +533,9 @@ class _Conversation:
         ctx, state = self.ctx, self.state
         script = ctx.res.scripts[script_id]
         version = ctx.res.policy.consent_version
+        if not self._consented():  # e.g. the consent text changed while the menu showed
+            self._ask_consent()
+            return
         missing = [c.value for c in script.meta.consent if not state.has(Opt(c.value), version)]
         if missing:
             ctx.say("menu.needs_consent", missing=missing)
@@ -525,8 +586,8 @@ class _Conversation:
     def _cap_reached(self) -> bool:
         """Close the session gently once it runs past the contract's time cap."""
         ctx, session = self.ctx, self.state.session
-        if session is None or session.frame.closing:
-            return False
+        if session is None or session.frame.closing or session.frame.sub in ("calm", "recheck"):
+            return False  # never cut into a calming exercise; the cap closes after it
         limit = timedelta(minutes=self.state.contract.session_minutes)
         if ctx.now - session.started_at < limit:
             return False

@@ -67,6 +67,20 @@ class Blocked(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class Clinician(Event):
+    """An action the therapist takes for this client (checked against the admin list).
+
+    Attributes:
+        action: ``clear-hold`` (lift a crisis hold at the next fresh check-in) or
+            ``guardian-consent`` (a parent's or guardian's consent was recorded in person).
+        by: Who took it, for the ledger.
+    """
+
+    action: str
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
 class Redeemed(Event):
     """An invite was redeemed by the edge (which checks codes against the store).
 

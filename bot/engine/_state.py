@@ -132,6 +132,7 @@ class ClientState(_Model):
     )
     consent_declined: bool = False
     adult: bool | None = None
+    guardian_consent: bool = False
     pending: str | None = Field(
         default=None, description="A question outside the script awaiting an answer."
     )

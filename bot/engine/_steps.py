@@ -8,6 +8,8 @@ gently. Nothing above the client's effective level is ever shown.
 
 from __future__ import annotations
 
+import unicodedata
+
 from bot.engine._context import Choice, Context
 from bot.engine._outcome import Answer
 from bot.engine._state import Frame, Opt
@@ -299,7 +301,7 @@ class StepRunner:
             ctx.say("unexpected.text_at_buttons")
             self.show()
             return
-        if not stripped:
+        if not _visible(stripped):
             ctx.say("unexpected.empty")
             self.show()
             return
@@ -386,17 +388,22 @@ class StepRunner:
     def _checkin_spec(self) -> tuple[m.Moment, bool, int | None, list[str]]:
         """Moment, body cues, own threshold and calm exercises of the current check-in."""
         ctx = self.ctx
-        step = ctx.script.steps[ctx.session.frame.step]
+        frame = ctx.session.frame
+        step = ctx.script.steps[frame.step]
         if step.checkin is not None:
             c = step.checkin
+            if frame.closing:  # the last rating before a cap closes the session: no extras
+                return m.Moment.DURING, False, c.high, ctx.script.calm_for(c.calm)
             return c.moment, c.body_cues, c.high, ctx.script.calm_for(c.calm)
-        assert step.roleplay is not None
-        return m.Moment.DURING, False, None, ctx.script.calm_for(step.roleplay.calm)
+        if step.roleplay is not None:
+            return m.Moment.DURING, False, None, ctx.script.calm_for(step.roleplay.calm)
+        # The closing rating of a session cap can come at any step.
+        return m.Moment.DURING, False, None, ctx.script.calm_for([])
 
     def _on_rating(self, value: int) -> None:
         ctx = self.ctx
         frame = ctx.session.frame
-        moment, cues, _, _ = self._checkin_spec()
+        moment, cues, own, _ = self._checkin_spec()
         if frame.sub == "expected":
             ctx.session.expected = value
             ctx.log("checkin_expected", step=frame.step, expected=value)
@@ -417,12 +424,16 @@ class StepRunner:
                 moment="recheck" if recheck else moment.value, round=frame.calm_round)
         if moment is m.Moment.BEFORE and not recheck:
             ctx.session.distress_before = value
+        if recheck or value >= ctx.threshold(own):
+            # High distress goes straight to calming: no more questions first.
+            self._evaluate()
+        elif moment is m.Moment.BEFORE:
             frame.sub = "expected"
             self.show()
-        elif moment is m.Moment.AFTER and not recheck:
+        elif moment is m.Moment.AFTER:
             frame.sub = "actual"
             self.show()
-        elif cues and not recheck:
+        elif cues:
             frame.sub = "cues"
             self.show()
         else:
@@ -593,6 +604,8 @@ class StepRunner:
         if frame.sub == "prompt":
             frame.sub = "skip_reason"
             self.show()
+        elif frame.sub == "skip_reason":  # /skip while asked why: skip, no reason needed
+            self._skipped(None)
         elif frame.sub == "turn" and step.roleplay is not None:
             ctx.log("pacing", choice="skip", step=frame.step, turn=frame.turn)
             self._advance_turn(step.roleplay)
@@ -707,11 +720,12 @@ class StepRunner:
         step = ctx.script.steps[frame.step]
         if frame.closing:
             return
+        turn = frame.turn
         if step.roleplay is not None and frame.turn < len(step.roleplay.turns):
             ctx.say("roleplay.step_out", character=step.roleplay.character)
+            turn = len(step.roleplay.turns)  # out of the role: not stepped out of twice
         ctx.log("session_cap", step=frame.step)
-        ctx.session.frame = Frame(step=frame.step, sub="rating", closing=True,
-                                  turn=frame.turn)
+        ctx.session.frame = Frame(step=frame.step, sub="rating", closing=True, turn=turn)
         self.show()
 
     def end_session(self, *, completed: bool, reason: str) -> None:
@@ -759,6 +773,12 @@ def _counts_for_pacing(ctx: Context, after: int | None, expected: int | None,
 
 def _rating_rows() -> list[list[Choice]]:
     return [[(str(i), f"r{i}") for i in range(6)], [(str(i), f"r{i}") for i in range(6, 11)]]
+
+
+def _visible(text: str) -> bool:
+    """Whether a text has anything to read: not only spaces, zero-width or control marks."""
+    return any(not ch.isspace() and unicodedata.category(ch) not in ("Cc", "Cf", "Cs")
+               for ch in text)
 
 
 def _as_int(text: str) -> int | None:

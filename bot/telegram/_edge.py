@@ -18,7 +18,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from telegram import BotCommand, Update
-from telegram.error import Forbidden, InvalidToken, NetworkError, RetryAfter, TimedOut
+from telegram.error import (
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
 from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
 from bot.app import Loaded, crisis_matcher, resolve
@@ -33,6 +40,12 @@ from bot.telegram._sender import OutboxSender, Pacer
 log = logging.getLogger(__name__)
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
 TIMER_INTERVAL = 1.0
+#: Seconds to wait after the 1st, 2nd, … failed ``getUpdates`` in a row (the last repeats).
+#: Capped low: while the bot waits it is deaf to ``/stop`` and crisis messages, and a
+#: failed poll costs Telegram almost nothing.
+POLL_BACKOFF: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 10.0)
+#: Seconds to wait before fetching a batch again whose handling failed.
+REFETCH_AFTER_FAILURE = 5.0
 PURGE_INTERVAL = 24 * 60 * 60.0
 
 
@@ -131,6 +144,7 @@ class TelegramEdge:
     async def _poll(self) -> None:
         offset: int | None = None
         failures = 0
+        confirmed: int | None = None
         while not self._stop.is_set():
             try:
                 updates = await self._get_updates(offset)
@@ -144,10 +158,11 @@ class TelegramEdge:
             except (TimedOut, NetworkError) as exc:
                 failures += 1
                 log.warning("fetching updates failed (%s); retrying", type(exc).__name__)
-                await self._pause(min(30.0, 2.0 ** min(failures, 5)))
+                await self._pause(POLL_BACKOFF[min(failures, len(POLL_BACKOFF)) - 1])
                 continue
             if updates is None:
-                return
+                return  # stopped during a long poll, which carried the offset already
+            confirmed = offset
             failures = 0
             self._failed = False
             for update in updates:
@@ -155,10 +170,21 @@ class TelegramEdge:
             await self.app.update_queue.join()
             if self._failed:
                 log.error("handling updates failed; fetching them again shortly")
-                await self._pause(5.0)
+                await self._pause(REFETCH_AFTER_FAILURE)
                 continue
             if updates:
                 offset = updates[-1].update_id + 1
+        if offset is not None and offset != confirmed:
+            await self._confirm(offset)
+
+    async def _confirm(self, offset: int) -> None:
+        """Confirm the last handled batch when stopping, so it is not delivered again."""
+        try:
+            await self.app.bot.get_updates(offset=offset, timeout=0, limit=1,
+                                           allowed_updates=ALLOWED_UPDATES)
+        except TelegramError as exc:
+            log.info("could not confirm the last updates (%s); they will be deduplicated "
+                     "when Telegram delivers them again", type(exc).__name__)
 
     async def _get_updates(self, offset: int | None) -> tuple[Update, ...] | None:
         """One long poll, cut short (returning None) when the edge stops."""

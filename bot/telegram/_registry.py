@@ -5,7 +5,10 @@ Handlers run in groups, lowest first; a gatekeeper that answers stops the chain:
 * group -2, **private chats only**: groups and channels get one polite refusal.
 * group -1, **access**: invite codes (``/start CODE``, rate-limited) or the allowlist.
   Strangers still get crisis resources when they write crisis language.
-* group 0, **the dispatcher**: every admitted update becomes an engine event. Inside the
+* group 0, **clinician commands**, only for ids in ``telegram.admins``: ``/invite SCRIPT
+  [MAX_LEVEL]``, ``/clearhold CLIENT``, ``/guardian CLIENT``. From anyone else they fall
+  through to the engine, which answers them as unknown commands.
+* group 1, **the dispatcher**: every admitted update becomes an engine event. Inside the
   engine the remaining gatekeepers run before any script logic: crisis language first,
   then ``/stop`` and the STOP-like words (opt-out), then consent.
 
@@ -14,6 +17,7 @@ Script state lives in the store, never in ``ConversationHandler`` or ``user_data
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -32,15 +36,29 @@ from telegram.ext import (
 )
 
 from bot.config import Config
-from bot.engine import Blocked, CrisisMatcher, Redeemed, Start
+from bot.engine import Blocked, Clinician, Command, CrisisMatcher, Redeemed, Start
 from bot.render import Renderer
 from bot.service import Handled, Rehearsal
+from bot.store import Invite
 from bot.telegram._convert import Incoming, client_key, convert
-from bot.telegram._invites import code_hash
+from bot.telegram._invites import code_hash, new_code
 from bot.telegram._sender import OutboxSender
 
 log = logging.getLogger(__name__)
 Context = ContextTypes.DEFAULT_TYPE
+#: Commands only the therapist's (admin) accounts may use.
+CLINICIAN_COMMANDS = frozenset({"invite", "clearhold", "guardian"})
+
+
+def _client_arg(args: list[str]) -> str | None:
+    """``123`` or ``tg:123`` as a client key."""
+    if len(args) != 1:
+        return None
+    digits = args[0].removeprefix("tg:")
+    return client_key(int(digits)) if digits.isdigit() else None
+
+#: Longest wait for a client's queued messages (e.g. "here is your data") before a file.
+FLUSH_BEFORE_FILE_SECONDS = 5.0
 
 
 class Handlers:
@@ -69,7 +87,8 @@ class Handlers:
         handlers: list[tuple[int, BaseHandler]] = [  # type: ignore[type-arg]
             (-2, TypeHandler(Update, self.private_only)),
             (-1, TypeHandler(Update, self.access)),
-            (0, TypeHandler(Update, self.dispatch)),
+            (0, TypeHandler(Update, self.clinician)),
+            (1, TypeHandler(Update, self.dispatch)),
         ]
         for group, handler in handlers:
             app.add_handler(handler, group=group)
@@ -150,6 +169,49 @@ class Handlers:
         await self._reply(context, chat_id, self.texts.system(
             "crisis.resources", resources=resources, emergency=region.emergency))
 
+    # -- clinician commands -----------------------------------------------------------------
+    async def clinician(self, update: Update, context: Context) -> None:
+        """Therapist actions from an admin account; anyone else falls through."""
+        incoming = convert(update)
+        event = incoming.event if incoming else None
+        if incoming is None or not isinstance(event, Command):
+            return
+        if event.name not in CLINICIAN_COMMANDS:
+            return
+        user_id = int(incoming.client_id.removeprefix("tg:"))
+        if user_id not in self.config.telegram.admins:
+            return  # the engine answers it as an unknown command
+        reply = await self._clinician_action(event.name, event.args.split(), incoming)
+        await self._reply(context, incoming.chat_id, reply)
+        raise ApplicationHandlerStop
+
+    async def _clinician_action(self, name: str, args: list[str], incoming: Incoming) -> str:
+        by = incoming.client_id
+        if name == "invite":
+            scripts = self.service.engine.resources.scripts
+            runnable = sorted(s for s, loaded in scripts.items() if loaded.first_step)
+            level = int(args[1]) if len(args) > 1 and args[1] in "12345" else None
+            if not args or args[0] not in runnable:
+                return "Usage: /invite SCRIPT [MAX_LEVEL]. Scripts: " + ", ".join(runnable)
+            code = new_code()
+            now = self.clock()
+            await self.service.store.add_invite(Invite(
+                code_hash=code_hash(code), script_id=args[0], max_level=level,
+                expires_at=now + timedelta(days=self.config.access.invite_ttl_days),
+                created_at=now))
+            return (f"Single-use invite for {args[0]}, valid "
+                    f"{self.config.access.invite_ttl_days} days:\n"
+                    f"https://t.me/{self.sender.bot.username}?start={code}")
+        client = _client_arg(args)
+        if client is None:
+            return f"Usage: /{name} CLIENT (a Telegram user id, e.g. 123456789)"
+        if await self.service.store.load_state(client) is None:
+            return f"No client {client}."
+        action = "clear-hold" if name == "clearhold" else "guardian-consent"
+        await self.service.handle(client, f"{incoming.event_id}:clinician",
+                                  Clinician(action=action, by=by))
+        return f"Recorded for {client}: {action}."
+
     # -- the dispatcher ---------------------------------------------------------------------
     async def dispatch(self, update: Update, context: Context) -> None:
         """Hand an admitted update to the engine through the service."""
@@ -172,6 +234,7 @@ class Handlers:
         """Carry out what only this edge can do: send an export, finish an erasure."""
         self.sender.wake.set()
         if handled.export is not None:
+            await self._outbox_sent(client_key(chat_id))
             data = json.dumps(handled.export, ensure_ascii=False, indent=2).encode()
             try:
                 await context.bot.send_document(chat_id, io.BytesIO(data),
@@ -188,6 +251,17 @@ class Handlers:
                     continue
             await self._reply(context, chat_id,
                               self.texts.system("delete.done", deleted_messages=deleted))
+
+    async def _outbox_sent(self, client_id: str) -> None:
+        """Wait (briefly) until the client's queued messages went out, to keep their order."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + FLUSH_BEFORE_FILE_SECONDS
+        horizon = self.clock() + timedelta(days=1)
+        while loop.time() < deadline:
+            rows = await self.service.store.pending_outbox(horizon, limit=500)
+            if not any(row.client_id == client_id for row in rows):
+                return
+            await asyncio.sleep(0.05)
 
     async def _reply(self, context: Context, chat_id: int, text: str) -> None:
         """Answer outside the outbox: only for people with no stored state at all."""
