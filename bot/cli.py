@@ -44,9 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rehearse`` command; returns the exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
-    command = args.command or ("run" if os.environ.get("TELEGRAM_BOT_TOKEN") else "play")
+    if args.command is None:  # plain `rehearse`: the bot with a token, else the terminal
+        args = parser.parse_args(["run" if os.environ.get("TELEGRAM_BOT_TOKEN") else "play"])
     try:
-        return int(_COMMANDS[command](args))
+        return int(_COMMANDS[args.command](args))
     except (ConfigError, ScriptError, RenderError) as exc:
         print(exc, file=sys.stderr)
         return 1
