@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -164,7 +165,7 @@ class Rehearsal:
         """
         now = self.clock()
         await self.store.commit(Commit(
-            event_id=f"read:{reader}:{what}:{now.isoformat()}",
+            event_id=f"read:{uuid.uuid4().hex}",  # every read is logged, even two at once
             client_id=client_id,
             at=now,
             state=None,

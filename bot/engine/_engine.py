@@ -182,8 +182,11 @@ class _Conversation:
         state = self.state
         if state.pending is not None:
             self._ask_pending()
-        elif state.session is not None and not state.session.paused and not state.halted:
-            self.runner.show()
+        elif state.session is not None and not state.halted:
+            if state.session.paused:  # the way back in, with a live button
+                self.ctx.say("pause.done", [[self.ctx.button("resume", "re")]])
+            else:
+                self.runner.show()
 
     # -- gatekeepers ------------------------------------------------------------------------
     def crisis(self, *, from_text: bool) -> None:
@@ -272,7 +275,10 @@ class _Conversation:
         elif name == "progress":
             self._progress()
         elif name == "settings":
-            self._settings()
+            if self._consented():
+                self._settings()
+            else:  # no opt-ins before the terms are agreed to
+                self._ask_consent()
         elif name in ("pause", "resume", "smaller", "skip"):
             self._pacing_command(name, previous)
         else:
@@ -426,15 +432,22 @@ class _Conversation:
                 state.consent_declined = True
                 ctx.say("consent.declined")
                 return
-            state.consents[Opt.CORE.value] = version
             state.consent_declined = False
-            next_step = "adult" if state.adult is not True else _CONSENT_STEPS[0].value
+            if state.adult is not True:
+                # Core consent holds only once the age question is answered: /start
+                # in between must not lead past it.
+                state.pending = "consent:adult"
+                self._ask_pending()
+                return
+            state.consents[Opt.CORE.value] = version
+            next_step = _CONSENT_STEPS[0].value
         elif step == "adult":
             ctx.log("age_confirmed", adult=yes)
             state.adult = yes
             if not yes and not (ctx.res.policy.allow_minors and state.guardian_consent):
                 self._refuse_minor()
                 return
+            state.consents[Opt.CORE.value] = version
             next_step = _CONSENT_STEPS[0].value
         else:
             opt = Opt(step)
@@ -529,7 +542,8 @@ class _Conversation:
             return
         self._begin_session(available[index], previous)
 
-    def _begin_session(self, script_id: str, previous: datetime | None) -> None:
+    def _begin_session(self, script_id: str, previous: datetime | None, *,
+                       lower: bool = False) -> None:
         ctx, state = self.ctx, self.state
         script = ctx.res.scripts[script_id]
         version = ctx.res.policy.consent_version
@@ -547,7 +561,7 @@ class _Conversation:
             return
         state.session_days = {today: state.session_days.get(today, 0) + 1}
         level = state.level
-        if self._returning(previous):
+        if lower or self._returning(previous):
             level = max(1, level - 1)
             ctx.say("welcome_back")
         first = script.first_step
@@ -570,11 +584,14 @@ class _Conversation:
             ctx.say("pause.nothing")
             return
         long_pause = previous is not None and ctx.now - previous > ctx.res.policy.long_pause
-        if (session.paused and long_pause) or self._returning(previous):
+        long_pause = session.paused and long_pause
+        if long_pause or self._returning(previous):
+            # After a pause of more than a day, a crisis or two weeks away: one level lower.
             script_id = session.script
-            ctx.log("session_ended", script=script_id, completed=False, reason="long-pause")
+            ctx.log("session_ended", script=script_id, completed=False,
+                    reason="long-pause" if long_pause else "returning")
             self.state.session = None
-            self._begin_session(script_id, previous)
+            self._begin_session(script_id, previous, lower=True)
             return
         if session.paused:
             session.paused = False
@@ -735,7 +752,8 @@ class _Conversation:
         late = ctx.now - due > ctx.res.policy.late_reminder
         if late:
             ctx.log("reminder_skipped", reason="late")
-        elif state.session is None and ctx.opted(Opt.REMINDERS):  # none while paused
+        elif (state.session is None and ctx.opted(Opt.REMINDERS)  # none while paused
+              and state.reminders_unanswered < ctx.res.policy.reminders_max_unanswered):
             state.reminders_unanswered += 1
             ctx.log("reminder_sent")
             ctx.say("reminder")

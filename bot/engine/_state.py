@@ -109,6 +109,7 @@ class Session(_Model):
     actual: int | None = None
     relief: str | None = None
     paused: bool = False
+    calmed: bool = False  # de-escalation ran: the session does not count towards a level up
 
 
 class Progress(_Model):

@@ -510,6 +510,7 @@ class StepRunner:
             return
         exercise = calm[min(frame.calm_round, len(calm) - 1)]
         frame.calm_round += 1
+        ctx.session.calmed = True
         ctx.log("deescalation", step=frame.step, exercise=exercise, round=frame.calm_round)
         ctx.say("checkin.high", distress=distress)
         frame.sub, frame.calm_exercise, frame.page = "calm", exercise, 0
@@ -736,7 +737,8 @@ class StepRunner:
         if completed:
             progress = ctx.state.progress
             progress.exercises_done += 1
-            if _counts_for_pacing(ctx, session.distress, session.expected, session.actual):
+            if not session.calmed and _counts_for_pacing(ctx, session.distress,
+                                                         session.expected, session.actual):
                 key = str(level)
                 progress.completed_at_level[key] = progress.completed_at_level.get(key, 0) + 1
             ctx.say("exercise.done", title=ctx.script.meta.title)
