@@ -273,6 +273,7 @@ SYSTEM_TEXTS: Mapping[str, Mapping[str, object]] = {
     "pacing.smallest": {},
     "pacing.cannot_skip": {},
     "settings.bad_time": {},
+    "settings.quiet_hours": {"start": "21:00", "end": "08:00"},
     "settings.bad_timezone": {},
     "stop.halted": {},
     **{f"commands.{name}": {} for name in _COMMANDS},

@@ -56,10 +56,19 @@ def test_minor_refused_until_the_therapist_records_guardian_consent(loaded: Load
     assert [e.kind for e in recorded.ledger] == ["guardian_consent"]
 
     out = engine.handle(recorded.state, Start(), NOW)
-    out = engine.handle(out.state, Button(data=f"{out.state.keyboard}:y"), NOW)
-    out = engine.handle(out.state, Button(data=f"{out.state.keyboard}:n"), NOW)  # under 18
+    out = engine.handle(out.state, Button(data=f"{out.state.keyboard}:y"), NOW)  # agree
     assert out.state.consents.get(Opt.CORE.value) == engine.resources.policy.consent_version
     assert out.state.pending == "consent:store_free_text"
+
+
+def test_a_refused_minor_is_not_asked_their_age_again(loaded: Loaded) -> None:
+    engine = engine_with(loaded, allow_minors=False)
+    state, _ = consented(engine, adult=False)
+    out = engine.handle(state, Start(), NOW)
+    out = engine.handle(out.state, Button(data=f"{out.state.keyboard}:y"), NOW)  # agree again
+    assert Opt.CORE.value not in out.state.consents
+    assert out.state.pending is None  # no age question to answer differently
+    assert any("only for adults" in m.text for m in out.messages)
 
 
 def test_minor_refused_when_minors_are_not_allowed_even_with_guardian(loaded: Loaded) -> None:

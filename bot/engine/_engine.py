@@ -7,7 +7,7 @@ no I/O, no clock (``now`` is passed in), no randomness.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 
 from bot.engine._context import Context, Resources
 from bot.engine._events import (
@@ -23,7 +23,7 @@ from bot.engine._events import (
     TimerFired,
 )
 from bot.engine._outcome import Effect, Outcome
-from bot.engine._reminders import next_reminder, parse_hhmm, zone
+from bot.engine._reminders import in_quiet_hours, next_reminder, parse_hhmm, zone
 from bot.engine._safety import is_stop_word
 from bot.engine._state import ClientState, Frame, Opt, ReminderTime, Session
 from bot.engine._steps import StepRunner, frame_fits
@@ -433,18 +433,21 @@ class _Conversation:
                 ctx.say("consent.declined")
                 return
             state.consent_declined = False
-            if state.adult is not True:
+            if state.adult is None:
                 # Core consent holds only once the age question is answered: /start
                 # in between must not lead past it.
                 state.pending = "consent:adult"
                 self._ask_pending()
+                return
+            if not state.adult and not self._minor_allowed():
+                self._refuse_minor()  # the age answer stands: it is not asked again
                 return
             state.consents[Opt.CORE.value] = version
             next_step = _CONSENT_STEPS[0].value
         elif step == "adult":
             ctx.log("age_confirmed", adult=yes)
             state.adult = yes
-            if not yes and not (ctx.res.policy.allow_minors and state.guardian_consent):
+            if not yes and not self._minor_allowed():
                 self._refuse_minor()
                 return
             state.consents[Opt.CORE.value] = version
@@ -481,6 +484,9 @@ class _Conversation:
         elif event.action == "guardian-consent":
             state.guardian_consent = True
             ctx.log("guardian_consent", given=True, recorded_by=event.by)
+
+    def _minor_allowed(self) -> bool:
+        return self.ctx.res.policy.allow_minors and self.state.guardian_consent
 
     def _refuse_minor(self) -> None:
         """Under 18: no exercises, unless minors are allowed and the therapist recorded a
@@ -704,6 +710,10 @@ class _Conversation:
             if at is None:
                 ctx.say("settings.bad_time")
                 return
+            policy = ctx.res.policy
+            if in_quiet_hours(at, *self._quiet_hours()):
+                ctx.say("settings.quiet_hours", start=policy.quiet_start, end=policy.quiet_end)
+                return
             state.settings.reminders = [ReminderTime(time=at.strftime("%H:%M"))]
             ctx.log("settings_changed", setting="reminder-time")
         state.pending = None
@@ -723,15 +733,19 @@ class _Conversation:
                 or state.reminders_unanswered >= policy.reminders_max_unanswered):
             ctx.cancel_timer("reminder")
             return
-        quiet_start, quiet_end = parse_hhmm(policy.quiet_start), parse_hhmm(policy.quiet_end)
-        assert quiet_start is not None and quiet_end is not None
         due = next_reminder(state.settings.reminders,
                             zone(state.settings.timezone, policy.default_timezone),
-                            ctx.now, (quiet_start, quiet_end))
+                            ctx.now, self._quiet_hours())
         if due is None:
             ctx.cancel_timer("reminder")
         else:
             ctx.timer("reminder", due)
+
+    def _quiet_hours(self) -> tuple[time, time]:
+        policy = self.ctx.res.policy
+        start, end = parse_hhmm(policy.quiet_start), parse_hhmm(policy.quiet_end)
+        assert start is not None and end is not None  # validated by the configuration
+        return start, end
 
     def _timer(self, kind: str, due: datetime) -> None:
         ctx, state = self.ctx, self.state
