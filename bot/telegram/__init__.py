@@ -11,7 +11,7 @@ import logging
 import sys
 
 from telegram import Bot
-from telegram.error import TelegramError
+from telegram.error import InvalidToken, TelegramError
 
 from bot.app import build
 from bot.config import Config
@@ -20,6 +20,8 @@ from bot.telegram._edge import TelegramEdge, chat_of, serve
 from bot.telegram._invites import code_hash, new_code
 from bot.telegram._logging import install_token_redaction
 from bot.telegram._sender import OutboxSender, Pacer
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "OutboxSender",
@@ -53,6 +55,10 @@ def run_bot(config: Config) -> int:
     install_token_redaction(config.token.get_secret_value())
     logging.basicConfig(level=config.logging.level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # python-telegram-bot logs whole updates and outgoing texts at DEBUG: what clients write
+    # never belongs in a log, so its loggers stay at INFO or above whatever the level.
+    telegram_logger = logging.getLogger("telegram")
+    telegram_logger.setLevel(max(logging.INFO, logging.getLogger().getEffectiveLevel()))
     loaded = build(config)
     for finding in loaded.findings:
         print(finding, file=sys.stderr)
@@ -64,5 +70,17 @@ def run_bot(config: Config) -> int:
         async with SqliteStore(config.storage.database) as store:
             await serve(config, loaded, store)
 
-    asyncio.run(main())
+    # Never let an exception escape as a bare traceback: python-telegram-bot puts the token
+    # into InvalidToken's message, and a traceback printed by Python bypasses the redaction.
+    try:
+        asyncio.run(main())
+    except InvalidToken:
+        log.critical("Telegram rejected the bot token; check TELEGRAM_BOT_TOKEN")
+        return 1
+    except TelegramError as exc:
+        log.critical("could not reach Telegram (%s); exiting", exc)
+        return 1
+    except Exception:
+        log.critical("Rehearse stopped after an unexpected error", exc_info=True)
+        return 1
     return 0

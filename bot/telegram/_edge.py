@@ -19,6 +19,7 @@ from pathlib import Path
 
 from telegram import BotCommand, Update
 from telegram.error import (
+    Conflict,
     Forbidden,
     InvalidToken,
     NetworkError,
@@ -103,6 +104,8 @@ class TelegramEdge:
         self.handlers.register(self.app)
         self.app.add_error_handler(self._note_failure)
         self._stop = asyncio.Event()
+        #: Telegram refused the token while polling (the edge then stops by itself).
+        self.token_refused = False
         self._failed = False
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -150,14 +153,22 @@ class TelegramEdge:
                 updates = await self._get_updates(offset)
             except (InvalidToken, Forbidden):
                 log.critical("Telegram refused the bot token; stopping")
+                self.token_refused = True
                 self._stop.set()
                 return
             except RetryAfter as exc:
                 await self._pause(float(_seconds(exc.retry_after)))
                 continue
-            except (TimedOut, NetworkError) as exc:
+            except (TimedOut, NetworkError, Conflict) as exc:
+                # Conflict: another instance is polling with this token (or was, a moment
+                # ago during a deploy). Never let the poller die: the bot would go deaf.
                 failures += 1
                 log.warning("fetching updates failed (%s); retrying", type(exc).__name__)
+                await self._pause(POLL_BACKOFF[min(failures, len(POLL_BACKOFF)) - 1])
+                continue
+            except Exception:
+                failures += 1
+                log.exception("fetching updates failed unexpectedly; retrying")
                 await self._pause(POLL_BACKOFF[min(failures, len(POLL_BACKOFF)) - 1])
                 continue
             if updates is None:
@@ -242,4 +253,6 @@ async def serve(config: Config, loaded: Loaded, store: Store) -> None:
     log.info("Rehearse is running")
     await edge.wait()
     await edge.stop()
+    if edge.token_refused:
+        raise InvalidToken("Telegram refused the bot token")
     log.info("Rehearse stopped cleanly")

@@ -21,12 +21,15 @@ from datetime import datetime, timedelta
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bot.store import OutboxRow, Store
 
 log = logging.getLogger(__name__)
 _TAGS = re.compile(r"<[^>]+>")
+#: Longest sleep of the sender: deferred rows (a retry after a 5xx, a timeout or a 429, or
+#: rows deferred before a restart) become ready without anything waking the sender.
+IDLE_CHECK_SECONDS = 1.0
 
 
 @dataclass
@@ -127,12 +130,17 @@ class OutboxSender:
         """Send until ``stop`` is set, sleeping when nothing is ready."""
         while not stop.is_set():
             self.wake.clear()
-            delay = await self.send_ready()
+            try:
+                delay = await self.send_ready()
+            except Exception:  # a store error, say: never let the sender die silently
+                log.exception("sending from the outbox failed; trying again")
+                delay = IDLE_CHECK_SECONDS
             if delay == 0:
                 continue
+            timeout = IDLE_CHECK_SECONDS if delay is None else min(delay, IDLE_CHECK_SECONDS)
             waiter = asyncio.create_task(self.wake.wait())
             stopper = asyncio.create_task(stop.wait())
-            await asyncio.wait({waiter, stopper}, timeout=delay,
+            await asyncio.wait({waiter, stopper}, timeout=timeout,
                                return_when=asyncio.FIRST_COMPLETED)
             for task in (waiter, stopper):
                 task.cancel()
@@ -196,7 +204,7 @@ class OutboxSender:
             return False
         except BadRequest as exc:
             return await self._bad_request(row, chat, text, exc)
-        except NetworkError as exc:  # timeouts, dropped connections, 5xx
+        except TelegramError as exc:  # timeouts, dropped connections, 5xx, anything else
             log.warning("sending failed (%s); will retry", type(exc).__name__)
             await self._defer(row, self.backoff[min(row.attempts, len(self.backoff) - 1)])
             return False

@@ -174,6 +174,8 @@ class SentMessage:
         date: Unix time it was sent.
         edit_date: Unix time of the last edit, or None.
         deleted: Whether the bot deleted it.
+        document: For a ``sendDocument`` message: ``file_name``, ``mime_type`` and the uploaded
+            ``content`` (bytes); None for text messages. Its caption is ``text``.
     """
 
     chat_id: int
@@ -186,6 +188,7 @@ class SentMessage:
     date: int
     edit_date: int | None = None
     deleted: bool = False
+    document: JSONDict | None = None
 
 
 @dataclass(frozen=True)
@@ -539,6 +542,7 @@ class FakeBotApi:
                 ("deleteMessage", self._delete_message),
                 ("answerCallbackQuery", self._answer_callback_query),
                 ("sendChatAction", self._send_chat_action),
+                ("sendDocument", self._send_document),
                 ("close", self._true),
                 ("logOut", self._true),
             ]
@@ -934,7 +938,12 @@ class FakeBotApi:
                 raw.update(body)
         elif request.can_read_body:
             for key, value in (await request.post()).items():
-                raw[key] = value.file.read() if isinstance(value, web.FileField) else value
+                if isinstance(value, web.FileField):
+                    raw[key] = value.file.read()
+                    raw[f"{key}_filename"] = value.filename
+                    raw[f"{key}_mime_type"] = value.content_type
+                else:
+                    raw[key] = value
         return {key: _coerce(key, value) for key, value in raw.items()}
 
     def _add_fault(self, fault: _Fault) -> None:
@@ -1099,6 +1108,8 @@ class FakeBotApi:
 
     async def _edit_message_text(self, params: JSONDict) -> JSONDict:
         sent = self._message_to_edit(params)
+        if sent.document is not None:
+            raise ApiError(400, "Bad Request: there is no text in the message to edit")
         parse_mode = params.get("parse_mode")
         plain, entities = _render(params.get("text"), parse_mode)
         markup = _check_markup(params.get("reply_markup"))
@@ -1138,6 +1149,41 @@ class FakeBotApi:
         )
         return True
 
+    async def _send_document(self, params: JSONDict) -> JSONDict:
+        """A multipart upload (``document`` is the file's bytes) or a file_id/URL string."""
+        chat = self._target_chat(params)
+        upload = params.get("document")
+        if upload in (None, b"", ""):
+            raise ApiError(400, "Bad Request: there is no document in the request")
+        caption = params.get("caption")
+        parse_mode = params.get("parse_mode")
+        plain, entities = ("", []) if not caption else _render(caption, parse_mode)
+        markup = _check_markup(params.get("reply_markup"))
+        content = upload if isinstance(upload, bytes) else None
+        file_name = params.get("document_filename") or (
+            "document" if content is not None else str(upload).rsplit("/", 1)[-1]
+        )
+        sent = SentMessage(
+            chat_id=chat["id"],
+            message_id=self._new_message_id(chat["id"]),
+            text=str(caption or ""),
+            parse_mode=parse_mode,
+            reply_markup=markup,
+            plain_text=plain,
+            entities=entities,
+            date=int(time.time()),
+            document={
+                **self._file(
+                    file_name=file_name,
+                    mime_type=params.get("document_mime_type") or "application/octet-stream",
+                ),
+                "file_name": file_name,
+                "content": content,
+            },
+        )
+        self._sent.setdefault(chat["id"], {})[sent.message_id] = sent
+        return self._message_json(sent)
+
     async def _send_chat_action(self, params: JSONDict) -> bool:
         self._target_chat(params)
         if params.get("action") not in _CHAT_ACTIONS:
@@ -1175,10 +1221,17 @@ class FakeBotApi:
             "from": self._bot_from,
             "chat": self._chats[sent.chat_id],
             "date": sent.date,
-            "text": sent.plain_text,
         }
-        if sent.entities:
-            message["entities"] = sent.entities
+        if sent.document is not None:
+            message["document"] = {k: v for k, v in sent.document.items() if k != "content"}
+            if sent.plain_text:
+                message["caption"] = sent.plain_text
+            if sent.entities:
+                message["caption_entities"] = sent.entities
+        else:
+            message["text"] = sent.plain_text
+            if sent.entities:
+                message["entities"] = sent.entities
         if sent.reply_markup and "inline_keyboard" in sent.reply_markup:
             message["reply_markup"] = sent.reply_markup
         if sent.edit_date is not None:

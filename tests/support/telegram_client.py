@@ -1,0 +1,270 @@
+"""A simulated Telegram client for end-to-end tests of the bot against the fake Bot API.
+
+:class:`TelegramClient` plays one person in their private chat with the bot: it types text,
+presses buttons by their label, and reads the bot's messages in order, remembering which ones
+it has already read::
+
+    ada = TelegramClient(fake_api, 1001, "Ada")
+    await ada.send("/start")
+    intro = await ada.expect(texts.system("consent.intro"))
+    await ada.press("I agree")
+
+:func:`settle` waits (without sleeping blindly) until the bot has handled every queued update
+and sent everything in its outbox, so a test can then assert that nothing more was sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+from bot.app import Loaded
+from bot.config import Config
+from bot.store import Store
+from bot.telegram import Pacer, TelegramEdge
+from tests.support.fake_bot_api import FakeBotApi, SentMessage
+
+_TAGS = re.compile(r"<[^>]+>")
+FAR_FUTURE_YEARS = 50
+
+
+def plain(text: str) -> str:
+    """A Telegram-HTML text as the client sees it (tags removed, entities decoded)."""
+    return html.unescape(_TAGS.sub("", text)).strip()
+
+
+def labels(message: SentMessage) -> list[str]:
+    """The button labels a message shows now (empty once its keyboard was edited away)."""
+    markup = message.reply_markup or {}
+    return [button["text"] for row in markup.get("inline_keyboard", []) for button in row]
+
+
+def button_data(message: SentMessage, label: str) -> str:
+    """The callback data of the button labelled ``label`` (exact, or its only prefix match)."""
+    markup = message.reply_markup or {}
+    buttons = [button for row in markup.get("inline_keyboard", []) for button in row]
+    exact = [b for b in buttons if b["text"] == label]
+    found = exact or [b for b in buttons if b["text"].startswith(label)]
+    if len(found) != 1:
+        raise AssertionError(
+            f"message {message.message_id} has no single button {label!r}: {labels(message)}"
+        )
+    return str(found[0]["callback_data"])
+
+
+class TelegramClient:
+    """One person chatting with the bot through the fake server.
+
+    Args:
+        api: The fake Bot API server.
+        user_id: Their Telegram user id (also their private chat id).
+        name: Their first name.
+    """
+
+    def __init__(self, api: FakeBotApi, user_id: int, name: str = "Ada") -> None:
+        self.api = api
+        self.user_id = user_id
+        self.name = name
+        self.read = 0
+        api.add_user(user_id, name)
+
+    # -- what the bot sent ------------------------------------------------------------------
+    @property
+    def messages(self) -> list[SentMessage]:
+        """Every message the bot sent to this chat, oldest first, in its current state."""
+        return self.api.messages(self.user_id)
+
+    @property
+    def texts(self) -> list[str]:
+        """The raw (HTML) texts of every message, oldest first."""
+        return [message.text for message in self.messages]
+
+    @property
+    def unread(self) -> list[SentMessage]:
+        """Messages not yet returned by :meth:`next`."""
+        return self.messages[self.read:]
+
+    async def next(self, count: int = 1, timeout: float = 5.0) -> list[SentMessage]:  # noqa: ASYNC109
+        """Wait for the bot's next ``count`` messages and mark them read."""
+        messages = await self.api.wait_for_messages(self.user_id, self.read + count, timeout)
+        new = messages[self.read:self.read + count]
+        self.read += count
+        return new
+
+    async def next_one(self, timeout: float = 5.0) -> SentMessage:  # noqa: ASYNC109
+        """Wait for the bot's next message and mark it read."""
+        [message] = await self.next(1, timeout)
+        return message
+
+    async def until(
+        self,
+        condition: Callable[[SentMessage], bool] | str,
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> list[SentMessage]:
+        """Read messages up to and including the first that matches; return all read.
+
+        ``condition`` is a predicate, or a text the message must equal (HTML, stripped).
+        """
+        if isinstance(condition, str):
+            wanted = condition.strip()
+
+            def equal(message: SentMessage) -> bool:
+                return message.text.strip() == wanted
+
+            matches: Callable[[SentMessage], bool] = equal
+        else:
+            matches = condition
+
+        def found() -> int | None:
+            for index, message in enumerate(self.messages[self.read:]):
+                if matches(message):
+                    return self.read + index
+            return None
+
+        try:
+            await self.api.wait_for(lambda: found() is not None, timeout)
+        except TimeoutError:
+            unread = [plain(m.text)[:60] for m in self.unread]
+            raise AssertionError(f"no message matched; unread: {unread}") from None
+        position = found()
+        assert position is not None
+        read = self.messages[self.read:position + 1]
+        self.read = position + 1
+        return read
+
+    async def expect(self, text: str, timeout: float = 5.0) -> SentMessage:  # noqa: ASYNC109
+        """The next message must be exactly ``text`` (HTML, compared stripped)."""
+        message = await self.next_one(timeout)
+        assert message.text.strip() == text.strip(), (
+            f"expected {plain(text)[:80]!r}, got {plain(message.text)[:80]!r}"
+        )
+        return message
+
+    def keyboard(self) -> SentMessage:
+        """The newest message that still shows buttons."""
+        for message in reversed(self.messages):
+            if labels(message):
+                return message
+        raise AssertionError(f"no message with buttons in chat {self.user_id}")
+
+    # -- acting -----------------------------------------------------------------------------
+    async def send(self, text: str) -> int:
+        """Type a text (or a /command); returns the update id."""
+        return await self.api.send_text(self.user_id, text, first_name=self.name)
+
+    async def press(self, label: str, message: SentMessage | None = None) -> SentMessage:
+        """Press the button labelled ``label`` on ``message`` (default: the newest keyboard).
+
+        Returns:
+            The message whose button was pressed.
+        """
+        target = message or self.keyboard()
+        await self.api.press_button(self.user_id, target.message_id, button_data(target, label))
+        return target
+
+    async def press_data(self, message: SentMessage, data: str) -> int:
+        """Press a button by its callback data, even one no longer shown (a stale press)."""
+        return await self.api.press_button(self.user_id, message.message_id, data, verify=False)
+
+
+async def settle(api: FakeBotApi, store: Store, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+    """Wait until the bot confirmed every update and its outbox is empty.
+
+    An update is confirmed (leaves the fake server's queue) only after the bot committed the
+    whole batch it came in, and a message leaves the outbox only after Telegram accepted it,
+    so afterwards nothing more arrives until the client writes or a timer fires.
+    """
+    far = datetime.now(UTC) + timedelta(days=365 * FAR_FUTURE_YEARS)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        await api.wait_for(lambda: api.pending_updates == 0, max(0.1, deadline - loop.time()))
+        if not await store.pending_outbox(far, limit=1) and api.pending_updates == 0:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the bot did not settle: updates or outbox messages are left")
+
+
+# -- running the bot ------------------------------------------------------------------------
+def pacing_off() -> Pacer:
+    """No client-side rate limits (the fake server has none unless asked)."""
+    return Pacer(per_chat=0, overall=0)
+
+
+@contextlib.asynccontextmanager
+async def running_edge(
+    config: Config,
+    loaded: Loaded,
+    store: Store,
+    clock: Callable[[], datetime] | None = None,
+    pacer: Pacer | None = None,
+) -> AsyncIterator[TelegramEdge]:
+    """Start the real bot against the fake server; stop it gracefully afterwards."""
+    edge = (
+        TelegramEdge(config, loaded, store, clock=clock, pacer=pacer or pacing_off())
+        if clock is not None
+        else TelegramEdge(config, loaded, store, pacer=pacer or pacing_off())
+    )
+    await edge.start()
+    try:
+        yield edge
+    finally:
+        await edge.stop(drain_seconds=2)
+
+
+# -- common paths through the bot -----------------------------------------------------------
+async def give_consent(
+    client: TelegramClient,
+    *,
+    free_text: bool = False,
+    share: bool = False,
+    reminders: tuple[str, str] | None = None,
+) -> None:
+    """Answer the consent questions (the intro must be the newest keyboard).
+
+    Args:
+        client: The client.
+        free_text: Opt in to storing typed answers.
+        share: Opt in to sharing with the therapist.
+        reminders: ``(time zone, "HH:MM")`` to opt in to reminders, None to decline.
+    """
+    def yes_no(flag: bool) -> str:
+        return "Yes, please" if flag else "No, thanks"
+
+    await client.until(lambda m: "I agree" in labels(m))
+    await client.press("I agree")
+    await client.until(lambda m: labels(m) == ["Yes", "No"])
+    await client.press("Yes")
+    for flag in (free_text, share, reminders is not None):
+        await client.until(lambda m: "Yes, please" in labels(m))
+        await client.press(yes_no(flag))
+    if reminders is not None:
+        zone, at = reminders
+        await client.until(lambda m: "time zone" in m.text)
+        await client.send(zone)
+        await client.until(lambda m: "What time" in m.text)
+        await client.send(at)
+
+
+async def choose_script(client: TelegramClient, title: str) -> None:
+    """Pick an exercise from the menu (which must be on its way or shown)."""
+    await client.until(lambda m: any(label.startswith(title) for label in labels(m)))
+    await client.press(title)
+
+
+async def wait_until(
+    check: Callable[[], Awaitable[object]],
+    timeout: float = 5.0,  # noqa: ASYNC109
+    what: str = "condition",
+) -> None:
+    """Wait until an async check (a store query, say) returns something truthy."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await check():
+        if loop.time() > deadline:
+            raise AssertionError(f"{what} not met within {timeout} s")
+        await asyncio.sleep(0.02)

@@ -1,0 +1,262 @@
+"""Faults between the bot and Telegram: flood limits, outages, server errors, blocks.
+
+The promise under test: no message is lost. Every message the bot meant to send arrives, in
+order, exactly once wherever Telegram answered "no" (429, 5xx, a dropped connection before
+Telegram acted, an outage). The one place a duplicate is allowed is a send that Telegram
+carried out but whose answer was lost (the connection dropped or timed out *after* Telegram
+acted): the bot cannot tell that apart from a send that failed, so it sends again (at least
+once). And a client who blocks the bot is treated as having said /stop.
+
+Waiting is short and bounded everywhere: the sender's backoff is set to 0.5/1/2 s through
+``sending.backoff_seconds`` and the poller's through ``bot.telegram._edge.POLL_BACKOFF``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.app import Loaded
+from bot.config import Config
+from bot.engine import Command
+from bot.store import SqliteStore
+from bot.telegram import TelegramEdge
+from bot.telegram import _edge as edge_module
+from tests.conftest import Clock, edge_config
+from tests.support.fake_bot_api import FakeBotApi
+from tests.support.telegram_client import (
+    TelegramClient,
+    give_consent,
+    labels,
+    running_edge,
+    settle,
+)
+
+BLOCKED = "Forbidden: bot was blocked by the user"
+CONFLICT = ("Conflict: terminated by other getUpdates request; "
+            "make sure that only one bot instance is running")
+FAR = Clock().now + timedelta(days=3650)
+Say = Callable[..., str]
+
+
+@pytest.fixture(autouse=True)
+def _fast_poll_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(edge_module, "POLL_BACKOFF", (0.5, 1.0, 2.0))
+
+
+@pytest.fixture
+def say(loaded: Loaded) -> Say:
+    def render(key: str, **values: object) -> str:
+        return str(loaded.renderer.system(key, **values)).strip()
+
+    return render
+
+
+def fault_config(api: FakeBotApi, db: Path) -> Config:
+    return edge_config(api, db, access={"mode": "allowlist", "allowlist": [1001, 1002]},
+                       sending={"backoff_seconds": [0.5, 1.0, 2.0]})
+
+
+@pytest.fixture
+async def bot(fake_api: FakeBotApi, store: SqliteStore, loaded: Loaded,
+              tmp_path: Path) -> AsyncIterator[TelegramEdge]:
+    async with running_edge(fault_config(fake_api, tmp_path / "rehearse.db"), loaded,
+                            store) as edge:
+        yield edge
+
+
+async def consented(client: TelegramClient, **choices: object) -> None:
+    """/start and consent; the client is at the menu afterwards."""
+    await client.send("/start")
+    await give_consent(client, **choices)  # type: ignore[arg-type]
+    await client.until(lambda m: "First steps in sharing" in labels(m))
+
+
+def count(client: TelegramClient, text: str) -> int:
+    return sum(message.text.strip() == text for message in client.messages)
+
+
+# -- flood control ---------------------------------------------------------------------------
+async def test_a_429_storm_loses_nothing_and_keeps_order(
+    bot: TelegramEdge, fake_api: FakeBotApi, store: SqliteStore, say: Say
+) -> None:
+    ada, bea = TelegramClient(fake_api, 1001, "Ada"), TelegramClient(fake_api, 1002, "Bea")
+    await ada.send("/start")
+    await ada.next_one()
+    fake_api.fail("sendMessage", status=429, retry_after=1, times=4)
+    for text in ("/help", "/privacy", "/help"):
+        await ada.send(text)
+    await bea.send("/help")
+    expected = [say("help"), say("privacy", retention_days=730), say("help")]
+    assert [m.text.strip() for m in await ada.next(3, timeout=20)] == expected
+    assert [m.text.strip() for m in await bea.next(1, timeout=20)] == [say("help")]
+    await settle(fake_api, store)
+    assert not ada.unread and not bea.unread  # exactly once: Telegram said no each time
+    refused = [r for r in fake_api.requests if r.method == "sendMessage"]
+    assert len(refused) >= 4 + 4
+
+
+async def test_telegrams_own_flood_limits_are_absorbed(
+    store: SqliteStore, loaded: Loaded, tmp_path: Path, say: Say
+) -> None:
+    """Against a server enforcing ~1 message/s per chat (bursts of 3), with our own pacing
+    off: the 429s it answers delay messages but lose or reorder none."""
+    async with FakeBotApi(rate_limits=True) as api, running_edge(
+            fault_config(api, tmp_path / "rehearse.db"), loaded, store):
+        ada = TelegramClient(api, 1001, "Ada")
+        commands = ["/help", "/privacy", "/help", "/privacy", "/help", "/privacy"]
+        for text in commands:
+            await ada.send(text)
+        got = [m.text.strip() for m in await ada.next(len(commands), timeout=20)]
+        help_text, privacy = say("help"), say("privacy", retention_days=730)
+        assert got == [help_text, privacy] * 3
+        await settle(api, store)
+        assert not ada.unread
+        assert any(r.method == "sendMessage" for r in api.requests)
+
+
+# -- outages ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("seconds", [3, 30])
+async def test_an_outage_loses_no_message(
+    bot: TelegramEdge, fake_api: FakeBotApi, store: SqliteStore, say: Say, seconds: int
+) -> None:
+    """Telegram answers every request with 502 for a while (3 s, and the full 30 s: the code
+    path is the same, the short one only keeps the suite quick to diagnose). Messages queued
+    before and during the outage, and updates sent during it, all arrive afterwards."""
+    ada = TelegramClient(fake_api, 1001, "Ada")
+    await ada.send("/start")
+    intro = await ada.next_one()
+    await settle(fake_api, store)
+
+    fake_api.outage(seconds)
+    # A message queued while Telegram is down (as a reminder would be) ...
+    await bot.service.handle("tg:1001", "test:help-in-outage", Command(name="help"))
+    bot.sender.wake.set()
+    # ... and the client acting meanwhile (Telegram keeps their updates for the bot).
+    await ada.press("I agree", intro)
+    await ada.send("/privacy")
+    await fake_api.wait_for(lambda: len(fake_api.calls("sendMessage")) >= 2)  # retrying
+
+    got = await ada.next(3, timeout=seconds + 15)
+    assert [m.text.strip() for m in got] == [
+        say("help"), say("consent.adult"), say("privacy", retention_days=730)]
+    await settle(fake_api, store)
+    assert not ada.unread
+
+
+async def test_server_errors_and_dropped_connections_are_retried(
+    bot: TelegramEdge, fake_api: FakeBotApi, store: SqliteStore, say: Say
+) -> None:
+    ada = TelegramClient(fake_api, 1001, "Ada")
+    await ada.send("/start")
+    await ada.next_one()
+    fake_api.fail("sendMessage", status=500)
+    fake_api.drop("sendMessage")  # the connection closed before Telegram acted
+    fake_api.fail("sendMessage", status=401)  # an odd answer, not a network error
+    await ada.send("/help")
+    await ada.send("/privacy")
+    got = await ada.next(2, timeout=20)
+    assert [m.text.strip() for m in got] == [say("help"), say("privacy", retention_days=730)]
+    await settle(fake_api, store)
+    assert not ada.unread
+
+
+async def test_a_send_telegram_carried_out_but_did_not_confirm_may_arrive_twice(
+    bot: TelegramEdge, fake_api: FakeBotApi, store: SqliteStore, say: Say
+) -> None:
+    """The one allowed duplicate: Telegram delivered the message, then the connection dropped
+    before its answer arrived (``processed=True``). The bot cannot know, so it retries: the
+    client may see that message twice, but never loses it or sees later ones out of order."""
+    ada = TelegramClient(fake_api, 1001, "Ada")
+    await ada.send("/start")
+    await ada.next_one()
+    fake_api.drop("sendMessage", times=1, processed=True)
+    await ada.send("/help")
+    await ada.send("/privacy")
+    await ada.until(say("privacy", retention_days=730), timeout=20)
+    await settle(fake_api, store)
+    assert count(ada, say("help")) in (1, 2)
+    assert count(ada, say("privacy", retention_days=730)) == 1
+    texts = [t.strip() for t in ada.texts]
+    assert texts.index(say("help")) < texts.index(say("privacy", retention_days=730))
+
+
+# -- blocking the bot ------------------------------------------------------------------------
+async def assert_opted_out_by_block(store: SqliteStore, client_id: str) -> None:
+    ledger = await store.ledger(client_id)
+    stopped = [row.data for row in ledger if row.kind == "stopped"]
+    assert stopped and all(data == {"via": "blocked"} for data in stopped)
+    assert not await store.due_timers(FAR)  # reminders cancelled
+    assert not await store.pending_outbox(FAR)  # queued messages dropped
+    state = await store.load_state(client_id)
+    assert state is not None and state["halted"] is True
+
+
+async def test_forbidden_on_a_send_counts_as_opt_out(
+    bot: TelegramEdge, fake_api: FakeBotApi, store: SqliteStore
+) -> None:
+    ada = TelegramClient(fake_api, 1001, "Ada")
+    await consented(ada, reminders=("UTC", "19:00"))
+    await settle(fake_api, store)
+    assert await store.due_timers(FAR)  # a reminder is set
+    before = len(ada.messages)
+
+    fake_api.fail("sendMessage", status=403, description=BLOCKED, times=None)
+    await ada.send("/sos")  # two messages queued: the first is refused, the second dropped
+    await fake_api.wait_for(lambda: len(fake_api.calls("sendMessage")) >= 1)
+    await settle(fake_api, store)
+    attempted = [r for r in fake_api.calls("sendMessage") if r.get("chat_id") == 1001]
+    assert attempted  # Telegram refused the send: the client had blocked the bot
+    assert len(ada.messages) == before
+    await assert_opted_out_by_block(store, "tg:1001")
+    assert len([r for r in await store.ledger("tg:1001") if r.kind == "stopped"]) == 1
+
+
+async def test_being_removed_from_the_chat_counts_as_opt_out(
+    bot: TelegramEdge, fake_api: FakeBotApi, store: SqliteStore
+) -> None:
+    ada = TelegramClient(fake_api, 1001, "Ada")
+    await consented(ada, reminders=("UTC", "19:00"))
+    await ada.press("First steps in sharing")
+    await ada.until(lambda m: "Go on" in labels(m))
+    await settle(fake_api, store)
+    before = len(ada.messages)
+
+    fake_api.delay("sendMessage", 0.5, times=1)  # the first reply is on its way ...
+    await ada.send("/sos")
+    await fake_api.wait_for(lambda: len(fake_api.calls("sendMessage")) >= 1)
+    await fake_api.block(1001)  # ... when the client blocks the bot (my_chat_member: kicked)
+    await fake_api.wait_for(lambda: fake_api.pending_updates == 0)
+    await settle(fake_api, store)
+    assert len(ada.messages) == before  # nothing got through, nothing queued is left
+    await assert_opted_out_by_block(store, "tg:1001")
+
+    # Unblocking changes nothing by itself; the client comes back with /start.
+    await fake_api.unblock(1001)
+    await settle(fake_api, store)
+    assert len(ada.messages) == before
+    await ada.send("/start")
+    await ada.until(lambda m: bool(labels(m)))
+
+
+# -- fetching updates ------------------------------------------------------------------------
+async def test_polling_resumes_after_get_updates_failures(
+    bot: TelegramEdge, fake_api: FakeBotApi, store: SqliteStore, say: Say
+) -> None:
+    ada = TelegramClient(fake_api, 1001, "Ada")
+    await ada.send("/start")
+    await ada.next_one()
+    await settle(fake_api, store)
+    polls = len(fake_api.calls("getUpdates"))
+    fake_api.fail("getUpdates", status=500)
+    fake_api.fail("getUpdates", status=409, description=CONFLICT)  # a second instance
+    fake_api.fail("getUpdates", status=429, retry_after=1)
+    await fake_api.wait_for(lambda: len(fake_api.calls("getUpdates")) >= polls + 1, 10)
+    await ada.send("/help")  # Telegram keeps it until the bot fetches again
+    await ada.expect(say("help"), timeout=15)
+    await settle(fake_api, store)
+    assert not ada.unread
+    assert len(fake_api.calls("getUpdates")) >= polls + 4
