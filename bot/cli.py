@@ -33,7 +33,7 @@ from bot.script import (
     to_mermaid,
 )
 from bot.service import Rehearsal
-from bot.store import Invite, SqliteStore
+from bot.store import Invite, SqliteStore, StoreError
 from bot.telegram import bot_username, code_hash, new_code, run_bot
 from bot.terminal import play
 
@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(["run" if os.environ.get("TELEGRAM_BOT_TOKEN") else "play"])
     try:
         return int(_COMMANDS[args.command](args))
-    except (ConfigError, ScriptError, RenderError) as exc:
+    except (ConfigError, ScriptError, RenderError, StoreError) as exc:
         print(exc, file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -267,7 +267,6 @@ class SendingConfig(_Section):
 
     per_chat_per_second: Annotated[float, Field(gt=0, le=30)] = 1.0
     global_per_second: Annotated[float, Field(gt=0, le=30)] = 30.0
-    max_attempts: Annotated[int, Field(ge=1, le=50)] = 8
     backoff_seconds: Annotated[
         list[Annotated[float, Field(gt=0, le=3600)]], Field(min_length=1)
     ] = Field(default_factory=lambda: [1.0, 2.0, 5.0, 10.0, 30.0, 60.0])
