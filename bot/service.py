@@ -30,6 +30,12 @@ from bot.store import (
 log = logging.getLogger(__name__)
 #: Telegram lets a bot delete its own messages for 48 hours; keep a margin.
 RECENT_ENOUGH_TO_DELETE = timedelta(hours=47)
+#: A timer committed together with the event that asks for erasure: a durable note that
+#: the erasure is due. The erasure itself deletes it; if the process dies between the commit
+#: and the erasure (the redelivered update is a duplicate and changes nothing), the timer
+#: loop finds it after the restart and finishes the erasure.
+ERASE_TIMER = "erase-pending"
+ERASE_RETRY_AFTER = timedelta(minutes=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +122,10 @@ class Rehearsal:
         cancel = list(outcome.timers_cancel)
         if isinstance(event, TimerFired):
             cancel.insert(0, event.kind)
+        erase = Effect.ERASE in outcome.effects
+        timers = [Timer(t.kind, t.due, {}) for t in outcome.timers_set]
+        if erase:
+            timers.append(Timer(ERASE_TIMER, now + ERASE_RETRY_AFTER, {}))
         commit = Commit(
             event_id=event_id,
             client_id=client_id,
@@ -125,7 +135,7 @@ class Rehearsal:
             outbox=[OutgoingMessage(client_id, chat_id, m.to_payload())
                     for m in outcome.messages],
             answers=[StoredAnswer(a.step, a.text, now) for a in outcome.answers],
-            timers_set=[Timer(t.kind, t.due, {}) for t in outcome.timers_set],
+            timers_set=timers,
             timers_cancel=cancel,
             cancel_outbox=Effect.CANCEL_OUTBOX in outcome.effects,
         )
@@ -136,7 +146,7 @@ class Rehearsal:
         handled = Handled(applied=True, outcome=outcome)
         if Effect.EXPORT in outcome.effects:
             handled.export = await self.store.export(client_id)
-        if Effect.ERASE in outcome.effects:
+        if erase:
             since = now - RECENT_ENOUGH_TO_DELETE
             handled.deletable = await self.store.recent_sent_messages(client_id, since)
             await self.store.erase(client_id)
@@ -147,6 +157,9 @@ class Rehearsal:
         """Hand every due timer to its client as an event; returns how many fired."""
         due = await self.store.due_timers(self.clock())
         for timer in due:
+            if timer.kind == ERASE_TIMER:
+                await self._finish_erasure(timer.client_id)
+                continue
             event = TimerFired(kind=timer.kind, due_iso=timer.due.isoformat())
             await self.handle(timer.client_id, f"timer:{timer.kind}:{timer.due.isoformat()}",
                               event)
@@ -157,6 +170,12 @@ class Rehearsal:
         retention = self.retention
         return await self.store.purge(self.clock(), ledger_days=retention.ledger_days,
                                       answers_days=retention.answers_days)
+
+    async def _finish_erasure(self, client_id: str) -> None:
+        """Erase a client whose erasure was committed but cut short (a crash, a failure)."""
+        async with self._locks.hold(client_id):
+            log.warning("finishing an erasure that was interrupted")
+            await self.store.erase(client_id)
 
     async def read_for(self, client_id: str, reader: str, what: str) -> dict[str, object]:
         """Export a client's data for a therapist or operator, logging the read.
