@@ -109,6 +109,7 @@ class Terminal:
     def _write_export(self, data: dict[str, object]) -> None:
         path = Path(f"rehearse-export-{self.name}.json")
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # the mode above applies only to a file it creates
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(data, handle, ensure_ascii=False, indent=2)
         self._print(f"   (your data was written to {path})")

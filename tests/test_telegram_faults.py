@@ -13,16 +13,19 @@ Waiting is short and bounded everywhere: the sender's backoff is set to 0.5/1/2 
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from telegram import Update
+from telegram.ext import ContextTypes, TypeHandler
 
 from bot.app import Loaded
 from bot.config import Config
 from bot.engine import Command
-from bot.store import SqliteStore
+from bot.store import SqliteStore, StoreError
 from bot.telegram import TelegramEdge
 from bot.telegram import _edge as edge_module
 from tests.conftest import Clock, edge_config
@@ -260,3 +263,85 @@ async def test_polling_resumes_after_get_updates_failures(
     await settle(fake_api, store)
     assert not ada.unread
     assert len(fake_api.calls("getUpdates")) >= polls + 4
+
+
+# -- an update that can never be handled -----------------------------------------------------
+async def test_an_update_that_always_fails_is_given_up_and_holds_nobody_up(
+    bot: TelegramEdge, fake_api: FakeBotApi, store: SqliteStore, say: Say,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A bug that fails one update every time: tried a few times, then its sender is told.
+
+    The failing update is injected with an extra handler on the real application, ahead of
+    the gatekeepers (a bug in any handler looks the same to the poller). No later handler
+    sees the failed update (a failing gatekeeper fails closed); its sender is asked to send
+    it again; the other client's messages go on being answered at once; nothing typed is
+    logged.
+    """
+    tried: list[int] = []
+
+    async def poisoned(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if message is not None and message.text == "unhandleable 🧪 qzx":
+            tried.append(update.update_id)
+            raise ValueError(f"cannot handle {message.text!r}")
+
+    bot.app.add_handler(TypeHandler(Update, poisoned), group=-5)
+    ada, bea = TelegramClient(fake_api, 1001, "Ada"), TelegramClient(fake_api, 1002, "Bea")
+    await consented(ada)
+    await consented(bea)
+    await ada.send("unhandleable 🧪 qzx")
+    await ada.expect(say("unexpected.failed"), timeout=10)
+    assert len(tried) == edge_module.MAX_ATTEMPTS and len(set(tried)) == 1
+    for _ in range(3):
+        started = time.monotonic()
+        await bea.send("/help")
+        await bea.expect(say("help"), timeout=5)
+        assert time.monotonic() - started < edge_module.REFETCH_AFTER_FAILURE
+    await settle(fake_api, store)
+    assert len(tried) == edge_module.MAX_ATTEMPTS  # given up: never fetched again
+    assert "qzx" not in caplog.text and "ValueError" in caplog.text
+
+
+async def test_a_storage_failure_is_waited_out_however_long_it_lasts(
+    bot: TelegramEdge, fake_api: FakeBotApi, store: SqliteStore, say: Say,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Unlike a bug, a failing store is never given up on: the update waits for it."""
+    monkeypatch.setattr(edge_module, "REFETCH_AFTER_FAILURE", 0.1)
+    failures: list[int] = []
+
+    async def store_down(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if len(failures) < 3 * edge_module.MAX_ATTEMPTS:
+            failures.append(update.update_id)
+            raise StoreError("database or disk is full")
+
+    ada = TelegramClient(fake_api, 1001, "Ada")
+    await consented(ada)
+    bot.app.add_handler(TypeHandler(Update, store_down), group=-5)
+    await ada.send("/help")
+    await ada.expect(say("help"), timeout=10)
+    assert len(failures) == 3 * edge_module.MAX_ATTEMPTS
+    assert count(ada, say("unexpected.failed")) == 0
+
+
+# -- sending to many chats -------------------------------------------------------------------
+async def test_a_slow_telegram_is_sent_to_concurrently_but_each_chat_in_order(
+    bot: TelegramEdge, fake_api: FakeBotApi, store: SqliteStore, say: Say,
+) -> None:
+    """Different chats are sent to at once; one chat's messages never overtake each other."""
+    ada, bea = TelegramClient(fake_api, 1001, "Ada"), TelegramClient(fake_api, 1002, "Bea")
+    await consented(ada)
+    await consented(bea)
+    await settle(fake_api, store)
+    fake_api.peak_calls.clear()
+    fake_api.peak_calls_per_chat.clear()
+    fake_api.delay("sendMessage", 0.3, times=None)
+    for client in (ada, bea):
+        await client.send("/help")
+        await client.send("/privacy")
+    for client in (ada, bea):
+        await client.expect(say("help"))
+        await client.expect(say("privacy", retention_days=730))
+    assert fake_api.peak_calls["sendmessage"] == 2
+    assert fake_api.peak_calls_per_chat["sendmessage"] == 1

@@ -30,10 +30,19 @@ from bot.engine._outcome import (
 )
 from bot.engine._policy import CrisisResource, Policy
 from bot.engine._safety import STOP_WORDS, CrisisMatcher, is_stop_word, normalise
-from bot.engine._state import AdvanceRule, ClientState, Contract, Opt, ReminderTime, Settings
+from bot.engine._state import (
+    LEVELS,
+    AdvanceRule,
+    ClientState,
+    Contract,
+    Opt,
+    ReminderTime,
+    Settings,
+)
 
 __all__ = [
     "COMMANDS",
+    "LEVELS",
     "STOP_WORDS",
     "AdvanceRule",
     "Answer",

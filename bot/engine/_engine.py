@@ -25,7 +25,7 @@ from bot.engine._events import (
 from bot.engine._outcome import Effect, Outcome
 from bot.engine._reminders import in_quiet_hours, next_reminder, parse_hhmm, zone
 from bot.engine._safety import is_stop_word
-from bot.engine._state import ClientState, Frame, Opt, ReminderTime, Session
+from bot.engine._state import LEVELS, ClientState, Frame, Opt, ReminderTime, Session
 from bot.engine._steps import StepRunner, frame_fits
 
 #: Commands answered in every state, even after a halt.
@@ -516,7 +516,7 @@ class _Conversation:
     def _redeemed(self, event: Redeemed, previous: datetime | None) -> None:
         ctx, state = self.ctx, self.state
         state.contract.scripts = [event.script_id]
-        if event.max_level is not None:
+        if event.max_level is not None and event.max_level in LEVELS:  # whatever an invite holds
             state.contract.max_level = event.max_level
         ctx.log("invite_redeemed", script=event.script_id, max_level=state.contract.max_level)
         if event.display_name:

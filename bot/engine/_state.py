@@ -11,6 +11,9 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+#: The disclosure levels a contract can allow: 1 light … 5 core (as in the script language).
+LEVELS = range(1, 6)
+
 
 class _Model(BaseModel):
     # Unknown keys are ignored so that a state stored by an older or newer release still
@@ -38,7 +41,7 @@ class AdvanceRule(_Model):
 class Contract(_Model):
     """The per-client agreement: limits the engine never crosses."""
 
-    max_level: int = Field(default=3, ge=1, le=5)
+    max_level: int = Field(default=3, ge=LEVELS[0], le=LEVELS[-1])
     off_limit_topics: list[str] = Field(default_factory=list)
     pace: str = "gentle"
     distress_threshold: int = Field(default=7, ge=1, le=10)

@@ -1,24 +1,31 @@
 """The Telegram edge's lifecycle: start, poll, send, fire timers, drain and stop.
 
 Polling is at least once: an update's offset is confirmed to Telegram only after every
-update of its batch was committed (or found to be a duplicate). If handling failed — a full
-disk, say — the batch is fetched again after a pause, and dedup by update id makes the
-retry safe.
+update of its batch was committed (or found to be a duplicate). If handling failed because
+storage or the network did — a full disk, say — the batch is fetched again after a pause,
+for as long as it takes, and dedup by update id makes the retry safe. Any other failure is
+a bug that would fail again: such an update is tried :data:`MAX_ATTEMPTS` times, then given
+up (its sender is told to send it again), so one bad update cannot hold up every client.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import time
+import traceback
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from telegram import BotCommand, Update
+from telegram.constants import ParseMode
 from telegram.error import (
+    BadRequest,
     Conflict,
     Forbidden,
     InvalidToken,
@@ -27,13 +34,13 @@ from telegram.error import (
     TelegramError,
     TimedOut,
 )
-from telegram.ext import Application, ApplicationBuilder, ContextTypes
+from telegram.ext import Application, ApplicationBuilder, ApplicationHandlerStop, ContextTypes
 
 from bot.app import Loaded, crisis_matcher, resolve
 from bot.config import Config
 from bot.engine import COMMANDS, Blocked
 from bot.service import Rehearsal, Retention
-from bot.store import Store
+from bot.store import Store, StoreError
 from bot.telegram._processor import PerClientProcessor
 from bot.telegram._registry import Handlers
 from bot.telegram._sender import OutboxSender, Pacer
@@ -45,8 +52,11 @@ TIMER_INTERVAL = 1.0
 #: Capped low: while the bot waits it is deaf to ``/stop`` and crisis messages, and a
 #: failed poll costs Telegram almost nothing.
 POLL_BACKOFF: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 10.0)
-#: Seconds to wait before fetching a batch again whose handling failed.
+#: Seconds to wait before fetching a batch again whose handling failed for lack of storage
+#: or network (other failures are tried again at once).
 REFETCH_AFTER_FAILURE = 5.0
+#: Attempts at an update whose handling fails for any other reason before it is given up.
+MAX_ATTEMPTS = 3
 PURGE_INTERVAL = 24 * 60 * 60.0
 
 
@@ -106,7 +116,12 @@ class TelegramEdge:
         self._stop = asyncio.Event()
         #: Telegram refused the token while polling (the edge then stops by itself).
         self.token_refused = False
+        #: Handling failed in the current batch: for lack of storage or network / otherwise.
+        self._unavailable = False
         self._failed = False
+        #: Failed attempts per update id in the current batch, and the updates given up.
+        self._attempts: Counter[int] = Counter()
+        self._given_up: list[Update] = []
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -175,14 +190,17 @@ class TelegramEdge:
                 return  # stopped during a long poll, which carried the offset already
             confirmed = offset
             failures = 0
-            self._failed = False
+            self._unavailable = self._failed = False
             for update in updates:
                 await self.app.update_queue.put(update)
             await self.app.update_queue.join()
-            if self._failed:
-                log.error("handling updates failed; fetching them again shortly")
+            await self._apologise_for_given_up()
+            if self._unavailable:
                 await self._pause(REFETCH_AFTER_FAILURE)
                 continue
+            if self._failed:
+                continue
+            self._attempts.clear()
             if updates:
                 offset = updates[-1].update_id + 1
         if offset is not None and offset != confirmed:
@@ -235,12 +253,69 @@ class TelegramEdge:
         await self.service.handle(client_id, f"tg:blocked:{outbox_id}", Blocked())
 
     async def _note_failure(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-        self._failed = True
+        """PTB's error handler: decide whether the failed update is fetched again.
+
+        Raises:
+            ApplicationHandlerStop: Always: no later handler group sees an update that
+                failed (a gatekeeper that failed must not let it through).
+        """
+        self._decide_after_failure(update, context.error)
+        raise ApplicationHandlerStop
+
+    def _decide_after_failure(self, update: object, error: BaseException | None) -> None:
+        if _is_unavailability(error) or not isinstance(update, Update):
+            # SQLite's and Telegram's own messages: they never quote what a client typed.
+            log.error("handling updates failed (%s: %s); fetching them again shortly",
+                      type(error).__name__, error)
+            self._unavailable = True
+            return
+        self._attempts[update.update_id] += 1
+        attempt = self._attempts[update.update_id]
+        # The type and the frames only: an exception's message may quote what a client typed.
+        frames = "".join(traceback.format_tb(error.__traceback__)) if error else ""
+        log.error("handling update %d failed (%s), attempt %d of %d\n%s", update.update_id,
+                  type(error).__name__, attempt, MAX_ATTEMPTS, frames)
+        if attempt < MAX_ATTEMPTS:
+            self._failed = True
+        else:
+            self._given_up.append(update)
+
+    async def _apologise_for_given_up(self) -> None:
+        """Tell the sender of each given-up update that it was not handled."""
+        given_up, self._given_up = self._given_up, []
+        for update in given_up:
+            chat = update.effective_chat
+            if chat is None or chat.type != chat.PRIVATE:
+                continue
+            try:
+                await self.app.bot.send_message(
+                    chat.id, self.handlers.texts.system("unexpected.failed"),
+                    parse_mode=ParseMode.HTML)
+            except TelegramError as exc:
+                log.warning("could not say that update %d was given up (%s)", update.update_id,
+                            type(exc).__name__)
+
+
+def _is_unavailability(error: BaseException | None) -> bool:
+    """Storage or network trouble, which clears by itself: worth waiting for, not a bug."""
+    if isinstance(error, NetworkError):
+        return not isinstance(error, BadRequest)
+    return isinstance(error, StoreError | OSError | RetryAfter)
 
 
 def _seconds(value: object) -> float:
     total = getattr(value, "total_seconds", None)
     return float(total()) if callable(total) else float(value)  # type: ignore[arg-type]
+
+
+def freeze_startup_objects() -> None:
+    """Keep what start-up loaded out of the garbage collector's full passes.
+
+    Scripts, texts and libraries live as long as the process; without this every full
+    collection walks them all, a 20-45 ms pause for every client (docs/performance.md).
+    """
+    gc.collect()
+    gc.freeze()
 
 
 async def serve(config: Config, loaded: Loaded, store: Store) -> None:
@@ -250,6 +325,7 @@ async def serve(config: Config, loaded: Loaded, store: Store) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, edge.request_stop)
     await edge.start()
+    freeze_startup_objects()
     log.info("Rehearse is running")
     await edge.wait()
     await edge.stop()

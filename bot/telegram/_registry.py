@@ -24,7 +24,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from telegram import Update
+from telegram import CallbackQuery, Update
 from telegram.constants import ChatType, ParseMode
 from telegram.error import TelegramError
 from telegram.ext import (
@@ -36,12 +36,13 @@ from telegram.ext import (
 )
 
 from bot.config import Config
-from bot.engine import Blocked, Clinician, Command, CrisisMatcher, Redeemed, Start
+from bot.engine import LEVELS, Blocked, Clinician, Command, CrisisMatcher, Redeemed, Start
 from bot.render import Renderer
 from bot.service import Handled, Rehearsal
 from bot.store import Invite
 from bot.telegram._convert import Incoming, client_key, convert
 from bot.telegram._invites import code_hash, new_code
+from bot.telegram._recent import Recent
 from bot.telegram._sender import OutboxSender
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,11 @@ def _client_arg(args: list[str]) -> str | None:
     if len(args) != 1:
         return None
     digits = args[0].removeprefix("tg:")
-    return client_key(int(digits)) if digits.isdigit() else None
+    # isdigit() alone accepts "²" and other digits int() refuses.
+    return client_key(int(digits)) if digits.isascii() and digits.isdigit() else None
+
+#: The accepted spellings of a level argument: exactly "1" … "5".
+LEVEL_ARGS = frozenset(str(level) for level in LEVELS)
 
 #: Longest wait for a client's queued messages (e.g. "here is your data") before a file.
 FLUSH_BEFORE_FILE_SECONDS = 5.0
@@ -79,8 +84,9 @@ class Handlers:
         self.texts = texts
         self.crisis = crisis
         self.clock = clock
-        self._admitted: set[str] = set()
-        self._refused_groups: set[int] = set()
+        #: Clients let in lately (a cache of the store; bounded, so flat in idle clients).
+        self._admitted: Recent[str, bool] = Recent()
+        self._refused_groups: Recent[int, bool] = Recent()
 
     def register(self, app: Application) -> None:  # type: ignore[type-arg]
         """Register every handler of the bot, gatekeepers first."""
@@ -92,7 +98,6 @@ class Handlers:
         ]
         for group, handler in handlers:
             app.add_handler(handler, group=group)
-        app.add_error_handler(self.on_error)
 
     # -- gatekeepers ------------------------------------------------------------------------
     async def private_only(self, update: Update, context: Context) -> None:
@@ -101,7 +106,7 @@ class Handlers:
         if chat is None or chat.type == ChatType.PRIVATE:
             return
         if update.message is not None and chat.id not in self._refused_groups:
-            self._refused_groups.add(chat.id)
+            self._refused_groups.put(chat.id, True)
             await self._reply(context, chat.id, self.texts.system("group.refusal"))
         raise ApplicationHandlerStop
 
@@ -129,13 +134,13 @@ class Handlers:
 
     async def admitted(self, client_id: str) -> bool:
         """Whether a client may use the bot: allowlisted, an admin, or redeemed an invite."""
-        if client_id in self._admitted:
+        if self._admitted.get(client_id):
             return True
         user_id = int(client_id.removeprefix("tg:"))
         listed = self.config.access.mode == "allowlist" and user_id in self.config.access.allowlist
         known = await self.service.store.load_state(client_id) is not None
         if listed or known or user_id in self.config.telegram.admins:
-            self._admitted.add(client_id)
+            self._admitted.put(client_id, True)
             return True
         return False
 
@@ -156,7 +161,7 @@ class Handlers:
             if not await self.admitted(incoming.client_id):
                 await self._reply(context, incoming.chat_id, self.texts.system("access.bad_code"))
             return False
-        self._admitted.add(incoming.client_id)
+        self._admitted.put(incoming.client_id, True)
         event = Redeemed(script_id=invite.script_id, max_level=invite.max_level,
                          display_name=name)
         await self._after(context, incoming.chat_id,
@@ -190,9 +195,11 @@ class Handlers:
         if name == "invite":
             scripts = self.service.engine.resources.scripts
             runnable = sorted(s for s, loaded in scripts.items() if loaded.first_step)
-            level = int(args[1]) if len(args) > 1 and args[1] in "12345" else None
-            if not args or args[0] not in runnable:
-                return "Usage: /invite SCRIPT [MAX_LEVEL]. Scripts: " + ", ".join(runnable)
+            if (not args or args[0] not in runnable or len(args) > 2
+                    or (len(args) == 2 and args[1] not in LEVEL_ARGS)):
+                return (f"Usage: /invite SCRIPT [MAX_LEVEL {LEVELS[0]}-{LEVELS[-1]}]. "
+                        "Scripts: " + ", ".join(runnable))
+            level = int(args[1]) if len(args) == 2 else None
             code = new_code()
             now = self.clock()
             await self.service.store.add_invite(Invite(
@@ -219,16 +226,31 @@ class Handlers:
         if incoming is None:
             return
         query = update.callback_query
-        if query is not None:
+        # Telegram requests the engine need not wait for: they run while it handles the press.
+        chores = (asyncio.create_task(self._settle_press(query, incoming.chat_id))
+                  if query is not None else None)
+        try:
+            handled = await self.service.handle(incoming.client_id, incoming.event_id,
+                                                incoming.event)
+        finally:
+            if chores is not None:
+                await chores
+        await self._after(context, incoming.chat_id, handled)
+
+    async def _settle_press(self, query: CallbackQuery, chat_id: int) -> None:
+        """Stop the pressed button's spinner and edit its keyboard away, both at once."""
+
+        async def answer() -> None:
             try:
                 await query.answer()
             except TelegramError:
                 log.info("could not answer a button press; handling it anyway")
-            if query.message is not None:
-                await self.sender.keyboard_answered(incoming.chat_id, query.message.message_id)
-        handled = await self.service.handle(incoming.client_id, incoming.event_id,
-                                            incoming.event)
-        await self._after(context, incoming.chat_id, handled)
+
+        if query.message is None:
+            await answer()
+        else:
+            await asyncio.gather(
+                answer(), self.sender.keyboard_answered(chat_id, query.message.message_id))
 
     async def _after(self, context: Context, chat_id: int, handled: Handled) -> None:
         """Carry out what only this edge can do: send an export, finish an erasure."""
@@ -242,7 +264,7 @@ class Handlers:
             except TelegramError:
                 log.warning("could not send a client's export")
         if handled.erased:
-            self._admitted.discard(client_key(chat_id))
+            self._admitted.pop(client_key(chat_id))
             deleted = 0
             for chat, message_id in handled.deletable:
                 try:
@@ -269,8 +291,3 @@ class Handlers:
             await context.bot.send_message(chat_id, text, parse_mode=ParseMode.HTML)
         except TelegramError as exc:
             log.warning("could not answer a chat (%s)", type(exc).__name__)
-
-    async def on_error(self, update: object, context: Context) -> None:
-        """Log handler errors without content; the update is retried only by dedup rules."""
-        log.error("error while handling an update: %r", context.error,
-                  exc_info=context.error)

@@ -1,10 +1,10 @@
 """Sending: every message leaves through the outbox, paced under Telegram's limits.
 
-Rows are sent in order per client. A 429 holds sending for ``retry_after``; timeouts,
-dropped connections and 5xx are retried with backoff and never dropped; "bot was blocked"
-counts as a halt. A message is removed from the outbox only after Telegram accepted it, so
-after a crash unsent rows go out on restart (at least once: a send that timed out after
-Telegram accepted it can arrive twice).
+Rows are sent in order per client, different clients concurrently. A 429 holds sending for
+``retry_after``; timeouts, dropped connections and 5xx are retried with backoff and never
+dropped; "bot was blocked" counts as a halt. A message is removed from the outbox only
+after Telegram accepted it, so after a crash unsent rows go out on restart (at least once:
+a send that timed out after Telegram accepted it can arrive twice).
 """
 
 from __future__ import annotations
@@ -24,12 +24,15 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bot.store import OutboxRow, Store
+from bot.telegram._recent import Recent
 
 log = logging.getLogger(__name__)
 _TAGS = re.compile(r"<[^>]+>")
 #: Longest sleep of the sender: deferred rows (a retry after a 5xx, a timeout or a 429, or
 #: rows deferred before a restart) become ready without anything waking the sender.
 IDLE_CHECK_SECONDS = 1.0
+#: Chats sent to at the same time (each chat's own messages always go one by one).
+CONCURRENT_CHATS = 16
 
 
 @dataclass
@@ -124,7 +127,8 @@ class OutboxSender:
         self.pacer = pacer or Pacer()
         self.backoff = tuple(backoff)
         self.wake = asyncio.Event()
-        self._keyboards: dict[int, int] = {}
+        #: The message showing each chat's live keyboard (recent chats only).
+        self._keyboards: Recent[int, int] = Recent()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Send until ``stop`` is set, sleeping when nothing is ready."""
@@ -156,34 +160,44 @@ class OutboxSender:
                 await asyncio.sleep(delay)
 
     async def send_ready(self) -> float | None:
-        """Send what may go now; return 0 to go on at once, seconds to wait, or None if idle."""
+        """Send what may go now; return 0 to go on at once, seconds to wait, or None if idle.
+
+        Different chats are served concurrently (at most :data:`CONCURRENT_CHATS` at once),
+        each chat's messages one after another, in order.
+        """
         rows = await self.store.pending_outbox(self.clock(), limit=200)
         if not rows:
             return None
-        waiting: dict[int, float] = {}
-        sent = False
+        by_chat: dict[int, list[OutboxRow]] = {}
         for row in rows:
-            chat = row.chat_id
-            if chat is None:
-                continue
-            if chat in waiting:
-                continue
+            if row.chat_id is not None:
+                by_chat.setdefault(row.chat_id, []).append(row)
+        slots = asyncio.Semaphore(CONCURRENT_CHATS)
+
+        async def serve(chat: int, queue: list[OutboxRow]) -> tuple[bool, float]:
+            async with slots:
+                return await self._send_in_order(chat, queue)
+
+        results = await asyncio.gather(*(serve(chat, queue) for chat, queue in by_chat.items()))
+        if any(sent for sent, _ in results):
+            return 0
+        return min((wait for _, wait in results), default=0.5)
+
+    async def _send_in_order(self, chat: int, rows: list[OutboxRow]) -> tuple[bool, float]:
+        """Send one chat's rows while its pace allows: (whether any went, seconds to wait)."""
+        for index, row in enumerate(rows):
             wait = self.pacer.wait(chat)
             if wait > 0:
-                waiting[chat] = wait
-                continue
+                return index > 0, wait
             self.pacer.take(chat)
             if not await self._deliver(row, chat):
-                waiting[chat] = 0.05
-            sent = True
-        if sent:
-            return 0
-        return min(waiting.values(), default=0.5)
+                return True, 0.05  # deferred or halted: the rest of this chat waits
+        return True, 0.0
 
     async def keyboard_answered(self, chat_id: int, message_id: int) -> None:
         """Edit the keyboard away from a message whose button was pressed."""
         if self._keyboards.get(chat_id) == message_id:
-            del self._keyboards[chat_id]
+            self._keyboards.pop(chat_id)
         await self._remove_keyboard(chat_id, message_id)
 
     async def _deliver(self, row: OutboxRow, chat: int) -> bool:
@@ -224,12 +238,12 @@ class OutboxSender:
                 if "not modified" in str(exc).lower():
                     return []
         if markup is not None and previous is not None:
-            del self._keyboards[chat]
+            self._keyboards.pop(chat)
             await self._remove_keyboard(chat, previous)
         message = await self.bot.send_message(chat, text, parse_mode=ParseMode.HTML,
                                               reply_markup=markup)
         if markup is not None:
-            self._keyboards[chat] = message.message_id
+            self._keyboards.put(chat, message.message_id)
         return [message.message_id]
 
     async def _bad_request(self, row: OutboxRow, chat: int, text: str, exc: BadRequest) -> bool:

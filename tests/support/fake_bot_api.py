@@ -32,7 +32,7 @@ import math
 import re
 import socket
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -511,6 +511,10 @@ class FakeBotApi:
             raise ValueError(f"malformed bot token {token!r}")
         self.token = token
         self.requests: list[ApiRequest] = []
+        #: The most calls of a method (lower case) in progress at once: in all, and to one chat.
+        self.peak_calls: Counter[str] = Counter()
+        self.peak_calls_per_chat: Counter[str] = Counter()
+        self._calls: Counter[tuple[str, object]] = Counter()
         self.callback_answers: list[CallbackAnswer] = []
         self.commands: list[JSONDict] = []
         self.sent_count = 0
@@ -902,9 +906,12 @@ class FakeBotApi:
         path = request.match_info["path"]
         token, _, method = path.removeprefix("bot").partition("/")
         name, handler = self._methods.get(method.lower(), (method, None))
+        calling: list[tuple[str, object]] = []
         try:
             params = await self._read_params(request)
             self.requests.append(ApiRequest(name, params))
+            calling = [(name.lower(), None), (name.lower(), params.get("chat_id"))]
+            self._count_call(calling, +1)
             if time.monotonic() < self._outage_until:
                 if self._outage_drops:
                     self._hang_up(request)
@@ -928,7 +935,18 @@ class FakeBotApi:
         except ApiError as error:
             return _error_response(error)
         finally:
+            self._count_call(calling, -1)
             await self._notify()
+
+    def _count_call(self, keys: list[tuple[str, object]], change: int) -> None:
+        for key in keys:
+            self._calls[key] += change
+        if change > 0:
+            (method, _), (_, chat) = keys
+            self.peak_calls[method] = max(self.peak_calls[method], self._calls[method, None])
+            if chat is not None:
+                self.peak_calls_per_chat[method] = max(self.peak_calls_per_chat[method],
+                                                       self._calls[method, chat])
 
     async def _read_params(self, request: web.Request) -> JSONDict:
         raw: JSONDict = dict(request.query)
