@@ -58,6 +58,14 @@ REFETCH_AFTER_FAILURE = 5.0
 #: Attempts at an update whose handling fails for any other reason before it is given up.
 MAX_ATTEMPTS = 3
 PURGE_INTERVAL = 24 * 60 * 60.0
+#: Connections to the Bot API for everything but polling (python-telegram-bot's default is
+#: 256). httpx checks every idle connection on every request, so a large pool costs CPU on
+#: each one; 8 carry 160 requests a second at a 50 ms round trip, well above what
+#: Telegram's limit of about 30 messages a second needs (docs/performance.md).
+HTTP_CONNECTIONS = 8
+#: Seconds a request may wait for a free connection before it fails as a timeout (and is
+#: retried like one).
+POOL_TIMEOUT = 30.0
 
 
 def chat_of(client_id: str) -> int | None:
@@ -97,6 +105,8 @@ class TelegramEdge:
             .updater(None)
             .concurrent_updates(PerClientProcessor())
             .get_updates_read_timeout(config.telegram.poll_timeout + 10)
+            .connection_pool_size(HTTP_CONNECTIONS)
+            .pool_timeout(POOL_TIMEOUT)
         )
         if config.api_base_url:
             builder = builder.base_url(config.api_base_url)

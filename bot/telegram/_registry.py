@@ -226,15 +226,13 @@ class Handlers:
         if incoming is None:
             return
         query = update.callback_query
-        # Telegram requests the engine need not wait for: they run while it handles the press.
-        chores = (asyncio.create_task(self._settle_press(query, incoming.chat_id))
-                  if query is not None else None)
-        try:
-            handled = await self.service.handle(incoming.client_id, incoming.event_id,
-                                                incoming.event)
-        finally:
-            if chores is not None:
-                await chores
+        if query is not None:
+            # Telegram requests the engine need not wait for, nor the poller: they run while
+            # the press is handled, and python-telegram-bot finishes them before it stops.
+            context.application.create_task(self._settle_press(query, incoming.chat_id),
+                                            update=update)
+        handled = await self.service.handle(incoming.client_id, incoming.event_id,
+                                            incoming.event)
         await self._after(context, incoming.chat_id, handled)
 
     async def _settle_press(self, query: CallbackQuery, chat_id: int) -> None:

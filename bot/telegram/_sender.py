@@ -31,8 +31,9 @@ _TAGS = re.compile(r"<[^>]+>")
 #: Longest sleep of the sender: deferred rows (a retry after a 5xx, a timeout or a 429, or
 #: rows deferred before a restart) become ready without anything waking the sender.
 IDLE_CHECK_SECONDS = 1.0
-#: Chats sent to at the same time (each chat's own messages always go one by one).
-CONCURRENT_CHATS = 16
+#: Chats sent to at the same time (each chat's own messages always go one by one): half
+#: of the edge's HTTP connections, leaving the rest for answering presses.
+CONCURRENT_CHATS = 4
 
 
 @dataclass

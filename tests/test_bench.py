@@ -1,0 +1,39 @@
+"""The benchmarks keep running: each one's short form, as a smoke test (no timing asserted).
+
+Figures are never asserted here (they depend on the machine); this only proves that every
+command in ``bench/README.md`` still works and prints its tables, ratios included.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_bench(*args: str, timeout: float = 180) -> str:
+    done = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    return done.stdout
+
+
+def test_the_check_benchmark_runs() -> None:
+    out = run_bench("bench.bench_check", "--quick")
+    assert "2,000" in out and "(1.00 = linear)" in out
+
+
+@pytest.mark.parametrize("module", ["bench.bench_store", "bench.bench_engine"])
+def test_the_store_and_engine_benchmarks_run(module: str, tmp_path: Path) -> None:
+    out = run_bench(module, "--dir", str(tmp_path), "--seconds", "0.3")
+    assert "vs (a)" in out and "1.00" in out  # ratios to the in-process sqlite3 baseline
+
+
+def test_the_end_to_end_benchmark_runs(tmp_path: Path) -> None:
+    out = run_bench("bench.bench_e2e", "--quick", "--dir", str(tmp_path))
+    assert "echo" in out and "ours" in out and "vs echo" in out
