@@ -250,6 +250,24 @@ async def test_two_clients_at_once_stay_apart_and_in_order(
         assert [r.data["response"] for r in ledger if r.kind == "prompt"] == ["text"]
 
 
+async def test_python_telegram_bot_keeps_nothing_per_client(
+    edge: TelegramEdge, fake_api: FakeBotApi, store: SqliteStore
+) -> None:
+    """State lives in the store: the Application holds no per-client data or id sets.
+
+    (python-telegram-bot 22 would otherwise collect every chat and user id it sees for a
+    persistence this bot does not have: memory growing with every client ever seen.)
+    """
+    strangers = range(5000, 5040)  # not admitted: each gets one "invite needed" reply
+    for user in (1001, 1002, *strangers):
+        await fake_api.send_text(user, "/start")
+    await settle(fake_api, store)
+    app = edge.app
+    assert not app.user_data and not app.chat_data
+    assert not app._user_ids_to_be_updated_in_persistence
+    assert not app._chat_ids_to_be_updated_in_persistence
+
+
 # -- /stop in the middle of a role-play ------------------------------------------------------
 @pytest.mark.parametrize(("title", "version"), [
     ("Setting a limit kindly", "Full scene"),

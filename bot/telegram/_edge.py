@@ -34,7 +34,13 @@ from telegram.error import (
     TelegramError,
     TimedOut,
 )
-from telegram.ext import Application, ApplicationBuilder, ApplicationHandlerStop, ContextTypes
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    ApplicationHandlerStop,
+    ContextTypes,
+    Job,
+)
 
 from bot.app import Loaded, crisis_matcher, resolve
 from bot.config import Config
@@ -66,6 +72,23 @@ HTTP_CONNECTIONS = 8
 #: Seconds a request may wait for a free connection before it fails as a timeout (and is
 #: retried like one).
 POOL_TIMEOUT = 30.0
+
+
+class _Application(Application):  # type: ignore[type-arg]
+    """python-telegram-bot's ``Application`` without a memory cost per client ever seen.
+
+    Without a persistence, python-telegram-bot 22 still adds every update's chat id and user
+    id to two sets that only writing to a persistence empties, so they grow with every
+    client for the life of the process. This bot keeps no state in python-telegram-bot.
+    """
+
+    __slots__ = ()
+
+    def _mark_for_persistence_update(
+        self, *, update: object | None = None, job: Job | None = None  # type: ignore[type-arg]
+    ) -> None:
+        if self.persistence is not None:
+            super()._mark_for_persistence_update(update=update, job=job)
 
 
 def chat_of(client_id: str) -> int | None:
@@ -101,6 +124,7 @@ class TelegramEdge:
                                  Retention(retention.ledger_days, retention.answers_days))
         builder = (
             ApplicationBuilder()
+            .application_class(_Application)
             .token(config.token.get_secret_value())
             .updater(None)
             .concurrent_updates(PerClientProcessor())
