@@ -247,7 +247,6 @@ SYSTEM_TEXTS: Mapping[str, Mapping[str, object]] = {
     "unexpected.out_of_range": {"low": 0, "high": 10},
     "unexpected.too_long": {"limit": 1000},
     "unexpected.empty": {},
-    "unexpected.failed": {},
     "unexpected.stale_button": {},
     "unexpected.non_text": {},
     "unexpected.unknown_command": {},

@@ -291,7 +291,7 @@ async def test_an_update_that_always_fails_is_given_up_and_holds_nobody_up(
     await consented(ada)
     await consented(bea)
     await ada.send("unhandleable 🧪 qzx")
-    await ada.expect(say("unexpected.failed"), timeout=10)
+    await ada.expect(say("error.generic"), timeout=10)
     assert len(tried) == edge_module.MAX_ATTEMPTS and len(set(tried)) == 1
     for _ in range(3):
         started = time.monotonic()
@@ -322,7 +322,7 @@ async def test_a_storage_failure_is_waited_out_however_long_it_lasts(
     await ada.send("/help")
     await ada.expect(say("help"), timeout=10)
     assert len(failures) == 3 * edge_module.MAX_ATTEMPTS
-    assert count(ada, say("unexpected.failed")) == 0
+    assert count(ada, say("error.generic")) == 0
 
 
 # -- sending to many chats -------------------------------------------------------------------

@@ -5,7 +5,7 @@ update of its batch was committed (or found to be a duplicate). If handling fail
 storage or the network did — a full disk, say — the batch is fetched again after a pause,
 for as long as it takes, and dedup by update id makes the retry safe. Any other failure is
 a bug that would fail again: such an update is tried :data:`MAX_ATTEMPTS` times, then given
-up (its sender is told to send it again), so one bad update cannot hold up every client.
+up (its sender is told something went wrong), so one bad update cannot hold up everyone.
 """
 
 from __future__ import annotations
@@ -323,7 +323,7 @@ class TelegramEdge:
                 continue
             try:
                 await self.app.bot.send_message(
-                    chat.id, self.handlers.texts.system("unexpected.failed"),
+                    chat.id, self.handlers.texts.system("error.generic"),
                     parse_mode=ParseMode.HTML)
             except TelegramError as exc:
                 log.warning("could not say that update %d was given up (%s)", update.update_id,
