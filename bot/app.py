@@ -117,6 +117,7 @@ def policy_from(config: Config) -> Policy:
     return Policy(
         consent_version=config.consent.version,
         retention_days=config.storage.retention.ledger_days,
+        answers_days=config.storage.retention.answers_days,
         therapist_delay=config.consent.therapist_delay,
         allow_minors=config.access.allow_minors,
         resources=tuple(CrisisResource(r.name, r.contact, r.note or "")

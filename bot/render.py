@@ -175,7 +175,8 @@ MAX_COMMAND_DESCRIPTION = 256
 #: Every system text: its key and the sample context it is checked with. The sample's keys
 #: are exactly the variables the text may use; ``buttons.*`` keys are button labels.
 SYSTEM_TEXTS: Mapping[str, Mapping[str, object]] = {
-    "consent.intro": {"retention_days": 730, "therapist_delay": "before your next session"},
+    "consent.intro": {"retention_days": 730, "answers_days": 90,
+                      "therapist_delay": "before your next session"},
     "consent.adult": {},
     "consent.minor_refused": {},
     "consent.guardian_needed": {},
@@ -186,7 +187,7 @@ SYSTEM_TEXTS: Mapping[str, Mapping[str, object]] = {
     "consent.declined": {},
     "consent.done": {"opt_ins": ["store_free_text", "share_with_therapist", "reminders"]},
     "help": {},
-    "privacy": {"retention_days": 730},
+    "privacy": {"retention_days": 730, "answers_days": 90},
     "stop.confirm": {},
     "stop.only_this": {},
     "stop.withdraw": {},

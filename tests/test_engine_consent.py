@@ -22,7 +22,7 @@ OPT_TEXTS = ("consent.free_text", "consent.share", "consent.reminders")
 def _intro(d: Driver) -> str:
     policy = d.engine.resources.policy
     return d.render("consent.intro", retention_days=policy.retention_days,
-                    therapist_delay=policy.therapist_delay)
+                    answers_days=policy.answers_days, therapist_delay=policy.therapist_delay)
 
 
 def _consent_rows(d: Driver) -> list[dict[str, object]]:

@@ -181,7 +181,8 @@ def test_after_a_halt_what_the_client_asks_for_is_answered(
     d.command("help")
     assert d.texts() == [d.render("help")]
     d.command("privacy")
-    assert d.said("privacy", retention_days=d.engine.resources.policy.retention_days)
+    assert d.said("privacy", retention_days=d.engine.resources.policy.retention_days,
+        answers_days=d.engine.resources.policy.answers_days)
     d.command("mydata")
     assert Effect.EXPORT in d.last.effects
     d.command("sos")
@@ -309,7 +310,8 @@ def test_always_answered(situation: Driver, name: str) -> None:
         assert d.texts() == [d.render("help")]
     elif name == "privacy":
         assert d.texts() == [d.render("privacy",
-                                      retention_days=d.engine.resources.policy.retention_days)]
+                                      retention_days=d.engine.resources.policy.retention_days,
+        answers_days=d.engine.resources.policy.answers_days)]
     elif name == "mydata":
         assert d.texts() == [d.render("mydata.intro")]
         assert d.last.effects == [Effect.EXPORT] and d.kinds() == ["export_requested"]
@@ -442,6 +444,7 @@ def test_settings(situation: Driver) -> None:
         # no opt-ins before the terms are agreed to: the terms again
         assert d.texts() == [d.render(
             "consent.intro", retention_days=d.engine.resources.policy.retention_days,
+        answers_days=d.engine.resources.policy.answers_days,
             therapist_delay=d.engine.resources.policy.therapist_delay)]
         assert d.state.pending == "consent:intro"
         return

@@ -221,7 +221,8 @@ async def test_a_60_second_bot_api_outage_loses_nothing(
         later = texts[len(held):]
         help_text = loaded.renderer.system("help").strip()
         privacy = loaded.renderer.system(
-            "privacy", retention_days=loaded.engine.resources.policy.retention_days).strip()
+            "privacy", retention_days=loaded.engine.resources.policy.retention_days,
+            answers_days=loaded.engine.resources.policy.answers_days).strip()
         assert later.count(help_text) == 1, later
         assert later.count(privacy) == 1, later
         assert later.index(help_text) < later.index(privacy)

@@ -60,7 +60,7 @@ def say(loaded: Loaded) -> Say:
 def consent_intro(loaded: Loaded) -> str:
     policy = loaded.engine.resources.policy
     return str(loaded.renderer.system(
-        "consent.intro", retention_days=policy.retention_days,
+        "consent.intro", retention_days=policy.retention_days, answers_days=policy.answers_days,
         therapist_delay=policy.therapist_delay)).strip()
 
 

@@ -58,6 +58,11 @@ def say(loaded: Loaded) -> Say:
     return render
 
 
+def privacy(say: Say) -> str:
+    """The /privacy answer with the default retention periods."""
+    return say("privacy", retention_days=730, answers_days=90)
+
+
 def fault_config(api: FakeBotApi, db: Path) -> Config:
     return edge_config(api, db, access={"mode": "allowlist", "allowlist": [1001, 1002]},
                        sending={"backoff_seconds": [0.5, 1.0, 2.0]})
@@ -93,7 +98,7 @@ async def test_a_429_storm_loses_nothing_and_keeps_order(
     for text in ("/help", "/privacy", "/help"):
         await ada.send(text)
     await bea.send("/help")
-    expected = [say("help"), say("privacy", retention_days=730), say("help")]
+    expected = [say("help"), privacy(say), say("help")]
     assert [m.text.strip() for m in await ada.next(3, timeout=20)] == expected
     assert [m.text.strip() for m in await bea.next(1, timeout=20)] == [say("help")]
     await settle(fake_api, store)
@@ -114,8 +119,8 @@ async def test_telegrams_own_flood_limits_are_absorbed(
         for text in commands:
             await ada.send(text)
         got = [m.text.strip() for m in await ada.next(len(commands), timeout=20)]
-        help_text, privacy = say("help"), say("privacy", retention_days=730)
-        assert got == [help_text, privacy] * 3
+        help_text, privacy_text = say("help"), privacy(say)
+        assert got == [help_text, privacy_text] * 3
         await settle(api, store)
         assert not ada.unread
         assert any(r.method == "sendMessage" for r in api.requests)
@@ -145,7 +150,7 @@ async def test_an_outage_loses_no_message(
 
     got = await ada.next(3, timeout=seconds + 15)
     assert [m.text.strip() for m in got] == [
-        say("help"), say("consent.adult"), say("privacy", retention_days=730)]
+        say("help"), say("consent.adult"), privacy(say)]
     await settle(fake_api, store)
     assert not ada.unread
 
@@ -162,7 +167,7 @@ async def test_server_errors_and_dropped_connections_are_retried(
     await ada.send("/help")
     await ada.send("/privacy")
     got = await ada.next(2, timeout=20)
-    assert [m.text.strip() for m in got] == [say("help"), say("privacy", retention_days=730)]
+    assert [m.text.strip() for m in got] == [say("help"), privacy(say)]
     await settle(fake_api, store)
     assert not ada.unread
 
@@ -179,12 +184,12 @@ async def test_a_send_telegram_carried_out_but_did_not_confirm_may_arrive_twice(
     fake_api.drop("sendMessage", times=1, processed=True)
     await ada.send("/help")
     await ada.send("/privacy")
-    await ada.until(say("privacy", retention_days=730), timeout=20)
+    await ada.until(privacy(say), timeout=20)
     await settle(fake_api, store)
     assert count(ada, say("help")) in (1, 2)
-    assert count(ada, say("privacy", retention_days=730)) == 1
+    assert count(ada, privacy(say)) == 1
     texts = [t.strip() for t in ada.texts]
-    assert texts.index(say("help")) < texts.index(say("privacy", retention_days=730))
+    assert texts.index(say("help")) < texts.index(privacy(say))
 
 
 # -- blocking the bot ------------------------------------------------------------------------
@@ -342,6 +347,6 @@ async def test_a_slow_telegram_is_sent_to_concurrently_but_each_chat_in_order(
         await client.send("/privacy")
     for client in (ada, bea):
         await client.expect(say("help"))
-        await client.expect(say("privacy", retention_days=730))
+        await client.expect(privacy(say))
     assert fake_api.peak_calls["sendmessage"] == 2
     assert fake_api.peak_calls_per_chat["sendmessage"] == 1

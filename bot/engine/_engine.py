@@ -262,7 +262,9 @@ class _Conversation:
         elif name == "help":
             ctx.say("help")
         elif name == "privacy":
-            ctx.say("privacy", retention_days=ctx.res.policy.retention_days)
+            policy = ctx.res.policy
+            ctx.say("privacy", retention_days=policy.retention_days,
+                    answers_days=policy.answers_days)
         elif name == "mydata":
             ctx.log("export_requested")
             ctx.out.effects.append(Effect.EXPORT)
@@ -415,7 +417,8 @@ class _Conversation:
         yes_no = [[ctx.button("opt_in", "y")], [ctx.button("opt_out", "n")]]
         if step == "intro":
             ctx.say("consent.intro", [[ctx.button("agree", "y")], [ctx.button("decline", "n")]],
-                    retention_days=policy.retention_days, therapist_delay=policy.therapist_delay)
+                    retention_days=policy.retention_days, answers_days=policy.answers_days,
+                    therapist_delay=policy.therapist_delay)
         elif step == "adult":
             ctx.say("consent.adult", [[ctx.button("yes", "y")], [ctx.button("no", "n")]])
         else:

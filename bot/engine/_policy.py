@@ -25,6 +25,7 @@ class Policy:
     Attributes:
         consent_version: Version of the consent texts; a change asks every client again.
         retention_days: How long ledger rows are kept (told to clients in consent texts).
+        answers_days: How long stored free-text answers are kept (told to clients, too).
         therapist_delay: When the therapist reads shared summaries, in plain words.
         allow_minors: Whether clients under 18 may use the bot (with guardian consent).
         resources: Crisis resources for the region, shown first after any safety plan.
@@ -45,6 +46,7 @@ class Policy:
 
     consent_version: int = 1
     retention_days: int = 730
+    answers_days: int = 90
     therapist_delay: str = "before your next session"
     allow_minors: bool = False
     resources: tuple[CrisisResource, ...] = (
