@@ -323,6 +323,9 @@ async def test_outbox_lifecycle(store: SqliteStore) -> None:
     assert await store.recent_sent_messages("tg:1", T0) == [(11, 9001), (11, 9002), (11, 9003)]
     assert await store.recent_sent_messages("tg:1", T0 + MINUTE) == [(11, 9002), (11, 9003)]
     assert await store.recent_sent_messages("term:ada", T0) == []
+    await store.record_sent("tg:1", 11, [9004], T0 + MINUTE)  # a file sent outside the outbox
+    assert await store.recent_sent_messages("tg:1", T0 + MINUTE) == [
+        (11, 9002), (11, 9003), (11, 9004)]
 
     assert await store.drop_outbox("tg:1") == 1
     assert [r.payload["n"] for r in await store.pending_outbox(T0)] == [5]

@@ -494,6 +494,9 @@ async def test_delete_erases_the_client_and_the_bots_recent_messages(
     await ada.send("/start")
     await give_consent(ada)
     await ada.until(lambda m: "First steps in sharing" in labels(m))
+    await ada.send("/mydata")
+    await ada.expect(say("mydata.intro"))
+    document = await ada.next_one()
     await ada.send("/delete")
     await ada.expect(say("delete.confirm"))
     await ada.press("Yes, delete everything")
@@ -501,6 +504,7 @@ async def test_delete_erases_the_client_and_the_bots_recent_messages(
     done = await ada.next_one()
     assert done.text.strip() == say("delete.done", deleted_messages=sent_before)
     assert all(m.deleted for m in ada.messages[:sent_before])
+    assert document.deleted  # the export file, sent outside the outbox, too
     assert not done.deleted
     await settle(fake_api, store)
     assert await store.client_ids() == []

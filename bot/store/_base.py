@@ -205,6 +205,12 @@ class Store(ABC):
         """
 
     @abstractmethod
+    async def record_sent(
+        self, client_id: str, chat_id: int, message_ids: Sequence[int], sent_at: datetime
+    ) -> None:
+        """Remember messages sent outside the outbox (a file), for `recent_sent_messages`."""
+
+    @abstractmethod
     async def defer_outbox(self, outbox_id: int, not_before: datetime, attempts: int) -> None:
         """Hold a message back until `not_before` and record the attempts so far."""
 

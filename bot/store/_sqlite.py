@@ -184,6 +184,17 @@ class SqliteStore(Store):
         at = _ts(sent_at)
         await self._run(lambda conn: _mark_sent(conn, outbox_id, at, message_ids))
 
+    async def record_sent(
+        self, client_id: str, chat_id: int, message_ids: Sequence[int], sent_at: datetime
+    ) -> None:
+        at = _ts(sent_at)
+
+        def job(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                _remember_sent(conn, client_id, chat_id, message_ids, at)
+
+        await self._run(job)
+
     async def defer_outbox(self, outbox_id: int, not_before: datetime, attempts: int) -> None:
         await self._write(
             "UPDATE outbox SET not_before = ?, attempts = ? WHERE id = ?",
@@ -448,11 +459,18 @@ def _mark_sent(
         ).fetchall()
         if rows and rows[0][1] is not None:
             client_id, chat_id = rows[0]
-            conn.executemany(
-                """INSERT OR REPLACE INTO sent_messages (chat_id, message_id, client_id, sent_at)
-                   VALUES (?, ?, ?, ?)""",
-                [(chat_id, message_id, client_id, sent_at) for message_id in message_ids],
-            )
+            _remember_sent(conn, client_id, chat_id, message_ids, sent_at)
+
+
+def _remember_sent(
+    conn: sqlite3.Connection, client_id: str, chat_id: int, message_ids: Sequence[int],
+    sent_at: str,
+) -> None:
+    conn.executemany(
+        """INSERT OR REPLACE INTO sent_messages (chat_id, message_id, client_id, sent_at)
+           VALUES (?, ?, ?, ?)""",
+        [(chat_id, message_id, client_id, sent_at) for message_id in message_ids],
+    )
 
 
 def _export(conn: sqlite3.Connection, client_id: str) -> dict[str, object]:

@@ -257,10 +257,13 @@ class Handlers:
             await self._outbox_sent(client_key(chat_id))
             data = json.dumps(handled.export, ensure_ascii=False, indent=2).encode()
             try:
-                await context.bot.send_document(chat_id, io.BytesIO(data),
-                                                filename="rehearse-my-data.json")
+                document = await context.bot.send_document(chat_id, io.BytesIO(data),
+                                                           filename="rehearse-my-data.json")
             except TelegramError:
                 log.warning("could not send a client's export")
+            else:  # so that /delete deletes it from the chat, too
+                await self.service.store.record_sent(client_key(chat_id), chat_id,
+                                                     [document.message_id], self.clock())
         if handled.erased:
             self._admitted.pop(client_key(chat_id))
             deleted = 0
