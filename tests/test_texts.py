@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from pathlib import Path
 
 import pytest
 
+from bot.app import crisis_matcher
 from bot.config import Config, SafetyPlan
+from bot.engine import normalise
 from bot.render import (
     MAX_LABEL_LENGTH,
     MAX_MESSAGE_LENGTH,
@@ -251,11 +252,6 @@ def test_help_lists_every_command(renderer: Renderer) -> None:
 # --- crisis phrases -------------------------------------------------------------------------
 
 
-def normalise(text: str) -> str:
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    return " ".join(re.sub(r"[\W_]+", " ", folded).split())
-
-
 def test_crisis_phrases_are_well_formed() -> None:
     data = load_yaml(PROMPTS / "en" / "crisis_phrases.yaml").data
     assert isinstance(data, dict)
@@ -272,3 +268,15 @@ def test_crisis_phrases_are_well_formed() -> None:
     assert set(CORE_PHRASES) <= set(phrases)
     assert {"killing it", "dying to know", "to die for"} <= set(exclude)
     assert not set(phrases) & set(exclude)
+
+
+@pytest.mark.parametrize(("text", "crisis"), [
+    ("I don't want to live", True),
+    ("I DON’T want to live", True),  # typographic apostrophe
+    ("i dont want to live!!", True),
+    ("honestly I don t want to live", False),  # a split word is another word: list it if used
+    ("I'm killing it at work", False),  # an exclusion
+    ("I'm killing it at work and I want to kill myself", True),  # not hidden by one
+])
+def test_the_shipped_crisis_phrases_match_as_their_file_says(text: str, crisis: bool) -> None:
+    assert crisis_matcher(PROMPTS, "en").matches(text) is crisis
