@@ -117,6 +117,22 @@ def test_blocking_the_bot_halts_silently(situations: dict[str, Driver]) -> None:
     assert [e.data for e in d.ledger() if e.kind == "stopped"] == [{"via": "blocked"}]
 
 
+@pytest.mark.parametrize("first", ["block", "stop"])
+def test_a_block_on_a_halted_client_is_one_halt(situations: dict[str, Driver], first: str) -> None:
+    """Telegram reports a block twice (a 403 on a send and a chat-member update)."""
+    d = situations["prompt"].fork()
+    if first == "stop":
+        d.command("stop")
+    else:
+        d.send(Blocked())
+    d.send(Blocked())
+    assert d.messages == [] and d.ledger() == []
+    assert len([e for e in d.all_ledger() if e.kind == "stopped"]) == 1
+    d.start()  # /start lifts the halt; a later block is a new one
+    d.send(Blocked())
+    assert [e.data for e in d.ledger() if e.kind == "stopped"] == [{"via": "blocked"}]
+
+
 # -- after a halt --------------------------------------------------------------------------------
 
 TIMER_KINDS = ("reminder", "silence", "followup", "anything")

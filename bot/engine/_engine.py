@@ -107,7 +107,10 @@ class _Conversation:
             self._timer(event.kind, datetime.fromisoformat(event.due_iso))
             return
         if isinstance(event, Blocked):
-            self.halt(via="blocked", silent=True)
+            # A block seen twice (a failed send and the chat-member update) is one halt; a
+            # block after /stop adds nothing the ledger does not already say.
+            if not state.halted:
+                self.halt(via="blocked", silent=True)
             return
         if isinstance(event, Clinician):
             self._clinician(event)
