@@ -198,6 +198,7 @@ SYSTEM_TEXTS: Mapping[str, Mapping[str, object]] = {
     "crisis.not_safe": {"emergency": "911"},
     "crisis.safe": {},
     "crisis.hold": {},
+    "crisis.welcome_back": {},
     "checkin.question": {},
     "checkin.expected": {},
     "checkin.actual": {},

@@ -575,7 +575,9 @@ class _Conversation:
         level = state.level
         if lower or self._returning(previous):
             level = max(1, level - 1)
-            ctx.say("welcome_back")
+            # "As it's been a while" would be wrong minutes after crisis support.
+            held = state.crisis_hold_since is not None
+            ctx.say("crisis.welcome_back" if held else "welcome_back")
         first = script.first_step
         assert first is not None
         state.session = Session(script=script_id, script_version=script.meta.version,
