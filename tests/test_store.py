@@ -665,3 +665,16 @@ async def test_pragmas_are_in_effect(store: SqliteStore) -> None:
         "foreign_keys": 1,
         "temp_store": 2,  # MEMORY
     }
+
+
+async def test_writes_by_another_process_are_noticed_and_own_writes_are_not(
+    store: SqliteStore, db_path: Path
+) -> None:
+    assert await store.changed_elsewhere() is False  # the first call only takes a reading
+    await store.commit(make("e1"))
+    await store.record_failed_code("tg:1", T0, MINUTE)
+    assert await store.changed_elsewhere() is False  # this connection's own writes
+    async with SqliteStore(db_path) as operator:  # e.g. `rehearse erase`
+        await operator.erase("tg:1")
+    assert await store.changed_elsewhere() is True
+    assert await store.changed_elsewhere() is False  # reported once

@@ -6,6 +6,7 @@ Everything runs through the real bot against the fake Bot API; invites are store
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -13,8 +14,10 @@ from pathlib import Path
 import pytest
 
 from bot.app import Loaded
+from bot.cli import main as rehearse
 from bot.store import Invite, SqliteStore
 from bot.telegram import TelegramEdge, code_hash, new_code
+from bot.telegram._edge import TIMER_INTERVAL
 from tests.conftest import Clock, edge_config
 from tests.support.fake_bot_api import FakeBotApi
 from tests.support.telegram_client import TelegramClient, labels, running_edge, settle
@@ -200,3 +203,22 @@ async def test_allowlist_mode_admits_listed_ids_only(
         await other.expect(say("access.invite_needed"))
         await settle(fake_api, store)
         assert await store.client_ids() == ["tg:1001"]
+
+
+async def test_an_erasure_by_the_operator_ends_access_without_a_restart(
+    bot: TelegramEdge, fake_api: FakeBotApi, store: SqliteStore, loaded: Loaded,
+    clock: Clock, say: Say,
+) -> None:
+    """`rehearse erase` from another process: the running bot lets the client in no more."""
+    code = await invite(store, clock)
+    ada = TelegramClient(fake_api, 2001, "Ada")
+    await admitted_with(ada, code, loaded, say)
+    await ada.send("/help")
+    await ada.expect(say("help"))
+    erased = await asyncio.to_thread(
+        rehearse, ["erase", "tg:2001", "--yes", "--db", str(store._path)])
+    assert erased == 0
+    await asyncio.sleep(2 * TIMER_INTERVAL)  # the bot notices at its next timer tick
+    await ada.send("/help")
+    await ada.expect(say("access.invite_needed"))
+    assert await store.load_state("tg:2001") is None

@@ -243,6 +243,13 @@ class Store(ABC):
         """
 
     @abstractmethod
+    async def changed_elsewhere(self) -> bool:
+        """Whether another process (an operator command) wrote to the store since last asked.
+
+        The first call answers False. Callers holding caches of stored facts drop them.
+        """
+
+    @abstractmethod
     async def erase(self, client_id: str) -> None:
         """Delete everything stored about the client, leaving no trace in the files.
 

@@ -102,6 +102,7 @@ class SqliteStore(Store):
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._closing = False
+        self._data_version: int | None = None
 
     async def open(self) -> None:
         if self._db is not None:
@@ -183,6 +184,13 @@ class SqliteStore(Store):
     ) -> None:
         at = _ts(sent_at)
         await self._run(lambda conn: _mark_sent(conn, outbox_id, at, message_ids))
+
+    async def changed_elsewhere(self) -> bool:
+        # data_version changes when another connection commits, never for this one's own.
+        version = (await self._fetchone("PRAGMA data_version", ()))[0]
+        changed = self._data_version is not None and version != self._data_version
+        self._data_version = version
+        return bool(changed)
 
     async def record_sent(
         self, client_id: str, chat_id: int, message_ids: Sequence[int], sent_at: datetime

@@ -265,10 +265,13 @@ class TelegramEdge:
         return updates
 
     async def _timers(self) -> None:
-        """Fire due timers every second; enforce retention once a day (and at start)."""
+        """Every second: notice operator commands, fire due timers; purge once a day."""
         next_purge = 0.0
         while not self._stop.is_set():
             try:
+                if await self.service.store.changed_elsewhere():
+                    # An operator command (erase, invite, …): cached admissions may be stale.
+                    self.handlers.forget_admitted()
                 if await self.service.fire_due_timers():
                     self.sender.wake.set()
                 if time.monotonic() >= next_purge:

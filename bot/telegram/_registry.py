@@ -132,6 +132,10 @@ class Handlers:
             await self._reply(context, incoming.chat_id, self.texts.system("access.invite_needed"))
         raise ApplicationHandlerStop
 
+    def forget_admitted(self) -> None:
+        """Drop the cache of admitted clients (the store changed behind the bot's back)."""
+        self._admitted = Recent()
+
     async def admitted(self, client_id: str) -> bool:
         """Whether a client may use the bot: allowlisted, an admin, or redeemed an invite."""
         if self._admitted.get(client_id):
