@@ -504,6 +504,18 @@ def test_session_cap_at_any_step(loaded: Loaded, where: str) -> None:
     assert d.state.session is None and d.said("session.cap")
 
 
+def test_a_session_started_afresh_after_a_crisis_is_not_counted_twice(loaded: Loaded) -> None:
+    d = _client(loaded.engine, level=2)
+    d.state.contract.sessions_per_day = 1
+    d.pick("first-steps")
+    d.at("checkin-before", "rating")
+    d.text(CRISIS)
+    d.press(d.label("safe"))
+    d.command("resume")  # the same session, started afresh one level lower
+    assert not d.said("session.day_cap") and d.said("crisis.welcome_back")
+    assert d.state.session is not None and sum(d.state.session_days.values()) == 1
+
+
 def test_sessions_per_day_cap(loaded: Loaded) -> None:
     d = _client(loaded.engine)
     d.state.contract.sessions_per_day = 2

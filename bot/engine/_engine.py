@@ -555,7 +555,8 @@ class _Conversation:
         self._begin_session(available[index], previous)
 
     def _begin_session(self, script_id: str, previous: datetime | None, *,
-                       lower: bool = False) -> None:
+                       restarting: Session | None = None) -> None:
+        """Start a session of the script; ``restarting`` is the session it starts afresh."""
         ctx, state = self.ctx, self.state
         script = ctx.res.scripts[script_id]
         version = ctx.res.policy.consent_version
@@ -568,12 +569,16 @@ class _Conversation:
             return
         tz = zone(state.settings.timezone, ctx.res.policy.default_timezone)
         today = ctx.now.astimezone(tz).date().isoformat()
-        if state.session_days.get(today, 0) >= state.contract.sessions_per_day:
-            ctx.say("session.day_cap")
-            return
-        state.session_days = {today: state.session_days.get(today, 0) + 1}
+        # A session started afresh (after a long pause or a crisis) was counted when it began.
+        counted = (restarting is not None
+                   and restarting.started_at.astimezone(tz).date().isoformat() == today)
+        if not counted:
+            if state.session_days.get(today, 0) >= state.contract.sessions_per_day:
+                ctx.say("session.day_cap")
+                return
+            state.session_days = {today: state.session_days.get(today, 0) + 1}
         level = state.level
-        if lower or self._returning(previous):
+        if restarting is not None or self._returning(previous):
             level = max(1, level - 1)
             # "As it's been a while" would be wrong minutes after crisis support.
             held = state.crisis_hold_since is not None
@@ -605,7 +610,7 @@ class _Conversation:
             ctx.log("session_ended", script=script_id, completed=False,
                     reason="long-pause" if long_pause else "returning")
             self.state.session = None
-            self._begin_session(script_id, previous, lower=True)
+            self._begin_session(script_id, previous, restarting=session)
             return
         if session.paused:
             session.paused = False
