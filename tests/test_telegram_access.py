@@ -68,6 +68,15 @@ async def admitted_with(client: TelegramClient, code: str, loaded: Loaded, say: 
     assert labels(intro) == ["I agree", "No, thanks"]
 
 
+async def invited_ada(
+    api: FakeBotApi, store: SqliteStore, clock: Clock, loaded: Loaded, say: Say
+) -> TelegramClient:
+    """Ada, admitted with a fresh invite and shown the consent question."""
+    ada = TelegramClient(api, 2001, "Ada")
+    await admitted_with(ada, await invite(store, clock), loaded, say)
+    return ada
+
+
 # -- strangers -------------------------------------------------------------------------------
 async def test_a_stranger_is_asked_for_an_invite_and_nothing_is_stored(
     bot: TelegramEdge, fake_api: FakeBotApi, store: SqliteStore, say: Say
@@ -105,9 +114,7 @@ async def test_a_valid_code_admits_and_assigns_its_script(
     bot: TelegramEdge, fake_api: FakeBotApi, store: SqliteStore, loaded: Loaded,
     clock: Clock, say: Say,
 ) -> None:
-    code = await invite(store, clock)
-    ada = TelegramClient(fake_api, 2001, "Ada")
-    await admitted_with(ada, code, loaded, say)
+    ada = await invited_ada(fake_api, store, clock, loaded, say)
     state = await store.load_state("tg:2001")
     assert state is not None
     assert state["contract"]["scripts"] == ["first-steps"]  # type: ignore[index]
@@ -210,9 +217,7 @@ async def test_an_erasure_by_the_operator_ends_access_without_a_restart(
     clock: Clock, say: Say,
 ) -> None:
     """`rehearse erase` from another process: the running bot lets the client in no more."""
-    code = await invite(store, clock)
-    ada = TelegramClient(fake_api, 2001, "Ada")
-    await admitted_with(ada, code, loaded, say)
+    ada = await invited_ada(fake_api, store, clock, loaded, say)
     await ada.send("/help")
     await ada.expect(say("help"))
     erased = await asyncio.to_thread(
