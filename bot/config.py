@@ -127,11 +127,29 @@ class Resource(_Section):
     note: Annotated[str, Field(max_length=200)] = ""
 
 
-class Region(_Section):
-    """The emergency number and crisis resources of one region."""
+class Lines(_Section):
+    """A region's crisis and safety lines per kind of risk; only ``suicide`` is required.
 
+    A kind without lines of its own shows the ``suicide`` (general crisis) lines.
+    """
+
+    suicide: Annotated[list[Resource], Field(min_length=1, max_length=6)]
+    partner_abuse: Annotated[list[Resource], Field(max_length=6)] = Field(default_factory=list)
+    sexual_violence: Annotated[list[Resource], Field(max_length=6)] = Field(default_factory=list)
+    child_at_risk: Annotated[list[Resource], Field(max_length=6)] = Field(default_factory=list)
+    harm_to_others: Annotated[list[Resource], Field(max_length=6)] = Field(default_factory=list)
+
+
+class Region(_Section):
+    """The emergency number and the crisis and safety lines of one region."""
+
+    label: Annotated[str, Field(min_length=1, max_length=60)]
     emergency: Annotated[str, Field(min_length=1, max_length=40)]
-    resources: Annotated[list[Resource], Field(min_length=1, max_length=6)]
+    lines: Lines
+    #: Telegram language codes (lower case) that suggest this region to a client.
+    languages: list[Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[a-z0-9]{2,8})?$")]] = Field(
+        default_factory=list
+    )
 
 
 class SafetyPlan(_Section):
@@ -144,46 +162,155 @@ class SafetyPlan(_Section):
     safe_surroundings: list[Entry] = Field(default_factory=list)
 
 
-def _default_regions() -> dict[str, Region]:
-    def region(emergency: str, *resources: tuple[str, str, str]) -> Region:
-        return Region(
-            emergency=emergency,
-            resources=[Resource(name=n, contact=c, note=note) for n, c, note in resources],
-        )
+def _line(name: str, contact: str, note: str = "") -> Resource:
+    return Resource(name=name, contact=contact, note=note)
 
+
+def _default_regions() -> dict[str, Region]:
+    """The shipped regions. Every number is the one its service publishes on its own site
+    (the address is beside it); reviewed 2026-12-01. A practice must check its region's
+    numbers before going live and yearly after (docs/safety.md, "Crisis lines")."""
     return {
-        "US": region(
-            "911",
-            ("988 Suicide & Crisis Lifeline", "Call or text 988", "24/7, free, confidential"),
-            ("Crisis Text Line", "Text HOME to 741741", "24/7, free"),
+        "US": Region(
+            label="United States", emergency="911", languages=["en-us"],
+            lines=Lines(
+                suicide=[  # 988lifeline.org; crisistextline.org
+                    _line("988 Suicide & Crisis Lifeline", "Call or text 988, or chat at "
+                          "988lifeline.org", "24/7, free, confidential"),
+                    _line("Crisis Text Line", "Text HOME to 741741", "24/7, free"),
+                ],
+                partner_abuse=[  # thehotline.org
+                    _line("National Domestic Violence Hotline",
+                          "Call 1-800-799-7233 or text START to 88788", "24/7, confidential"),
+                ],
+                sexual_violence=[  # rainn.org
+                    _line("RAINN National Sexual Assault Hotline", "Call 1-800-656-4673",
+                          "24/7, confidential"),
+                ],
+                child_at_risk=[  # childhelphotline.org; postpartum: mchb.hrsa.gov
+                    _line("Childhelp National Child Abuse Hotline", "Call or text "
+                          "1-800-422-4453", "24/7, also for parents who fear they may hurt "
+                          "their child"),
+                    _line("National Maternal Mental Health Hotline", "Call or text "
+                          "1-833-852-6262", "24/7, for parents of babies"),
+                ],
+                harm_to_others=[  # 988lifeline.org: anyone in emotional crisis
+                    _line("988 Suicide & Crisis Lifeline", "Call or text 988",
+                          "24/7, also if you fear you may hurt someone"),
+                ],
+            ),
         ),
-        "UK": region(
-            "999",
-            ("Samaritans", "Call 116 123", "24/7, free"),
-            ("Shout", "Text SHOUT to 85258", "24/7, free, confidential"),
+        "UK": Region(
+            label="United Kingdom", emergency="999", languages=["en-gb", "cy"],
+            lines=Lines(
+                suicide=[  # samaritans.org; giveusashout.org
+                    _line("Samaritans", "Call 116 123", "24/7, free"),
+                    _line("Shout", "Text SHOUT to 85258", "24/7, free, confidential"),
+                ],
+                partner_abuse=[  # nationaldahelpline.org.uk (Refuge)
+                    _line("National Domestic Abuse Helpline", "Call 0808 2000 247",
+                          "24/7, free, confidential"),
+                ],
+                sexual_violence=[  # rapecrisis.org.uk
+                    _line("Rape Crisis 24/7 Support Line", "Call 0808 500 2222",
+                          "24/7, free (England and Wales)"),
+                ],
+                child_at_risk=[  # nspcc.org.uk; childline.org.uk
+                    _line("NSPCC Helpline", "Call 0808 800 5000", "for adults worried "
+                          "about a child"),
+                    _line("Childline", "Call 0800 1111", "for children and young people"),
+                ],
+            ),
         ),
-        "IE": region(
-            "112 or 999",
-            ("Samaritans", "Call 116 123", "24/7, free"),
-            ("Text About It", "Text HELLO to 50808", "24/7, free"),
+        "IE": Region(
+            label="Ireland", emergency="112 or 999", languages=["en-ie", "ga"],
+            lines=Lines(
+                suicide=[  # samaritans.ie; textaboutit.ie
+                    _line("Samaritans", "Call 116 123", "24/7, free"),
+                    _line("Text About It", "Text HELLO to 50808", "24/7, free"),
+                ],
+                partner_abuse=[  # womensaid.ie
+                    _line("Women's Aid National Freephone Helpline", "Call 1800 341 900",
+                          "24/7, free"),
+                ],
+                sexual_violence=[  # drcc.ie
+                    _line("Rape Crisis Helpline (Dublin Rape Crisis Centre)",
+                          "Call 1800 77 8888", "24/7, free"),
+                ],
+                child_at_risk=[  # ispcc.ie
+                    _line("ISPCC Childline", "Call 1800 66 66 66", "24/7, free"),
+                ],
+            ),
         ),
-        "CA": region(
-            "911",
-            ("9-8-8 Suicide Crisis Helpline", "Call or text 988", "24/7, free"),
+        "CA": Region(
+            label="Canada", emergency="911", languages=["en-ca", "fr-ca"],
+            lines=Lines(
+                suicide=[  # 988.ca
+                    _line("9-8-8 Suicide Crisis Helpline", "Call or text 988", "24/7, free"),
+                ],
+                child_at_risk=[  # kidshelpphone.ca
+                    _line("Kids Help Phone", "Call 1-800-668-6868 or text CONNECT to 686868",
+                          "24/7, free"),
+                ],
+            ),
         ),
-        "AU": region(
-            "000",
-            ("Lifeline", "Call 13 11 14", "24/7"),
-            ("Beyond Blue", "Call 1300 22 4636", "24/7"),
+        "AU": Region(
+            label="Australia", emergency="000", languages=["en-au"],
+            lines=Lines(
+                suicide=[  # lifeline.org.au; beyondblue.org.au
+                    _line("Lifeline", "Call 13 11 14 or text 0477 13 11 14", "24/7"),
+                    _line("Beyond Blue", "Call 1300 22 4636", "24/7"),
+                ],
+                partner_abuse=[  # 1800respect.org.au
+                    _line("1800RESPECT", "Call 1800 737 732", "24/7, domestic, family and "
+                          "sexual violence"),
+                ],
+                sexual_violence=[  # 1800respect.org.au
+                    _line("1800RESPECT", "Call 1800 737 732", "24/7, domestic, family and "
+                          "sexual violence"),
+                ],
+                child_at_risk=[  # kidshelpline.com.au
+                    _line("Kids Helpline", "Call 1800 55 1800", "24/7, for young people"),
+                ],
+            ),
         ),
-        "NZ": region(
-            "111",
-            ("Need to talk?", "Call or text 1737", "24/7, free"),
-            ("Lifeline Aotearoa", "Call 0800 543 354", "24/7, free"),
+        "NZ": Region(
+            label="New Zealand", emergency="111", languages=["en-nz", "mi"],
+            lines=Lines(
+                suicide=[  # 1737.org.nz; lifeline.org.nz
+                    _line("Need to talk?", "Call or text 1737", "24/7, free"),
+                    _line("Lifeline Aotearoa", "Call 0800 543 354", "24/7, free"),
+                ],
+                partner_abuse=[  # womensrefuge.org.nz
+                    _line("Women's Refuge Crisisline", "Call 0800 733 843", "24/7, free"),
+                ],
+                sexual_violence=[  # safetotalk.nz
+                    _line("Safe to talk", "Call 0800 044 334 or text 4334", "24/7, free"),
+                ],
+            ),
         ),
-        "DE": region(
-            "112",
-            ("TelefonSeelsorge", "Anrufen: 0800 111 0 111 oder 0800 111 0 222", "24/7, kostenlos"),
+        "DE": Region(
+            label="Deutschland", emergency="112", languages=["de", "de-de"],
+            lines=Lines(
+                suicide=[  # telefonseelsorge.de
+                    _line("TelefonSeelsorge", "Anrufen: 0800 111 0 111 oder 0800 111 0 222",
+                          "24/7, kostenlos"),
+                ],
+                partner_abuse=[  # hilfetelefon.de
+                    _line("Hilfetelefon Gewalt gegen Frauen", "Anrufen: 116 016",
+                          "24/7, kostenlos, auch auf Englisch"),
+                ],
+                sexual_violence=[  # hilfetelefon.de; hilfe-portal-missbrauch.de
+                    _line("Hilfetelefon Gewalt gegen Frauen", "Anrufen: 116 016",
+                          "24/7, kostenlos"),
+                ],
+                child_at_risk=[  # hilfe-portal-missbrauch.de; nummergegenkummer.de
+                    _line("Hilfetelefon Sexueller Missbrauch", "Anrufen: 0800 22 55 530",
+                          "kostenlos, anonym"),
+                    _line("Nummer gegen Kummer", "Anrufen: 116 111", "für Kinder und "
+                          "Jugendliche"),
+                ],
+            ),
         ),
     }
 
@@ -315,7 +442,7 @@ class Config(_Section):
 
     @property
     def region(self) -> Region:
-        """The configured region's emergency number and crisis resources."""
+        """The practice's region: its emergency number and crisis and safety lines."""
         return self.safety.regions[self.safety.region]
 
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from bot.crisis import Detector
 from bot.engine._outcome import ButtonSpec, LedgerEntry, Message, Outcome, TimerRequest
-from bot.engine._policy import Policy
-from bot.engine._safety import CrisisMatcher
+from bot.engine._policy import Policy, RegionLines
 from bot.engine._state import ClientState, Opt, Session
 from bot.script import LoadedScript
 
@@ -35,11 +35,11 @@ class Texts(Protocol):
 
 @dataclass(frozen=True)
 class Resources:
-    """What the engine is given once: scripts, texts, crisis phrases and policy."""
+    """What the engine is given once: scripts, texts, the crisis detector and policy."""
 
     scripts: Mapping[str, LoadedScript]
     texts: Texts
-    crisis: CrisisMatcher
+    crisis: Detector
     policy: Policy
 
 
@@ -145,6 +145,10 @@ class Context:
     def cancel_timer(self, kind: str) -> None:
         """Cancel a timer kind (``"*"`` for all)."""
         self.out.timers_cancel.append(kind)
+
+    def lines(self) -> RegionLines:
+        """The crisis lines of the client's region (the practice's until they choose)."""
+        return self.res.policy.lines(self.state.settings.region)
 
     def opted(self, opt: Opt) -> bool:
         """Whether the client holds this opt-in for the current consent version."""

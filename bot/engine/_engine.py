@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 
+from bot.crisis import Detection
 from bot.engine._context import Context, Resources
 from bot.engine._events import (
     Blocked,
@@ -23,6 +24,7 @@ from bot.engine._events import (
     TimerFired,
 )
 from bot.engine._outcome import Effect, Outcome
+from bot.engine._policy import RISK_KINDS
 from bot.engine._reminders import in_quiet_hours, next_reminder, parse_hhmm, zone
 from bot.engine._safety import is_stop_word
 from bot.engine._state import LEVELS, ClientState, Frame, Opt, ReminderTime, Session
@@ -118,10 +120,14 @@ class _Conversation:
         previous = state.last_active
         self._client_is_here()
         self._check_place()
-        if isinstance(event, Text):
-            if ctx.res.crisis.matches(event.text):
-                self.crisis(from_text=True)
-            elif is_stop_word(event.text):
+        self._note_language(event.language)
+        # Crisis language first, in every free text: a message, the words after a command,
+        # a caption, an edited message. It interrupts everything else the event would do.
+        detection = ctx.res.crisis.scan(_free_text(event))
+        if detection:
+            self.crisis(detection)
+        elif isinstance(event, Text):
+            if is_stop_word(event.text):
                 self.halt(via="word")
             else:
                 self._text(event.text)
@@ -140,6 +146,13 @@ class _Conversation:
                 ctx.say("unexpected.non_text")
                 self.repeat()
         self._watch_silence()
+
+    def _note_language(self, language: str | None) -> None:
+        """Remember the region a client's Telegram language suggests (for ``/settings``)."""
+        settings = self.state.settings
+        suggested = self.ctx.res.policy.suggest_region(language)
+        if suggested is not None and settings.suggested_region != suggested:
+            settings.suggested_region = suggested
 
     def _client_is_here(self) -> None:
         """Any message from the client: silence follow-up off, reminders answered."""
@@ -192,25 +205,34 @@ class _Conversation:
                 self.runner.show()
 
     # -- gatekeepers ------------------------------------------------------------------------
-    def crisis(self, *, from_text: bool) -> None:
-        """Safety plan, crisis resources, then "are you safe right now?"."""
+    def crisis(self, detection: Detection | None) -> None:
+        """Crisis lines first, then the client's safety plan, then "are you safe right now?".
+
+        Args:
+            detection: What the client's words matched, or None for ``/sos``. The first
+                message always carries the emergency number and the lines for the kinds
+                matched (for ``/sos``: every kind's lines).
+        """
         ctx, state = self.ctx, self.state
         policy = ctx.res.policy
-        if from_text:
-            running = state.session is not None and not state.session.paused
-            ctx.say("crisis.noticed", paused=running)
+        lines = ctx.lines()
+        kinds = tuple(k.value for k in detection.kinds) if detection else RISK_KINDS
+        running = state.session is not None and not state.session.paused
+        ctx.say("crisis.resources", groups=lines.groups(kinds), emergency=lines.emergency,
+                noticed=detection is not None, paused=detection is not None and running,
+                imminent=bool(detection and detection.imminent))
         plan = policy.safety_plans.get(state.client_id)
         if plan and any(plan.values()):
             ctx.say("crisis.safety_plan", plan=plan)
-        ctx.say("crisis.resources", resources=[vars(r) for r in policy.resources],
-                emergency=policy.emergency)
         state.pending = "crisis"
         ctx.say("crisis.are_you_safe",
                 [[ctx.button("safe", "sf")], [ctx.button("not_safe", "ns")]])
-        if not from_text:
+        if detection is None:
             ctx.log("sos_viewed")
             return
-        ctx.log("crisis_language", step=state.session.frame.step if state.session else None)
+        # The fact, the kinds and the rules that matched: never the client's words.
+        ctx.log("crisis_language", step=state.session.frame.step if state.session else None,
+                kinds=list(kinds), imminent=detection.imminent, rules=list(detection.rules))
         state.crisis_hold_since = ctx.now
         state.crisis_hold_cleared_by_therapist = False
         if state.session is not None and not state.session.paused:
@@ -261,7 +283,7 @@ class _Conversation:
         elif name == "start":
             self._start(previous)
         elif name == "sos":
-            self.crisis(from_text=False)
+            self.crisis(None)
         elif name == "help":
             ctx.say("help")
         elif name == "privacy":
@@ -361,7 +383,7 @@ class _Conversation:
         elif pending == "crisis":
             if code == "ns":
                 ctx.log("crisis_not_safe")
-                ctx.say("crisis.not_safe", emergency=ctx.res.policy.emergency)
+                ctx.say("crisis.not_safe", emergency=ctx.lines().emergency)
             else:
                 ctx.log("crisis_safe")
                 ctx.say("crisis.safe")
@@ -787,3 +809,16 @@ class _Conversation:
             if state.reminders_unanswered >= ctx.res.policy.reminders_max_unanswered:
                 ctx.log("reminders_suspended", reason="unanswered")
         self.schedule_reminder()
+
+
+def _free_text(event: Event) -> str:
+    """Everything a client wrote in an event, for the crisis scan (never stored)."""
+    if isinstance(event, Text):
+        return event.text
+    if isinstance(event, Command):
+        return event.args
+    if isinstance(event, Start):
+        return event.payload or ""
+    if isinstance(event, NonText):
+        return event.text
+    return ""

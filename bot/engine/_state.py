@@ -65,6 +65,10 @@ class Settings(_Model):
     timezone: str | None = None
     reminders: list[ReminderTime] = Field(default_factory=list)
     pace: str | None = None
+    #: The region whose crisis lines the client sees (None: the practice's region).
+    region: str | None = None
+    #: The region the client's Telegram language suggests, offered first in ``/settings``.
+    suggested_region: str | None = None
 
 
 class Frame(_Model):

@@ -20,7 +20,6 @@ import traceback
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 
 from telegram import BotCommand, Update
 from telegram.constants import ParseMode
@@ -42,7 +41,7 @@ from telegram.ext import (
     Job,
 )
 
-from bot.app import Loaded, crisis_matcher, resolve
+from bot.app import Loaded
 from bot.config import Config
 from bot.engine import COMMANDS, Blocked
 from bot.service import Rehearsal, Retention
@@ -142,9 +141,7 @@ class TelegramEdge:
                            overall=sending.global_per_second),
             backoff=sending.backoff_seconds,
         )
-        prompts = config.prompts
-        self.handlers = Handlers(config, self.service, self.sender, loaded.renderer,
-                                 crisis_matcher(resolve(Path(prompts.path)), prompts.locale), clock)
+        self.handlers = Handlers(config, self.service, self.sender, loaded.renderer, clock)
         self.handlers.register(self.app)
         self.app.add_error_handler(self._note_failure)
         self._stop = asyncio.Event()
