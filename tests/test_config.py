@@ -81,7 +81,7 @@ def test_values_are_read(tmp_path: Path) -> None:
     assert config.access.allowlist == [7, 8]
     assert config.reminders.quiet_hours.start == "22:30"
     assert config.reminders.quiet_hours.end == "08:00"
-    assert config.region.resources[0].contact == "Call 116 123"
+    assert config.region.lines.suicide[0].contact == "Call 116 123"
     assert config.safety.safety_plans["7"].coping_steps == ["Breathe"]
     assert config.sending.per_chat_per_second == 1.0
 
@@ -96,11 +96,11 @@ def test_unknown_key_is_located_with_a_suggestion(tmp_path: Path) -> None:
 
 
 def test_unknown_key_deep_inside_lists_and_mappings(tmp_path: Path) -> None:
-    text = "safety:\n  regions:\n    US:\n      emergency: '911'\n      resources:\n"
-    text += "        - name: X\n          contcat: Y\n"
+    text = "safety:\n  regions:\n    US:\n      label: US\n      emergency: '911'\n"
+    text += "      lines:\n        suicide:\n          - name: X\n            contcat: Y\n"
     [missing, unknown] = error_lines(tmp_path, text)
-    assert "`safety.regions.US.resources[0].contact` is missing" in missing
-    assert unknown.startswith("config.yaml:7:11: unknown key `contcat`")
+    assert "`safety.regions.US.lines.suicide[0].contact` is missing" in missing
+    assert unknown.startswith("config.yaml:9:13: unknown key `contcat`")
     assert "did you mean `contact`?" in unknown
 
 
@@ -116,7 +116,8 @@ def test_unknown_key_deep_inside_lists_and_mappings(tmp_path: Path) -> None:
             "`telegram.drop_pending_updates` must be true or false",
         ),
         (
-            "safety:\n  regions:\n    US: {emergency: 911, resources: [{name: a, contact: b}]}\n",
+            "safety:\n  regions:\n    US: {label: US, emergency: 911,\n"
+            "         lines: {suicide: [{name: a, contact: b}]}}\n",
             "`safety.regions.US.emergency` must be text (put it in quotes)",
         ),
         ("access:\n  mode: open\n", "`access.mode` must be one of: 'invite' or 'allowlist'"),

@@ -24,7 +24,6 @@ from bot.engine._events import (
     TimerFired,
 )
 from bot.engine._outcome import Effect, Outcome
-from bot.engine._policy import RISK_KINDS
 from bot.engine._reminders import in_quiet_hours, next_reminder, parse_hhmm, zone
 from bot.engine._safety import is_stop_word
 from bot.engine._state import LEVELS, ClientState, Frame, Opt, ReminderTime, Session
@@ -215,12 +214,9 @@ class _Conversation:
         """
         ctx, state = self.ctx, self.state
         policy = ctx.res.policy
-        lines = ctx.lines()
-        kinds = tuple(k.value for k in detection.kinds) if detection else RISK_KINDS
         running = state.session is not None and not state.session.paused
-        ctx.say("crisis.resources", groups=lines.groups(kinds), emergency=lines.emergency,
-                noticed=detection is not None, paused=detection is not None and running,
-                imminent=bool(detection and detection.imminent))
+        ctx.send(ctx.system("crisis.resources",
+                            **ctx.lines().crisis_context(detection, running=running)))
         plan = policy.safety_plans.get(state.client_id)
         if plan and any(plan.values()):
             ctx.say("crisis.safety_plan", plan=plan)
@@ -230,9 +226,10 @@ class _Conversation:
         if detection is None:
             ctx.log("sos_viewed")
             return
-        # The fact, the kinds and the rules that matched: never the client's words.
+        # The fact and the kinds: never the client's words, nor the rules that matched (a
+        # rule's name paraphrases them; `rehearse crisis explain` shows rules to a therapist).
         ctx.log("crisis_language", step=state.session.frame.step if state.session else None,
-                kinds=list(kinds), imminent=detection.imminent, rules=list(detection.rules))
+                kinds=[k.value for k in detection.kinds], imminent=detection.imminent)
         state.crisis_hold_since = ctx.now
         state.crisis_hold_cleared_by_therapist = False
         if state.session is not None and not state.session.paused:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from bot.crisis import Detection
 from bot.engine._state import Contract
 
 
@@ -60,6 +61,18 @@ class RegionLines:
                                   "note": line.note})
             groups.append({"kind": kind, "resources": fresh})
         return groups
+
+    def crisis_context(self, detection: Detection | None, *, running: bool) -> dict[str, object]:
+        """The variables of ``crisis.resources``, the first message of every crisis response.
+
+        Args:
+            detection: What the client's words matched; None for ``/sos`` (every kind's lines).
+            running: Whether an exercise was running (it is paused now).
+        """
+        kinds = tuple(k.value for k in detection.kinds) if detection else RISK_KINDS
+        return {"groups": self.groups(kinds), "emergency": self.emergency,
+                "noticed": detection is not None, "paused": detection is not None and running,
+                "imminent": bool(detection and detection.imminent)}
 
 
 _US = RegionLines(

@@ -37,7 +37,7 @@ from telegram.ext import (
 
 from bot.config import Config
 from bot.crisis import Detection
-from bot.engine import LEVELS, RISK_KINDS, Blocked, Clinician, Command, Redeemed, Start
+from bot.engine import LEVELS, Blocked, Clinician, Command, Redeemed, Start
 from bot.render import Renderer
 from bot.service import Handled, Rehearsal
 from bot.store import Invite
@@ -182,12 +182,10 @@ class Handlers:
         suggests, else the practice's); the fact and kinds are logged, never the text."""
         policy = self.service.engine.resources.policy
         lines = policy.lines(policy.suggest_region(incoming.event.language))
-        kinds = tuple(k.value for k in detection.kinds) if detection else RISK_KINDS
         log.warning("crisis support shown to someone without an invite (kinds: %s)",
-                    ", ".join(kinds))
+                    ", ".join(k.value for k in detection.kinds) or "sos")
         await self._reply(context, incoming.chat_id, self.texts.system(
-            "crisis.resources", groups=lines.groups(kinds), emergency=lines.emergency,
-            noticed=bool(detection), paused=False, imminent=detection.imminent))
+            "crisis.resources", **lines.crisis_context(detection or None, running=False)))
 
     # -- clinician commands -----------------------------------------------------------------
     async def clinician(self, update: Update, context: Context) -> None:
