@@ -18,8 +18,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bot.app import build
+from bot.app import build, crisis_detector, resolve
 from bot.config import Config, ConfigError, load_config
+from bot.crisis import evaluate, read_cases
 from bot.engine import ClientState, Clinician, Opt
 from bot.render import RenderError
 from bot.script import (
@@ -67,6 +68,17 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--format", choices=("text", "json"), default="text")
     check.add_argument("--prompts", type=Path, default=None,
                        help="also check the system texts in this prompts directory")
+
+    crisis = sub.add_parser("crisis", help="explain or test the crisis detector")
+    crisis_sub = crisis.add_subparsers(dest="crisis_command", metavar="ACTION", required=True)
+    explain = crisis_sub.add_parser("explain", help="show which rule a message matches, and why")
+    explain.add_argument("text", help="the message, in quotes")
+    test = crisis_sub.add_parser("test", help="recall per kind and false alarms on a TSV file")
+    test.add_argument("file", type=Path,
+                      help="kind<TAB>imminent<TAB>category<TAB>text rows (tests/crisis/README.md)")
+    for action in (explain, test):
+        action.add_argument("--config", type=Path, default=_default_config(),
+                            help="configuration file (for prompts.path and prompts.locale)")
 
     graph = sub.add_parser("graph", help="draw a script's flow (Mermaid or Graphviz DOT)")
     graph.add_argument("script", type=Path)
@@ -159,6 +171,19 @@ def _check(args: argparse.Namespace) -> int:
     if args.format == "text":
         print(f"{errors} error(s), {len(findings) - errors} warning(s)", file=sys.stderr)
     return 1 if errors else 0
+
+
+def _crisis(args: argparse.Namespace) -> int:
+    prompts = load_config(args.config).prompts
+    detector = crisis_detector(resolve(Path(prompts.path)), prompts.locale)
+    if args.crisis_command == "explain":
+        print("\n".join(detector.explain(args.text)))
+        return 0
+    if not args.file.is_file():
+        print(f"rehearse crisis test: no such file: {args.file}", file=sys.stderr)
+        return 2
+    print("\n".join(evaluate(detector, read_cases(args.file)).report()))
+    return 0
 
 
 def _graph(args: argparse.Namespace) -> int:
@@ -338,6 +363,7 @@ def client_status(state: ClientState) -> str:
 
 _COMMANDS = {
     "check": _check,
+    "crisis": _crisis,
     "graph": _graph,
     "schema": _schema,
     "play": _play,

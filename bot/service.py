@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 
 from bot._locks import KeyedLocks
-from bot.engine import ClientState, Effect, Engine, Event, Outcome, TimerFired
+from bot.engine import ClientState, Effect, Engine, Event, Message, Outcome, TimerFired
 from bot.store import (
     Commit,
     LedgerRecord,
@@ -152,6 +152,27 @@ class Rehearsal:
             await self.store.erase(client_id)
             handled.erased = True
         return handled
+
+    async def reply_to_stranger(
+        self, client_id: str, event_id: str, messages: Sequence[Message]
+    ) -> bool:
+        """Queue messages to someone the bot keeps no state for (crisis lines to a stranger).
+
+        They go through the outbox like every other message — durable, retried on 429s and
+        5xx, sent once — but no client state, ledger row or answer is written.
+
+        Returns:
+            False when the event was a duplicate (already answered).
+        """
+        now = self.clock()
+        chat_id = self.chat_of(client_id)
+        queued = await self.store.commit(Commit(
+            event_id=event_id, client_id=client_id, at=now, state=None,
+            outbox=[OutgoingMessage(client_id, chat_id, m.to_payload()) for m in messages],
+        ))
+        if queued:
+            self.outbox_ready.set()
+        return queued
 
     async def fire_due_timers(self) -> int:
         """Hand every due timer to its client as an event; returns how many fired."""

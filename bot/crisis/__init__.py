@@ -10,11 +10,13 @@ text is scanned in memory and never stored.
 """
 
 from bot.crisis._detect import Detection, Detector, Match
+from bot.crisis._evaluate import Case, Score, evaluate, read_cases
 from bot.crisis._normalise import fold
 from bot.crisis._rules import KIND_ORDER, Kind, Pattern, Rule, RuleBook, load_rules
 
 __all__ = [
     "KIND_ORDER",
+    "Case",
     "Detection",
     "Detector",
     "Kind",
@@ -22,6 +24,9 @@ __all__ = [
     "Pattern",
     "Rule",
     "RuleBook",
+    "Score",
+    "evaluate",
     "fold",
     "load_rules",
+    "read_cases",
 ]

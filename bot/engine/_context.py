@@ -54,6 +54,8 @@ class Context:
         self.now = now
         self.name = name or ""
         self.out = Outcome(state=state)
+        #: Messages sent now are part of a crisis response (see :attr:`Message.urgent`).
+        self.urgent = False
 
     # -- text -----------------------------------------------------------------------------
     def system(self, key: str, **context: object) -> str:
@@ -115,7 +117,7 @@ class Context:
                 for row in rows
             )
         self.out.messages.append(Message(text=text.strip(), buttons=buttons,
-                                         replace_keyboard=replace))
+                                         replace_keyboard=replace, urgent=self.urgent))
 
     def say(self, key: str, rows: Sequence[Sequence[Choice]] = (), **context: object) -> None:
         """Send a system text."""

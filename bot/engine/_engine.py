@@ -214,6 +214,7 @@ class _Conversation:
         """
         ctx, state = self.ctx, self.state
         policy = ctx.res.policy
+        ctx.urgent = True  # all of it reaches the client at once, whatever the pacing
         running = state.session is not None and not state.session.paused
         ctx.send(ctx.system("crisis.resources",
                             **ctx.lines().crisis_context(detection, running=running)))
@@ -379,6 +380,7 @@ class _Conversation:
                 self.repeat()
         elif pending == "crisis":
             if code == "ns":
+                ctx.urgent = True
                 ctx.log("crisis_not_safe")
                 ctx.say("crisis.not_safe", emergency=ctx.lines().emergency)
             else:

@@ -104,7 +104,20 @@ def check_paths(paths: Sequence[Path], *, prompts_dir: Path | None = None) -> li
         for locale in _locales(prompts_dir):
             findings += _guarded(str(prompts_dir / locale / "texts.yaml"),
                                  functools.partial(render.check_texts, prompts_dir, locale))
+            rules = prompts_dir / locale / "crisis_rules.yaml"
+            findings += _guarded(str(rules), functools.partial(_check_crisis_rules, rules))
     return _sorted(findings)
+
+
+def _check_crisis_rules(path: Path) -> list[Finding]:
+    """Load a locale's crisis rule book; its mistakes as findings."""
+    from bot.crisis import load_rules  # noqa: PLC0415 - bot.crisis builds on this package
+
+    try:
+        load_rules(path)
+    except ScriptError as exc:
+        return list(exc.findings)
+    return []
 
 
 # --- files ------------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from telegram.ext import (
 
 from bot.config import Config
 from bot.crisis import Detection
-from bot.engine import LEVELS, Blocked, Clinician, Command, Redeemed, Start
+from bot.engine import LEVELS, Blocked, Clinician, Command, Message, Redeemed, Start
 from bot.render import Renderer
 from bot.service import Handled, Rehearsal
 from bot.store import Invite
@@ -184,8 +184,11 @@ class Handlers:
         lines = policy.lines(policy.suggest_region(incoming.event.language))
         log.warning("crisis support shown to someone without an invite (kinds: %s)",
                     ", ".join(k.value for k in detection.kinds) or "sos")
-        await self._reply(context, incoming.chat_id, self.texts.system(
-            "crisis.resources", **lines.crisis_context(detection or None, running=False)))
+        text = self.texts.system("crisis.resources",
+                                 **lines.crisis_context(detection or None, running=False))
+        await self.service.reply_to_stranger(incoming.client_id, incoming.event_id,
+                                             [Message(text=str(text).strip(), urgent=True)])
+        self.sender.wake.set()
 
     # -- clinician commands -----------------------------------------------------------------
     async def clinician(self, update: Update, context: Context) -> None:

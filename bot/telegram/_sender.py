@@ -51,13 +51,17 @@ class Pacer:
     _overall: tuple[float, float] | None = None
     _hold_until: float = 0.0
 
-    def wait(self, chat_id: int) -> float:
-        """Seconds until a message may go to this chat (0: now)."""
+    def wait(self, chat_id: int, *, urgent: bool = False) -> float:
+        """Seconds until a message may go to this chat (0: now).
+
+        An urgent message (a crisis response) waits only for the overall limit and a 429,
+        never for the chat's own pace: Telegram allows short bursts to one chat.
+        """
         now = self.clock()
         waits = [self._hold_until - now]
         if self.overall > 0:
             waits.append(_bucket_wait(self._overall, self.overall, self.burst * 10, now))
-        if self.per_chat > 0:
+        if self.per_chat > 0 and not urgent:
             waits.append(_bucket_wait(self._chats.get(chat_id), self.per_chat, self.burst, now))
         return max(0.0, *waits)
 
@@ -186,8 +190,11 @@ class OutboxSender:
 
     async def _send_in_order(self, chat: int, rows: list[OutboxRow]) -> tuple[bool, float]:
         """Send one chat's rows while its pace allows: (whether any went, seconds to wait)."""
+        # A crisis response waiting behind earlier messages takes them along at once, so the
+        # chat's order is kept and the crisis lines are not paced.
+        urgent = any(row.payload.get("urgent") for row in rows)
         for index, row in enumerate(rows):
-            wait = self.pacer.wait(chat)
+            wait = self.pacer.wait(chat, urgent=urgent)
             if wait > 0:
                 return index > 0, wait
             self.pacer.take(chat)
