@@ -166,7 +166,7 @@ _BUTTONS = (
     "cue_tight_chest", "cue_shallow_breath", "cue_tense_jaw", "cue_racing_heart", "cue_numb",
     "cue_foggy", "cue_far_away", "cue_frozen", "level_yes", "level_no", "start",
     "change_pace", "change_free_text", "change_sharing", "toggle_reminders", "change_timezone",
-    "change_reminders", "close",
+    "change_reminders", "change_region", "close",
 )  # fmt: skip
 #: The commands published in Telegram's command menu, each with a ``commands.*`` description.
 _COMMANDS = (
@@ -242,8 +242,10 @@ SYSTEM_TEXTS: Mapping[str, Mapping[str, object]] = {
         "share_with_therapist": True,
         "reminders": ["Mon 19:00", "Thu 19:00"],
         "timezone": "Europe/London",
+        "region": "United Kingdom",
     },
     "settings.ask_timezone": {},
+    "settings.ask_region": {"suggested": "Deutschland"},
     "settings.ask_reminder_time": {},
     "settings.saved": {},
     "level.offer": {"level": 1, "next_level": 2},

@@ -137,3 +137,26 @@ async def test_a_whole_crisis_response_arrives_at_once_despite_pacing(
     await ada.send(WORDS)
     await ada.until(lambda m: "Are you safe right now?" in m.text, timeout=10)
     assert loop.time() - start < 1.0
+
+
+async def test_a_client_chooses_their_region_and_sees_its_lines(
+    bot: TelegramEdge, fake_api: FakeBotApi, store: SqliteStore, loaded: Loaded
+) -> None:
+    """The region question offers the one Telegram's language suggests first."""
+    fake_api.set_language(CLIENT, "de")
+    ada = TelegramClient(fake_api, CLIENT)
+    await to_first_say(ada)
+    await ada.send("/settings")
+    await ada.until(lambda m: "Crisis lines" in labels(m))
+    await ada.press("Crisis lines")
+    await ada.until(lambda m: "Deutschland" in labels(m))
+    assert labels(ada.keyboard())[0] == "Deutschland"
+    await ada.press("United Kingdom")
+    await settle(fake_api, store)
+    before = len(ada.messages)
+    await ada.send("my partner hits me")
+    await ada.until(lambda m: "Are you safe right now?" in m.text)
+    first = ada.messages[before].text
+    assert "danger right now, call 999" in first.splitlines()[0]
+    assert "0808 2000 247" in first  # the UK's National Domestic Abuse Helpline
+    assert "988" not in first

@@ -44,6 +44,9 @@ _CONSENT_TEXTS = {
 }
 
 
+#: The prefix of the button codes that choose a region for crisis lines (``gcUS``).
+_REGION_CODE = "gc"
+
 #: The button codes that answer each pending question.
 _PENDING_CODES = {
     "stop": ("ot", "wd"),
@@ -685,8 +688,9 @@ class _Conversation:
             [ctx.button("change_sharing", "gs")],
             [ctx.button("toggle_reminders", "gr")],
             [ctx.button("change_timezone", "gz"), ctx.button("change_reminders", "gt")],
+            [ctx.button("change_region", "gc")],
             [ctx.button("close", "gd")],
-        ], pace=state.settings.pace or state.contract.pace,
+        ], pace=state.settings.pace or state.contract.pace, region=ctx.lines().label,
             store_free_text=state.has(Opt.STORE_FREE_TEXT, version),
             share_with_therapist=state.has(Opt.SHARE_WITH_THERAPIST, version),
             reminders=reminders, timezone=tz)
@@ -724,7 +728,27 @@ class _Conversation:
             state.pending = "settings:time"
             ctx.say("settings.ask_reminder_time")
             return
+        elif code == "gc":
+            self._ask_region()
+            return
+        elif code.startswith(_REGION_CODE):
+            region = code.removeprefix(_REGION_CODE)
+            if region in ctx.res.policy.regions:
+                state.settings.region = region
+                ctx.log("settings_changed", setting="region", region=region)
         self._settings()
+
+    def _ask_region(self) -> None:
+        """The regions whose lines a client may choose, the suggested one first."""
+        ctx, state = self.ctx, self.state
+        regions = ctx.res.policy.regions
+        suggested = state.settings.suggested_region
+        order = sorted(regions, key=lambda name: (name != suggested, regions[name].label))
+        state.pending = "settings"
+        ctx.say("settings.ask_region",
+                [[(regions[name].label, f"{_REGION_CODE}{name}")] for name in order],
+                suggested=regions[suggested].label if suggested is not None
+                and suggested in regions else "")
 
     def _settings_input(self, text: str) -> None:
         ctx, state = self.ctx, self.state

@@ -559,6 +559,7 @@ class FakeBotApi:
         self._allowed_updates: frozenset[str] | None = None
         self._chats: dict[int, JSONDict] = {}
         self._names: dict[int, str] = {}
+        self._languages: dict[int, str] = {}
         self._blocked: set[int] = set()
         self._next_message_id: dict[int, int] = {}
         self._sent: dict[int, dict[int, SentMessage]] = {}
@@ -1261,7 +1262,15 @@ class FakeBotApi:
         return self._next_message_id[chat_id]
 
     def _user(self, user_id: int) -> JSONDict:
-        return {"id": user_id, "is_bot": False, "first_name": self._names.get(user_id, "Ada")}
+        user: JSONDict = {"id": user_id, "is_bot": False,
+                          "first_name": self._names.get(user_id, "Ada")}
+        if user_id in self._languages:
+            user["language_code"] = self._languages[user_id]
+        return user
+
+    def set_language(self, user_id: int, language_code: str) -> None:
+        """The IETF language code Telegram reports for a user from now on (``de``)."""
+        self._languages[user_id] = language_code
 
     def _chat(
         self, user_id: int, first_name: str, chat_type: ChatType, chat_id: int | None
