@@ -32,6 +32,27 @@ _IMPLICIT = ""  # the tag given to every node that was written without one
 _BOM = b"\xef\xbb\xbf"
 _BINARY = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _UNPRINTABLE = re.compile("[^\t\n\r\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+#: Characters that change how text is shown while being invisible themselves, so a text could
+#: read differently to a client than to the person reviewing the file: the bidirectional
+#: embeddings, overrides and isolates, and zero-width characters that join nothing. Joiners
+#: (U+200C, U+200D: emoji sequences, Persian and Indic spelling) and the direction marks
+#: (U+200E, U+200F, U+061C: punctuation in right-to-left text) stay allowed.
+_DISGUISING = {
+    "\u202a": "left-to-right embedding",
+    "\u202b": "right-to-left embedding",
+    "\u202c": "pop directional formatting",
+    "\u202d": "left-to-right override",
+    "\u202e": "right-to-left override",
+    "\u2066": "left-to-right isolate",
+    "\u2067": "right-to-left isolate",
+    "\u2068": "first strong isolate",
+    "\u2069": "pop directional isolate",
+    "\u200b": "zero-width space",
+    "\u2060": "word joiner",
+    "\u180e": "Mongolian vowel separator",
+    "\ufeff": "zero-width no-break space",
+}
+_DISGUISE = re.compile("[" + "".join(_DISGUISING) + "]")
 _LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # the breaks PyYAML counts
 
 _NULLS = frozenset({"", "~", "null", "Null", "NULL"})
@@ -228,6 +249,15 @@ def _decode(raw: bytes, file: str) -> str:
         line, col = _position(text[: odd.start()])
         message = f"the character U+{ord(odd.group()):04X} is not allowed in a script; remove it"
         _fail(_finding(Mark(file, line, col), "yaml-binary", message))
+    disguise = _DISGUISE.search(text)
+    if disguise is not None:
+        line, col = _position(text[: disguise.start()])
+        char = disguise.group()
+        message = (
+            f"the invisible character U+{ord(char):04X} ({_DISGUISING[char]}) is not allowed: "
+            "it can make a text look different to a client from how it reads here; remove it"
+        )
+        _fail(_finding(Mark(file, line, col), "yaml-disguise", message))
     return text
 
 
