@@ -356,7 +356,7 @@ def load_config(path: Path | None, env: Mapping[str, str] = os.environ) -> Confi
 
 
 def _load_file(path: Path) -> Config:
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(
             [
                 f"{path}:1:1: the config file does not exist; copy config.example.yaml "

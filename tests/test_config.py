@@ -240,6 +240,15 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     assert str(caught.value).startswith(f"{path}:1:1:")
 
 
+def test_a_named_pipe_as_config_is_refused_without_blocking(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    os.mkfifo(path)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={})
+    assert caught.value.messages == [
+        f"{path}:1:1: this is a named pipe, not a regular file; only regular files are read"]
+
+
 def test_config_is_immutable() -> None:
     config = Config()
     with pytest.raises(ValueError, match="frozen"):

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import gc
 import math
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn, TypeAlias
@@ -22,7 +24,11 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from bot.script._findings import Finding, ScriptError, Severity
 
-__all__ = ["LoadedYaml", "Mark", "Path_", "load_yaml", "load_yaml_text"]
+__all__ = ["MAX_FILE_BYTES", "LoadedYaml", "Mark", "Path_", "load_yaml", "load_yaml_text",
+           "read_regular"]
+
+#: The largest file the loader reads, in bytes.
+MAX_FILE_BYTES = 1_000_000
 
 Path_: TypeAlias = tuple[str | int, ...]
 """A path into the document, e.g. ``("steps", 3, "ask", "choices", 0, "label")``."""
@@ -127,7 +133,7 @@ def load_yaml(
     path: Path,
     *,
     display_name: str | None = None,
-    max_bytes: int = 1_000_000,
+    max_bytes: int = MAX_FILE_BYTES,
     max_aliases: int = 50,
     max_nodes: int = 200_000,
     max_depth: int = 64,
@@ -135,7 +141,8 @@ def load_yaml(
     """Load one YAML script file strictly and safely.
 
     Args:
-        path: The file to read; at most ``max_bytes + 1`` bytes are read.
+        path: The file to read: a regular file, of which at most ``max_bytes + 1`` bytes
+            are read.
         display_name: The name to report in findings; defaults to ``str(path)``.
         max_bytes: Largest accepted file size in bytes.
         max_aliases: Most ``*alias`` references accepted.
@@ -149,20 +156,59 @@ def load_yaml(
         ScriptError: On any problem, with findings located at ``file:line:col``.
     """
     file = str(path) if display_name is None else display_name
+    raw = read_regular(path, file=file, max_bytes=max_bytes)
+    return _load(raw, file, _Limits(max_bytes, max_aliases, max_nodes, max_depth))
+
+
+def read_regular(path: Path, *, file: str, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """Read at most ``max_bytes + 1`` bytes of a regular file (a link to one counts).
+
+    Anything else — a named pipe, which would block forever, a socket, a device, a folder —
+    is refused without being opened (opening some devices has effects of its own). The file
+    is opened non-blocking and checked again once open, so a swap in between is refused too.
+
+    Args:
+        path: The file.
+        file: Its name in findings.
+        max_bytes: The most bytes wanted; one more is read, to tell a file over the limit.
+
+    Raises:
+        ScriptError: If the file is not a regular file or cannot be read, at ``file:1:1``.
+    """
+    where = Mark(file, 1, 1)
     try:
-        with path.open("rb") as stream:
-            raw = stream.read(max_bytes + 1)
+        _refuse_special(os.stat(path).st_mode, where)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        with open(fd, "rb") as stream:
+            _refuse_special(os.fstat(fd).st_mode, where)
+            return stream.read(max_bytes + 1)
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        _fail(_finding(Mark(file, 1, 1), "yaml-unreadable", f"cannot read the file: {reason}"))
-    return _load(raw, file, _Limits(max_bytes, max_aliases, max_nodes, max_depth))
+        _fail(_finding(where, "yaml-unreadable", f"cannot read the file: {reason}"))
+
+
+_SPECIAL_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a named pipe"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a device"),
+    (stat.S_ISBLK, "a device"),
+)
+
+
+def _refuse_special(mode: int, where: Mark) -> None:
+    if stat.S_ISREG(mode):
+        return
+    kind = next((name for test, name in _SPECIAL_KINDS if test(mode)), "a special file")
+    message = f"this is {kind}, not a regular file; only regular files are read"
+    _fail(_finding(where, "yaml-not-a-file", message))
 
 
 def load_yaml_text(
     text_or_bytes: str | bytes,
     *,
     file: str,
-    max_bytes: int = 1_000_000,
+    max_bytes: int = MAX_FILE_BYTES,
     max_aliases: int = 50,
     max_nodes: int = 200_000,
     max_depth: int = 64,
