@@ -31,7 +31,7 @@ from pydantic import (
     field_validator,
 )
 
-from bot.script._findings import ScriptError
+from bot.script._findings import BOT_TOKEN, ScriptError, quoted, redact_tokens
 from bot.script._yaml import LoadedYaml, Path_, load_yaml
 
 __all__ = ["Config", "ConfigError", "load_config"]
@@ -59,9 +59,15 @@ PathValue = Annotated[Path, Field(strict=False)]
 
 
 class ConfigError(Exception):
-    """The configuration cannot be used; each message reads ``file:line:col: message``."""
+    """The configuration cannot be used; each message reads ``file:line:col: message``.
+
+    Nothing that looks like a bot token is ever part of a message, wherever in the file it
+    was written (a key, a value, a path): it is replaced by a placeholder, with a word on
+    where the token belongs.
+    """
 
     def __init__(self, messages: list[str]) -> None:
+        messages = [_without_token(message) for message in messages]
         super().__init__("\n".join(messages))
         self.messages = messages
 
@@ -477,7 +483,7 @@ def load_config(path: Path | None, env: Mapping[str, str] = os.environ) -> Confi
 
 
 def _load_file(path: Path) -> Config:
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(
             [
                 f"{path}:1:1: the config file does not exist; copy config.example.yaml "
@@ -497,10 +503,10 @@ def _load_file(path: Path) -> Config:
             [f"{mark.file}:{mark.line}:{mark.col}: the config file must be a mapping of sections"]
         )
     secrets = [
-        _at(source, found, key=True)
+        _at(source, found, key=is_key)
         + f"`{_dotted(found)}`: secrets do not belong in the config file; "
         f"set the {TOKEN_ENV} environment variable instead"
-        for found in _secret_keys(data, ())
+        for found, is_key in _secrets(data, ())
     ]
     if secrets:
         raise ConfigError(secrets)
@@ -510,17 +516,31 @@ def _load_file(path: Path) -> Config:
         raise ConfigError(_messages(exc, source)) from None
 
 
-def _secret_keys(data: object, path: Path_) -> Iterator[Path_]:
-    """Paths of keys anywhere in ``data`` that look like a place for the bot token."""
+def _without_token(message: str) -> str:
+    """A message with any bot token hidden, saying where the token belongs if one was."""
+    hidden = redact_tokens(message)
+    if hidden != message and TOKEN_ENV not in hidden:
+        hidden += f" (a bot token belongs in the {TOKEN_ENV} environment variable)"
+    return hidden
+
+
+def _secrets(data: object, path: Path_) -> Iterator[tuple[Path_, bool]]:
+    """Where ``data`` holds a secret: a key meant for the bot token, or a token itself.
+
+    Yields:
+        The path of each, and whether it is the key (rather than the value) at fault.
+    """
     if isinstance(data, dict):
         for key, value in data.items():
-            if key.lower() in _SECRET_KEYS:
-                yield (*path, key)
+            if key.lower() in _SECRET_KEYS or BOT_TOKEN.search(key):
+                yield (*path, key), True
             else:
-                yield from _secret_keys(value, (*path, key))
+                yield from _secrets(value, (*path, key))
     elif isinstance(data, list):
         for index, item in enumerate(data):
-            yield from _secret_keys(item, (*path, index))
+            yield from _secrets(item, (*path, index))
+    elif isinstance(data, str) and BOT_TOKEN.search(data):
+        yield path, False
 
 
 def _messages(exc: ValidationError, source: LoadedYaml) -> list[str]:
@@ -544,7 +564,7 @@ def _explain(error: Any, loc: Path_) -> tuple[str, bool]:
         close = difflib.get_close_matches(key, _keys_at(loc[:-1]), n=1, cutoff=0.6)
         hint = f"; did you mean `{close[0]}`?" if close else ""
         section = f" in `{_dotted(loc[:-1])}`" if len(loc) > 1 else ""
-        return f"unknown key `{key}`{section}{hint}", True
+        return f"unknown key `{quoted(key)}`{section}{hint}", True
     simple = {
         "missing": "is missing",
         "int_type": "must be a whole number",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +15,8 @@ from bot.config import Config, ConfigError, load_config
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config.example.yaml"
 TOKEN = "123456:TEST-token_x"
+#: A token shaped exactly as @BotFather gives one.
+REAL_TOKEN = "1234567890:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawq"
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -169,6 +174,40 @@ def test_a_token_in_the_file_is_refused_and_never_echoed(
     assert TOKEN not in message
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"{REAL_TOKEN}: true\n",
+        f"telegram:\n  {REAL_TOKEN}: x\n",
+        f"telegram: {{token: {REAL_TOKEN}}}\n",
+        f"'{REAL_TOKEN}':\n  token: x\n",
+        f"safety:\n  safety_plans:\n    '{REAL_TOKEN}': {{warning_signs: 3}}\n",
+        f"safety:\n  region: {REAL_TOKEN}\n",
+        f"telegram:\n  api_base_url: https://api.telegram.org/bot{REAL_TOKEN}/\n",
+        f"prompts:\n  locale: [{REAL_TOKEN}]\n  {REAL_TOKEN}x: 1\n",
+    ],
+)
+def test_a_bot_token_anywhere_in_the_file_is_never_printed(tmp_path: Path, text: str) -> None:
+    path = write(tmp_path, text)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEGRAM_")}
+    for command in ("run", "clients"):
+        done = subprocess.run(
+            [sys.executable, "-m", "bot", command, "--config", str(path)],
+            capture_output=True, text=True, env=env, timeout=60, check=False)
+        assert done.returncode == 1, done.stderr
+        assert "TELEGRAM_BOT_TOKEN" in done.stderr
+        assert done.stderr.startswith(f"{path}:")
+        assert REAL_TOKEN[8:] not in done.stdout + done.stderr  # not even most of it
+
+
+def test_a_config_error_hides_a_token_in_any_message() -> None:
+    error = ConfigError([f"c.yaml:1:1: `x` must be one of: {REAL_TOKEN}, y"])
+    assert REAL_TOKEN[8:] not in str(error)
+    assert error.messages == [
+        "c.yaml:1:1: `x` must be one of: [a bot token, not shown], y (a bot token belongs in "
+        "the TELEGRAM_BOT_TOKEN environment variable)"]
+
+
 def test_token_and_api_url_come_from_the_environment(tmp_path: Path) -> None:
     path = write(tmp_path, "telegram:\n  api_base_url: https://file.example/bot\n")
     config = load_config(path, env={"TELEGRAM_BOT_TOKEN": f" {TOKEN}\n"})
@@ -200,6 +239,15 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist") as caught:
         load_config(path, env={})
     assert str(caught.value).startswith(f"{path}:1:1:")
+
+
+def test_a_named_pipe_as_config_is_refused_without_blocking(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    os.mkfifo(path)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={})
+    assert caught.value.messages == [
+        f"{path}:1:1: this is a named pipe, not a regular file; only regular files are read"]
 
 
 def test_config_is_immutable() -> None:

@@ -38,7 +38,7 @@ from bot.script._expr import ExpressionError, parse_condition
 from bot.script._findings import Finding, ScriptError, Severity
 from bot.script._graph import StepGraph, own_calm, path_to
 from bot.script._load import LoadedScript, load_script
-from bot.script._yaml import LoadedYaml, Mark, Path_
+from bot.script._yaml import LoadedYaml, Mark, Path_, read_regular
 
 __all__ = ["BUILTIN_VARIABLES", "check_paths", "check_script"]
 
@@ -216,8 +216,9 @@ class _SourceLines:
         """The lines of ``file`` (empty if it cannot be read again)."""
         if file not in self._files:
             try:
-                self._files[file] = Path(file).read_text(encoding="utf-8-sig").splitlines()
-            except (OSError, UnicodeError):
+                raw = read_regular(Path(file), file=file)
+                self._files[file] = raw.decode("utf-8-sig").splitlines()
+            except (ScriptError, UnicodeError):
                 self._files[file] = []
         return self._files[file]
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import gc
 import math
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn, TypeAlias
@@ -22,7 +24,11 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from bot.script._findings import Finding, ScriptError, Severity
 
-__all__ = ["LoadedYaml", "Mark", "Path_", "load_yaml", "load_yaml_text"]
+__all__ = ["MAX_FILE_BYTES", "LoadedYaml", "Mark", "Path_", "load_yaml", "load_yaml_text",
+           "read_regular"]
+
+#: The largest file the loader reads, in bytes.
+MAX_FILE_BYTES = 1_000_000
 
 Path_: TypeAlias = tuple[str | int, ...]
 """A path into the document, e.g. ``("steps", 3, "ask", "choices", 0, "label")``."""
@@ -32,6 +38,27 @@ _IMPLICIT = ""  # the tag given to every node that was written without one
 _BOM = b"\xef\xbb\xbf"
 _BINARY = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _UNPRINTABLE = re.compile("[^\t\n\r\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+#: Characters that change how text is shown while being invisible themselves, so a text could
+#: read differently to a client than to the person reviewing the file: the bidirectional
+#: embeddings, overrides and isolates, and zero-width characters that join nothing. Joiners
+#: (U+200C, U+200D: emoji sequences, Persian and Indic spelling) and the direction marks
+#: (U+200E, U+200F, U+061C: punctuation in right-to-left text) stay allowed.
+_DISGUISING = {
+    "\u202a": "left-to-right embedding",
+    "\u202b": "right-to-left embedding",
+    "\u202c": "pop directional formatting",
+    "\u202d": "left-to-right override",
+    "\u202e": "right-to-left override",
+    "\u2066": "left-to-right isolate",
+    "\u2067": "right-to-left isolate",
+    "\u2068": "first strong isolate",
+    "\u2069": "pop directional isolate",
+    "\u200b": "zero-width space",
+    "\u2060": "word joiner",
+    "\u180e": "Mongolian vowel separator",
+    "\ufeff": "zero-width no-break space",
+}
+_DISGUISE = re.compile("[" + "".join(_DISGUISING) + "]")
 _LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # the breaks PyYAML counts
 
 _NULLS = frozenset({"", "~", "null", "Null", "NULL"})
@@ -106,7 +133,7 @@ def load_yaml(
     path: Path,
     *,
     display_name: str | None = None,
-    max_bytes: int = 1_000_000,
+    max_bytes: int = MAX_FILE_BYTES,
     max_aliases: int = 50,
     max_nodes: int = 200_000,
     max_depth: int = 64,
@@ -114,7 +141,8 @@ def load_yaml(
     """Load one YAML script file strictly and safely.
 
     Args:
-        path: The file to read; at most ``max_bytes + 1`` bytes are read.
+        path: The file to read: a regular file, of which at most ``max_bytes + 1`` bytes
+            are read.
         display_name: The name to report in findings; defaults to ``str(path)``.
         max_bytes: Largest accepted file size in bytes.
         max_aliases: Most ``*alias`` references accepted.
@@ -128,20 +156,59 @@ def load_yaml(
         ScriptError: On any problem, with findings located at ``file:line:col``.
     """
     file = str(path) if display_name is None else display_name
+    raw = read_regular(path, file=file, max_bytes=max_bytes)
+    return _load(raw, file, _Limits(max_bytes, max_aliases, max_nodes, max_depth))
+
+
+def read_regular(path: Path, *, file: str, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """Read at most ``max_bytes + 1`` bytes of a regular file (a link to one counts).
+
+    Anything else — a named pipe, which would block forever, a socket, a device, a folder —
+    is refused without being opened (opening some devices has effects of its own). The file
+    is opened non-blocking and checked again once open, so a swap in between is refused too.
+
+    Args:
+        path: The file.
+        file: Its name in findings.
+        max_bytes: The most bytes wanted; one more is read, to tell a file over the limit.
+
+    Raises:
+        ScriptError: If the file is not a regular file or cannot be read, at ``file:1:1``.
+    """
+    where = Mark(file, 1, 1)
     try:
-        with path.open("rb") as stream:
-            raw = stream.read(max_bytes + 1)
+        _refuse_special(os.stat(path).st_mode, where)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        with open(fd, "rb") as stream:
+            _refuse_special(os.fstat(fd).st_mode, where)
+            return stream.read(max_bytes + 1)
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        _fail(_finding(Mark(file, 1, 1), "yaml-unreadable", f"cannot read the file: {reason}"))
-    return _load(raw, file, _Limits(max_bytes, max_aliases, max_nodes, max_depth))
+        _fail(_finding(where, "yaml-unreadable", f"cannot read the file: {reason}"))
+
+
+_SPECIAL_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a named pipe"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a device"),
+    (stat.S_ISBLK, "a device"),
+)
+
+
+def _refuse_special(mode: int, where: Mark) -> None:
+    if stat.S_ISREG(mode):
+        return
+    kind = next((name for test, name in _SPECIAL_KINDS if test(mode)), "a special file")
+    message = f"this is {kind}, not a regular file; only regular files are read"
+    _fail(_finding(where, "yaml-not-a-file", message))
 
 
 def load_yaml_text(
     text_or_bytes: str | bytes,
     *,
     file: str,
-    max_bytes: int = 1_000_000,
+    max_bytes: int = MAX_FILE_BYTES,
     max_aliases: int = 50,
     max_nodes: int = 200_000,
     max_depth: int = 64,
@@ -228,6 +295,15 @@ def _decode(raw: bytes, file: str) -> str:
         line, col = _position(text[: odd.start()])
         message = f"the character U+{ord(odd.group()):04X} is not allowed in a script; remove it"
         _fail(_finding(Mark(file, line, col), "yaml-binary", message))
+    disguise = _DISGUISE.search(text)
+    if disguise is not None:
+        line, col = _position(text[: disguise.start()])
+        char = disguise.group()
+        message = (
+            f"the invisible character U+{ord(char):04X} ({_DISGUISING[char]}) is not allowed: "
+            "it can make a text look different to a client from how it reads here; remove it"
+        )
+        _fail(_finding(Mark(file, line, col), "yaml-disguise", message))
     return text
 
 
