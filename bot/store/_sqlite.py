@@ -107,11 +107,16 @@ class SqliteStore(Store):
     async def open(self) -> None:
         if self._db is not None:
             raise StoreError("the store is already open")
-        _create_private(self._path)
-        db = await aiosqlite.connect(self._path, isolation_level=None)
+        path = self._path
+        try:
+            _create_private(path)
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot create or open the database ({exc.strerror}); "
+                             "check the path and the permissions of its folder") from exc
+        db = await aiosqlite.connect(path, isolation_level=None)
         self._db = db
         try:
-            before = await self._run(_setup)
+            before = await self._run(lambda conn: _setup(conn, path))
         except BaseException:
             self._db = None
             await db.close()
@@ -369,16 +374,45 @@ _INVITE_COLUMNS = (
 )
 
 
-def _setup(conn: sqlite3.Connection) -> int:
-    """Set the PRAGMAs, make sure WAL is on, migrate; return the schema version found."""
+def _setup(conn: sqlite3.Connection, path: Path) -> int:
+    """Check the file, set the PRAGMAs, make sure WAL is on, migrate; return the version found.
+
+    Raises:
+        StoreError: The file is not a usable database; the message names it and says what to
+            do. Nothing is written to a file that is refused.
+    """
     if sqlite3.sqlite_version_info < _MIN_SQLITE:
         raise StoreError(f"SQLite {sqlite3.sqlite_version} is too old; 3.37 or newer is needed")
-    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-    if str(mode).lower() != "wal":
-        raise StoreError(f"cannot use WAL on this database (journal_mode is {mode})")
-    for pragma in _PRAGMAS:
-        conn.execute(pragma)
-    return _migrations.migrate(conn, _migrations.MIGRATIONS)
+    try:
+        problem = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+        if problem != "ok":
+            raise StoreError(_damaged(path, str(problem)))
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StoreError(f"{path}: cannot use WAL on this database (journal_mode is {mode})")
+        for pragma in _PRAGMAS:
+            conn.execute(pragma)
+        return _migrations.migrate(conn, _migrations.MIGRATIONS)
+    except _migrations.NewerSchema as exc:
+        raise StoreError(
+            f"{path} was written by a newer release of Rehearse (schema version {exc.found}; "
+            f"this one knows up to {exc.known}): upgrade Rehearse, or restore a backup made "
+            "by this release (docs/operations.md, section 9)") from exc
+    except sqlite3.DatabaseError as exc:
+        if exc.sqlite_errorcode == sqlite3.SQLITE_NOTADB:
+            raise StoreError(
+                f"{path} is not a SQLite database (or its first page is damaged): check that "
+                "storage.database (or --db) names Rehearse's database file, or restore it "
+                "from a backup (docs/operations.md, section 7)") from exc
+        if exc.sqlite_errorcode == sqlite3.SQLITE_CORRUPT:
+            raise StoreError(_damaged(path, str(exc))) from exc
+        raise StoreError(f"{path}: cannot use the database ({exc})") from exc
+
+
+def _damaged(path: Path, problem: str) -> str:
+    problem = " ".join(problem.replace("*** in database main ***", "").split())
+    return (f"{path} is damaged ({problem}): stop the bot, keep a copy of the file, and "
+            "restore the latest backup (docs/operations.md, section 7)")
 
 
 @contextmanager
