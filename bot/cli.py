@@ -40,6 +40,8 @@ from bot.telegram import bot_username, code_hash, new_code, run_bot
 from bot.terminal import play
 
 log = logging.getLogger("rehearse")
+#: Seconds `rehearse erase` waits for a reader to let the erased rows' old copies go.
+ERASE_CLEANUP_WAIT = 10.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -242,7 +244,7 @@ def _operator(args: argparse.Namespace) -> int:
 
     async def act() -> int:
         loaded = build(config)
-        async with SqliteStore(config.storage.database) as store:
+        async with SqliteStore(config.storage.database, cleanup_retry=1.0) as store:
             if await store.load_state(args.client) is None and not await store.ledger(args.client):
                 print(f"rehearse {args.command}: no client {args.client}", file=sys.stderr)
                 return 1
@@ -250,6 +252,11 @@ def _operator(args: argparse.Namespace) -> int:
             if args.command == "erase":
                 await store.erase(args.client)
                 print(f"erased {args.client}")
+                if not await store.cleaned(timeout=ERASE_CLEANUP_WAIT):
+                    print("Old copies of the erased rows stay in the database's WAL while "
+                          "another connection (a backup? an export?) is reading; they are "
+                          "removed as soon as it finishes, by the running bot or the next "
+                          "rehearse command.", file=sys.stderr)
                 return 0
             data = await service.read_for(args.client, reader="operator", what=args.command)
         shown = data if args.command == "export" else {"ledger": data.get("ledger", [])}

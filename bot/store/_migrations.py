@@ -94,7 +94,16 @@ _V1: Migration = (
     "CREATE INDEX failed_codes_client ON failed_codes (client_id, at)",
 )
 
-MIGRATIONS: Sequence[Migration] = (_V1,)
+#: A clean-up of the files still owed (see `_sqlite._clean`): ``vacuum`` after rows were
+#: deleted, ``truncate`` once only the WAL is left to empty. One row at most.
+_V2: Migration = (
+    """CREATE TABLE cleanup_due (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        task TEXT NOT NULL CHECK (task IN ('vacuum', 'truncate'))
+    ) STRICT""",
+)
+
+MIGRATIONS: Sequence[Migration] = (_V1, _V2)
 
 
 class NewerSchema(StoreError):
