@@ -31,9 +31,9 @@ log = logging.getLogger(__name__)
 #: Telegram lets a bot delete its own messages for 48 hours; keep a margin.
 RECENT_ENOUGH_TO_DELETE = timedelta(hours=47)
 #: A timer committed together with the event that asks for erasure: a durable note that
-#: the erasure is due. The erasure itself deletes it; if the process dies between the commit
-#: and the erasure (the redelivered update is a duplicate and changes nothing), the timer
-#: loop finds it after the restart and finishes the erasure.
+#: the erasure is due (its payload names the event). The erasure itself deletes it; if the
+#: process dies between the commit and the erasure (the redelivered update is a duplicate
+#: and changes nothing), the timer loop finds it after the restart and finishes the erasure.
 ERASE_TIMER = "erase-pending"
 ERASE_RETRY_AFTER = timedelta(minutes=1)
 
@@ -91,6 +91,8 @@ class Rehearsal:
         self.chat_of = chat_of
         self.outbox_ready = asyncio.Event()
         self._locks = KeyedLocks()
+        #: Clients erased while more of their events waited for them: those are dropped.
+        self._erased_with_waiters: set[str] = set()
 
     async def state_of(self, client_id: str) -> ClientState:
         """The client's state, or a new client's state."""
@@ -112,7 +114,18 @@ class Rehearsal:
             event: The event.
         """
         async with self._locks.hold(client_id):
-            return await self._handle_locked(client_id, event_id, event)
+            if client_id in self._erased_with_waiters:
+                # It was let in before the erasure and waited behind it: handled now, it
+                # would store a fresh state and so let the erased client in again.
+                log.info("dropped an event that arrived while its client was being erased")
+                handled = Handled(applied=False)
+            else:
+                handled = await self._handle_locked(client_id, event_id, event)
+                if handled.erased:
+                    self._erased_with_waiters.add(client_id)
+        if client_id not in self._locks:  # nobody else waits: a later event is a new start
+            self._erased_with_waiters.discard(client_id)
+        return handled
 
     async def _handle_locked(self, client_id: str, event_id: str, event: Event) -> Handled:
         now = self.clock()
@@ -125,7 +138,7 @@ class Rehearsal:
         erase = Effect.ERASE in outcome.effects
         timers = [Timer(t.kind, t.due, {}) for t in outcome.timers_set]
         if erase:
-            timers.append(Timer(ERASE_TIMER, now + ERASE_RETRY_AFTER, {}))
+            timers.append(Timer(ERASE_TIMER, now + ERASE_RETRY_AFTER, {"event_id": event_id}))
         commit = Commit(
             event_id=event_id,
             client_id=client_id,
@@ -149,7 +162,7 @@ class Rehearsal:
         if erase:
             since = now - RECENT_ENOUGH_TO_DELETE
             handled.deletable = await self.store.recent_sent_messages(client_id, since)
-            await self.store.erase(client_id)
+            await self.store.erase(client_id, keep_event=event_id)
             handled.erased = True
         return handled
 
@@ -179,7 +192,9 @@ class Rehearsal:
         due = await self.store.due_timers(self.clock())
         for timer in due:
             if timer.kind == ERASE_TIMER:
-                await self._finish_erasure(timer.client_id)
+                event_id = timer.payload.get("event_id")
+                await self._finish_erasure(timer.client_id,
+                                           event_id if isinstance(event_id, str) else None)
                 continue
             event = TimerFired(kind=timer.kind, due_iso=timer.due.isoformat())
             await self.handle(timer.client_id, f"timer:{timer.kind}:{timer.due.isoformat()}",
@@ -192,11 +207,11 @@ class Rehearsal:
         return await self.store.purge(self.clock(), ledger_days=retention.ledger_days,
                                       answers_days=retention.answers_days)
 
-    async def _finish_erasure(self, client_id: str) -> None:
+    async def _finish_erasure(self, client_id: str, event_id: str | None) -> None:
         """Erase a client whose erasure was committed but cut short (a crash, a failure)."""
         async with self._locks.hold(client_id):
             log.warning("finishing an erasure that was interrupted")
-            await self.store.erase(client_id)
+            await self.store.erase(client_id, keep_event=event_id)
 
     async def read_for(self, client_id: str, reader: str, what: str) -> dict[str, object]:
         """Export a client's data for a therapist or operator, logging the read.

@@ -250,12 +250,26 @@ class Store(ABC):
         """
 
     @abstractmethod
-    async def erase(self, client_id: str) -> None:
+    async def erase(self, client_id: str, keep_event: str | None = None) -> None:
         """Delete everything stored about the client, leaving no trace in the files.
 
-        Read `recent_sent_messages` first if the chat messages are to be deleted too.
-        Invites the client redeemed stay used but lose the client's id.
+        The erasure is done once this returns: no read shows anything of the client. Old
+        copies in the backend's files are removed at once, or, while another connection
+        holds them (a backup, an export), in the background as soon as it lets go (see
+        `cleaned`). Read `recent_sent_messages` first if the chat messages are to be deleted
+        too. Invites the client redeemed stay used but lose the client's id.
+
+        Args:
+            client_id: The client.
+            keep_event: The dedup key of the event that asked for the erasure: it stays
+                (without the client's id, for the technical retention) so that the event
+                delivered again changes nothing.
         """
+
+    @abstractmethod
+    async def cleaned(self, timeout: float = 0.0) -> bool:  # noqa: ASYNC109
+        """Wait up to `timeout` seconds until no old copy of deleted or sent data is left in
+        the backend's files; return whether none is."""
 
     @abstractmethod
     async def purge(

@@ -94,20 +94,36 @@ _V1: Migration = (
     "CREATE INDEX failed_codes_client ON failed_codes (client_id, at)",
 )
 
-MIGRATIONS: Sequence[Migration] = (_V1,)
+#: A clean-up of the files still owed (see `_sqlite._clean`): ``vacuum`` after rows were
+#: deleted, ``truncate`` once only the WAL is left to empty. One row at most.
+_V2: Migration = (
+    """CREATE TABLE cleanup_due (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        task TEXT NOT NULL CHECK (task IN ('vacuum', 'truncate'))
+    ) STRICT""",
+)
+
+MIGRATIONS: Sequence[Migration] = (_V1, _V2)
+
+
+class NewerSchema(StoreError):
+    """The database was written by a newer release: its schema version is unknown here."""
+
+    def __init__(self, found: int, known: int) -> None:
+        super().__init__(f"database schema version {found} is newer than this program's {known}")
+        self.found = found
+        self.known = known
 
 
 def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> int:
     """Bring the database up to ``len(migrations)``; return the version it had before.
 
     Raises:
-        StoreError: The database was written by a newer version of the program.
+        NewerSchema: The database was written by a newer version of the program.
     """
     before = _version(conn)
     if before > len(migrations):
-        raise StoreError(
-            f"database schema version {before} is newer than this program's {len(migrations)}"
-        )
+        raise NewerSchema(before, len(migrations))
     for version in range(before, len(migrations)):
         conn.execute("BEGIN IMMEDIATE")
         try:
