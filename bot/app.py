@@ -1,7 +1,7 @@
 """Wiring: from a :class:`~bot.config.Config` to a ready engine, renderer and scripts.
 
 Both edges build their engine here, so the terminal and Telegram run exactly the same
-scripts, texts, crisis phrases and policy.
+scripts, texts, crisis rules and policy.
 """
 
 from __future__ import annotations

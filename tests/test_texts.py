@@ -1,4 +1,4 @@
-"""Tests for the shipped English system texts and crisis phrases (prompts/en)."""
+"""Tests for the shipped English system texts (prompts/en)."""
 
 from __future__ import annotations
 

@@ -58,7 +58,7 @@ def engine_with(
     scripts: dict[str, LoadedScript] | None = None,
     **policy: object,
 ) -> Engine:
-    """A new engine sharing ``base``'s texts and crisis phrases, with changes.
+    """A new engine sharing ``base``'s texts and crisis detector, with changes.
 
     Args:
         base: The engine to copy.
