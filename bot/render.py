@@ -166,7 +166,7 @@ _BUTTONS = (
     "cue_tight_chest", "cue_shallow_breath", "cue_tense_jaw", "cue_racing_heart", "cue_numb",
     "cue_foggy", "cue_far_away", "cue_frozen", "level_yes", "level_no", "start",
     "change_pace", "change_free_text", "change_sharing", "toggle_reminders", "change_timezone",
-    "change_reminders", "change_region", "close",
+    "change_reminders", "change_region", "close", "delete_answers", "keep_answers",
 )  # fmt: skip
 #: The commands published in Telegram's command menu, each with a ``commands.*`` description.
 _COMMANDS = (
@@ -248,6 +248,9 @@ SYSTEM_TEXTS: Mapping[str, Mapping[str, object]] = {
     "settings.ask_region": {"suggested": "Deutschland"},
     "settings.ask_reminder_time": {},
     "settings.saved": {},
+    "settings.kept_answers": {},
+    "settings.answers_deleted": {},
+    "settings.answers_kept": {"answers_days": 90},
     "level.offer": {"level": 1, "next_level": 2},
     "level.up": {"level": 2},
     "level.stay": {},

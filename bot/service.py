@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from pydantic import ValidationError
 
 from bot._locks import KeyedLocks
-from bot.engine import ClientState, Effect, Engine, Event, Message, Outcome, TimerFired
+from bot.engine import ClientState, Effect, Engine, Event, Message, Opt, Outcome, TimerFired
 from bot.store import (
     Commit,
     LedgerRecord,
@@ -95,15 +95,24 @@ class Rehearsal:
         self._erased_with_waiters: set[str] = set()
 
     async def state_of(self, client_id: str) -> ClientState:
-        """The client's state, or a new client's state."""
+        """The client's state, or a new client's state, with their newest connection-log note.
+
+        The note is a stored answer (kept only with the opt-in, for ``answers_days``); the
+        engine gets it in the state, which never stores it.
+        """
         raw = await self.store.load_state(client_id)
         if raw is None:
             return self.engine.new_state(client_id)
         try:
-            return ClientState.model_validate(raw)
+            state = ClientState.model_validate(raw)
         except ValidationError:
             log.error("stored state of a client did not validate; starting them afresh")
             return self.engine.new_state(client_id)
+        note = None
+        if Opt.STORE_FREE_TEXT.value in state.consents:
+            note = await self.store.latest_answer(client_id, "connection")
+        state.progress.last_connection = None if note is None else note.text
+        return state
 
     async def handle(self, client_id: str, event_id: str, event: Event) -> Handled:
         """Handle one event for one client, in order with the client's other events.
@@ -147,10 +156,11 @@ class Rehearsal:
             ledger=[LedgerRecord(e.kind, e.data, now) for e in outcome.ledger],
             outbox=[OutgoingMessage(client_id, chat_id, m.to_payload())
                     for m in outcome.messages],
-            answers=[StoredAnswer(a.step, a.text, now) for a in outcome.answers],
+            answers=[StoredAnswer(a.step, a.text, now, a.kind) for a in outcome.answers],
             timers_set=timers,
             timers_cancel=cancel,
             cancel_outbox=Effect.CANCEL_OUTBOX in outcome.effects,
+            drop_answers=Effect.DROP_ANSWERS in outcome.effects,
         )
         if not await self.store.commit(commit):
             return Handled(applied=False)

@@ -451,7 +451,7 @@ async def test_export_contains_everything_as_json(store: SqliteStore) -> None:
         "state": {"level": 2},
         "updated_at": stamp,
         "ledger": [{"seq": 1, "at": stamp, "kind": "consent", "data": {"core": True}}],
-        "answers": [{"step": "s1", "text": "my answer", "at": stamp}],
+        "answers": [{"step": "s1", "text": "my answer", "at": stamp, "kind": "answer"}],
         "timers": [{"kind": "reminder", "due": "2025-03-01T09:01:00.000000Z", "payload": {"k": 1}}],
         "outbox": [
             {

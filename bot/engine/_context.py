@@ -13,6 +13,8 @@ from bot.engine._policy import Policy, RegionLines
 from bot.engine._state import ClientState, Opt, Session
 from bot.script import LoadedScript
 
+#: Characters of the newest connection-log note a script text can show (``last_connection``).
+LAST_CONNECTION_CHARS = 500
 #: A button before it is bound to the current keyboard: (text key or literal label, code).
 Choice = tuple[str, str]
 
@@ -92,7 +94,7 @@ class Context:
             "actual": session.actual if session else None,
             "relief": session.relief if session else None,
             "connection_count": progress.connections,
-            "last_connection": progress.last_connection or "",
+            "last_connection": (progress.last_connection or "")[:LAST_CONNECTION_CHARS],
             "exercises_done": progress.exercises_done,
             "character": "",
         }

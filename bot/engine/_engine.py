@@ -53,6 +53,7 @@ _PENDING_CODES = {
     "delete": ("dy", "dn"),
     "crisis": ("sf", "ns"),
     "level": ("ly", "ln"),
+    "kept_answers": ("ak", "ad"),
 }
 
 
@@ -397,6 +398,8 @@ class _Conversation:
             self._menu_answer(code, previous)
         elif pending.startswith("consent:"):
             self._consent_answer(pending.removeprefix("consent:"), code, previous)
+        elif pending == "kept_answers":
+            self._kept_answers(delete=code == "ad")
         elif pending.startswith("settings"):
             self._settings_answer(code)
 
@@ -418,6 +421,9 @@ class _Conversation:
                     level=level, next_level=level + 1)
         elif pending == "menu":
             self._menu()
+        elif pending == "kept_answers":
+            ctx.say("settings.kept_answers", [[ctx.button("delete_answers", "ad")],
+                                              [ctx.button("keep_answers", "ak")]])
         elif pending is not None and pending.startswith("consent:"):
             self._ask_consent_step(pending.removeprefix("consent:"))
         elif pending is not None and pending.startswith("settings"):
@@ -720,6 +726,10 @@ class _Conversation:
                 if given and not state.settings.reminders:
                     state.settings.reminders = [ReminderTime()]
                 self.schedule_reminder()
+            if opt is Opt.STORE_FREE_TEXT and not given:
+                state.pending = "kept_answers"  # what was kept so far is theirs to decide
+                self._ask_pending()
+                return
         elif code == "gz":
             state.pending = "settings:tz"
             ctx.say("settings.ask_timezone")
@@ -749,6 +759,19 @@ class _Conversation:
                 [[(regions[name].label, f"{_REGION_CODE}{name}")] for name in order],
                 suggested=regions[suggested].label if suggested is not None
                 and suggested in regions else "")
+
+    def _kept_answers(self, *, delete: bool) -> None:
+        """Keep-what-I-type was switched off: delete what was kept so far, or keep it."""
+        ctx, state = self.ctx, self.state
+        ctx.log("kept_answers", choice="delete" if delete else "keep")
+        if delete:
+            ctx.out.effects.append(Effect.DROP_ANSWERS)
+            state.progress.last_connection = None
+            self.runner.forget_typed()
+            ctx.say("settings.answers_deleted")
+        else:
+            ctx.say("settings.answers_kept", answers_days=ctx.res.policy.answers_days)
+        self._settings()
 
     def _settings_input(self, text: str) -> None:
         ctx, state = self.ctx, self.state

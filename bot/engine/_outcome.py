@@ -57,10 +57,14 @@ class LedgerEntry:
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """A free-text answer the client opted in to storing."""
+    """A free-text answer the client opted in to storing.
+
+    `kind` is ``"answer"`` (to a step) or ``"connection"`` (a note in the connection log).
+    """
 
     step: str
     text: str
+    kind: str = "answer"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +81,7 @@ class Effect(StrEnum):
     EXPORT = "export"  # send the client their data (/mydata)
     ERASE = "erase"  # delete all of the client's data, then confirm (/delete)
     CANCEL_OUTBOX = "cancel_outbox"  # drop messages not yet sent (halt, block)
+    DROP_ANSWERS = "drop_answers"  # delete every stored answer (keep-what-I-type switched off)
 
 
 @dataclass(slots=True)

@@ -103,7 +103,28 @@ _V2: Migration = (
     ) STRICT""",
 )
 
-MIGRATIONS: Sequence[Migration] = (_V1, _V2)
+#: Free text lives only in ``answers``: the connection log's note moves out of the client's
+#: state. Up to this version the engine kept the latest note twice, as an answer and (its
+#: first 500 characters) in ``progress.last_connection``; the answer becomes the note
+#: (``kind = 'connection'``). A note with no such answer left (the purge removed it past
+#: ``answers_days``) is past its retention and goes. Old copies of the states are vacuumed.
+_V3: Migration = (
+    """ALTER TABLE answers ADD COLUMN kind TEXT NOT NULL DEFAULT 'answer'
+       CHECK (kind IN ('answer', 'connection'))""",
+    """UPDATE answers SET kind = 'connection' WHERE id IN (
+           SELECT (SELECT a.id FROM answers AS a
+                   WHERE a.client_id = c.client_id
+                     AND substr(a.text, 1, 500)
+                         = json_extract(c.state, '$.progress.last_connection')
+                   ORDER BY a.at DESC, a.id DESC LIMIT 1)
+           FROM clients AS c
+           WHERE json_type(c.state, '$.progress.last_connection') = 'text')""",
+    """UPDATE clients SET state = json_remove(state, '$.progress.last_connection')
+       WHERE json_type(state, '$.progress.last_connection') IS NOT NULL""",
+    """INSERT OR REPLACE INTO cleanup_due (id, task) SELECT 1, 'vacuum' WHERE changes() > 0""",
+)
+
+MIGRATIONS: Sequence[Migration] = (_V1, _V2, _V3)
 
 
 class NewerSchema(StoreError):

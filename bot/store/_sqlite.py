@@ -78,10 +78,11 @@ class _Encoded:
     state: str | None
     ledger: list[tuple[str, str, str, str]]
     outbox: list[tuple[str, int | None, str, str]]
-    answers: list[tuple[str, str, str, str]]
+    answers: list[tuple[str, str, str, str, str]]
     timers_set: list[tuple[str, str, str, str]]
     timers_cancel: list[str]
     cancel_outbox: bool
+    drop_answers: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,10 +270,18 @@ class SqliteStore(Store):
 
     async def answers(self, client_id: str) -> list[StoredAnswer]:
         rows = await self._fetchall(
-            "SELECT step, text, at FROM answers WHERE client_id = ? ORDER BY at, id",
+            "SELECT step, text, at, kind FROM answers WHERE client_id = ? ORDER BY at, id",
             (client_id,),
         )
-        return [StoredAnswer(row[0], row[1], _dt(row[2])) for row in rows]
+        return [StoredAnswer(row[0], row[1], _dt(row[2]), row[3]) for row in rows]
+
+    async def latest_answer(self, client_id: str, kind: str) -> StoredAnswer | None:
+        row = await self._fetchone(
+            """SELECT step, text, at, kind FROM answers WHERE client_id = ? AND kind = ?
+               ORDER BY at DESC, id DESC LIMIT 1""",
+            (client_id, kind),
+        )
+        return None if row is None else StoredAnswer(row[0], row[1], _dt(row[2]), row[3])
 
     async def export(self, client_id: str) -> dict[str, object]:
         return await self._run(lambda conn: _export(conn, client_id))
@@ -402,7 +411,9 @@ class SqliteStore(Store):
             for pending in group:
                 _fail(pending.future, _error(f"group commit failed: {exc}", exc))
             return
-        if any(pending.encoded.cancel_outbox for pending in group):
+        if any(pending.encoded.drop_answers for pending in group):
+            self._cleanup.request()  # the dropped answers' old copies (a VACUUM is owed)
+        elif any(pending.encoded.cancel_outbox for pending in group):
             self._cleanup.request(self._sent_cleanup_delay)  # dropped messages' old copies
         for pending, outcome in zip(group, outcomes, strict=True):
             if isinstance(outcome, StoreError):
@@ -501,6 +512,10 @@ def _apply(conn: sqlite3.Connection, c: _Encoded) -> bool:
         return False
     if c.cancel_outbox:
         conn.execute("DELETE FROM outbox WHERE client_id = ?", (c.client_id,))
+    if c.drop_answers and conn.execute(
+        "DELETE FROM answers WHERE client_id = ?", (c.client_id,)
+    ).rowcount:
+        _owe_vacuum(conn)
     if c.state is not None:
         conn.execute(
             """INSERT INTO clients (client_id, state, updated_at) VALUES (?, ?, ?)
@@ -519,7 +534,8 @@ def _apply(conn: sqlite3.Connection, c: _Encoded) -> bool:
         )
     if c.answers:
         conn.executemany(
-            "INSERT INTO answers (client_id, step, text, at) VALUES (?, ?, ?, ?)", c.answers
+            "INSERT INTO answers (client_id, step, text, at, kind) VALUES (?, ?, ?, ?, ?)",
+            c.answers,
         )
     for kind in c.timers_cancel:
         if kind == "*":
@@ -576,9 +592,9 @@ def _export(conn: sqlite3.Connection, client_id: str) -> dict[str, object]:
                 )
             ],
             "answers": [
-                {"step": step, "text": text, "at": at}
-                for step, text, at in rows(
-                    "SELECT step, text, at FROM answers WHERE client_id = ? ORDER BY at, id"
+                {"step": step, "text": text, "at": at, "kind": kind}
+                for step, text, at, kind in rows(
+                    "SELECT step, text, at, kind FROM answers WHERE client_id = ? ORDER BY at, id"
                 )
             ],
             "timers": [
@@ -743,10 +759,11 @@ def _encode(c: Commit) -> _Encoded:
         state=None if c.state is None else _json(c.state),
         ledger=[(c.client_id, _ts(r.at), r.kind, _json(r.data)) for r in c.ledger],
         outbox=[(m.client_id, m.chat_id, _json(m.payload), at) for m in c.outbox],
-        answers=[(c.client_id, a.step, a.text, _ts(a.at)) for a in c.answers],
+        answers=[(c.client_id, a.step, a.text, _ts(a.at), a.kind) for a in c.answers],
         timers_set=[(c.client_id, t.kind, _ts(t.due), _json(t.payload)) for t in c.timers_set],
         timers_cancel=list(c.timers_cancel),
         cancel_outbox=c.cancel_outbox,
+        drop_answers=c.drop_answers,
     )
 
 
