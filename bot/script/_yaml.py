@@ -317,13 +317,29 @@ def _decode(raw: bytes, file: str) -> str:
     disguise = _DISGUISE.search(text)
     if disguise is not None:
         line, col = _position(text[: disguise.start()])
-        char = disguise.group()
-        message = (
-            f"the invisible character U+{ord(char):04X} ({_DISGUISING[char]}) is not allowed: "
-            "it can make a text look different to a client from how it reads here; remove it"
-        )
-        _fail(_finding(Mark(file, line, col), "yaml-disguise", message))
+        _fail(_finding(Mark(file, line, col), "yaml-disguise", _disguise_message(disguise.group())))
     return text
+
+
+def _disguise_message(char: str, *, escaped: bool = False) -> str:
+    what = f"U+{ord(char):04X} ({_DISGUISING[char]})"
+    written = f"an escape in this text writes the invisible character {what}" if escaped else (
+        f"the invisible character {what} is not allowed")
+    return (f"{written}: it can make a text look different to a client from how it reads "
+            "here; remove it")
+
+
+def _escape_problem(value: str) -> tuple[str, str] | None:
+    """What an escape in double-quoted text wrote that the file itself may not hold."""
+    odd = _UNPRINTABLE.search(value)
+    if odd is not None:
+        message = (f"an escape in this text writes the character U+{ord(odd.group()):04X}, "
+                   "which is not allowed in a script; remove it")
+        return "yaml-binary", message
+    disguise = _DISGUISE.search(value)
+    if disguise is not None:
+        return "yaml-disguise", _disguise_message(disguise.group(), escaped=True)
+    return None
 
 
 def _position(prefix: str) -> tuple[int, int]:
@@ -381,6 +397,7 @@ class _Composer(yaml.SafeLoader):
             return self._alias(event)
         self._check_anchor(event)
         self._check_tag(event)
+        self._check_escapes(event)
         self._depth += 1
         try:
             return super().compose_node(parent, index)
@@ -425,6 +442,14 @@ class _Composer(yaml.SafeLoader):
             anchor = quoted(event.anchor or "")
             message = f"the anchor &{anchor} is already defined on line {line}; rename one"
             self.findings.append(self._finding(event.start_mark, "yaml-syntax", message))
+
+    def _check_escapes(self, event: ScalarEvent | CollectionStartEvent) -> None:
+        """Refuse double-quoted text whose escapes write what the file itself may not hold."""
+        if not isinstance(event, ScalarEvent) or event.style != '"':
+            return
+        problem = _escape_problem(event.value)
+        if problem is not None:
+            self.findings.append(self._finding(event.start_mark, *problem))
 
     def _check_tag(self, event: ScalarEvent | CollectionStartEvent) -> None:
         tag = event.tag
