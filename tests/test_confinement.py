@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.app import build
+from bot.config import load_config
 from bot.script import Finding, check_paths
 from bot.script._findings import quoted
 from bot.script._load import MAX_INCLUDE_DEPTH, MAX_LOAD_BYTES, MAX_LOAD_FILES
@@ -298,3 +300,17 @@ def test_a_file_included_by_two_others_is_shared(tmp_path: Path) -> None:
                     "steps:\n  - {id: go, exercise: b}\n  - {id: done, end: Bye.}\n",
                     encoding="utf-8")
     assert not [f for f in check_paths([root]) if f.severity == "error"]
+
+
+def test_the_bot_reads_includes_from_its_configured_folders_only(tmp_path: Path) -> None:
+    ours, shared = tmp_path / "ours", tmp_path / "shared"
+    script(shared, "lib.yaml", kind="library")
+    script(tmp_path, "outside.yaml", kind="library")
+    script(ours, "good.yaml", f"includes: [{shared / 'lib.yaml'}]\n")
+    bad = script(ours, "bad.yaml", "includes: [../outside.yaml]\n")
+    config = tmp_path / "config.yaml"
+    config.write_text(f"scripts:\n  paths: ['{ours}', '{shared}']\n", encoding="utf-8")
+    loaded = build(load_config(config, {}))
+    assert set(loaded.scripts) == {"good", "lib"}
+    errors = [f for f in loaded.findings if f.severity == "error"]
+    assert [(f.file, f.code) for f in errors] == [(str(bad), "include-outside")]
