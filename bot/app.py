@@ -6,7 +6,7 @@ scripts, texts, crisis rules and policy.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -24,7 +24,16 @@ from bot.engine import (
     Resources,
 )
 from bot.render import Renderer
-from bot.script import Finding, LoadedScript, ScriptError, Severity, check_script, load_script
+from bot.script import (
+    Finding,
+    LoadedScript,
+    ScriptError,
+    Severity,
+    check_script,
+    load_script,
+    script_files,
+    script_folders,
+)
 
 
 @dataclass
@@ -56,23 +65,22 @@ def resolve(path: Path) -> Path:
     return shipped if shipped.exists() else path
 
 
-def script_files(paths: Iterable[Path]) -> list[Path]:
-    """The script files named by paths: files as given, directories' ``*.yaml`` sorted."""
-    files: list[Path] = []
-    for path in paths:
-        files.extend(sorted(path.glob("*.yaml")) if path.is_dir() else [path])
-    return files
-
-
 def load_checked(
-    files: Sequence[Path], renderer: Renderer
+    files: Sequence[Path], renderer: Renderer, folders: Sequence[Path] | None = None
 ) -> tuple[dict[str, LoadedScript], list[Finding]]:
-    """Load and check scripts; only those without errors are returned."""
+    """Load and check scripts; only those without errors are returned.
+
+    Args:
+        files: The script files.
+        renderer: The renderer whose sandbox checks their texts.
+        folders: The script folders files and includes are read from (by default each
+            file's own, see :func:`~bot.script.load_script`).
+    """
     scripts: dict[str, LoadedScript] = {}
     findings: list[Finding] = []
     for file in files:
         try:
-            script = load_script(file)
+            script = load_script(file, folders=folders)
         except ScriptError as exc:
             findings.extend(exc.findings)
             continue
@@ -154,7 +162,7 @@ def build(config: Config, script_paths: Sequence[Path] | None = None) -> Loaded:
     prompts = resolve(Path(config.prompts.path))
     renderer = Renderer.from_dir(prompts, config.prompts.locale)
     paths = script_paths or [resolve(Path(p)) for p in config.scripts.paths]
-    scripts, findings = load_checked(script_files(paths), renderer)
+    scripts, findings = load_checked(script_files(paths), renderer, script_folders(paths))
     resources = Resources(scripts=scripts, texts=renderer,
                           crisis=crisis_detector(prompts, config.prompts.locale),
                           policy=policy_from(config))

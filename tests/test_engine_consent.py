@@ -12,9 +12,13 @@ import pytest
 
 from bot.app import Loaded
 from bot.engine import Effect, Opt
-from tests.support.engine_driver import Driver, engine_for_files, engine_with
+from tests.support.engine_driver import (
+    Driver,
+    engine_for_files,
+    engine_with,
+    script_beside_library,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
 OPT_INS = (Opt.STORE_FREE_TEXT, Opt.SHARE_WITH_THERAPIST, Opt.REMINDERS)
 OPT_TEXTS = ("consent.free_text", "consent.share", "consent.reminders")
 
@@ -165,7 +169,7 @@ script:
   summary: Needs the free-text opt-in.
   consent: [core, store_free_text]
   calm: [paced-breathing]
-includes: [%s]
+includes: [library.yaml]
 steps:
   - id: check
     checkin: {moment: before}
@@ -175,12 +179,11 @@ steps:
       free_text: {save_as: word}
   - id: done
     end: Done.
-""" % (ROOT / "scripts" / "library.yaml")
+"""
 
 
 def test_a_script_needing_free_text_is_refused_without_the_opt_in(tmp_path: Path) -> None:
-    path = tmp_path / "keeps.yaml"
-    path.write_text(_NEEDS_TEXT, encoding="utf-8")
+    path = script_beside_library(tmp_path, "keeps.yaml", _NEEDS_TEXT)
     engine = engine_for_files([path])
     d = Driver.new(engine)
     d.consent()

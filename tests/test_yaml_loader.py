@@ -111,6 +111,19 @@ def test_characters_that_disguise_text_are_rejected_where_they_are(
 
 
 @pytest.mark.parametrize(
+    ("escape", "code"),
+    [("\\u202E", "yaml-disguise"), ("\\u2066", "yaml-disguise"), ("\\x1b[2J", "yaml-binary"),
+     ("\\0", "yaml-binary"), ("\\ud800", "yaml-binary"), ("\\x85", "yaml-binary")],
+)
+def test_escapes_cannot_write_what_the_file_may_not_hold(
+    tmp_path: Path, escape: str, code: str
+) -> None:
+    findings = errors(tmp_path, f'a: 1\nsay: "Tap {escape}Yes"\n"k{escape}": 2\n')
+    assert located(findings) == [(2, 6, code), (3, 1, code)]
+    assert "escape" in findings[0].message
+
+
+@pytest.mark.parametrize(
     "text",
     ["👩\u200d👩\u200d👧 family", "می\u200cخواهم", "שלום\u200f (1)", "abc\u200e"],
 )

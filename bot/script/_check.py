@@ -37,7 +37,7 @@ from bot.script import _model as m
 from bot.script._expr import ExpressionError, parse_condition
 from bot.script._findings import Finding, ScriptError, Severity
 from bot.script._graph import StepGraph, own_calm, path_to
-from bot.script._load import LoadedScript, load_script
+from bot.script._load import LoadedScript, load_script, script_files, script_folders
 from bot.script._yaml import LoadedYaml, Mark, Path_, read_regular
 
 __all__ = ["BUILTIN_VARIABLES", "check_paths", "check_script"]
@@ -97,9 +97,10 @@ def check_paths(paths: Sequence[Path], *, prompts_dir: Path | None = None) -> li
         column; an unexpected failure becomes an ``internal`` error at the file's 1:1.
     """
     renderer = render.Renderer({})
+    folders = script_folders(paths)
     findings: list[Finding] = []
     for path in paths:
-        findings += _guarded(str(path), functools.partial(_check_path, path, renderer))
+        findings += _guarded(str(path), functools.partial(_check_path, path, folders, renderer))
     if prompts_dir is not None:
         for locale in _locales(prompts_dir):
             findings += _guarded(str(prompts_dir / locale / "texts.yaml"),
@@ -123,10 +124,12 @@ def _check_crisis_rules(path: Path) -> list[Finding]:
 # --- files ------------------------------------------------------------------------------------
 
 
-def _check_path(path: Path, renderer: render.Renderer) -> list[Finding]:
+def _check_path(
+    path: Path, folders: Sequence[Path], renderer: render.Renderer
+) -> list[Finding]:
     """Check a script file, or every ``*.yaml`` file of a directory."""
-    files = sorted(path.glob("*.yaml")) if path.is_dir() else [path]
-    return [finding for file in files for finding in _check_file(file, renderer)]
+    return [finding for file in script_files([path])
+            for finding in _check_file(file, folders, renderer)]
 
 
 def _locales(prompts_dir: Path) -> list[str]:
@@ -138,10 +141,10 @@ def _locales(prompts_dir: Path) -> list[str]:
     return found or ["en"]
 
 
-def _check_file(file: Path, renderer: render.Renderer) -> list[Finding]:
+def _check_file(file: Path, folders: Sequence[Path], renderer: render.Renderer) -> list[Finding]:
     def load_and_check() -> list[Finding]:
         try:
-            script = load_script(file)
+            script = load_script(file, folders=folders)
         except ScriptError as exc:
             return exc.findings
         return check_script(script, renderer)

@@ -23,9 +23,11 @@ def quoted(text: str) -> str:
     """Text from a file, fit to quote in a message: tokens hidden, at most ``QUOTE_LIMIT`` long.
 
     A finding may name what it is about, but never reproduces more than a snippet of a file
-    (which may not be a script at all, and may be secret).
+    (which may not be a script at all, and may be secret). Characters that are not printable
+    (a terminal escape, a NUL, a direction override) are shown as escapes such as ``\x1b``.
     """
     text = redact_tokens(text)
+    text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
     return text if len(text) <= QUOTE_LIMIT else text[: QUOTE_LIMIT - 1] + "…"
 
 

@@ -22,10 +22,10 @@ import yaml
 from yaml.events import AliasEvent, CollectionStartEvent, Event, ScalarEvent, StreamEndEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from bot.script._findings import Finding, ScriptError, Severity
+from bot.script._findings import Finding, ScriptError, Severity, quoted
 
-__all__ = ["MAX_FILE_BYTES", "LoadedYaml", "Mark", "Path_", "load_yaml", "load_yaml_text",
-           "read_regular"]
+__all__ = ["MAX_FILE_BYTES", "LoadedYaml", "Mark", "Path_", "file_kind", "load_yaml",
+           "load_yaml_text", "read_regular"]
 
 #: The largest file the loader reads, in bytes.
 MAX_FILE_BYTES = 1_000_000
@@ -86,12 +86,14 @@ class LoadedYaml:
         value_marks: Where each value (scalar, mapping or sequence) starts, by path.
         key_marks: Where each mapping key starts; the path ends with the key itself.
         file: The file name used in marks (for the 1:1 fallback of :meth:`mark_for`).
+        size: The size of the document in bytes.
     """
 
     data: object
     value_marks: dict[Path_, Mark]
     key_marks: dict[Path_, Mark]
     file: str = ""
+    size: int = 0
 
     def mark_for(self, path: Path_, *, key: bool = False) -> Mark:
         """Return the best mark for ``path``.
@@ -187,6 +189,17 @@ def read_regular(path: Path, *, file: str, max_bytes: int = MAX_FILE_BYTES) -> b
         _fail(_finding(where, "yaml-unreadable", f"cannot read the file: {reason}"))
 
 
+def file_kind(path: Path) -> str | None:
+    """What ``path`` is if it is no regular file (e.g. ``"a named pipe"``), else None.
+
+    Links are followed; nothing is opened.
+
+    Raises:
+        OSError: If the file cannot be looked at (FileNotFoundError: it does not exist).
+    """
+    return _special_kind(os.stat(path).st_mode)
+
+
 _SPECIAL_KINDS = (
     (stat.S_ISDIR, "a folder"),
     (stat.S_ISFIFO, "a named pipe"),
@@ -196,10 +209,16 @@ _SPECIAL_KINDS = (
 )
 
 
-def _refuse_special(mode: int, where: Mark) -> None:
+def _special_kind(mode: int) -> str | None:
     if stat.S_ISREG(mode):
+        return None
+    return next((name for test, name in _SPECIAL_KINDS if test(mode)), "a special file")
+
+
+def _refuse_special(mode: int, where: Mark) -> None:
+    kind = _special_kind(mode)
+    if kind is None:
         return
-    kind = next((name for test, name in _SPECIAL_KINDS if test(mode)), "a special file")
     message = f"this is {kind}, not a regular file; only regular files are read"
     _fail(_finding(where, "yaml-not-a-file", message))
 
@@ -267,7 +286,7 @@ def _load_bounded(raw: bytes, file: str, limits: _Limits) -> LoadedYaml:
     if findings:
         _fail(*findings)
     marks = builder.value_marks or {(): Mark(file, 1, 1)}
-    return LoadedYaml(data, marks, builder.key_marks, file)
+    return LoadedYaml(data, marks, builder.key_marks, file, len(raw))
 
 
 # --- bytes and text -------------------------------------------------------------------------
@@ -298,13 +317,29 @@ def _decode(raw: bytes, file: str) -> str:
     disguise = _DISGUISE.search(text)
     if disguise is not None:
         line, col = _position(text[: disguise.start()])
-        char = disguise.group()
-        message = (
-            f"the invisible character U+{ord(char):04X} ({_DISGUISING[char]}) is not allowed: "
-            "it can make a text look different to a client from how it reads here; remove it"
-        )
-        _fail(_finding(Mark(file, line, col), "yaml-disguise", message))
+        _fail(_finding(Mark(file, line, col), "yaml-disguise", _disguise_message(disguise.group())))
     return text
+
+
+def _disguise_message(char: str, *, escaped: bool = False) -> str:
+    what = f"U+{ord(char):04X} ({_DISGUISING[char]})"
+    written = f"an escape in this text writes the invisible character {what}" if escaped else (
+        f"the invisible character {what} is not allowed")
+    return (f"{written}: it can make a text look different to a client from how it reads "
+            "here; remove it")
+
+
+def _escape_problem(value: str) -> tuple[str, str] | None:
+    """What an escape in double-quoted text wrote that the file itself may not hold."""
+    odd = _UNPRINTABLE.search(value)
+    if odd is not None:
+        message = (f"an escape in this text writes the character U+{ord(odd.group()):04X}, "
+                   "which is not allowed in a script; remove it")
+        return "yaml-binary", message
+    disguise = _DISGUISE.search(value)
+    if disguise is not None:
+        return "yaml-disguise", _disguise_message(disguise.group(), escaped=True)
+    return None
 
 
 def _position(prefix: str) -> tuple[int, int]:
@@ -362,6 +397,7 @@ class _Composer(yaml.SafeLoader):
             return self._alias(event)
         self._check_anchor(event)
         self._check_tag(event)
+        self._check_escapes(event)
         self._depth += 1
         try:
             return super().compose_node(parent, index)
@@ -391,8 +427,8 @@ class _Composer(yaml.SafeLoader):
                 "write the values out instead"
             )
             raise _Abort(self._finding(event.start_mark, "yaml-aliases", message))
-        anchor = event.anchor or ""
-        target = self.anchors.get(anchor)
+        anchor = quoted(event.anchor or "")
+        target = self.anchors.get(event.anchor or "")
         if target is None:
             message = f"the alias *{anchor} refers to no anchor; define &{anchor} before it"
             self.findings.append(self._finding(event.start_mark, "yaml-syntax", message))
@@ -403,15 +439,24 @@ class _Composer(yaml.SafeLoader):
         first = self.anchors.pop(event.anchor, None) if event.anchor is not None else None
         if first is not None:
             line = _mark(self.file, first.start_mark).line
-            message = f"the anchor &{event.anchor} is already defined on line {line}; rename one"
+            anchor = quoted(event.anchor or "")
+            message = f"the anchor &{anchor} is already defined on line {line}; rename one"
             self.findings.append(self._finding(event.start_mark, "yaml-syntax", message))
+
+    def _check_escapes(self, event: ScalarEvent | CollectionStartEvent) -> None:
+        """Refuse double-quoted text whose escapes write what the file itself may not hold."""
+        if not isinstance(event, ScalarEvent) or event.style != '"':
+            return
+        problem = _escape_problem(event.value)
+        if problem is not None:
+            self.findings.append(self._finding(event.start_mark, *problem))
 
     def _check_tag(self, event: ScalarEvent | CollectionStartEvent) -> None:
         tag = event.tag
         if tag is None or (tag == _STR_TAG and isinstance(event, ScalarEvent)):
             return
         shown = "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:") else tag
-        message = f"the tag {shown} is not allowed; remove it (only plain YAML values are)"
+        message = f"the tag {quoted(shown)} is not allowed; remove it (only plain YAML values are)"
         self.findings.append(self._finding(event.start_mark, "yaml-tag", message))
 
     def _finding(self, mark: object, code: str, message: str) -> Finding:
@@ -431,7 +476,7 @@ def _compose(text: str, file: str, limits: _Limits) -> tuple[Node | None, list[F
     except RecursionError:
         problem = _too_deep(_current_mark(file, composer), None)
     except Exception as exc:  # any other PyYAML failure is still reported, never raised
-        message = f"the file could not be read as YAML: {exc}"
+        message = f"the file could not be read as YAML ({type(exc).__name__})"
         problem = _finding(_current_mark(file, composer), "yaml-syntax", message)
     _fail(*(composer.findings if composer is not None else []), problem)
 
@@ -463,7 +508,8 @@ class _Builder:
         self.value_marks.setdefault(path, _mark(self.file, node.start_mark))
         if isinstance(node, _AliasNode):
             if id(node.value) in self.open_collections:
-                message = f"the alias *{node.anchor} is used inside its own anchor; remove it"
+                anchor = quoted(node.anchor)
+                message = f"the alias *{anchor} is used inside its own anchor; remove it"
                 self.findings.append(self._finding(node, "yaml-aliases", message))
                 return None
             node = node.value
@@ -492,7 +538,8 @@ class _Builder:
                 continue
             if key in result:
                 first = self.key_marks[(*path, key)].line
-                message = f'the key "{key}" appears twice; it was first used on line {first}'
+                message = (f'the key "{quoted(key)}" appears twice; '
+                           f"it was first used on line {first}")
                 self.findings.append(self._finding(key_node, "yaml-duplicate-key", message))
                 continue
             self.key_marks[(*path, key)] = _mark(self.file, key_node.start_mark)

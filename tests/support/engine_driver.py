@@ -71,6 +71,19 @@ def engine_with(
                             texts=res.texts, crisis=res.crisis, policy=new_policy))
 
 
+def script_beside_library(folder: Path, name: str, text: str) -> Path:
+    """Write a test's script into ``folder`` with a copy of the shipped ``library.yaml``.
+
+    Includes are read only from the script folders, so a script written by a test includes
+    ``library.yaml`` from beside it.
+    """
+    shipped = Path(__file__).resolve().parents[2] / "scripts" / "library.yaml"
+    (folder / "library.yaml").write_text(shipped.read_text(encoding="utf-8"), encoding="utf-8")
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
 def engine_for_files(files: Iterable[Path], **policy: object) -> Engine:
     """An engine running only the given script files (e.g. small YAML written by a test)."""
     loaded = build(load_config(None, {}), list(files))
