@@ -18,6 +18,7 @@ updates back so that several arrive in one batch (``hold_updates``). What must h
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sqlite3
@@ -44,6 +45,7 @@ from tests.support.telegram_client import (
     labels,
     running_edge,
     settle,
+    wait_until,
 )
 from tests.test_faults_storage import fill, small_tmpfs
 
@@ -228,13 +230,57 @@ async def test_no_message_text_reaches_a_log_at_any_level(
 
     await one_batch(fake_api, lambda: ada.send("/help"), the_bad_one,
                     lambda: bea.send("my secret walrus words"))
+    with contextlib.suppress(TimeoutError):  # the logs first, whether or not it answers
+        await fake_api.wait_for_messages(BEA, 1)
+    logged = caplog.text + "".join(repr(r.args) for r in caplog.records)
+    assert "walrus" not in logged
     await ada.expect(say("help"))
-    await bea.next_one()
     await settle(fake_api, store)
     logged = caplog.text + "".join(repr(r.args) for r in caplog.records)
     assert "walrus" not in logged
     assert say("help")[:40] not in logged  # nor what the bot sent
     assert any(r.name.startswith("telegram") for r in caplog.records)  # PTB did log
+
+
+# -- the loops are supervised -----------------------------------------------------------------
+async def polling_failed(caplog: pytest.LogCaptureFixture, times: int) -> None:
+    """Wait until the polling loop has failed ``times`` times."""
+    async def failed() -> bool:
+        return sum("the polling loop failed" in r.getMessage()
+                   for r in caplog.records) >= times
+
+    await wait_until(failed, timeout=10, what=f"{times} failures of the polling loop")
+
+
+async def test_a_polling_loop_that_fails_is_restarted(
+    bot: TelegramEdge, fake_api: FakeBotApi, store: SqliteStore, say: Say,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A broken answer to the apology for an unreadable update (python-telegram-bot raises
+    AttributeError, no TelegramError) escapes the polling loop: it is restarted."""
+    ada = TelegramClient(fake_api, ADA, "Ada")
+    fake_api.garble("sendMessage")
+    bad, bad_id = entity_without_offset(fake_api)
+    await fake_api.send_raw(bad, update_id=bad_id)
+    await polling_failed(caplog, 1)
+    await ada.send("/help")
+    await ada.expect(say("help"))
+    await settle(fake_api, store)
+    assert not bot.failed and not bot._tasks[0].done()
+
+
+async def test_a_loop_that_keeps_failing_stops_the_bot(
+    bot: TelegramEdge, fake_api: FakeBotApi, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Rather than live on deaf: ``edge.failed`` makes ``rehearse run`` exit 1."""
+    fake_api.garble("sendMessage", times=None)
+    for failures in range(1, edge_module.MAX_RESTARTS + 1):
+        bad, bad_id = entity_without_offset(fake_api)
+        await fake_api.send_raw(bad, update_id=bad_id)
+        await polling_failed(caplog, failures)
+    await asyncio.wait_for(bot.wait(), timeout=5)
+    assert bot.failed
+    assert "the polling loop keeps failing; stopping" in caplog.text
 
 
 # -- storage errors caused by data -----------------------------------------------------------

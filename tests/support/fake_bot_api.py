@@ -18,10 +18,11 @@ As a pytest fixture (pytest-asyncio, ``asyncio_mode = "auto"``)::
 
 The test side plays the users (``send_text``, ``press_button``, ``block``, ...), inspects what the
 bot did (``messages``, ``requests``, ``callback_answers``, ``commands``) and injects faults
-(``fail``, ``delay``, ``drop``, ``outage``, optional flood limits; ``send_raw`` serves malformed
-updates verbatim and ``hold_updates`` gathers several into one batch). Errors are answered
-exactly as Telegram does (``{"ok": false, "error_code": ..., "description": ...}``), so PTB
-raises its real ``BadRequest``, ``Forbidden``, ``RetryAfter``, ``NetworkError`` and ``TimedOut``.
+(``fail``, ``delay``, ``drop``, ``garble``, ``outage``, optional flood limits; ``send_raw``
+serves malformed updates verbatim and ``hold_updates`` gathers several into one batch). Errors
+are answered exactly as Telegram does (``{"ok": false, "error_code": ..., "description": ...}``),
+so PTB raises its real ``BadRequest``, ``Forbidden``, ``RetryAfter``, ``NetworkError`` and
+``TimedOut``.
 """
 
 from __future__ import annotations
@@ -219,7 +220,7 @@ class Sender(TypedDict, total=False):
 class _Fault:
     method: str | None
     times: int | None
-    kind: Literal["fail", "delay", "drop"]
+    kind: Literal["fail", "delay", "drop", "garble"]
     processed: bool
     status: int = 500
     description: str = ""
@@ -961,6 +962,19 @@ class FakeBotApi:
         """
         self._add_fault(_Fault(method, times, "drop", processed))
 
+    def garble(
+        self, method: str | None = None, *, times: int | None = 1, processed: bool = False
+    ) -> None:
+        """Answer the next calls of ``method`` (None: any) "ok" with a result of the wrong
+        type (``5``), which python-telegram-bot cannot read (a broken server or proxy).
+
+        Args:
+            method: Bot API method name, or None for every method.
+            times: How many calls; None for all until :meth:`clear_faults`.
+            processed: Carry out the call first.
+        """
+        self._add_fault(_Fault(method, times, "garble", processed))
+
     def outage(self, seconds: float, *, drop: bool = False) -> None:
         """Fail every request for ``seconds``: 502 Bad Gateway, or dropped connections."""
         self._outage_until = time.monotonic() + seconds
@@ -995,11 +1009,15 @@ class FakeBotApi:
             if handler is None:
                 raise ApiError(404, "Not Found")
             fault = self._take_fault(name)
+            if fault and fault.kind == "garble" and not fault.processed:
+                return _json_response({"ok": True, "result": 5})
             if fault and not fault.processed and await self._apply_fault(fault, request):
                 return web.Response()
             if self._rate_limits and name.lower() in _RATE_LIMITED:
                 self._check_rate(params.get("chat_id"), time.monotonic())
             result = await handler(params)
+            if fault and fault.kind == "garble":
+                return _json_response({"ok": True, "result": 5})
             if fault and fault.processed and await self._apply_fault(fault, request):
                 return web.Response()
             if name == "getUpdates":
