@@ -164,9 +164,7 @@ class Rules:
             wrong.append("not exactly one `stopped` ledger row")
         if any(o.messages for o in after):
             wrong.append("a timer firing afterwards sent a message")
-        if not wrong:
-            return []
-        return [Problem("explore-stop", "/stop did not end everything: " + "; ".join(wrong))]
+        return [Problem("explore-stop", f"/stop did not end everything: {w}") for w in wrong]
 
     def crisis(self, out: Outcome) -> list[Problem]:
         """Crisis language: the lines first, all of them, and no exercise content."""
@@ -175,9 +173,8 @@ class Rules:
         numbers = [policy.emergency, *(r.contact for r in policy.resources)]
         texts = [m.text for m in out.messages]
         if not texts or not any(_carries(texts[0], n) for n in numbers):
-            first = str(texts[0])[:60] if texts else "nothing"
             wrong.append("the first message does not carry the emergency number or a crisis "
-                         f"line (it begins: \"{first}…\")")
+                         "line")
         missing = [r.contact for r in policy.resources
                    if not any(_carries(t, r.contact) for t in texts)]
         if missing:
@@ -186,9 +183,7 @@ class Rules:
             wrong.append("exercise content was shown")
         elif keyboard_of(out.messages) is None:
             wrong.append("no question follows (\"Are you safe right now?\")")
-        if not wrong:
-            return []
-        return [Problem("explore-crisis", "crisis language: " + "; ".join(wrong))]
+        return [Problem("explore-crisis", f"crisis language: {w}") for w in wrong]
 
 
 def timers_after_stop(timers: tuple[tuple[str, datetime], ...], now: datetime

@@ -346,11 +346,13 @@ class _Walk:
                 if source not in can_end:
                     can_end.add(source)
                     todo.append(source)
-        for node in self.nodes:
-            if node.index not in can_end:
-                problem = Problem("explore-no-end", "from here no answer leads to the end of "
-                                  "the session: the client can go round, but never finish")
-                self._report(node, problem, node.place.state)
+        stuck = [n for n in self.nodes if n.index not in can_end]
+        # Places in a session say best where the way out is missing; before it, every place
+        # is stuck too when the session cannot end.
+        for node in [n for n in stuck if step_at(n.place.state) is not None] or stuck[:1]:
+            problem = Problem("explore-no-end", "from here no answer leads to the end of the "
+                              "session: the client can go round, but never finish")
+            self._report(node, problem, node.place.state)
 
     def _count_paths(self) -> int:
         """Distinct shortest routes from each client's first message to an end."""
