@@ -145,7 +145,7 @@ class Rules:
         return found
 
     # -- probes -----------------------------------------------------------------------------
-    def stop(self, before: ClientState, out: Outcome, after: list[Outcome]) -> list[Problem]:
+    def stop(self, out: Outcome, after: list[Outcome]) -> list[Problem]:
         """``/stop`` or a stop word: everything ended, one confirmation, then silence."""
         state = out.state
         wrong: list[str] = []

@@ -245,7 +245,7 @@ class _Walk:
             if fired not in self.tried:
                 self.tried.add(fired)
                 after = self._after_stop(node, act, out.state, now)
-            problems += self.rules.stop(place.state, out, after)
+            problems += self.rules.stop(out, after)
         elif act.kind is Kind.CRISIS:
             problems += self.rules.crisis(out)
         # A second tick of a button that ticks in place (a body cue) is checked, not walked on
