@@ -34,3 +34,7 @@ class KeyedLocks:
 
     def __len__(self) -> int:
         return len(self._locks)
+
+    def __contains__(self, key: Hashable) -> bool:
+        """Whether anyone holds or waits for the lock of ``key``."""
+        return key in self._locks

@@ -1,29 +1,39 @@
 """Wiring: from a :class:`~bot.config.Config` to a ready engine, renderer and scripts.
 
 Both edges build their engine here, so the terminal and Telegram run exactly the same
-scripts, texts, crisis phrases and policy.
+scripts, texts, crisis rules and policy.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 from bot.config import Config
+from bot.crisis import Detector, load_rules
 from bot.engine import (
+    RISK_KINDS,
     AdvanceRule,
     Contract,
-    CrisisMatcher,
     CrisisResource,
     Engine,
     Policy,
+    RegionLines,
     Resources,
 )
 from bot.render import Renderer
-from bot.script import Finding, LoadedScript, ScriptError, Severity, check_script, load_script
-from bot.script import load_yaml as _load_yaml
+from bot.script import (
+    Finding,
+    LoadedScript,
+    ScriptError,
+    Severity,
+    check_script,
+    load_script,
+    script_files,
+    script_folders,
+)
 
 
 @dataclass
@@ -55,23 +65,22 @@ def resolve(path: Path) -> Path:
     return shipped if shipped.exists() else path
 
 
-def script_files(paths: Iterable[Path]) -> list[Path]:
-    """The script files named by paths: files as given, directories' ``*.yaml`` sorted."""
-    files: list[Path] = []
-    for path in paths:
-        files.extend(sorted(path.glob("*.yaml")) if path.is_dir() else [path])
-    return files
-
-
 def load_checked(
-    files: Sequence[Path], renderer: Renderer
+    files: Sequence[Path], renderer: Renderer, folders: Sequence[Path] | None = None
 ) -> tuple[dict[str, LoadedScript], list[Finding]]:
-    """Load and check scripts; only those without errors are returned."""
+    """Load and check scripts; only those without errors are returned.
+
+    Args:
+        files: The script files.
+        renderer: The renderer whose sandbox checks their texts.
+        folders: The script folders files and includes are read from (by default each
+            file's own, see :func:`~bot.script.load_script`).
+    """
     scripts: dict[str, LoadedScript] = {}
     findings: list[Finding] = []
     for file in files:
         try:
-            script = load_script(file)
+            script = load_script(file, folders=folders)
         except ScriptError as exc:
             findings.extend(exc.findings)
             continue
@@ -82,21 +91,31 @@ def load_checked(
     return scripts, findings
 
 
-def crisis_matcher(prompts_dir: Path, locale: str) -> CrisisMatcher:
-    """The crisis phrase list for a locale (``prompts/<locale>/crisis_phrases.yaml``)."""
-    data = _load_yaml(prompts_dir / locale / "crisis_phrases.yaml").data
-    if not isinstance(data, dict) or not isinstance(data.get("phrases"), list):
-        raise ScriptError([Finding(str(prompts_dir / locale / "crisis_phrases.yaml"), 1, 1,
-                                   Severity.ERROR, "needs a `phrases` list", "crisis-phrases")])
-    exclude = data.get("exclude") or []
-    return CrisisMatcher.of([str(p) for p in data["phrases"]],
-                            [str(p) for p in exclude] if isinstance(exclude, list) else [])
+def crisis_detector(prompts_dir: Path, locale: str) -> Detector:
+    """The crisis detector for a locale (``prompts/<locale>/crisis_rules.yaml``).
+
+    Raises:
+        ScriptError: When the rule book has mistakes (each at ``file:line:col``).
+    """
+    return Detector(load_rules(prompts_dir / locale / "crisis_rules.yaml"))
+
+
+def region_lines(config: Config) -> dict[str, RegionLines]:
+    """Every configured region's emergency number and lines, for the engine."""
+    regions: dict[str, RegionLines] = {}
+    for name, region in config.safety.regions.items():
+        lines = {kind: tuple(CrisisResource(r.name, r.contact, r.note or "")
+                             for r in getattr(region.lines, kind))
+                 for kind in RISK_KINDS}
+        regions[name] = RegionLines(name=name, label=region.label, emergency=region.emergency,
+                                    lines={k: v for k, v in lines.items() if v},
+                                    languages=tuple(region.languages))
+    return regions
 
 
 def policy_from(config: Config) -> Policy:
     """The engine's policy from the practice's configuration."""
     safety = config.safety
-    region = safety.regions[safety.region]
     defaults = config.contract_defaults
     contract = Contract(
         max_level=defaults.max_level,
@@ -120,9 +139,8 @@ def policy_from(config: Config) -> Policy:
         answers_days=config.storage.retention.answers_days,
         therapist_delay=config.consent.therapist_delay,
         allow_minors=config.access.allow_minors,
-        resources=tuple(CrisisResource(r.name, r.contact, r.note or "")
-                        for r in region.resources),
-        emergency=region.emergency,
+        regions=region_lines(config),
+        region=safety.region,
         silence_followup=timedelta(minutes=safety.silence_followup_minutes),
         crisis_hold_needs_therapist=safety.crisis_hold_needs_therapist,
         contract=contract,
@@ -144,8 +162,8 @@ def build(config: Config, script_paths: Sequence[Path] | None = None) -> Loaded:
     prompts = resolve(Path(config.prompts.path))
     renderer = Renderer.from_dir(prompts, config.prompts.locale)
     paths = script_paths or [resolve(Path(p)) for p in config.scripts.paths]
-    scripts, findings = load_checked(script_files(paths), renderer)
+    scripts, findings = load_checked(script_files(paths), renderer, script_folders(paths))
     resources = Resources(scripts=scripts, texts=renderer,
-                          crisis=crisis_matcher(prompts, config.prompts.locale),
+                          crisis=crisis_detector(prompts, config.prompts.locale),
                           policy=policy_from(config))
     return Loaded(Engine(resources), renderer, scripts, findings)

@@ -13,13 +13,16 @@ import getpass
 import json
 import logging
 import os
+import stat
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bot.app import build
+from bot._files import write_private
+from bot.app import build, crisis_detector, resolve
 from bot.config import Config, ConfigError, load_config
+from bot.crisis import evaluate, read_cases
 from bot.engine import ClientState, Clinician, Opt
 from bot.explore import Exploration, explore
 from bot.render import RenderError
@@ -39,6 +42,8 @@ from bot.telegram import bot_username, code_hash, new_code, run_bot
 from bot.terminal import play
 
 log = logging.getLogger("rehearse")
+#: Seconds `rehearse erase` waits for a reader to let the erased rows' old copies go.
+ERASE_CLEANUP_WAIT = 10.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -77,6 +82,17 @@ def _parser() -> argparse.ArgumentParser:
                        help="with --explore: the configuration to explore with (default: "
                             "$REHEARSE_CONFIG, else built-in)")
 
+    crisis = sub.add_parser("crisis", help="explain or test the crisis detector")
+    crisis_sub = crisis.add_subparsers(dest="crisis_command", metavar="ACTION", required=True)
+    explain = crisis_sub.add_parser("explain", help="show which rule a message matches, and why")
+    explain.add_argument("text", help="the message, in quotes")
+    test = crisis_sub.add_parser("test", help="recall per kind and false alarms on a TSV file")
+    test.add_argument("file", type=Path,
+                      help="kind<TAB>imminent<TAB>category<TAB>text rows (tests/crisis/README.md)")
+    for action in (explain, test):
+        action.add_argument("--config", type=Path, default=_default_config(),
+                            help="configuration file (for prompts.path and prompts.locale)")
+
     graph = sub.add_parser("graph", help="draw a script's flow (Mermaid or Graphviz DOT)")
     graph.add_argument("script", type=Path)
     graph.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
@@ -89,13 +105,19 @@ def _parser() -> argparse.ArgumentParser:
     play.add_argument("--watch", action="store_true", help="reload the script when it changes")
     _common(play)
 
-    for name, text in (("export", "print all of a client's data as JSON"),
-                       ("ledger", "print a client's ledger as JSON"),
+    for name, text in (("export", "write all of a client's data as JSON"),
+                       ("ledger", "write a client's ledger as JSON"),
                        ("erase", "erase all of a client's data")):
         operator = sub.add_parser(name, help=text)
         operator.add_argument("client", help="client id, e.g. tg:123456 or term:ada")
         if name == "erase":
             operator.add_argument("--yes", action="store_true", help="do not ask to confirm")
+        else:
+            operator.add_argument(
+                "--output", "-o", metavar="FILE", default=None,
+                help="write the JSON to FILE, created owner-only (0600); '-' prints it to "
+                     "standard output (refused on a terminal or a file others can read "
+                     "unless given explicitly)")
         _common(operator)
 
     run = sub.add_parser("run", help="run the Telegram bot")
@@ -195,6 +217,19 @@ def _explore(args: argparse.Namespace) -> list[Exploration]:
             if script.first_step is not None]
 
 
+def _crisis(args: argparse.Namespace) -> int:
+    prompts = load_config(args.config).prompts
+    detector = crisis_detector(resolve(Path(prompts.path)), prompts.locale)
+    if args.crisis_command == "explain":
+        print("\n".join(detector.explain(args.text)))
+        return 0
+    if not args.file.is_file():
+        print(f"rehearse crisis test: no such file: {args.file}", file=sys.stderr)
+        return 2
+    print("\n".join(evaluate(detector, read_cases(args.file)).report()))
+    return 0
+
+
 def _graph(args: argparse.Namespace) -> int:
     if not args.script.is_file():
         print(f"rehearse graph: no such file: {args.script}", file=sys.stderr)
@@ -257,9 +292,18 @@ def _operator(args: argparse.Namespace) -> int:
         if answer.strip().lower() != "y":
             return 1
 
+    output: str | None = getattr(args, "output", None)
+    if args.command != "erase":
+        refusal = _no_place_for_data(output)
+        if refusal is not None:
+            print(f"rehearse {args.command}: not writing {args.client}'s data: {refusal}. Use "
+                  "--output FILE (created owner-only, 0600), or --output - to print it anyway.",
+                  file=sys.stderr)
+            return 2
+
     async def act() -> int:
         loaded = build(config)
-        async with SqliteStore(config.storage.database) as store:
+        async with SqliteStore(config.storage.database, cleanup_retry=1.0) as store:
             if await store.load_state(args.client) is None and not await store.ledger(args.client):
                 print(f"rehearse {args.command}: no client {args.client}", file=sys.stderr)
                 return 1
@@ -267,13 +311,54 @@ def _operator(args: argparse.Namespace) -> int:
             if args.command == "erase":
                 await store.erase(args.client)
                 print(f"erased {args.client}")
+                if not await store.cleaned(timeout=ERASE_CLEANUP_WAIT):
+                    print("Old copies of the erased rows stay in the database's WAL while "
+                          "another connection (a backup? an export?) is reading; they are "
+                          "removed as soon as it finishes, by the running bot or the next "
+                          "rehearse command.", file=sys.stderr)
                 return 0
             data = await service.read_for(args.client, reader="operator", what=args.command)
-            shown = data if args.command == "export" else {"ledger": data.get("ledger", [])}
-            print(json.dumps(shown, indent=2, ensure_ascii=False))
+        shown = data if args.command == "export" else {"ledger": data.get("ledger", [])}
+        text = json.dumps(shown, indent=2, ensure_ascii=False) + "\n"
+        if output is None or output == "-":
+            sys.stdout.write(text)
             return 0
+        try:
+            write_private(Path(output), text)
+        except OSError as exc:
+            print(f"rehearse {args.command}: cannot write {output} ({exc.strerror})",
+                  file=sys.stderr)
+            return 1
+        print(f"wrote the {args.command} of {args.client} to {output} (owner-only)")
+        return 0
 
     return asyncio.run(act())
+
+
+def _no_place_for_data(output: str | None) -> str | None:
+    """Why a client's data must not go where it would go, or None if the place is fine.
+
+    Without ``--output`` the data would go to standard output: refused on a terminal (it
+    stays on screen and in the scrollback) and on a file others can read (a shell redirect
+    creates one with the umask, usually 0644); a pipe is fine.
+    """
+    if output is not None:
+        if output == "-":
+            return None
+        target = Path(output)
+        if target.is_dir() or not target.parent.is_dir():
+            return f"{output} is a folder or in no existing folder"
+        return None
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced by something without a file
+        return None
+    if os.isatty(fd):
+        return "standard output is a terminal"
+    mode = os.fstat(fd).st_mode
+    if stat.S_ISREG(mode) and mode & 0o077:
+        return f"standard output is a file others can read (mode {stat.S_IMODE(mode):04o})"
+    return None
 
 
 def _utc_now() -> datetime:
@@ -372,6 +457,7 @@ def client_status(state: ClientState) -> str:
 
 _COMMANDS = {
     "check": _check,
+    "crisis": _crisis,
     "graph": _graph,
     "schema": _schema,
     "play": _play,

@@ -31,7 +31,7 @@ from pydantic import (
     field_validator,
 )
 
-from bot.script._findings import ScriptError
+from bot.script._findings import BOT_TOKEN, ScriptError, quoted, redact_tokens
 from bot.script._yaml import LoadedYaml, Path_, load_yaml
 
 __all__ = ["Config", "ConfigError", "load_config"]
@@ -59,9 +59,15 @@ PathValue = Annotated[Path, Field(strict=False)]
 
 
 class ConfigError(Exception):
-    """The configuration cannot be used; each message reads ``file:line:col: message``."""
+    """The configuration cannot be used; each message reads ``file:line:col: message``.
+
+    Nothing that looks like a bot token is ever part of a message, wherever in the file it
+    was written (a key, a value, a path): it is replaced by a placeholder, with a word on
+    where the token belongs.
+    """
 
     def __init__(self, messages: list[str]) -> None:
+        messages = [_without_token(message) for message in messages]
         super().__init__("\n".join(messages))
         self.messages = messages
 
@@ -127,11 +133,29 @@ class Resource(_Section):
     note: Annotated[str, Field(max_length=200)] = ""
 
 
-class Region(_Section):
-    """The emergency number and crisis resources of one region."""
+class Lines(_Section):
+    """A region's crisis and safety lines per kind of risk; only ``suicide`` is required.
 
+    A kind without lines of its own shows the ``suicide`` (general crisis) lines.
+    """
+
+    suicide: Annotated[list[Resource], Field(min_length=1, max_length=6)]
+    partner_abuse: Annotated[list[Resource], Field(max_length=6)] = Field(default_factory=list)
+    sexual_violence: Annotated[list[Resource], Field(max_length=6)] = Field(default_factory=list)
+    child_at_risk: Annotated[list[Resource], Field(max_length=6)] = Field(default_factory=list)
+    harm_to_others: Annotated[list[Resource], Field(max_length=6)] = Field(default_factory=list)
+
+
+class Region(_Section):
+    """The emergency number and the crisis and safety lines of one region."""
+
+    label: Annotated[str, Field(min_length=1, max_length=60)]
     emergency: Annotated[str, Field(min_length=1, max_length=40)]
-    resources: Annotated[list[Resource], Field(min_length=1, max_length=6)]
+    lines: Lines
+    #: Telegram language codes (lower case) that suggest this region to a client.
+    languages: list[Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[a-z0-9]{2,8})?$")]] = Field(
+        default_factory=list
+    )
 
 
 class SafetyPlan(_Section):
@@ -144,46 +168,155 @@ class SafetyPlan(_Section):
     safe_surroundings: list[Entry] = Field(default_factory=list)
 
 
-def _default_regions() -> dict[str, Region]:
-    def region(emergency: str, *resources: tuple[str, str, str]) -> Region:
-        return Region(
-            emergency=emergency,
-            resources=[Resource(name=n, contact=c, note=note) for n, c, note in resources],
-        )
+def _line(name: str, contact: str, note: str = "") -> Resource:
+    return Resource(name=name, contact=contact, note=note)
 
+
+def _default_regions() -> dict[str, Region]:
+    """The shipped regions. Every number is the one its service publishes on its own site
+    (the address is beside it); reviewed 2026-12-01. A practice must check its region's
+    numbers before going live and yearly after (docs/safety.md, "Crisis lines")."""
     return {
-        "US": region(
-            "911",
-            ("988 Suicide & Crisis Lifeline", "Call or text 988", "24/7, free, confidential"),
-            ("Crisis Text Line", "Text HOME to 741741", "24/7, free"),
+        "US": Region(
+            label="United States", emergency="911", languages=["en-us"],
+            lines=Lines(
+                suicide=[  # 988lifeline.org; crisistextline.org
+                    _line("988 Suicide & Crisis Lifeline", "Call or text 988, or chat at "
+                          "988lifeline.org", "24/7, free, confidential"),
+                    _line("Crisis Text Line", "Text HOME to 741741", "24/7, free"),
+                ],
+                partner_abuse=[  # thehotline.org
+                    _line("National Domestic Violence Hotline",
+                          "Call 1-800-799-7233 or text START to 88788", "24/7, confidential"),
+                ],
+                sexual_violence=[  # rainn.org
+                    _line("RAINN National Sexual Assault Hotline", "Call 1-800-656-4673",
+                          "24/7, confidential"),
+                ],
+                child_at_risk=[  # childhelphotline.org; postpartum: mchb.hrsa.gov
+                    _line("Childhelp National Child Abuse Hotline", "Call or text "
+                          "1-800-422-4453", "24/7, also for parents who fear they may hurt "
+                          "their child"),
+                    _line("National Maternal Mental Health Hotline", "Call or text "
+                          "1-833-852-6262", "24/7, for parents of babies"),
+                ],
+                harm_to_others=[  # 988lifeline.org: anyone in emotional crisis
+                    _line("988 Suicide & Crisis Lifeline", "Call or text 988",
+                          "24/7, also if you fear you may hurt someone"),
+                ],
+            ),
         ),
-        "UK": region(
-            "999",
-            ("Samaritans", "Call 116 123", "24/7, free"),
-            ("Shout", "Text SHOUT to 85258", "24/7, free, confidential"),
+        "UK": Region(
+            label="United Kingdom", emergency="999", languages=["en-gb", "cy"],
+            lines=Lines(
+                suicide=[  # samaritans.org; giveusashout.org
+                    _line("Samaritans", "Call 116 123", "24/7, free"),
+                    _line("Shout", "Text SHOUT to 85258", "24/7, free, confidential"),
+                ],
+                partner_abuse=[  # nationaldahelpline.org.uk (Refuge)
+                    _line("National Domestic Abuse Helpline", "Call 0808 2000 247",
+                          "24/7, free, confidential"),
+                ],
+                sexual_violence=[  # rapecrisis.org.uk
+                    _line("Rape Crisis 24/7 Support Line", "Call 0808 500 2222",
+                          "24/7, free (England and Wales)"),
+                ],
+                child_at_risk=[  # nspcc.org.uk; childline.org.uk
+                    _line("NSPCC Helpline", "Call 0808 800 5000", "for adults worried "
+                          "about a child"),
+                    _line("Childline", "Call 0800 1111", "for children and young people"),
+                ],
+            ),
         ),
-        "IE": region(
-            "112 or 999",
-            ("Samaritans", "Call 116 123", "24/7, free"),
-            ("Text About It", "Text HELLO to 50808", "24/7, free"),
+        "IE": Region(
+            label="Ireland", emergency="112 or 999", languages=["en-ie", "ga"],
+            lines=Lines(
+                suicide=[  # samaritans.ie; textaboutit.ie
+                    _line("Samaritans", "Call 116 123", "24/7, free"),
+                    _line("Text About It", "Text HELLO to 50808", "24/7, free"),
+                ],
+                partner_abuse=[  # womensaid.ie
+                    _line("Women's Aid National Freephone Helpline", "Call 1800 341 900",
+                          "24/7, free"),
+                ],
+                sexual_violence=[  # drcc.ie
+                    _line("Rape Crisis Helpline (Dublin Rape Crisis Centre)",
+                          "Call 1800 77 8888", "24/7, free"),
+                ],
+                child_at_risk=[  # ispcc.ie
+                    _line("ISPCC Childline", "Call 1800 66 66 66", "24/7, free"),
+                ],
+            ),
         ),
-        "CA": region(
-            "911",
-            ("9-8-8 Suicide Crisis Helpline", "Call or text 988", "24/7, free"),
+        "CA": Region(
+            label="Canada", emergency="911", languages=["en-ca", "fr-ca"],
+            lines=Lines(
+                suicide=[  # 988.ca
+                    _line("9-8-8 Suicide Crisis Helpline", "Call or text 988", "24/7, free"),
+                ],
+                child_at_risk=[  # kidshelpphone.ca
+                    _line("Kids Help Phone", "Call 1-800-668-6868 or text CONNECT to 686868",
+                          "24/7, free"),
+                ],
+            ),
         ),
-        "AU": region(
-            "000",
-            ("Lifeline", "Call 13 11 14", "24/7"),
-            ("Beyond Blue", "Call 1300 22 4636", "24/7"),
+        "AU": Region(
+            label="Australia", emergency="000", languages=["en-au"],
+            lines=Lines(
+                suicide=[  # lifeline.org.au; beyondblue.org.au
+                    _line("Lifeline", "Call 13 11 14 or text 0477 13 11 14", "24/7"),
+                    _line("Beyond Blue", "Call 1300 22 4636", "24/7"),
+                ],
+                partner_abuse=[  # 1800respect.org.au
+                    _line("1800RESPECT", "Call 1800 737 732", "24/7, domestic, family and "
+                          "sexual violence"),
+                ],
+                sexual_violence=[  # 1800respect.org.au
+                    _line("1800RESPECT", "Call 1800 737 732", "24/7, domestic, family and "
+                          "sexual violence"),
+                ],
+                child_at_risk=[  # kidshelpline.com.au
+                    _line("Kids Helpline", "Call 1800 55 1800", "24/7, for young people"),
+                ],
+            ),
         ),
-        "NZ": region(
-            "111",
-            ("Need to talk?", "Call or text 1737", "24/7, free"),
-            ("Lifeline Aotearoa", "Call 0800 543 354", "24/7, free"),
+        "NZ": Region(
+            label="New Zealand", emergency="111", languages=["en-nz", "mi"],
+            lines=Lines(
+                suicide=[  # 1737.org.nz; lifeline.org.nz
+                    _line("Need to talk?", "Call or text 1737", "24/7, free"),
+                    _line("Lifeline Aotearoa", "Call 0800 543 354", "24/7, free"),
+                ],
+                partner_abuse=[  # womensrefuge.org.nz
+                    _line("Women's Refuge Crisisline", "Call 0800 733 843", "24/7, free"),
+                ],
+                sexual_violence=[  # safetotalk.nz
+                    _line("Safe to talk", "Call 0800 044 334 or text 4334", "24/7, free"),
+                ],
+            ),
         ),
-        "DE": region(
-            "112",
-            ("TelefonSeelsorge", "Anrufen: 0800 111 0 111 oder 0800 111 0 222", "24/7, kostenlos"),
+        "DE": Region(
+            label="Deutschland", emergency="112", languages=["de", "de-de"],
+            lines=Lines(
+                suicide=[  # telefonseelsorge.de
+                    _line("TelefonSeelsorge", "Anrufen: 0800 111 0 111 oder 0800 111 0 222",
+                          "24/7, kostenlos"),
+                ],
+                partner_abuse=[  # hilfetelefon.de
+                    _line("Hilfetelefon Gewalt gegen Frauen", "Anrufen: 116 016",
+                          "24/7, kostenlos, auch auf Englisch"),
+                ],
+                sexual_violence=[  # hilfetelefon.de; hilfe-portal-missbrauch.de
+                    _line("Hilfetelefon Gewalt gegen Frauen", "Anrufen: 116 016",
+                          "24/7, kostenlos"),
+                ],
+                child_at_risk=[  # hilfe-portal-missbrauch.de; nummergegenkummer.de
+                    _line("Hilfetelefon Sexueller Missbrauch", "Anrufen: 0800 22 55 530",
+                          "kostenlos, anonym"),
+                    _line("Nummer gegen Kummer", "Anrufen: 116 111", "für Kinder und "
+                          "Jugendliche"),
+                ],
+            ),
         ),
     }
 
@@ -315,7 +448,7 @@ class Config(_Section):
 
     @property
     def region(self) -> Region:
-        """The configured region's emergency number and crisis resources."""
+        """The practice's region: its emergency number and crisis and safety lines."""
         return self.safety.regions[self.safety.region]
 
 
@@ -350,7 +483,7 @@ def load_config(path: Path | None, env: Mapping[str, str] = os.environ) -> Confi
 
 
 def _load_file(path: Path) -> Config:
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(
             [
                 f"{path}:1:1: the config file does not exist; copy config.example.yaml "
@@ -370,10 +503,10 @@ def _load_file(path: Path) -> Config:
             [f"{mark.file}:{mark.line}:{mark.col}: the config file must be a mapping of sections"]
         )
     secrets = [
-        _at(source, found, key=True)
+        _at(source, found, key=is_key)
         + f"`{_dotted(found)}`: secrets do not belong in the config file; "
         f"set the {TOKEN_ENV} environment variable instead"
-        for found in _secret_keys(data, ())
+        for found, is_key in _secrets(data, ())
     ]
     if secrets:
         raise ConfigError(secrets)
@@ -383,17 +516,31 @@ def _load_file(path: Path) -> Config:
         raise ConfigError(_messages(exc, source)) from None
 
 
-def _secret_keys(data: object, path: Path_) -> Iterator[Path_]:
-    """Paths of keys anywhere in ``data`` that look like a place for the bot token."""
+def _without_token(message: str) -> str:
+    """A message with any bot token hidden, saying where the token belongs if one was."""
+    hidden = redact_tokens(message)
+    if hidden != message and TOKEN_ENV not in hidden:
+        hidden += f" (a bot token belongs in the {TOKEN_ENV} environment variable)"
+    return hidden
+
+
+def _secrets(data: object, path: Path_) -> Iterator[tuple[Path_, bool]]:
+    """Where ``data`` holds a secret: a key meant for the bot token, or a token itself.
+
+    Yields:
+        The path of each, and whether it is the key (rather than the value) at fault.
+    """
     if isinstance(data, dict):
         for key, value in data.items():
-            if key.lower() in _SECRET_KEYS:
-                yield (*path, key)
+            if key.lower() in _SECRET_KEYS or BOT_TOKEN.search(key):
+                yield (*path, key), True
             else:
-                yield from _secret_keys(value, (*path, key))
+                yield from _secrets(value, (*path, key))
     elif isinstance(data, list):
         for index, item in enumerate(data):
-            yield from _secret_keys(item, (*path, index))
+            yield from _secrets(item, (*path, index))
+    elif isinstance(data, str) and BOT_TOKEN.search(data):
+        yield path, False
 
 
 def _messages(exc: ValidationError, source: LoadedYaml) -> list[str]:
@@ -417,7 +564,7 @@ def _explain(error: Any, loc: Path_) -> tuple[str, bool]:
         close = difflib.get_close_matches(key, _keys_at(loc[:-1]), n=1, cutoff=0.6)
         hint = f"; did you mean `{close[0]}`?" if close else ""
         section = f" in `{_dotted(loc[:-1])}`" if len(loc) > 1 else ""
-        return f"unknown key `{key}`{section}{hint}", True
+        return f"unknown key `{quoted(key)}`{section}{hint}", True
     simple = {
         "missing": "is missing",
         "int_type": "must be a whole number",

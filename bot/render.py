@@ -149,10 +149,14 @@ _SAFETY_PLAN = {
     "professionals": ["Dr Rivera, weekdays 9–17, 0123 000 000", "Out-of-hours line: 111"],
     "safe_surroundings": ["Give my spare medication to Sam to keep"],
 }
-_RESOURCES = [
-    {"name": "988 Suicide & Crisis Lifeline", "contact": "Call or text 988", "note": "24/7"},
-    {"name": "Crisis Text Line", "contact": "Text HOME to 741741", "note": "24/7, free"},
-    {"name": "Samaritans", "contact": "Call 116 123", "note": ""},
+_LINE_GROUPS = [
+    {"kind": kind, "resources": [
+        {"name": "988 Suicide & Crisis Lifeline", "contact": "Call or text 988", "note": "24/7"},
+        {"name": "National Domestic Violence Hotline", "contact": "Call 1-800-799-7233",
+         "note": ""},
+    ]}
+    for kind in ("suicide", "child_at_risk", "partner_abuse", "sexual_violence",
+                 "harm_to_others")
 ]
 _BUTTONS = (
     "go_on", "smaller", "skip", "pause", "resume", "hint", "example", "said_it", "shared",
@@ -162,7 +166,7 @@ _BUTTONS = (
     "cue_tight_chest", "cue_shallow_breath", "cue_tense_jaw", "cue_racing_heart", "cue_numb",
     "cue_foggy", "cue_far_away", "cue_frozen", "level_yes", "level_no", "start",
     "change_pace", "change_free_text", "change_sharing", "toggle_reminders", "change_timezone",
-    "change_reminders", "close",
+    "change_reminders", "change_region", "close", "delete_answers", "keep_answers",
 )  # fmt: skip
 #: The commands published in Telegram's command menu, each with a ``commands.*`` description.
 _COMMANDS = (
@@ -191,9 +195,9 @@ SYSTEM_TEXTS: Mapping[str, Mapping[str, object]] = {
     "stop.confirm": {},
     "stop.only_this": {},
     "stop.withdraw": {},
-    "crisis.noticed": {"paused": True},
     "crisis.safety_plan": {"plan": _SAFETY_PLAN},
-    "crisis.resources": {"resources": _RESOURCES, "emergency": "911"},
+    "crisis.resources": {"groups": _LINE_GROUPS, "emergency": "911", "noticed": True,
+                         "paused": True, "imminent": True},
     "crisis.are_you_safe": {},
     "crisis.not_safe": {"emergency": "911"},
     "crisis.safe": {},
@@ -238,10 +242,15 @@ SYSTEM_TEXTS: Mapping[str, Mapping[str, object]] = {
         "share_with_therapist": True,
         "reminders": ["Mon 19:00", "Thu 19:00"],
         "timezone": "Europe/London",
+        "region": "United Kingdom",
     },
     "settings.ask_timezone": {},
+    "settings.ask_region": {"suggested": "Deutschland"},
     "settings.ask_reminder_time": {},
     "settings.saved": {},
+    "settings.kept_answers": {},
+    "settings.answers_deleted": {},
+    "settings.answers_kept": {"answers_days": 90},
     "level.offer": {"level": 1, "next_level": 2},
     "level.up": {"level": 2},
     "level.stay": {},

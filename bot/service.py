@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 
 from bot._locks import KeyedLocks
-from bot.engine import ClientState, Effect, Engine, Event, Outcome, TimerFired
+from bot.engine import ClientState, Effect, Engine, Event, Message, Opt, Outcome, TimerFired
 from bot.store import (
     Commit,
     LedgerRecord,
@@ -31,9 +31,9 @@ log = logging.getLogger(__name__)
 #: Telegram lets a bot delete its own messages for 48 hours; keep a margin.
 RECENT_ENOUGH_TO_DELETE = timedelta(hours=47)
 #: A timer committed together with the event that asks for erasure: a durable note that
-#: the erasure is due. The erasure itself deletes it; if the process dies between the commit
-#: and the erasure (the redelivered update is a duplicate and changes nothing), the timer
-#: loop finds it after the restart and finishes the erasure.
+#: the erasure is due (its payload names the event). The erasure itself deletes it; if the
+#: process dies between the commit and the erasure (the redelivered update is a duplicate
+#: and changes nothing), the timer loop finds it after the restart and finishes the erasure.
 ERASE_TIMER = "erase-pending"
 ERASE_RETRY_AFTER = timedelta(minutes=1)
 
@@ -91,17 +91,28 @@ class Rehearsal:
         self.chat_of = chat_of
         self.outbox_ready = asyncio.Event()
         self._locks = KeyedLocks()
+        #: Clients erased while more of their events waited for them: those are dropped.
+        self._erased_with_waiters: set[str] = set()
 
     async def state_of(self, client_id: str) -> ClientState:
-        """The client's state, or a new client's state."""
+        """The client's state, or a new client's state, with their newest connection-log note.
+
+        The note is a stored answer (kept only with the opt-in, for ``answers_days``); the
+        engine gets it in the state, which never stores it.
+        """
         raw = await self.store.load_state(client_id)
         if raw is None:
             return self.engine.new_state(client_id)
         try:
-            return ClientState.model_validate(raw)
+            state = ClientState.model_validate(raw)
         except ValidationError:
             log.error("stored state of a client did not validate; starting them afresh")
             return self.engine.new_state(client_id)
+        note = None
+        if Opt.STORE_FREE_TEXT.value in state.consents:
+            note = await self.store.latest_answer(client_id, "connection")
+        state.progress.last_connection = None if note is None else note.text
+        return state
 
     async def handle(self, client_id: str, event_id: str, event: Event) -> Handled:
         """Handle one event for one client, in order with the client's other events.
@@ -112,7 +123,18 @@ class Rehearsal:
             event: The event.
         """
         async with self._locks.hold(client_id):
-            return await self._handle_locked(client_id, event_id, event)
+            if client_id in self._erased_with_waiters:
+                # It was let in before the erasure and waited behind it: handled now, it
+                # would store a fresh state and so let the erased client in again.
+                log.info("dropped an event that arrived while its client was being erased")
+                handled = Handled(applied=False)
+            else:
+                handled = await self._handle_locked(client_id, event_id, event)
+                if handled.erased:
+                    self._erased_with_waiters.add(client_id)
+        if client_id not in self._locks:  # nobody else waits: a later event is a new start
+            self._erased_with_waiters.discard(client_id)
+        return handled
 
     async def _handle_locked(self, client_id: str, event_id: str, event: Event) -> Handled:
         now = self.clock()
@@ -125,7 +147,7 @@ class Rehearsal:
         erase = Effect.ERASE in outcome.effects
         timers = [Timer(t.kind, t.due, {}) for t in outcome.timers_set]
         if erase:
-            timers.append(Timer(ERASE_TIMER, now + ERASE_RETRY_AFTER, {}))
+            timers.append(Timer(ERASE_TIMER, now + ERASE_RETRY_AFTER, {"event_id": event_id}))
         commit = Commit(
             event_id=event_id,
             client_id=client_id,
@@ -134,10 +156,11 @@ class Rehearsal:
             ledger=[LedgerRecord(e.kind, e.data, now) for e in outcome.ledger],
             outbox=[OutgoingMessage(client_id, chat_id, m.to_payload())
                     for m in outcome.messages],
-            answers=[StoredAnswer(a.step, a.text, now) for a in outcome.answers],
+            answers=[StoredAnswer(a.step, a.text, now, a.kind) for a in outcome.answers],
             timers_set=timers,
             timers_cancel=cancel,
             cancel_outbox=Effect.CANCEL_OUTBOX in outcome.effects,
+            drop_answers=Effect.DROP_ANSWERS in outcome.effects,
         )
         if not await self.store.commit(commit):
             return Handled(applied=False)
@@ -149,16 +172,39 @@ class Rehearsal:
         if erase:
             since = now - RECENT_ENOUGH_TO_DELETE
             handled.deletable = await self.store.recent_sent_messages(client_id, since)
-            await self.store.erase(client_id)
+            await self.store.erase(client_id, keep_event=event_id)
             handled.erased = True
         return handled
+
+    async def reply_to_stranger(
+        self, client_id: str, event_id: str, messages: Sequence[Message]
+    ) -> bool:
+        """Queue messages to someone the bot keeps no state for (crisis lines to a stranger).
+
+        They go through the outbox like every other message — durable, retried on 429s and
+        5xx, sent once — but no client state, ledger row or answer is written.
+
+        Returns:
+            False when the event was a duplicate (already answered).
+        """
+        now = self.clock()
+        chat_id = self.chat_of(client_id)
+        queued = await self.store.commit(Commit(
+            event_id=event_id, client_id=client_id, at=now, state=None,
+            outbox=[OutgoingMessage(client_id, chat_id, m.to_payload()) for m in messages],
+        ))
+        if queued:
+            self.outbox_ready.set()
+        return queued
 
     async def fire_due_timers(self) -> int:
         """Hand every due timer to its client as an event; returns how many fired."""
         due = await self.store.due_timers(self.clock())
         for timer in due:
             if timer.kind == ERASE_TIMER:
-                await self._finish_erasure(timer.client_id)
+                event_id = timer.payload.get("event_id")
+                await self._finish_erasure(timer.client_id,
+                                           event_id if isinstance(event_id, str) else None)
                 continue
             event = TimerFired(kind=timer.kind, due_iso=timer.due.isoformat())
             await self.handle(timer.client_id, f"timer:{timer.kind}:{timer.due.isoformat()}",
@@ -171,11 +217,11 @@ class Rehearsal:
         return await self.store.purge(self.clock(), ledger_days=retention.ledger_days,
                                       answers_days=retention.answers_days)
 
-    async def _finish_erasure(self, client_id: str) -> None:
+    async def _finish_erasure(self, client_id: str, event_id: str | None) -> None:
         """Erase a client whose erasure was committed but cut short (a crash, a failure)."""
         async with self._locks.hold(client_id):
             log.warning("finishing an erasure that was interrupted")
-            await self.store.erase(client_id)
+            await self.store.erase(client_id, keep_event=event_id)
 
     async def read_for(self, client_id: str, reader: str, what: str) -> dict[str, object]:
         """Export a client's data for a therapist or operator, logging the read.

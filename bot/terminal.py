@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from bot._files import write_private
 from bot.app import Loaded, load_checked
 from bot.engine import Button, Command, Event, Start, Text
 from bot.render import plain_text
@@ -108,10 +108,7 @@ class Terminal:
 
     def _write_export(self, data: dict[str, object]) -> None:
         path = Path(f"rehearse-export-{self.name}.json")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)  # the mode above applies only to a file it creates
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, ensure_ascii=False, indent=2)
+        write_private(path, json.dumps(data, ensure_ascii=False, indent=2))
         self._print(f"   (your data was written to {path})")
 
 

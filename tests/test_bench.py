@@ -34,6 +34,11 @@ def test_the_store_and_engine_benchmarks_run(module: str, tmp_path: Path) -> Non
     assert "vs (a)" in out and "1.00" in out  # ratios to the in-process sqlite3 baseline
 
 
+def test_the_crisis_benchmark_runs() -> None:
+    out = run_bench("bench.bench_crisis", "--repeat", "1")
+    assert "baseline: phrase list" in out and "ratio" in out
+
+
 def test_the_end_to_end_benchmark_runs(tmp_path: Path) -> None:
     out = run_bench("bench.bench_e2e", "--quick", "--dir", str(tmp_path))
     assert "echo" in out and "ours" in out and "vs echo" in out

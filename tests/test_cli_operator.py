@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import pty
+import stat
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -105,6 +110,88 @@ def test_ledger_prints_the_ledger_and_logs_the_read(
     assert isinstance(again, list)
     reads = [row["data"] for row in again if row["kind"] == "data_read"]
     assert reads == [{"reader": "operator", "what": "ledger"}] * 2
+
+
+@pytest.mark.parametrize("command", ["export", "ledger"])
+def test_output_is_an_owner_only_file_and_the_command_says_where(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str) -> None:
+    db = tmp_path / "r.db"
+    _prepare(db, ("tg:77",))
+    target = tmp_path / "export.json"
+    target.write_text("an older export")
+    target.chmod(0o644)  # an existing file's wider mode is not kept
+    previous = os.umask(0o022)
+    try:
+        assert main([command, "tg:77", "--db", str(db), "--output", str(target)]) == 0
+    finally:
+        os.umask(previous)
+    captured = capsys.readouterr()
+    assert captured.out.strip() == f"wrote the {command} of tg:77 to {target} (owner-only)"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    data = json.loads(target.read_text())
+    assert data["ledger"][-1]["data"] == {"reader": "operator", "what": command}
+    assert (PLANTED in target.read_text()) is (command == "export")
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no leftovers
+
+    linked = tmp_path / "linked.json"
+    victim = tmp_path / "elsewhere.txt"
+    victim.write_text("not to be overwritten")
+    linked.symlink_to(victim)
+    assert main([command, "tg:77", "--db", str(db), "--output", str(linked)]) == 0
+    assert victim.read_text() == "not to be overwritten"  # the link is replaced, not followed
+    assert not linked.is_symlink() and stat.S_IMODE(linked.stat().st_mode) == 0o600
+
+    capsys.readouterr()
+    assert main([command, "tg:77", "--db", str(db), "--output", "-"]) == 0
+    assert _json(capsys)["ledger"]
+
+
+def _rehearse(args: list[str], stdout: int) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "REHEARSE_"))}
+    return subprocess.run([sys.executable, "-m", "bot", *args], cwd=ROOT, env=env,
+                          stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE,
+                          text=True, timeout=60, check=False)
+
+
+@pytest.mark.parametrize("command", ["export", "ledger"])
+def test_a_clients_data_is_not_printed_to_a_terminal_or_a_file_others_can_read(
+        tmp_path: Path, command: str) -> None:
+    db = tmp_path / "r.db"
+    _prepare(db, ("tg:77",))
+    reads_before = _raw(db).count(b"data_read")
+    controller, terminal = pty.openpty()
+    try:
+        shown = _rehearse([command, "tg:77", "--db", str(db)], stdout=terminal)
+        os.set_blocking(controller, False)
+        try:
+            on_screen = os.read(controller, 65536)
+        except BlockingIOError:  # nothing was written to the terminal
+            on_screen = b""
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    assert shown.returncode == 2
+    assert PLANTED.encode() not in on_screen and b"ledger" not in on_screen
+    [line] = shown.stderr.strip().splitlines()
+    assert "standard output is a terminal" in line and "--output FILE" in line
+
+    redirected = tmp_path / "redirected.json"
+    fd = os.open(redirected, os.O_WRONLY | os.O_CREAT, 0o644)  # what `> file` does (umask 022)
+    os.fchmod(fd, 0o644)
+    try:
+        written = _rehearse([command, "tg:77", "--db", str(db)], stdout=fd)
+    finally:
+        os.close(fd)
+    assert written.returncode == 2
+    assert redirected.read_bytes() == b""
+    assert "a file others can read (mode 0644)" in written.stderr
+    assert _raw(db).count(b"data_read") == reads_before  # refused before anything was read
+
+    explicit = _rehearse([command, "tg:77", "--db", str(db), "--output", "-"],
+                         stdout=subprocess.PIPE)
+    assert explicit.returncode == 0 and json.loads(explicit.stdout)["ledger"]
+    piped = _rehearse([command, "tg:77", "--db", str(db)], stdout=subprocess.PIPE)
+    assert piped.returncode == 0 and json.loads(piped.stdout)["ledger"]  # e.g. into gpg
 
 
 def test_erase_leaves_no_trace(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

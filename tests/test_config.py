@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +15,8 @@ from bot.config import Config, ConfigError, load_config
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config.example.yaml"
 TOKEN = "123456:TEST-token_x"
+#: A token shaped exactly as @BotFather gives one.
+REAL_TOKEN = "1234567890:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawq"
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -81,7 +86,7 @@ def test_values_are_read(tmp_path: Path) -> None:
     assert config.access.allowlist == [7, 8]
     assert config.reminders.quiet_hours.start == "22:30"
     assert config.reminders.quiet_hours.end == "08:00"
-    assert config.region.resources[0].contact == "Call 116 123"
+    assert config.region.lines.suicide[0].contact == "Call 116 123"
     assert config.safety.safety_plans["7"].coping_steps == ["Breathe"]
     assert config.sending.per_chat_per_second == 1.0
 
@@ -96,11 +101,11 @@ def test_unknown_key_is_located_with_a_suggestion(tmp_path: Path) -> None:
 
 
 def test_unknown_key_deep_inside_lists_and_mappings(tmp_path: Path) -> None:
-    text = "safety:\n  regions:\n    US:\n      emergency: '911'\n      resources:\n"
-    text += "        - name: X\n          contcat: Y\n"
+    text = "safety:\n  regions:\n    US:\n      label: US\n      emergency: '911'\n"
+    text += "      lines:\n        suicide:\n          - name: X\n            contcat: Y\n"
     [missing, unknown] = error_lines(tmp_path, text)
-    assert "`safety.regions.US.resources[0].contact` is missing" in missing
-    assert unknown.startswith("config.yaml:7:11: unknown key `contcat`")
+    assert "`safety.regions.US.lines.suicide[0].contact` is missing" in missing
+    assert unknown.startswith("config.yaml:9:13: unknown key `contcat`")
     assert "did you mean `contact`?" in unknown
 
 
@@ -116,7 +121,8 @@ def test_unknown_key_deep_inside_lists_and_mappings(tmp_path: Path) -> None:
             "`telegram.drop_pending_updates` must be true or false",
         ),
         (
-            "safety:\n  regions:\n    US: {emergency: 911, resources: [{name: a, contact: b}]}\n",
+            "safety:\n  regions:\n    US: {label: US, emergency: 911,\n"
+            "         lines: {suicide: [{name: a, contact: b}]}}\n",
             "`safety.regions.US.emergency` must be text (put it in quotes)",
         ),
         ("access:\n  mode: open\n", "`access.mode` must be one of: 'invite' or 'allowlist'"),
@@ -168,6 +174,40 @@ def test_a_token_in_the_file_is_refused_and_never_echoed(
     assert TOKEN not in message
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"{REAL_TOKEN}: true\n",
+        f"telegram:\n  {REAL_TOKEN}: x\n",
+        f"telegram: {{token: {REAL_TOKEN}}}\n",
+        f"'{REAL_TOKEN}':\n  token: x\n",
+        f"safety:\n  safety_plans:\n    '{REAL_TOKEN}': {{warning_signs: 3}}\n",
+        f"safety:\n  region: {REAL_TOKEN}\n",
+        f"telegram:\n  api_base_url: https://api.telegram.org/bot{REAL_TOKEN}/\n",
+        f"prompts:\n  locale: [{REAL_TOKEN}]\n  {REAL_TOKEN}x: 1\n",
+    ],
+)
+def test_a_bot_token_anywhere_in_the_file_is_never_printed(tmp_path: Path, text: str) -> None:
+    path = write(tmp_path, text)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEGRAM_")}
+    for command in ("run", "clients"):
+        done = subprocess.run(
+            [sys.executable, "-m", "bot", command, "--config", str(path)],
+            capture_output=True, text=True, env=env, timeout=60, check=False)
+        assert done.returncode == 1, done.stderr
+        assert "TELEGRAM_BOT_TOKEN" in done.stderr
+        assert done.stderr.startswith(f"{path}:")
+        assert REAL_TOKEN[8:] not in done.stdout + done.stderr  # not even most of it
+
+
+def test_a_config_error_hides_a_token_in_any_message() -> None:
+    error = ConfigError([f"c.yaml:1:1: `x` must be one of: {REAL_TOKEN}, y"])
+    assert REAL_TOKEN[8:] not in str(error)
+    assert error.messages == [
+        "c.yaml:1:1: `x` must be one of: [a bot token, not shown], y (a bot token belongs in "
+        "the TELEGRAM_BOT_TOKEN environment variable)"]
+
+
 def test_token_and_api_url_come_from_the_environment(tmp_path: Path) -> None:
     path = write(tmp_path, "telegram:\n  api_base_url: https://file.example/bot\n")
     config = load_config(path, env={"TELEGRAM_BOT_TOKEN": f" {TOKEN}\n"})
@@ -199,6 +239,15 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist") as caught:
         load_config(path, env={})
     assert str(caught.value).startswith(f"{path}:1:1:")
+
+
+def test_a_named_pipe_as_config_is_refused_without_blocking(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    os.mkfifo(path)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={})
+    assert caught.value.messages == [
+        f"{path}:1:1: this is a named pipe, not a regular file; only regular files are read"]
 
 
 def test_config_is_immutable() -> None:

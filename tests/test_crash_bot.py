@@ -438,7 +438,7 @@ async def main(db):
             await press(code)
         await send(Command(name="delete"))
 
-        async def killed(client_id):  # the process dies as the erasure begins
+        async def killed(client_id, keep_event=None):  # the process dies as the erasure begins
             os.kill(os.getpid(), signal.SIGKILL)
 
         store.erase = killed

@@ -12,9 +12,13 @@ import pytest
 
 from bot.app import Loaded
 from bot.engine import Effect, Opt
-from tests.support.engine_driver import Driver, engine_for_files, engine_with
+from tests.support.engine_driver import (
+    Driver,
+    engine_for_files,
+    engine_with,
+    script_beside_library,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
 OPT_INS = (Opt.STORE_FREE_TEXT, Opt.SHARE_WITH_THERAPIST, Opt.REMINDERS)
 OPT_TEXTS = ("consent.free_text", "consent.share", "consent.reminders")
 
@@ -165,7 +169,7 @@ script:
   summary: Needs the free-text opt-in.
   consent: [core, store_free_text]
   calm: [paced-breathing]
-includes: [%s]
+includes: [library.yaml]
 steps:
   - id: check
     checkin: {moment: before}
@@ -175,12 +179,11 @@ steps:
       free_text: {save_as: word}
   - id: done
     end: Done.
-""" % (ROOT / "scripts" / "library.yaml")
+"""
 
 
 def test_a_script_needing_free_text_is_refused_without_the_opt_in(tmp_path: Path) -> None:
-    path = tmp_path / "keeps.yaml"
-    path.write_text(_NEEDS_TEXT, encoding="utf-8")
+    path = script_beside_library(tmp_path, "keeps.yaml", _NEEDS_TEXT)
     engine = engine_for_files([path])
     d = Driver.new(engine)
     d.consent()
@@ -303,3 +306,43 @@ def test_free_text_in_variables_and_connection_log(loaded: Loaded) -> None:
     session = dropped.state.session
     assert session is not None and session.vars["chapter"] == ""
     assert MARK not in dropped.plain()
+
+
+def test_the_connection_note_is_never_part_of_the_stored_state(loaded: Loaded) -> None:
+    d = Driver.new(loaded.engine)
+    d.consent(free_text=True)
+    d.pick("story-of-connection")
+    d.at("note-it")
+    d.text(MARK)
+    [answer] = d.last.answers
+    assert (answer.text, answer.kind) == (MARK, "connection")
+    assert d.state.progress.last_connection == MARK  # for this event's texts only
+    assert MARK not in d.state.model_dump_json()  # what the store gets
+
+
+@pytest.mark.parametrize("choice", ["delete_answers", "keep_answers"])
+def test_switching_keeping_off_asks_what_to_do_with_what_was_kept(
+        loaded: Loaded, choice: str) -> None:
+    d = Driver.new(loaded.engine)
+    d.consent(free_text=True)
+    d.pick("story-of-connection")
+    d.at("chapter-title")
+    d.text(f"{MARK} chapter")
+    session = d.state.session
+    assert session is not None and session.vars["chapter"] == f"{MARK} chapter"
+    d.command("settings")
+    d.press(d.label("change_free_text"))
+    assert d.said("settings.kept_answers")
+    assert d.labels() == [d.label("delete_answers"), d.label("keep_answers")]
+    assert Opt.STORE_FREE_TEXT.value not in d.state.consents
+    d.press(d.label(choice))
+    deleted = choice == "delete_answers"
+    assert (Effect.DROP_ANSWERS in d.last.effects) is deleted
+    assert [e.data for e in d.last.ledger] == [{"choice": "delete" if deleted else "keep"}]
+    days = loaded.engine.resources.policy.answers_days
+    assert d.said("settings.answers_deleted") if deleted else d.said("settings.answers_kept",
+                                                                    answers_days=days)
+    assert "Keep what you type: no" in d.texts()[-1]  # and the settings again
+    session = d.state.session
+    assert session is not None
+    assert session.vars["chapter"] == ("" if deleted else f"{MARK} chapter")

@@ -205,7 +205,7 @@ def test_after_a_halt_what_the_client_asks_for_is_answered(
     assert d.resources_text() in d.texts()
     d.press("sf")
     d.text(CRISIS)
-    assert d.texts()[0] == d.render("crisis.noticed", paused=False)
+    assert d.texts()[0] == d.resources_text(CRISIS)
     assert "crisis_language" in d.kinds()
     d.command("delete")
     assert d.said("delete.confirm")
@@ -465,7 +465,7 @@ def test_settings(situation: Driver) -> None:
         assert d.state.pending == "consent:intro"
         return
     assert d.state.pending == "settings"
-    assert d.codes() == ["gp", "gf", "gs", "gr", "gz", "gt", "gd"]
+    assert d.codes() == ["gp", "gf", "gs", "gr", "gz", "gt", "gc", "gd"]
 
 
 def test_unknown_command(situation: Driver) -> None:
@@ -508,3 +508,17 @@ def test_settings_toggles_are_versioned_consent_rows(situations: dict[str, Drive
     assert [e.data for e in d.ledger()] == [
         {"opt": "store_free_text", "given": False, "version": version}]
     assert not d.state.has(Opt.STORE_FREE_TEXT, version)
+
+
+def test_settings_region_chooses_the_crisis_lines(situations: dict[str, Driver]) -> None:
+    d = situations["settings pending"].fork()
+    d.press(d.label("change_region"))
+    regions = d.engine.resources.policy.regions
+    assert d.codes() == [f"gc{name}" for name in
+                         sorted(regions, key=lambda name: regions[name].label)]
+    d.press("gcUK")
+    assert d.state.settings.region == "UK"
+    assert ("settings_changed", {"setting": "region", "region": "UK"}) in [
+        (e.kind, e.data) for e in d.last.ledger]
+    d.command("sos")
+    assert "call 999" in d.texts()[0]

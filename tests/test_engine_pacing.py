@@ -14,9 +14,14 @@ import pytest
 from bot.app import Loaded
 from bot.engine import ClientState, Engine, Opt
 from bot.script import LoadedScript
-from tests.support.engine_driver import CRISIS, T0, Driver, engine_for_files, engine_with
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.engine_driver import (
+    CRISIS,
+    T0,
+    Driver,
+    engine_for_files,
+    engine_with,
+    script_beside_library,
+)
 
 
 def _client(engine: Engine, *, level: int = 1, max_level: int | None = None,
@@ -93,8 +98,7 @@ def test_roleplay_turns_above_the_level_use_the_smaller_line(loaded: Loaded) -> 
 
 def test_roleplay_turns_above_the_level_without_smaller_are_left_out(
         loaded: Loaded, tmp_path: Path) -> None:
-    path = tmp_path / "scene.yaml"
-    path.write_text(_SCENE, encoding="utf-8")
+    path = script_beside_library(tmp_path, "scene.yaml", _SCENE)
     engine = engine_for_files([path])
     d = _client(engine, level=1)
     d.pick("scene")
@@ -114,7 +118,7 @@ def test_roleplay_turns_above_the_level_without_smaller_are_left_out(
 _SCENE = """\
 script: {id: scene, title: Scene, version: 1, author: Tests, level: 3,
          summary: A scene with a deep turn., calm: [paced-breathing]}
-includes: [%s]
+includes: [library.yaml]
 steps:
   - id: check
     checkin: {moment: before}
@@ -134,7 +138,7 @@ steps:
           example: You too.
   - id: done
     end: Done.
-""" % (ROOT / "scripts" / "library.yaml")
+"""
 
 
 def _complete_first_steps(d: Driver, *, after: int = 2, expected: int = 5,

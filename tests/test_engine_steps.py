@@ -13,7 +13,12 @@ from pathlib import Path
 
 from bot.app import Loaded
 from bot.script import load_script
-from tests.support.engine_driver import Driver, engine_for_files, engine_with
+from tests.support.engine_driver import (
+    Driver,
+    engine_for_files,
+    engine_with,
+    script_beside_library,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 LIBRARY = ROOT / "scripts" / "library.yaml"
@@ -67,27 +72,26 @@ def test_a_choice_can_set_variables(loaded: Loaded) -> None:
     assert d.step == "garden" and "“" not in d.texts()[-1].split(":")[0]
 
 
-_NUMBER = f"""\
-script: {{id: numbers, title: Numbers, version: 1, author: Tests, level: 1,
-         summary: A number question., calm: [paced-breathing]}}
-includes: [{LIBRARY}]
+_NUMBER = """\
+script: {id: numbers, title: Numbers, version: 1, author: Tests, level: 1,
+         summary: A number question., calm: [paced-breathing]}
+includes: [library.yaml]
 steps:
   - id: check
-    checkin: {{moment: before}}
+    checkin: {moment: before}
   - id: how-many
     ask:
       text: How many people did you talk to today?
-      free_text: {{number: true, min: 0, max: 20, save_as: people}}
+      free_text: {number: true, min: 0, max: 20, save_as: people}
   - id: echo
-    say: "You talked to {{{{ people }}}} people."
+    say: "You talked to {{ people }} people."
   - id: done
     end: Done.
 """
 
 
 def test_free_text_number_is_validated(tmp_path: Path) -> None:
-    path = tmp_path / "numbers.yaml"
-    path.write_text(_NUMBER, encoding="utf-8")
+    path = script_beside_library(tmp_path, "numbers.yaml", _NUMBER)
     d = Driver.new(engine_for_files([path]))
     d.consent()
     d.pick("numbers")

@@ -35,10 +35,19 @@ from pathlib import Path
 import pytest
 
 from bot.app import Loaded
-from bot.store import SqliteStore
-from bot.telegram import Pacer, TelegramEdge
+from bot.store import Invite, SqliteStore
+from bot.telegram import Pacer, TelegramEdge, code_hash, new_code
 from tests.conftest import edge_config
 from tests.support.fake_bot_api import FakeBotApi
+from tests.support.telegram_client import (
+    TelegramClient,
+    button_data,
+    choose_script,
+    give_consent,
+    labels,
+    running_edge,
+    settle,
+)
 
 USER = 3001
 REPLY_METHODS = ("sendmessage", "editmessagetext")
@@ -107,6 +116,11 @@ def integrity(db: Path) -> list[tuple[object, ...]]:
         return conn.execute("PRAGMA integrity_check").fetchall()
     finally:
         conn.close()
+
+
+def file_bytes(path: Path) -> bytes:
+    """The raw bytes of a file (the database or its -wal) as they are on disk."""
+    return path.read_bytes()
 
 
 def dedup_rows(db: Path, update_id: int) -> int:
@@ -357,3 +371,78 @@ async def test_messages_held_while_the_database_is_read_only_are_sent_once_it_is
                            timeout=10)
         await settled(api, store)
         assert all(not task.done() for task in edge._tasks), "a loop of the bot stopped"
+
+
+# -- an erasure while another connection reads ---------------------------------------------
+
+FIRST_NAME = "Quorraveth"
+TYPED = "xq7781-what-I-typed-about-my-sister"
+
+
+async def test_an_erasure_while_a_backup_reads_is_done_at_once_and_cleaned_up_after(
+    fake_api: FakeBotApi, loaded: Loaded, tmp_path: Path
+) -> None:
+    """`/delete` while another connection holds a read transaction (a backup, an export).
+
+    The erasure is done when its deletion commits: the client is told, their chat messages
+    are deleted, the confirming update stays handled (delivered again it changes nothing),
+    and they are no longer let in. The old copies the reader keeps in the WAL go as soon as
+    it lets go (the store's clean-up retries every 50 ms here, instead of 5 s).
+    """
+    db = tmp_path / "rehearse.db"
+    config = edge_config(fake_api, db)  # invite-only: after erasure only an invite lets in
+    assert config.access.mode == "invite"
+
+    def say(key: str, **values: object) -> str:
+        return str(loaded.renderer.system(key, **values)).strip()
+
+    async with SqliteStore(db, cleanup_retry=0.05) as store:
+        code = new_code()
+        await store.add_invite(Invite(code_hash=code_hash(code), script_id="first-steps",
+                                      max_level=2, expires_at=_far_future(),
+                                      created_at=datetime.now(UTC)))
+        async with running_edge(config, loaded, store) as _:
+            ada = TelegramClient(fake_api, USER, FIRST_NAME)
+            await ada.send(f"/start {code}")
+            await ada.expect(say("access.welcome", name=FIRST_NAME))
+            await give_consent(ada, free_text=True)
+            await choose_script(ada, "First steps in sharing")
+            for _step in range(3):
+                await ada.until(lambda m: "Go on" in labels(m))
+                await ada.press("Go on")
+            for rating in ("2", "3"):  # distress now, expected difficulty
+                await ada.until(lambda m: "10" in labels(m))
+                await ada.send(rating)
+            await ada.until(lambda m: "I shared it" in labels(m))
+            await ada.send(TYPED)
+            await settle(fake_api, store)
+            assert [a.text for a in await store.answers(f"tg:{USER}")] == [TYPED]
+
+            reader = sqlite3.connect(db, isolation_level=None)
+            reader.execute("BEGIN")
+            assert reader.execute("SELECT count(*) FROM answers").fetchone() == (1,)
+            try:
+                await ada.send("/delete")
+                [*_, confirm] = await ada.until(lambda m: "Yes, delete everything" in labels(m))
+                sent_before = len(ada.messages)
+                update_id = await ada.press_data(
+                    confirm, button_data(confirm, "Yes, delete everything"))
+                done = await ada.until(lambda m: m.text.startswith("Done."), timeout=4)
+                assert done[-1].text.strip() == say("delete.done", deleted_messages=sent_before)
+                assert all(m.deleted for m in ada.messages[:sent_before])
+                await settle(fake_api, store)
+                assert await store.load_state(f"tg:{USER}") is None
+                assert await store.ledger(f"tg:{USER}") == []
+                assert dedup_rows(db, update_id) == 1  # delivered again, it changes nothing
+                await ada.send("hello?")  # no longer let in: an invite is needed again
+                await ada.expect(say("access.invite_needed"))
+                await settle(fake_api, store)
+                assert await store.client_ids() == []
+                assert not await store.cleaned(timeout=0.3)  # the reader holds old copies
+            finally:
+                reader.execute("ROLLBACK")
+                reader.close()
+            assert await store.cleaned(timeout=5)
+            for path in (db, Path(f"{db}-wal")):
+                assert TYPED.encode() not in file_bytes(path), path
+                assert FIRST_NAME.encode() not in file_bytes(path), path

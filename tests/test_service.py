@@ -140,6 +140,42 @@ async def test_delete_erases_everything_and_lists_recent_messages(
     assert export["ledger"] == [] and export["state"] is None
 
 
+class _SlowErasure(SqliteStore):
+    """The real store, whose erasure takes until the test lets it finish (a long VACUUM)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.erasing = asyncio.Event()
+        self.finish = asyncio.Event()
+
+    async def erase(self, client_id: str, keep_event: str | None = None) -> None:
+        await super().erase(client_id, keep_event)
+        self.erasing.set()
+        await self.finish.wait()
+
+
+async def test_events_that_waited_behind_an_erasure_do_not_bring_the_client_back(
+        loaded: Loaded, tmp_path: Path, clock: Clock) -> None:
+    async with _SlowErasure(tmp_path / "slow.db") as store:
+        service = _service(loaded, store, clock)
+        c = ServiceClient(service)
+        await c.consent()
+        await c.send(Command(name="delete"))
+        erasing = asyncio.create_task(c.press("dy"))
+        await store.erasing.wait()
+        # Let in before the erasure (the edge's cache still said so), now waiting for it:
+        waiting = [asyncio.create_task(service.handle("tg:1", f"late:{n}", Text(text="hi")))
+                   for n in range(2)]
+        await asyncio.sleep(0.05)
+        store.finish.set()
+        assert (await erasing).erased
+        assert [(await task).applied for task in waiting] == [False, False]
+        assert await store.load_state("tg:1") is None
+        assert await store.client_ids() == []
+        later = await c.send(Start())  # afterwards, a message is a new start (if let in)
+        assert later.applied and await store.client_ids() == ["tg:1"]
+
+
 async def test_delete_cancelled_keeps_everything(
         loaded: Loaded, store: SqliteStore, clock: Clock) -> None:
     c = ServiceClient(_service(loaded, store, clock))

@@ -97,12 +97,13 @@ async def test_crisis_language_from_a_stranger_still_gets_crisis_resources(
     bot: TelegramEdge, fake_api: FakeBotApi, store: SqliteStore, loaded: Loaded
 ) -> None:
     eve = TelegramClient(fake_api, 6666, "Eve")
-    await eve.send("i keep thinking i would be better off dead")
+    words = "i keep thinking i would be better off dead"
+    await eve.send(words)
     policy = loaded.engine.resources.policy
     resources = await eve.next_one()
+    detection = loaded.engine.resources.crisis.scan(words)
     assert resources.text.strip() == str(loaded.renderer.system(
-        "crisis.resources", resources=[vars(r) for r in policy.resources],
-        emergency=policy.emergency)).strip()
+        "crisis.resources", **policy.lines().crisis_context(detection, running=False))).strip()
     assert "988" in resources.text and policy.emergency in resources.text
     await settle(fake_api, store)
     assert not eve.unread

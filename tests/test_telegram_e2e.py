@@ -64,11 +64,12 @@ def consent_intro(loaded: Loaded) -> str:
         therapist_delay=policy.therapist_delay)).strip()
 
 
-def crisis_resources(loaded: Loaded) -> str:
-    policy = loaded.engine.resources.policy
-    return str(loaded.renderer.system(
-        "crisis.resources", resources=[vars(r) for r in policy.resources],
-        emergency=policy.emergency)).strip()
+def crisis_resources(loaded: Loaded, words: str | None = None, *, running: bool = False) -> str:
+    """The first crisis message: for what a client wrote, else for /sos."""
+    resources = loaded.engine.resources
+    detection = resources.crisis.scan(words) if words is not None else None
+    return str(loaded.renderer.system("crisis.resources", **resources.policy.lines()
+                                      .crisis_context(detection, running=running))).strip()
 
 
 async def to_first_say(client: TelegramClient, title: str = "First steps in sharing") -> None:
@@ -342,8 +343,8 @@ async def test_crisis_text_mid_answer_gets_resources_at_once(
 
     words = "honestly I just want to end it all tonight"
     await ada.send(words)
-    await ada.expect(say("crisis.noticed", paused=True))  # the running exercise pauses
-    await ada.expect(crisis_resources(loaded))
+    # the numbers come first, and say that the running exercise is paused
+    await ada.expect(crisis_resources(loaded, words, running=True))
     safe = await ada.expect(say("crisis.are_you_safe"))
     assert labels(safe) == ["Yes, I'm safe", "No, I'm not safe"]
     await ada.press("No, I'm not safe")

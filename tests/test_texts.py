@@ -1,4 +1,4 @@
-"""Tests for the shipped English system texts and crisis phrases (prompts/en)."""
+"""Tests for the shipped English system texts (prompts/en)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import crisis_matcher
+from bot.app import region_lines
 from bot.config import Config, SafetyPlan
-from bot.engine import normalise
+from bot.engine import RISK_KINDS
 from bot.render import (
     MAX_LABEL_LENGTH,
     MAX_MESSAGE_LENGTH,
@@ -20,7 +20,6 @@ from bot.render import (
     plain_text,
     visible_length,
 )
-from bot.script import load_yaml
 
 PROMPTS = Path(__file__).resolve().parents[1] / "prompts"
 TEXTS, _ = load_texts(PROMPTS, "en")
@@ -208,15 +207,15 @@ def test_opt_in_questions_explain_and_point_to_settings(renderer: Renderer) -> N
 def test_crisis_resources_show_every_line_and_the_emergency_number(
     renderer: Renderer, region: str
 ) -> None:
-    config = Config().safety.regions[region]
-    resources = [r.model_dump() for r in config.resources]
-    out = plain_text(
-        renderer.system("crisis.resources", resources=resources, emergency=config.emergency)
-    )
-    assert config.emergency in out
-    for resource in config.resources:
-        assert resource.name in out
-        assert resource.contact in out
+    lines = region_lines(Config())[region]
+    out = plain_text(renderer.system(
+        "crisis.resources", groups=lines.groups(RISK_KINDS), emergency=lines.emergency,
+        noticed=False, paused=False, imminent=False))
+    assert out.startswith(f"If you or anyone else is in danger right now, call {lines.emergency}")
+    for kind in RISK_KINDS:
+        for line in lines.lines.get(kind) or lines.lines["suicide"]:
+            assert line.name in out
+            assert line.contact in out
 
 
 def test_not_safe_repeats_the_emergency_number(renderer: Renderer) -> None:
@@ -248,36 +247,3 @@ def test_help_lists_every_command(renderer: Renderer) -> None:
     commands = "stop pause resume smaller skip progress settings mydata delete privacy sos help"
     for command in commands.split():
         assert f"/{command}" in text
-
-
-# --- crisis phrases -------------------------------------------------------------------------
-
-
-def test_crisis_phrases_are_well_formed() -> None:
-    data = load_yaml(PROMPTS / "en" / "crisis_phrases.yaml").data
-    assert isinstance(data, dict)
-    assert set(data) == {"phrases", "exclude"}
-    phrases, exclude = data["phrases"], data["exclude"]
-    assert isinstance(phrases, list)
-    assert isinstance(exclude, list)
-    assert len(phrases) >= 40
-    for phrase in [*phrases, *exclude]:
-        assert isinstance(phrase, str)
-        assert phrase == phrase.lower().strip()
-        assert normalise(phrase)
-    assert len(set(phrases)) == len(phrases)
-    assert set(CORE_PHRASES) <= set(phrases)
-    assert {"killing it", "dying to know", "to die for"} <= set(exclude)
-    assert not set(phrases) & set(exclude)
-
-
-@pytest.mark.parametrize(("text", "crisis"), [
-    ("I don't want to live", True),
-    ("I DON’T want to live", True),  # typographic apostrophe
-    ("i dont want to live!!", True),
-    ("honestly I don t want to live", False),  # a split word is another word: list it if used
-    ("I'm killing it at work", False),  # an exclusion
-    ("I'm killing it at work and I want to kill myself", True),  # not hidden by one
-])
-def test_the_shipped_crisis_phrases_match_as_their_file_says(text: str, crisis: bool) -> None:
-    assert crisis_matcher(PROMPTS, "en").matches(text) is crisis

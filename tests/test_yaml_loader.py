@@ -85,6 +85,52 @@ def test_c1_control_character_is_rejected(tmp_path: Path) -> None:
     assert (finding.line, finding.col, finding.code) == (2, 5, "yaml-binary")
 
 
+@pytest.mark.parametrize(
+    ("char", "name"),
+    [
+        ("\u202e", "right-to-left override"),
+        ("\u202d", "left-to-right override"),
+        ("\u202a", "left-to-right embedding"),
+        ("\u202b", "right-to-left embedding"),
+        ("\u202c", "pop directional formatting"),
+        ("\u2066", "left-to-right isolate"),
+        ("\u2067", "right-to-left isolate"),
+        ("\u2068", "first strong isolate"),
+        ("\u2069", "pop directional isolate"),
+        ("\u200b", "zero-width space"),
+        ("\u2060", "word joiner"),
+        ("\ufeff", "zero-width no-break space"),
+    ],
+)
+def test_characters_that_disguise_text_are_rejected_where_they_are(
+    tmp_path: Path, char: str, name: str
+) -> None:
+    finding = the_error(tmp_path, f"a: 1\nsay: 'Tap {char}Yes'\n")
+    assert (finding.line, finding.col, finding.code) == (2, 11, "yaml-disguise")
+    assert f"U+{ord(char):04X} ({name})" in finding.message
+
+
+@pytest.mark.parametrize(
+    ("escape", "code"),
+    [("\\u202E", "yaml-disguise"), ("\\u2066", "yaml-disguise"), ("\\x1b[2J", "yaml-binary"),
+     ("\\0", "yaml-binary"), ("\\ud800", "yaml-binary"), ("\\x85", "yaml-binary")],
+)
+def test_escapes_cannot_write_what_the_file_may_not_hold(
+    tmp_path: Path, escape: str, code: str
+) -> None:
+    findings = errors(tmp_path, f'a: 1\nsay: "Tap {escape}Yes"\n"k{escape}": 2\n')
+    assert located(findings) == [(2, 6, code), (3, 1, code)]
+    assert "escape" in findings[0].message
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["👩\u200d👩\u200d👧 family", "می\u200cخواهم", "שלום\u200f (1)", "abc\u200e"],
+)
+def test_joiners_and_direction_marks_stay_allowed(tmp_path: Path, text: str) -> None:
+    assert load(tmp_path, f"say: '{text}'\n").data == {"say": text}
+
+
 def test_invalid_utf8_is_reported_at_the_first_bad_byte(tmp_path: Path) -> None:
     content = "title: Übung\nbody: ok\nnote: süß ".encode() + b"\xff\xfe rest\n"
     finding = the_error(tmp_path, content)

@@ -28,8 +28,8 @@ from bot.engine._outcome import (
     Outcome,
     TimerRequest,
 )
-from bot.engine._policy import CrisisResource, Policy
-from bot.engine._safety import STOP_WORDS, CrisisMatcher, is_stop_word, normalise
+from bot.engine._policy import RISK_KINDS, CrisisResource, Policy, RegionLines
+from bot.engine._safety import STOP_WORDS, is_stop_word, normalise
 from bot.engine._state import (
     LEVELS,
     AdvanceRule,
@@ -43,6 +43,7 @@ from bot.engine._state import (
 __all__ = [
     "COMMANDS",
     "LEVELS",
+    "RISK_KINDS",
     "STOP_WORDS",
     "AdvanceRule",
     "Answer",
@@ -53,7 +54,6 @@ __all__ = [
     "Clinician",
     "Command",
     "Contract",
-    "CrisisMatcher",
     "CrisisResource",
     "Effect",
     "Engine",
@@ -65,6 +65,7 @@ __all__ = [
     "Outcome",
     "Policy",
     "Redeemed",
+    "RegionLines",
     "ReminderTime",
     "Resources",
     "Settings",

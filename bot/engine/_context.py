@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from bot.crisis import Detector
 from bot.engine._outcome import ButtonSpec, LedgerEntry, Message, Outcome, TimerRequest
-from bot.engine._policy import Policy
-from bot.engine._safety import CrisisMatcher
+from bot.engine._policy import Policy, RegionLines
 from bot.engine._state import ClientState, Opt, Session
 from bot.script import LoadedScript
 
+#: Characters of the newest connection-log note a script text can show (``last_connection``).
+LAST_CONNECTION_CHARS = 500
 #: A button before it is bound to the current keyboard: (text key or literal label, code).
 Choice = tuple[str, str]
 
@@ -35,11 +37,11 @@ class Texts(Protocol):
 
 @dataclass(frozen=True)
 class Resources:
-    """What the engine is given once: scripts, texts, crisis phrases and policy."""
+    """What the engine is given once: scripts, texts, the crisis detector and policy."""
 
     scripts: Mapping[str, LoadedScript]
     texts: Texts
-    crisis: CrisisMatcher
+    crisis: Detector
     policy: Policy
 
 
@@ -54,6 +56,8 @@ class Context:
         self.now = now
         self.name = name or ""
         self.out = Outcome(state=state)
+        #: Messages sent now are part of a crisis response (see :attr:`Message.urgent`).
+        self.urgent = False
 
     # -- text -----------------------------------------------------------------------------
     def system(self, key: str, **context: object) -> str:
@@ -90,7 +94,7 @@ class Context:
             "actual": session.actual if session else None,
             "relief": session.relief if session else None,
             "connection_count": progress.connections,
-            "last_connection": progress.last_connection or "",
+            "last_connection": (progress.last_connection or "")[:LAST_CONNECTION_CHARS],
             "exercises_done": progress.exercises_done,
             "character": "",
         }
@@ -115,7 +119,7 @@ class Context:
                 for row in rows
             )
         self.out.messages.append(Message(text=text.strip(), buttons=buttons,
-                                         replace_keyboard=replace))
+                                         replace_keyboard=replace, urgent=self.urgent))
 
     def say(self, key: str, rows: Sequence[Sequence[Choice]] = (), **context: object) -> None:
         """Send a system text."""
@@ -145,6 +149,10 @@ class Context:
     def cancel_timer(self, kind: str) -> None:
         """Cancel a timer kind (``"*"`` for all)."""
         self.out.timers_cancel.append(kind)
+
+    def lines(self) -> RegionLines:
+        """The crisis lines of the client's region (the practice's until they choose)."""
+        return self.res.policy.lines(self.state.settings.region)
 
     def opted(self, opt: Opt) -> bool:
         """Whether the client holds this opt-in for the current consent version."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 
+from bot.crisis import Detection
 from bot.engine._context import Context, Resources
 from bot.engine._events import (
     Blocked,
@@ -43,12 +44,16 @@ _CONSENT_TEXTS = {
 }
 
 
+#: The prefix of the button codes that choose a region for crisis lines (``gcUS``).
+_REGION_CODE = "gc"
+
 #: The button codes that answer each pending question.
 _PENDING_CODES = {
     "stop": ("ot", "wd"),
     "delete": ("dy", "dn"),
     "crisis": ("sf", "ns"),
     "level": ("ly", "ln"),
+    "kept_answers": ("ak", "ad"),
 }
 
 
@@ -118,10 +123,14 @@ class _Conversation:
         previous = state.last_active
         self._client_is_here()
         self._check_place()
-        if isinstance(event, Text):
-            if ctx.res.crisis.matches(event.text):
-                self.crisis(from_text=True)
-            elif is_stop_word(event.text):
+        self._note_language(event.language)
+        # Crisis language first, in every free text: a message, the words after a command,
+        # a caption, an edited message. It interrupts everything else the event would do.
+        detection = ctx.res.crisis.scan(_free_text(event))
+        if detection:
+            self.crisis(detection)
+        elif isinstance(event, Text):
+            if is_stop_word(event.text):
                 self.halt(via="word")
             else:
                 self._text(event.text)
@@ -140,6 +149,13 @@ class _Conversation:
                 ctx.say("unexpected.non_text")
                 self.repeat()
         self._watch_silence()
+
+    def _note_language(self, language: str | None) -> None:
+        """Remember the region a client's Telegram language suggests (for ``/settings``)."""
+        settings = self.state.settings
+        suggested = self.ctx.res.policy.suggest_region(language)
+        if suggested is not None and settings.suggested_region != suggested:
+            settings.suggested_region = suggested
 
     def _client_is_here(self) -> None:
         """Any message from the client: silence follow-up off, reminders answered."""
@@ -192,25 +208,33 @@ class _Conversation:
                 self.runner.show()
 
     # -- gatekeepers ------------------------------------------------------------------------
-    def crisis(self, *, from_text: bool) -> None:
-        """Safety plan, crisis resources, then "are you safe right now?"."""
+    def crisis(self, detection: Detection | None) -> None:
+        """Crisis lines first, then the client's safety plan, then "are you safe right now?".
+
+        Args:
+            detection: What the client's words matched, or None for ``/sos``. The first
+                message always carries the emergency number and the lines for the kinds
+                matched (for ``/sos``: every kind's lines).
+        """
         ctx, state = self.ctx, self.state
         policy = ctx.res.policy
-        if from_text:
-            running = state.session is not None and not state.session.paused
-            ctx.say("crisis.noticed", paused=running)
+        ctx.urgent = True  # all of it reaches the client at once, whatever the pacing
+        running = state.session is not None and not state.session.paused
+        ctx.send(ctx.system("crisis.resources",
+                            **ctx.lines().crisis_context(detection, running=running)))
         plan = policy.safety_plans.get(state.client_id)
         if plan and any(plan.values()):
             ctx.say("crisis.safety_plan", plan=plan)
-        ctx.say("crisis.resources", resources=[vars(r) for r in policy.resources],
-                emergency=policy.emergency)
         state.pending = "crisis"
         ctx.say("crisis.are_you_safe",
                 [[ctx.button("safe", "sf")], [ctx.button("not_safe", "ns")]])
-        if not from_text:
+        if detection is None:
             ctx.log("sos_viewed")
             return
-        ctx.log("crisis_language", step=state.session.frame.step if state.session else None)
+        # The fact and the kinds: never the client's words, nor the rules that matched (a
+        # rule's name paraphrases them; `rehearse crisis explain` shows rules to a therapist).
+        ctx.log("crisis_language", step=state.session.frame.step if state.session else None,
+                kinds=[k.value for k in detection.kinds], imminent=detection.imminent)
         state.crisis_hold_since = ctx.now
         state.crisis_hold_cleared_by_therapist = False
         if state.session is not None and not state.session.paused:
@@ -261,7 +285,7 @@ class _Conversation:
         elif name == "start":
             self._start(previous)
         elif name == "sos":
-            self.crisis(from_text=False)
+            self.crisis(None)
         elif name == "help":
             ctx.say("help")
         elif name == "privacy":
@@ -360,8 +384,9 @@ class _Conversation:
                 self.repeat()
         elif pending == "crisis":
             if code == "ns":
+                ctx.urgent = True
                 ctx.log("crisis_not_safe")
-                ctx.say("crisis.not_safe", emergency=ctx.res.policy.emergency)
+                ctx.say("crisis.not_safe", emergency=ctx.lines().emergency)
             else:
                 ctx.log("crisis_safe")
                 ctx.say("crisis.safe")
@@ -373,6 +398,8 @@ class _Conversation:
             self._menu_answer(code, previous)
         elif pending.startswith("consent:"):
             self._consent_answer(pending.removeprefix("consent:"), code, previous)
+        elif pending == "kept_answers":
+            self._kept_answers(delete=code == "ad")
         elif pending.startswith("settings"):
             self._settings_answer(code)
 
@@ -394,6 +421,9 @@ class _Conversation:
                     level=level, next_level=level + 1)
         elif pending == "menu":
             self._menu()
+        elif pending == "kept_answers":
+            ctx.say("settings.kept_answers", [[ctx.button("delete_answers", "ad")],
+                                              [ctx.button("keep_answers", "ak")]])
         elif pending is not None and pending.startswith("consent:"):
             self._ask_consent_step(pending.removeprefix("consent:"))
         elif pending is not None and pending.startswith("settings"):
@@ -664,8 +694,9 @@ class _Conversation:
             [ctx.button("change_sharing", "gs")],
             [ctx.button("toggle_reminders", "gr")],
             [ctx.button("change_timezone", "gz"), ctx.button("change_reminders", "gt")],
+            [ctx.button("change_region", "gc")],
             [ctx.button("close", "gd")],
-        ], pace=state.settings.pace or state.contract.pace,
+        ], pace=state.settings.pace or state.contract.pace, region=ctx.lines().label,
             store_free_text=state.has(Opt.STORE_FREE_TEXT, version),
             share_with_therapist=state.has(Opt.SHARE_WITH_THERAPIST, version),
             reminders=reminders, timezone=tz)
@@ -695,6 +726,10 @@ class _Conversation:
                 if given and not state.settings.reminders:
                     state.settings.reminders = [ReminderTime()]
                 self.schedule_reminder()
+            if opt is Opt.STORE_FREE_TEXT and not given:
+                state.pending = "kept_answers"  # what was kept so far is theirs to decide
+                self._ask_pending()
+                return
         elif code == "gz":
             state.pending = "settings:tz"
             ctx.say("settings.ask_timezone")
@@ -703,6 +738,39 @@ class _Conversation:
             state.pending = "settings:time"
             ctx.say("settings.ask_reminder_time")
             return
+        elif code == "gc":
+            self._ask_region()
+            return
+        elif code.startswith(_REGION_CODE):
+            region = code.removeprefix(_REGION_CODE)
+            if region in ctx.res.policy.regions:
+                state.settings.region = region
+                ctx.log("settings_changed", setting="region", region=region)
+        self._settings()
+
+    def _ask_region(self) -> None:
+        """The regions whose lines a client may choose, the suggested one first."""
+        ctx, state = self.ctx, self.state
+        regions = ctx.res.policy.regions
+        suggested = state.settings.suggested_region
+        order = sorted(regions, key=lambda name: (name != suggested, regions[name].label))
+        state.pending = "settings"
+        ctx.say("settings.ask_region",
+                [[(regions[name].label, f"{_REGION_CODE}{name}")] for name in order],
+                suggested=regions[suggested].label if suggested is not None
+                and suggested in regions else "")
+
+    def _kept_answers(self, *, delete: bool) -> None:
+        """Keep-what-I-type was switched off: delete what was kept so far, or keep it."""
+        ctx, state = self.ctx, self.state
+        ctx.log("kept_answers", choice="delete" if delete else "keep")
+        if delete:
+            ctx.out.effects.append(Effect.DROP_ANSWERS)
+            state.progress.last_connection = None
+            self.runner.forget_typed()
+            ctx.say("settings.answers_deleted")
+        else:
+            ctx.say("settings.answers_kept", answers_days=ctx.res.policy.answers_days)
         self._settings()
 
     def _settings_input(self, text: str) -> None:
@@ -787,3 +855,16 @@ class _Conversation:
             if state.reminders_unanswered >= ctx.res.policy.reminders_max_unanswered:
                 ctx.log("reminders_suspended", reason="unanswered")
         self.schedule_reminder()
+
+
+def _free_text(event: Event) -> str:
+    """Everything a client wrote in an event, for the crisis scan (never stored)."""
+    if isinstance(event, Text):
+        return event.text
+    if isinstance(event, Command):
+        return event.args
+    if isinstance(event, Start):
+        return event.payload or ""
+    if isinstance(event, NonText):
+        return event.text
+    return ""

@@ -12,9 +12,12 @@ class Event:
     Attributes:
         display_name: The client's first name as the edge knows it; used for greetings and
             never stored by the engine.
+        language: The client's language code as Telegram reports it (``en``, ``de``), which
+            suggests a region for crisis lines.
     """
 
     display_name: str | None = field(default=None, kw_only=True)
+    language: str | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +51,16 @@ class Button(Event):
 
 @dataclass(frozen=True, slots=True)
 class NonText(Event):
-    """A message the bot cannot read: photo, sticker, voice, document, location, edit."""
+    """A message the bot does not take as an answer: photo, sticker, voice, document, edit.
+
+    Attributes:
+        kind: What it is (``photo``, ``edit``, …).
+        text: A photo's caption or an edited message's new text: never an answer, but
+            scanned for crisis language like every free text.
+    """
 
     kind: str
+    text: str = ""
 
 
 @dataclass(frozen=True, slots=True)

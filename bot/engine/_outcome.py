@@ -28,11 +28,14 @@ class Message:
         buttons: Rows of buttons; empty for none.
         replace_keyboard: Edit the previous keyboard message instead of sending a new one
             (used when ticking body cues).
+        urgent: Part of a crisis response: never held back by per-chat pacing (only by
+            Telegram's overall limit), so all of it arrives at once.
     """
 
     text: str
     buttons: tuple[tuple[ButtonSpec, ...], ...] = ()
     replace_keyboard: bool = False
+    urgent: bool = False
 
     def to_payload(self) -> dict[str, object]:
         """The JSON form stored in the outbox."""
@@ -40,6 +43,7 @@ class Message:
             "text": self.text,
             "buttons": [[[b.label, b.data] for b in row] for row in self.buttons],
             "replace_keyboard": self.replace_keyboard,
+            "urgent": self.urgent,
         }
 
 
@@ -53,10 +57,14 @@ class LedgerEntry:
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """A free-text answer the client opted in to storing."""
+    """A free-text answer the client opted in to storing.
+
+    `kind` is ``"answer"`` (to a step) or ``"connection"`` (a note in the connection log).
+    """
 
     step: str
     text: str
+    kind: str = "answer"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +81,7 @@ class Effect(StrEnum):
     EXPORT = "export"  # send the client their data (/mydata)
     ERASE = "erase"  # delete all of the client's data, then confirm (/delete)
     CANCEL_OUTBOX = "cancel_outbox"  # drop messages not yet sent (halt, block)
+    DROP_ANSWERS = "drop_answers"  # delete every stored answer (keep-what-I-type switched off)
 
 
 @dataclass(slots=True)

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from bot.crisis import Detection
 from bot.engine._state import Contract
 
 
@@ -18,6 +19,69 @@ class CrisisResource:
     note: str = ""
 
 
+#: The kinds of risk, in the order their lines are shown (most urgent first); these are the
+#: values of :class:`bot.crisis.Kind`. ``suicide`` lines are every region's general lines.
+RISK_KINDS = ("suicide", "child_at_risk", "partner_abuse", "sexual_violence", "harm_to_others")
+
+
+@dataclass(frozen=True)
+class RegionLines:
+    """A region's emergency number and its crisis and safety lines, per kind of risk.
+
+    Attributes:
+        name: The region's key (``US``), as the client chooses it in ``/settings``.
+        label: The region's name in words, for the client.
+        emergency: The emergency number.
+        lines: Lines per kind (``suicide``, ``partner_abuse``, …); a kind without lines of
+            its own is shown the ``suicide`` (general crisis) lines.
+        languages: Telegram language codes that suggest this region (``de``, ``en-gb``).
+    """
+
+    name: str
+    label: str
+    emergency: str
+    lines: Mapping[str, tuple[CrisisResource, ...]]
+    languages: tuple[str, ...] = ()
+
+    def groups(self, kinds: tuple[str, ...]) -> list[dict[str, object]]:
+        """The lines to show for these kinds, in order, each line once.
+
+        Returns:
+            ``[{"kind": ..., "resources": [{"name", "contact", "note"}, ...]}, ...]``, the
+            template variables of ``crisis.resources``.
+        """
+        shown: set[tuple[str, str]] = set()
+        groups: list[dict[str, object]] = []
+        for kind in [k for k in RISK_KINDS if k in kinds] or ["suicide"]:
+            fresh = []
+            for line in self.lines.get(kind) or self.lines.get("suicide", ()):
+                if (line.name, line.contact) not in shown:
+                    shown.add((line.name, line.contact))
+                    fresh.append({"name": line.name, "contact": line.contact,
+                                  "note": line.note})
+            groups.append({"kind": kind, "resources": fresh})
+        return groups
+
+    def crisis_context(self, detection: Detection | None, *, running: bool) -> dict[str, object]:
+        """The variables of ``crisis.resources``, the first message of every crisis response.
+
+        Args:
+            detection: What the client's words matched; None for ``/sos`` (every kind's lines).
+            running: Whether an exercise was running (it is paused now).
+        """
+        kinds = tuple(k.value for k in detection.kinds) if detection else RISK_KINDS
+        return {"groups": self.groups(kinds), "emergency": self.emergency,
+                "noticed": detection is not None, "paused": detection is not None and running,
+                "imminent": bool(detection and detection.imminent)}
+
+
+_US = RegionLines(
+    name="US", label="United States", emergency="911",
+    lines={"suicide": (CrisisResource("988 Suicide & Crisis Lifeline",
+                                      "Call or text 988", "24/7, free"),)},
+)
+
+
 @dataclass(frozen=True)
 class Policy:
     """Settings from the practice's configuration that shape the engine's decisions.
@@ -28,8 +92,8 @@ class Policy:
         answers_days: How long stored free-text answers are kept (told to clients, too).
         therapist_delay: When the therapist reads shared summaries, in plain words.
         allow_minors: Whether clients under 18 may use the bot (with guardian consent).
-        resources: Crisis resources for the region, shown first after any safety plan.
-        emergency: The region's emergency number.
+        regions: Every region's lines, by key; the client chooses theirs in ``/settings``.
+        region: The practice's region, for clients who have not chosen one.
         silence_followup: Delay before the one follow-up after a high rating and silence.
         crisis_hold_needs_therapist: Whether only the therapist can lift a crisis hold.
         contract: The default contract of a new client.
@@ -49,10 +113,8 @@ class Policy:
     answers_days: int = 90
     therapist_delay: str = "before your next session"
     allow_minors: bool = False
-    resources: tuple[CrisisResource, ...] = (
-        CrisisResource("988 Suicide & Crisis Lifeline", "Call or text 988", "24/7, free"),
-    )
-    emergency: str = "911"
+    regions: Mapping[str, RegionLines] = field(default_factory=lambda: {"US": _US})
+    region: str = "US"
     silence_followup: timedelta = timedelta(minutes=10)
     crisis_hold_needs_therapist: bool = False
     contract: Contract = field(default_factory=Contract)
@@ -64,3 +126,22 @@ class Policy:
     long_absence: timedelta = timedelta(days=14)
     late_reminder: timedelta = timedelta(hours=1)
     safety_plans: Mapping[str, Mapping[str, list[str]]] = field(default_factory=dict)
+
+    def lines(self, region: str | None = None) -> RegionLines:
+        """A region's lines: the one asked for if configured, else the practice's."""
+        return self.regions.get(region or self.region) or self.regions[self.region]
+
+    @property
+    def emergency(self) -> str:
+        """The practice region's emergency number."""
+        return self.lines().emergency
+
+    def suggest_region(self, language: str | None) -> str | None:
+        """The region a Telegram language code suggests (``de`` → ``DE``), if any."""
+        if not language:
+            return None
+        code = language.lower()
+        for name, region in self.regions.items():
+            if code in region.languages:
+                return name
+        return None

@@ -1,7 +1,9 @@
 """Client state: everything the engine remembers about one client between events.
 
-The state is plain data (pydantic models) so the store can keep it as JSON. It never holds
-free text unless the client opted in to storing it.
+The state is plain data (pydantic models) so the store can keep it as JSON. What a client
+typed is kept in it only as a script variable of the session under way, and only with their
+opt-in; the connection log's note lives with the stored answers (retention, opt-out and
+erasure cover it there) and is handed in by the service for each event, never stored here.
 """
 
 from __future__ import annotations
@@ -65,6 +67,10 @@ class Settings(_Model):
     timezone: str | None = None
     reminders: list[ReminderTime] = Field(default_factory=list)
     pace: str | None = None
+    #: The region whose crisis lines the client sees (None: the practice's region).
+    region: str | None = None
+    #: The region the client's Telegram language suggests, offered first in ``/settings``.
+    suggested_region: str | None = None
 
 
 class Frame(_Model):
@@ -123,7 +129,10 @@ class Progress(_Model):
     smaller_steps: int = 0
     prompts_shared: int = 0
     connections: int = 0
-    last_connection: str | None = None
+    last_connection: str | None = Field(
+        default=None, exclude=True,
+        description="The newest connection-log note, from the stored answers; never stored "
+                    "with the state.")
     used_prompts: list[str] = Field(default_factory=list)
 
 

@@ -326,11 +326,22 @@ class StepRunner:
             self._keep(stripped)
             self._next_page()
 
-    def _keep(self, text: str) -> None:
+    def forget_typed(self) -> None:
+        """Empty the session's variables saved from typed text (the client deleted them)."""
+        session = self.ctx.state.session
+        script = self.ctx.res.scripts.get(session.script) if session is not None else None
+        if session is None or script is None:
+            return
+        for step in script.steps.values():
+            rules = step.ask.free_text if step.ask is not None else None
+            if rules is not None and rules.save_as in session.vars and not rules.number:
+                session.vars[rules.save_as] = ""
+
+    def _keep(self, text: str, kind: str = "answer") -> None:
         """Store free text only with the client's opt-in; otherwise it is dropped here."""
         ctx = self.ctx
         if ctx.opted(Opt.STORE_FREE_TEXT):
-            ctx.out.answers.append(Answer(step=ctx.session.frame.step, text=text))
+            ctx.out.answers.append(Answer(step=ctx.session.frame.step, text=text, kind=kind))
 
     def _go_on(self) -> None:
         frame = self.ctx.session.frame
@@ -708,8 +719,8 @@ class StepRunner:
         progress = ctx.state.progress
         progress.connections += 1
         if ctx.opted(Opt.STORE_FREE_TEXT):
-            progress.last_connection = text[:500]
-            self._keep(text)
+            progress.last_connection = text
+            self._keep(text, kind="connection")
         ctx.log("connection_noted", step=ctx.session.frame.step)
         self.enter(ctx.script.following(ctx.session.frame.step))
 

@@ -37,8 +37,8 @@ from bot.script import _model as m
 from bot.script._expr import ExpressionError, parse_condition
 from bot.script._findings import Finding, ScriptError, Severity
 from bot.script._graph import StepGraph, own_calm, path_to
-from bot.script._load import LoadedScript, load_script
-from bot.script._yaml import LoadedYaml, Mark, Path_
+from bot.script._load import LoadedScript, load_script, script_files, script_folders
+from bot.script._yaml import LoadedYaml, Mark, Path_, read_regular
 
 __all__ = ["BUILTIN_VARIABLES", "check_paths", "check_script"]
 
@@ -97,23 +97,39 @@ def check_paths(paths: Sequence[Path], *, prompts_dir: Path | None = None) -> li
         column; an unexpected failure becomes an ``internal`` error at the file's 1:1.
     """
     renderer = render.Renderer({})
+    folders = script_folders(paths)
     findings: list[Finding] = []
     for path in paths:
-        findings += _guarded(str(path), functools.partial(_check_path, path, renderer))
+        findings += _guarded(str(path), functools.partial(_check_path, path, folders, renderer))
     if prompts_dir is not None:
         for locale in _locales(prompts_dir):
             findings += _guarded(str(prompts_dir / locale / "texts.yaml"),
                                  functools.partial(render.check_texts, prompts_dir, locale))
+            rules = prompts_dir / locale / "crisis_rules.yaml"
+            findings += _guarded(str(rules), functools.partial(_check_crisis_rules, rules))
     return _sorted(findings)
+
+
+def _check_crisis_rules(path: Path) -> list[Finding]:
+    """Load a locale's crisis rule book; its mistakes as findings."""
+    from bot.crisis import load_rules  # noqa: PLC0415 - bot.crisis builds on this package
+
+    try:
+        load_rules(path)
+    except ScriptError as exc:
+        return list(exc.findings)
+    return []
 
 
 # --- files ------------------------------------------------------------------------------------
 
 
-def _check_path(path: Path, renderer: render.Renderer) -> list[Finding]:
+def _check_path(
+    path: Path, folders: Sequence[Path], renderer: render.Renderer
+) -> list[Finding]:
     """Check a script file, or every ``*.yaml`` file of a directory."""
-    files = sorted(path.glob("*.yaml")) if path.is_dir() else [path]
-    return [finding for file in files for finding in _check_file(file, renderer)]
+    return [finding for file in script_files([path])
+            for finding in _check_file(file, folders, renderer)]
 
 
 def _locales(prompts_dir: Path) -> list[str]:
@@ -125,10 +141,10 @@ def _locales(prompts_dir: Path) -> list[str]:
     return found or ["en"]
 
 
-def _check_file(file: Path, renderer: render.Renderer) -> list[Finding]:
+def _check_file(file: Path, folders: Sequence[Path], renderer: render.Renderer) -> list[Finding]:
     def load_and_check() -> list[Finding]:
         try:
-            script = load_script(file)
+            script = load_script(file, folders=folders)
         except ScriptError as exc:
             return exc.findings
         return check_script(script, renderer)
@@ -203,8 +219,9 @@ class _SourceLines:
         """The lines of ``file`` (empty if it cannot be read again)."""
         if file not in self._files:
             try:
-                self._files[file] = Path(file).read_text(encoding="utf-8-sig").splitlines()
-            except (OSError, UnicodeError):
+                raw = read_regular(Path(file), file=file)
+                self._files[file] = raw.decode("utf-8-sig").splitlines()
+            except (ScriptError, UnicodeError):
                 self._files[file] = []
         return self._files[file]
 

@@ -3,8 +3,32 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass
 from enum import StrEnum
+
+#: What a Telegram bot token looks like: @BotFather's digits, a colon and the secret part.
+BOT_TOKEN = re.compile(r"\d+:[A-Za-z0-9_-]{30,}")
+#: The most characters of a file's text a message quotes (a key, a tag, an include entry).
+QUOTE_LIMIT = 40
+_TOKEN_SHOWN = "[a bot token, not shown]"
+
+
+def redact_tokens(text: str) -> str:
+    """``text`` with everything that looks like a bot token replaced by a placeholder."""
+    return BOT_TOKEN.sub(_TOKEN_SHOWN, text)
+
+
+def quoted(text: str) -> str:
+    """Text from a file, fit to quote in a message: tokens hidden, at most ``QUOTE_LIMIT`` long.
+
+    A finding may name what it is about, but never reproduces more than a snippet of a file
+    (which may not be a script at all, and may be secret). Characters that are not printable
+    (a terminal escape, a NUL, a direction override) are shown as escapes such as ``\x1b``.
+    """
+    text = redact_tokens(text)
+    text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+    return text if len(text) <= QUOTE_LIMIT else text[: QUOTE_LIMIT - 1] + "…"
 
 
 class Severity(StrEnum):

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import gc
 import math
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn, TypeAlias
@@ -20,9 +22,13 @@ import yaml
 from yaml.events import AliasEvent, CollectionStartEvent, Event, ScalarEvent, StreamEndEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from bot.script._findings import Finding, ScriptError, Severity
+from bot.script._findings import Finding, ScriptError, Severity, quoted
 
-__all__ = ["LoadedYaml", "Mark", "Path_", "load_yaml", "load_yaml_text"]
+__all__ = ["MAX_FILE_BYTES", "LoadedYaml", "Mark", "Path_", "file_kind", "load_yaml",
+           "load_yaml_text", "read_regular"]
+
+#: The largest file the loader reads, in bytes.
+MAX_FILE_BYTES = 1_000_000
 
 Path_: TypeAlias = tuple[str | int, ...]
 """A path into the document, e.g. ``("steps", 3, "ask", "choices", 0, "label")``."""
@@ -32,6 +38,27 @@ _IMPLICIT = ""  # the tag given to every node that was written without one
 _BOM = b"\xef\xbb\xbf"
 _BINARY = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _UNPRINTABLE = re.compile("[^\t\n\r\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+#: Characters that change how text is shown while being invisible themselves, so a text could
+#: read differently to a client than to the person reviewing the file: the bidirectional
+#: embeddings, overrides and isolates, and zero-width characters that join nothing. Joiners
+#: (U+200C, U+200D: emoji sequences, Persian and Indic spelling) and the direction marks
+#: (U+200E, U+200F, U+061C: punctuation in right-to-left text) stay allowed.
+_DISGUISING = {
+    "\u202a": "left-to-right embedding",
+    "\u202b": "right-to-left embedding",
+    "\u202c": "pop directional formatting",
+    "\u202d": "left-to-right override",
+    "\u202e": "right-to-left override",
+    "\u2066": "left-to-right isolate",
+    "\u2067": "right-to-left isolate",
+    "\u2068": "first strong isolate",
+    "\u2069": "pop directional isolate",
+    "\u200b": "zero-width space",
+    "\u2060": "word joiner",
+    "\u180e": "Mongolian vowel separator",
+    "\ufeff": "zero-width no-break space",
+}
+_DISGUISE = re.compile("[" + "".join(_DISGUISING) + "]")
 _LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # the breaks PyYAML counts
 
 _NULLS = frozenset({"", "~", "null", "Null", "NULL"})
@@ -59,12 +86,14 @@ class LoadedYaml:
         value_marks: Where each value (scalar, mapping or sequence) starts, by path.
         key_marks: Where each mapping key starts; the path ends with the key itself.
         file: The file name used in marks (for the 1:1 fallback of :meth:`mark_for`).
+        size: The size of the document in bytes.
     """
 
     data: object
     value_marks: dict[Path_, Mark]
     key_marks: dict[Path_, Mark]
     file: str = ""
+    size: int = 0
 
     def mark_for(self, path: Path_, *, key: bool = False) -> Mark:
         """Return the best mark for ``path``.
@@ -106,7 +135,7 @@ def load_yaml(
     path: Path,
     *,
     display_name: str | None = None,
-    max_bytes: int = 1_000_000,
+    max_bytes: int = MAX_FILE_BYTES,
     max_aliases: int = 50,
     max_nodes: int = 200_000,
     max_depth: int = 64,
@@ -114,7 +143,8 @@ def load_yaml(
     """Load one YAML script file strictly and safely.
 
     Args:
-        path: The file to read; at most ``max_bytes + 1`` bytes are read.
+        path: The file to read: a regular file, of which at most ``max_bytes + 1`` bytes
+            are read.
         display_name: The name to report in findings; defaults to ``str(path)``.
         max_bytes: Largest accepted file size in bytes.
         max_aliases: Most ``*alias`` references accepted.
@@ -128,20 +158,76 @@ def load_yaml(
         ScriptError: On any problem, with findings located at ``file:line:col``.
     """
     file = str(path) if display_name is None else display_name
+    raw = read_regular(path, file=file, max_bytes=max_bytes)
+    return _load(raw, file, _Limits(max_bytes, max_aliases, max_nodes, max_depth))
+
+
+def read_regular(path: Path, *, file: str, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """Read at most ``max_bytes + 1`` bytes of a regular file (a link to one counts).
+
+    Anything else — a named pipe, which would block forever, a socket, a device, a folder —
+    is refused without being opened (opening some devices has effects of its own). The file
+    is opened non-blocking and checked again once open, so a swap in between is refused too.
+
+    Args:
+        path: The file.
+        file: Its name in findings.
+        max_bytes: The most bytes wanted; one more is read, to tell a file over the limit.
+
+    Raises:
+        ScriptError: If the file is not a regular file or cannot be read, at ``file:1:1``.
+    """
+    where = Mark(file, 1, 1)
     try:
-        with path.open("rb") as stream:
-            raw = stream.read(max_bytes + 1)
+        _refuse_special(os.stat(path).st_mode, where)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        with open(fd, "rb") as stream:
+            _refuse_special(os.fstat(fd).st_mode, where)
+            return stream.read(max_bytes + 1)
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        _fail(_finding(Mark(file, 1, 1), "yaml-unreadable", f"cannot read the file: {reason}"))
-    return _load(raw, file, _Limits(max_bytes, max_aliases, max_nodes, max_depth))
+        _fail(_finding(where, "yaml-unreadable", f"cannot read the file: {reason}"))
+
+
+def file_kind(path: Path) -> str | None:
+    """What ``path`` is if it is no regular file (e.g. ``"a named pipe"``), else None.
+
+    Links are followed; nothing is opened.
+
+    Raises:
+        OSError: If the file cannot be looked at (FileNotFoundError: it does not exist).
+    """
+    return _special_kind(os.stat(path).st_mode)
+
+
+_SPECIAL_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a named pipe"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a device"),
+    (stat.S_ISBLK, "a device"),
+)
+
+
+def _special_kind(mode: int) -> str | None:
+    if stat.S_ISREG(mode):
+        return None
+    return next((name for test, name in _SPECIAL_KINDS if test(mode)), "a special file")
+
+
+def _refuse_special(mode: int, where: Mark) -> None:
+    kind = _special_kind(mode)
+    if kind is None:
+        return
+    message = f"this is {kind}, not a regular file; only regular files are read"
+    _fail(_finding(where, "yaml-not-a-file", message))
 
 
 def load_yaml_text(
     text_or_bytes: str | bytes,
     *,
     file: str,
-    max_bytes: int = 1_000_000,
+    max_bytes: int = MAX_FILE_BYTES,
     max_aliases: int = 50,
     max_nodes: int = 200_000,
     max_depth: int = 64,
@@ -200,7 +286,7 @@ def _load_bounded(raw: bytes, file: str, limits: _Limits) -> LoadedYaml:
     if findings:
         _fail(*findings)
     marks = builder.value_marks or {(): Mark(file, 1, 1)}
-    return LoadedYaml(data, marks, builder.key_marks, file)
+    return LoadedYaml(data, marks, builder.key_marks, file, len(raw))
 
 
 # --- bytes and text -------------------------------------------------------------------------
@@ -228,7 +314,32 @@ def _decode(raw: bytes, file: str) -> str:
         line, col = _position(text[: odd.start()])
         message = f"the character U+{ord(odd.group()):04X} is not allowed in a script; remove it"
         _fail(_finding(Mark(file, line, col), "yaml-binary", message))
+    disguise = _DISGUISE.search(text)
+    if disguise is not None:
+        line, col = _position(text[: disguise.start()])
+        _fail(_finding(Mark(file, line, col), "yaml-disguise", _disguise_message(disguise.group())))
     return text
+
+
+def _disguise_message(char: str, *, escaped: bool = False) -> str:
+    what = f"U+{ord(char):04X} ({_DISGUISING[char]})"
+    written = f"an escape in this text writes the invisible character {what}" if escaped else (
+        f"the invisible character {what} is not allowed")
+    return (f"{written}: it can make a text look different to a client from how it reads "
+            "here; remove it")
+
+
+def _escape_problem(value: str) -> tuple[str, str] | None:
+    """What an escape in double-quoted text wrote that the file itself may not hold."""
+    odd = _UNPRINTABLE.search(value)
+    if odd is not None:
+        message = (f"an escape in this text writes the character U+{ord(odd.group()):04X}, "
+                   "which is not allowed in a script; remove it")
+        return "yaml-binary", message
+    disguise = _DISGUISE.search(value)
+    if disguise is not None:
+        return "yaml-disguise", _disguise_message(disguise.group(), escaped=True)
+    return None
 
 
 def _position(prefix: str) -> tuple[int, int]:
@@ -286,6 +397,7 @@ class _Composer(yaml.SafeLoader):
             return self._alias(event)
         self._check_anchor(event)
         self._check_tag(event)
+        self._check_escapes(event)
         self._depth += 1
         try:
             return super().compose_node(parent, index)
@@ -315,8 +427,8 @@ class _Composer(yaml.SafeLoader):
                 "write the values out instead"
             )
             raise _Abort(self._finding(event.start_mark, "yaml-aliases", message))
-        anchor = event.anchor or ""
-        target = self.anchors.get(anchor)
+        anchor = quoted(event.anchor or "")
+        target = self.anchors.get(event.anchor or "")
         if target is None:
             message = f"the alias *{anchor} refers to no anchor; define &{anchor} before it"
             self.findings.append(self._finding(event.start_mark, "yaml-syntax", message))
@@ -327,15 +439,24 @@ class _Composer(yaml.SafeLoader):
         first = self.anchors.pop(event.anchor, None) if event.anchor is not None else None
         if first is not None:
             line = _mark(self.file, first.start_mark).line
-            message = f"the anchor &{event.anchor} is already defined on line {line}; rename one"
+            anchor = quoted(event.anchor or "")
+            message = f"the anchor &{anchor} is already defined on line {line}; rename one"
             self.findings.append(self._finding(event.start_mark, "yaml-syntax", message))
+
+    def _check_escapes(self, event: ScalarEvent | CollectionStartEvent) -> None:
+        """Refuse double-quoted text whose escapes write what the file itself may not hold."""
+        if not isinstance(event, ScalarEvent) or event.style != '"':
+            return
+        problem = _escape_problem(event.value)
+        if problem is not None:
+            self.findings.append(self._finding(event.start_mark, *problem))
 
     def _check_tag(self, event: ScalarEvent | CollectionStartEvent) -> None:
         tag = event.tag
         if tag is None or (tag == _STR_TAG and isinstance(event, ScalarEvent)):
             return
         shown = "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:") else tag
-        message = f"the tag {shown} is not allowed; remove it (only plain YAML values are)"
+        message = f"the tag {quoted(shown)} is not allowed; remove it (only plain YAML values are)"
         self.findings.append(self._finding(event.start_mark, "yaml-tag", message))
 
     def _finding(self, mark: object, code: str, message: str) -> Finding:
@@ -355,7 +476,7 @@ def _compose(text: str, file: str, limits: _Limits) -> tuple[Node | None, list[F
     except RecursionError:
         problem = _too_deep(_current_mark(file, composer), None)
     except Exception as exc:  # any other PyYAML failure is still reported, never raised
-        message = f"the file could not be read as YAML: {exc}"
+        message = f"the file could not be read as YAML ({type(exc).__name__})"
         problem = _finding(_current_mark(file, composer), "yaml-syntax", message)
     _fail(*(composer.findings if composer is not None else []), problem)
 
@@ -387,7 +508,8 @@ class _Builder:
         self.value_marks.setdefault(path, _mark(self.file, node.start_mark))
         if isinstance(node, _AliasNode):
             if id(node.value) in self.open_collections:
-                message = f"the alias *{node.anchor} is used inside its own anchor; remove it"
+                anchor = quoted(node.anchor)
+                message = f"the alias *{anchor} is used inside its own anchor; remove it"
                 self.findings.append(self._finding(node, "yaml-aliases", message))
                 return None
             node = node.value
@@ -416,7 +538,8 @@ class _Builder:
                 continue
             if key in result:
                 first = self.key_marks[(*path, key)].line
-                message = f'the key "{key}" appears twice; it was first used on line {first}'
+                message = (f'the key "{quoted(key)}" appears twice; '
+                           f"it was first used on line {first}")
                 self.findings.append(self._finding(key_node, "yaml-duplicate-key", message))
                 continue
             self.key_marks[(*path, key)] = _mark(self.file, key_node.start_mark)

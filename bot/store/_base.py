@@ -66,11 +66,16 @@ class OutboxRow:
 
 @dataclass(frozen=True, slots=True)
 class StoredAnswer:
-    """A free-text answer the client opted in to store."""
+    """A free-text answer the client opted in to store.
+
+    `kind` is ``"answer"`` for an answer to a step, ``"connection"`` for a note in the
+    connection log. Every kind is kept for the answers' retention, exported and erased alike.
+    """
 
     step: str
     text: str
     at: datetime
+    kind: str = "answer"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +101,8 @@ class DueTimer:
 class Commit:
     """Everything one event changes, applied atomically or not at all.
 
-    The parts are applied in this order: dedup by `event_id`, `cancel_outbox`, `state`,
-    `ledger`, `outbox`, `answers`, `timers_cancel`, `timers_set`.
+    The parts are applied in this order: dedup by `event_id`, `cancel_outbox`,
+    `drop_answers`, `state`, `ledger`, `outbox`, `answers`, `timers_cancel`, `timers_set`.
 
     Attributes:
         event_id: Dedup key, e.g. ``"tg:update:12345"``; a second commit with the same key
@@ -111,6 +116,8 @@ class Commit:
         timers_set: Timers to create or replace, keyed by kind.
         timers_cancel: Timer kinds to delete; ``"*"`` deletes all of the client's timers.
         cancel_outbox: Drop the client's unsent messages before queuing `outbox`.
+        drop_answers: Delete every answer stored for the client (and, as after an
+            erasure, their old copies in the files) before storing `answers`.
     """
 
     event_id: str
@@ -123,6 +130,7 @@ class Commit:
     timers_set: Sequence[Timer] = ()
     timers_cancel: Sequence[str] = ()
     cancel_outbox: bool = False
+    drop_answers: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +243,10 @@ class Store(ABC):
         """Return the client's stored free-text answers, oldest first."""
 
     @abstractmethod
+    async def latest_answer(self, client_id: str, kind: str) -> StoredAnswer | None:
+        """Return the client's newest stored answer of this kind, or None."""
+
+    @abstractmethod
     async def export(self, client_id: str) -> dict[str, object]:
         """Return everything stored about the client as a JSON-ready dict.
 
@@ -250,12 +262,26 @@ class Store(ABC):
         """
 
     @abstractmethod
-    async def erase(self, client_id: str) -> None:
+    async def erase(self, client_id: str, keep_event: str | None = None) -> None:
         """Delete everything stored about the client, leaving no trace in the files.
 
-        Read `recent_sent_messages` first if the chat messages are to be deleted too.
-        Invites the client redeemed stay used but lose the client's id.
+        The erasure is done once this returns: no read shows anything of the client. Old
+        copies in the backend's files are removed at once, or, while another connection
+        holds them (a backup, an export), in the background as soon as it lets go (see
+        `cleaned`). Read `recent_sent_messages` first if the chat messages are to be deleted
+        too. Invites the client redeemed stay used but lose the client's id.
+
+        Args:
+            client_id: The client.
+            keep_event: The dedup key of the event that asked for the erasure: it stays
+                (without the client's id, for the technical retention) so that the event
+                delivered again changes nothing.
         """
+
+    @abstractmethod
+    async def cleaned(self, timeout: float = 0.0) -> bool:  # noqa: ASYNC109
+        """Wait up to `timeout` seconds until no old copy of deleted or sent data is left in
+        the backend's files; return whether none is."""
 
     @abstractmethod
     async def purge(

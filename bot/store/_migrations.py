@@ -94,20 +94,57 @@ _V1: Migration = (
     "CREATE INDEX failed_codes_client ON failed_codes (client_id, at)",
 )
 
-MIGRATIONS: Sequence[Migration] = (_V1,)
+#: A clean-up of the files still owed (see `_sqlite._clean`): ``vacuum`` after rows were
+#: deleted, ``truncate`` once only the WAL is left to empty. One row at most.
+_V2: Migration = (
+    """CREATE TABLE cleanup_due (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        task TEXT NOT NULL CHECK (task IN ('vacuum', 'truncate'))
+    ) STRICT""",
+)
+
+#: Free text lives only in ``answers``: the connection log's note moves out of the client's
+#: state. Up to this version the engine kept the latest note twice, as an answer and (its
+#: first 500 characters) in ``progress.last_connection``; the answer becomes the note
+#: (``kind = 'connection'``). A note with no such answer left (the purge removed it past
+#: ``answers_days``) is past its retention and goes. Old copies of the states are vacuumed.
+_V3: Migration = (
+    """ALTER TABLE answers ADD COLUMN kind TEXT NOT NULL DEFAULT 'answer'
+       CHECK (kind IN ('answer', 'connection'))""",
+    """UPDATE answers SET kind = 'connection' WHERE id IN (
+           SELECT (SELECT a.id FROM answers AS a
+                   WHERE a.client_id = c.client_id
+                     AND substr(a.text, 1, 500)
+                         = json_extract(c.state, '$.progress.last_connection')
+                   ORDER BY a.at DESC, a.id DESC LIMIT 1)
+           FROM clients AS c
+           WHERE json_type(c.state, '$.progress.last_connection') = 'text')""",
+    """UPDATE clients SET state = json_remove(state, '$.progress.last_connection')
+       WHERE json_type(state, '$.progress.last_connection') IS NOT NULL""",
+    """INSERT OR REPLACE INTO cleanup_due (id, task) SELECT 1, 'vacuum' WHERE changes() > 0""",
+)
+
+MIGRATIONS: Sequence[Migration] = (_V1, _V2, _V3)
+
+
+class NewerSchema(StoreError):
+    """The database was written by a newer release: its schema version is unknown here."""
+
+    def __init__(self, found: int, known: int) -> None:
+        super().__init__(f"database schema version {found} is newer than this program's {known}")
+        self.found = found
+        self.known = known
 
 
 def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> int:
     """Bring the database up to ``len(migrations)``; return the version it had before.
 
     Raises:
-        StoreError: The database was written by a newer version of the program.
+        NewerSchema: The database was written by a newer version of the program.
     """
     before = _version(conn)
     if before > len(migrations):
-        raise StoreError(
-            f"database schema version {before} is newer than this program's {len(migrations)}"
-        )
+        raise NewerSchema(before, len(migrations))
     for version in range(before, len(migrations)):
         conn.execute("BEGIN IMMEDIATE")
         try:

@@ -39,6 +39,7 @@ from bot.store._base import (
     StoredAnswer,
     StoreError,
 )
+from bot.store._cleanup import Cleanup
 
 MAX_GROUP = 256
 """Most commits applied in one transaction."""
@@ -46,10 +47,11 @@ MAX_GROUP = 256
 _LOG = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
+_BUSY_TIMEOUT_MS = 5000
 _PRAGMAS = (
     "PRAGMA synchronous = FULL",
     "PRAGMA secure_delete = ON",
-    "PRAGMA busy_timeout = 5000",
+    f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}",
     "PRAGMA foreign_keys = ON",
     "PRAGMA temp_store = MEMORY",  # savepoint journals and sorts never touch the disk
 )
@@ -76,10 +78,11 @@ class _Encoded:
     state: str | None
     ledger: list[tuple[str, str, str, str]]
     outbox: list[tuple[str, int | None, str, str]]
-    answers: list[tuple[str, str, str, str]]
+    answers: list[tuple[str, str, str, str, str]]
     timers_set: list[tuple[str, str, str, str]]
     timers_cancel: list[str]
     cancel_outbox: bool
+    drop_answers: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,11 +94,23 @@ class _Pending:
 class SqliteStore(Store):
     """`Store` on one SQLite file (WAL, fsync'd commits, secure delete, owner-only files).
 
+    Deleted rows (an erasure, the purge, dropped answers) and sent messages leave old copies
+    in the files' free space and in old WAL frames; a clean-up pass (`VACUUM` where rows were
+    deleted, then a checkpoint that truncates the WAL) removes them. It runs right after an
+    erasure or purge, `sent_cleanup_delay` seconds after messages were sent, and at open; while
+    another connection's read transaction holds it off it is retried every `cleanup_retry`
+    seconds. A durable note in the database keeps a `VACUUM` owed across a crash.
+
     Args:
         path: The database file; it and its parent directory are created if missing.
+        cleanup_retry: Seconds between clean-up passes while they are held off.
+        sent_cleanup_delay: Seconds after a message was sent (or dropped) before the pass
+            that removes its old copies; sends within that time share one pass.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(
+        self, path: str | Path, *, cleanup_retry: float = 5.0, sent_cleanup_delay: float = 1.0
+    ) -> None:
         self._path = Path(path)
         self._db: aiosqlite.Connection | None = None
         self._pending: deque[_Pending] = deque()
@@ -103,15 +118,22 @@ class SqliteStore(Store):
         self._writer: asyncio.Task[None] | None = None
         self._closing = False
         self._data_version: int | None = None
+        self._cleanup = Cleanup(self._clean_files, cleanup_retry)
+        self._sent_cleanup_delay = sent_cleanup_delay
 
     async def open(self) -> None:
         if self._db is not None:
             raise StoreError("the store is already open")
-        _create_private(self._path)
-        db = await aiosqlite.connect(self._path, isolation_level=None)
+        path = self._path
+        try:
+            _create_private(path)
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot create or open the database ({exc.strerror}); "
+                             "check the path and the permissions of its folder") from exc
+        db = await aiosqlite.connect(path, isolation_level=None)
         self._db = db
         try:
-            before = await self._run(_setup)
+            before = await self._run(lambda conn: _setup(conn, path))
         except BaseException:
             self._db = None
             await db.close()
@@ -126,6 +148,8 @@ class SqliteStore(Store):
         self._closing = False
         self._wake = asyncio.Event()
         self._writer = asyncio.create_task(self._write_loop(), name="store-writer")
+        self._cleanup.start()
+        self._cleanup.request()  # what a crash may have left, and a VACUUM still owed
 
     async def close(self) -> None:
         db = self._db
@@ -136,6 +160,9 @@ class SqliteStore(Store):
         if self._writer is not None:
             await self._writer
             self._writer = None
+        await self._cleanup.stop()
+        if self._cleanup.owed:
+            await self._cleanup.now()  # a last try; a VACUUM still owed is noted in the file
         self._db = None
         await db.close()
 
@@ -184,12 +211,15 @@ class SqliteStore(Store):
     ) -> None:
         at = _ts(sent_at)
         await self._run(lambda conn: _mark_sent(conn, outbox_id, at, message_ids))
+        self._cleanup.request(self._sent_cleanup_delay)
 
     async def changed_elsewhere(self) -> bool:
         # data_version changes when another connection commits, never for this one's own.
         version = (await self._fetchone("PRAGMA data_version", ()))[0]
         changed = self._data_version is not None and version != self._data_version
         self._data_version = version
+        if changed:  # e.g. `rehearse erase` held off by a reader: its clean-up is owed here
+            self._cleanup.request()
         return bool(changed)
 
     async def record_sent(
@@ -210,7 +240,10 @@ class SqliteStore(Store):
         )
 
     async def drop_outbox(self, client_id: str) -> int:
-        return await self._write("DELETE FROM outbox WHERE client_id = ?", (client_id,))
+        dropped = await self._write("DELETE FROM outbox WHERE client_id = ?", (client_id,))
+        if dropped:
+            self._cleanup.request(self._sent_cleanup_delay)
+        return dropped
 
     async def recent_sent_messages(self, client_id: str, since: datetime) -> list[tuple[int, int]]:
         rows = await self._fetchall(
@@ -237,16 +270,28 @@ class SqliteStore(Store):
 
     async def answers(self, client_id: str) -> list[StoredAnswer]:
         rows = await self._fetchall(
-            "SELECT step, text, at FROM answers WHERE client_id = ? ORDER BY at, id",
+            "SELECT step, text, at, kind FROM answers WHERE client_id = ? ORDER BY at, id",
             (client_id,),
         )
-        return [StoredAnswer(row[0], row[1], _dt(row[2])) for row in rows]
+        return [StoredAnswer(row[0], row[1], _dt(row[2]), row[3]) for row in rows]
+
+    async def latest_answer(self, client_id: str, kind: str) -> StoredAnswer | None:
+        row = await self._fetchone(
+            """SELECT step, text, at, kind FROM answers WHERE client_id = ? AND kind = ?
+               ORDER BY at DESC, id DESC LIMIT 1""",
+            (client_id, kind),
+        )
+        return None if row is None else StoredAnswer(row[0], row[1], _dt(row[2]), row[3])
 
     async def export(self, client_id: str) -> dict[str, object]:
         return await self._run(lambda conn: _export(conn, client_id))
 
-    async def erase(self, client_id: str) -> None:
-        await self._run(lambda conn: _erase(conn, client_id))
+    async def erase(self, client_id: str, keep_event: str | None = None) -> None:
+        await self._run(lambda conn: _erase(conn, client_id, keep_event))
+        await self._cleanup.now()
+
+    async def cleaned(self, timeout: float = 0.0) -> bool:  # noqa: ASYNC109
+        return await self._cleanup.settled(timeout)
 
     async def purge(
         self,
@@ -261,9 +306,12 @@ class SqliteStore(Store):
         ledger_before = _ts(now - timedelta(days=ledger_days))
         answers_before = _ts(now - timedelta(days=answers_days))
         technical_before = _ts(now - timedelta(days=technical_days))
-        return await self._run(
+        deleted = await self._run(
             lambda conn: _purge(conn, ledger_before, answers_before, technical_before)
         )
+        if deleted:
+            await self._cleanup.now()
+        return deleted
 
     async def add_invite(self, invite: Invite) -> None:
         await self._write(
@@ -303,6 +351,14 @@ class SqliteStore(Store):
         )
 
     # -- plumbing -------------------------------------------------------------------------
+
+    async def _clean_files(self) -> bool:
+        """One clean-up pass; False when it is held off (or failed) and must be retried."""
+        try:
+            return await self._run(_clean)
+        except StoreError as exc:
+            _LOG.warning("could not clean up the database files yet (%s); trying again", exc)
+            return False
 
     async def _run(self, job: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run `job` on the connection's thread as one call; wrap SQLite errors."""
@@ -355,6 +411,10 @@ class SqliteStore(Store):
             for pending in group:
                 _fail(pending.future, _error(f"group commit failed: {exc}", exc))
             return
+        if any(pending.encoded.drop_answers for pending in group):
+            self._cleanup.request()  # the dropped answers' old copies (a VACUUM is owed)
+        elif any(pending.encoded.cancel_outbox for pending in group):
+            self._cleanup.request(self._sent_cleanup_delay)  # dropped messages' old copies
         for pending, outcome in zip(group, outcomes, strict=True):
             if isinstance(outcome, StoreError):
                 _fail(pending.future, outcome)
@@ -369,16 +429,45 @@ _INVITE_COLUMNS = (
 )
 
 
-def _setup(conn: sqlite3.Connection) -> int:
-    """Set the PRAGMAs, make sure WAL is on, migrate; return the schema version found."""
+def _setup(conn: sqlite3.Connection, path: Path) -> int:
+    """Check the file, set the PRAGMAs, make sure WAL is on, migrate; return the version found.
+
+    Raises:
+        StoreError: The file is not a usable database; the message names it and says what to
+            do. Nothing is written to a file that is refused.
+    """
     if sqlite3.sqlite_version_info < _MIN_SQLITE:
         raise StoreError(f"SQLite {sqlite3.sqlite_version} is too old; 3.37 or newer is needed")
-    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-    if str(mode).lower() != "wal":
-        raise StoreError(f"cannot use WAL on this database (journal_mode is {mode})")
-    for pragma in _PRAGMAS:
-        conn.execute(pragma)
-    return _migrations.migrate(conn, _migrations.MIGRATIONS)
+    try:
+        problem = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+        if problem != "ok":
+            raise StoreError(_damaged(path, str(problem)))
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StoreError(f"{path}: cannot use WAL on this database (journal_mode is {mode})")
+        for pragma in _PRAGMAS:
+            conn.execute(pragma)
+        return _migrations.migrate(conn, _migrations.MIGRATIONS)
+    except _migrations.NewerSchema as exc:
+        raise StoreError(
+            f"{path} was written by a newer release of Rehearse (schema version {exc.found}; "
+            f"this one knows up to {exc.known}): upgrade Rehearse, or restore a backup made "
+            "by this release (docs/operations.md, section 9)") from exc
+    except sqlite3.DatabaseError as exc:
+        if exc.sqlite_errorcode == sqlite3.SQLITE_NOTADB:
+            raise StoreError(
+                f"{path} is not a SQLite database (or its first page is damaged): check that "
+                "storage.database (or --db) names Rehearse's database file, or restore it "
+                "from a backup (docs/operations.md, section 7)") from exc
+        if exc.sqlite_errorcode == sqlite3.SQLITE_CORRUPT:
+            raise StoreError(_damaged(path, str(exc))) from exc
+        raise StoreError(f"{path}: cannot use the database ({exc})") from exc
+
+
+def _damaged(path: Path, problem: str) -> str:
+    problem = " ".join(problem.replace("*** in database main ***", "").split())
+    return (f"{path} is damaged ({problem}): stop the bot, keep a copy of the file, and "
+            "restore the latest backup (docs/operations.md, section 7)")
 
 
 @contextmanager
@@ -423,6 +512,10 @@ def _apply(conn: sqlite3.Connection, c: _Encoded) -> bool:
         return False
     if c.cancel_outbox:
         conn.execute("DELETE FROM outbox WHERE client_id = ?", (c.client_id,))
+    if c.drop_answers and conn.execute(
+        "DELETE FROM answers WHERE client_id = ?", (c.client_id,)
+    ).rowcount:
+        _owe_vacuum(conn)
     if c.state is not None:
         conn.execute(
             """INSERT INTO clients (client_id, state, updated_at) VALUES (?, ?, ?)
@@ -441,7 +534,8 @@ def _apply(conn: sqlite3.Connection, c: _Encoded) -> bool:
         )
     if c.answers:
         conn.executemany(
-            "INSERT INTO answers (client_id, step, text, at) VALUES (?, ?, ?, ?)", c.answers
+            "INSERT INTO answers (client_id, step, text, at, kind) VALUES (?, ?, ?, ?, ?)",
+            c.answers,
         )
     for kind in c.timers_cancel:
         if kind == "*":
@@ -498,9 +592,9 @@ def _export(conn: sqlite3.Connection, client_id: str) -> dict[str, object]:
                 )
             ],
             "answers": [
-                {"step": step, "text": text, "at": at}
-                for step, text, at in rows(
-                    "SELECT step, text, at FROM answers WHERE client_id = ? ORDER BY at, id"
+                {"step": step, "text": text, "at": at, "kind": kind}
+                for step, text, at, kind in rows(
+                    "SELECT step, text, at, kind FROM answers WHERE client_id = ? ORDER BY at, id"
                 )
             ],
             "timers": [
@@ -556,16 +650,15 @@ def _export(conn: sqlite3.Connection, client_id: str) -> dict[str, object]:
         }
 
 
-def _erase(conn: sqlite3.Connection, client_id: str) -> None:
+def _erase(conn: sqlite3.Connection, client_id: str, keep_event: str | None) -> None:
     with _transaction(conn):
+        if keep_event is not None:  # stays handled, as nobody's: a redelivery changes nothing
+            conn.execute("UPDATE inbox SET client_id = '' WHERE event_id = ? AND client_id = ?",
+                         (keep_event, client_id))
         for table in _CLIENT_TABLES:
             conn.execute(f"DELETE FROM {table} WHERE client_id = ?", (client_id,))
         conn.execute("UPDATE invites SET redeemed_by = NULL WHERE redeemed_by = ?", (client_id,))
-    if not _scrub(conn):
-        raise StoreError(
-            "the client's rows are deleted, but another connection kept the WAL from being "
-            "truncated; old copies remain in it until the next complete checkpoint"
-        )
+        _owe_vacuum(conn)
 
 
 def _purge(
@@ -581,23 +674,44 @@ def _purge(
             ("DELETE FROM failed_codes WHERE at < ?", technical_before),
         ):
             deleted += conn.execute(sql, (before,)).rowcount
-    if deleted:
-        _scrub(conn)  # best effort; the next erase or purge completes it
+        if deleted:
+            _owe_vacuum(conn)
     return deleted
 
 
-def _scrub(conn: sqlite3.Connection) -> bool:
-    """Remove every old copy of deleted rows from the files; False if a reader blocked it.
+def _owe_vacuum(conn: sqlite3.Connection) -> None:
+    """Note, in the transaction that deletes rows, that a `VACUUM` is owed (see `_clean`)."""
+    conn.execute("INSERT OR REPLACE INTO cleanup_due (id, task) VALUES (1, 'vacuum')")
+
+
+def _clean(conn: sqlite3.Connection) -> bool:
+    """Remove old copies of deleted rows and sent messages from the files.
 
     secure_delete zeroes freed cells and pages, but when SQLite rebalances a b-tree page
     it can leave stale cell bytes in the page's unused gap, which deleting the rows does
-    not touch. VACUUM rebuilds every page from the live rows only; the TRUNCATE checkpoint
-    then writes those pages over the database file (which shrinks to fit) and empties the
-    WAL, whose frames still hold the old page images.
+    not touch. VACUUM (when rows were deleted) rebuilds every page from the live rows only;
+    the TRUNCATE checkpoint then writes the newest pages over the database file and empties
+    the WAL, whose frames still hold old page images. The checkpoint does not wait: while
+    another connection's read transaction needs the old frames it fails, and the note in
+    ``cleanup_due`` (``truncate`` once the VACUUM is done) keeps the rest owed.
+
+    Returns:
+        True when nothing is owed any more; False when a reader held the checkpoint off.
     """
-    conn.execute("VACUUM")
-    busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
-    return not busy
+    owed = conn.execute("SELECT task FROM cleanup_due").fetchone()
+    if owed is not None and owed[0] == "vacuum":
+        conn.execute("VACUUM")
+        conn.execute("UPDATE cleanup_due SET task = 'truncate'")
+    conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+    if busy:
+        return False
+    if owed is not None:
+        conn.execute("DELETE FROM cleanup_due")  # writes only this table's own, empty page
+    return True
 
 
 def _redeem_invite(
@@ -645,10 +759,11 @@ def _encode(c: Commit) -> _Encoded:
         state=None if c.state is None else _json(c.state),
         ledger=[(c.client_id, _ts(r.at), r.kind, _json(r.data)) for r in c.ledger],
         outbox=[(m.client_id, m.chat_id, _json(m.payload), at) for m in c.outbox],
-        answers=[(c.client_id, a.step, a.text, _ts(a.at)) for a in c.answers],
+        answers=[(c.client_id, a.step, a.text, _ts(a.at), a.kind) for a in c.answers],
         timers_set=[(c.client_id, t.kind, _ts(t.due), _json(t.payload)) for t in c.timers_set],
         timers_cancel=list(c.timers_cancel),
         cancel_outbox=c.cancel_outbox,
+        drop_answers=c.drop_answers,
     )
 
 

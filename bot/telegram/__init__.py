@@ -15,7 +15,7 @@ from telegram.error import InvalidToken, TelegramError
 
 from bot.app import build
 from bot.config import Config
-from bot.store import SqliteStore
+from bot.store import SqliteStore, StoreError
 from bot.telegram._edge import TelegramEdge, chat_of, serve
 from bot.telegram._invites import code_hash, new_code
 from bot.telegram._logging import install_token_redaction
@@ -74,6 +74,9 @@ def run_bot(config: Config) -> int:
     # into InvalidToken's message, and a traceback printed by Python bypasses the redaction.
     try:
         asyncio.run(main())
+    except StoreError as exc:  # e.g. a damaged or foreign database file: one clear line
+        print(exc, file=sys.stderr)
+        return 1
     except InvalidToken:
         log.critical("Telegram rejected the bot token; check TELEGRAM_BOT_TOKEN")
         return 1

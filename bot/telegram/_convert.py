@@ -24,14 +24,15 @@ class Incoming:
         chat_id: The private chat to answer in.
         event_id: ``tg:<update id>``, the dedup key.
         event: The engine event.
-        text: The raw text, when there is any (for the access gate's crisis check).
+        free_text: Everything the person wrote (a message, the words after a command, a
+            caption, an edited text) for the access gate's crisis scan; never stored.
     """
 
     client_id: str
     chat_id: int
     event_id: str
     event: Event
-    text: str | None = None
+    free_text: str = ""
 
 
 def client_key(user_id: int) -> str:
@@ -45,36 +46,41 @@ def convert(update: Update) -> Incoming | None:
     chat = update.effective_chat
     if user is None or chat is None or user.is_bot:
         return None
-    name = user.first_name
+    name, language = user.first_name, user.language_code
     event: Event
-    text: str | None = None
+    text = ""
     if update.my_chat_member is not None:
         status = update.my_chat_member.new_chat_member.status
         if status not in (ChatMember.BANNED, ChatMember.LEFT):
             return None
         event = Blocked()
     elif update.callback_query is not None:
-        event = Button(data=update.callback_query.data or "", display_name=name)
+        event = Button(data=update.callback_query.data or "", display_name=name,
+                       language=language)
     elif update.edited_message is not None:
-        event = NonText(kind="edit", display_name=name)
+        # An edit is never an answer, but its new words are scanned like any message.
+        edited = update.edited_message
+        text = edited.text or edited.caption or ""
+        event = NonText(kind="edit", text=text, display_name=name, language=language)
     elif update.message is not None:
         message = update.message
-        text = message.text
-        if text is None:
+        if message.text is None:
+            text = message.caption or ""
             kind = next((k for k in _NON_TEXT if getattr(message, k, None)), "other")
-            event = NonText(kind=kind, display_name=name)
+            event = NonText(kind=kind, text=text, display_name=name, language=language)
         else:
-            event = _text_event(text, name)
+            text = message.text
+            event = _text_event(text, name, language)
     else:
         return None
     return Incoming(client_key(user.id), chat.id, f"tg:{update.update_id}", event, text)
 
 
-def _text_event(text: str, name: str) -> Event:
+def _text_event(text: str, name: str, language: str | None) -> Event:
     if text.startswith("/") and len(text) > 1 and not text[1].isspace():
         command, _, args = text[1:].partition(" ")
         command = command.split("@", 1)[0].lower()
         if command == "start":
-            return Start(payload=args.strip() or None, display_name=name)
-        return Command(name=command, args=args.strip(), display_name=name)
-    return Text(text=text, display_name=name)
+            return Start(payload=args.strip() or None, display_name=name, language=language)
+        return Command(name=command, args=args.strip(), display_name=name, language=language)
+    return Text(text=text, display_name=name, language=language)

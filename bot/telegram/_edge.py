@@ -4,8 +4,15 @@ Polling is at least once: an update's offset is confirmed to Telegram only after
 update of its batch was committed (or found to be a duplicate). If handling failed because
 storage or the network did — a full disk, say — the batch is fetched again after a pause,
 for as long as it takes, and dedup by update id makes the retry safe. Any other failure is
-a bug that would fail again: such an update is tried :data:`MAX_ATTEMPTS` times, then given
-up (its sender is told something went wrong), so one bad update cannot hold up everyone.
+a bug, or data the store refuses, and would fail again: such an update is tried
+:data:`MAX_ATTEMPTS` times, then given up (its sender is told something went wrong), so one
+bad update cannot hold up everyone. An update python-telegram-bot cannot read at all is
+given up at once (``_batch.py``). The next offset is always past the highest update id of
+the batch.
+
+Each loop (polling, sending, timers) is supervised: an unexpected exception restarts it
+after a pause, and after :data:`MAX_RESTARTS` failures in a row the bot stops, so that
+``rehearse run`` exits 1 instead of living on deaf.
 """
 
 from __future__ import annotations
@@ -15,12 +22,13 @@ import contextlib
 import gc
 import logging
 import signal
+import sqlite3
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
+from typing import Any
 
 from telegram import BotCommand, Update
 from telegram.constants import ParseMode
@@ -41,12 +49,15 @@ from telegram.ext import (
     ContextTypes,
     Job,
 )
+from telegram.request import HTTPXRequest
 
-from bot.app import Loaded, crisis_matcher, resolve
+from bot.app import Loaded
 from bot.config import Config
 from bot.engine import COMMANDS, Blocked
 from bot.service import Rehearsal, Retention
 from bot.store import Store, StoreError
+from bot.telegram._batch import Batch, read_batch, read_body
+from bot.telegram._logging import keep_payloads_out_of_logs
 from bot.telegram._processor import PerClientProcessor
 from bot.telegram._registry import Handlers
 from bot.telegram._sender import OutboxSender, Pacer
@@ -63,6 +74,21 @@ POLL_BACKOFF: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 10.0)
 REFETCH_AFTER_FAILURE = 5.0
 #: Attempts at an update whose handling fails for any other reason before it is given up.
 MAX_ATTEMPTS = 3
+#: Longest wait when Telegram answers ``getUpdates`` with 429 and a ``retry_after``: while
+#: waiting the bot is deaf to crisis messages, and asking again early costs one request that
+#: Telegram refuses again (the sender, by contrast, obeys ``retry_after`` in full).
+MAX_RETRY_AFTER = 30.0
+#: Seconds a long poll may take beyond its ``timeout`` before it counts as timed out.
+POLL_READ_MARGIN = 10.0
+#: How long a stop lets the updates in hand finish and the outbox drain (``stop``) ...
+DRAIN_SECONDS = 8.0
+#: ... and how much longer it allows for the sends in flight then, confirming the last
+#: offset and closing connections: SIGTERM ends the bot within 10 s (systemd kills at 30).
+STOP_GRACE = 2.0
+#: Failures in a row after which a loop is no longer restarted and the bot stops; a loop
+#: that ran this long before it failed starts counting afresh.
+MAX_RESTARTS = 5
+RESTART_FORGIVEN_AFTER = 60.0
 PURGE_INTERVAL = 24 * 60 * 60.0
 #: Connections to the Bot API for everything but polling (python-telegram-bot's default is
 #: 256). httpx checks every idle connection on every request, so a large pool costs CPU on
@@ -72,6 +98,15 @@ HTTP_CONNECTIONS = 8
 #: Seconds a request may wait for a free connection before it fails as a timeout (and is
 #: retried like one).
 POOL_TIMEOUT = 30.0
+
+
+class _PollRequest(HTTPXRequest):
+    """The long poll's connection: reads a batch even if some of its updates are broken."""
+
+    @staticmethod
+    def parse_json_payload(payload: bytes) -> dict[str, Any]:
+        """Decode a body, one update at a time if the whole fails (``read_body``)."""
+        return read_body(payload)
 
 
 class _Application(Application):  # type: ignore[type-arg]
@@ -128,7 +163,7 @@ class TelegramEdge:
             .token(config.token.get_secret_value())
             .updater(None)
             .concurrent_updates(PerClientProcessor())
-            .get_updates_read_timeout(config.telegram.poll_timeout + 10)
+            .get_updates_request(_PollRequest(connection_pool_size=1))
             .connection_pool_size(HTTP_CONNECTIONS)
             .pool_timeout(POOL_TIMEOUT)
         )
@@ -142,20 +177,27 @@ class TelegramEdge:
                            overall=sending.global_per_second),
             backoff=sending.backoff_seconds,
         )
-        prompts = config.prompts
-        self.handlers = Handlers(config, self.service, self.sender, loaded.renderer,
-                                 crisis_matcher(resolve(Path(prompts.path)), prompts.locale), clock)
+        self.handlers = Handlers(config, self.service, self.sender, loaded.renderer, clock)
         self.handlers.register(self.app)
         self.app.add_error_handler(self._note_failure)
+        keep_payloads_out_of_logs()
+        #: Set to stop polling and timers; then, once the updates in hand are handled, the
+        #: sender's ``_handled`` is set and it drains the outbox.
         self._stop = asyncio.Event()
+        self._handled = asyncio.Event()
         #: Telegram refused the token while polling (the edge then stops by itself).
         self.token_refused = False
+        #: A loop kept failing (the edge then stops by itself; ``rehearse run`` exits 1).
+        self.failed = False
         #: Handling failed in the current batch: for lack of storage or network / otherwise.
         self._unavailable = False
         self._failed = False
-        #: Failed attempts per update id in the current batch, and the updates given up.
+        #: Until the batch is confirmed: failed attempts per update id, the ids given up or
+        #: unreadable (never handled again), and the updates given up but not apologised for.
         self._attempts: Counter[int] = Counter()
+        self._settled: set[int] = set()
         self._given_up: list[Update] = []
+        #: Polling, sending, timers.
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -170,18 +212,35 @@ class TelegramEdge:
         ])
         await self.app.start()
         self._tasks = [
-            asyncio.create_task(self._poll()),
-            asyncio.create_task(self.sender.run(self._stop)),
-            asyncio.create_task(self._timers()),
+            asyncio.create_task(self._supervised("polling", self._poll)),
+            asyncio.create_task(self._supervised(
+                "sending", lambda: self.sender.run(self._handled))),
+            asyncio.create_task(self._supervised("timers", self._timers)),
         ]
 
-    async def stop(self, drain_seconds: float = 10.0) -> None:
-        """Stop gracefully: no new updates, in-flight ones finish, the outbox is flushed."""
+    async def stop(self, drain_seconds: float = DRAIN_SECONDS) -> None:
+        """Stop within ``drain_seconds`` plus :data:`STOP_GRACE`, losing nothing.
+
+        No more updates are fetched. Until ``drain_seconds`` have passed, the updates in
+        hand are handled and committed and the outbox is sent; then whatever is left is cut
+        short: an update not committed is not confirmed (Telegram delivers it again), a
+        message not sent stays in the outbox for the next start. The grace covers the sends
+        still in flight, confirming the last offset and closing the connections.
+        """
+        deadline = time.monotonic() + drain_seconds
         self._stop.set()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.sender.finish_by(deadline)
+        if self._tasks:
+            poll, sending, timers = self._tasks
+            if await _finish([poll, timers], by=deadline):
+                log.warning("stopped while handling updates; Telegram delivers the ones not "
+                            "committed again at the next start")
+            self._handled.set()
+            await _finish([sending], by=deadline + STOP_GRACE)
         if self.app.running:
-            await self.app.stop()
-        await self.sender.drain(drain_seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.app.stop(), max(0.0, deadline + STOP_GRACE
+                                                           - time.monotonic()))
         await self.app.shutdown()
 
     def request_stop(self) -> None:
@@ -189,71 +248,113 @@ class TelegramEdge:
         self._stop.set()
 
     async def wait(self) -> None:
-        """Wait until :meth:`stop` is called or polling gave up (bad token)."""
+        """Wait until :meth:`stop` is called, polling gave up (bad token) or a loop failed."""
         await self._stop.wait()
 
     # -- loops ------------------------------------------------------------------------------
+    async def _supervised(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
+        if not await supervise(name, loop, self._stop):
+            self.failed = True
+            self._stop.set()
+
     async def _poll(self) -> None:
-        offset: int | None = None
+        offset: int | None = None  # past the highest id of the last batch handled
+        confirmed: int | None = None  # the offset Telegram has seen
         failures = 0
-        confirmed: int | None = None
         while not self._stop.is_set():
             try:
-                updates = await self._get_updates(offset)
+                results = await self._long_poll(offset)
+                if results is None:
+                    break  # stopped during a long poll
+                batch = read_batch(results, self.app.bot)
             except (InvalidToken, Forbidden):
                 log.critical("Telegram refused the bot token; stopping")
                 self.token_refused = True
                 self._stop.set()
                 return
             except RetryAfter as exc:
-                await self._pause(float(_seconds(exc.retry_after)))
+                asked = _seconds(exc.retry_after)
+                wait = min(asked, MAX_RETRY_AFTER)
+                log.warning("Telegram asked to wait %.0f s before fetching updates again; "
+                            "asking again in %.0f s", asked, wait)
+                await self._pause(wait)
                 continue
             except (TimedOut, NetworkError, Conflict) as exc:
                 # Conflict: another instance is polling with this token (or was, a moment
                 # ago during a deploy). Never let the poller die: the bot would go deaf.
                 failures += 1
                 log.warning("fetching updates failed (%s); retrying", type(exc).__name__)
-                await self._pause(POLL_BACKOFF[min(failures, len(POLL_BACKOFF)) - 1])
+                await self._pause(_backoff(failures))
                 continue
-            except Exception:
+            except Exception as exc:
+                # The type only: a body that cannot be decoded may be quoted in the message.
                 failures += 1
-                log.exception("fetching updates failed unexpectedly; retrying")
-                await self._pause(POLL_BACKOFF[min(failures, len(POLL_BACKOFF)) - 1])
+                log.error("fetching updates failed unexpectedly (%s); retrying",
+                          type(exc).__name__)
+                await self._pause(_backoff(failures))
                 continue
-            if updates is None:
-                return  # stopped during a long poll, which carried the offset already
             confirmed = offset
+            if batch.nameless or batch.repeated:
+                log.warning("ignored %d updates without a usable update_id and %d repeated "
+                            "in their batch", batch.nameless, batch.repeated)
+            if batch.highest is None:
+                # Nothing but updates no offset can confirm: they are served again at once.
+                failures = failures + 1 if batch.nameless else 0
+                if batch.nameless:
+                    await self._pause(_backoff(failures))
+                continue
             failures = 0
-            self._unavailable = self._failed = False
-            for update in updates:
-                await self.app.update_queue.put(update)
-            await self.app.update_queue.join()
-            await self._apologise_for_given_up()
-            if self._unavailable:
-                await self._pause(REFETCH_AFTER_FAILURE)
-                continue
-            if self._failed:
-                continue
-            self._attempts.clear()
-            if updates:
-                offset = updates[-1].update_id + 1
+            if await self._handle(batch):
+                offset = batch.highest + 1
         if offset is not None and offset != confirmed:
             await self._confirm(offset)
+
+    async def _handle(self, batch: Batch) -> bool:
+        """Handle a batch; True when every update is committed, a duplicate or given up."""
+        unreadable = [u for u in batch.unreadable if u.update_id not in self._settled]
+        for skipped in unreadable:
+            log.error("update %d could not be read (python-telegram-bot does not know its "
+                      "form); skipping it", skipped.update_id)
+            self._settled.add(skipped.update_id)
+        self._unavailable = self._failed = False
+        await self._process([u for u in batch.updates if u.update_id not in self._settled])
+        given_up, self._given_up = self._given_up, []
+        chats = [u.chat_id for u in unreadable if u.chat_id is not None]
+        chats += [chat.id for u in given_up
+                  if (chat := u.effective_chat) is not None and chat.type == chat.PRIVATE]
+        await self._apologise(chats)
+        if self._unavailable:
+            await self._pause(REFETCH_AFTER_FAILURE)
+            return False
+        if self._failed:
+            return False
+        self._attempts.clear()
+        self._settled.clear()
+        return True
+
+    async def _process(self, updates: Sequence[Update]) -> None:
+        """Run the handlers on each update: per client in order, clients concurrently."""
+        processor = self.app.update_processor
+        outcomes = await asyncio.gather(
+            *(processor.process_update(update, self.app.process_update(update))
+              for update in updates),
+            return_exceptions=True)
+        for update, outcome in zip(updates, outcomes, strict=True):
+            if isinstance(outcome, Exception):  # outside any handler (those go to the
+                self._decide_after_failure(update, outcome)  # error handler)
 
     async def _confirm(self, offset: int) -> None:
         """Confirm the last handled batch when stopping, so it is not delivered again."""
         try:
-            await self.app.bot.get_updates(offset=offset, timeout=0, limit=1,
-                                           allowed_updates=ALLOWED_UPDATES)
-        except TelegramError as exc:
+            await asyncio.wait_for(self._get_updates(offset, poll=0, limit=1), STOP_GRACE)
+        except (TelegramError, TimeoutError) as exc:
             log.info("could not confirm the last updates (%s); they will be deduplicated "
                      "when Telegram delivers them again", type(exc).__name__)
 
-    async def _get_updates(self, offset: int | None) -> tuple[Update, ...] | None:
+    async def _long_poll(self, offset: int | None) -> object:
         """One long poll, cut short (returning None) when the edge stops."""
-        fetch = asyncio.create_task(self.app.bot.get_updates(
-            offset=offset, timeout=self.config.telegram.poll_timeout,
-            allowed_updates=ALLOWED_UPDATES))
+        fetch = asyncio.create_task(
+            self._get_updates(offset, poll=self.config.telegram.poll_timeout))
         stopped = asyncio.create_task(self._stop.wait())
         await asyncio.wait({fetch, stopped}, return_when=asyncio.FIRST_COMPLETED)
         stopped.cancel()
@@ -261,8 +362,23 @@ class TelegramEdge:
             fetch.cancel()
             await asyncio.gather(fetch, return_exceptions=True)
             return None
-        updates: tuple[Update, ...] = fetch.result()
-        return updates
+        return fetch.result()
+
+    async def _get_updates(self, offset: int | None, poll: int, limit: int | None = None,
+                           ) -> object:
+        """``getUpdates``'s results (a long poll of ``poll`` seconds), decoded but not read
+        into updates (``read_batch``).
+
+        ``Bot.get_updates`` reads the batch as a whole and logs all of it when one update
+        fails; its own route to the API, ``Bot._post``, with the polling connection, is used
+        instead.
+        """
+        result: object = await self.app.bot._post(
+            "getUpdates",
+            {"offset": offset, "timeout": poll, "limit": limit,
+             "allowed_updates": ALLOWED_UPDATES},
+            read_timeout=poll + POLL_READ_MARGIN)
+        return result
 
     async def _timers(self) -> None:
         """Every second: notice operator commands, fire due timers; purge once a day."""
@@ -309,35 +425,108 @@ class TelegramEdge:
         self._attempts[update.update_id] += 1
         attempt = self._attempts[update.update_id]
         # The type and the frames only: an exception's message may quote what a client typed.
-        frames = "".join(traceback.format_tb(error.__traceback__)) if error else ""
         log.error("handling update %d failed (%s), attempt %d of %d\n%s", update.update_id,
-                  type(error).__name__, attempt, MAX_ATTEMPTS, frames)
+                  _kind(error), attempt, MAX_ATTEMPTS, _frames(error))
         if attempt < MAX_ATTEMPTS:
             self._failed = True
         else:
+            self._settled.add(update.update_id)
             self._given_up.append(update)
 
-    async def _apologise_for_given_up(self) -> None:
-        """Tell the sender of each given-up update that it was not handled."""
-        given_up, self._given_up = self._given_up, []
-        for update in given_up:
-            chat = update.effective_chat
-            if chat is None or chat.type != chat.PRIVATE:
-                continue
+    async def _apologise(self, chat_ids: Sequence[int]) -> None:
+        """Tell each private chat that its update was not handled (``error.generic``)."""
+        for chat_id in chat_ids:
             try:
                 await self.app.bot.send_message(
-                    chat.id, self.handlers.texts.system("error.generic"),
+                    chat_id, self.handlers.texts.system("error.generic"),
                     parse_mode=ParseMode.HTML)
             except TelegramError as exc:
-                log.warning("could not say that update %d was given up (%s)", update.update_id,
+                log.warning("could not tell a client their update was not handled (%s)",
                             type(exc).__name__)
 
 
+async def supervise(name: str, loop: Callable[[], Awaitable[None]], stop: asyncio.Event,
+                    ) -> bool:
+    """Run a loop of the edge until it returns, restarting it after an unexpected error.
+
+    Between restarts it pauses as the poller does after failures (:data:`POLL_BACKOFF`).
+
+    Returns:
+        False when it failed :data:`MAX_RESTARTS` times in a row (a run that lasted
+        :data:`RESTART_FORGIVEN_AFTER` seconds resets the count): the bot should stop.
+    """
+    failures = 0
+    while True:
+        started = time.monotonic()
+        try:
+            await loop()
+            return True
+        except Exception as error:
+            if time.monotonic() - started >= RESTART_FORGIVEN_AFTER:
+                failures = 0
+            failures += 1
+            log.error("the %s loop failed (%s), failure %d of %d\n%s", name, _kind(error),
+                      failures, MAX_RESTARTS, _frames(error))
+        if failures >= MAX_RESTARTS:
+            log.critical("the %s loop keeps failing; stopping", name)
+            return False
+        if stop.is_set():
+            return True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=_backoff(failures))
+        log.info("restarting the %s loop", name)
+
+
+async def _finish(tasks: Sequence[asyncio.Task[None]], by: float) -> bool:
+    """Let tasks run until ``by`` (``time.monotonic()``), then cancel them; True if any was."""
+    _, pending = await asyncio.wait(tasks, timeout=max(0.0, by - time.monotonic()))
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return bool(pending)
+
+
+def _backoff(failures: int) -> float:
+    return POLL_BACKOFF[min(failures, len(POLL_BACKOFF)) - 1]
+
+
+def _frames(error: BaseException | None) -> str:
+    return "".join(traceback.format_tb(error.__traceback__)) if error else ""
+
+
+def _kind(error: BaseException | None) -> str:
+    """An exception's type, and its root cause's if that differs (never its message)."""
+    cause = _root_cause(error)
+    if cause is error or cause is None:
+        return type(error).__name__
+    return f"{type(error).__name__} caused by {type(cause).__name__}"
+
+
+def _root_cause(error: BaseException | None) -> BaseException | None:
+    for _ in range(20):
+        if error is None or error.__cause__ is None:
+            break
+        error = error.__cause__
+    return error
+
+
+#: How Python and SQLite refuse a value (a string with a lone surrogate, an int too large, a
+#: constraint, a type SQLite cannot bind): the same data fails again however long one waits.
+_DATA_ERRORS = (ValueError, TypeError, OverflowError, sqlite3.IntegrityError,
+                sqlite3.DataError, sqlite3.InterfaceError, sqlite3.ProgrammingError)
+
+
 def _is_unavailability(error: BaseException | None) -> bool:
-    """Storage or network trouble, which clears by itself: worth waiting for, not a bug."""
+    """Storage or network trouble, which clears by itself: worth waiting for, not a bug.
+
+    Storage trouble is any store failure not caused by the data of the update (a full disk,
+    a read-only or locked database, an I/O error, the store closed).
+    """
     if isinstance(error, NetworkError):
         return not isinstance(error, BadRequest)
-    return isinstance(error, StoreError | OSError | RetryAfter)
+    if isinstance(error, StoreError):
+        return not isinstance(_root_cause(error), _DATA_ERRORS)
+    return isinstance(error, OSError | RetryAfter)
 
 
 def _seconds(value: object) -> float:
@@ -368,4 +557,6 @@ async def serve(config: Config, loaded: Loaded, store: Store) -> None:
     await edge.stop()
     if edge.token_refused:
         raise InvalidToken("Telegram refused the bot token")
+    if edge.failed:
+        raise RuntimeError("a loop of the bot kept failing (see the errors above)")
     log.info("Rehearse stopped cleanly")

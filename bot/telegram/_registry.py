@@ -36,7 +36,8 @@ from telegram.ext import (
 )
 
 from bot.config import Config
-from bot.engine import LEVELS, Blocked, Clinician, Command, CrisisMatcher, Redeemed, Start
+from bot.crisis import Detection
+from bot.engine import LEVELS, Blocked, Clinician, Command, Message, Redeemed, Start
 from bot.render import Renderer
 from bot.service import Handled, Rehearsal
 from bot.store import Invite
@@ -75,14 +76,13 @@ class Handlers:
         service: Rehearsal,
         sender: OutboxSender,
         texts: Renderer,
-        crisis: CrisisMatcher,
         clock: Callable[[], datetime],
     ) -> None:
         self.config = config
         self.service = service
         self.sender = sender
         self.texts = texts
-        self.crisis = crisis
+        self.crisis = service.engine.resources.crisis
         self.clock = clock
         #: Clients let in lately (a cache of the store; bounded, so flat in idle clients).
         self._admitted: Recent[str, bool] = Recent()
@@ -126,8 +126,11 @@ class Handlers:
             return
         if isinstance(event, Blocked):
             raise ApplicationHandlerStop
-        if incoming.text is not None and self.crisis.matches(incoming.text):
-            await self._stranger_crisis(context, incoming.chat_id)
+        # Strangers, including clients who erased their data, are answered in a crisis too:
+        # crisis language anywhere, and /sos (published in everyone's command menu).
+        detection = self.crisis.scan(incoming.free_text)
+        if detection or (isinstance(event, Command) and event.name == "sos"):
+            await self._stranger_crisis(context, incoming, detection)
         else:
             await self._reply(context, incoming.chat_id, self.texts.system("access.invite_needed"))
         raise ApplicationHandlerStop
@@ -172,11 +175,20 @@ class Handlers:
                           await self.service.handle(incoming.client_id, incoming.event_id, event))
         return True
 
-    async def _stranger_crisis(self, context: Context, chat_id: int) -> None:
-        region = self.config.safety.regions[self.config.safety.region]
-        resources = [r.model_dump() for r in region.resources]
-        await self._reply(context, chat_id, self.texts.system(
-            "crisis.resources", resources=resources, emergency=region.emergency))
+    async def _stranger_crisis(
+        self, context: Context, incoming: Incoming, detection: Detection
+    ) -> None:
+        """Crisis lines for someone the bot has no state for (the region their language
+        suggests, else the practice's); the fact and kinds are logged, never the text."""
+        policy = self.service.engine.resources.policy
+        lines = policy.lines(policy.suggest_region(incoming.event.language))
+        log.warning("crisis support shown to someone without an invite (kinds: %s)",
+                    ", ".join(k.value for k in detection.kinds) or "sos")
+        text = self.texts.system("crisis.resources",
+                                 **lines.crisis_context(detection or None, running=False))
+        await self.service.reply_to_stranger(incoming.client_id, incoming.event_id,
+                                             [Message(text=str(text).strip(), urgent=True)])
+        self.sender.wake.set()
 
     # -- clinician commands -----------------------------------------------------------------
     async def clinician(self, update: Update, context: Context) -> None:

@@ -5,6 +5,10 @@ Rows are sent in order per client, different clients concurrently. A 429 holds s
 dropped; "bot was blocked" counts as a halt. A message is removed from the outbox only
 after Telegram accepted it, so after a crash unsent rows go out on restart (at least once:
 a send that timed out after Telegram accepted it can arrive twice).
+
+A message Telegram accepted is never sent again because the store could not record it (a
+full disk, a read-only database): it is remembered as sent and recording it is retried, so
+only a crash or stop before the record succeeds can send it once more.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import asyncio
 import contextlib
 import html
 import logging
+import math
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -23,7 +28,7 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
-from bot.store import OutboxRow, Store
+from bot.store import OutboxRow, Store, StoreError
 from bot.telegram._recent import Recent
 
 log = logging.getLogger(__name__)
@@ -51,13 +56,17 @@ class Pacer:
     _overall: tuple[float, float] | None = None
     _hold_until: float = 0.0
 
-    def wait(self, chat_id: int) -> float:
-        """Seconds until a message may go to this chat (0: now)."""
+    def wait(self, chat_id: int, *, urgent: bool = False) -> float:
+        """Seconds until a message may go to this chat (0: now).
+
+        An urgent message (a crisis response) waits only for the overall limit and a 429,
+        never for the chat's own pace: Telegram allows short bursts to one chat.
+        """
         now = self.clock()
         waits = [self._hold_until - now]
         if self.overall > 0:
             waits.append(_bucket_wait(self._overall, self.overall, self.burst * 10, now))
-        if self.per_chat > 0:
+        if self.per_chat > 0 and not urgent:
             waits.append(_bucket_wait(self._chats.get(chat_id), self.per_chat, self.burst, now))
         return max(0.0, *waits)
 
@@ -130,16 +139,31 @@ class OutboxSender:
         self.wake = asyncio.Event()
         #: The message showing each chat's live keyboard (recent chats only).
         self._keyboards: Recent[int, int] = Recent()
+        #: Messages Telegram accepted that the store could not record yet: outbox id ->
+        #: (when sent, Telegram's message ids). They are never sent again.
+        self._unrecorded: dict[int, tuple[datetime, list[int]]] = {}
+        #: No send starts after this moment (``time.monotonic()``; see :meth:`finish_by`).
+        self._deadline = math.inf
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Send until ``stop`` is set, sleeping when nothing is ready."""
-        while not stop.is_set():
+        """Send until ``stop`` is set, sleeping when nothing is ready; then drain.
+
+        Draining sends what is ready until the outbox is empty or the deadline of
+        :meth:`finish_by` has passed; rows held back (after a failed send, say) stay in the
+        outbox for the next start.
+        """
+        while True:
             self.wake.clear()
             try:
                 delay = await self.send_ready()
             except Exception:  # a store error, say: never let the sender die silently
                 log.exception("sending from the outbox failed; trying again")
                 delay = IDLE_CHECK_SECONDS
+            if stop.is_set():
+                if delay is None or time.monotonic() + delay >= self._deadline:
+                    break
+                await asyncio.sleep(delay)
+                continue
             if delay == 0:
                 continue
             timeout = IDLE_CHECK_SECONDS if delay is None else min(delay, IDLE_CHECK_SECONDS)
@@ -149,24 +173,24 @@ class OutboxSender:
                                return_when=asyncio.FIRST_COMPLETED)
             for task in (waiter, stopper):
                 task.cancel()
+        if not await self._record_unrecorded():
+            log.error("%d sent messages could not be recorded as sent; they go out once more "
+                      "at the next start", len(self._unrecorded))
 
-    async def drain(self, seconds: float) -> None:
-        """Send everything ready now, for up to ``seconds`` (used at shutdown)."""
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            delay = await self.send_ready()
-            if delay is None or delay > deadline - time.monotonic():
-                return
-            if delay:
-                await asyncio.sleep(delay)
+    def finish_by(self, deadline: float) -> None:
+        """Start no send after ``deadline`` (``time.monotonic()``): the bot is stopping."""
+        self._deadline = deadline
 
     async def send_ready(self) -> float | None:
         """Send what may go now; return 0 to go on at once, seconds to wait, or None if idle.
 
         Different chats are served concurrently (at most :data:`CONCURRENT_CHATS` at once),
-        each chat's messages one after another, in order.
+        each chat's messages one after another, in order. Messages sent but not recorded
+        yet are recorded first, and never sent again.
         """
-        rows = await self.store.pending_outbox(self.clock(), limit=200)
+        await self._record_unrecorded()
+        rows = [row for row in await self.store.pending_outbox(self.clock(), limit=200)
+                if row.id not in self._unrecorded]
         if not rows:
             return None
         by_chat: dict[int, list[OutboxRow]] = {}
@@ -186,8 +210,13 @@ class OutboxSender:
 
     async def _send_in_order(self, chat: int, rows: list[OutboxRow]) -> tuple[bool, float]:
         """Send one chat's rows while its pace allows: (whether any went, seconds to wait)."""
+        # A crisis response waiting behind earlier messages takes them along at once, so the
+        # chat's order is kept and the crisis lines are not paced.
+        urgent = any(row.payload.get("urgent") for row in rows)
         for index, row in enumerate(rows):
-            wait = self.pacer.wait(chat)
+            if time.monotonic() >= self._deadline:
+                return index > 0, math.inf
+            wait = self.pacer.wait(chat, urgent=urgent)
             if wait > 0:
                 return index > 0, wait
             self.pacer.take(chat)
@@ -223,7 +252,28 @@ class OutboxSender:
             log.warning("sending failed (%s); will retry", type(exc).__name__)
             await self._defer(row, self.backoff[min(row.attempts, len(self.backoff) - 1)])
             return False
-        await self.store.mark_sent(row.id, self.clock(), ids)
+        await self._record_sent(row, ids)
+        return True
+
+    async def _record_sent(self, row: OutboxRow, message_ids: list[int]) -> None:
+        """Remove a sent message from the outbox, or remember it as sent if that fails."""
+        sent_at = self.clock()
+        try:
+            await self.store.mark_sent(row.id, sent_at, message_ids)
+        except StoreError as exc:
+            self._unrecorded[row.id] = (sent_at, message_ids)
+            # SQLite's message: it never quotes what a client typed.
+            log.error("could not record outbox message %d as sent (%s); recording it again "
+                      "shortly, it is not sent again", row.id, exc)
+
+    async def _record_unrecorded(self) -> bool:
+        """Record the messages sent but not recorded yet; True once none is left."""
+        for row_id, (sent_at, message_ids) in list(self._unrecorded.items()):
+            try:
+                await self.store.mark_sent(row_id, sent_at, message_ids)
+            except StoreError:
+                return False
+            del self._unrecorded[row_id]
         return True
 
     async def _send(
@@ -253,12 +303,13 @@ class OutboxSender:
             try:
                 plain = html.unescape(_TAGS.sub("", text))
                 message: Message = await self.bot.send_message(chat, plain[:4096])
-                await self.store.mark_sent(row.id, self.clock(), [message.message_id])
-                return True
             except TelegramError as retry_exc:
                 exc = retry_exc if isinstance(retry_exc, BadRequest) else exc
+            else:
+                await self._record_sent(row, [message.message_id])
+                return True
         log.error("Telegram refused outbox message %s (%s); dropping it", row.id, exc.message)
-        await self.store.mark_sent(row.id, self.clock())
+        await self._record_sent(row, [])
         return True
 
     async def _defer(self, row: OutboxRow, seconds: float, *, count: bool = True) -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 from bot.app import build
 from bot.config import load_config
 from bot.engine import (
+    RISK_KINDS,
     Button,
     ButtonSpec,
     ClientState,
@@ -57,7 +58,7 @@ def engine_with(
     scripts: dict[str, LoadedScript] | None = None,
     **policy: object,
 ) -> Engine:
-    """A new engine sharing ``base``'s texts and crisis phrases, with changes.
+    """A new engine sharing ``base``'s texts and crisis detector, with changes.
 
     Args:
         base: The engine to copy.
@@ -68,6 +69,19 @@ def engine_with(
     new_policy: Policy = dataclasses.replace(res.policy, **policy)  # type: ignore[arg-type]
     return Engine(Resources(scripts=res.scripts if scripts is None else scripts,
                             texts=res.texts, crisis=res.crisis, policy=new_policy))
+
+
+def script_beside_library(folder: Path, name: str, text: str) -> Path:
+    """Write a test's script into ``folder`` with a copy of the shipped ``library.yaml``.
+
+    Includes are read only from the script folders, so a script written by a test includes
+    ``library.yaml`` from beside it.
+    """
+    shipped = Path(__file__).resolve().parents[2] / "scripts" / "library.yaml"
+    (folder / "library.yaml").write_text(shipped.read_text(encoding="utf-8"), encoding="utf-8")
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
 
 
 def engine_for_files(files: Iterable[Path], **policy: object) -> Engine:
@@ -219,11 +233,11 @@ class Driver:
         """Every ledger row so far."""
         return [e for out in self.history for e in out.ledger]
 
-    def resources_text(self) -> str:
-        """The crisis resources text for this engine's policy."""
-        policy = self.engine.resources.policy
-        return self.render("crisis.resources", resources=[vars(r) for r in policy.resources],
-                           emergency=policy.emergency)
+    def resources_text(self, text: str | None = None, *, running: bool = False) -> str:
+        """The first crisis message: for ``text`` (what the client wrote), else for /sos."""
+        lines = self.engine.resources.policy.lines(self.state.settings.region)
+        detection = self.engine.resources.crisis.scan(text) if text is not None else None
+        return self.render("crisis.resources", **lines.crisis_context(detection, running=running))
 
     # -- places -----------------------------------------------------------------------------
     @property
@@ -403,11 +417,11 @@ def assert_crisis(d: Driver, text: str, *, had_session: bool, running: bool,
                    plan: bool = False) -> None:
     """The crisis sequence in order, the session paused, a hold set, the text kept nowhere."""
     texts = d.texts()
-    expected = [d.render("crisis.noticed", paused=running)]
+    expected = [d.resources_text(text, running=running)]
     if plan:
         plans = d.engine.resources.policy.safety_plans
         expected.append(d.render("crisis.safety_plan", plan=plans[d.state.client_id]))
-    expected += [d.resources_text(), d.render("crisis.are_you_safe")]
+    expected += [d.render("crisis.are_you_safe")]
     assert texts == expected
     assert [[b.label for b in row] for row in d.messages[-1].buttons] == [
         [d.label("safe")], [d.label("not_safe")]]
@@ -417,9 +431,11 @@ def assert_crisis(d: Driver, text: str, *, had_session: bool, running: bool,
         assert d.state.session is not None and d.state.session.paused
     rows = [e for e in d.ledger() if e.kind == "crisis_language"]
     assert len(rows) == 1
+    # the fact, the step and the kinds only: never the words, nor rule names paraphrasing them
+    assert set(rows[0].data) == {"step", "kinds", "imminent"}
+    assert rows[0].data["kinds"] and set(rows[0].data["kinds"]) <= set(RISK_KINDS)
     recorded = json.dumps([e.data for e in d.ledger()])
-    for word in ("want", "die", "kill", "dead", "suicide", "end it"):
-        assert word not in recorded.lower() or word not in text.lower()
+    assert text.lower() not in recorded.lower()
     assert text not in d.state.model_dump_json()
     assert d.last.answers == []
     assert "stopped" not in d.kinds()

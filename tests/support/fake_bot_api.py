@@ -18,9 +18,11 @@ As a pytest fixture (pytest-asyncio, ``asyncio_mode = "auto"``)::
 
 The test side plays the users (``send_text``, ``press_button``, ``block``, ...), inspects what the
 bot did (``messages``, ``requests``, ``callback_answers``, ``commands``) and injects faults
-(``fail``, ``delay``, ``drop``, ``outage``, optional flood limits). Errors are answered exactly as
-Telegram does (``{"ok": false, "error_code": ..., "description": ...}``), so PTB raises its real
-``BadRequest``, ``Forbidden``, ``RetryAfter``, ``NetworkError`` and ``TimedOut``.
+(``fail``, ``delay``, ``drop``, ``garble``, ``outage``, optional flood limits; ``send_raw``
+serves malformed updates verbatim and ``hold_updates`` gathers several into one batch). Errors
+are answered exactly as Telegram does (``{"ok": false, "error_code": ..., "description": ...}``),
+so PTB raises its real ``BadRequest``, ``Forbidden``, ``RetryAfter``, ``NetworkError`` and
+``TimedOut``.
 """
 
 from __future__ import annotations
@@ -120,6 +122,8 @@ _CHAT_ACTIONS = frozenset(
     }
 )
 _NOT_DELIVERED_BY_DEFAULT = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
+#: Key of a queued update that is served as raw JSON text (see :meth:`FakeBotApi.send_raw`).
+_RAW = "\x00raw"
 _RATE_LIMITED = frozenset({"sendmessage", "editmessagetext", "editmessagereplymarkup"})
 
 _MEMBER: JSONDict = {"status": "member"}
@@ -216,7 +220,7 @@ class Sender(TypedDict, total=False):
 class _Fault:
     method: str | None
     times: int | None
-    kind: Literal["fail", "delay", "drop"]
+    kind: Literal["fail", "delay", "drop", "garble"]
     processed: bool
     status: int = 500
     description: str = ""
@@ -484,6 +488,16 @@ def _json_response(body: JSONDict, status: int = 200) -> web.Response:
     return web.Response(body=payload, status=status, content_type="application/json")
 
 
+def _updates_response(batch: list[JSONDict]) -> web.Response:
+    """A getUpdates answer; raw updates (:meth:`FakeBotApi.send_raw`) go in verbatim."""
+    parts = [
+        update[_RAW] if _RAW in update else json.dumps(update, ensure_ascii=False)
+        for update in batch
+    ]
+    payload = ('{"ok":true,"result":[' + ",".join(parts) + "]}").encode()
+    return web.Response(body=payload, content_type="application/json")
+
+
 class FakeBotApi:
     """A fake Telegram Bot API server; use it as an async context manager.
 
@@ -498,6 +512,7 @@ class FakeBotApi:
         callback_answers: Every ``answerCallbackQuery`` that succeeded, in order.
         commands: The command list of the last ``setMyCommands`` ([] after ``deleteMyCommands``).
         sent_count: Messages sent by ``sendMessage`` so far, in all chats.
+        deliveries: How often each update id was handed out by ``getUpdates``.
     """
 
     def __init__(
@@ -518,6 +533,7 @@ class FakeBotApi:
         self.callback_answers: list[CallbackAnswer] = []
         self.commands: list[JSONDict] = []
         self.sent_count = 0
+        self.deliveries: Counter[int] = Counter()
         self._bot_user: JSONDict = {
             "id": int(token.split(":", maxsplit=1)[0]),
             "is_bot": True,
@@ -555,10 +571,12 @@ class FakeBotApi:
         self._closing = asyncio.Event()
         self._updates: deque[tuple[str, JSONDict]] = deque()
         self._last_update_id = 0
+        self._holding = False
         self._poll_generation = 0
         self._allowed_updates: frozenset[str] | None = None
         self._chats: dict[int, JSONDict] = {}
         self._names: dict[int, str] = {}
+        self._languages: dict[int, str] = {}
         self._blocked: set[int] = set()
         self._next_message_id: dict[int, int] = {}
         self._sent: dict[int, dict[int, SentMessage]] = {}
@@ -747,6 +765,61 @@ class FakeBotApi:
         }
         return await self._queue_update("callback_query", query)
 
+    def text_update(self, user_id: int, text: str, **sender: Unpack[Sender]) -> JSONDict:
+        """A text message update as :meth:`send_text` would queue it, not queued yet.
+
+        The update id is taken (later updates get higher ones); change the dict as an attack
+        needs and queue it with :meth:`send_raw`.
+        """
+        chat = self._chat(
+            user_id,
+            sender.get("first_name", "Ada"),
+            sender.get("chat_type", "private"),
+            sender.get("chat_id"),
+        )
+        message: JSONDict = {
+            "message_id": self._new_message_id(chat["id"]),
+            "from": self._user(user_id),
+            "chat": chat,
+            "date": int(time.time()),
+            **_text_content(text),
+        }
+        self._last_update_id += 1
+        return {"update_id": self._last_update_id, "message": message}
+
+    async def send_raw(self, update: JSONDict | str, *, update_id: int | None = None) -> int:
+        """Queue an update that is served exactly as given, however malformed.
+
+        Args:
+            update: A dict, served as JSON (ASCII-escaped, so lone surrogates survive as
+                ``\\ud800``), whatever its fields; or JSON text, spliced into the
+                ``getUpdates`` result unparsed (it may be invalid or nested 100,000 deep).
+            update_id: The id by which this server confirms it: an ``offset`` above it
+                confirms it, as with Telegram. Defaults to the dict's ``update_id`` when that
+                is an int, else to a new id.
+
+        Returns:
+            That id.
+        """
+        own = update.get("update_id") if isinstance(update, dict) else None
+        if update_id is None:
+            update_id = own if isinstance(own, int) and not isinstance(own, bool) else (
+                self._last_update_id + 1)
+        self._last_update_id = max(self._last_update_id, update_id)
+        raw = json.dumps(update) if isinstance(update, dict) else update
+        self._updates.append(("raw", {"update_id": update_id, _RAW: raw}))
+        await self._notify()
+        return update_id
+
+    def hold_updates(self) -> None:
+        """Deliver no updates until :meth:`release_updates` (to make one batch of several)."""
+        self._holding = True
+
+    async def release_updates(self) -> None:
+        """Deliver held updates again: the next ``getUpdates`` gets them all at once."""
+        self._holding = False
+        await self._notify()
+
     async def block(self, user_id: int) -> int:
         """Block the bot: later sends to the user's chat get 403; queues ``my_chat_member``."""
         self._blocked.add(user_id)
@@ -890,6 +963,19 @@ class FakeBotApi:
         """
         self._add_fault(_Fault(method, times, "drop", processed))
 
+    def garble(
+        self, method: str | None = None, *, times: int | None = 1, processed: bool = False
+    ) -> None:
+        """Answer the next calls of ``method`` (None: any) "ok" with a result of the wrong
+        type (``5``), which python-telegram-bot cannot read (a broken server or proxy).
+
+        Args:
+            method: Bot API method name, or None for every method.
+            times: How many calls; None for all until :meth:`clear_faults`.
+            processed: Carry out the call first.
+        """
+        self._add_fault(_Fault(method, times, "garble", processed))
+
     def outage(self, seconds: float, *, drop: bool = False) -> None:
         """Fail every request for ``seconds``: 502 Bad Gateway, or dropped connections."""
         self._outage_until = time.monotonic() + seconds
@@ -924,13 +1010,19 @@ class FakeBotApi:
             if handler is None:
                 raise ApiError(404, "Not Found")
             fault = self._take_fault(name)
+            if fault and fault.kind == "garble" and not fault.processed:
+                return _json_response({"ok": True, "result": 5})
             if fault and not fault.processed and await self._apply_fault(fault, request):
                 return web.Response()
             if self._rate_limits and name.lower() in _RATE_LIMITED:
                 self._check_rate(params.get("chat_id"), time.monotonic())
             result = await handler(params)
+            if fault and fault.kind == "garble":
+                return _json_response({"ok": True, "result": 5})
             if fault and fault.processed and await self._apply_fault(fault, request):
                 return web.Response()
+            if name == "getUpdates":
+                return _updates_response(result)
             return _json_response({"ok": True, "result": result})
         except ApiError as error:
             return _error_response(error)
@@ -1035,13 +1127,13 @@ class FakeBotApi:
             while len(self._updates) > -offset:
                 self._updates.popleft()
         elif isinstance(offset, int):
-            while self._updates and self._updates[0][1]["update_id"] < offset:
-                self._updates.popleft()
+            # Every update below the offset is confirmed, wherever it is in the queue.
+            self._updates = deque(u for u in self._updates if u[1]["update_id"] >= offset)
         self._poll_generation += 1
         generation = self._poll_generation
         batch = self._deliverable(limit)
         if batch or not isinstance(timeout, int | float) or timeout <= 0:
-            return batch
+            return self._deliver(batch)
         await self._notify()  # wakes an older long poll, which then ends with 409 Conflict
         async with self._cond:
             with contextlib.suppress(TimeoutError):
@@ -1055,13 +1147,21 @@ class FakeBotApi:
                     )
         if generation != self._poll_generation:
             raise ApiError(409, _CONFLICT)
-        return self._deliverable(limit)
+        return self._deliver(self._deliverable(limit))
+
+    def _deliver(self, batch: list[JSONDict]) -> list[JSONDict]:
+        self.deliveries.update(update["update_id"] for update in batch)
+        return batch
 
     def _deliverable(self, limit: int) -> list[JSONDict]:
+        if self._holding:
+            return []
         allowed = self._allowed_updates
         batch: list[JSONDict] = []
         for kind, update in self._updates:
-            if (kind not in _NOT_DELIVERED_BY_DEFAULT) if allowed is None else (kind in allowed):
+            if kind == "raw" or (
+                (kind not in _NOT_DELIVERED_BY_DEFAULT) if allowed is None else (kind in allowed)
+            ):
                 batch.append(update)
                 if len(batch) >= limit:
                     break
@@ -1261,7 +1361,15 @@ class FakeBotApi:
         return self._next_message_id[chat_id]
 
     def _user(self, user_id: int) -> JSONDict:
-        return {"id": user_id, "is_bot": False, "first_name": self._names.get(user_id, "Ada")}
+        user: JSONDict = {"id": user_id, "is_bot": False,
+                          "first_name": self._names.get(user_id, "Ada")}
+        if user_id in self._languages:
+            user["language_code"] = self._languages[user_id]
+        return user
+
+    def set_language(self, user_id: int, language_code: str) -> None:
+        """The IETF language code Telegram reports for a user from now on (``de``)."""
+        self._languages[user_id] = language_code
 
     def _chat(
         self, user_id: int, first_name: str, chat_type: ChatType, chat_id: int | None

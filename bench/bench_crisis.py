@@ -1,0 +1,100 @@
+"""The crisis detector on the labelled corpus, against the phrase list it replaced.
+
+    python -m bench.bench_crisis [--corpus FILE] [--repeat N]
+
+Prints recall per kind and category and the false-alarm rate for both, and the cost per
+message of each as a ratio, measured in the same process on the same messages. The baseline
+is the whole-word phrase matcher Rehearse shipped before (``bench/data/substring_phrases.yaml``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bot.app import crisis_detector
+from bot.crisis import Case, Kind, fold, read_cases
+from bot.script import load_yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+_NON_WORD = re.compile(r"[^\w]+")
+
+
+class PhraseMatcher:
+    """The old detector: a message matches when a phrase's words appear in it, in order."""
+
+    def __init__(self, path: Path) -> None:
+        data = load_yaml(path).data
+        assert isinstance(data, dict)
+        self.phrases = [self._norm(str(p)) for p in data["phrases"]]
+        self.exclude = [self._norm(str(p)) for p in data["exclude"]]
+
+    @staticmethod
+    def _norm(text: str) -> str:
+        return " ".join(_NON_WORD.sub(" ", fold(text)).split())
+
+    def matches(self, text: str) -> bool:
+        padded = f" {self._norm(text)} "
+        for phrase in self.exclude:
+            padded = padded.replace(f" {phrase} ", " ")
+        return any(f" {phrase} " in padded for phrase in self.phrases)
+
+
+def score(name: str, flagged: Callable[[str], bool], cases: list[Case]) -> None:
+    """Print recall per kind and category, and false alarms."""
+    found: dict[str, list[bool]] = {}
+    alarms = benign = 0
+    for case in cases:
+        hit = flagged(case.text)
+        if case.kind == "none":
+            benign += 1
+            alarms += hit
+            continue
+        for key in (f"kind {case.kind}", f"category {case.category}"):
+            found.setdefault(key, []).append(hit)
+    print(f"\n{name}")
+    for key in [f"kind {k.value}" for k in Kind] + sorted(k for k in found if "category" in k):
+        if key in found:
+            hits = found[key]
+            print(f"  {key:<26} {sum(hits) / len(hits):6.1%}  ({sum(hits)}/{len(hits)})")
+    print(f"  {'false alarms':<26} {alarms / benign:6.1%}  ({alarms}/{benign})")
+
+
+def cost(flagged: Callable[[str], bool], texts: list[str], repeat: int) -> float:
+    """Seconds per message, the best of three timed passes."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(repeat):
+            for text in texts:
+                flagged(text)
+        best = min(best, (time.perf_counter() - start) / (repeat * len(texts)))
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, default=ROOT / "tests/crisis/corpus_en.tsv")
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    cases = read_cases(args.corpus)
+    detector = crisis_detector(ROOT / "prompts", "en")
+    old = PhraseMatcher(ROOT / "bench/data/substring_phrases.yaml")
+
+    def new(text: str) -> bool:
+        return bool(detector.scan(text))
+
+    score("rule-based detector (shipped rules)", new, cases)
+    score("baseline: phrase list", old.matches, cases)
+    texts = [c.text for c in cases]
+    ours, theirs = cost(new, texts, args.repeat), cost(old.matches, texts, args.repeat)
+    print(f"\ncost per message over {len(texts)} messages: detector {ours * 1e6:.1f} µs, "
+          f"phrase list {theirs * 1e6:.1f} µs, ratio {ours / theirs:.1f}× "
+          "(the detector runs on every message; target well under 1 ms)")
+
+
+if __name__ == "__main__":
+    main()

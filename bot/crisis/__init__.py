@@ -1,0 +1,32 @@
+"""Risk detection: a deterministic, explainable reading of free text for crisis language.
+
+A locale's rule book (``prompts/<locale>/crisis_rules.yaml``, therapist-editable) names
+*concepts* — lists of words such as means of harm, intent verbs, partner words — and *rules*
+that combine them within a few words, each with a kind (suicide or self-harm, partner abuse,
+sexual violence, a child at risk, harm to others). Messages are folded and repaired first
+(look-alike letters, invisible characters, digits for letters, chat spelling, words run
+together, typos), so that the rules see what the client meant. No model, no network; the
+text is scanned in memory and never stored.
+"""
+
+from bot.crisis._detect import Detection, Detector, Match
+from bot.crisis._evaluate import Case, Score, evaluate, read_cases
+from bot.crisis._normalise import fold
+from bot.crisis._rules import KIND_ORDER, Kind, Pattern, Rule, RuleBook, load_rules
+
+__all__ = [
+    "KIND_ORDER",
+    "Case",
+    "Detection",
+    "Detector",
+    "Kind",
+    "Match",
+    "Pattern",
+    "Rule",
+    "RuleBook",
+    "Score",
+    "evaluate",
+    "fold",
+    "load_rules",
+    "read_cases",
+]

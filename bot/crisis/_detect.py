@@ -1,0 +1,207 @@
+"""The detector: which rules a message matches, of which kind, and why."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from bot.crisis._normalise import Speller, Word
+from bot.crisis._rules import KIND_ORDER, Kind, Pattern, Rule, RuleBook
+
+#: A part found in the message: (first word, one past the last word).
+_Span = tuple[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One rule that matched.
+
+    Attributes:
+        rule: The rule's id (safe to log: it names a rule, not the client's words).
+        kind: What it is about.
+        why: The rule's explanation.
+        imminent: A plan, means or time is part of it or elsewhere in the message.
+        words: The matched words after repair, for explanations only: never store them.
+        repairs: How words were repaired on the way (typos, joins, look-alikes).
+        where: The rule's ``file:line:col``.
+    """
+
+    rule: str
+    kind: Kind
+    why: str
+    imminent: bool
+    words: tuple[str, ...]
+    repairs: tuple[str, ...]
+    where: str
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """Everything a message matched; falsy when nothing did."""
+
+    matches: tuple[Match, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.matches)
+
+    @property
+    def kinds(self) -> tuple[Kind, ...]:
+        """The kinds matched, most urgent first."""
+        found = {m.kind for m in self.matches}
+        return tuple(k for k in KIND_ORDER if k in found)
+
+    @property
+    def imminent(self) -> bool:
+        """Whether any match speaks of a plan, means or time."""
+        return any(m.imminent for m in self.matches)
+
+    @property
+    def rules(self) -> tuple[str, ...]:
+        """The ids of the rules that matched."""
+        return tuple(m.rule for m in self.matches)
+
+
+class Detector:
+    """Scans free text for risk, deterministically and only in memory."""
+
+    def __init__(self, book: RuleBook) -> None:
+        self.book = book
+        vocabulary = book.vocabulary()
+        self.speller = Speller(book.chat, vocabulary, book.glue | vocabulary, book.lang)
+        #: First word of an entry → (part name, the entry's words).
+        self._entries: dict[str, list[tuple[str, tuple[str, ...]]]] = defaultdict(list)
+        for name, entries in book.concepts.items():
+            for entry in entries:
+                self._entries[entry[0]].append((name, entry))
+        for word in vocabulary:
+            self._entries[word].append((word, (word,)))
+        self._rules = sorted(book.rules, key=lambda r: KIND_ORDER.index(r.kind))
+
+    def scan(self, text: str) -> Detection:
+        """The rules ``text`` matches (none for empty or harmless text)."""
+        if not text or not text.strip():
+            return Detection()
+        words = self.speller.words(text)
+        spans = self._spans(words)
+        masked = self._masked(spans)
+        matches: list[Match] = []
+        seen: set[str] = set()
+        for rule in self._rules:
+            if rule.pattern.id in seen or not all(p in spans for p in rule.pattern.parts):
+                continue
+            found = self._find(rule, spans, masked)
+            if found is None:
+                continue
+            seen.add(rule.pattern.id)
+            first, last = found[0][0], found[-1][1]
+            hit = words[first:last]
+            imminent = rule.imminent or (
+                rule.kind is Kind.SUICIDE
+                and any(p in spans for p in self.book.imminent_when)
+            )
+            matches.append(Match(
+                rule=rule.pattern.id, kind=rule.kind, why=rule.why, imminent=imminent,
+                words=tuple(w.text for w in hit),
+                repairs=tuple(dict.fromkeys(w.repaired for w in words if w.repaired)),
+                where=rule.pattern.where,
+            ))
+        return Detection(tuple(matches))
+
+    def explain(self, text: str) -> list[str]:
+        """Plain lines saying which rules matched and why, or that none did."""
+        words = self.speller.words(text)
+        lines = ["words: " + " ".join(w.text for w in words)]
+        repairs = [w for w in words if w.repaired]
+        for word in repairs:
+            lines.append(f"  repaired: {word.text} ({word.repaired})")
+        spans = self._spans(words)
+        masked = self._masked(spans)
+        for pattern in self.book.harmless:
+            if self._first(pattern, spans, set()) is not None:
+                lines.append(f"harmless expression `{pattern.id}` ({pattern.where}): "
+                             "its words cannot count as risk")
+        detection = self.scan(text)
+        if not detection:
+            lines.append("no rule matched: no crisis response")
+            return lines
+        for match in detection.matches:
+            urgency = ", imminent" if match.imminent else ""
+            lines.append(f"MATCH {match.kind.value}{urgency}: rule `{match.rule}` "
+                         f"({match.where}): {match.why} — on \"{' '.join(match.words)}\"")
+        lines.append("response: crisis support for " + ", ".join(k.value for k in detection.kinds))
+        del masked
+        return lines
+
+    # -- matching -----------------------------------------------------------------------------
+    def _spans(self, words: list[Word]) -> dict[str, list[_Span]]:
+        """Where each concept and literal word occurs."""
+        spans: dict[str, list[_Span]] = defaultdict(list)
+        for i, word in enumerate(words):
+            for form in word.forms:
+                for name, entry in self._entries.get(form, ()):
+                    end = i + len(entry)
+                    if end <= len(words) and all(
+                        entry[k] in words[i + k].forms for k in range(1, len(entry))
+                    ):
+                        span = (i, end)
+                        if span not in spans[name]:
+                            spans[name].append(span)
+        for found in spans.values():
+            found.sort()
+        return spans
+
+    def _masked(self, spans: dict[str, list[_Span]]) -> set[int]:
+        """Word positions inside a harmless expression."""
+        masked: set[int] = set()
+        for pattern in self.book.harmless:
+            for found in self._all(pattern, spans, set()):
+                masked.update(range(found[0][0], found[-1][1]))
+        return masked
+
+    def _find(
+        self, rule: Rule, spans: dict[str, list[_Span]], masked: set[int]
+    ) -> list[_Span] | None:
+        """The first occurrence of the rule's pattern not cancelled by its conditions."""
+        for found in self._all(rule.pattern, spans, masked):
+            first, last = found[0][0], found[-1][1]
+            window = self.book.negation_window
+            if any(start < first and first - end <= window
+                   for part in rule.not_after for start, end in spans.get(part, ())):
+                continue
+            near = self.book.near_window
+            if any(end > first - near and start < last + near
+                   for part in rule.not_near for start, end in spans.get(part, ())):
+                continue
+            return found
+        return None
+
+    def _first(
+        self, pattern: Pattern, spans: dict[str, list[_Span]], masked: set[int]
+    ) -> list[_Span] | None:
+        return next(iter(self._all(pattern, spans, masked)), None)
+
+    def _all(
+        self, pattern: Pattern, spans: dict[str, list[_Span]], masked: set[int]
+    ) -> list[list[_Span]]:
+        """Every way the pattern's parts occur in order (bounded by the message's length)."""
+        results: list[list[_Span]] = []
+
+        def extend(index: int, chain: list[_Span]) -> None:
+            if len(results) >= 8:
+                return
+            if index == len(pattern.parts):
+                results.append(list(chain))
+                return
+            for start, end in spans.get(pattern.parts[index], ()):
+                if any(pos in masked for pos in range(start, end)):
+                    continue
+                if chain:
+                    gap = start - chain[-1][1]
+                    if gap < 0 or gap > pattern.within:
+                        continue
+                chain.append((start, end))
+                extend(index + 1, chain)
+                chain.pop()
+
+        extend(0, [])
+        return results

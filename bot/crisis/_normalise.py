@@ -1,0 +1,223 @@
+"""From a message to words a rule can match: folding, chat spelling, joins, typos, lemmas.
+
+Every step exists because people in distress type fast and hide words, on purpose or not:
+look-alike letters from other alphabets ("kіll" with a Cyrillic і), invisible characters
+inside a word ("ki\u200bll"), digits for letters ("k1ll"), chat spellings ("want 2 die",
+"im"), words run together ("killmyself") and typos ("wnat", "suicidle"). Nothing here knows
+what is risky: that is the rule book's job. The text is only ever held in memory.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+import simplemma
+from rapidfuzz.distance import OSA
+from rapidfuzz.process import extractOne
+
+#: Letters from other alphabets that look like Latin ones (after NFKC), from Unicode's
+#: confusables list (https://www.unicode.org/Public/security/latest/confusables.txt),
+#: limited to the Cyrillic, Greek and Armenian letters that pass for a-z in chat fonts.
+CONFUSABLES = str.maketrans({
+    "а": "a", "в": "b", "с": "c", "ԁ": "d", "е": "e", "ё": "e", "һ": "h", "і": "i",
+    "ї": "i", "ј": "j", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "ԛ": "q",
+    "г": "r", "ѕ": "s", "т": "t", "у": "y", "ѵ": "v", "ԝ": "w", "х": "x", "ү": "y",
+    "ɑ": "a", "α": "a", "β": "b", "ε": "e", "η": "n", "ι": "i", "κ": "k", "ν": "v",
+    "ο": "o", "ρ": "p", "τ": "t", "υ": "u", "χ": "x", "γ": "y", "ω": "w", "ѡ": "w",
+    "ɡ": "g", "ı": "i", "ȷ": "j", "ʟ": "l", "ո": "n", "օ": "o", "ս": "u", "հ": "h",
+    "ց": "g", "ɩ": "i", "ӏ": "l", "ǀ": "l", "ⅼ": "l",
+})
+
+#: Digits and symbols that stand for letters inside a word ("k1ll", "d13", "$uicide").
+_LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "@": "a",
+         "$": "s", "!": "i", "|": "l", "€": "e"}
+_LEET_ALT = {"1": "l", "!": "l"}  # the other reading, tried when the first is not a word
+
+_TOKEN = re.compile(r"[a-z0-9@$!|€]+")
+_WORDY = re.compile(r"[a-z]")
+_REPEATS = re.compile(r"(.)\1{2,}")
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    """One word of a message as rules see it.
+
+    Attributes:
+        text: The word after folding and repair (e.g. ``kill`` for ``k1ll``).
+        forms: The word and its lemma, the strings concepts are matched against.
+        repaired: How it was repaired, for explanations (``typo of want``), or "".
+    """
+
+    text: str
+    forms: frozenset[str]
+    repaired: str = ""
+
+
+def fold(text: str) -> str:
+    """Case-fold and unify a message's characters; drop invisible ones and accents.
+
+    NFKC unifies compatibility forms (fullwidth letters, ligatures); every format character
+    (category Cf: zero-width spaces and joiners, soft hyphens, direction marks) is removed, so
+    is every combining mark (accents, "zalgo" stacks); look-alike letters become Latin ones
+    and apostrophes are dropped so that "don't" and "dont" are one word.
+    """
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = "".join(ch for ch in unicodedata.normalize("NFKD", text)
+                   if unicodedata.category(ch) not in ("Cf", "Mn", "Me"))
+    text = text.translate(CONFUSABLES)
+    return text.replace("’", "").replace("'", "").replace("`", "").replace("ʼ", "")
+
+
+@dataclass(frozen=True)
+class Speller:
+    """Repairs chat spelling with a vocabulary: the rule book's words plus a dictionary.
+
+    Attributes:
+        chat: Chat spellings and contractions, each to one or more words (``im`` → ``i am``).
+        vocabulary: Every word the rule book names; joins and typos are repaired only into
+            these, so a repair can never invent a word no rule cares about.
+        glue: Short everyday words allowed as parts of a join (``kill`` + ``my`` + ``self``).
+        lang: The simplemma language code, for lemmas and for knowing a real word.
+    """
+
+    chat: Mapping[str, tuple[str, ...]]
+    vocabulary: frozenset[str]
+    glue: frozenset[str]
+    lang: str = "en"
+
+    def words(self, text: str) -> list[Word]:
+        """The message as repaired words, in order."""
+        words: list[Word] = []
+        for raw in _TOKEN.findall(fold(text)):
+            for part, how in self._repair(raw):
+                words.extend(self._expand(part, how))
+        return words
+
+    # -- repairs ----------------------------------------------------------------------------
+    def _repair(self, raw: str) -> Iterable[tuple[str, str]]:
+        """One raw token as one or more words, each with how it was repaired."""
+        if raw in self.chat or raw in self.vocabulary:
+            return [(raw, "")]
+        token, how = raw, ""
+        if _WORDY.search(raw) and not raw.isalpha():
+            token, how = self._unleet(raw), f"digits for letters in {raw}"
+        if not token.isalpha():
+            return [(raw, "")]
+        if token in self.vocabulary or token in self.chat or self._known(token):
+            return [(token, how)]
+        squeezed = self._squeeze(token)
+        if squeezed != token:
+            return [(squeezed, f"repeated letters in {raw}")]
+        joined = self._split(token)
+        if joined:
+            return [(part, f"joined words in {raw}") for part in joined]
+        fixed = self._typo(token)
+        if fixed:
+            return [(fixed, f"typo of {fixed}")]
+        return [(token, how)]
+
+    def _unleet(self, raw: str) -> str:
+        first = "".join(_LEET.get(ch, ch) for ch in raw)
+        if self._known(first) or first in self.vocabulary:
+            return first
+        second = "".join(_LEET_ALT.get(ch, _LEET.get(ch, ch)) for ch in raw)
+        return second if (self._known(second) or second in self.vocabulary) else first
+
+    def _squeeze(self, token: str) -> str:
+        """``diiiie`` → ``die``; ``killll`` → ``kill``: runs of three or more letters."""
+        if not _REPEATS.search(token):
+            return token
+        for candidate in (_REPEATS.sub(r"\1\1", token), _REPEATS.sub(r"\1", token)):
+            if candidate in self.vocabulary or self._known(candidate):
+                return candidate
+            fixed = self._typo(candidate)
+            if fixed:
+                return fixed
+        return token
+
+    def _split(self, token: str) -> list[str] | None:
+        """``killmyself`` → ``kill my self``: only into rule words and glue, fewest parts."""
+        if len(token) < 5:
+            return None
+        return _segment(token, self.vocabulary, self.glue, self.lang)
+
+    def _typo(self, token: str) -> str | None:
+        """A rule word one edit away (two for long words), for words no dictionary knows."""
+        if len(token) < 3:
+            return None
+        limit = 1 if len(token) < 7 else 2
+        found = extractOne(token, self._typo_targets, scorer=OSA.distance,
+                           score_cutoff=limit)
+        return None if found is None else str(found[0])
+
+    @property
+    def _typo_targets(self) -> list[str]:
+        return _targets(self.vocabulary)
+
+    def _known(self, token: str) -> bool:
+        return _known(token, self.lang)
+
+    def _expand(self, token: str, how: str) -> list[Word]:
+        parts = self.chat.get(token)
+        if parts is not None:
+            note = how or f"chat spelling {token}"
+            return [Word(p, self._forms(p), note) for p in parts]
+        return [Word(token, self._forms(token), how)]
+
+    def _forms(self, token: str) -> frozenset[str]:
+        return _forms(token, self.lang)
+
+
+@lru_cache(maxsize=8)
+def _targets(vocabulary: frozenset[str]) -> list[str]:
+    """Typo targets: rule words long enough that one edit is still recognisably them."""
+    return sorted(w for w in vocabulary if len(w) >= 4 and w.isalpha())
+
+
+@lru_cache(maxsize=65536)
+def _known(token: str, lang: str) -> bool:
+    return bool(simplemma.is_known(token, lang=lang))
+
+
+@lru_cache(maxsize=65536)
+def _forms(token: str, lang: str) -> frozenset[str]:
+    """The word itself, its dictionary lemma and a plain suffix-stripped stem."""
+    forms = {token, simplemma.lemmatize(token, lang=lang)}
+    for suffix, repl in (("ing", ""), ("ing", "e"), ("ed", ""), ("ed", "e"), ("es", ""),
+                         ("s", ""), ("ies", "y"), ("ied", "y")):
+        if token.endswith(suffix) and len(token) - len(suffix) >= 3:
+            stem = token[: len(token) - len(suffix)] + repl
+            forms.add(stem)
+            if len(stem) >= 3 and stem[-1] == stem[-2]:  # cutting → cutt → cut
+                forms.add(stem[:-1])
+    return frozenset(forms)
+
+
+def _segment(
+    token: str, vocabulary: Collection[str], glue: Collection[str], lang: str
+) -> list[str] | None:
+    """Split ``token`` into the fewest parts (at most 4): rule words (any form) and glue.
+
+    At least one part must be a rule word, so a join is only ever repaired into something a
+    rule can use.
+    """
+
+    def rule_word(part: str) -> bool:
+        return part in vocabulary or not _forms(part, lang).isdisjoint(vocabulary)
+
+    best: dict[int, list[str]] = {0: []}
+    for end in range(1, len(token) + 1):
+        for start in range(max(0, end - 14), end):
+            part = token[start:end]
+            if start in best and (part in glue or (len(part) >= 3 and rule_word(part))):
+                candidate = [*best[start], part]
+                if end not in best or len(candidate) < len(best[end]):
+                    best[end] = candidate
+    found = best.get(len(token))
+    if not found or len(found) < 2 or len(found) > 4:
+        return None
+    return found if any(rule_word(p) for p in found) else None

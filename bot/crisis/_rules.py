@@ -1,0 +1,330 @@
+"""The rule book: concepts and the rules that combine them, loaded from a locale's YAML.
+
+A therapist edits ``prompts/<locale>/crisis_rules.yaml``; this module turns it into checked,
+immutable rules or reports every mistake as ``file:line:col: message``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from bot.script import Finding, LoadedYaml, ScriptError, Severity, load_yaml
+
+
+class Kind(StrEnum):
+    """What a risk signal is about; each kind has its own lines and wording."""
+
+    SUICIDE = "suicide"  #: suicidal thoughts, plans or self-harm
+    PARTNER_ABUSE = "partner_abuse"
+    SEXUAL_VIOLENCE = "sexual_violence"
+    CHILD_AT_RISK = "child_at_risk"
+    HARM_TO_OTHERS = "harm_to_others"
+
+
+#: The order kinds are shown in when one message matches several (most urgent lines first).
+KIND_ORDER = (Kind.SUICIDE, Kind.CHILD_AT_RISK, Kind.PARTNER_ABUSE, Kind.SEXUAL_VIOLENCE,
+              Kind.HARM_TO_OTHERS)
+
+_CONCEPT = re.compile(r"[A-Z][A-Z0-9_]*")
+_WORD = re.compile(r"[a-z0-9]+")
+_ID = re.compile(r"[a-z0-9][a-z0-9-]*")
+_MAX_WITHIN = 12
+
+
+@dataclass(frozen=True, slots=True)
+class Pattern:
+    """Parts that must appear in order, each within ``within`` words of the one before.
+
+    Attributes:
+        id: A stable name, shown by ``rehearse crisis explain`` and kept in the ledger.
+        parts: Concept names (``KILL``) or literal words (``home``), in order.
+        within: At most this many other words between two consecutive parts.
+        where: ``file:line:col`` of the pattern in the rule book.
+    """
+
+    id: str
+    parts: tuple[str, ...]
+    within: int
+    where: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A pattern that means risk of one kind.
+
+    Attributes:
+        pattern: What must be present.
+        kind: What the match is about.
+        why: The explanation in plain words.
+        imminent: The pattern itself speaks of a plan, means or a time.
+        not_after: Parts (a negation) that cancel the match right before its first part.
+        not_near: Parts (an accident, a sport) that cancel the match close to it.
+    """
+
+    pattern: Pattern
+    kind: Kind
+    why: str
+    imminent: bool = False
+    not_after: tuple[str, ...] = ()
+    not_near: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RuleBook:
+    """Everything the detector knows for one locale.
+
+    Attributes:
+        file: Where it was loaded from.
+        lang: The simplemma language code for lemmas.
+        within: The default ``within`` of rules.
+        concepts: Each concept's entries; an entry is one or more words.
+        chat: Chat spellings to the words they stand for.
+        glue: Short words allowed as parts of words run together.
+        rules: The risk rules.
+        harmless: Everyday expressions whose words no rule may use ("killing it").
+        imminent_when: Concepts that make a suicide match imminent anywhere in the message.
+        negation_window: How many words before a match a ``not_after`` part may stand.
+        near_window: How many words around a match a ``not_near`` part may stand.
+    """
+
+    file: str
+    lang: str
+    within: int
+    concepts: dict[str, tuple[tuple[str, ...], ...]]
+    chat: dict[str, tuple[str, ...]]
+    glue: frozenset[str]
+    rules: tuple[Rule, ...]
+    harmless: tuple[Pattern, ...]
+    imminent_when: tuple[str, ...]
+    negation_window: int = 3
+    near_window: int = 5
+
+    def vocabulary(self) -> frozenset[str]:
+        """Every word a concept, rule or harmless expression names."""
+        words = {w for entries in self.concepts.values() for entry in entries for w in entry}
+        for pattern in [r.pattern for r in self.rules] + list(self.harmless):
+            words.update(p for p in pattern.parts if not _CONCEPT.fullmatch(p))
+        return frozenset(words)
+
+
+def load_rules(path: Path, *, display_name: str | None = None) -> RuleBook:
+    """Load and check a rule book.
+
+    Raises:
+        ScriptError: With every problem found, each at ``file:line:col``.
+    """
+    loaded = load_yaml(path, display_name=display_name)
+    return _Reader(loaded).book()
+
+
+class _Reader:
+    """Turns the loaded YAML into a :class:`RuleBook`, collecting findings."""
+
+    def __init__(self, loaded: LoadedYaml) -> None:
+        self.loaded = loaded
+        self.file = loaded.file
+        self.findings: list[Finding] = []
+
+    def book(self) -> RuleBook:
+        data = self.loaded.data
+        if not isinstance(data, dict):
+            self._error((), "the rule book must be a mapping with `concepts` and `rules`")
+            raise ScriptError(self.findings)
+        known = {"locale", "lang", "within", "concepts", "chat", "glue", "rules", "harmless",
+                 "imminent_when", "negation_window", "near_window"}
+        for key in data:
+            if key not in known:
+                self._error((key,), f"unknown key `{key}` (known: {', '.join(sorted(known))})",
+                            key=True)
+        within = self._int(data, ("within",), 3)
+        concepts = self._concepts(data.get("concepts"))
+        book = RuleBook(
+            file=self.file,
+            lang=str(data.get("lang", "en")),
+            within=within,
+            concepts=concepts,
+            chat=self._chat(data.get("chat", {})),
+            glue=frozenset(self._words(data.get("glue", []), ("glue",))),
+            rules=tuple(self._rules(data.get("rules"), concepts, within)),
+            harmless=tuple(self._harmless(data.get("harmless", []), concepts, within)),
+            imminent_when=tuple(self._parts(data.get("imminent_when", []), ("imminent_when",),
+                                            concepts)),
+            negation_window=self._int(data, ("negation_window",), 3),
+            near_window=self._int(data, ("near_window",), 5),
+        )
+        if self.findings:
+            raise ScriptError(self.findings)
+        return book
+
+    # -- sections -----------------------------------------------------------------------------
+    def _concepts(self, raw: object) -> dict[str, tuple[tuple[str, ...], ...]]:
+        if not isinstance(raw, dict) or not raw:
+            self._error(("concepts",), "`concepts` must map NAMES to lists of words")
+            return {}
+        concepts: dict[str, tuple[tuple[str, ...], ...]] = {}
+        for name, entries in raw.items():
+            if not _CONCEPT.fullmatch(name):
+                self._error(("concepts", name), f"concept name `{name}` must be UPPER_CASE",
+                            key=True)
+            if not isinstance(entries, list) or not entries:
+                self._error(("concepts", name), f"concept `{name}` needs a list of words")
+                continue
+            parsed = []
+            for i, entry in enumerate(entries):
+                words = tuple(str(entry).split()) if isinstance(entry, str) else ()
+                if not words or not all(_WORD.fullmatch(w) for w in words):
+                    self._error(("concepts", name, i),
+                                f"`{entry}` must be lower-case words (letters and digits) "
+                                "as they are written after folding (no apostrophes)")
+                    continue
+                parsed.append(words)
+            concepts[name] = tuple(parsed)
+        return concepts
+
+    def _chat(self, raw: object) -> dict[str, tuple[str, ...]]:
+        if not isinstance(raw, dict):
+            self._error(("chat",), "`chat` must map a chat spelling to the words it means")
+            return {}
+        chat: dict[str, tuple[str, ...]] = {}
+        for spelling, meaning in raw.items():
+            words = tuple(str(meaning).split()) if isinstance(meaning, str) else ()
+            if not _WORD.fullmatch(spelling) or not words:
+                self._error(("chat", spelling), f"`{spelling}: {meaning}` must map one "
+                            "lower-case spelling to one or more words")
+                continue
+            chat[spelling] = words
+        return chat
+
+    def _rules(
+        self, raw: object, concepts: dict[str, tuple[tuple[str, ...], ...]], within: int
+    ) -> list[Rule]:
+        if not isinstance(raw, list) or not raw:
+            self._error(("rules",), "`rules` must be a list of rules")
+            return []
+        rules: list[Rule] = []
+        seen: set[str] = set()
+        for i, item in enumerate(raw):
+            path: tuple[str | int, ...] = ("rules", i)
+            if not isinstance(item, dict):
+                self._error(path, "a rule is a mapping with `id`, `kind`, `why` and `match`")
+                continue
+            allowed = {"id", "kind", "why", "match", "within", "imminent", "not_after",
+                       "not_near"}
+            for key in item:
+                if key not in allowed:
+                    self._error((*path, key), f"unknown rule key `{key}` "
+                                f"(known: {', '.join(sorted(allowed))})", key=True)
+            pattern = self._pattern(item, path, concepts, within, seen)
+            kind = item.get("kind")
+            if kind not in {k.value for k in Kind}:
+                self._error((*path, "kind"), f"`kind` must be one of "
+                            f"{', '.join(k.value for k in Kind)}")
+                continue
+            why = item.get("why")
+            if not isinstance(why, str) or not why.strip():
+                self._error((*path, "why"), "every rule needs `why`: the reason in plain words")
+                continue
+            imminent = item.get("imminent", False)
+            if not isinstance(imminent, bool):
+                self._error((*path, "imminent"), "`imminent` must be true or false")
+                continue
+            if pattern is None:
+                continue
+            rules.append(Rule(
+                pattern=pattern, kind=Kind(kind), why=why.strip(), imminent=imminent,
+                not_after=tuple(self._parts(item.get("not_after", []), (*path, "not_after"),
+                                            concepts)),
+                not_near=tuple(self._parts(item.get("not_near", []), (*path, "not_near"),
+                                           concepts)),
+            ))
+        return rules
+
+    def _harmless(
+        self, raw: object, concepts: dict[str, tuple[tuple[str, ...], ...]], within: int
+    ) -> list[Pattern]:
+        if not isinstance(raw, list):
+            self._error(("harmless",), "`harmless` must be a list of expressions")
+            return []
+        found: list[Pattern] = []
+        seen: set[str] = set()
+        for i, item in enumerate(raw):
+            path: tuple[str | int, ...] = ("harmless", i)
+            if not isinstance(item, dict):
+                self._error(path, "a harmless expression is a mapping with `id` and `match`")
+                continue
+            for key in item:
+                if key not in ("id", "match", "within"):
+                    self._error((*path, key), f"unknown key `{key}` (known: id, match, within)",
+                                key=True)
+            pattern = self._pattern(item, path, concepts, within, seen)
+            if pattern is not None:
+                found.append(pattern)
+        return found
+
+    # -- pieces -------------------------------------------------------------------------------
+    def _pattern(
+        self,
+        item: dict[str, object],
+        path: tuple[str | int, ...],
+        concepts: dict[str, tuple[tuple[str, ...], ...]],
+        default_within: int,
+        seen: set[str],
+    ) -> Pattern | None:
+        rule_id = item.get("id")
+        if not isinstance(rule_id, str) or not _ID.fullmatch(rule_id):
+            self._error((*path, "id"), "`id` must be lower-case words joined by hyphens")
+            return None
+        if rule_id in seen:
+            self._error((*path, "id"), f"`{rule_id}` is used twice")
+            return None
+        seen.add(rule_id)
+        parts = self._parts(item.get("match"), (*path, "match"), concepts)
+        if not parts:
+            self._error((*path, "match"), "`match` must list one or more parts")
+            return None
+        within = self._int(item, (*path, "within"), default_within)
+        mark = self.loaded.mark_for(path)
+        return Pattern(rule_id, tuple(parts), within, f"{mark.file}:{mark.line}:{mark.col}")
+
+    def _parts(
+        self, raw: object, path: tuple[str | int, ...],
+        concepts: dict[str, tuple[tuple[str, ...], ...]],
+    ) -> list[str]:
+        if not isinstance(raw, list):
+            self._error(path, "must be a list of CONCEPTS or lower-case words")
+            return []
+        parts: list[str] = []
+        for i, part in enumerate(raw):
+            text = str(part)
+            if _CONCEPT.fullmatch(text):
+                if text not in concepts:
+                    self._error((*path, i), f"unknown concept `{text}`")
+                    continue
+            elif not _WORD.fullmatch(text):
+                self._error((*path, i), f"`{text}` must be a CONCEPT or one lower-case word")
+                continue
+            parts.append(text)
+        return parts
+
+    def _words(self, raw: object, path: tuple[str | int, ...]) -> list[str]:
+        if not isinstance(raw, list) or not all(
+            isinstance(w, str) and _WORD.fullmatch(w) for w in raw
+        ):
+            self._error(path, "must be a list of lower-case words")
+            return []
+        return [str(w) for w in raw]
+
+    def _int(self, item: dict[str, object], path: tuple[str | int, ...], default: int) -> int:
+        value = item.get(str(path[-1]), default)
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= _MAX_WITHIN:
+            self._error(path, f"must be a whole number from 0 to {_MAX_WITHIN}")
+            return default
+        return value
+
+    def _error(self, path: tuple[str | int, ...], message: str, *, key: bool = False) -> None:
+        mark = self.loaded.mark_for(path, key=key)
+        self.findings.append(Finding(mark.file, mark.line, mark.col, Severity.ERROR, message,
+                                     "crisis-rules"))
