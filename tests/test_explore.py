@@ -1,7 +1,7 @@
 """`rehearse check --explore`: every path of every shipped script through the real engine.
 
-The shipped scripts are walked once per test module, and must break no invariant (two known
-engine faults, tracked in issues 8 and 11, are expected failures of their own). Engines with a
+The shipped scripts are walked once per test module, and must break no invariant (a known
+engine fault, tracked in issue 11, is an expected failure of its own). Engines with a
 fault injected by a subclass, and a script edited after its check, prove that each invariant
 is really checked and that a violation comes with its path; a fixture script that passes the
 static checker but that no client can finish proves the no-end check, through the CLI.
@@ -42,13 +42,9 @@ FIXTURE = ROOT / "tests" / "fixtures" / "scripts" / "explore_fail_no_end.yaml"
 _LOADED = build(load_config(None, {}))
 SHIPPED = sorted(sid for sid, s in _LOADED.scripts.items() if s.first_step is not None)
 
-#: Violations of the current engine that other issues fix; each has an expected-failure test
+#: Violations of the current engine that issue 11 fixes; each has an expected-failure test
 #: below (strict: it fails once the fault is fixed, so that the entry is removed).
 KNOWN = {
-    # Issue 8 §3 (the crisis detector, the lead's): "the very first message the client then
-    # receives carries the lines"; today "Some words in your message can mean…" comes first.
-    ("explore-crisis",
-     "crisis language: the first message does not carry the emergency number or a crisis line"),
     # Issue 11 §5: "No level-up offer in a session with a rating at or above the threshold";
     # today a client due a step up is offered one after a session that needed calming.
     ("explore-step-up-after-distress",
@@ -88,12 +84,6 @@ def test_shipped_script_breaks_no_invariant(script_id: str) -> None:
     assert not unexpected, "\n".join(unexpected)
     assert not result.truncated, result.summary()
     assert result.states > 100 and result.transitions > 4 * result.states and result.paths
-
-
-@pytest.mark.xfail(strict=True, reason="issue 8 §3: crisis lines are not the first message")
-@pytest.mark.parametrize("script_id", SHIPPED[:1])
-def test_crisis_lines_come_first(script_id: str) -> None:
-    assert not [v for v in explored(script_id).violations if v.code == "explore-crisis"]
 
 
 @pytest.mark.xfail(strict=True, reason="issue 11 §5: a step up is offered after high distress")
@@ -217,7 +207,7 @@ class _DeafToCrisis(Engine):
 
     def handle(self, state: ClientState, event: Event, now: datetime) -> Outcome:
         if (isinstance(event, Text) and state.session is not None
-                and self.resources.crisis.matches(event.text)):
+                and self.resources.crisis.scan(event.text)):
             event = Text(text="ok", display_name=event.display_name)
         return super().handle(state, event, now)
 
@@ -225,6 +215,21 @@ class _DeafToCrisis(Engine):
 def test_crisis_language_missed_mid_session_is_found() -> None:
     reports = _only(_walk(_DeafToCrisis, clients=0), "explore-crisis")
     assert any("crisis lines are missing: Call or text 988" in r for r in reports)
+
+
+class _Preamble(Engine):
+    """Puts a message of its own before the crisis lines (as the engine did before issue 8)."""
+
+    def handle(self, state: ClientState, event: Event, now: datetime) -> Outcome:
+        out = super().handle(state, event, now)
+        if isinstance(event, Text) and self.resources.crisis.scan(event.text):
+            out.messages.insert(0, Message("Some words in your message worry me."))
+        return out
+
+
+def test_crisis_lines_that_do_not_come_first_are_found() -> None:
+    reports = _only(_walk(_Preamble, clients=0), "explore-crisis")
+    assert any("the first message does not carry the emergency number" in r for r in reports)
 
 
 class _LevelBlind(Engine):

@@ -363,13 +363,14 @@ class Planner:
         return Act(f'type "{text}"', Text(text=text, display_name=NAME))
 
 
+#: Messages with crisis language; the walk uses the first that the configured rules detect.
+CRISIS_SENTENCES = ("I don't know. I want to kill myself.", "I want to die.",
+                    "I want to end my life.")
+
+
 def crisis_sentence(resources: Resources) -> str | None:
-    """A message with crisis language in it, from the configured phrase list."""
-    for phrase in resources.crisis.phrases:
-        text = f"I don't know. {phrase.capitalize()}."
-        if resources.crisis.matches(text):
-            return text
-    return None
+    """A message the configured crisis rules detect, if any of :data:`CRISIS_SENTENCES` is."""
+    return next((t for t in CRISIS_SENTENCES if resources.crisis.scan(t)), None)
 
 
 def _minutes(delta: timedelta) -> int:

@@ -28,6 +28,7 @@ import html
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from bot.crisis import Detector
 from bot.engine import ClientState, Effect, Event, LedgerEntry, Outcome, Policy, TimerFired
 from bot.explore._observe import Labels, Shown, crisis_hold, keyboard_of, shown
 from bot.script import LoadedScript
@@ -67,6 +68,7 @@ class Rules:
 
     script: LoadedScript
     policy: Policy
+    detector: Detector
     labels: Labels
 
     def transition(self, before: ClientState, out: Outcome, watch: Watch
@@ -166,17 +168,18 @@ class Rules:
             wrong.append("a timer firing afterwards sent a message")
         return [Problem("explore-stop", f"/stop did not end everything: {w}") for w in wrong]
 
-    def crisis(self, out: Outcome) -> list[Problem]:
+    def crisis(self, out: Outcome, text: str) -> list[Problem]:
         """Crisis language: the lines first, all of them, and no exercise content."""
-        policy = self.policy
+        region = self.policy.lines(out.state.settings.region)
+        kinds = tuple(k.value for k in self.detector.scan(text).kinds)
+        contacts = [str(line["contact"]) for group in region.groups(kinds)
+                    for line in group["resources"]]  # type: ignore[attr-defined]
         wrong: list[str] = []
-        numbers = [policy.emergency, *(r.contact for r in policy.resources)]
         texts = [m.text for m in out.messages]
-        if not texts or not any(_carries(texts[0], n) for n in numbers):
+        if not texts or not any(_carries(texts[0], n) for n in [region.emergency, *contacts]):
             wrong.append("the first message does not carry the emergency number or a crisis "
                          "line")
-        missing = [r.contact for r in policy.resources
-                   if not any(_carries(t, r.contact) for t in texts)]
+        missing = [c for c in contacts if not any(_carries(t, c) for t in texts)]
         if missing:
             wrong.append("crisis lines are missing: " + ", ".join(missing))
         if shown(self.script, out.state, out, self.labels) is not None:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from bot.engine import ClientState, Engine, Event, Outcome, Resources, TimerFired
+from bot.engine import ClientState, Engine, Event, Outcome, Resources, Text, TimerFired
 from bot.explore._clients import CLIENTS, Act, Client, Kind, Place, Planner, crisis_sentence
 from bot.explore._observe import (
     Canonical,
@@ -173,7 +173,7 @@ class _Walk:
         self.keep = keep_transcript
         res = engine.resources
         self.labels = Labels.of(res.texts)
-        self.rules = Rules(script, res.policy, self.labels)
+        self.rules = Rules(script, res.policy, res.crisis, self.labels)
         self.planner = Planner(script, res, self.labels, crisis_sentence(res), engine.handle)
         self.nodes: list[_Node] = []
         self.seen: dict[tuple[object, ...], int] = {}
@@ -247,7 +247,8 @@ class _Walk:
                 after = self._after_stop(node, act, out.state, now)
             problems += self.rules.stop(out, after)
         elif act.kind is Kind.CRISIS:
-            problems += self.rules.crisis(out)
+            assert isinstance(act.event, Text)
+            problems += self.rules.crisis(out, act.event.text)
         # A second tick of a button that ticks in place (a body cue) is checked, not walked on
         # from: one tick per keyboard is walked, not every set of them.
         toggled = any(m.replace_keyboard for o in outs for m in o.messages)
