@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from bot.crisis import Detection, Detector
 from bot.engine import ButtonSpec, ClientState, Message, Outcome, Texts
 from bot.script import LoadedScript, StepGraph, parse_condition
 
@@ -143,6 +144,25 @@ class Remembered:
         found = self._label.get(memo)
         if found is None:
             found = self._label[memo] = self._texts.label(key, **context)
+        return found
+
+
+class RememberedDetector(Detector):
+    """The crisis detector, remembering what it found in each text it scanned.
+
+    Scanning is a pure function of the text (and the rule book), and a walk sends the same
+    few texts thousands of times; this one shares the detector's rule book and speller.
+    """
+
+    def __init__(self, detector: Detector) -> None:  # no super().__init__: nothing to rebuild
+        self.__dict__.update(vars(detector))
+        self._found: dict[str, Detection] = {}
+
+    def scan(self, text: str) -> Detection:
+        """The rules ``text`` matches."""
+        found = self._found.get(text)
+        if found is None:
+            found = self._found[text] = super().scan(text)
         return found
 
 

@@ -22,6 +22,7 @@ from bot.explore._observe import (
     Canonical,
     Labels,
     Remembered,
+    RememberedDetector,
     keyboard_of,
     projection,
     relative,
@@ -160,7 +161,7 @@ def explore(script: LoadedScript, resources: Resources, *,
         keep_transcript: Keep every transition's record in :attr:`Exploration.transcript`.
     """
     own = Resources(scripts={script.id: script}, texts=Remembered(resources.texts),
-                    crisis=resources.crisis, policy=resources.policy)
+                    crisis=RememberedDetector(resources.crisis), policy=resources.policy)
     return _Walk(script, engine(own), limits, keep_transcript).run(clients)
 
 
