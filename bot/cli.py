@@ -24,6 +24,7 @@ from bot.app import build, crisis_detector, resolve
 from bot.config import Config, ConfigError, load_config
 from bot.crisis import evaluate, read_cases
 from bot.engine import ClientState, Clinician, Opt
+from bot.explore import Exploration, explore
 from bot.render import RenderError
 from bot.script import (
     ScriptError,
@@ -72,6 +73,14 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--format", choices=("text", "json"), default="text")
     check.add_argument("--prompts", type=Path, default=None,
                        help="also check the system texts in this prompts directory")
+    check.add_argument("--explore", action="store_true",
+                       help="also walk every path of each script through the engine and check "
+                            "the safety invariants on every step")
+    check.add_argument("--fingerprint", action="store_true",
+                       help="with --explore: print a SHA-256 of everything explored, per script")
+    check.add_argument("--config", type=Path, default=_default_config(),
+                       help="with --explore: the configuration to explore with (default: "
+                            "$REHEARSE_CONFIG, else built-in)")
 
     crisis = sub.add_parser("crisis", help="explain or test the crisis detector")
     crisis_sub = crisis.add_subparsers(dest="crisis_command", metavar="ACTION", required=True)
@@ -171,16 +180,41 @@ def _check(args: argparse.Namespace) -> int:
     if missing:
         print(f"rehearse check: no such file or directory: {missing[0]}", file=sys.stderr)
         return 2
+    if args.fingerprint and not args.explore:
+        print("rehearse check: --fingerprint needs --explore", file=sys.stderr)
+        return 2
     findings = check_paths(args.paths, prompts_dir=args.prompts)
+    explored = _explore(args) if args.explore else []
+    errors = sum(f.severity is Severity.ERROR for f in findings)
+    violations = sum(len(e.violations) for e in explored)
     if args.format == "json":
-        print(findings_to_json(findings))
+        if args.explore:
+            print(json.dumps({"findings": json.loads(findings_to_json(findings)),
+                              "explored": [e.to_json() for e in explored]},
+                             indent=2, ensure_ascii=False))
+        else:
+            print(findings_to_json(findings))
     else:
         for finding in findings:
             print(finding)
-    errors = sum(f.severity is Severity.ERROR for f in findings)
-    if args.format == "text":
-        print(f"{errors} error(s), {len(findings) - errors} warning(s)", file=sys.stderr)
-    return 1 if errors else 0
+        for exploration in explored:
+            for violation in exploration.violations:
+                print(violation)
+            print(exploration.summary())
+        if args.fingerprint:
+            for exploration in explored:
+                print(f"{exploration.fingerprint}  {exploration.file}")
+        found = f", {violations} violation(s)" if args.explore else ""
+        print(f"{errors} error(s), {len(findings) - errors} warning(s){found}", file=sys.stderr)
+    return 1 if errors or violations else 0
+
+
+def _explore(args: argparse.Namespace) -> list[Exploration]:
+    """Walk every script that passed its checks (libraries have nothing to walk)."""
+    loaded = build(load_config(args.config), list(args.paths))
+    resources = loaded.engine.resources
+    return [explore(script, resources) for script in loaded.scripts.values()
+            if script.first_step is not None]
 
 
 def _crisis(args: argparse.Namespace) -> int:
