@@ -44,12 +44,7 @@ SHIPPED = sorted(sid for sid, s in _LOADED.scripts.items() if s.first_step is no
 
 #: Violations of the current engine that issue 11 fixes; each has an expected-failure test
 #: below (strict: it fails once the fault is fixed, so that the entry is removed).
-KNOWN = {
-    # Issue 11 §5: "No level-up offer in a session with a rating at or above the threshold";
-    # today a client due a step up is offered one after a session that needed calming.
-    ("explore-step-up-after-distress",
-     "a step up was offered after a session with a rating at or above the distress threshold"),
-}
+KNOWN: set[tuple[str, str]] = set()  # violations known and accepted: none
 
 
 @cache
@@ -86,8 +81,7 @@ def test_shipped_script_breaks_no_invariant(script_id: str) -> None:
     assert result.states > 100 and result.transitions > 4 * result.states and result.paths
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 §5: a step up is offered after high distress")
-@pytest.mark.parametrize("script_id", SHIPPED[:1])
+@pytest.mark.parametrize("script_id", SHIPPED)
 def test_no_step_up_offered_after_high_distress(script_id: str) -> None:
     found = explored(script_id).violations
     assert not [v for v in found if v.code == "explore-step-up-after-distress"]
