@@ -43,12 +43,15 @@ _TIME = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 _URL = r"^https?://[^\s/]+\S*$"
 _LOCALE = r"^[a-z]{2}(-[A-Z]{2})?$"
 _SLUG = r"^[a-z0-9][a-z0-9-]{0,39}$"
+#: A region's key: its buttons in ``/settings`` carry it (``bot.engine._buttons.REGION_KEY``).
+_REGION = r"^[A-Za-z0-9_-]{1,20}$"
 _TOKEN = re.compile(r"\d+:[\w-]+")
 _PATTERN_HINTS = {
     _TIME: 'a time like "21:00" (24-hour clock, in quotes)',
     _URL: "a URL starting with http:// or https://",
     _LOCALE: "a locale like en, de or pt-BR",
     _SLUG: "a topic id: lower-case letters, digits and dashes",
+    _REGION: "a region key like US or UK: 1 to 20 letters, digits, - or _",
 }
 _SECRET_KEYS = frozenset({"token", "bot_token", "api_token", "telegram_bot_token"})
 
@@ -324,7 +327,8 @@ def _default_regions() -> dict[str, Region]:
 class SafetyConfig(_Section):
     """Crisis resources and safety thresholds."""
 
-    regions: dict[str, Region] = Field(default_factory=_default_regions)
+    regions: dict[Annotated[str, Field(pattern=_REGION)], Region] = Field(
+        default_factory=_default_regions)
     region: str = "US"
     distress_threshold: Annotated[int, Field(ge=1, le=10)] = 7
     silence_followup_minutes: Annotated[int, Field(ge=1, le=1440)] = 10
@@ -547,8 +551,10 @@ def _messages(exc: ValidationError, source: LoadedYaml) -> list[str]:
     messages: list[str] = []
     for error in exc.errors():
         loc = tuple(part for part in error["loc"] if isinstance(part, str | int))
+        of_key = loc[-1:] == ("[key]",)  # pydantic's mark of a mapping's key at fault
+        loc = loc[:-1] if of_key else loc
         message, is_key = _explain(error, loc)
-        line = _at(source, loc, key=is_key) + message
+        line = _at(source, loc, key=is_key or of_key) + message
         if line not in messages:
             messages.append(line)
     return messages

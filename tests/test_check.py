@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from bench.bench_check import generate
+from bot.engine import ClientState, Opt
+from bot.engine._buttons import OVER_CUES, UNDER_CUES
 from bot.engine._context import Context, Resources
-from bot.engine._state import ClientState, Opt
-from bot.engine._steps import OVER_CUES, UNDER_CUES
 from bot.render import Renderer
 from bot.script import Finding, Severity, check_paths, check_script, load_script
 from bot.script import _check as checker

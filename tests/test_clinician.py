@@ -13,6 +13,7 @@ from bot.engine import (
     Button,
     ClientState,
     Clinician,
+    ConsentQuestion,
     Engine,
     Opt,
     Outcome,
@@ -58,7 +59,7 @@ def test_minor_refused_until_the_therapist_records_guardian_consent(loaded: Load
     out = engine.handle(recorded.state, Start(), NOW)
     out = engine.handle(out.state, Button(data=f"{out.state.keyboard}:y"), NOW)  # agree
     assert out.state.consents.get(Opt.CORE.value) == engine.resources.policy.consent_version
-    assert out.state.pending == "consent:store_free_text"
+    assert out.state.pending == ConsentQuestion(step="store_free_text")
 
 
 def test_a_refused_minor_is_not_asked_their_age_again(loaded: Loaded) -> None:

@@ -138,6 +138,11 @@ def test_unknown_key_deep_inside_lists_and_mappings(tmp_path: Path) -> None:
             "must not be above `max_level` (2)",
         ),
         (
+            "safety:\n  regions:\n    United Kingdom: {label: UK, emergency: '999',\n"
+            "         lines: {suicide: [{name: a, contact: b}]}}\n",
+            "config.yaml:3:5: `safety.regions.United Kingdom` must be a region key like US",
+        ),
+        (
             "safety:\n  region: FR\n",
             "`safety.region` must be one of the regions listed in `regions`",
         ),

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.app import Loaded
-from bot.engine import Effect, Opt
+from bot.engine import ConsentQuestion, DeleteQuestion, Effect, MenuQuestion, Opt
 from tests.support.engine_driver import (
     Driver,
     engine_for_files,
@@ -38,10 +38,10 @@ def test_consent_comes_before_anything_else(loaded: Loaded) -> None:
     d.start()
     assert d.texts() == [_intro(d)]
     assert d.labels() == [d.label("agree"), d.label("decline")]
-    assert d.state.pending == "consent:intro" and d.state.session is None
+    assert d.state.pending == ConsentQuestion() and d.state.session is None
     for act in ("hello", "1", "first-steps"):
         d.text(act)
-        assert d.state.session is None and d.state.pending == "consent:intro"
+        assert d.state.session is None and d.state.pending == ConsentQuestion()
     d.press_data("99:m0")  # a forged menu press gets nowhere
     assert d.state.session is None and d.said("unexpected.stale_button")
     d.command("skip")
@@ -64,7 +64,7 @@ def test_opt_ins_are_separate_and_none_is_preselected(loaded: Loaded) -> None:
         d.press(d.label("opt_out"))
     assert d.state.consents == {Opt.CORE.value: version}
     assert d.texts()[0] == d.render("consent.done", opt_ins=[])
-    assert d.state.pending == "menu"
+    assert d.state.pending == MenuQuestion()
     assert _consent_rows(d) == [
         {"opt": "core", "given": True, "version": version},
         {"opt": "store_free_text", "given": False, "version": version},
@@ -94,10 +94,10 @@ def test_start_cannot_skip_the_age_question(loaded: Loaded) -> None:
     d.start()
     d.press(d.label("agree"))
     d.start()  # trying to get past "are you 18 or older?"
-    assert d.state.pending == "consent:intro" and d.texts() == [_intro(d)]
+    assert d.state.pending == ConsentQuestion() and d.texts() == [_intro(d)]
     assert not d.state.has(Opt.CORE, 1)
     d.command("settings")  # and no opt-ins before the terms are agreed to
-    assert d.state.pending == "consent:intro" and not d.state.consents
+    assert d.state.pending == ConsentQuestion() and not d.state.consents
 
 
 def test_declining(loaded: Loaded) -> None:
@@ -122,7 +122,7 @@ def test_under_18_is_refused(loaded: Loaded) -> None:
     assert _consent_rows(d)[-1] == {"opt": "core", "given": False, "version": 1,
                                     "reason": "minor"}
     d.text("please")
-    assert d.state.session is None and d.state.pending != "menu"
+    assert d.state.session is None and d.state.pending != MenuQuestion()
     allowed = Driver.new(engine_with(loaded.engine, allow_minors=True))
     allowed.start()
     allowed.press(allowed.label("agree"))
@@ -211,7 +211,7 @@ def test_withdrawal_from_the_stop_confirmation(loaded: Loaded) -> None:
     assert {r.data["opt"] for r in withdrawn} == {"core", "store_free_text",
                                                   "share_with_therapist", "reminders"}
     assert all(r.data["given"] is False and r.data["reason"] == "withdrawn" for r in withdrawn)
-    assert d.state.pending == "delete"
+    assert d.state.pending == DeleteQuestion()
     d.press(d.label("delete_confirm"))
     assert Effect.ERASE in d.last.effects and d.kinds() == ["erase_requested"]
 
@@ -241,10 +241,10 @@ def _type_everywhere(d: Driver, script_id: str) -> None:
             return
         script = d.engine.resources.scripts[script_id]
         step = script.steps[d.step or ""]
-        takes_text = (d.sub in ("prompt", "turn", "connection")
-                      or (d.sub == "ask" and step.ask is not None
+        takes_text = (d.part in ("prompt", "turn", "connection")
+                      or (d.part == "ask" and step.ask is not None
                           and step.ask.free_text is not None and not step.ask.free_text.number)
-                      or (d.sub == "page" and d.codes() == ["sk"]))
+                      or (d.part == "page" and d.codes() == ["sk"]))
         if takes_text:
             d.text(f"{MARK} {d.step}")
         else:

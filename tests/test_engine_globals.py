@@ -14,7 +14,18 @@ from datetime import timedelta
 import pytest
 
 from bot.app import Loaded
-from bot.engine import Blocked, ClientState, Effect, Opt
+from bot.engine import (
+    Blocked,
+    ClientState,
+    ConsentQuestion,
+    CrisisQuestion,
+    DeleteQuestion,
+    Effect,
+    LevelQuestion,
+    MenuQuestion,
+    Opt,
+    SettingsQuestion,
+)
 from tests.support.engine_driver import (
     AT_STEP,
     CRISIS,
@@ -44,13 +55,13 @@ def test_situations_are_where_they_say(situations: dict[str, Driver]) -> None:
     assert set(situations) == set(SITUATIONS)
     for name, (step, sub) in AT_STEP.items():
         d = situations[name]
-        assert (d.step, d.sub, d.state.pending) == (step, sub, None), name
+        assert (d.step, d.part, d.state.pending) == (step, sub, None), name
         assert d.state.session is not None and not d.state.session.paused, name
-    assert situations["consent pending"].state.pending == "consent:intro"
-    assert situations["menu pending"].state.pending == "menu"
-    assert situations["level offer pending"].state.pending == "level"
-    assert situations["settings pending"].state.pending == "settings"
-    assert situations["crisis question"].state.pending == "crisis"
+    assert situations["consent pending"].state.pending == ConsentQuestion()
+    assert situations["menu pending"].state.pending == MenuQuestion()
+    assert situations["level offer pending"].state.pending == LevelQuestion()
+    assert situations["settings pending"].state.pending == SettingsQuestion()
+    assert situations["crisis question"].state.pending == CrisisQuestion()
     assert situations["halted"].state.halted
     paused = situations["paused"].state.session
     assert paused is not None and paused.paused
@@ -219,7 +230,7 @@ def test_start_after_a_halt_comes_back(situations: dict[str, Driver]) -> None:
     d.start()
     assert not d.state.halted
     assert "restarted" in d.kinds()
-    assert d.state.pending == "menu"
+    assert d.state.pending == MenuQuestion()
 
 
 # -- crisis language -----------------------------------------------------------------------------
@@ -321,7 +332,7 @@ def test_always_answered(situation: Driver, name: str) -> None:
     d = situation
     if name == "sos":
         assert d.texts() == [d.resources_text(), d.render("crisis.are_you_safe")]
-        assert d.kinds() == ["sos_viewed"] and d.state.pending == "crisis"
+        assert d.kinds() == ["sos_viewed"] and d.state.pending == CrisisQuestion()
     elif name == "help":
         assert d.texts() == [d.render("help")]
     elif name == "privacy":
@@ -333,7 +344,7 @@ def test_always_answered(situation: Driver, name: str) -> None:
         assert d.last.effects == [Effect.EXPORT] and d.kinds() == ["export_requested"]
     else:
         assert d.texts() == [d.render("delete.confirm")]
-        assert d.codes() == ["dy", "dn"] and d.state.pending == "delete"
+        assert d.codes() == ["dy", "dn"] and d.state.pending == DeleteQuestion()
         assert Effect.ERASE not in d.last.effects
     assert d.state.halted == halted
     assert (d.state.session is None) == (session is None)
@@ -462,9 +473,9 @@ def test_settings(situation: Driver) -> None:
             "consent.intro", retention_days=d.engine.resources.policy.retention_days,
         answers_days=d.engine.resources.policy.answers_days,
             therapist_delay=d.engine.resources.policy.therapist_delay)]
-        assert d.state.pending == "consent:intro"
+        assert d.state.pending == ConsentQuestion()
         return
-    assert d.state.pending == "settings"
+    assert d.state.pending == SettingsQuestion()
     assert d.codes() == ["gp", "gf", "gs", "gr", "gz", "gt", "gc", "gd"]
 
 

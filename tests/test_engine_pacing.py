@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.app import Loaded
-from bot.engine import ClientState, Engine, Opt
+from bot.engine import ClientState, Engine, LevelQuestion, Opt, ReminderTimeQuestion
 from bot.script import LoadedScript
 from tests.support.engine_driver import (
     CRISIS,
@@ -66,7 +66,7 @@ def test_nothing_above_the_contract_max_level_is_shown(loaded: Loaded, smaller: 
     for _ in range(12):
         if d.state.session is None:
             break
-        if smaller and d.sub == "prompt":
+        if smaller and d.part == "prompt":
             d.command("smaller")
         d.answer_current()
     d.walk_to_end()
@@ -152,11 +152,11 @@ def _complete_first_steps(d: Driver, *, after: int = 2, expected: int = 5,
     d.at("checkin-after", "rating")
     d.text(str(after))
     d.text(str(actual))
-    d.walk_until(lambda x: x.state.session is None or x.state.pending == "level")
+    d.walk_until(lambda x: x.state.session is None or x.state.pending == LevelQuestion())
 
 
 def _offered(d: Driver) -> bool:
-    return "level_offered" in d.kinds() and d.state.pending == "level"
+    return "level_offered" in d.kinds() and d.state.pending == LevelQuestion()
 
 
 def test_level_up_is_proposed_only_when_the_rule_holds(loaded: Loaded) -> None:
@@ -192,7 +192,7 @@ def _complete_with_high_after(d: Driver) -> None:
     d.press("c1")
     d.at("checkin-after", "rating")
     d.text("9")
-    d.walk_until(lambda x: x.sub == "recheck")
+    d.walk_until(lambda x: x.part == "recheck")
     d.text("3")  # better now; the session goes on to its end
     d.walk_until(lambda x: x.state.session is None)
 
@@ -253,7 +253,7 @@ def test_no_level_offer_under_a_crisis_hold(loaded: Loaded) -> None:
     held.press(held.label("safe"))
     held.command("resume")  # same day, same hold: restarts one level lower, still held
     held.walk_to_end()
-    assert held.state.pending != "level" and "level_offered" not in [
+    assert held.state.pending != LevelQuestion() and "level_offered" not in [
         e.kind for e in held.all_ledger()]
 
 
@@ -312,7 +312,7 @@ def test_smaller_in_a_roleplay_turn(loaded: Loaded) -> None:
 
 def _calm_pages(d: Driver) -> int:
     pages = 0
-    while d.sub == "calm":
+    while d.part == "calm":
         d.press("go")
         pages += 1
     return pages
@@ -324,11 +324,11 @@ def test_high_distress_routes_to_calming_and_closes_after_two_rounds(loaded: Loa
     d.at("checkin-before", "rating")
     d.text("8")
     assert d.texts()[0] == d.render("checkin.high", distress=8)
-    assert d.sub == "calm" and d.state.session is not None
+    assert d.part == "calm" and d.state.session is not None
     assert d.state.session.frame.calm_exercise == "paced-breathing"
     assert _ledger(d, "deescalation")[-1]["round"] == 1
     assert _calm_pages(d) == len(loaded.scripts["first-steps"].exercises["paced-breathing"].pages)
-    assert d.sub == "recheck" and d.texts() == [d.render("checkin.question")]
+    assert d.part == "recheck" and d.texts() == [d.render("checkin.question")]
     d.text("8")
     assert d.state.session is not None
     assert d.state.session.frame.calm_exercise == "grounding-54321"
@@ -347,7 +347,7 @@ def test_low_rerating_goes_on(loaded: Loaded) -> None:
     d.pick("first-steps")
     d.at("checkin-before", "rating")
     d.text("7")  # the contract's threshold (7) counts as high
-    assert d.sub == "calm"
+    assert d.part == "calm"
     _calm_pages(d)
     d.text("3")
     assert d.said("checkin.thanks") and d.step == "prompt-1"
@@ -360,7 +360,7 @@ def test_contract_threshold_lower_than_default(loaded: Loaded) -> None:
     d.pick("first-steps")
     d.at("checkin-before", "rating")
     d.text("4")
-    assert d.sub == "calm"
+    assert d.part == "calm"
 
 
 def test_under_arousal_cue_routes_to_calming_even_at_low_distress(loaded: Loaded) -> None:
@@ -369,18 +369,18 @@ def test_under_arousal_cue_routes_to_calming_even_at_low_distress(loaded: Loaded
     d.at("checkin-before", "rating")
     d.text("1")
     d.text("1")
-    assert d.sub == "cues"
+    assert d.part == "cues"
     d.press("knumb")
     assert d.messages[0].replace_keyboard
     d.press("kd")
     assert d.texts()[0] == d.render("checkin.body_info", cues=[d.label("cue_numb")], under=True)
-    assert d.sub == "calm" and d.state.silence_armed
+    assert d.part == "calm" and d.state.silence_armed
     over = _client(loaded.engine)
     over.pick("noticing-the-body")
     over.at("checkin-before", "cues")
     over.press("ktight_chest")
     over.press("kd")
-    assert over.sub != "calm" and over.said("checkin.thanks")
+    assert over.part != "calm" and over.said("checkin.thanks")
 
 
 def test_high_distress_during_a_roleplay_steps_out_first(loaded: Loaded) -> None:
@@ -389,7 +389,7 @@ def test_high_distress_during_a_roleplay_steps_out_first(loaded: Loaded) -> None
     d.at("scene", "rating")
     d.text("9")
     assert d.texts()[0] == d.render("roleplay.step_out", character="Robin")
-    assert d.sub == "calm"
+    assert d.part == "calm"
 
 
 # -- silence ---------------------------------------------------------------------------------------
@@ -462,7 +462,7 @@ def test_session_cap_closes_with_a_last_rating(loaded: Loaded) -> None:
     d.advance(minutes=d.state.contract.session_minutes + 1)
     d.press("sh")
     assert d.kinds() == ["session_cap"]
-    assert d.texts() == [d.render("checkin.question")] and d.sub == "rating"
+    assert d.texts() == [d.render("checkin.question")] and d.part == "rating"
     d.text("3")  # no "expected", no cues: just the last rating
     assert d.texts() == [d.render("checkin.thanks"), d.render("session.cap")]
     assert d.state.session is None
@@ -478,7 +478,7 @@ def test_session_cap_in_a_roleplay_steps_out_of_the_role_first(loaded: Loaded) -
     assert d.texts() == [d.render("roleplay.step_out", character="Robin"),
                          d.render("checkin.question")]
     d.text("9")  # still high at the end: calming, never an abrupt cut
-    assert d.sub == "calm"
+    assert d.part == "calm"
     assert d.texts().count(d.render("roleplay.step_out", character="Robin")) == 0
     _calm_pages(d)
     d.text("2")
@@ -492,7 +492,7 @@ def test_session_cap_waits_for_a_calming_exercise(loaded: Loaded) -> None:
     d.text("9")
     d.advance(minutes=30)
     d.press("go")
-    assert d.sub == "calm" and "session_cap" not in d.kinds()
+    assert d.part == "calm" and "session_cap" not in d.kinds()
 
 
 @pytest.mark.parametrize("where", ["say", "checkin-before", "after-prompt-1"])
@@ -707,7 +707,7 @@ def test_reminders_never_in_quiet_hours(loaded: Loaded) -> None:
     # A time in quiet hours is refused with the reason, and the question stays open.
     assert d.texts() == [d.render("settings.quiet_hours", start="21:00", end="08:00")]
     assert not [t for t in d.last.timers_set if t.kind == "reminder"]
-    assert d.state.pending == "settings:time"
+    assert d.state.pending == ReminderTimeQuestion()
 
 
 def test_reminder_is_sent_then_the_next_one_is_scheduled(loaded: Loaded) -> None:

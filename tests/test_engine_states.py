@@ -13,13 +13,54 @@ from __future__ import annotations
 
 import gzip
 import json
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
+from typing import get_args
 
 import pytest
+from pydantic import ValidationError
 
-from bot.engine import Button, ClientState, Command, Engine, Event, Outcome, Text
+from bot.engine import (
+    Button,
+    ClientState,
+    Command,
+    ConsentQuestion,
+    CrisisQuestion,
+    DeleteQuestion,
+    Engine,
+    Event,
+    KeptAnswersQuestion,
+    LevelQuestion,
+    MenuQuestion,
+    Outcome,
+    Part,
+    Pending,
+    Question,
+    ReminderTimeQuestion,
+    SettingsQuestion,
+    StopQuestion,
+    Text,
+    TimezoneQuestion,
+)
+from bot.engine._buttons import (
+    ChoiceMade,
+    Cue,
+    CueTicked,
+    MenuItem,
+    Press,
+    Rating,
+    RegionChosen,
+    Relief,
+    ReliefFelt,
+    Setting,
+    SettingChosen,
+    SkipReason,
+    SkipWhy,
+    UnknownButton,
+    unpack,
+)
 from tests.support.engine_driver import engine_for_files
 
 HERE = Path(__file__).resolve().parent / "fixtures" / "states"
@@ -76,3 +117,102 @@ def test_a_stored_state_loads_and_goes_on_as_before(name: str) -> None:
         assert _seen(out) == expected, (name, reply["event"])
         assert out.state.model_dump(mode="json") == then.model_dump(mode="json"), (
             name, reply["event"])
+
+
+# -- the typed form: questions, parts and buttons ----------------------------------------------
+
+V1_QUESTIONS = {
+    "consent:intro": ConsentQuestion(), "consent:adult": ConsentQuestion(step="adult"),
+    "consent:reminders": ConsentQuestion(step="reminders"), "menu": MenuQuestion(),
+    "settings": SettingsQuestion(), "settings:tz": TimezoneQuestion(),
+    "settings:time": ReminderTimeQuestion(), "kept_answers": KeptAnswersQuestion(),
+    "crisis": CrisisQuestion(), "level": LevelQuestion(), "stop": StopQuestion(),
+    "delete": DeleteQuestion(),
+}
+
+
+@pytest.mark.parametrize(("old", "new"), V1_QUESTIONS.items())
+def test_a_version_1_question_becomes_its_typed_question(old: str, new: Pending) -> None:
+    state = ClientState.model_validate({"client_id": "c", "pending": old})
+    assert state.pending == new and state.state_version == 2
+    again = ClientState.model_validate_json(state.model_dump_json())
+    assert again == state
+    dumped = json.loads(state.model_dump_json())
+    assert dumped["pending"]["kind"] == new.kind
+
+
+def test_every_question_is_stored_under_a_kind_of_its_own() -> None:
+    kinds = [q.model_fields["kind"].default for q in Question.__subclasses__()
+             for q in [q, *q.__subclasses__()] if "kind" in q.model_fields]
+    assert len(kinds) == len(set(kinds)) == 10
+    assert {type(q).__name__ for q in V1_QUESTIONS.values()} == {
+        q.__name__ for q in get_args(get_args(Pending)[0])}
+
+
+@pytest.mark.parametrize("stored", [
+    {"pending": "consent"}, {"pending": "consent:"}, {"pending": "settings:colour"},
+    {"pending": "nothing-we-ever-asked"}, {"pending": 3},
+    {"state_version": 2, "pending": {"kind": "nothing-we-ever-asked"}},
+    {"state_version": 2, "pending": "menu"},
+    {"state_version": 99},
+    {"state_version": 2, "session": {"script": "s", "script_version": 1,
+                                     "started_at": "2026-11-25T09:00:00Z",
+                                     "frame": {"step": "a", "part": "nowhere"}}},
+])
+def test_a_state_no_release_stored_fails_to_load(stored: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        ClientState.model_validate({"client_id": "c", **stored})
+
+
+def test_a_version_1_step_part_becomes_typed() -> None:
+    saved = STATES["checkin cues"]["state"]
+    assert isinstance(saved, dict) and saved["session"]["frame"]["sub"] == "cues"
+    state = ClientState.model_validate(saved)
+    assert state.session is not None and state.session.frame.part is Part.CUES
+    assert "sub" not in json.loads(state.model_dump_json())["session"]["frame"]
+
+
+def _every_button() -> list[Press]:
+    regions = list(_engine().resources.policy.regions)
+    fields: dict[type[Press], list[Press]] = {
+        ChoiceMade: [ChoiceMade(i) for i in range(8)], MenuItem: [MenuItem(i) for i in range(8)],
+        Rating: [Rating(i) for i in range(11)], SkipWhy: [SkipWhy(r) for r in (*SkipReason, None)],
+        ReliefFelt: [ReliefFelt(r) for r in Relief], CueTicked: [CueTicked(c) for c in Cue],
+        SettingChosen: [SettingChosen(s) for s in Setting],
+        RegionChosen: [RegionChosen(r) for r in [*regions, "X" * 20]],
+    }
+    kinds = Press._kinds
+    assert set(fields) <= set(kinds)
+    return [p for kind in kinds for p in (fields[kind] if kind in fields else [kind()])]
+
+
+def test_every_button_packs_to_a_code_that_unpacks_to_it() -> None:
+    buttons = _every_button()
+    codes = [b.pack() for b in buttons]
+    assert len(set(codes)) == len(codes) > 60
+    for button, code in zip(buttons, codes, strict=True):
+        assert unpack(code) == button
+        assert len(f"{10**15}:{code}".encode()) <= 64  # Telegram's limit, any keyboard number
+
+
+@pytest.mark.parametrize("code", ["", "x", "r11", "r07", "r-1", "c8", "m9", "s4", "l3",
+                                  "kfoo", "gx", "gc:", "gc" + "X" * 21, "go ", "GO", "r٣"])
+def test_a_code_no_button_packs_to_is_refused(code: str) -> None:
+    with pytest.raises(UnknownButton):
+        unpack(code)
+
+
+def test_a_live_code_no_button_packs_to_is_a_loud_error() -> None:
+    state = ClientState.model_validate({"client_id": "c", "keyboard": 4, "offered": ["zz"]})
+    with pytest.raises(UnknownButton):
+        _engine().handle(state, Button(data="4:zz"), datetime(2026, 11, 25, 9, tzinfo=UTC))
+
+
+def test_an_event_the_engine_does_not_know_is_a_loud_error() -> None:
+    @dataclass(frozen=True)
+    class Telepathy(Event):
+        pass
+
+    with pytest.raises(TypeError, match="not an event the engine knows"):
+        _engine().handle(_engine().new_state("c"), Telepathy(),
+                         datetime(2026, 11, 25, 9, tzinfo=UTC))

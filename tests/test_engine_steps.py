@@ -112,7 +112,7 @@ def test_checkin_before_and_after(loaded: Loaded) -> None:
     assert d.texts()[-1] == d.render("checkin.question")
     assert [b.label for b in d.keyboard] == [str(i) for i in range(11)]
     d.press("r3")
-    assert d.texts() == [d.render("checkin.expected")] and d.sub == "expected"
+    assert d.texts() == [d.render("checkin.expected")] and d.part == "expected"
     d.text("6")
     assert d.said("checkin.thanks") and d.step == "prompt-1"
     d.at("after-prompt-1")
@@ -201,15 +201,15 @@ def test_roleplay_frame_hint_example_and_checkins(loaded: Loaded) -> None:
                                     example=loaded.renderer.text(play.turns[0].example, {}))
     assert [r["help"] for r in _rows(d, "roleplay_help")] == ["hint", "example"]
     d.text("Honestly, a bit up and down.")
-    assert d.sub == "turn" and d.state.session is not None
+    assert d.part == "turn" and d.state.session is not None
     assert d.state.session.frame.turn == 1
     d.press("sd")  # two turns answered: a check-in (checkin_every: 2)
-    assert d.sub == "rating"
+    assert d.part == "rating"
     d.text("2")
-    assert d.sub == "turn"
+    assert d.part == "turn"
     d.press("sd")  # the last turn: step out of the role, then the closing check-in
     assert d.texts()[0] == d.render("roleplay.step_out", character="Robin")
-    assert d.sub == "rating"
+    assert d.part == "rating"
     d.text("2")
     assert play.debrief is not None
     assert str(loaded.renderer.text(play.debrief, {})).strip() in d.texts()
@@ -227,13 +227,13 @@ def test_a_hostile_line_is_followed_by_a_checkin(loaded: Loaded) -> None:
     d.at("scene-full", "turn")
     d.press("sd")
     d.press("sd")
-    assert d.sub == "rating"  # checkin_every: 2
+    assert d.part == "rating"  # checkin_every: 2
     d.text("1")
     turn = d.state.session.frame.turn if d.state.session else None
     play = loaded.scripts["setting-a-limit"].steps["scene-full"].roleplay
     assert play is not None and turn is not None and play.turns[turn].hostile
     d.press("sd")  # right after the hostile line: a check-in, whatever the count
-    assert d.sub == "rating"
+    assert d.part == "rating"
 
 
 def test_roleplay_turns_are_capped_by_the_contract(loaded: Loaded) -> None:
@@ -244,7 +244,7 @@ def test_roleplay_turns_are_capped_by_the_contract(loaded: Loaded) -> None:
     d.at("scene", "turn")
     d.press("sd")
     assert d.texts()[0] == d.render("roleplay.step_out", character="Robin")
-    assert d.sub == "rating"
+    assert d.part == "rating"
     assert len(_rows(d, "roleplay_turn")) == 1
 
 

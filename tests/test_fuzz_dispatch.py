@@ -43,6 +43,7 @@ from bot.engine import (
     ClientState,
     Command,
     Event,
+    MenuQuestion,
     NonText,
     Opt,
     Redeemed,
@@ -212,14 +213,14 @@ async def _fuzz_service(
                 await run.press(code)
             state = await run.state()
             assert not state.has(Opt.STORE_FREE_TEXT, run._consent_version)
-            assert state.pending == "menu", state.pending
+            assert state.pending == MenuQuestion(), state.pending
             await run.press(state.offered[menu % len(state.offered)])
             # First walk some way into the exercise, answering in words where words are
             # asked for (so texts land where they could be stored), then the chaos.
             for typed in range(depth):
                 state = await run.state()
                 frame = state.session.frame if state.session else None
-                if frame is not None and frame.sub in TEXT_SUBS and typed % 3:
+                if frame is not None and frame.part in TEXT_SUBS and typed % 3:
                     await run.step(("text", words[typed % len(words)]), name)
                 else:
                     await run.step(("live", 0), name)
@@ -259,7 +260,7 @@ def test_the_privacy_check_would_notice_a_stored_text(loaded: Loaded) -> None:
                     await run.press(code)
                 for _ in range(30):
                     state = await run.state()
-                    if state.session and state.session.frame.sub == "prompt":
+                    if state.session and state.session.frame.part == "prompt":
                         break
                     await run.step(("live", 0), None)
                 await run.step(("text", "my answer"), None)

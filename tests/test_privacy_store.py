@@ -60,7 +60,7 @@ async def to_the_connection_log(c: ServiceClient, store: SqliteStore) -> None:
     for _ in range(40):
         state = ClientState.model_validate(await store.load_state(c.client_id))
         assert state.session is not None
-        if state.session.frame.sub == "connection":
+        if state.session.frame.part == "connection":
             return
         codes = [b.data.partition(":")[2] for b in c.keyboard]
         await c.press(next(code for code in PREFER if code in codes))

@@ -17,7 +17,7 @@ import pytest
 
 from bot.app import Loaded, build
 from bot.config import load_config
-from bot.engine import Engine
+from bot.engine import Engine, LevelQuestion
 from tests.support.engine_driver import (
     CRISIS,
     Driver,
@@ -65,7 +65,7 @@ def explore(script_id: str) -> dict[str, dict[str, Driver]]:
         d = stack.pop()
         session = d.state.session
         if session is None:
-            if d.state.pending == "level":
+            if d.state.pending == LevelQuestion():
                 continue
             assert d.state.pending is None, d.state.pending
             continue
@@ -73,8 +73,8 @@ def explore(script_id: str) -> dict[str, dict[str, Driver]]:
         if key in seen:
             continue
         seen.add(key)
-        found.setdefault(session.frame.step, {}).setdefault(session.frame.sub, d)
-        step, sub = session.frame.step, session.frame.sub
+        found.setdefault(session.frame.step, {}).setdefault(session.frame.part, d)
+        step, sub = session.frame.step, session.frame.part
         if sub == "ask":
             for code in [c for c in d.codes() if c.startswith("c")]:
                 branch = d.fork()
@@ -91,7 +91,7 @@ def explore(script_id: str) -> dict[str, dict[str, Driver]]:
             calmed.add(step)
             high = d.fork()
             high.text("9")
-            assert high.sub == "calm", f"{script_id}:{step}: 9 did not lead to calming"
+            assert high.part == "calm", f"{script_id}:{step}: 9 did not lead to calming"
             stack.append(high)
         nxt = d.fork()
         nxt.answer_current()
@@ -174,4 +174,4 @@ def test_the_step_can_be_shown_again(script_id: str, step_id: str) -> None:
         d.command("frobnicate")
         assert d.texts()[0] == d.render("unexpected.unknown_command"), (sub, d.plain())
         assert len(d.messages) >= 2 and d.messages[-1].buttons, (script_id, step_id, sub)
-        assert d.step == step_id and d.sub == sub
+        assert d.step == step_id and d.part == sub

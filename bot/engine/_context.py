@@ -8,15 +8,17 @@ from datetime import datetime
 from typing import Protocol
 
 from bot.crisis import Detector
+from bot.engine._buttons import Press, unpack
 from bot.engine._outcome import ButtonSpec, LedgerEntry, Message, Outcome, TimerRequest
 from bot.engine._policy import Policy, RegionLines
-from bot.engine._state import ClientState, Opt, Session
+from bot.engine._state import ClientState, Session
+from bot.engine._terms import Opt
 from bot.script import LoadedScript
 
 #: Characters of the newest connection-log note a script text can show (``last_connection``).
 LAST_CONNECTION_CHARS = 500
-#: A button before it is bound to the current keyboard: (text key or literal label, code).
-Choice = tuple[str, str]
+#: A button before it is bound to the current keyboard: its label and what it means.
+Choice = tuple[str, Press]
 
 
 class Texts(Protocol):
@@ -113,10 +115,12 @@ class Context:
             return  # a script text that rendered empty: Telegram refuses empty messages
         if rows:
             self.state.keyboard += 1
-            self.state.offered = [code for row in rows for _, code in row]
+            codes = [[press.pack() for _, press in row] for row in rows]
+            self.state.offered = [code for row in codes for code in row]
             buttons = tuple(
-                tuple(ButtonSpec(label, f"{self.state.keyboard}:{code}") for label, code in row)
-                for row in rows
+                tuple(ButtonSpec(label, f"{self.state.keyboard}:{code}")
+                      for (label, _), code in zip(row, row_codes, strict=True))
+                for row, row_codes in zip(rows, codes, strict=True)
             )
         self.out.messages.append(Message(text=text.strip(), buttons=buttons,
                                          replace_keyboard=replace, urgent=self.urgent))
@@ -125,17 +129,22 @@ class Context:
         """Send a system text."""
         self.send(self.system(key, **context), rows)
 
-    def button(self, key: str, code: str) -> Choice:
+    def button(self, key: str, press: Press) -> Choice:
         """A button whose label is the system text ``buttons.KEY``."""
-        return (self.label(key), code)
+        return (self.label(key), press)
 
-    def pressed(self, data: str) -> str | None:
-        """The code of a live button, or None for a stale or forged press."""
+    def pressed(self, data: str) -> Press | None:
+        """The button a press of the live keyboard means, or None for a stale or forged press.
+
+        Raises:
+            UnknownButton: When the live keyboard offered a code no button packs to (a
+                stored state no release could have written).
+        """
         seq, _, code = data.partition(":")
         if seq != str(self.state.keyboard) or code not in self.state.offered:
             return None
         self.state.offered = []
-        return code
+        return unpack(code)
 
     # -- records --------------------------------------------------------------------------
     def log(self, kind: str, **data: object) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from bot.crisis import Detection
-from bot.engine._state import Contract
+from bot.engine._terms import Contract
 
 
 @dataclass(frozen=True)

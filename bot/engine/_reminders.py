@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot.engine._state import ReminderTime
+from bot.engine._terms import ReminderTime
 
 
 def zone(name: str | None, default: str) -> ZoneInfo:

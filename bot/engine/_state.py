@@ -10,75 +10,50 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field, model_validator
 
-#: The disclosure levels a contract can allow: 1 light … 5 core (as in the script language).
-LEVELS = range(1, 6)
-
-
-class _Model(BaseModel):
-    # Unknown keys are ignored so that a state stored by an older or newer release still
-    # loads (a field removed in an upgrade must not reset a client's consent or progress).
-    model_config = ConfigDict(extra="ignore", validate_assignment=False)
+from bot.engine._buttons import Cue, Relief
+from bot.engine._questions import Pending
+from bot.engine._terms import Contract, Model, Opt, Settings
+from bot.engine._upgrade import VERSION, upgrade
 
 
-class Opt(StrEnum):
-    """The separate, versioned opt-ins a client can give."""
+class Part(StrEnum):
+    """The part of a step that awaits the client's answer.
 
-    CORE = "core"
-    STORE_FREE_TEXT = "store_free_text"
-    SHARE_WITH_THERAPIST = "share_with_therapist"
-    REMINDERS = "reminders"
+    Every step kind that waits has parts of its own (a ``say`` has one, a prompt two); the
+    check-in's parts also close every role-play, and a session cap's closing rating can come
+    at any step.
+    """
 
-
-class AdvanceRule(_Model):
-    """When the engine may *propose* a step up a level (it never moves without a yes)."""
-
-    completed_at_level: int = Field(default=3, ge=1, le=50)
-    max_after_distress: int = Field(default=4, ge=0, le=10)
-    require_actual_not_harder_than_expected: bool = True
-
-
-class Contract(_Model):
-    """The per-client agreement: limits the engine never crosses."""
-
-    max_level: int = Field(default=3, ge=LEVELS[0], le=LEVELS[-1])
-    off_limit_topics: list[str] = Field(default_factory=list)
-    pace: str = "gentle"
-    distress_threshold: int = Field(default=7, ge=1, le=10)
-    session_minutes: int = Field(default=15, ge=1, le=240)
-    roleplay_turns: int = Field(default=8, ge=1, le=50)
-    sessions_per_day: int = Field(default=3, ge=1, le=50)
-    advance: AdvanceRule = Field(default_factory=AdvanceRule)
-    scripts: list[str] = Field(default_factory=list)
+    SAY = "say"
+    ASK = "ask"
+    #: A check-in's rating, then what it asks for its moment: before, how hard the client
+    #: expects it to be; after, how hard it was and whether relief followed; then body cues.
+    RATING = "rating"
+    EXPECTED = "expected"
+    ACTUAL = "actual"
+    RELIEF = "relief"
+    CUES = "cues"
+    #: De-escalation: a page of a calming exercise, then the re-rating after it.
+    CALM = "calm"
+    RECHECK = "recheck"
+    PROMPT = "prompt"
+    SKIP_REASON = "skip_reason"
+    TURN = "turn"
+    PAGE = "page"
+    CONNECTION = "connection"
 
 
-class ReminderTime(_Model):
-    """A weekly reminder: weekdays (0 = Monday) at a local ``HH:MM``."""
-
-    days: list[int] = Field(default_factory=lambda: list(range(7)))
-    time: str = "19:00"
-
-
-class Settings(_Model):
-    """What the client chose in ``/settings``."""
-
-    timezone: str | None = None
-    reminders: list[ReminderTime] = Field(default_factory=list)
-    pace: str | None = None
-    #: The region whose crisis lines the client sees (None: the practice's region).
-    region: str | None = None
-    #: The region the client's Telegram language suggests, offered first in ``/settings``.
-    suggested_region: str | None = None
-
-
-class Frame(_Model):
+class Frame(Model):
     """Where the client is inside the current step.
 
     Attributes:
         step: The step id.
-        sub: The part of the step awaiting input (``rating``, ``expected``, ``turn``, …).
+        part: The part of the step awaiting the client's answer (None while the step is
+            entered: every step that waits sets its part).
         calm_round: De-escalation rounds run since the last low rating.
         calm_exercise: The de-escalation exercise running, if any.
         page: The exercise page shown.
@@ -91,19 +66,24 @@ class Frame(_Model):
     """
 
     step: str
-    sub: str = ""
+    part: Part | None = None
     calm_round: int = 0
     calm_exercise: str | None = None
     page: int = 0
     turn: int = 0
     turns_since_checkin: int = 0
-    cues: list[str] = Field(default_factory=list)
+    cues: list[Cue] = Field(default_factory=list)
     prompt: str | None = None
     smaller: bool = False
     closing: bool = False
 
+    @property
+    def calming(self) -> bool:
+        """Whether a calming exercise, or the re-rating after it, is under way."""
+        return self.part in (Part.CALM, Part.RECHECK)
 
-class Session(_Model):
+
+class Session(Model):
     """One run of a script, from start to end, pause or stop."""
 
     script: str
@@ -116,7 +96,7 @@ class Session(_Model):
     distress: int | None = None
     expected: int | None = None
     actual: int | None = None
-    relief: str | None = None
+    relief: Relief | None = None
     paused: bool = False
     calmed: bool = False  # de-escalation ran: the session does not count towards a level up
     #: A rating at or above the distress threshold was given in this session: no level up is
@@ -124,7 +104,7 @@ class Session(_Model):
     high_distress: bool = False
 
 
-class Progress(_Model):
+class Progress(Model):
     """Small steps worth celebrating; never failure counts."""
 
     exercises_done: int = 0
@@ -139,7 +119,7 @@ class Progress(_Model):
     used_prompts: list[str] = Field(default_factory=list)
 
 
-class ClientState(_Model):
+class ClientState(Model):
     """Everything the engine keeps about one client."""
 
     client_id: str
@@ -149,7 +129,9 @@ class ClientState(_Model):
     consent_declined: bool = False
     adult: bool | None = None
     guardian_consent: bool = False
-    pending: str | None = Field(
+    #: The form of the stored state (:mod:`bot.engine._upgrade` brings older ones up to it).
+    state_version: int = VERSION
+    pending: Pending | None = Field(
         default=None, description="A question outside the script awaiting an answer."
     )
     halted: bool = False
@@ -166,6 +148,12 @@ class ClientState(_Model):
     keyboard: int = 0
     offered: list[str] = Field(default_factory=list)
     silence_armed: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upgraded(cls, data: Any) -> Any:
+        """A state stored by an earlier release, brought up to this one's form."""
+        return upgrade(data) if isinstance(data, dict) else data
 
     def has(self, opt: Opt, version: int) -> bool:
         """Whether the client gave this opt-in for the current consent version."""

@@ -10,16 +10,39 @@ from __future__ import annotations
 
 import unicodedata
 
+from bot.engine._buttons import (
+    OVER_CUES,
+    UNDER_CUES,
+    ChoiceMade,
+    CuesDone,
+    CueTicked,
+    Example,
+    GoOn,
+    Hint,
+    LevelStay,
+    LevelUp,
+    Pause,
+    Press,
+    Rating,
+    Relief,
+    ReliefFelt,
+    Resume,
+    SaidIt,
+    Shared,
+    Skip,
+    SkipReason,
+    SkipWhy,
+    Smaller,
+)
 from bot.engine._context import Choice, Context
 from bot.engine._outcome import Answer
-from bot.engine._state import Frame, Opt
+from bot.engine._questions import LevelQuestion
+from bot.engine._state import Frame, Part
+from bot.engine._terms import Opt
 from bot.script import LoadedScript
 from bot.script import _model as m
 from bot.script._expr import parse_condition
 
-#: Body cues: over-arousal first, then under-arousal (which always routes to grounding).
-OVER_CUES = ("tight_chest", "shallow_breath", "tense_jaw", "racing_heart")
-UNDER_CUES = ("numb", "foggy", "far_away", "frozen")
 MAX_HOPS = 200
 MAX_CALM_ROUNDS = 2
 
@@ -34,25 +57,29 @@ def frame_fits(script: LoadedScript, frame: Frame) -> bool:
     if frame.calm_exercise is not None:
         calm = script.exercises.get(frame.calm_exercise)
         return calm is not None and frame.page < len(calm.pages)
-    if step.exercise is not None and frame.sub == "page":
+    if step.exercise is not None and frame.part is Part.PAGE:
         exercise = script.exercises.get(step.exercise)
         return exercise is not None and frame.page < len(exercise.pages)
-    if step.roleplay is not None and frame.sub == "turn":
+    if step.roleplay is not None and frame.part is Part.TURN:
         return frame.turn < len(step.roleplay.turns)
     if frame.closing:
-        return frame.sub in ("rating", "recheck")
-    return frame.sub in _SUBS_BY_KIND.get(step.kind, ())
+        return frame.part in (Part.RATING, Part.RECHECK)
+    return frame.part in _PARTS_BY_KIND.get(step.kind, ())
 
 
-_SUBS_BY_KIND = {
-    "say": ("say",),
-    "ask": ("ask",),
-    "checkin": ("rating", "expected", "actual", "relief", "cues", "recheck", "calm"),
-    "prompt": ("prompt", "skip_reason"),
-    "roleplay": ("turn", "rating", "recheck", "calm"),
-    "exercise": ("page",),
-    "connection": ("connection",),
+_CHECKIN_PARTS = (Part.RATING, Part.EXPECTED, Part.ACTUAL, Part.RELIEF, Part.CUES,
+                  Part.RECHECK, Part.CALM)
+_PARTS_BY_KIND = {
+    "say": (Part.SAY,),
+    "ask": (Part.ASK,),
+    "checkin": _CHECKIN_PARTS,
+    "prompt": (Part.PROMPT, Part.SKIP_REASON),
+    "roleplay": (Part.TURN, Part.RATING, Part.RECHECK, Part.CALM),
+    "exercise": (Part.PAGE,),
+    "connection": (Part.CONNECTION,),
 }
+#: The part a step of these kinds waits at when entered.
+_OWN_PART = {"say": Part.SAY, "ask": Part.ASK, "connection": Part.CONNECTION}
 
 
 class StepRunner:
@@ -95,7 +122,7 @@ class StepRunner:
         ctx = self.ctx
         frame = ctx.session.frame
         if step.checkin is not None:
-            frame.sub = "rating"
+            frame.part = Part.RATING
         elif step.prompt is not None:
             prompt = self._draw_prompt(step.prompt)
             if prompt is None:
@@ -103,11 +130,11 @@ class StepRunner:
                 self.enter(ctx.script.following(step.id))
                 return
             frame.prompt = prompt.id
-            frame.sub = "prompt"
+            frame.part = Part.PROMPT
             if step.prompt.intro:
                 ctx.send(ctx.script_text(step.prompt.intro))
         elif step.roleplay is not None:
-            frame.sub = "turn"
+            frame.part = Part.TURN
             character = step.roleplay.character
             scene = ctx.script_text(step.roleplay.scene, character=character)
             ctx.say("roleplay.frame", character=character, scene=scene)
@@ -116,13 +143,13 @@ class StepRunner:
                 self._scene_over(step.roleplay)
                 return
         elif step.exercise is not None:
-            frame.sub = "page"
+            frame.part = Part.PAGE
         elif step.end is not None:
             ctx.send(ctx.script_text(step.end))
             self.end_session(completed=True, reason="end")
             return
         else:
-            frame.sub = step.kind
+            frame.part = _OWN_PART[step.kind]
         self.show()
 
     # -- showing the current question -------------------------------------------------------
@@ -131,71 +158,80 @@ class StepRunner:
         ctx = self.ctx
         frame = ctx.session.frame
         step = ctx.script.steps[frame.step]
-        pace_row: list[Choice] = [ctx.button("smaller", "sm"), ctx.button("skip", "sk")]
-        pause = ctx.button("pause", "pa")
-        if frame.sub in ("rating", "recheck"):
-            question = step.checkin.question if step.checkin and frame.sub == "rating" else None
-            text = ctx.script_text(question) if question else ctx.system("checkin.question")
-            ctx.send(text, _rating_rows())
-        elif frame.sub == "expected":
-            ctx.send(ctx.system("checkin.expected"), _rating_rows())
-        elif frame.sub == "actual":
-            ctx.send(ctx.system("checkin.actual"), _rating_rows())
-        elif frame.sub == "relief":
-            ctx.say("checkin.relief", [[ctx.button("relief_yes", "l0"),
-                                        ctx.button("relief_little", "l1"),
-                                        ctx.button("relief_no", "l2")]])
-        elif frame.sub == "cues":
-            ctx.say("checkin.body_cues", self._cue_rows())
-        elif frame.sub in ("page", "calm"):
-            self._show_page()
-        elif frame.sub == "say":
-            assert step.say is not None
-            ctx.send(ctx.script_text(step.say), [[ctx.button("go_on", "go"), pause]])
-        elif frame.sub == "ask":
-            assert step.ask is not None
-            rows = [[(choice.label, f"c{i}")] for i, choice in enumerate(step.ask.choices)]
-            ctx.send(ctx.script_text(step.ask.text), rows)
-        elif frame.sub == "prompt":
-            ctx.send(self._prompt_text(), [[ctx.button("shared", "sh")], pace_row, [pause]])
-        elif frame.sub == "skip_reason":
-            ctx.say("prompt.skip_reason", [
-                [ctx.button("skip_not_today", "s0"), ctx.button("skip_too_much", "s1")],
-                [ctx.button("skip_private", "s2")], [ctx.button("skip_no_reason", "s3")]])
-        elif frame.sub == "turn":
-            assert step.roleplay is not None
-            turn = step.roleplay.turns[frame.turn]
-            line = turn.smaller if frame.smaller and turn.smaller else turn.says
-            text = ctx.system("roleplay.line", character=step.roleplay.character,
-                              line=ctx.script_text(line, character=step.roleplay.character))
-            helpers: list[Choice] = []
-            if turn.hint:
-                helpers.append(ctx.button("hint", "hi"))
-            if turn.example:
-                helpers.append(ctx.button("example", "ex"))
-            rows = [[ctx.button("said_it", "sd")], *([helpers] if helpers else []),
-                    pace_row, [pause]]
-            ctx.send(text, rows)
-        elif frame.sub == "connection":
-            assert step.connection is not None
-            ctx.send(ctx.script_text(step.connection), [[ctx.button("skip", "sk")], [pause]])
+        pace_row: list[Choice] = [ctx.button("smaller", Smaller()), ctx.button("skip", Skip())]
+        pause = ctx.button("pause", Pause())
+        match frame.part:
+            case Part.RATING | Part.RECHECK:
+                question = (step.checkin.question if step.checkin and frame.part is Part.RATING
+                            else None)
+                text = ctx.script_text(question) if question else ctx.system("checkin.question")
+                ctx.send(text, _rating_rows())
+            case Part.EXPECTED:
+                ctx.send(ctx.system("checkin.expected"), _rating_rows())
+            case Part.ACTUAL:
+                ctx.send(ctx.system("checkin.actual"), _rating_rows())
+            case Part.RELIEF:
+                ctx.say("checkin.relief", [[ctx.button("relief_yes", ReliefFelt(Relief.YES)),
+                                            ctx.button("relief_little",
+                                                       ReliefFelt(Relief.A_LITTLE)),
+                                            ctx.button("relief_no", ReliefFelt(Relief.NO))]])
+            case Part.CUES:
+                ctx.say("checkin.body_cues", self._cue_rows())
+            case Part.PAGE | Part.CALM:
+                self._show_page()
+            case Part.SAY:
+                assert step.say is not None
+                ctx.send(ctx.script_text(step.say), [[ctx.button("go_on", GoOn()), pause]])
+            case Part.ASK:
+                assert step.ask is not None
+                rows: list[list[Choice]] = [[(choice.label, ChoiceMade(i))]
+                                            for i, choice in enumerate(step.ask.choices)]
+                ctx.send(ctx.script_text(step.ask.text), rows)
+            case Part.PROMPT:
+                ctx.send(self._prompt_text(), [[ctx.button("shared", Shared())], pace_row,
+                                               [pause]])
+            case Part.SKIP_REASON:
+                ctx.say("prompt.skip_reason", [
+                    [ctx.button("skip_not_today", SkipWhy(SkipReason.NOT_TODAY)),
+                     ctx.button("skip_too_much", SkipWhy(SkipReason.TOO_MUCH))],
+                    [ctx.button("skip_private", SkipWhy(SkipReason.PRIVATE))],
+                    [ctx.button("skip_no_reason", SkipWhy(None))]])
+            case Part.TURN:
+                assert step.roleplay is not None
+                turn = step.roleplay.turns[frame.turn]
+                line = turn.smaller if frame.smaller and turn.smaller else turn.says
+                text = ctx.system("roleplay.line", character=step.roleplay.character,
+                                  line=ctx.script_text(line, character=step.roleplay.character))
+                helpers: list[Choice] = []
+                if turn.hint:
+                    helpers.append(ctx.button("hint", Hint()))
+                if turn.example:
+                    helpers.append(ctx.button("example", Example()))
+                ctx.send(text, [[ctx.button("said_it", SaidIt())], *([helpers] if helpers else []),
+                                pace_row, [pause]])
+            case Part.CONNECTION:
+                assert step.connection is not None
+                ctx.send(ctx.script_text(step.connection), [[ctx.button("skip", Skip())],
+                                                            [pause]])
+            case None:
+                raise ValueError(f"step {frame.step!r} is shown before it is entered")
 
     def _cue_rows(self) -> list[list[Choice]]:
         ctx = self.ctx
         ticked = set(ctx.session.frame.cues)
         rows: list[list[Choice]] = []
         for group in (OVER_CUES, UNDER_CUES):
-            row = []
+            row: list[Choice] = []
             for cue in group:
-                label = ctx.label(f"cue_{cue}")
-                row.append((f"✓ {label}" if cue in ticked else label, f"k{cue}"))
+                label = ctx.label(f"cue_{cue.value}")
+                row.append((f"✓ {label}" if cue in ticked else label, CueTicked(cue)))
             rows.extend([row[:2], row[2:]])
-        rows.append([ctx.button("done", "kd")])
+        rows.append([ctx.button("done", CuesDone())])
         return rows
 
     def _exercise_now(self) -> m.Exercise:
         frame = self.ctx.session.frame
-        if frame.sub == "calm":
+        if frame.part is Part.CALM:
             assert frame.calm_exercise is not None
             return self.ctx.script.exercises[frame.calm_exercise]
         step = self.ctx.script.steps[frame.step]
@@ -206,11 +242,11 @@ class StepRunner:
         ctx = self.ctx
         page = self._exercise_now().pages[ctx.session.frame.page]
         if page.write is not None:
-            ctx.send(ctx.script_text(page.write), [[ctx.button("skip", "sk")]])
+            ctx.send(ctx.script_text(page.write), [[ctx.button("skip", Skip())]])
         else:
             assert page.say is not None
             label = page.button or ctx.label("go_on")
-            ctx.send(ctx.script_text(page.say), [[(label, "go")]])
+            ctx.send(ctx.script_text(page.say), [[(label, GoOn())]])
 
     def _prompt_text(self) -> str:
         ctx = self.ctx
@@ -243,40 +279,39 @@ class StepRunner:
         return None
 
     # -- answers ----------------------------------------------------------------------------
-    def on_button(self, code: str) -> None:
+    def on_button(self, press: Press) -> None:
         """Handle a live button press for the current step."""
         ctx = self.ctx
         frame = ctx.session.frame
-        if code == "pa":
-            self.pause()
-        elif code == "sm":
-            self.smaller()
-        elif code == "sk":
-            self.skip()
-        elif code.startswith("r") and code[1:].isdigit():
-            self._on_rating(int(code[1:]))
-        elif code.startswith("l") and frame.sub == "relief":
-            relief = ("yes", "a-little", "no")[int(code[1:])]
-            ctx.session.relief = relief
-            ctx.log("relief", step=frame.step, relief=relief)
-            self._after_relief()
-        elif code.startswith("k") and frame.sub == "cues":
-            self._on_cue(code[1:])
-        elif code == "go":
-            self._go_on()
-        elif code.startswith("c") and frame.sub == "ask":
-            self._on_choice(int(code[1:]))
-        elif code == "sh":
-            self._prompt_answered(response="shared")
-        elif code == "sd":
-            self._turn_answered(response="said-it")
-        elif code in ("hi", "ex"):
-            self._helper(code)
-        elif code.startswith("s") and frame.sub == "skip_reason":
-            reason = ("not_today", "too_much", "private", None)[int(code[1:])]
-            self._skipped(reason)
-        else:
-            self.show()
+        match press:
+            case Pause():
+                self.pause()
+            case Smaller():
+                self.smaller()
+            case Skip():
+                self.skip()
+            case Rating(value=value):
+                self._on_rating(value)
+            case ReliefFelt(relief=relief) if frame.part is Part.RELIEF:
+                ctx.session.relief = relief
+                ctx.log("relief", step=frame.step, relief=relief)
+                self._after_relief()
+            case CueTicked() | CuesDone() if frame.part is Part.CUES:
+                self._on_cue(press)
+            case GoOn():
+                self._go_on()
+            case ChoiceMade(index=index) if frame.part is Part.ASK:
+                self._on_choice(index)
+            case Shared():
+                self._prompt_answered(response="shared")
+            case SaidIt():
+                self._turn_answered(response="said-it")
+            case Hint() | Example():
+                self._helper(press)
+            case SkipWhy(reason=reason) if frame.part is Part.SKIP_REASON:
+                self._skipped(reason)
+            case _:
+                self.show()
 
     def on_text(self, text: str) -> None:
         """Handle free text for the current step (crisis and stop are handled before)."""
@@ -284,7 +319,7 @@ class StepRunner:
         frame = ctx.session.frame
         step = ctx.script.steps[frame.step]
         stripped = text.strip()
-        if frame.sub in ("rating", "recheck", "expected", "actual"):
+        if frame.part in (Part.RATING, Part.RECHECK, Part.EXPECTED, Part.ACTUAL):
             value = _as_int(stripped)
             if value is None or not 0 <= value <= 10:
                 ctx.say("unexpected.out_of_range", low=0, high=10)
@@ -293,9 +328,10 @@ class StepRunner:
             self._on_rating(value)
             return
         accepts_text = (
-            frame.sub in ("prompt", "turn", "connection")
-            or (frame.sub == "ask" and step.ask is not None and step.ask.free_text is not None)
-            or (frame.sub in ("page", "calm") and self._exercise_now().pages[frame.page].write)
+            frame.part in (Part.PROMPT, Part.TURN, Part.CONNECTION)
+            or (frame.part is Part.ASK and step.ask is not None and step.ask.free_text is not None)
+            or (frame.part in (Part.PAGE, Part.CALM)
+                and self._exercise_now().pages[frame.page].write)
         )
         if not accepts_text:
             ctx.say("unexpected.text_at_buttons")
@@ -306,21 +342,21 @@ class StepRunner:
             self.show()
             return
         limit = 4000
-        if frame.sub == "ask" and step.ask is not None and step.ask.free_text is not None:
+        if frame.part is Part.ASK and step.ask is not None and step.ask.free_text is not None:
             limit = step.ask.free_text.max_length
         if len(stripped) > limit:
             ctx.say("unexpected.too_long", limit=limit)
             self.show()
             return
-        if frame.sub == "ask":
+        if frame.part is Part.ASK:
             self._on_free_text(stripped)
-        elif frame.sub == "prompt":
+        elif frame.part is Part.PROMPT:
             self._keep(stripped)
             self._prompt_answered(response="text")
-        elif frame.sub == "turn":
+        elif frame.part is Part.TURN:
             self._keep(stripped)
             self._turn_answered(response="text")
-        elif frame.sub == "connection":
+        elif frame.part is Part.CONNECTION:
             self._connection_noted(stripped)
         else:
             self._keep(stripped)
@@ -345,9 +381,9 @@ class StepRunner:
 
     def _go_on(self) -> None:
         frame = self.ctx.session.frame
-        if frame.sub in ("page", "calm"):
+        if frame.part in (Part.PAGE, Part.CALM):
             self._next_page()
-        elif frame.sub == "say":
+        elif frame.part is Part.SAY:
             self.enter(self.ctx.script.following(frame.step))
         else:
             self.show()
@@ -415,24 +451,24 @@ class StepRunner:
         ctx = self.ctx
         frame = ctx.session.frame
         moment, cues, own, _ = self._checkin_spec()
-        if frame.sub == "expected":
+        if frame.part is Part.EXPECTED:
             ctx.session.expected = value
             ctx.log("checkin_expected", step=frame.step, expected=value)
             self._after_details(cues)
             return
-        if frame.sub == "actual":
+        if frame.part is Part.ACTUAL:
             ctx.session.actual = value
             ctx.log("checkin_actual", step=frame.step, actual=value)
-            frame.sub = "relief"
+            frame.part = Part.RELIEF
             self.show()
             return
-        if frame.sub not in ("rating", "recheck"):
+        if frame.part not in (Part.RATING, Part.RECHECK):
             self.show()
             return
         ctx.session.distress = value
         if value >= ctx.threshold(own):
             ctx.session.high_distress = True
-        recheck = frame.sub == "recheck"
+        recheck = frame.part is Part.RECHECK
         ctx.log("checkin", step=frame.step, distress=value,
                 moment="recheck" if recheck else moment.value, round=frame.calm_round)
         if moment is m.Moment.BEFORE and not recheck:
@@ -441,13 +477,13 @@ class StepRunner:
             # High distress goes straight to calming: no more questions first.
             self._evaluate()
         elif moment is m.Moment.BEFORE:
-            frame.sub = "expected"
+            frame.part = Part.EXPECTED
             self.show()
         elif moment is m.Moment.AFTER:
-            frame.sub = "actual"
+            frame.part = Part.ACTUAL
             self.show()
         elif cues:
-            frame.sub = "cues"
+            frame.part = Part.CUES
             self.show()
         else:
             self._evaluate()
@@ -459,24 +495,22 @@ class StepRunner:
     def _after_details(self, cues: bool) -> None:
         frame = self.ctx.session.frame
         if cues:
-            frame.sub = "cues"
+            frame.part = Part.CUES
             self.show()
         else:
             self._evaluate()
 
-    def _on_cue(self, cue: str) -> None:
+    def _on_cue(self, press: CueTicked | CuesDone) -> None:
         ctx = self.ctx
         frame = ctx.session.frame
-        if cue == "d":
+        if isinstance(press, CuesDone):
             if frame.cues:
                 ctx.say("checkin.body_info", cues=[ctx.label(f"cue_{c}") for c in frame.cues],
-                        under=any(c in UNDER_CUES for c in frame.cues))
+                        under=any(c.under_arousal for c in frame.cues))
             ctx.log("body_cues", step=frame.step, cues=list(frame.cues))
             self._evaluate()
             return
-        if cue not in OVER_CUES + UNDER_CUES:
-            self.show()
-            return
+        cue = press.cue
         ticked = cue in frame.cues
         frame.cues = [c for c in frame.cues if c != cue] if ticked else [*frame.cues, cue]
         ctx.send(ctx.system("checkin.body_cues"), self._cue_rows(), replace=True)
@@ -487,7 +521,7 @@ class StepRunner:
         frame = ctx.session.frame
         _, _, own, calm = self._checkin_spec()
         distress = ctx.session.distress or 0
-        under = any(c in UNDER_CUES for c in frame.cues)
+        under = any(c.under_arousal for c in frame.cues)
         if distress >= ctx.threshold(own) or under:
             ctx.state.silence_armed = True
             ctx.timer("silence", ctx.now + ctx.res.policy.silence_followup)
@@ -526,7 +560,7 @@ class StepRunner:
         ctx.session.calmed = True
         ctx.log("deescalation", step=frame.step, exercise=exercise, round=frame.calm_round)
         ctx.say("checkin.high", distress=distress)
-        frame.sub, frame.calm_exercise, frame.page = "calm", exercise, 0
+        frame.part, frame.calm_exercise, frame.page = Part.CALM, exercise, 0
         self.show()
 
     def _after_checkin(self) -> None:
@@ -546,7 +580,7 @@ class StepRunner:
                 ctx.send(ctx.script_text(step.roleplay.debrief))
             self.enter(ctx.script.following(step.id))
             return
-        frame.sub = "turn"
+        frame.part = Part.TURN
         self.show()
 
     # -- exercises --------------------------------------------------------------------------
@@ -558,9 +592,9 @@ class StepRunner:
             frame.page += 1
             self.show()
             return
-        ctx.log("exercise_done", exercise=exercise.id, calming=frame.sub == "calm")
-        if frame.sub == "calm":
-            frame.sub, frame.calm_exercise, frame.page = "recheck", None, 0
+        ctx.log("exercise_done", exercise=exercise.id, calming=frame.part is Part.CALM)
+        if frame.part is Part.CALM:
+            frame.part, frame.calm_exercise, frame.page = Part.RECHECK, None, 0
             self.show()
         else:
             self.enter(ctx.script.following(frame.step))
@@ -569,7 +603,7 @@ class StepRunner:
     def _prompt_answered(self, response: str) -> None:
         ctx = self.ctx
         frame = ctx.session.frame
-        if frame.sub != "prompt" or frame.prompt is None:
+        if frame.part is not Part.PROMPT or frame.prompt is None:
             self.show()
             return
         prompt = ctx.script.prompts[frame.prompt]
@@ -588,7 +622,7 @@ class StepRunner:
         frame = ctx.session.frame
         step = ctx.script.steps[frame.step]
         offered = False
-        if frame.sub == "prompt" and frame.prompt is not None and step.prompt is not None:
+        if frame.part is Part.PROMPT and frame.prompt is not None and step.prompt is not None:
             prompt = ctx.script.prompts[frame.prompt]
             if not frame.smaller and prompt.smaller:
                 frame.smaller = offered = True
@@ -596,7 +630,7 @@ class StepRunner:
                 lower = self._draw_prompt(step.prompt, below=prompt.level)
                 if lower is not None and lower.level < prompt.level:
                     frame.prompt, frame.smaller, offered = lower.id, False, True
-        elif frame.sub == "turn" and step.roleplay is not None:
+        elif frame.part is Part.TURN and step.roleplay is not None:
             turn = step.roleplay.turns[frame.turn]
             if turn.smaller and not frame.smaller:
                 frame.smaller = offered = True
@@ -615,24 +649,25 @@ class StepRunner:
         ctx = self.ctx
         frame = ctx.session.frame
         step = ctx.script.steps[frame.step]
-        if frame.sub == "prompt":
-            frame.sub = "skip_reason"
+        if frame.part is Part.PROMPT:
+            frame.part = Part.SKIP_REASON
             self.show()
-        elif frame.sub == "skip_reason":  # /skip while asked why: skip, no reason needed
+        elif frame.part is Part.SKIP_REASON:  # /skip while asked why: skip, no reason needed
             self._skipped(None)
-        elif frame.sub == "turn" and step.roleplay is not None:
+        elif frame.part is Part.TURN and step.roleplay is not None:
             ctx.log("pacing", choice="skip", step=frame.step, turn=frame.turn)
             self._advance_turn(step.roleplay)
-        elif frame.sub == "connection":
+        elif frame.part is Part.CONNECTION:
             ctx.log("pacing", choice="skip", step=frame.step)
             self.enter(ctx.script.following(frame.step))
-        elif frame.sub in ("page", "calm") and self._exercise_now().pages[frame.page].write:
+        elif (frame.part in (Part.PAGE, Part.CALM)
+              and self._exercise_now().pages[frame.page].write):
             self._next_page()
         else:
             ctx.say("pacing.cannot_skip")
             self.show()
 
-    def _skipped(self, reason: str | None) -> None:
+    def _skipped(self, reason: SkipReason | None) -> None:
         ctx = self.ctx
         frame = ctx.session.frame
         ctx.log("pacing", choice="skip", step=frame.step, prompt=frame.prompt, reason=reason)
@@ -644,7 +679,7 @@ class StepRunner:
         ctx = self.ctx
         ctx.session.paused = True
         ctx.log("pacing", choice="pause", step=ctx.session.frame.step)
-        ctx.say("pause.done", [[ctx.button("resume", "re")]])
+        ctx.say("pause.done", [[ctx.button("resume", Resume())]])
 
     # -- role-play --------------------------------------------------------------------------
     def _turn_limit(self, play: m.RolePlay) -> int:
@@ -671,7 +706,7 @@ class StepRunner:
         ctx = self.ctx
         frame = ctx.session.frame
         step = ctx.script.steps[frame.step]
-        if frame.sub != "turn" or step.roleplay is None:
+        if frame.part is not Part.TURN or step.roleplay is None:
             self.show()
             return
         turn = step.roleplay.turns[frame.turn]
@@ -689,7 +724,7 @@ class StepRunner:
             self._scene_over(play)
             return
         if checkin:
-            frame.sub = "rating"
+            frame.part = Part.RATING
         self.show()
 
     def _scene_over(self, play: m.RolePlay) -> None:
@@ -698,21 +733,22 @@ class StepRunner:
         frame = ctx.session.frame
         frame.turn = len(play.turns)
         ctx.say("roleplay.step_out", character=play.character)
-        frame.sub = "rating"
+        frame.part = Part.RATING
         self.show()
 
-    def _helper(self, code: str) -> None:
+    def _helper(self, press: Hint | Example) -> None:
         ctx = self.ctx
         frame = ctx.session.frame
         step = ctx.script.steps[frame.step]
-        if frame.sub == "turn" and step.roleplay is not None:
+        if frame.part is Part.TURN and step.roleplay is not None:
             turn = step.roleplay.turns[frame.turn]
-            if code == "hi" and turn.hint:
+            hint = isinstance(press, Hint)
+            if hint and turn.hint:
                 ctx.say("roleplay.hint", hint=ctx.script_text(turn.hint))
-            elif code == "ex" and turn.example:
+            elif not hint and turn.example:
                 ctx.say("roleplay.example", example=ctx.script_text(turn.example))
             ctx.log("roleplay_help", step=frame.step, turn=frame.turn,
-                    help="hint" if code == "hi" else "example")
+                    help="hint" if hint else "example")
         self.show()
 
     # -- connection log ---------------------------------------------------------------------
@@ -739,7 +775,7 @@ class StepRunner:
             ctx.say("roleplay.step_out", character=step.roleplay.character)
             turn = len(step.roleplay.turns)  # out of the role: not stepped out of twice
         ctx.log("session_cap", step=frame.step)
-        ctx.session.frame = Frame(step=frame.step, sub="rating", closing=True, turn=turn)
+        ctx.session.frame = Frame(step=frame.step, part=Part.RATING, closing=True, turn=turn)
         self.show()
 
     def end_session(self, *, completed: bool, reason: str) -> None:
@@ -771,9 +807,10 @@ def offer_level_up(ctx: Context) -> None:
     done = state.progress.completed_at_level.get(str(state.level), 0)
     if (done >= rule.completed_at_level and state.level < state.contract.max_level
             and not ctx.crisis_hold()):
-        state.pending = "level"
+        state.pending = LevelQuestion()
         ctx.log("level_offered", level=state.level, next_level=state.level + 1)
-        ctx.say("level.offer", [[ctx.button("level_yes", "ly")], [ctx.button("level_no", "ln")]],
+        ctx.say("level.offer", [[ctx.button("level_yes", LevelUp())],
+                                [ctx.button("level_no", LevelStay())]],
                 level=state.level, next_level=state.level + 1)
 
 
@@ -787,7 +824,7 @@ def _counts_for_pacing(ctx: Context, after: int | None, expected: int | None,
 
 
 def _rating_rows() -> list[list[Choice]]:
-    return [[(str(i), f"r{i}") for i in range(6)], [(str(i), f"r{i}") for i in range(6, 11)]]
+    return [[(str(i), Rating(i)) for i in range(6)], [(str(i), Rating(i)) for i in range(6, 11)]]
 
 
 def _visible(text: str) -> bool:

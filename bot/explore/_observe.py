@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Literal
 
 from bot.crisis import Detection, Detector
-from bot.engine import ButtonSpec, ClientState, Message, Outcome, Texts
+from bot.engine import OVER_CUES, UNDER_CUES, ButtonSpec, ClientState, Message, Outcome, Texts
 from bot.script import LoadedScript, StepGraph, parse_condition
 
 #: State fields that never change what the engine does next: the keyboard counter (it numbers
@@ -39,9 +39,6 @@ COUNTED = 2
 #: is read to decide (the threshold, the under-arousal cues) it is the same on every path.
 RATINGS = ("distress", "distress_before", "expected", "actual", "relief")
 
-#: The body cues of a check-in (``buttons.cue_*``): over-arousal, then under-arousal (DESIGN.md).
-OVER_CUES = ("tight_chest", "shallow_breath", "tense_jaw", "racing_heart")
-UNDER_CUES = ("numb", "foggy", "far_away", "frozen")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +83,8 @@ class Labels:
             stop_confirm=system("stop.confirm"), ask_timezone=system("settings.ask_timezone"),
             ask_reminder_time=system("settings.ask_reminder_time"),
             expected=system("checkin.expected"), actual=system("checkin.actual"),
-            cues=frozenset(label(f"cue_{c}") for c in (*OVER_CUES, *UNDER_CUES)),
-            cues_walked=frozenset(label(f"cue_{c[0]}") for c in (OVER_CUES, UNDER_CUES)),
+            cues=frozenset(label(f"cue_{c.value}") for c in (*OVER_CUES, *UNDER_CUES)),
+            cues_walked=frozenset(label(f"cue_{c[0].value}") for c in (OVER_CUES, UNDER_CUES)),
         )
 
 

@@ -29,16 +29,22 @@ from bot.engine import (
     ButtonSpec,
     ClientState,
     Command,
+    ConsentQuestion,
+    CrisisQuestion,
     Effect,
     Engine,
     Event,
     LedgerEntry,
+    LevelQuestion,
+    MenuQuestion,
     Message,
     NonText,
     Outcome,
+    Part,
     Policy,
     Resources,
     Start,
+    StopQuestion,
     Text,
     TimerFired,
 )
@@ -246,9 +252,9 @@ class Driver:
         return self.state.session.frame.step if self.state.session else None
 
     @property
-    def sub(self) -> str | None:
+    def part(self) -> Part | None:
         """The part of the step awaiting input, if a session runs."""
-        return self.state.session.frame.sub if self.state.session else None
+        return self.state.session.frame.part if self.state.session else None
 
     # -- common flows -----------------------------------------------------------------------
     def consent(self, *, free_text: bool = False, share: bool = False,
@@ -257,19 +263,19 @@ class Driver:
         """Start, agree to the terms, confirm being an adult and answer each opt-in."""
         self.start()
         self.press(self.label("agree"))
-        if self.state.pending == "consent:adult":
+        if self.state.pending == ConsentQuestion(step="adult"):
             self.press(self.label("yes"))
         for wanted in (free_text, share, reminders):
             self.press(self.label("opt_in" if wanted else "opt_out"))
         if reminders:
             self.text(timezone)
             self.text(at)
-        assert self.state.pending == "menu", self.plain()
+        assert self.state.pending == MenuQuestion(), self.plain()
         return self.last
 
     def pick(self, script_id: str) -> Outcome:
         """Choose a script from the menu (asks for the menu first if it is not showing)."""
-        if self.state.pending != "menu":
+        if self.state.pending != MenuQuestion():
             self.start()
         title = self.engine.resources.scripts[script_id].meta.title[:40]
         return self.press(title)
@@ -282,36 +288,36 @@ class Driver:
         questions ``free_text``, everything else the button that goes on.
         """
         pending = self.state.pending
-        if pending == "level":
+        if pending == LevelQuestion():
             return self.press("ln")
-        if pending == "menu":
+        if pending == MenuQuestion():
             return self.press("m0")
         assert pending is None, f"a pending question: {pending}"
-        sub = self.sub
-        if sub in ("rating", "recheck", "expected", "actual"):
+        part = self.part
+        if part in (Part.RATING, Part.RECHECK, Part.EXPECTED, Part.ACTUAL):
             return self.text(str(rating))
-        if sub == "relief":
+        if part is Part.RELIEF:
             return self.press("l0")
-        if sub == "cues":
+        if part is Part.CUES:
             return self.press("kd")
-        if sub == "skip_reason":
+        if part is Part.SKIP_REASON:
             return self.press("s3")
-        if sub == "prompt":
+        if part is Part.PROMPT:
             return self.press("sh")
-        if sub == "turn":
+        if part is Part.TURN:
             return self.press("sd")
-        if sub == "connection":
+        if part is Part.CONNECTION:
             return self.text(free_text)
-        if sub == "ask":
+        if part is Part.ASK:
             choices = [c for c in self.codes() if c.startswith("c")]
             if choices:
                 return self.press(choices[min(choice, len(choices) - 1)])
             return self.text(free_text)
-        if sub in ("page", "calm", "say"):
+        if part in (Part.PAGE, Part.CALM, Part.SAY):
             if self.has_button("go"):
                 return self.press("go")
             return self.text(free_text)
-        raise AssertionError(f"do not know how to answer {sub!r} at {self.step!r}")
+        raise AssertionError(f"do not know how to answer {part!r} at {self.step!r}")
 
     def walk_until(self, done: Callable[[Driver], bool], *, limit: int = 200,
                    **answers: object) -> Driver:
@@ -331,9 +337,9 @@ class Driver:
             self.answer_current(**answers)  # type: ignore[arg-type]
         raise AssertionError("the session did not end")
 
-    def at(self, step: str, sub: str | None = None) -> Driver:
-        """Walk on until the client is at ``step`` (and ``sub``)."""
-        return self.walk_until(lambda d: d.step == step and (sub is None or d.sub == sub))
+    def at(self, step: str, part: str | None = None) -> Driver:
+        """Walk on until the client is at ``step`` (and ``part``, e.g. ``"rating"``)."""
+        return self.walk_until(lambda d: d.step == step and (part is None or d.part == part))
 
 
 # -- through the service ---------------------------------------------------------------------
@@ -393,7 +399,7 @@ def assert_halted(d: Driver, had_session: bool, via: str) -> None:
     assert message.text == d.render("stop.confirm")
     assert [[b.label for b in row] for row in message.buttons] == [
         [d.label("only_this")], [d.label("withdraw")]]
-    assert d.state.pending == "stop"
+    assert d.state.pending == StopQuestion()
     assert "*" in d.last.timers_cancel
     assert not d.last.timers_set
     assert Effect.CANCEL_OUTBOX in d.last.effects
@@ -425,7 +431,7 @@ def assert_crisis(d: Driver, text: str, *, had_session: bool, running: bool,
     assert texts == expected
     assert [[b.label for b in row] for row in d.messages[-1].buttons] == [
         [d.label("safe")], [d.label("not_safe")]]
-    assert d.state.pending == "crisis"
+    assert d.state.pending == CrisisQuestion()
     assert d.state.crisis_hold_since == d.now
     if had_session:
         assert d.state.session is not None and d.state.session.paused
@@ -469,7 +475,7 @@ def build_situations(engine: Engine) -> dict[str, Driver]:
     s["checkin expected"] = _then(s["checkin rating"], lambda d: d.text("2"))
     s["calm exercise page"] = _then(s["checkin rating"], lambda d: d.text("9"))
     s["recheck"] = _then(s["calm exercise page"],
-                         lambda d: d.walk_until(lambda x: x.sub == "recheck"))
+                         lambda d: d.walk_until(lambda x: x.part == "recheck"))
     s["prompt"] = _then(fs, lambda d: d.at("prompt-1", "prompt"))
     s["skip reason"] = _then(s["prompt"], lambda d: d.press("sk"))
     s["ask with buttons"] = _then(fs, lambda d: d.at("after-prompt-1", "ask"))
@@ -490,7 +496,7 @@ def build_situations(engine: Engine) -> dict[str, Driver]:
     sc = _then(menu, lambda d: d.pick("story-of-connection"))
     s["connection"] = _then(sc, lambda d: d.at("note-it", "connection"))
     s["journaling write page"] = _then(
-        sc, lambda d: d.walk_until(lambda x: x.step == "story" and x.sub == "page"
+        sc, lambda d: d.walk_until(lambda x: x.step == "story" and x.part == "page"
                                    and x.codes() == ["sk"]))
 
     s["paused"] = _then(s["prompt"], lambda d: d.command("pause"))

@@ -1,0 +1,387 @@
+"""Typed button data: what a button means, packed into its callback data and checked back.
+
+In the spirit of aiogram's ``CallbackData``: every kind of button is a small frozen class with
+a prefix (``Rating`` is ``r``) and at most one field, packed after the prefix (``r7``) and
+unpacked by :func:`unpack`, which accepts exactly what :meth:`Press.pack` writes and raises
+:class:`UnknownButton` for anything else. The packed codes are the ones the engine has always
+sent, so keyboards shown before an upgrade keep working after it.
+
+On the wire a code travels as ``KEYBOARD:CODE`` (:meth:`bot.engine._context.Context.send`):
+the keyboard number makes presses of older keyboards stale, and only codes the engine offered
+on the live keyboard are accepted. Telegram allows 64 bytes of callback data; a code is at most
+:data:`MAX_CODE` bytes, which leaves room for any keyboard number.
+
+Typical use::
+
+    code = Rating(7).pack()            # "r7"
+    assert unpack(code) == Rating(7)
+    match unpack(code):
+        case Rating(value=value): ...
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import ClassVar, Self
+
+#: The longest code (the keyboard number and a colon come before it, within 64 bytes).
+MAX_CODE = 40
+
+
+class UnknownButton(ValueError):
+    """Callback data that no kind of button packs to."""
+
+
+@dataclass(frozen=True)
+class Press:
+    """Base of every kind of button: a prefix, and its field (if any) packed after it."""
+
+    prefix: ClassVar[str] = ""
+    _kinds: ClassVar[list[type[Press]]] = []
+
+    def __init_subclass__(cls, prefix: str = "", **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if not prefix:
+            raise TypeError(f"{cls.__name__} needs a prefix")
+        cls.prefix = prefix
+        Press._kinds.append(cls)
+
+    def pack(self) -> str:
+        """The callback code of this button, e.g. ``r7``."""
+        code = self.prefix + self._field()
+        if len(code.encode()) > MAX_CODE:
+            raise ValueError(f"button code {code!r} is longer than {MAX_CODE} bytes")
+        return code
+
+    def _field(self) -> str:
+        return ""
+
+    @classmethod
+    def _from_field(cls, field: str) -> Self | None:
+        """The button whose field packs to ``field``, or None (the default: no field)."""
+        return cls() if field == "" else None
+
+
+def unpack(code: str) -> Press:
+    """The button a code stands for.
+
+    Raises:
+        UnknownButton: When no kind of button packs to ``code``, or more than one does.
+    """
+    found = [press for kind in Press._kinds if code.startswith(kind.prefix)
+             if (press := kind._from_field(code[len(kind.prefix):])) is not None]
+    if len(found) != 1:
+        raise UnknownButton(f"no button packs to {code!r}" if not found
+                            else f"{code!r} is ambiguous: {found}")
+    return found[0]
+
+
+def _index(field: str, count: int) -> int | None:
+    """A packed index below ``count``, or None."""
+    if field.isascii() and field.isdigit() and str(int(field)) == field and int(field) < count:
+        return int(field)
+    return None
+
+
+# -- moving through a step ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GoOn(Press, prefix="go"):
+    """Go on: the next page, or the step after a ``say``."""
+
+
+@dataclass(frozen=True)
+class Pause(Press, prefix="pa"):
+    """Pause the session."""
+
+
+@dataclass(frozen=True)
+class Resume(Press, prefix="re"):
+    """Resume a paused session."""
+
+
+@dataclass(frozen=True)
+class Smaller(Press, prefix="sm"):
+    """A smaller step: a gentler wording or a lower level."""
+
+
+@dataclass(frozen=True)
+class Skip(Press, prefix="sk"):
+    """Skip this prompt, role-play line, connection note or journaling page."""
+
+
+@dataclass(frozen=True)
+class Shared(Press, prefix="sh"):
+    """The client shared what a prompt invited (off the app, or in words)."""
+
+
+@dataclass(frozen=True)
+class SaidIt(Press, prefix="sd"):
+    """The client said their line of a role-play."""
+
+
+@dataclass(frozen=True)
+class Hint(Press, prefix="hi"):
+    """Show the hint of a role-play line."""
+
+
+@dataclass(frozen=True)
+class Example(Press, prefix="ex"):
+    """Show the modelled answer of a role-play line."""
+
+
+@dataclass(frozen=True)
+class ChoiceMade(Press, prefix="c"):
+    """One of an ``ask`` step's choices, by its position (at most 8)."""
+
+    index: int
+
+    def _field(self) -> str:
+        return str(self.index)
+
+    @classmethod
+    def _from_field(cls, field: str) -> Self | None:
+        index = _index(field, 8)
+        return None if index is None else cls(index)
+
+
+class SkipReason(StrEnum):
+    """Why a client skipped a prompt (a reason is never required)."""
+
+    NOT_TODAY = "not_today"
+    TOO_MUCH = "too_much"
+    PRIVATE = "private"
+
+
+#: The skip reasons in the order of their buttons; the last button gives none.
+_SKIP_REASONS = (*SkipReason, None)
+
+
+@dataclass(frozen=True)
+class SkipWhy(Press, prefix="s"):
+    """The reason given for skipping a prompt (None: "no reason")."""
+
+    reason: SkipReason | None
+
+    def _field(self) -> str:
+        return str(_SKIP_REASONS.index(self.reason))
+
+    @classmethod
+    def _from_field(cls, field: str) -> Self | None:
+        index = _index(field, len(_SKIP_REASONS))
+        return None if index is None else cls(_SKIP_REASONS[index])
+
+
+# -- check-ins ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rating(Press, prefix="r"):
+    """A 0–10 rating: distress, or how hard the client expects or found the exercise."""
+
+    value: int
+
+    def _field(self) -> str:
+        return str(self.value)
+
+    @classmethod
+    def _from_field(cls, field: str) -> Self | None:
+        value = _index(field, 11)
+        return None if value is None else cls(value)
+
+
+class Relief(StrEnum):
+    """Whether relief followed an exercise."""
+
+    YES = "yes"
+    A_LITTLE = "a-little"
+    NO = "no"
+
+
+_RELIEFS = tuple(Relief)
+
+
+@dataclass(frozen=True)
+class ReliefFelt(Press, prefix="l"):
+    """The answer to "did some relief follow?"."""
+
+    relief: Relief
+
+    def _field(self) -> str:
+        return str(_RELIEFS.index(self.relief))
+
+    @classmethod
+    def _from_field(cls, field: str) -> Self | None:
+        index = _index(field, len(_RELIEFS))
+        return None if index is None else cls(_RELIEFS[index])
+
+
+class Cue(StrEnum):
+    """Body cues: over-arousal first, then under-arousal (which always routes to grounding)."""
+
+    TIGHT_CHEST = "tight_chest"
+    SHALLOW_BREATH = "shallow_breath"
+    TENSE_JAW = "tense_jaw"
+    RACING_HEART = "racing_heart"
+    NUMB = "numb"
+    FOGGY = "foggy"
+    FAR_AWAY = "far_away"
+    FROZEN = "frozen"
+
+    @property
+    def under_arousal(self) -> bool:
+        """Whether the cue is one of under-arousal (numb, foggy, far away, frozen)."""
+        return self in UNDER_CUES
+
+
+OVER_CUES = (Cue.TIGHT_CHEST, Cue.SHALLOW_BREATH, Cue.TENSE_JAW, Cue.RACING_HEART)
+UNDER_CUES = (Cue.NUMB, Cue.FOGGY, Cue.FAR_AWAY, Cue.FROZEN)
+
+
+@dataclass(frozen=True)
+class CueTicked(Press, prefix="k"):
+    """A body cue ticked or unticked."""
+
+    cue: Cue
+
+    def _field(self) -> str:
+        return self.cue.value
+
+    @classmethod
+    def _from_field(cls, field: str) -> Self | None:
+        return cls(Cue(field)) if field in Cue._value2member_map_ else None
+
+
+@dataclass(frozen=True)
+class CuesDone(Press, prefix="kd"):
+    """Done ticking body cues."""
+
+
+# -- questions outside the script --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Yes(Press, prefix="y"):
+    """Yes to a consent question (agree, I am an adult, opt in)."""
+
+
+@dataclass(frozen=True)
+class No(Press, prefix="n"):
+    """No to a consent question (decline, I am not an adult, no thanks)."""
+
+
+@dataclass(frozen=True)
+class MenuItem(Press, prefix="m"):
+    """An exercise on the menu, by its position (at most 8)."""
+
+    index: int
+
+    def _field(self) -> str:
+        return str(self.index)
+
+    @classmethod
+    def _from_field(cls, field: str) -> Self | None:
+        index = _index(field, 8)
+        return None if index is None else cls(index)
+
+
+@dataclass(frozen=True)
+class Safe(Press, prefix="sf"):
+    """"I'm safe right now"."""
+
+
+@dataclass(frozen=True)
+class NotSafe(Press, prefix="ns"):
+    """"I'm not safe"."""
+
+
+@dataclass(frozen=True)
+class LevelUp(Press, prefix="ly"):
+    """Yes to the offered step up a level."""
+
+
+@dataclass(frozen=True)
+class LevelStay(Press, prefix="ln"):
+    """No to the offered step up: stay at this level."""
+
+
+@dataclass(frozen=True)
+class OnlyThis(Press, prefix="ot"):
+    """After /stop: stop only this exercise, keep reminders and consent."""
+
+
+@dataclass(frozen=True)
+class Withdraw(Press, prefix="wd"):
+    """After /stop: withdraw every consent."""
+
+
+@dataclass(frozen=True)
+class DeleteYes(Press, prefix="dy"):
+    """Yes, delete all my data."""
+
+
+@dataclass(frozen=True)
+class DeleteNo(Press, prefix="dn"):
+    """No, keep my data."""
+
+
+@dataclass(frozen=True)
+class KeepAnswers(Press, prefix="ak"):
+    """Keep-what-I-type switched off: keep what was kept so far."""
+
+
+@dataclass(frozen=True)
+class DeleteAnswers(Press, prefix="ad"):
+    """Keep-what-I-type switched off: delete what was kept so far."""
+
+
+class Setting(StrEnum):
+    """What a client can change in ``/settings`` (the letter is its code)."""
+
+    PACE = "p"
+    FREE_TEXT = "f"
+    SHARING = "s"
+    REMINDERS = "r"
+    TIMEZONE = "z"
+    REMINDER_TIME = "t"
+    REGION = "c"
+    CLOSE = "d"
+
+
+@dataclass(frozen=True)
+class SettingChosen(Press, prefix="g"):
+    """One of the ``/settings`` buttons."""
+
+    setting: Setting
+
+    def _field(self) -> str:
+        return self.setting.value
+
+    @classmethod
+    def _from_field(cls, field: str) -> Self | None:
+        return cls(Setting(field)) if field in Setting._value2member_map_ else None
+
+
+#: A region's key as a button can carry it (the configuration allows no other).
+REGION_KEY = re.compile(r"[A-Za-z0-9_-]{1,20}")
+
+
+@dataclass(frozen=True)
+class RegionChosen(Press, prefix="gc"):
+    """A region whose crisis lines the client chose, by its key (``US``)."""
+
+    region: str
+
+    def __post_init__(self) -> None:
+        if not REGION_KEY.fullmatch(self.region):
+            raise ValueError(f"a region key is 1–20 letters, digits, - or _, not {self.region!r}")
+
+    def _field(self) -> str:
+        return self.region
+
+    @classmethod
+    def _from_field(cls, field: str) -> Self | None:
+        return cls(field) if REGION_KEY.fullmatch(field) else None

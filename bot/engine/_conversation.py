@@ -1,0 +1,261 @@
+"""The conversation around the script: asking questions, starting, the menu, sessions, stopping.
+
+One :class:`Conversation` lives for one event. The questions (:mod:`bot.engine._questions`)
+and the engine's front door (:mod:`bot.engine._engine`) use it; the script's steps run in
+:class:`~bot.engine._steps.StepRunner`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+
+from bot.crisis import Detection
+from bot.engine._buttons import MenuItem, Resume
+from bot.engine._context import Context
+from bot.engine._outcome import Effect
+from bot.engine._questions import (
+    ConsentQuestion,
+    CrisisQuestion,
+    MenuQuestion,
+    Pending,
+    StopQuestion,
+)
+from bot.engine._reminders import next_reminder, parse_hhmm, zone
+from bot.engine._state import Frame, Session
+from bot.engine._steps import StepRunner
+from bot.engine._terms import Opt
+
+
+class Conversation:
+    """What the engine does for one client outside the steps of a script.
+
+    Attributes:
+        ctx: The event's context (state, outcome, texts).
+        state: The client's state being changed.
+        runner: Runs the session's steps.
+        previous: When the client last wrote before this event (None: never).
+    """
+
+    def __init__(self, ctx: Context, previous: datetime | None) -> None:
+        self.ctx = ctx
+        self.state = ctx.state
+        self.runner = StepRunner(ctx)
+        self.previous = previous
+
+    # -- questions --------------------------------------------------------------------------
+    def ask(self, question: Pending) -> None:
+        """Wait for the answer to a question outside the script, and ask it."""
+        self.state.pending = question
+        question.ask(self)
+
+    def repeat(self) -> None:
+        """Show the current question again (after an unexpected input)."""
+        state = self.state
+        if state.pending is not None:
+            state.pending.again(self)
+        elif state.session is not None and not state.halted:
+            if state.session.paused:  # the way back in, with a live button
+                self.paused()
+            else:
+                self.runner.show()
+
+    def paused(self) -> None:
+        """Say the session is paused, with the button that resumes it."""
+        self.ctx.say("pause.done", [[self.ctx.button("resume", Resume())]])
+
+    def consented(self) -> bool:
+        """Whether the client agreed to the current terms."""
+        return self.ctx.opted(Opt.CORE)
+
+    def ask_consent(self) -> None:
+        """Ask for consent from the start (saying so when the terms changed)."""
+        if self.state.consents and not self.consented():
+            self.ctx.say("consent.changed")
+        self.ask(ConsentQuestion())
+
+    # -- gatekeepers ------------------------------------------------------------------------
+    def crisis(self, detection: Detection | None) -> None:
+        """Crisis lines first, then the client's safety plan, then "are you safe right now?".
+
+        Args:
+            detection: What the client's words matched, or None for ``/sos``. The first
+                message always carries the emergency number and the lines for the kinds
+                matched (for ``/sos``: every kind's lines).
+        """
+        ctx, state = self.ctx, self.state
+        policy = ctx.res.policy
+        ctx.urgent = True  # all of it reaches the client at once, whatever the pacing
+        running = state.session is not None and not state.session.paused
+        ctx.send(ctx.system("crisis.resources",
+                            **ctx.lines().crisis_context(detection, running=running)))
+        plan = policy.safety_plans.get(state.client_id)
+        if plan and any(plan.values()):
+            ctx.say("crisis.safety_plan", plan=plan)
+        self.ask(CrisisQuestion())
+        if detection is None:
+            ctx.log("sos_viewed")
+            return
+        # The fact and the kinds: never the client's words, nor the rules that matched (a
+        # rule's name paraphrases them; `rehearse crisis explain` shows rules to a therapist).
+        ctx.log("crisis_language", step=state.session.frame.step if state.session else None,
+                kinds=[k.value for k in detection.kinds], imminent=detection.imminent)
+        state.crisis_hold_since = ctx.now
+        state.crisis_hold_cleared_by_therapist = False
+        if state.session is not None and not state.session.paused:
+            state.session.paused = True
+            ctx.log("pacing", choice="pause", reason="crisis")
+
+    def halt(self, *, via: str, silent: bool = False) -> None:
+        """Stop everything at once: end the exercise, cancel reminders and queued messages."""
+        ctx, state = self.ctx, self.state
+        if state.session is not None:
+            ctx.log("session_ended", script=state.session.script, completed=False,
+                    reason="stop")
+            state.session = None
+        state.halted = True
+        state.silence_armed = False
+        ctx.cancel_timer("*")
+        ctx.out.effects.append(Effect.CANCEL_OUTBOX)
+        ctx.log("stopped", via=via)
+        if silent:
+            state.pending = None
+        else:
+            self.ask(StopQuestion())
+
+    # -- starting and the menu --------------------------------------------------------------
+    def start(self) -> None:
+        """``/start``: back from a halt, then consent, the session under way or the menu."""
+        ctx, state = self.ctx, self.state
+        if state.halted:
+            state.halted = False
+            ctx.log("restarted")
+            self.schedule_reminder()
+        state.pending = None
+        if not self.consented():
+            self.ask_consent()
+        elif state.session is not None:
+            self.resume()
+        else:
+            self.menu()
+
+    def available(self) -> list[str]:
+        """The scripts the client may choose: those assigned to them, else every one."""
+        scripts = self.ctx.res.scripts
+        runnable = [sid for sid, s in scripts.items() if s.first_step is not None]
+        assigned = [sid for sid in self.state.contract.scripts if sid in runnable]
+        return assigned or sorted(runnable)
+
+    def menu(self) -> None:
+        """Offer the scripts to choose from (at most eight)."""
+        ctx = self.ctx
+        available = self.available()
+        if not available:
+            ctx.say("exercise.none")
+            return
+        self.state.pending = MenuQuestion()
+        rows = [[(ctx.res.scripts[sid].meta.title[:40], MenuItem(i))]
+                for i, sid in enumerate(available[:8])]
+        ctx.say("menu.choose", rows)
+
+    # -- sessions ---------------------------------------------------------------------------
+    def begin_session(self, script_id: str, *, restarting: Session | None = None) -> None:
+        """Start a session of the script; ``restarting`` is the session it starts afresh."""
+        ctx, state = self.ctx, self.state
+        script = ctx.res.scripts[script_id]
+        version = ctx.res.policy.consent_version
+        if not self.consented():  # e.g. the consent text changed while the menu showed
+            self.ask_consent()
+            return
+        missing = [c.value for c in script.meta.consent if not state.has(Opt(c.value), version)]
+        if missing:
+            ctx.say("menu.needs_consent", missing=missing)
+            return
+        tz = zone(state.settings.timezone, ctx.res.policy.default_timezone)
+        today = ctx.now.astimezone(tz).date().isoformat()
+        # A session started afresh (after a long pause or a crisis) was counted when it began.
+        counted = (restarting is not None
+                   and restarting.started_at.astimezone(tz).date().isoformat() == today)
+        if not counted:
+            if state.session_days.get(today, 0) >= state.contract.sessions_per_day:
+                ctx.say("session.day_cap")
+                return
+            state.session_days = {today: state.session_days.get(today, 0) + 1}
+        level = state.level
+        if restarting is not None or self._returning():
+            level = max(1, level - 1)
+            # "As it's been a while" would be wrong minutes after crisis support.
+            held = state.crisis_hold_since is not None
+            ctx.say("crisis.welcome_back" if held else "welcome_back")
+        first = script.first_step
+        assert first is not None
+        state.session = Session(script=script_id, script_version=script.meta.version,
+                                started_at=ctx.now, frame=Frame(step=first),
+                                level=level)
+        ctx.log("session_started", script=script_id, version=script.meta.version,
+                level=ctx.effective_level())
+        self.runner.enter(first)
+
+    def _returning(self) -> bool:
+        """After two weeks away or a crisis, start again one level lower."""
+        policy = self.ctx.res.policy
+        away = self.previous is not None and self.ctx.now - self.previous > policy.long_absence
+        return away or self.state.crisis_hold_since is not None
+
+    def resume(self) -> None:
+        """Go on with the session; after a long pause, a crisis or time away, start it afresh."""
+        ctx, session = self.ctx, self.state.session
+        if session is None:
+            ctx.say("pause.nothing")
+            return
+        previous = self.previous
+        long_pause = previous is not None and ctx.now - previous > ctx.res.policy.long_pause
+        long_pause = session.paused and long_pause
+        if long_pause or self._returning():
+            # After a pause of more than a day, a crisis or two weeks away: one level lower.
+            script_id = session.script
+            ctx.log("session_ended", script=script_id, completed=False,
+                    reason="long-pause" if long_pause else "returning")
+            self.state.session = None
+            self.begin_session(script_id, restarting=session)
+            return
+        if session.paused:
+            session.paused = False
+            ctx.log("pacing", choice="resume", step=session.frame.step)
+            ctx.say("pause.resumed")
+        if not self.cap_reached():
+            self.runner.show()
+
+    def cap_reached(self) -> bool:
+        """Close the session gently once it runs past the contract's time cap."""
+        ctx, session = self.ctx, self.state.session
+        if session is None or session.frame.closing or session.frame.calming:
+            return False  # never cut into a calming exercise; the cap closes after it
+        limit = timedelta(minutes=self.state.contract.session_minutes)
+        if ctx.now - session.started_at < limit:
+            return False
+        self.runner.close_for_cap()
+        return True
+
+    # -- reminders --------------------------------------------------------------------------
+    def schedule_reminder(self) -> None:
+        """(Re)schedule the next reminder, or cancel it when none may be sent."""
+        ctx, state = self.ctx, self.state
+        policy = ctx.res.policy
+        if (state.halted or not ctx.opted(Opt.REMINDERS) or not state.settings.reminders
+                or state.reminders_unanswered >= policy.reminders_max_unanswered):
+            ctx.cancel_timer("reminder")
+            return
+        due = next_reminder(state.settings.reminders,
+                            zone(state.settings.timezone, policy.default_timezone),
+                            ctx.now, self.quiet_hours())
+        if due is None:
+            ctx.cancel_timer("reminder")
+        else:
+            ctx.timer("reminder", due)
+
+    def quiet_hours(self) -> tuple[time, time]:
+        """The practice's quiet hours (local times), when no reminder is sent."""
+        policy = self.ctx.res.policy
+        start, end = parse_hhmm(policy.quiet_start), parse_hhmm(policy.quiet_end)
+        assert start is not None and end is not None  # validated by the configuration
+        return start, end

@@ -1,0 +1,501 @@
+"""The questions outside the script the engine can wait for, each asking and taking its answer.
+
+What the engine waits for is :attr:`ClientState.pending <bot.engine._state.ClientState>`: one
+of the small models below (or None). Each knows how to ask itself (:meth:`Question.ask`, and
+:meth:`Question.again` after an unexpected input), which buttons answer it
+(:attr:`Question.takes`) and what an answer does (:meth:`Question.answer`); the two that wait
+for typed text take it in :meth:`Question.typed`. They are stored with the state as
+``{"kind": ..., ...}``; a kind no release wrote fails to load, loudly.
+
+============================  ==========================================  ====================
+question                      asked                                       answered by
+============================  ==========================================  ====================
+:class:`ConsentQuestion`      the terms, age, each opt-in, in turn        Yes / No
+:class:`MenuQuestion`         which exercise                              an exercise
+:class:`SettingsQuestion`     ``/settings`` (and its region list)         a setting, a region
+:class:`TimezoneQuestion`     the client's time zone                      typed text
+:class:`ReminderTimeQuestion` the reminder time                           typed text
+:class:`KeptAnswersQuestion`  keep-what-I-type switched off: delete?      delete / keep
+:class:`CrisisQuestion`       "are you safe right now?"                   safe / not safe
+:class:`LevelQuestion`        one level up?                               yes / no
+:class:`StopQuestion`         after /stop: only this, or withdraw?        only this / withdraw
+:class:`DeleteQuestion`       delete all my data?                         delete / keep
+============================  ==========================================  ====================
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bot.engine._buttons import (
+    DeleteAnswers,
+    DeleteNo,
+    DeleteYes,
+    KeepAnswers,
+    LevelStay,
+    LevelUp,
+    MenuItem,
+    No,
+    NotSafe,
+    OnlyThis,
+    Press,
+    RegionChosen,
+    Safe,
+    Setting,
+    SettingChosen,
+    Withdraw,
+    Yes,
+)
+from bot.engine._outcome import Effect
+from bot.engine._reminders import in_quiet_hours, parse_hhmm, zone
+from bot.engine._terms import Opt, ReminderTime
+
+if TYPE_CHECKING:
+    from bot.engine._conversation import Conversation
+
+
+class Question(BaseModel):
+    """Base of the questions: asks, and takes the answer."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    #: The kinds of button that answer it; any other press leaves it behind.
+    takes: ClassVar[tuple[type[Press], ...]] = ()
+
+    def ask(self, talk: Conversation) -> None:
+        """Ask the question."""
+        raise NotImplementedError
+
+    def again(self, talk: Conversation) -> None:
+        """Ask the question again, after an unexpected input."""
+        self.ask(talk)
+
+    def answer(self, talk: Conversation, press: Press) -> None:
+        """Take a press of one of the :attr:`takes` buttons (the question is no longer pending)."""
+        raise NotImplementedError
+
+    def typed(self, talk: Conversation, text: str) -> None:
+        """Take typed text while the question is pending: by default, ask again."""
+        talk.ctx.say("unexpected.text_at_buttons")
+        self.again(talk)
+
+
+# -- consent -----------------------------------------------------------------------------------
+
+#: The optional opt-ins, asked in this order after the terms.
+OPT_INS = (Opt.STORE_FREE_TEXT, Opt.SHARE_WITH_THERAPIST, Opt.REMINDERS)
+_OPT_IN_TEXTS = {
+    Opt.STORE_FREE_TEXT: "consent.free_text",
+    Opt.SHARE_WITH_THERAPIST: "consent.share",
+    Opt.REMINDERS: "consent.reminders",
+}
+#: The consent questions: the terms, being an adult, then each optional opt-in.
+ConsentStep = Literal["intro", "adult", "store_free_text", "share_with_therapist", "reminders"]
+
+
+class ConsentQuestion(Question):
+    """The consent questions, one at a time: the terms, age, then each optional opt-in."""
+
+    kind: Literal["consent"] = "consent"
+    step: ConsentStep = "intro"
+    takes = (Yes, No)
+
+    def ask(self, talk: Conversation) -> None:
+        ctx = talk.ctx
+        policy = ctx.res.policy
+        if self.step == "intro":
+            ctx.say("consent.intro", [[ctx.button("agree", Yes())],
+                                      [ctx.button("decline", No())]],
+                    retention_days=policy.retention_days, answers_days=policy.answers_days,
+                    therapist_delay=policy.therapist_delay)
+        elif self.step == "adult":
+            ctx.say("consent.adult", [[ctx.button("yes", Yes())], [ctx.button("no", No())]])
+        else:
+            ctx.say(_OPT_IN_TEXTS[Opt(self.step)], [[ctx.button("opt_in", Yes())],
+                                                    [ctx.button("opt_out", No())]])
+
+    def answer(self, talk: Conversation, press: Press) -> None:
+        ctx, state = talk.ctx, talk.state
+        version = ctx.res.policy.consent_version
+        yes = isinstance(press, Yes)
+        if self.step == "intro":
+            ctx.log("consent", opt=Opt.CORE.value, given=yes, version=version)
+            if not yes:
+                state.consents.pop(Opt.CORE.value, None)
+                state.consent_declined = True
+                ctx.say("consent.declined")
+                return
+            state.consent_declined = False
+            if state.adult is None:
+                # Core consent holds only once the age question is answered: /start in
+                # between must not lead past it.
+                talk.ask(ConsentQuestion(step="adult"))
+                return
+            if not state.adult and not self._minor_allowed(talk):
+                self._refuse_minor(talk)  # the age answer stands: it is not asked again
+                return
+            state.consents[Opt.CORE.value] = version
+            talk.ask(ConsentQuestion(step=OPT_INS[0].value))
+        elif self.step == "adult":
+            ctx.log("age_confirmed", adult=yes)
+            state.adult = yes
+            if not yes and not self._minor_allowed(talk):
+                self._refuse_minor(talk)
+                return
+            state.consents[Opt.CORE.value] = version
+            talk.ask(ConsentQuestion(step=OPT_INS[0].value))
+        else:
+            opt = Opt(self.step)
+            ctx.log("consent", opt=opt.value, given=yes, version=version)
+            if yes:
+                state.consents[opt.value] = version
+            else:
+                state.consents.pop(opt.value, None)
+            position = OPT_INS.index(opt)
+            if position + 1 < len(OPT_INS):
+                talk.ask(ConsentQuestion(step=OPT_INS[position + 1].value))
+                return
+            given = [o.value for o in OPT_INS if state.has(o, version)]
+            ctx.say("consent.done", opt_ins=given)
+            if Opt.REMINDERS.value in given:
+                talk.ask(TimezoneQuestion())
+            else:
+                talk.start()
+
+    @staticmethod
+    def _minor_allowed(talk: Conversation) -> bool:
+        return talk.ctx.res.policy.allow_minors and talk.state.guardian_consent
+
+    @staticmethod
+    def _refuse_minor(talk: Conversation) -> None:
+        """Under 18: no exercises, unless minors are allowed and the therapist recorded a
+        guardian's consent (never self-declared in the chat)."""
+        ctx = talk.ctx
+        talk.state.consents.clear()
+        ctx.log("consent", opt=Opt.CORE.value, given=False,
+                version=ctx.res.policy.consent_version, reason="minor")
+        ctx.say("consent.guardian_needed" if ctx.res.policy.allow_minors
+                else "consent.minor_refused")
+
+
+# -- the menu ----------------------------------------------------------------------------------
+
+
+class MenuQuestion(Question):
+    """Which exercise to start (at most eight are listed)."""
+
+    kind: Literal["menu"] = "menu"
+    takes = (MenuItem,)
+
+    def ask(self, talk: Conversation) -> None:
+        talk.menu()
+
+    def answer(self, talk: Conversation, press: Press) -> None:
+        assert isinstance(press, MenuItem)
+        available = talk.available()
+        if press.index < len(available):
+            talk.begin_session(available[press.index])
+        else:
+            talk.menu()
+
+
+# -- settings ----------------------------------------------------------------------------------
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_TOGGLES = {Setting.FREE_TEXT: Opt.STORE_FREE_TEXT, Setting.SHARING: Opt.SHARE_WITH_THERAPIST,
+            Setting.REMINDERS: Opt.REMINDERS}
+
+
+class SettingsQuestion(Question):
+    """``/settings``: the client's choices, each a button; the region list answers it too."""
+
+    kind: Literal["settings"] = "settings"
+    takes = (SettingChosen, RegionChosen)
+
+    def ask(self, talk: Conversation) -> None:
+        ctx, state = talk.ctx, talk.state
+        version = ctx.res.policy.consent_version
+        tz = state.settings.timezone or ctx.res.policy.default_timezone
+        reminders = [" ".join(_DAYS[d] for d in r.days) + f" {r.time}"
+                     for r in state.settings.reminders] if state.has(Opt.REMINDERS, version) else []
+
+        def choose(key: str, setting: Setting) -> tuple[str, Press]:
+            return ctx.button(key, SettingChosen(setting))
+
+        ctx.say("settings.menu", [
+            [choose("change_pace", Setting.PACE)],
+            [choose("change_free_text", Setting.FREE_TEXT)],
+            [choose("change_sharing", Setting.SHARING)],
+            [choose("toggle_reminders", Setting.REMINDERS)],
+            [choose("change_timezone", Setting.TIMEZONE),
+             choose("change_reminders", Setting.REMINDER_TIME)],
+            [choose("change_region", Setting.REGION)],
+            [choose("close", Setting.CLOSE)],
+        ], pace=state.settings.pace or state.contract.pace, region=ctx.lines().label,
+            store_free_text=state.has(Opt.STORE_FREE_TEXT, version),
+            share_with_therapist=state.has(Opt.SHARE_WITH_THERAPIST, version),
+            reminders=reminders, timezone=tz)
+
+    def answer(self, talk: Conversation, press: Press) -> None:
+        ctx, state = talk.ctx, talk.state
+        if isinstance(press, RegionChosen):
+            if press.region in ctx.res.policy.regions:
+                state.settings.region = press.region
+                ctx.log("settings_changed", setting="region", region=press.region)
+            talk.ask(self)
+            return
+        assert isinstance(press, SettingChosen)
+        setting = press.setting
+        if setting is Setting.CLOSE:
+            ctx.say("settings.saved")
+            talk.repeat()
+        elif setting is Setting.PACE:
+            current = state.settings.pace or state.contract.pace
+            pace = "steady" if current == "gentle" else "gentle"
+            state.settings.pace = pace
+            ctx.log("pacing", choice="change-pace", pace=pace)
+            talk.ask(self)
+        elif setting in _TOGGLES:
+            self._toggle(talk, _TOGGLES[setting])
+        elif setting is Setting.TIMEZONE:
+            talk.ask(TimezoneQuestion())
+        elif setting is Setting.REMINDER_TIME:
+            talk.ask(ReminderTimeQuestion())
+        else:
+            self._ask_region(talk)
+
+    def _toggle(self, talk: Conversation, opt: Opt) -> None:
+        ctx, state = talk.ctx, talk.state
+        version = ctx.res.policy.consent_version
+        given = not state.has(opt, version)
+        ctx.log("consent", opt=opt.value, given=given, version=version)
+        if given:
+            state.consents[opt.value] = version
+        else:
+            state.consents.pop(opt.value, None)
+        if opt is Opt.REMINDERS:
+            if given and not state.settings.reminders:
+                state.settings.reminders = [ReminderTime()]
+            talk.schedule_reminder()
+        if opt is Opt.STORE_FREE_TEXT and not given:
+            talk.ask(KeptAnswersQuestion())  # what was kept so far is theirs to decide
+        else:
+            talk.ask(self)
+
+    def _ask_region(self, talk: Conversation) -> None:
+        """The regions whose lines a client may choose, the suggested one first."""
+        ctx, state = talk.ctx, talk.state
+        regions = ctx.res.policy.regions
+        suggested = state.settings.suggested_region
+        order = sorted(regions, key=lambda name: (name != suggested, regions[name].label))
+        state.pending = self
+        ctx.say("settings.ask_region",
+                [[(regions[name].label, RegionChosen(name))] for name in order],
+                suggested=regions[suggested].label if suggested is not None
+                and suggested in regions else "")
+
+
+class KeptAnswersQuestion(Question):
+    """Keep-what-I-type was switched off: delete what was kept so far, or keep it?"""
+
+    kind: Literal["kept_answers"] = "kept_answers"
+    takes = (DeleteAnswers, KeepAnswers)
+
+    def ask(self, talk: Conversation) -> None:
+        ctx = talk.ctx
+        ctx.say("settings.kept_answers", [[ctx.button("delete_answers", DeleteAnswers())],
+                                          [ctx.button("keep_answers", KeepAnswers())]])
+
+    def answer(self, talk: Conversation, press: Press) -> None:
+        ctx = talk.ctx
+        delete = isinstance(press, DeleteAnswers)
+        ctx.log("kept_answers", choice="delete" if delete else "keep")
+        if delete:
+            ctx.out.effects.append(Effect.DROP_ANSWERS)
+            talk.state.progress.last_connection = None
+            talk.runner.forget_typed()
+            ctx.say("settings.answers_deleted")
+        else:
+            ctx.say("settings.answers_kept", answers_days=ctx.res.policy.answers_days)
+        talk.ask(SettingsQuestion())
+
+
+class _TypedSetting(Question):
+    """A setting the client types (time zone, reminder time); settings buttons still count."""
+
+    takes = (SettingChosen, RegionChosen)
+
+    def again(self, talk: Conversation) -> None:
+        """Back to the settings menu (the question is no longer asked in words)."""
+        talk.ask(SettingsQuestion())
+
+    def answer(self, talk: Conversation, press: Press) -> None:
+        SettingsQuestion().answer(talk, press)
+
+    def _saved(self, talk: Conversation) -> None:
+        """The setting is saved: reminders follow it, then on with what the client was doing."""
+        ctx = talk.ctx
+        talk.state.pending = None
+        talk.schedule_reminder()
+        ctx.say("settings.saved")
+        if talk.state.session is None and talk.consented():
+            talk.menu()
+        else:
+            talk.repeat()
+
+
+class TimezoneQuestion(_TypedSetting):
+    """The client's time zone, typed (``Europe/Berlin``); the reminder time follows if unset."""
+
+    kind: Literal["timezone"] = "timezone"
+
+    def ask(self, talk: Conversation) -> None:
+        talk.ctx.say("settings.ask_timezone")
+
+    def typed(self, talk: Conversation, text: str) -> None:
+        ctx, state = talk.ctx, talk.state
+        name = text.strip()
+        if zone(name, "Invalid/Zone").key != name:
+            ctx.say("settings.bad_timezone")
+            return
+        state.settings.timezone = name
+        ctx.log("settings_changed", setting="timezone")
+        if not state.settings.reminders:
+            talk.ask(ReminderTimeQuestion())
+            return
+        self._saved(talk)
+
+
+class ReminderTimeQuestion(_TypedSetting):
+    """The reminder time, typed (``19:00``), outside quiet hours."""
+
+    kind: Literal["reminder_time"] = "reminder_time"
+
+    def ask(self, talk: Conversation) -> None:
+        talk.ctx.say("settings.ask_reminder_time")
+
+    def typed(self, talk: Conversation, text: str) -> None:
+        ctx, state = talk.ctx, talk.state
+        at = parse_hhmm(text)
+        if at is None:
+            ctx.say("settings.bad_time")
+            return
+        policy = ctx.res.policy
+        if in_quiet_hours(at, *talk.quiet_hours()):
+            ctx.say("settings.quiet_hours", start=policy.quiet_start, end=policy.quiet_end)
+            return
+        state.settings.reminders = [ReminderTime(time=at.strftime("%H:%M"))]
+        ctx.log("settings_changed", setting="reminder-time")
+        self._saved(talk)
+
+
+# -- safety, levels, stopping and deleting -----------------------------------------------------
+
+
+class CrisisQuestion(Question):
+    """After the crisis lines: "are you safe right now?"."""
+
+    kind: Literal["crisis"] = "crisis"
+    takes = (Safe, NotSafe)
+
+    def ask(self, talk: Conversation) -> None:
+        ctx = talk.ctx
+        ctx.say("crisis.are_you_safe", [[ctx.button("safe", Safe())],
+                                        [ctx.button("not_safe", NotSafe())]])
+
+    def answer(self, talk: Conversation, press: Press) -> None:
+        ctx = talk.ctx
+        if isinstance(press, NotSafe):
+            ctx.urgent = True
+            ctx.log("crisis_not_safe")
+            ctx.say("crisis.not_safe", emergency=ctx.lines().emergency)
+        else:
+            ctx.log("crisis_safe")
+            ctx.say("crisis.safe")
+            if ctx.crisis_hold():
+                ctx.say("crisis.hold")
+
+
+class LevelQuestion(Question):
+    """One level up? (asked, never pushed, when the contract's rule holds)."""
+
+    kind: Literal["level"] = "level"
+    takes = (LevelUp, LevelStay)
+
+    def ask(self, talk: Conversation) -> None:
+        ctx = talk.ctx
+        level = talk.state.level
+        ctx.say("level.offer", [[ctx.button("level_yes", LevelUp())],
+                                [ctx.button("level_no", LevelStay())]],
+                level=level, next_level=level + 1)
+
+    def answer(self, talk: Conversation, press: Press) -> None:
+        ctx, state = talk.ctx, talk.state
+        if isinstance(press, LevelUp) and state.level < state.contract.max_level:
+            ctx.log("level_changed", from_level=state.level, to_level=state.level + 1,
+                    asked=True)
+            state.level += 1
+            ctx.say("level.up", level=state.level)
+        else:
+            ctx.log("level_kept", level=state.level)
+            ctx.say("level.stay")
+
+
+class StopQuestion(Question):
+    """After /stop: stop only this, or withdraw every consent?"""
+
+    kind: Literal["stop"] = "stop"
+    takes = (OnlyThis, Withdraw)
+
+    def ask(self, talk: Conversation) -> None:
+        ctx = talk.ctx
+        ctx.say("stop.confirm", [[ctx.button("only_this", OnlyThis())],
+                                 [ctx.button("withdraw", Withdraw())]])
+
+    def answer(self, talk: Conversation, press: Press) -> None:
+        ctx, state = talk.ctx, talk.state
+        if isinstance(press, OnlyThis):
+            state.halted = False
+            ctx.log("stop_undone", keep="reminders")
+            talk.schedule_reminder()
+            ctx.say("stop.only_this")
+            return
+        # Every opt-in held is withdrawn, each with its own ledger row.
+        held = [o.value for o in Opt if o.value in state.consents]
+        for opt in held or [Opt.CORE.value]:
+            ctx.log("consent", opt=opt, given=False, version=ctx.res.policy.consent_version,
+                    reason="withdrawn")
+        state.consents.clear()
+        ctx.say("stop.withdraw")
+        talk.ask(DeleteQuestion())
+
+
+class DeleteQuestion(Question):
+    """Delete all my data? (``/delete``, or after withdrawing consent)."""
+
+    kind: Literal["delete"] = "delete"
+    takes = (DeleteYes, DeleteNo)
+
+    def ask(self, talk: Conversation) -> None:
+        ctx = talk.ctx
+        ctx.say("delete.confirm", [[ctx.button("delete_confirm", DeleteYes())],
+                                   [ctx.button("delete_cancel", DeleteNo())]])
+
+    def answer(self, talk: Conversation, press: Press) -> None:
+        ctx = talk.ctx
+        if isinstance(press, DeleteYes):
+            ctx.log("erase_requested")
+            ctx.out.effects.append(Effect.ERASE)
+        else:
+            ctx.say("delete.cancelled")
+            talk.repeat()
+
+
+#: What the engine can wait for outside the script, stored as ``{"kind": ..., ...}``.
+Pending = Annotated[
+    ConsentQuestion | MenuQuestion | SettingsQuestion | TimezoneQuestion | ReminderTimeQuestion
+    | KeptAnswersQuestion | CrisisQuestion | LevelQuestion | StopQuestion | DeleteQuestion,
+    Field(discriminator="kind"),
+]

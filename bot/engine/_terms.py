@@ -1,0 +1,71 @@
+"""The client's terms: the contract their therapist set, the opt-ins they gave, their settings.
+
+Plain data (pydantic models) kept in the client's state (:mod:`bot.engine._state`); unknown
+keys are ignored, so that a state stored by an older or newer release still loads (a field
+removed in an upgrade must not reset a client's consent or progress).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: The disclosure levels a contract can allow: 1 light … 5 core (as in the script language).
+LEVELS = range(1, 6)
+
+
+class Model(BaseModel):
+    """Base of the stored models: unknown keys are ignored."""
+
+    model_config = ConfigDict(extra="ignore", validate_assignment=False)
+
+
+class Opt(StrEnum):
+    """The separate, versioned opt-ins a client can give."""
+
+    CORE = "core"
+    STORE_FREE_TEXT = "store_free_text"
+    SHARE_WITH_THERAPIST = "share_with_therapist"
+    REMINDERS = "reminders"
+
+
+class AdvanceRule(Model):
+    """When the engine may *propose* a step up a level (it never moves without a yes)."""
+
+    completed_at_level: int = Field(default=3, ge=1, le=50)
+    max_after_distress: int = Field(default=4, ge=0, le=10)
+    require_actual_not_harder_than_expected: bool = True
+
+
+class Contract(Model):
+    """The per-client agreement: limits the engine never crosses."""
+
+    max_level: int = Field(default=3, ge=LEVELS[0], le=LEVELS[-1])
+    off_limit_topics: list[str] = Field(default_factory=list)
+    pace: str = "gentle"
+    distress_threshold: int = Field(default=7, ge=1, le=10)
+    session_minutes: int = Field(default=15, ge=1, le=240)
+    roleplay_turns: int = Field(default=8, ge=1, le=50)
+    sessions_per_day: int = Field(default=3, ge=1, le=50)
+    advance: AdvanceRule = Field(default_factory=AdvanceRule)
+    scripts: list[str] = Field(default_factory=list)
+
+
+class ReminderTime(Model):
+    """A weekly reminder: weekdays (0 = Monday) at a local ``HH:MM``."""
+
+    days: list[int] = Field(default_factory=lambda: list(range(7)))
+    time: str = "19:00"
+
+
+class Settings(Model):
+    """What the client chose in ``/settings``."""
+
+    timezone: str | None = None
+    reminders: list[ReminderTime] = Field(default_factory=list)
+    pace: str | None = None
+    #: The region whose crisis lines the client sees (None: the practice's region).
+    region: str | None = None
+    #: The region the client's Telegram language suggests, offered first in ``/settings``.
+    suggested_region: str | None = None
