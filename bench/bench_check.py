@@ -21,8 +21,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from unittest import mock
 
+from bot.check import check_script
 from bot.render import Renderer
-from bot.script import Severity, check_script, load_script
+from bot.script import Severity, load_script
 from bot.script import _load as loader
 from bot.script._yaml import load_yaml
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from bot.check import check_script
 from bot.config import Config
 from bot.crisis import Detector, load_rules
 from bot.engine import (
@@ -29,7 +30,6 @@ from bot.script import (
     LoadedScript,
     ScriptError,
     Severity,
-    check_script,
     load_script,
     script_files,
     script_folders,

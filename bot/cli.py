@@ -21,21 +21,13 @@ from pathlib import Path
 
 from bot._files import write_private
 from bot.app import build, crisis_detector, resolve
+from bot.check import check_paths, to_dot, to_mermaid
 from bot.config import Config, ConfigError, load_config
 from bot.crisis import evaluate, read_cases
 from bot.engine import ClientState, Clinician, Opt
 from bot.explore import Exploration, explore
 from bot.render import RenderError
-from bot.script import (
-    ScriptError,
-    Severity,
-    check_paths,
-    findings_to_json,
-    json_schema,
-    load_script,
-    to_dot,
-    to_mermaid,
-)
+from bot.script import ScriptError, Severity, findings_to_json, json_schema, load_script
 from bot.service import Rehearsal
 from bot.store import Invite, SqliteStore, StoreError
 from bot.telegram import bot_username, code_hash, new_code, run_bot

@@ -11,14 +11,16 @@ from pathlib import Path
 import pytest
 
 from bench.bench_check import generate
+from bot.check import StepGraph, _texts, check_paths, check_script, to_mermaid
+from bot.check import _check as checker
 from bot.engine import ClientState, Opt
 from bot.engine._buttons import OVER_CUES, UNDER_CUES
 from bot.engine._context import Context, Resources
+from bot.engine.steps import KINDS, Drawing, kind_of
+from bot.engine.steps.say import Say
 from bot.render import Renderer
-from bot.script import Finding, Severity, check_paths, check_script, load_script
-from bot.script import _check as checker
+from bot.script import Finding, LoadedScript, Severity, load_script
 from bot.script import _model as m
-from bot.script._graph import StepGraph
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "scripts"
 EXPECT = re.compile(r"# expect: (?P<code>[a-z0-9-]+) at (?P<line>\d+):(?P<col>\d+)")
@@ -439,9 +441,9 @@ def test_engine_callback_data_fits_telegram_even_at_the_largest_keyboard_number(
 def test_plain_text_shortcut_renders_like_the_renderer() -> None:
     renderer = Renderer({})
     for text in ("  Plain text, with “quotes” and émoji 🙂.  ", "Line one.\nLine two.\n"):
-        assert checker._is_plain(text)
+        assert _texts._is_plain(text)
         assert renderer.text(text, {}) == text.strip()
-    assert not any(map(checker._is_plain, ("{{ x }}", "a <b>b</b>", "a &amp; b")))
+    assert not any(map(_texts._is_plain, ("{{ x }}", "a <b>b</b>", "a &amp; b")))
 
 
 # --- smaller steps, pools and levels ----------------------------------------------------------
@@ -625,17 +627,21 @@ def test_prompts_dir_also_checks_the_system_texts(tmp_path: Path) -> None:
 # --- agreement with the engine ----------------------------------------------------------------
 
 
-def test_graph_follows_steps_like_the_loaded_script() -> None:
+def test_the_graph_leads_where_the_engines_step_kinds_say() -> None:
+    assert set(KINDS) == set(m.STEP_KINDS)
     for path in sorted(Path("scripts").glob("*.yaml")):
         script = load_script(path)
         graph = StepGraph(script)
-        assert all(graph.following(s) == script.following(s) for s in script.steps)
+        for step_id, step in script.steps.items():
+            edges = kind_of(step).edges(step, script.following(step_id))
+            assert graph.edges(step_id) == edges
+            assert set(graph.successors(step_id)) == {e.target for e in edges} - {None}
 
 
 def test_built_in_variables_are_the_engines() -> None:
     resources = Resources(scripts={}, texts=None, crisis=None, policy=None)  # type: ignore[arg-type]
     context = Context(resources, ClientState(client_id="c"), datetime.now(UTC), "Alex")
-    assert set(context.variables()) == set(checker.BUILTIN_VARIABLES)
+    assert set(context.variables()) == set(_texts.BUILTIN_VARIABLES)
 
 
 def test_every_consent_a_script_may_require_is_one_the_engine_asks_for() -> None:
@@ -649,3 +655,24 @@ def test_two_thousand_steps_load_and_check_quickly(tmp_path: Path) -> None:
     findings = check_paths([path])
     assert not errors(findings)
     assert time.perf_counter() - start < 3  # about 0.75 s here; see docs/performance.md
+
+
+class _SayThatChecksIn(Say):
+    """A `say` step made into a gate and drawn as one: a new kind, as the table sees it."""
+
+    checks_in = True
+
+    def drawing(self, step: m.Step, script: LoadedScript) -> Drawing:
+        return Drawing("a gate of its own", "hexagon", "checkin")
+
+
+def test_the_proofs_and_the_drawings_read_the_table_of_step_kinds(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    steps = ("  - id: gate\n    say: Ready?\n  - id: share\n    prompt:\n      level: 2\n"
+             + BEFORE + CLOSE)
+    text = script_text(steps, level=2, extra=PROMPTS)
+    assert_found(run(tmp_path, text), "no-checkin-before-prompt", at(text, "id: share"))
+    monkeypatch.setitem(KINDS, "say", _SayThatChecksIn())  # type: ignore[index]
+    assert "no-checkin-before-prompt" not in {f.code for f in run(tmp_path, text)}
+    drawn = to_mermaid(load_script(tmp_path / "s.yaml"))
+    assert 's0{{"gate<br/>a gate of its own"}}' in drawn and "class s0 checkin" in drawn

@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 
 from bot.app import build
+from bot.check import check_paths
 from bot.config import load_config
-from bot.script import Finding, check_paths
+from bot.script import Finding
 from bot.script._findings import quoted
 from bot.script._load import MAX_INCLUDE_DEPTH, MAX_LOAD_BYTES, MAX_LOAD_FILES
 from tests.test_check import assert_found, at

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from bot.app import Loaded
+from bot.check import check_paths
 from bot.crisis import load_rules, read_cases
-from bot.script import ScriptError, check_paths
+from bot.script import ScriptError
 from tests.support.engine_driver import SITUATIONS, Driver, build_situations
 
 ROOT = Path(__file__).resolve().parents[1]

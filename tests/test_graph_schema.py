@@ -13,8 +13,8 @@ try:
 except ImportError:  # pragma: no cover - depends on the environment
     jsonschema = None
 
-from bot.script import json_schema, load_script, load_yaml, to_dot, to_mermaid
-from bot.script._graph import DEESCALATION
+from bot.check import DEESCALATION, to_dot, to_mermaid
+from bot.script import json_schema, load_script, load_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = sorted((ROOT / "scripts").glob("*.yaml"))

@@ -2,7 +2,7 @@
 
 One :class:`Conversation` lives for one event. The questions (:mod:`bot.engine._questions`)
 and the engine's front door (:mod:`bot.engine._engine`) use it; the script's steps run in
-:class:`~bot.engine._steps.StepRunner`.
+:class:`~bot.engine.steps.Run`.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from bot.engine._questions import (
 )
 from bot.engine._reminders import next_reminder, parse_hhmm, zone
 from bot.engine._state import Frame, Session
-from bot.engine._steps import StepRunner
 from bot.engine._terms import Opt
+from bot.engine.steps import Run
 
 
 class Conversation:
@@ -39,7 +39,7 @@ class Conversation:
     def __init__(self, ctx: Context, previous: datetime | None) -> None:
         self.ctx = ctx
         self.state = ctx.state
-        self.runner = StepRunner(ctx)
+        self.runner = Run(ctx)
         self.previous = previous
 
     # -- questions --------------------------------------------------------------------------

@@ -28,8 +28,8 @@ from bot.engine._outcome import Effect, Outcome
 from bot.engine._questions import DeleteQuestion, SettingsQuestion
 from bot.engine._safety import is_stop_word
 from bot.engine._state import ClientState
-from bot.engine._steps import frame_fits
 from bot.engine._terms import LEVELS, Opt
+from bot.engine.steps import frame_fits
 
 #: The commands published to Telegram, with their descriptions' text keys.
 COMMANDS = (

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from bot.check import StepGraph
 from bot.crisis import Detection, Detector
 from bot.engine import OVER_CUES, UNDER_CUES, ButtonSpec, ClientState, Message, Outcome, Texts
-from bot.script import LoadedScript, StepGraph, parse_condition
+from bot.script import LoadedScript, parse_condition
 
 #: State fields that never change what the engine does next: the keyboard counter (it numbers
 #: button data so that stale presses are recognised) and counters the engine only reports in

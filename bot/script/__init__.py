@@ -1,15 +1,16 @@
-"""The script language: load, validate, check, graph and schema.
+"""The script language: strict YAML, the schema, loading with includes, conditions.
+
+What the engine does with a script is :mod:`bot.engine`; the checker's proofs about it, and
+the drawings, are :mod:`bot.check`.
 
 Typical use::
 
-    from bot.script import load_script, check_paths
+    from bot.script import load_script
     script = load_script(Path("scripts/first-steps.yaml"))
 """
 
-from bot.script._check import check_paths, check_script
 from bot.script._expr import parse_condition
 from bot.script._findings import Finding, ScriptError, Severity, findings_to_json
-from bot.script._graph import StepGraph, to_dot, to_mermaid
 from bot.script._load import LoadedScript, Origin, load_script, script_files, script_folders
 from bot.script._schema import json_schema
 from bot.script._yaml import LoadedYaml, Mark, load_yaml, load_yaml_text
@@ -22,9 +23,6 @@ __all__ = [
     "Origin",
     "ScriptError",
     "Severity",
-    "StepGraph",
-    "check_paths",
-    "check_script",
     "findings_to_json",
     "json_schema",
     "load_script",
@@ -33,6 +31,4 @@ __all__ = [
     "parse_condition",
     "script_files",
     "script_folders",
-    "to_dot",
-    "to_mermaid",
 ]

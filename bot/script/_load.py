@@ -7,6 +7,7 @@ here raises anything but :class:`~bot.script._findings.ScriptError`.
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,22 +92,28 @@ class LoadedScript:
         """The id of the step a client starts at, if the script has steps."""
         return self.model.steps[0].id if self.model.steps else None
 
+    @functools.cached_property
+    def _order(self) -> tuple[list[str], dict[str, int]]:
+        """The step ids in file order, and each one's position."""
+        order = list(self.steps)
+        return order, {step_id: index for index, step_id in enumerate(order)}
+
     def step_index(self, step_id: str) -> int:
         """The position of a step in the file."""
-        return list(self.steps).index(step_id)
+        return self._order[1][step_id]
 
     def step_mark(self, step_id: str, *sub: str | int, key: bool = False) -> Mark:
         """The mark of a step, or of a path below it."""
         return self.source.mark_for(("steps", self.step_index(step_id), *sub), key=key)
 
     def following(self, step_id: str) -> str | None:
-        """The step that comes after ``step_id`` when it has no explicit jump."""
+        """The step after ``step_id`` when it has no jump: its ``next``, else the one below."""
         step = self.steps[step_id]
         if step.next is not None:
             return step.next
-        ids = list(self.steps)
-        position = ids.index(step_id)
-        return ids[position + 1] if position + 1 < len(ids) else None
+        order, position = self._order
+        index = position[step_id] + 1
+        return order[index] if index < len(order) else None
 
     def calm_for(self, own: list[str]) -> list[str]:
         """The de-escalation exercises that apply: the step's own, else the script's."""

@@ -1,7 +1,8 @@
 """A script's flow as a graph: the edges the engine follows, and Mermaid/Graphviz drawings.
 
-:class:`StepGraph` is the one place that knows where each step kind can go next; the checker
-proves its safety properties on it and the drawings show it.
+Where each kind of step can lead, and how it is drawn, is its step kind's to say
+(:data:`bot.engine.steps.KINDS`); :class:`StepGraph` puts the edges of every step together, the
+checker proves its safety properties on it and the drawings show it.
 """
 
 from __future__ import annotations
@@ -10,55 +11,26 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from bot.engine.steps import MAX_CALM_ROUNDS, Edge, kind_of
 from bot.script import _model as m
 from bot.script._load import LoadedScript
-from bot.script._yaml import Mark, Path_
+from bot.script._yaml import Mark
 
-__all__ = ["Edge", "StepGraph", "own_calm", "path_to", "to_dot", "to_mermaid"]
+__all__ = ["DEESCALATION", "Edge", "StepGraph", "own_calm", "path_to", "to_dot", "to_mermaid"]
 
 #: What the engine does when a check-in or role-play finds distress high.
-DEESCALATION = "re-rate, ≤2 rounds, then gentle close"
-
-
-@dataclass(frozen=True, slots=True)
-class Edge:
-    """One way from a step to the next.
-
-    Attributes:
-        source: The step the edge leaves.
-        target: The step it leads to; None where the script runs out (no step follows).
-        path: Where the target is written, below the step (empty when it is implicit).
-        label: A choice's label or a branch arm's condition, for drawings.
-        sets: The variables the engine sets when the client leaves this way.
-    """
-
-    source: str
-    target: str | None
-    path: Path_
-    label: str = ""
-    sets: frozenset[str] = frozenset()
+DEESCALATION = f"re-rate, ≤{MAX_CALM_ROUNDS} rounds, then gentle close"
 
 
 class StepGraph:
-    """The steps of a script and the edges between them, with O(1) look-ups.
-
-    The engine's rule for what follows a step is :meth:`LoadedScript.following`; this class
-    applies the same rule with a position index, so a whole script is walked in linear time.
-    """
+    """The steps of a script and the edges between them, with O(1) look-ups."""
 
     def __init__(self, script: LoadedScript) -> None:
         self.script = script
         self.order = list(script.steps)
         self.position = {step_id: index for index, step_id in enumerate(self.order)}
-        self._edges = {step_id: self._edges_of(step_id) for step_id in self.order}
-
-    def following(self, step_id: str) -> str | None:
-        """The step after ``step_id`` without a jump: its ``next``, else the one below."""
-        step = self.script.steps[step_id]
-        if step.next is not None:
-            return step.next
-        index = self.position[step_id] + 1
-        return self.order[index] if index < len(self.order) else None
+        self._edges = {step_id: kind_of(step).edges(step, script.following(step_id))
+                       for step_id, step in script.steps.items()}
 
     def edges(self, step_id: str) -> list[Edge]:
         """Every way out of a step, in the order written."""
@@ -98,34 +70,7 @@ class StepGraph:
 
     def mark(self, step_id: str, *sub: str | int, key: bool = False) -> Mark:
         """The mark of a step, or of a path below it."""
-        return self.script.source.mark_for(("steps", self.position[step_id], *sub), key=key)
-
-    def _edges_of(self, step_id: str) -> list[Edge]:
-        step = self.script.steps[step_id]
-        implicit: Path_ = ("next",) if step.next is not None else ()
-        if step.end is not None:
-            return []
-        if step.branch is not None:
-            return [
-                Edge(step_id, arm.goto, ("branch", i, "goto"), arm.if_ or "otherwise")
-                for i, arm in enumerate(step.branch)
-            ]
-        if step.ask is None:
-            sets = frozenset(step.set or {})
-            return [Edge(step_id, self.following(step_id), implicit, sets=sets)]
-        ask = step.ask
-        saved = {ask.save_as} if ask.save_as is not None else set()
-        edges = [
-            Edge(step_id, choice.goto or self.following(step_id),
-                 ("ask", "choices", i, "goto") if choice.goto is not None else implicit,
-                 choice.label, frozenset(saved | set(choice.set or {})))
-            for i, choice in enumerate(ask.choices)
-        ]
-        if ask.free_text is not None:
-            typed = {ask.free_text.save_as} if ask.free_text.save_as is not None else set()
-            edges.append(Edge(step_id, self.following(step_id), implicit, "typed answer",
-                              frozenset(typed)))
-        return edges
+        return self.script.step_mark(step_id, *sub, key=key)
 
 
 def path_to(parents: dict[str, str | None], step_id: str) -> list[str]:
@@ -194,10 +139,8 @@ def _diagram(script: LoadedScript) -> _Diagram:
 
 
 def own_calm(step: m.Step) -> list[str] | None:
-    """The step's own ``calm`` list if it is a check-in or role-play; None for other steps."""
-    if step.checkin is not None:
-        return step.checkin.calm
-    return step.roleplay.calm if step.roleplay is not None else None
+    """The step's own ``calm`` list if its kind de-escalates (check-in, role-play), else None."""
+    return kind_of(step).calm(step)
 
 
 def _calm_of(script: LoadedScript, step: m.Step) -> tuple[str, ...] | None:
@@ -207,28 +150,8 @@ def _calm_of(script: LoadedScript, step: m.Step) -> tuple[str, ...] | None:
 
 
 def _step_node(script: LoadedScript, node_id: str, step: m.Step) -> _Node:
-    head = step.id
-    if step.checkin is not None:
-        return _Node(node_id, (head, f"check-in ({step.checkin.moment.value})"), "hexagon",
-                     "checkin")
-    if step.prompt is not None:
-        level = step.prompt.level
-        shown = f"level {level}" if level != "current" else f"current level (≤{script.meta.level})"
-        topic = f" · {step.prompt.topic}" if step.prompt.topic else ""
-        drawn = script.meta.level if level == "current" else level
-        return _Node(node_id, (head, f"prompt{topic} · {shown}"), "box", f"level{drawn}")
-    if step.roleplay is not None:
-        levels = sorted({turn.level for turn in step.roleplay.turns})
-        shown = f"level {levels[0]}" + (f"–{levels[-1]}" if len(levels) > 1 else "")
-        return _Node(node_id, (head, f"role-play · {step.roleplay.character} · {shown}"), "box",
-                     f"level{levels[-1]}")
-    if step.end is not None:
-        return _Node(node_id, (head, "end"), "stadium")
-    if step.branch is not None:
-        return _Node(node_id, (head, "branch"), "diamond")
-    if step.exercise is not None:
-        return _Node(node_id, (head, f"exercise · {step.exercise}"), "box")
-    return _Node(node_id, (head, step.kind), "box")
+    drawing = kind_of(step).drawing(step, script)
+    return _Node(node_id, (step.id, drawing.detail), drawing.shape, drawing.style)
 
 
 def _styles() -> list[tuple[str, str]]:
