@@ -124,6 +124,7 @@ def policy_from(config: Config) -> Policy:
         distress_threshold=safety.distress_threshold,
         session_minutes=defaults.session_minutes,
         roleplay_turns=defaults.roleplay_turns,
+        checkin_every_turns=defaults.checkin_every_turns,
         sessions_per_day=defaults.sessions_per_day,
         advance=AdvanceRule(
             completed_at_level=defaults.advance.completed_at_level,
@@ -144,6 +145,7 @@ def policy_from(config: Config) -> Policy:
         silence_followup=timedelta(minutes=safety.silence_followup_minutes),
         crisis_hold_needs_therapist=safety.crisis_hold_needs_therapist,
         contract=contract,
+        start_level=defaults.start_level,
         quiet_start=config.reminders.quiet_hours.start,
         quiet_end=config.reminders.quiet_hours.end,
         reminders_max_unanswered=config.reminders.max_unanswered,

@@ -166,7 +166,8 @@ _BUTTONS = (
     "cue_tight_chest", "cue_shallow_breath", "cue_tense_jaw", "cue_racing_heart", "cue_numb",
     "cue_foggy", "cue_far_away", "cue_frozen", "level_yes", "level_no", "start",
     "change_pace", "change_free_text", "change_sharing", "toggle_reminders", "change_timezone",
-    "change_reminders", "change_region", "close", "delete_answers", "keep_answers",
+    "change_reminders", "change_region", "close", "delete_answers", "keep_answers", "one_more",
+    "enough_today",
 )  # fmt: skip
 #: The commands published in Telegram's command menu, each with a ``commands.*`` description.
 _COMMANDS = (
@@ -282,6 +283,8 @@ SYSTEM_TEXTS: Mapping[str, Mapping[str, object]] = {
     "menu.choose": {},
     "menu.needs_consent": {"missing": ["core", "store_free_text", "share_with_therapist"]},
     "pacing.smallest": {},
+    "pacing.enough": {"shared": 2},
+    "pacing.enough_ack": {},
     "pacing.cannot_skip": {},
     "settings.bad_time": {},
     "settings.quiet_hours": {"start": "21:00", "end": "08:00"},

@@ -14,7 +14,6 @@ from bench.bench_check import generate
 from bot.check import StepGraph, _texts, check_paths, check_script, to_mermaid
 from bot.check import _check as checker
 from bot.engine import ClientState, Opt
-from bot.engine._buttons import OVER_CUES, UNDER_CUES
 from bot.engine._context import Context, Resources
 from bot.engine.steps import KINDS, Drawing, kind_of
 from bot.engine.steps.say import Say
@@ -425,17 +424,6 @@ def test_label_limit_holds_even_beyond_the_schema(tmp_path: Path) -> None:
         update={"ask": ask.model_copy(update={"choices": [long_label]})})
     script = dataclasses.replace(script, steps={**script.steps, "pick": pick})
     assert_found(check_script(script, Renderer({})), "button-too-long", at(text, "Go\n"))
-
-
-def test_engine_callback_data_fits_telegram_even_at_the_largest_keyboard_number() -> None:
-    """Callback data is ``<keyboard number>:<code>``; no script text ever reaches it."""
-    most_choices = m.Ask.model_fields["choices"].metadata[0].max_length
-    codes = [f"c{most_choices - 1}", *(f"k{cue}" for cue in OVER_CUES + UNDER_CUES),
-             *(f"r{i}" for i in range(11)), *(f"s{i}" for i in range(4)),
-             *(f"l{i}" for i in range(3)), "kd", "sm", "sk", "pa", "go", "sd", "sh", "hi", "ex",
-             "re", "ly", "ln", "y", "n"]
-    worst = max(len(f"{2**63}:{code}".encode()) for code in codes)
-    assert worst <= 64  # Telegram's limit for callback data
 
 
 def test_plain_text_shortcut_renders_like_the_renderer() -> None:

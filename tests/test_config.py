@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +15,8 @@ from pydantic import BaseModel
 
 from bot.config import Config, ConfigError, load_config
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "config.example.yaml"
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "config.example.yaml"
 TOKEN = "123456:TEST-token_x"
 #: A token shaped exactly as @BotFather gives one.
 REAL_TOKEN = "1234567890:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawq"
@@ -259,3 +262,53 @@ def test_config_is_immutable() -> None:
     config = Config()
     with pytest.raises(ValueError, match="frozen"):
         config.telegram.poll_timeout = 5  # type: ignore[misc]
+
+
+# -- every setting does something ---------------------------------------------------------------
+
+
+def _settings(model: type[BaseModel], path: tuple[str, ...] = ()) -> Iterator[
+        tuple[type[BaseModel], str, str]]:
+    """(model, field, dotted path) of every setting, each model's fields once."""
+    for name, info in model.model_fields.items():
+        dotted = ".".join((*path, name))
+        yield model, name, dotted
+        for inner in _models_in(info.annotation):
+            yield from _settings(inner, (*path, name))
+
+
+def _models_in(annotation: object) -> Iterator[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation
+    for arg in typing.get_args(annotation):
+        yield from _models_in(arg)
+
+
+def _read_names() -> set[str]:
+    """Every attribute read, and every string written, in the code outside ``bot/config.py``."""
+    names: set[str] = set()
+    for file in (ROOT / "bot").rglob("*.py"):
+        if file.name == "config.py" and file.parent.name == "bot":
+            continue
+        for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
+                names.add(node.attr)
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                names.add(node.value)  # read by name: getattr(lines, kind), model_dump() keys
+    return names
+
+
+def test_every_setting_is_read_somewhere() -> None:
+    """A setting no code reads does nothing: a therapist would trust a setting that is a lie.
+
+    Names are matched, not types: a setting whose name the code reads elsewhere (``start``)
+    passes; one read nowhere at all always fails.
+    """
+    read = _read_names()
+    seen: set[tuple[type[BaseModel], str]] = set()
+    unread = []
+    for model, name, dotted in _settings(Config):
+        if (model, name) not in seen and name not in read:
+            unread.append(dotted)
+        seen.add((model, name))
+    assert unread == []

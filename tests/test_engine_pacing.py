@@ -11,8 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import Loaded
-from bot.engine import ClientState, Engine, LevelQuestion, Opt, ReminderTimeQuestion
+from bot.app import Loaded, build
+from bot.config import ContractDefaults, load_config
+from bot.engine import (
+    ClientState,
+    Contract,
+    Engine,
+    LevelQuestion,
+    Opt,
+    Redeemed,
+    ReminderTimeQuestion,
+)
+from bot.engine._terms import Pace
 from bot.script import LoadedScript
 from tests.support.engine_driver import (
     CRISIS,
@@ -779,3 +789,194 @@ def test_new_state_is_fresh(loaded: Loaded) -> None:
     state = loaded.engine.new_state("x")
     assert isinstance(state, ClientState)
     assert state.consents == {} and not state.has(Opt.CORE, 1)
+
+
+# -- settings that shape a session: start level, check-in cadence, pace ------------------------
+
+
+def test_a_new_client_starts_at_the_configured_level_never_above_the_max(
+        loaded: Loaded) -> None:
+    assert loaded.engine.new_state("a").level == 1
+    configured = build(load_config(None, {}).model_copy(update={
+        "contract_defaults": ContractDefaults(max_level=3, start_level=2)}))
+    assert configured.engine.new_state("b").level == 2
+    capped = engine_with(loaded.engine, start_level=3,
+                         contract=Contract(max_level=2))
+    assert capped.new_state("c").level == 2
+
+
+def test_an_invite_leaves_no_client_above_its_max_level(loaded: Loaded) -> None:
+    d = Driver(engine_with(loaded.engine, start_level=3), loaded.engine.new_state("x"))
+    d.state.level = 3
+    d.send(Redeemed(script_id="first-steps", max_level=1))
+    assert (d.state.level, d.state.contract.max_level) == (1, 1)
+
+
+_LONG_SCENE = """\
+script: {id: long-scene, title: Long scene, version: 1, author: Tests, level: 1,
+         summary: Five lines., calm: [paced-breathing]}
+includes: [library.yaml]
+steps:
+  - id: check
+    checkin: {moment: during}
+  - id: talk
+    roleplay:
+      character: Robin
+      practises: disclosing
+      scene: Coffee with Robin.
+      {every}turns:
+        - {says: One, example: One.}
+        - {says: Two, example: Two.}
+        - {says: Three, example: Three.}
+        - {says: Four, example: Four.}
+        - {says: Five, example: Five.}
+  - id: done
+    end: Done.
+"""
+
+
+def _turns_between_checkins(engine: Engine, contract_every: int) -> list[int]:
+    d = _client(engine)
+    d.state.contract.checkin_every_turns = contract_every
+    d.pick("long-scene")
+    d.at("check", "rating")
+    d.text("1")
+    d.press("st")
+    counts, turns = [], 0
+    while d.step == "talk":
+        if d.part == "turn":
+            d.press("sd")
+            turns += 1
+        else:
+            counts.append(turns)
+            turns = 0
+            d.text("1")
+    return counts
+
+
+@pytest.mark.parametrize(("script_every", "contract_every", "expected"), [
+    (None, 2, [2, 2, 1]),  # the contract's cadence (the scene's closing check-in last)
+    (None, 3, [3, 2]),
+    (None, 1, [1, 1, 1, 1, 1]),
+    ("checkin_every: 1", 3, [1, 1, 1, 1, 1]),  # a scene may ask more often
+    ("checkin_every: 4", 2, [2, 2, 1]),  # never less often than the contract
+])
+def test_the_contract_sets_how_often_a_roleplay_checks_in(
+        tmp_path: Path, script_every: str | None, contract_every: int,
+        expected: list[int]) -> None:
+    every = f"{script_every}\n      " if script_every else ""
+    path = script_beside_library(tmp_path, "long.yaml", _LONG_SCENE.replace("{every}", every))
+    assert _turns_between_checkins(engine_for_files([path]), contract_every) == expected
+
+
+def test_at_a_gentle_pace_a_scene_waits_for_start_at_a_steady_pace_it_begins(
+        loaded: Loaded) -> None:
+    d = _client(loaded.engine)
+    assert d.state.pace is Pace.GENTLE
+    d.pick("telling-a-friend")
+    d.at("checkin-before", "expected")
+    d.text("3")
+    assert d.part == "ready" and d.codes() == ["st", "pa"] and d.said(
+        "roleplay.frame", character="Robin", scene=d.messages[-1].text.split("\n")[1])
+    d.text("hello")  # words are not a start
+    assert d.part == "ready" and d.said("unexpected.text_at_buttons")
+    d.press("st")
+    assert d.part == "turn" and d.has_button("sd")
+
+    steady = _client(loaded.engine)
+    steady.command("settings")
+    steady.press("gp")  # change pace: steady
+    assert steady.state.pace is Pace.STEADY
+    steady.pick("telling-a-friend")
+    steady.at("checkin-before", "expected")
+    steady.text("3")
+    assert steady.part == "turn" and steady.has_button("sd")
+
+
+_PROMPTS = """\
+script: {id: many, title: Many prompts, version: 1, author: Tests, level: 1,
+         summary: Four prompts in a row., calm: [paced-breathing]}
+includes: [library.yaml]
+prompts:
+  - {id: a, level: 1, topic: t, text: Share A., smaller: A small.}
+  - {id: b, level: 1, topic: t, text: Share B., smaller: B small.}
+  - {id: c, level: 1, topic: t, text: Share C., smaller: C small.}
+  - {id: d, level: 1, topic: t, text: Share D., smaller: D small.}
+  - {id: e, level: 1, topic: t, text: Share E., smaller: E small.}
+steps:
+  - id: check
+    checkin: {moment: during}
+  - {id: p1, prompt: {topic: t}}
+  - {id: p2, prompt: {topic: t}}
+  - {id: p3, prompt: {topic: t}}
+  - {id: p4, prompt: {topic: t}}
+  - id: after
+    checkin: {moment: after}
+  - id: done
+    end: Done.
+"""
+
+
+def _many(tmp_path: Path) -> Driver:
+    path = script_beside_library(tmp_path, "many.yaml", _PROMPTS)
+    d = _client(engine_for_files([path]))
+    d.pick("many")
+    d.at("check", "rating")
+    d.text("1")
+    return d
+
+
+def test_at_a_gentle_pace_two_prompts_in_a_row_ask_whether_that_is_enough(
+        tmp_path: Path) -> None:
+    d = _many(tmp_path)
+    d.press("sh")
+    d.text("something of mine")
+    assert (d.step, d.part) == ("p3", "enough") and d.codes() == ["mo", "en"]
+    assert d.said("pacing.enough", shared=2)
+    d.press("en")
+    assert _ledger(d, "pacing")[-1] == {"choice": "enough-for-today", "step": "p3",
+                                        "pace": "gentle", "prompts": 2}
+    assert d.said("pacing.enough_ack")
+    assert (d.step, d.part) == ("after", "rating")  # p3 and p4 are passed over
+    d.walk_to_end()
+    assert [e["prompt"] for e in _ledger(d, "prompt")] == ["a", "b"]
+    assert _ledger(d, "session_ended")[-1]["completed"] is True
+
+
+def test_one_more_goes_on_and_asks_again_after_as_many_prompts(tmp_path: Path) -> None:
+    d = _many(tmp_path)
+    d.press("sh")
+    d.press("sh")
+    d.press("mo")
+    assert (d.step, d.part) == ("p3", "prompt")
+    assert _ledger(d, "pacing")[-1]["choice"] == "one-more"
+    d.press("sh")
+    assert (d.step, d.part) == ("p4", "prompt")  # one prompt since the question
+    d.press("sh")
+    assert (d.step, d.part) == ("after", "rating")
+
+
+def test_skip_instead_of_one_more_is_enough_for_today(tmp_path: Path) -> None:
+    d = _many(tmp_path)
+    d.press("sh")
+    d.press("sh")
+    d.command("skip")
+    assert d.said("pacing.enough_ack") and (d.step, d.part) == ("after", "rating")
+
+
+def test_at_a_steady_pace_four_prompts_come_before_the_question(tmp_path: Path) -> None:
+    d = _many(tmp_path)
+    d.state.settings.pace = Pace.STEADY
+    for step in ("p2", "p3", "p4"):
+        d.press("sh")
+        assert (d.step, d.part) == (step, "prompt")
+    d.press("sh")
+    assert (d.step, d.part) == ("after", "rating")
+
+
+def test_a_question_of_the_script_between_prompts_counts_as_asking(loaded: Loaded) -> None:
+    d = _client(loaded.engine)
+    d.pick("first-steps")
+    d.walk_to_end(choice=0)  # "one more" at each of the script's own questions
+    assert len(_ledger(d, "prompt")) == 3
+    assert not [e for e in _ledger(d, "pacing") if "enough" in str(e["choice"])]

@@ -61,6 +61,7 @@ from bot.engine._buttons import (
     UnknownButton,
     unpack,
 )
+from bot.engine._upgrade import upgrade
 from tests.support.engine_driver import engine_for_files
 
 HERE = Path(__file__).resolve().parent / "fixtures" / "states"
@@ -100,6 +101,14 @@ def _seen(out: Outcome) -> dict[str, object]:
     }
 
 
+def _known(new: object, old: object) -> object:
+    """``new`` with only the keys ``old`` has: what the old engine stored, in its terms (a
+    later release may store more, e.g. a session's prompts for the client's pace)."""
+    if isinstance(new, dict) and isinstance(old, dict):
+        return {key: _known(new[key], old[key]) for key in old if key in new}
+    return new
+
+
 def test_every_situation_is_kept() -> None:
     assert len(STATES) >= 40 and set(STATES) == set(_replies())
 
@@ -113,9 +122,11 @@ def test_a_stored_state_loads_and_goes_on_as_before(name: str) -> None:
         kind, value = reply["event"]  # type: ignore[misc]
         out = _engine().handle(state, _event(kind, value, str(saved["name"])), now)
         expected = dict(reply["outcome"])  # type: ignore[call-overload]
-        then = ClientState.model_validate(expected.pop("state"))
+        stored = expected.pop("state")
+        then = ClientState.model_validate(stored).model_dump(mode="json")
+        keys = upgrade(stored)
         assert _seen(out) == expected, (name, reply["event"])
-        assert out.state.model_dump(mode="json") == then.model_dump(mode="json"), (
+        assert _known(out.state.model_dump(mode="json"), keys) == _known(then, keys), (
             name, reply["event"])
 
 

@@ -190,6 +190,8 @@ def test_roleplay_frame_hint_example_and_checkins(loaded: Loaded) -> None:
     scene = loaded.renderer.text(play.scene, {"character": "Robin"})
     assert d.said("roleplay.frame", character="Robin", scene=scene)
     assert "roleplay_started" in d.kinds()
+    assert d.codes() == ["st", "pa"]  # at a gentle pace the scene waits for "Start"
+    d.press("st")
     assert d.codes() == ["sd", "hi", "ex", "sm", "sk", "pa"]
     d.press("hi")
     assert play.turns[0].hint is not None

@@ -124,6 +124,11 @@ class SaidIt(Press, prefix="sd"):
 
 
 @dataclass(frozen=True)
+class StartScene(Press, prefix="st"):
+    """Start the role-play scene whose frame is showing (at a gentle pace)."""
+
+
+@dataclass(frozen=True)
 class Hint(Press, prefix="hi"):
     """Show the hint of a role-play line."""
 
@@ -131,6 +136,16 @@ class Hint(Press, prefix="hi"):
 @dataclass(frozen=True)
 class Example(Press, prefix="ex"):
     """Show the modelled answer of a role-play line."""
+
+
+@dataclass(frozen=True)
+class OneMore(Press, prefix="mo"):
+    """Asked whether that is enough for today: one more prompt, please."""
+
+
+@dataclass(frozen=True)
+class Enough(Press, prefix="en"):
+    """Asked whether that is enough for today: yes, no more prompts in this session."""
 
 
 @dataclass(frozen=True)

@@ -46,8 +46,10 @@ class Engine:
 
     def new_state(self, client_id: str) -> ClientState:
         """A new client's state with the practice's default contract."""
-        contract = self.resources.policy.contract.model_copy(deep=True)
-        return ClientState(client_id=client_id, contract=contract)
+        policy = self.resources.policy
+        contract = policy.contract.model_copy(deep=True)
+        return ClientState(client_id=client_id, contract=contract,
+                           level=max(1, min(policy.start_level, contract.max_level)))
 
     def handle(self, state: ClientState, event: Event, now: datetime) -> Outcome:
         """Handle one event for one client.
@@ -277,6 +279,7 @@ def _redeemed(talk: Conversation, event: Redeemed) -> None:
     state.contract.scripts = [event.script_id]
     if event.max_level is not None and event.max_level in LEVELS:  # whatever an invite holds
         state.contract.max_level = event.max_level
+        state.level = min(state.level, event.max_level)  # never above the contract's max
     ctx.log("invite_redeemed", script=event.script_id, max_level=state.contract.max_level)
     if event.display_name:
         ctx.say("access.welcome", name=event.display_name)

@@ -97,6 +97,7 @@ class Policy:
         silence_followup: Delay before the one follow-up after a high rating and silence.
         crisis_hold_needs_therapist: Whether only the therapist can lift a crisis hold.
         contract: The default contract of a new client.
+        start_level: The level a new client starts at (never above the contract's max).
         quiet_start: Start of quiet hours (local ``HH:MM``): no reminders from then.
         quiet_end: End of quiet hours (local ``HH:MM``).
         reminders_max_unanswered: Reminders stop after this many go unanswered.
@@ -118,6 +119,7 @@ class Policy:
     silence_followup: timedelta = timedelta(minutes=10)
     crisis_hold_needs_therapist: bool = False
     contract: Contract = field(default_factory=Contract)
+    start_level: int = 1
     quiet_start: str = "21:00"
     quiet_end: str = "08:00"
     reminders_max_unanswered: int = 2

@@ -50,7 +50,7 @@ from bot.engine._buttons import (
 )
 from bot.engine._outcome import Effect
 from bot.engine._reminders import in_quiet_hours, parse_hhmm, zone
-from bot.engine._terms import Opt, ReminderTime
+from bot.engine._terms import Opt, Pace, ReminderTime
 
 if TYPE_CHECKING:
     from bot.engine._conversation import Conversation
@@ -233,7 +233,7 @@ class SettingsQuestion(Question):
              choose("change_reminders", Setting.REMINDER_TIME)],
             [choose("change_region", Setting.REGION)],
             [choose("close", Setting.CLOSE)],
-        ], pace=state.settings.pace or state.contract.pace, region=ctx.lines().label,
+        ], pace=state.pace, region=ctx.lines().label,
             store_free_text=state.has(Opt.STORE_FREE_TEXT, version),
             share_with_therapist=state.has(Opt.SHARE_WITH_THERAPIST, version),
             reminders=reminders, timezone=tz)
@@ -252,8 +252,7 @@ class SettingsQuestion(Question):
             ctx.say("settings.saved")
             talk.repeat()
         elif setting is Setting.PACE:
-            current = state.settings.pace or state.contract.pace
-            pace = "steady" if current == "gentle" else "gentle"
+            pace = Pace.STEADY if state.pace is Pace.GENTLE else Pace.GENTLE
             state.settings.pace = pace
             ctx.log("pacing", choice="change-pace", pace=pace)
             talk.ask(self)

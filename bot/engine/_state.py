@@ -16,7 +16,7 @@ from pydantic import Field, model_validator
 
 from bot.engine._buttons import Cue, Relief
 from bot.engine._questions import Pending
-from bot.engine._terms import Contract, Model, Opt, Settings
+from bot.engine._terms import Contract, Model, Opt, Pace, Settings
 from bot.engine._upgrade import VERSION, upgrade
 
 
@@ -42,6 +42,10 @@ class Part(StrEnum):
     RECHECK = "recheck"
     PROMPT = "prompt"
     SKIP_REASON = "skip_reason"
+    #: The client's pace was reached: "one more, or enough for today?" before the next prompt.
+    ENOUGH = "enough"
+    #: A role-play scene's frame, waiting for "Start" (at a gentle pace).
+    READY = "ready"
     TURN = "turn"
     PAGE = "page"
     CONNECTION = "connection"
@@ -98,6 +102,10 @@ class Session(Model):
     actual: int | None = None
     relief: Relief | None = None
     paused: bool = False
+    #: Prompts answered (shared, or in words) since the client was last asked anything, for
+    #: their pace; and whether they said that was enough for today (no more prompts).
+    prompts_in_a_row: int = 0
+    enough: bool = False
     calmed: bool = False  # de-escalation ran: the session does not count towards a level up
     #: A rating at or above the distress threshold was given in this session: no level up is
     #: offered at its end, whatever came after.
@@ -154,6 +162,11 @@ class ClientState(Model):
     def _upgraded(cls, data: Any) -> Any:
         """A state stored by an earlier release, brought up to this one's form."""
         return upgrade(data) if isinstance(data, dict) else data
+
+    @property
+    def pace(self) -> Pace:
+        """The client's pace: their own choice in ``/settings``, else their contract's."""
+        return self.settings.pace or self.contract.pace
 
     def has(self, opt: Opt, version: int) -> bool:
         """Whether the client gave this opt-in for the current consent version."""

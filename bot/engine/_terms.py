@@ -30,6 +30,30 @@ class Opt(StrEnum):
     REMINDERS = "reminders"
 
 
+class Pace(StrEnum):
+    """How much a session offers at once (the client chooses in ``/settings``).
+
+    ``gentle``: one small step at a time. A role-play scene waits for "Start" after its
+    frame, and after two prompts in a row the client is asked "one more, or enough for
+    today?". ``steady``: a little more in each session. Scenes start at once, and the question
+    comes after four prompts in a row. A question of the script's own (an ``ask`` step)
+    between prompts counts as asking.
+    """
+
+    GENTLE = "gentle"
+    STEADY = "steady"
+
+    @property
+    def prompts_in_a_row(self) -> int:
+        """Prompts in a row at this pace before asking "one more, or enough for today?"."""
+        return 2 if self is Pace.GENTLE else 4
+
+    @property
+    def waits_before_scenes(self) -> bool:
+        """Whether a role-play scene waits for "Start" after its frame."""
+        return self is Pace.GENTLE
+
+
 class AdvanceRule(Model):
     """When the engine may *propose* a step up a level (it never moves without a yes)."""
 
@@ -43,10 +67,12 @@ class Contract(Model):
 
     max_level: int = Field(default=3, ge=LEVELS[0], le=LEVELS[-1])
     off_limit_topics: list[str] = Field(default_factory=list)
-    pace: str = "gentle"
+    pace: Pace = Pace.GENTLE
     distress_threshold: int = Field(default=7, ge=1, le=10)
     session_minutes: int = Field(default=15, ge=1, le=240)
     roleplay_turns: int = Field(default=8, ge=1, le=50)
+    #: A check-in at least every this many role-play turns (a scene may ask more often).
+    checkin_every_turns: int = Field(default=2, ge=1, le=10)
     sessions_per_day: int = Field(default=3, ge=1, le=50)
     advance: AdvanceRule = Field(default_factory=AdvanceRule)
     scripts: list[str] = Field(default_factory=list)
@@ -64,7 +90,7 @@ class Settings(Model):
 
     timezone: str | None = None
     reminders: list[ReminderTime] = Field(default_factory=list)
-    pace: str | None = None
+    pace: Pace | None = None
     #: The region whose crisis lines the client sees (None: the practice's region).
     region: str | None = None
     #: The region the client's Telegram language suggests, offered first in ``/settings``.

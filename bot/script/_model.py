@@ -268,7 +268,11 @@ class RolePlay(_Strict):
     practises: Annotated[SceneKind, Field(strict=False)]
     scene: Text = Field(description="The setting, shown in the practice-scene frame.")
     turns: Annotated[list[Turn], Field(min_length=1, max_length=20)]
-    checkin_every: Annotated[int, Field(ge=1, le=10)] = 2
+    checkin_every: Annotated[int, Field(ge=1, le=10)] | None = Field(
+        default=None,
+        description="A check-in after this many turns, if more often than the contract's "
+                    "`checkin_every_turns` (2 by default).",
+    )
     calm: Annotated[list[Slug], Field(max_length=2)] = Field(default_factory=list)
     debrief: Text | None = Field(default=None, description="Said after stepping out of the role.")
 

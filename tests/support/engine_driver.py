@@ -302,6 +302,10 @@ class Driver:
             return self.press("kd")
         if part is Part.SKIP_REASON:
             return self.press("s3")
+        if part is Part.ENOUGH:  # "enough for today?": one more, so that every step is seen
+            return self.press("mo")
+        if part is Part.READY:  # a scene's frame, at a gentle pace
+            return self.press("st")
         if part is Part.PROMPT:
             return self.press("sh")
         if part is Part.TURN:

@@ -65,6 +65,7 @@ class Ask(StepKind):
         if choice.set:
             ctx.session.vars.update(choice.set)
         ctx.log("answer", step=step.id, choice=value)
+        ctx.session.prompts_in_a_row = 0  # the script asked: the client chose to go on
         run.enter(choice.goto or ctx.script.following(step.id))
 
     def text_limit(self, run: Run, step: m.Step) -> int | None:
@@ -95,6 +96,7 @@ class Ask(StepKind):
                 stored = text if ctx.opted(Opt.STORE_FREE_TEXT) else ""
                 ctx.session.vars[rules.save_as] = stored
         ctx.log("answer", step=step.id, free_text=True)
+        ctx.session.prompts_in_a_row = 0
         run.enter_after(step.id)
 
 

@@ -1,11 +1,27 @@
-"""``prompt``: the next unused graded prompt at the client's level, with smaller and skip."""
+"""``prompt``: the next unused graded prompt at the client's level, with smaller and skip.
+
+The client's pace (:class:`~bot.engine._terms.Pace`) sets how many prompts in a row a session
+offers before it asks "one more, or enough for today?" (an ``ask`` step answered in between
+counts as asking); after "enough", the session's later prompt steps are passed over (its
+check-ins and end still come).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from bot.engine._buttons import Pause, Press, Shared, Skip, SkipReason, SkipWhy, Smaller
+from bot.engine._buttons import (
+    Enough,
+    OneMore,
+    Pause,
+    Press,
+    Shared,
+    Skip,
+    SkipReason,
+    SkipWhy,
+    Smaller,
+)
 from bot.engine._state import Part
 from bot.engine.steps._base import MAX_TEXT, Deeper, Drawing, StepKind, TextAt
 from bot.script import LoadedScript
@@ -20,7 +36,7 @@ class Prompt(StepKind):
 
     key = "prompt"
     noun = "prompt step"
-    parts = (Part.PROMPT, Part.SKIP_REASON)
+    parts = (Part.PROMPT, Part.SKIP_REASON, Part.ENOUGH)
 
     # -- what the checker and the drawings read -----------------------------------------------
     def texts(self, step: m.Step) -> Iterable[TextAt]:
@@ -44,6 +60,17 @@ class Prompt(StepKind):
 
     # -- how the engine runs it ---------------------------------------------------------------
     def begin(self, run: Run, step: m.Step) -> None:
+        session = run.ctx.session
+        if session.enough:  # the client said it was enough sharing for today
+            run.enter_after(step.id)
+        elif session.prompts_in_a_row >= run.ctx.state.pace.prompts_in_a_row:
+            session.frame.part = Part.ENOUGH
+            run.show()
+        else:
+            self._offer(run, step)
+
+    def _offer(self, run: Run, step: m.Step) -> None:
+        """Draw the prompt and show it (or go on when none is left)."""
         ctx = run.ctx
         spec = _spec(step)
         prompt = _draw(run, spec)
@@ -60,6 +87,11 @@ class Prompt(StepKind):
 
     def show(self, run: Run, step: m.Step) -> None:
         ctx = run.ctx
+        if ctx.session.frame.part is Part.ENOUGH:
+            ctx.say("pacing.enough", [[ctx.button("one_more", OneMore())],
+                                      [ctx.button("enough_today", Enough())]],
+                    shared=ctx.session.prompts_in_a_row)
+            return
         if ctx.session.frame.part is Part.SKIP_REASON:
             ctx.say("prompt.skip_reason", [
                 [ctx.button("skip_not_today", SkipWhy(SkipReason.NOT_TODAY)),
@@ -78,6 +110,10 @@ class Prompt(StepKind):
                 self._answered(run, step, response="shared")
             case SkipWhy(reason=reason) if part is Part.SKIP_REASON:
                 self._skipped(run, step, reason)
+            case OneMore() if part is Part.ENOUGH:
+                self._paced(run, step, enough=False)
+            case Enough() if part is Part.ENOUGH:
+                self._paced(run, step, enough=True)
             case _:
                 run.show()
 
@@ -90,12 +126,27 @@ class Prompt(StepKind):
 
     def skip(self, run: Run, step: m.Step) -> bool:
         frame = run.ctx.session.frame
-        if frame.part is Part.PROMPT:
+        if frame.part is Part.ENOUGH:  # /skip rather than one more: enough for today
+            self._paced(run, step, enough=True)
+        elif frame.part is Part.PROMPT:
             frame.part = Part.SKIP_REASON
             run.show()
         else:  # /skip while asked why: skip, no reason needed
             self._skipped(run, step, None)
         return True
+
+    def _paced(self, run: Run, step: m.Step, *, enough: bool) -> None:
+        """The answer to "one more, or enough for today?"."""
+        ctx = run.ctx
+        session = ctx.session
+        ctx.log("pacing", choice="enough-for-today" if enough else "one-more", step=step.id,
+                pace=ctx.state.pace.value, prompts=session.prompts_in_a_row)
+        session.prompts_in_a_row, session.enough = 0, enough
+        if enough:
+            ctx.say("pacing.enough_ack")
+            run.enter_after(step.id)
+        else:
+            self._offer(run, step)
 
     def smaller(self, run: Run, step: m.Step) -> bool:
         ctx = run.ctx
@@ -119,6 +170,7 @@ class Prompt(StepKind):
             run.show()
             return
         prompt = ctx.script.prompts[frame.prompt]
+        ctx.session.prompts_in_a_row += 1
         progress = ctx.state.progress
         progress.prompts_shared += 1
         if prompt.id not in progress.used_prompts:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from bot.engine._buttons import Example, Hint, Pause, Press, SaidIt, Skip, Smaller
+from bot.engine._buttons import Example, Hint, Pause, Press, SaidIt, Skip, Smaller, StartScene
 from bot.engine._context import Choice
 from bot.engine._state import Frame, Part
 from bot.engine.steps._base import MAX_TEXT, CheckInSpec, Deeper, Drawing, StepKind, TextAt
@@ -21,7 +21,7 @@ class RolePlay(StepKind):
 
     key = "roleplay"
     noun = "role-play"
-    parts = (Part.TURN, Part.RATING, Part.RECHECK, Part.CALM)
+    parts = (Part.READY, Part.TURN, Part.RATING, Part.RECHECK, Part.CALM)
 
     # -- what the checker and the drawings read -----------------------------------------------
     def texts(self, step: m.Step) -> Iterable[TextAt]:
@@ -47,11 +47,23 @@ class RolePlay(StepKind):
     # -- how the engine runs it ---------------------------------------------------------------
     def begin(self, run: Run, step: m.Step) -> None:
         ctx = run.ctx
-        play = _play(step)
-        ctx.session.frame.part = Part.TURN
-        scene = ctx.script_text(play.scene, character=play.character)
-        ctx.say("roleplay.frame", character=play.character, scene=scene)
         ctx.log("roleplay_started", script=ctx.session.script, step=step.id)
+        if ctx.state.pace.waits_before_scenes:  # the frame, then a moment before the scene
+            ctx.session.frame.part = Part.READY
+            run.show()
+            return
+        self._frame(run, _play(step))
+        self._start(run, step)
+
+    def _frame(self, run: Run, play: m.RolePlay, *rows: list[Choice]) -> None:
+        ctx = run.ctx
+        scene = ctx.script_text(play.scene, character=play.character)
+        ctx.say("roleplay.frame", list(rows), character=play.character, scene=scene)
+
+    def _start(self, run: Run, step: m.Step) -> None:
+        """The scene's first playable line (or, if none is left, its end)."""
+        play = _play(step)
+        run.ctx.session.frame.part = Part.TURN
         if self._seek_turn(run, play):
             run.show()
         else:
@@ -66,6 +78,10 @@ class RolePlay(StepKind):
         ctx = run.ctx
         play = _play(step)
         frame = ctx.session.frame
+        if frame.part is Part.READY:
+            self._frame(run, play, [ctx.button("start", StartScene())],
+                        [ctx.button("pause", Pause())])
+            return
         turn = play.turns[frame.turn]
         line = turn.smaller if frame.smaller and turn.smaller else turn.says
         text = ctx.system("roleplay.line", character=play.character,
@@ -80,16 +96,19 @@ class RolePlay(StepKind):
                         [ctx.button("pause", Pause())]])
 
     def on_button(self, run: Run, step: m.Step, press: Press) -> None:
+        part = run.ctx.session.frame.part
         match press:
-            case SaidIt():
+            case StartScene() if part is Part.READY:
+                self._start(run, step)
+            case SaidIt() if part is Part.TURN:
                 self._answered(run, step, response="said-it")
-            case Hint() | Example():
+            case Hint() | Example() if part is Part.TURN:
                 self._helper(run, step, press)
             case _:
                 run.show()
 
     def text_limit(self, run: Run, step: m.Step) -> int | None:
-        return MAX_TEXT
+        return MAX_TEXT if run.ctx.session.frame.part is Part.TURN else None
 
     def on_text(self, run: Run, step: m.Step, text: str) -> None:
         run.keep(text)
@@ -97,6 +116,8 @@ class RolePlay(StepKind):
 
     def skip(self, run: Run, step: m.Step) -> bool:
         frame = run.ctx.session.frame
+        if frame.part is not Part.TURN:
+            return False
         run.ctx.log("pacing", choice="skip", step=frame.step, turn=frame.turn)
         self._advance(run, _play(step))
         return True
@@ -104,6 +125,8 @@ class RolePlay(StepKind):
     def smaller(self, run: Run, step: m.Step) -> bool:
         ctx = run.ctx
         frame = ctx.session.frame
+        if frame.part is not Part.TURN:
+            return False
         turn = _play(step).turns[frame.turn]
         if turn.smaller and not frame.smaller:
             frame.smaller = True
@@ -127,7 +150,9 @@ class RolePlay(StepKind):
     def before_cap(self, run: Run, step: m.Step) -> None:
         play = _play(step)
         frame = run.ctx.session.frame
-        if frame.turn < len(play.turns):
+        if frame.part is Part.READY:  # not yet in the role
+            frame.turn = len(play.turns)
+        elif frame.turn < len(play.turns):
             run.ctx.say("roleplay.step_out", character=play.character)
             frame.turn = len(play.turns)  # out of the role: not stepped out of twice
 
@@ -173,7 +198,7 @@ class RolePlay(StepKind):
         ctx.log("roleplay_turn", step=frame.step, turn=frame.turn, level=turn.level,
                 smaller=frame.smaller, response=response)
         frame.turns_since_checkin += 1
-        due = turn.hostile or frame.turns_since_checkin >= play.checkin_every
+        due = turn.hostile or frame.turns_since_checkin >= checkin_every(run, play)
         self._advance(run, play, checkin=due)
 
     def _advance(self, run: Run, play: m.RolePlay, *, checkin: bool = False) -> None:
@@ -206,6 +231,12 @@ class RolePlay(StepKind):
         ctx.log("roleplay_help", step=frame.step, turn=frame.turn,
                 help="hint" if hint else "example")
         run.show()
+
+
+def checkin_every(run: Run, play: m.RolePlay) -> int:
+    """Role-play turns between check-ins: the contract's, or the scene's if it asks more often."""
+    most = run.ctx.state.contract.checkin_every_turns
+    return most if play.checkin_every is None else min(play.checkin_every, most)
 
 
 def _play(step: m.Step) -> m.RolePlay:
