@@ -16,8 +16,6 @@ from bot.config import Config
 from bot.crisis import Detector, load_rules
 from bot.engine import (
     RISK_KINDS,
-    AdvanceRule,
-    Contract,
     CrisisResource,
     Engine,
     Policy,
@@ -117,23 +115,6 @@ def policy_from(config: Config) -> Policy:
     """The engine's policy from the practice's configuration."""
     safety = config.safety
     defaults = config.contract_defaults
-    contract = Contract(
-        max_level=defaults.max_level,
-        off_limit_topics=list(defaults.off_limit_topics),
-        pace=defaults.pace,
-        distress_threshold=safety.distress_threshold,
-        session_minutes=defaults.session_minutes,
-        roleplay_turns=defaults.roleplay_turns,
-        checkin_every_turns=defaults.checkin_every_turns,
-        sessions_per_day=defaults.sessions_per_day,
-        advance=AdvanceRule(
-            completed_at_level=defaults.advance.completed_at_level,
-            max_after_distress=defaults.advance.max_after_distress,
-            require_actual_not_harder_than_expected=(
-                defaults.advance.require_actual_not_harder_than_expected
-            ),
-        ),
-    )
     return Policy(
         consent_version=config.consent.version,
         retention_days=config.storage.retention.ledger_days,
@@ -144,7 +125,7 @@ def policy_from(config: Config) -> Policy:
         region=safety.region,
         silence_followup=timedelta(minutes=safety.silence_followup_minutes),
         crisis_hold_needs_therapist=safety.crisis_hold_needs_therapist,
-        contract=contract,
+        contract=defaults.contract(distress_threshold=safety.distress_threshold),
         start_level=defaults.start_level,
         quiet_start=config.reminders.quiet_hours.start,
         quiet_end=config.reminders.quiet_hours.end,

@@ -31,6 +31,19 @@ from pydantic import (
     field_validator,
 )
 
+from bot.engine import (
+    AdvanceRule,
+    CheckinEvery,
+    CompletedAtLevel,
+    Contract,
+    Level,
+    MaxAfterDistress,
+    Pace,
+    RoleplayTurns,
+    SessionMinutes,
+    SessionsPerDay,
+    Threshold,
+)
 from bot.script._findings import BOT_TOKEN, ScriptError, quoted, redact_tokens
 from bot.script._yaml import LoadedYaml, Path_, load_yaml
 
@@ -54,6 +67,9 @@ _PATTERN_HINTS = {
     _REGION: "a region key like US or UK: 1 to 20 letters, digits, - or _",
 }
 _SECRET_KEYS = frozenset({"token", "bot_token", "api_token", "telegram_bot_token"})
+#: The engine's own contract: the defaults of ``contract_defaults`` (its bounds are the same).
+_CONTRACT = Contract()
+_ADVANCE = _CONTRACT.advance
 
 Time = Annotated[str, Field(pattern=_TIME)]
 Url = Annotated[str, Field(pattern=_URL)]
@@ -330,7 +346,7 @@ class SafetyConfig(_Section):
     regions: dict[Annotated[str, Field(pattern=_REGION)], Region] = Field(
         default_factory=_default_regions)
     region: str = "US"
-    distress_threshold: Annotated[int, Field(ge=1, le=10)] = 7
+    distress_threshold: Threshold = _CONTRACT.distress_threshold
     silence_followup_minutes: Annotated[int, Field(ge=1, le=1440)] = 10
     crisis_hold_needs_therapist: bool = False
     safety_plans: dict[str, SafetyPlan] = Field(default_factory=dict)
@@ -345,26 +361,40 @@ class SafetyConfig(_Section):
         return region
 
 
-class AdvanceRule(_Section):
+class AdvanceDefaults(_Section):
     """When a client may be offered the next level (never moved up without asking)."""
 
-    completed_at_level: Annotated[int, Field(ge=1, le=50)] = 3
-    max_after_distress: Annotated[int, Field(ge=0, le=10)] = 4
-    require_actual_not_harder_than_expected: bool = True
+    completed_at_level: CompletedAtLevel = _ADVANCE.completed_at_level
+    max_after_distress: MaxAfterDistress = _ADVANCE.max_after_distress
+    require_actual_not_harder_than_expected: bool = (
+        _ADVANCE.require_actual_not_harder_than_expected)
+
+    def rule(self) -> AdvanceRule:
+        """The engine's rule."""
+        return AdvanceRule.model_validate(self.model_dump())
 
 
 class ContractDefaults(_Section):
     """The contract a new client starts with, until their therapist changes it."""
 
-    max_level: Annotated[int, Field(ge=1, le=5)] = 3
-    start_level: Annotated[int, Field(ge=1, le=5)] = 1
+    max_level: Level = _CONTRACT.max_level
+    start_level: Level = 1
     off_limit_topics: list[Annotated[str, Field(pattern=_SLUG)]] = Field(default_factory=list)
-    pace: Literal["gentle", "steady"] = "gentle"
-    session_minutes: Annotated[int, Field(ge=2, le=60)] = 15
-    roleplay_turns: Annotated[int, Field(ge=1, le=30)] = 8
-    sessions_per_day: Annotated[int, Field(ge=1, le=10)] = 3
-    advance: AdvanceRule = Field(default_factory=AdvanceRule)
-    checkin_every_turns: Annotated[int, Field(ge=1, le=10)] = 2
+    pace: Annotated[Pace, Field(strict=False)] = _CONTRACT.pace
+    session_minutes: SessionMinutes = _CONTRACT.session_minutes
+    roleplay_turns: RoleplayTurns = _CONTRACT.roleplay_turns
+    sessions_per_day: SessionsPerDay = _CONTRACT.sessions_per_day
+    advance: AdvanceDefaults = Field(default_factory=AdvanceDefaults)
+    checkin_every_turns: CheckinEvery = _CONTRACT.checkin_every_turns
+
+    def contract(self, *, distress_threshold: int) -> Contract:
+        """The engine's contract for a new client (with the practice's distress threshold)."""
+        return Contract(
+            max_level=self.max_level, off_limit_topics=list(self.off_limit_topics),
+            pace=self.pace, distress_threshold=distress_threshold,
+            session_minutes=self.session_minutes, roleplay_turns=self.roleplay_turns,
+            checkin_every_turns=self.checkin_every_turns,
+            sessions_per_day=self.sessions_per_day, advance=self.advance.rule())
 
     @field_validator("start_level")
     @classmethod
@@ -584,7 +614,7 @@ def _explain(error: Any, loc: Path_) -> tuple[str, bool]:
     }
     if kind in simple:
         return f"{where} {simple[kind]}", False
-    if kind == "literal_error":
+    if kind in ("literal_error", "enum"):
         return f"{where} must be one of: {ctx.get('expected')}", False
     if kind == "string_pattern_mismatch":
         pattern = str(ctx.get("pattern"))

@@ -48,6 +48,7 @@ from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
 
+from bot.engine import BUTTON_KEYS, COMMANDS, RISK_KINDS
 from bot.script._findings import Finding, ScriptError, Severity
 from bot.script._yaml import LoadedYaml, Mark, load_yaml
 
@@ -155,25 +156,8 @@ _LINE_GROUPS = [
         {"name": "National Domestic Violence Hotline", "contact": "Call 1-800-799-7233",
          "note": ""},
     ]}
-    for kind in ("suicide", "child_at_risk", "partner_abuse", "sexual_violence",
-                 "harm_to_others")
+    for kind in RISK_KINDS
 ]
-_BUTTONS = (
-    "go_on", "smaller", "skip", "pause", "resume", "hint", "example", "said_it", "shared",
-    "done", "yes", "no", "agree", "decline", "opt_in", "opt_out", "only_this", "withdraw",
-    "delete_confirm", "delete_cancel", "safe", "not_safe", "skip_not_today", "skip_too_much",
-    "skip_private", "skip_no_reason", "relief_yes", "relief_little", "relief_no",
-    "cue_tight_chest", "cue_shallow_breath", "cue_tense_jaw", "cue_racing_heart", "cue_numb",
-    "cue_foggy", "cue_far_away", "cue_frozen", "level_yes", "level_no", "start",
-    "change_pace", "change_free_text", "change_sharing", "toggle_reminders", "change_timezone",
-    "change_reminders", "change_region", "close", "delete_answers", "keep_answers", "one_more",
-    "enough_today",
-)  # fmt: skip
-#: The commands published in Telegram's command menu, each with a ``commands.*`` description.
-_COMMANDS = (
-    "start", "stop", "pause", "resume", "smaller", "skip", "progress", "settings", "mydata",
-    "delete", "privacy", "sos", "help",
-)  # fmt: skip
 #: Longest description of a command in Telegram's menu.
 MAX_COMMAND_DESCRIPTION = 256
 
@@ -290,8 +274,8 @@ SYSTEM_TEXTS: Mapping[str, Mapping[str, object]] = {
     "settings.quiet_hours": {"start": "21:00", "end": "08:00"},
     "settings.bad_timezone": {},
     "stop.halted": {},
-    **{f"commands.{name}": {} for name in _COMMANDS},
-    **{f"buttons.{name}": {} for name in _BUTTONS},
+    **{f"commands.{name}": {} for name in COMMANDS},
+    **{f"buttons.{name}": {} for name in BUTTON_KEYS},
 }
 
 

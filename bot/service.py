@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from pydantic import ValidationError
 
 from bot._locks import KeyedLocks
+from bot.config import RetentionConfig
 from bot.engine import ClientState, Effect, Engine, Event, Message, Opt, Outcome, TimerFired
 from bot.store import (
     Commit,
@@ -36,14 +37,6 @@ RECENT_ENOUGH_TO_DELETE = timedelta(hours=47)
 #: and changes nothing), the timer loop finds it after the restart and finishes the erasure.
 ERASE_TIMER = "erase-pending"
 ERASE_RETRY_AFTER = timedelta(minutes=1)
-
-
-@dataclass(frozen=True, slots=True)
-class Retention:
-    """Retention periods in days (``storage.retention`` in the configuration)."""
-
-    ledger_days: int = 730
-    answers_days: int = 90
 
 
 @dataclass(slots=True)
@@ -73,7 +66,8 @@ class Rehearsal:
         store: Durable storage.
         clock: Returns the current UTC time (injected so tests control it).
         chat_of: The chat a client's messages go to (None: the edge has no chats).
-        retention: How long ledger rows and stored answers are kept.
+        retention: How long ledger rows and stored answers are kept (``storage.retention``;
+            the configuration's defaults without it).
     """
 
     def __init__(
@@ -82,10 +76,10 @@ class Rehearsal:
         store: Store,
         clock: Callable[[], datetime],
         chat_of: Callable[[str], int | None] = lambda _: None,
-        retention: Retention | None = None,
+        retention: RetentionConfig | None = None,
     ) -> None:
         self.engine = engine
-        self.retention = retention or Retention()
+        self.retention = retention or RetentionConfig()
         self.store = store
         self.clock = clock
         self.chat_of = chat_of

@@ -629,7 +629,7 @@ def test_the_graph_leads_where_the_engines_step_kinds_say() -> None:
 def test_built_in_variables_are_the_engines() -> None:
     resources = Resources(scripts={}, texts=None, crisis=None, policy=None)  # type: ignore[arg-type]
     context = Context(resources, ClientState(client_id="c"), datetime.now(UTC), "Alex")
-    assert set(context.variables()) == set(_texts.BUILTIN_VARIABLES)
+    assert set(context.variables()) == set(m.BUILTIN_VARIABLES)
 
 
 def test_every_consent_a_script_may_require_is_one_the_engine_asks_for() -> None:

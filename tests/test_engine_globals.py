@@ -15,6 +15,7 @@ import pytest
 
 from bot.app import Loaded
 from bot.engine import (
+    COMMANDS,
     Blocked,
     ClientState,
     ConsentQuestion,
@@ -477,6 +478,15 @@ def test_settings(situation: Driver) -> None:
         return
     assert d.state.pending == SettingsQuestion()
     assert d.codes() == ["gp", "gf", "gs", "gr", "gz", "gt", "gc", "gd"]
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_every_published_command_is_one_the_engine_knows(
+        situations: dict[str, Driver], name: str) -> None:
+    for where in ("menu pending", "prompt"):
+        d = situations[where].fork()
+        d.command(name)
+        assert d.render("unexpected.unknown_command") not in d.texts(), (where, name)
 
 
 def test_unknown_command(situation: Driver) -> None:

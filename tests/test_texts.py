@@ -9,7 +9,7 @@ import pytest
 
 from bot.app import region_lines
 from bot.config import Config, SafetyPlan
-from bot.engine import RISK_KINDS
+from bot.engine import BUTTON_KEYS, RISK_KINDS
 from bot.render import (
     MAX_LABEL_LENGTH,
     MAX_MESSAGE_LENGTH,
@@ -45,13 +45,7 @@ _REQUIRED: dict[str, list[str]] = {
     "delete": ["confirm", "done", "cancelled"],
     "access": ["invite_needed", "bad_code", "too_many_codes", "welcome"],
     "session": ["cap", "day_cap", "closed"],
-    "buttons": ["go_on", "smaller", "skip", "pause", "resume", "hint", "example", "said_it",
-                "shared", "done", "yes", "no", "agree", "decline", "opt_in", "opt_out",
-                "only_this", "withdraw", "delete_confirm", "delete_cancel", "safe", "not_safe",
-                "skip_not_today", "skip_too_much", "skip_private", "skip_no_reason", "relief_yes",
-                "relief_little", "relief_no", "cue_tight_chest", "cue_shallow_breath",
-                "cue_tense_jaw", "cue_racing_heart", "cue_numb", "cue_foggy", "cue_far_away",
-                "cue_frozen", "level_yes", "level_no", "start"],
+    "buttons": list(BUTTON_KEYS),  # every label the engine shows
     "mydata": ["intro"],
     "group": ["refusal"],
     "exercise": ["done"],

@@ -11,11 +11,10 @@ Typical use::
         print(finding)
 """
 
-from bot.check._check import BUILTIN_VARIABLES, check_paths, check_script
+from bot.check._check import check_paths, check_script
 from bot.check._graph import DEESCALATION, StepGraph, to_dot, to_mermaid
 
 __all__ = [
-    "BUILTIN_VARIABLES",
     "DEESCALATION",
     "StepGraph",
     "check_paths",

@@ -30,7 +30,7 @@ from bot import render
 from bot.check._advice import Advice
 from bot.check._graph import StepGraph
 from bot.check._report import Report, did_you_mean, item_mark, own, route, shown_path
-from bot.check._texts import BUILTIN_VARIABLES, DEFINE_IT, SourceLines, TextCheck
+from bot.check._texts import DEFINE_IT, SourceLines, TextCheck
 from bot.crisis import load_rules
 from bot.engine.steps import kind_of
 from bot.engine.steps.prompt import reach_of
@@ -40,7 +40,7 @@ from bot.script._findings import Finding, ScriptError, Severity
 from bot.script._load import LoadedScript, load_script, script_files, script_folders
 from bot.script._yaml import Mark
 
-__all__ = ["BUILTIN_VARIABLES", "check_paths", "check_script"]
+__all__ = ["check_paths", "check_script"]
 
 
 def check_script(script: LoadedScript, renderer: render.Renderer) -> list[Finding]:

@@ -23,13 +23,9 @@ from bot.engine.steps import kind_of
 from bot.script import _model as m
 from bot.script._findings import ScriptError
 from bot.script._load import LoadedScript
+from bot.script._model import BUILTIN_VARIABLES
 from bot.script._yaml import LoadedYaml, Mark, Path_, read_regular
 
-#: The variables the engine gives every template and condition (``Context.variables``).
-BUILTIN_VARIABLES: tuple[str, ...] = (
-    "name", "level", "max_level", "distress", "expected", "actual", "relief",
-    "connection_count", "last_connection", "exercises_done", "character",
-)  # fmt: skip
 #: The longest value each built-in can have when the engine renders a text.
 _BUILTIN_SAMPLES: dict[str, object] = {
     "name": "N" * 64,  # Telegram's longest first name

@@ -5,7 +5,7 @@ It knows nothing of Telegram, SQL or the clock. Edges turn their input into
 :class:`Outcome` (store it atomically, then send its messages).
 """
 
-from bot.engine._buttons import OVER_CUES, UNDER_CUES, Cue
+from bot.engine._buttons import BUTTON_KEYS, OVER_CUES, UNDER_CUES, ButtonKey, Cue
 from bot.engine._context import Resources, Texts
 from bot.engine._engine import COMMANDS, Engine
 from bot.engine._events import (
@@ -46,9 +46,26 @@ from bot.engine._questions import (
 )
 from bot.engine._safety import STOP_WORDS, is_stop_word, normalise
 from bot.engine._state import ClientState, Frame, Part, Session
-from bot.engine._terms import LEVELS, AdvanceRule, Contract, Opt, ReminderTime, Settings
+from bot.engine._terms import (
+    LEVELS,
+    AdvanceRule,
+    CheckinEvery,
+    CompletedAtLevel,
+    Contract,
+    Level,
+    MaxAfterDistress,
+    Opt,
+    Pace,
+    ReminderTime,
+    RoleplayTurns,
+    SessionMinutes,
+    SessionsPerDay,
+    Settings,
+    Threshold,
+)
 
 __all__ = [
+    "BUTTON_KEYS",
     "COMMANDS",
     "LEVELS",
     "OVER_CUES",
@@ -59,10 +76,13 @@ __all__ = [
     "Answer",
     "Blocked",
     "Button",
+    "ButtonKey",
     "ButtonSpec",
+    "CheckinEvery",
     "ClientState",
     "Clinician",
     "Command",
+    "CompletedAtLevel",
     "ConsentQuestion",
     "Contract",
     "CrisisQuestion",
@@ -75,12 +95,15 @@ __all__ = [
     "Frame",
     "KeptAnswersQuestion",
     "LedgerEntry",
+    "Level",
     "LevelQuestion",
+    "MaxAfterDistress",
     "MenuQuestion",
     "Message",
     "NonText",
     "Opt",
     "Outcome",
+    "Pace",
     "Part",
     "Pending",
     "Policy",
@@ -90,13 +113,17 @@ __all__ = [
     "ReminderTime",
     "ReminderTimeQuestion",
     "Resources",
+    "RoleplayTurns",
     "Session",
+    "SessionMinutes",
+    "SessionsPerDay",
     "Settings",
     "SettingsQuestion",
     "Start",
     "StopQuestion",
     "Text",
     "Texts",
+    "Threshold",
     "TimerFired",
     "TimerRequest",
     "TimezoneQuestion",

@@ -24,10 +24,27 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import ClassVar, Self
+from typing import ClassVar, Literal, Self, get_args
 
 #: The longest code (the keyboard number and a colon come before it, within 64 bytes).
 MAX_CODE = 40
+
+#: Every button label the engine shows from the system texts (``buttons.KEY``); script labels
+#: (choices, exercise pages, the menu) and numbers are shown as written.
+ButtonKey = Literal[
+    "go_on", "pause", "resume", "smaller", "skip", "shared", "said_it", "hint", "example",
+    "start", "one_more", "enough_today",
+    "skip_not_today", "skip_too_much", "skip_private", "skip_no_reason",
+    "relief_yes", "relief_little", "relief_no", "done",
+    "cue_tight_chest", "cue_shallow_breath", "cue_tense_jaw", "cue_racing_heart",
+    "cue_numb", "cue_foggy", "cue_far_away", "cue_frozen",
+    "yes", "no", "agree", "decline", "opt_in", "opt_out",
+    "safe", "not_safe", "level_yes", "level_no", "only_this", "withdraw",
+    "delete_confirm", "delete_cancel", "delete_answers", "keep_answers",
+    "change_pace", "change_free_text", "change_sharing", "toggle_reminders",
+    "change_timezone", "change_reminders", "change_region", "close",
+]  # fmt: skip
+BUTTON_KEYS: tuple[ButtonKey, ...] = get_args(ButtonKey)
 
 
 class UnknownButton(ValueError):
@@ -251,9 +268,19 @@ class Cue(StrEnum):
         """Whether the cue is one of under-arousal (numb, foggy, far away, frozen)."""
         return self in UNDER_CUES
 
+    @property
+    def label(self) -> ButtonKey:
+        """The key of its button's label."""
+        return _CUE_LABELS[self]
+
 
 OVER_CUES = (Cue.TIGHT_CHEST, Cue.SHALLOW_BREATH, Cue.TENSE_JAW, Cue.RACING_HEART)
 UNDER_CUES = (Cue.NUMB, Cue.FOGGY, Cue.FAR_AWAY, Cue.FROZEN)
+_CUE_LABELS: dict[Cue, ButtonKey] = {
+    Cue.TIGHT_CHEST: "cue_tight_chest", Cue.SHALLOW_BREATH: "cue_shallow_breath",
+    Cue.TENSE_JAW: "cue_tense_jaw", Cue.RACING_HEART: "cue_racing_heart", Cue.NUMB: "cue_numb",
+    Cue.FOGGY: "cue_foggy", Cue.FAR_AWAY: "cue_far_away", Cue.FROZEN: "cue_frozen",
+}
 
 
 @dataclass(frozen=True)

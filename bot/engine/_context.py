@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Protocol
 
 from bot.crisis import Detector
-from bot.engine._buttons import Press, unpack
+from bot.engine._buttons import ButtonKey, Press, unpack
 from bot.engine._outcome import ButtonSpec, LedgerEntry, Message, Outcome, TimerRequest
 from bot.engine._policy import Policy, RegionLines
 from bot.engine._state import ClientState, Session
@@ -66,7 +66,7 @@ class Context:
         """Render a system text."""
         return self.res.texts.system(key, **context)
 
-    def label(self, key: str) -> str:
+    def label(self, key: ButtonKey) -> str:
         """A button label from the system texts (``buttons.KEY``)."""
         return self.res.texts.label(f"buttons.{key}")
 
@@ -129,7 +129,7 @@ class Context:
         """Send a system text."""
         self.send(self.system(key, **context), rows)
 
-    def button(self, key: str, press: Press) -> Choice:
+    def button(self, key: ButtonKey, press: Press) -> Choice:
         """A button whose label is the system text ``buttons.KEY``."""
         return (self.label(key), press)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
 from bot.crisis import Detection
@@ -75,16 +75,13 @@ class RegionLines:
                 "imminent": bool(detection and detection.imminent)}
 
 
-_US = RegionLines(
-    name="US", label="United States", emergency="911",
-    lines={"suicide": (CrisisResource("988 Suicide & Crisis Lifeline",
-                                      "Call or text 988", "24/7, free"),)},
-)
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Policy:
     """Settings from the practice's configuration that shape the engine's decisions.
+
+    The configuration builds it (:func:`bot.app.policy_from`), so its values and their
+    defaults are the configuration's; only the engine's own rules (``long_pause``,
+    ``long_absence``, ``late_reminder``) have defaults here.
 
     Attributes:
         consent_version: Version of the consent texts; a change asks every client again.
@@ -109,25 +106,25 @@ class Policy:
             (warning signs, coping steps, people and places, professionals, safe surroundings).
     """
 
-    consent_version: int = 1
-    retention_days: int = 730
-    answers_days: int = 90
-    therapist_delay: str = "before your next session"
-    allow_minors: bool = False
-    regions: Mapping[str, RegionLines] = field(default_factory=lambda: {"US": _US})
-    region: str = "US"
-    silence_followup: timedelta = timedelta(minutes=10)
-    crisis_hold_needs_therapist: bool = False
-    contract: Contract = field(default_factory=Contract)
-    start_level: int = 1
-    quiet_start: str = "21:00"
-    quiet_end: str = "08:00"
-    reminders_max_unanswered: int = 2
-    default_timezone: str = "UTC"
+    consent_version: int
+    retention_days: int
+    answers_days: int
+    therapist_delay: str
+    allow_minors: bool
+    regions: Mapping[str, RegionLines]
+    region: str
+    silence_followup: timedelta
+    crisis_hold_needs_therapist: bool
+    contract: Contract
+    start_level: int
+    quiet_start: str
+    quiet_end: str
+    reminders_max_unanswered: int
+    default_timezone: str
+    safety_plans: Mapping[str, Mapping[str, list[str]]]
     long_pause: timedelta = timedelta(days=1)
     long_absence: timedelta = timedelta(days=14)
     late_reminder: timedelta = timedelta(hours=1)
-    safety_plans: Mapping[str, Mapping[str, list[str]]] = field(default_factory=dict)
 
     def lines(self, region: str | None = None) -> RegionLines:
         """A region's lines: the one asked for if configured, else the practice's."""

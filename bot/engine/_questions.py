@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.engine._buttons import (
+    ButtonKey,
     DeleteAnswers,
     DeleteNo,
     DeleteYes,
@@ -221,7 +222,7 @@ class SettingsQuestion(Question):
         reminders = [" ".join(_DAYS[d] for d in r.days) + f" {r.time}"
                      for r in state.settings.reminders] if state.has(Opt.REMINDERS, version) else []
 
-        def choose(key: str, setting: Setting) -> tuple[str, Press]:
+        def choose(key: ButtonKey, setting: Setting) -> tuple[str, Press]:
             return ctx.button(key, SettingChosen(setting))
 
         ctx.say("settings.menu", [

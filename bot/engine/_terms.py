@@ -8,11 +8,24 @@ removed in an upgrade must not reset a client's consent or progress).
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
 #: The disclosure levels a contract can allow: 1 light … 5 core (as in the script language).
 LEVELS = range(1, 6)
+
+# The bounds of a contract's terms: the configuration's defaults (``contract_defaults``) are
+# checked against the same ones.
+Level = Annotated[int, Field(ge=LEVELS[0], le=LEVELS[-1])]
+#: A 0–10 rating at or above which distress counts as high.
+Threshold = Annotated[int, Field(ge=1, le=10)]
+SessionMinutes = Annotated[int, Field(ge=2, le=60)]
+RoleplayTurns = Annotated[int, Field(ge=1, le=30)]
+CheckinEvery = Annotated[int, Field(ge=1, le=10)]
+SessionsPerDay = Annotated[int, Field(ge=1, le=10)]
+CompletedAtLevel = Annotated[int, Field(ge=1, le=50)]
+MaxAfterDistress = Annotated[int, Field(ge=0, le=10)]
 
 
 class Model(BaseModel):
@@ -57,23 +70,23 @@ class Pace(StrEnum):
 class AdvanceRule(Model):
     """When the engine may *propose* a step up a level (it never moves without a yes)."""
 
-    completed_at_level: int = Field(default=3, ge=1, le=50)
-    max_after_distress: int = Field(default=4, ge=0, le=10)
+    completed_at_level: CompletedAtLevel = 3
+    max_after_distress: MaxAfterDistress = 4
     require_actual_not_harder_than_expected: bool = True
 
 
 class Contract(Model):
     """The per-client agreement: limits the engine never crosses."""
 
-    max_level: int = Field(default=3, ge=LEVELS[0], le=LEVELS[-1])
+    max_level: Level = 3
     off_limit_topics: list[str] = Field(default_factory=list)
     pace: Pace = Pace.GENTLE
-    distress_threshold: int = Field(default=7, ge=1, le=10)
-    session_minutes: int = Field(default=15, ge=1, le=240)
-    roleplay_turns: int = Field(default=8, ge=1, le=50)
+    distress_threshold: Threshold = 7
+    session_minutes: SessionMinutes = 15
+    roleplay_turns: RoleplayTurns = 8
     #: A check-in at least every this many role-play turns (a scene may ask more often).
-    checkin_every_turns: int = Field(default=2, ge=1, le=10)
-    sessions_per_day: int = Field(default=3, ge=1, le=50)
+    checkin_every_turns: CheckinEvery = 2
+    sessions_per_day: SessionsPerDay = 3
     advance: AdvanceRule = Field(default_factory=AdvanceRule)
     scripts: list[str] = Field(default_factory=list)
 

@@ -84,8 +84,8 @@ class Labels:
             stop_confirm=system("stop.confirm"), ask_timezone=system("settings.ask_timezone"),
             ask_reminder_time=system("settings.ask_reminder_time"),
             expected=system("checkin.expected"), actual=system("checkin.actual"),
-            cues=frozenset(label(f"cue_{c.value}") for c in (*OVER_CUES, *UNDER_CUES)),
-            cues_walked=frozenset(label(f"cue_{c[0].value}") for c in (OVER_CUES, UNDER_CUES)),
+            cues=frozenset(label(c.label) for c in (*OVER_CUES, *UNDER_CUES)),
+            cues_walked=frozenset(label(c[0].label) for c in (OVER_CUES, UNDER_CUES)),
         )
 
 

@@ -40,10 +40,10 @@ Label = Annotated[str, Field(min_length=1, max_length=40, description="A short b
 Scalar = str | int | float | bool
 
 #: Variables every template and condition may use; the engine provides exactly these.
-BUILTIN_VARIABLES = frozenset({
+BUILTIN_VARIABLES: tuple[str, ...] = (
     "name", "level", "max_level", "distress", "expected", "actual", "relief",
     "connection_count", "last_connection", "exercises_done", "character",
-})
+)  # fmt: skip
 
 #: Step kinds in the order they are listed in error messages.
 STEP_KINDS: tuple[str, ...] = (

@@ -54,7 +54,7 @@ from telegram.request import HTTPXRequest
 from bot.app import Loaded
 from bot.config import Config
 from bot.engine import COMMANDS, Blocked
-from bot.service import Rehearsal, Retention
+from bot.service import Rehearsal
 from bot.store import Store, StoreError
 from bot.telegram._batch import Batch, read_batch, read_body
 from bot.telegram._logging import keep_payloads_out_of_logs
@@ -154,9 +154,8 @@ class TelegramEdge:
     ) -> None:
         assert config.token is not None
         self.config = config
-        retention = config.storage.retention
         self.service = Rehearsal(loaded.engine, store, clock, chat_of,
-                                 Retention(retention.ledger_days, retention.answers_days))
+                                 config.storage.retention)
         builder = (
             ApplicationBuilder()
             .application_class(_Application)

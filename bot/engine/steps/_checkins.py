@@ -77,7 +77,7 @@ class CheckIns(Handler):
         for group in (OVER_CUES, UNDER_CUES):
             row: list[Choice] = []
             for cue in group:
-                label = ctx.label(f"cue_{cue.value}")
+                label = ctx.label(cue.label)
                 row.append((f"✓ {label}" if cue in ticked else label, CueTicked(cue)))
             rows.extend([row[:2], row[2:]])
         rows.append([ctx.button("done", CuesDone())])
@@ -179,7 +179,7 @@ class CheckIns(Handler):
         if isinstance(press, CuesDone):
             if frame.cues:
                 ctx.say("checkin.body_info",
-                        cues=[ctx.label(f"cue_{c.value}") for c in frame.cues],
+                        cues=[ctx.label(c.label) for c in frame.cues],
                         under=any(c.under_arousal for c in frame.cues))
             ctx.log("body_cues", step=frame.step, cues=list(frame.cues))
             self._evaluate(run, step)
