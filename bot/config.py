@@ -11,13 +11,11 @@ error. ``TELEGRAM_API_BASE_URL`` overrides ``telegram.api_base_url``.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
-import types
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -44,7 +42,8 @@ from bot.engine import (
     SessionsPerDay,
     Threshold,
 )
-from bot.script._findings import BOT_TOKEN, ScriptError, quoted, redact_tokens
+from bot.script._findings import BOT_TOKEN, ScriptError, redact_tokens
+from bot.script._validation import dotted, findings
 from bot.script._yaml import LoadedYaml, Path_, load_yaml
 
 __all__ = ["Config", "ConfigError", "load_config"]
@@ -538,7 +537,7 @@ def _load_file(path: Path) -> Config:
         )
     secrets = [
         _at(source, found, key=is_key)
-        + f"`{_dotted(found)}`: secrets do not belong in the config file; "
+        + f"`{dotted(found, 'config')}`: secrets do not belong in the config file; "
         f"set the {TOKEN_ENV} environment variable instead"
         for found, is_key in _secrets(data, ())
     ]
@@ -578,102 +577,10 @@ def _secrets(data: object, path: Path_) -> Iterator[tuple[Path_, bool]]:
 
 
 def _messages(exc: ValidationError, source: LoadedYaml) -> list[str]:
-    messages: list[str] = []
-    for error in exc.errors():
-        loc = tuple(part for part in error["loc"] if isinstance(part, str | int))
-        of_key = loc[-1:] == ("[key]",)  # pydantic's mark of a mapping's key at fault
-        loc = loc[:-1] if of_key else loc
-        message, is_key = _explain(error, loc)
-        line = _at(source, loc, key=is_key or of_key) + message
-        if line not in messages:
-            messages.append(line)
-    return messages
-
-
-def _explain(error: Any, loc: Path_) -> tuple[str, bool]:
-    """A readable message for one validation error, and whether the key is at fault."""
-    kind: str = error["type"]
-    where = f"`{_dotted(loc)}`"
-    ctx = error.get("ctx") or {}
-    if kind == "extra_forbidden":
-        key = str(loc[-1])
-        close = difflib.get_close_matches(key, _keys_at(loc[:-1]), n=1, cutoff=0.6)
-        hint = f"; did you mean `{close[0]}`?" if close else ""
-        section = f" in `{_dotted(loc[:-1])}`" if len(loc) > 1 else ""
-        return f"unknown key `{quoted(key)}`{section}{hint}", True
-    simple = {
-        "missing": "is missing",
-        "int_type": "must be a whole number",
-        "float_type": "must be a number",
-        "string_type": "must be text (put it in quotes)",
-        "bool_type": "must be true or false",
-        "list_type": "must be a list",
-        "dict_type": "must be a mapping of keys to values",
-        "model_type": "must be a mapping of keys to values",
-        "path_type": "must be a path (text)",
-    }
-    if kind in simple:
-        return f"{where} {simple[kind]}", False
-    if kind in ("literal_error", "enum"):
-        return f"{where} must be one of: {ctx.get('expected')}", False
-    if kind == "string_pattern_mismatch":
-        pattern = str(ctx.get("pattern"))
-        return f"{where} must be {_PATTERN_HINTS.get(pattern, f'text matching {pattern}')}", False
-    bounds = {
-        "greater_than_equal": ("at least", "ge"),
-        "greater_than": ("more than", "gt"),
-        "less_than_equal": ("at most", "le"),
-        "less_than": ("less than", "lt"),
-    }
-    if kind in bounds:
-        words, name = bounds[kind]
-        return f"{where} must be {words} {ctx.get(name)}", False
-    if kind in ("too_short", "too_long", "string_too_short", "string_too_long"):
-        return f"{where}: {str(error['msg']).lower()}", False
-    if kind == "value_error":
-        return f"{where} {str(error['msg']).removeprefix('Value error, ')}", False
-    return f"{where}: {error['msg']}", False
-
-
-def _keys_at(loc: Path_) -> list[str]:
-    """The keys the model at ``loc`` accepts (for "did you mean")."""
-    current: Any = Config
-    for part in loc:
-        current = _unwrap(current)
-        if isinstance(current, type) and issubclass(current, BaseModel):
-            field = current.model_fields.get(str(part))
-            if field is None:
-                return []
-            current = field.annotation
-        elif get_origin(current) in (dict, list):
-            current = get_args(current)[-1]
-        else:
-            return []
-    current = _unwrap(current)
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return list(current.model_fields)
-    return []
-
-
-def _unwrap(annotation: Any) -> Any:
-    """Strip ``Annotated`` and ``| None`` from a type annotation."""
-    while True:
-        origin = get_origin(annotation)
-        if origin is Annotated:
-            annotation = get_args(annotation)[0]
-        elif origin in (Union, types.UnionType):
-            annotation = next(a for a in get_args(annotation) if a is not type(None))
-        else:
-            return annotation
+    return [f"{f.file}:{f.line}:{f.col}: {f.message}"
+            for f in findings(exc, source, Config, patterns=_PATTERN_HINTS, name="config")]
 
 
 def _at(source: LoadedYaml, loc: Path_, *, key: bool = False) -> str:
     mark = source.mark_for(loc, key=key)
     return f"{mark.file}:{mark.line}:{mark.col}: "
-
-
-def _dotted(loc: Path_) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "config"

@@ -7,7 +7,6 @@ their commits share transactions through the store's group commit.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -83,7 +82,6 @@ class Rehearsal:
         self.store = store
         self.clock = clock
         self.chat_of = chat_of
-        self.outbox_ready = asyncio.Event()
         self._locks = KeyedLocks()
         #: Clients erased while more of their events waited for them: those are dropped.
         self._erased_with_waiters: set[str] = set()
@@ -158,8 +156,6 @@ class Rehearsal:
         )
         if not await self.store.commit(commit):
             return Handled(applied=False)
-        if outcome.messages:
-            self.outbox_ready.set()
         handled = Handled(applied=True, outcome=outcome)
         if Effect.EXPORT in outcome.effects:
             handled.export = await self.store.export(client_id)
@@ -183,13 +179,10 @@ class Rehearsal:
         """
         now = self.clock()
         chat_id = self.chat_of(client_id)
-        queued = await self.store.commit(Commit(
+        return await self.store.commit(Commit(
             event_id=event_id, client_id=client_id, at=now, state=None,
             outbox=[OutgoingMessage(client_id, chat_id, m.to_payload()) for m in messages],
         ))
-        if queued:
-            self.outbox_ready.set()
-        return queued
 
     async def fire_due_timers(self) -> int:
         """Hand every due timer to its client as an event; returns how many fired."""

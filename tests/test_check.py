@@ -13,6 +13,7 @@ import pytest
 from bench.bench_check import generate
 from bot.check import StepGraph, _texts, check_paths, check_script, to_mermaid
 from bot.check import _check as checker
+from bot.config import ConfigError, load_config
 from bot.engine import ClientState, Opt
 from bot.engine._context import Context, Resources
 from bot.engine.steps import KINDS, Drawing, kind_of
@@ -664,3 +665,20 @@ def test_the_proofs_and_the_drawings_read_the_table_of_step_kinds(
     assert "no-checkin-before-prompt" not in {f.code for f in run(tmp_path, text)}
     drawn = to_mermaid(load_script(tmp_path / "s.yaml"))
     assert 's0{{"gate<br/>a gate of its own"}}' in drawn and "class s0 checkin" in drawn
+
+
+def test_scripts_and_the_configuration_explain_mistakes_alike(tmp_path: Path) -> None:
+    """One translator of validation errors: the same mistake reads the same in both."""
+    text = script_text(BEFORE + CLOSE).replace("level: 1", 'level: "1"').replace(
+        "title: T", "tittle: T")
+    script = {f.code: f.message for f in run(tmp_path, text)}
+    config = tmp_path / "config.yaml"
+    config.write_text("telegram:\n  poll_timeout: '30'\n  poll_timout: 3\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(config, {})
+    said = [m.split(": ", 1)[1] for m in caught.value.messages]
+    assert script["schema-type"] == "`script.level` must be a whole number"
+    assert "`telegram.poll_timeout` must be a whole number" in said
+    assert script["schema-unknown-key"] == (
+        "unknown key `tittle` in `script`; did you mean `title`?")
+    assert "unknown key `poll_timout` in `telegram`; did you mean `poll_timeout`?" in said

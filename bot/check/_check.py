@@ -36,7 +36,7 @@ from bot.engine.steps import kind_of
 from bot.engine.steps.prompt import reach_of
 from bot.script import _model as m
 from bot.script._expr import ExpressionError, parse_condition
-from bot.script._findings import Finding, ScriptError, Severity
+from bot.script._findings import Finding, ScriptError
 from bot.script._load import LoadedScript, load_script, script_files, script_folders
 from bot.script._yaml import Mark
 
@@ -128,7 +128,7 @@ def _guarded(file: str, work: Callable[[], list[Finding]]) -> list[Finding]:
     except Exception as exc:  # the boundary: a checker bug must never traceback the CLI
         message = (f"internal error while checking this file ({type(exc).__name__}: {exc}); "
                    "please report it")
-        return [Finding(file, 1, 1, Severity.ERROR, message, "internal")]
+        return [Finding.error(Mark(file, 1, 1), "internal", message)]
 
 
 def _sorted(findings: list[Finding]) -> list[Finding]:

@@ -7,7 +7,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from bot.check._graph import path_to
-from bot.script._findings import Finding, Severity
+from bot.script._findings import Finding
 from bot.script._load import LoadedScript
 from bot.script._yaml import Mark
 
@@ -20,13 +20,11 @@ class Report:
 
     def error(self, mark: Mark, code: str, message: str) -> None:
         """Report an error at ``mark``."""
-        self.findings.append(Finding(mark.file, mark.line, mark.col, Severity.ERROR, message,
-                                     code))
+        self.findings.append(Finding.error(mark, code, message))
 
     def warn(self, mark: Mark, code: str, message: str) -> None:
         """Report a warning at ``mark``."""
-        self.findings.append(Finding(mark.file, mark.line, mark.col, Severity.WARNING, message,
-                                     code))
+        self.findings.append(Finding.warning(mark, code, message))
 
 
 def did_you_mean(word: str, options: Collection[str]) -> str:

@@ -6,6 +6,7 @@ import json
 import re
 from dataclasses import asdict, dataclass
 from enum import StrEnum
+from typing import Protocol
 
 #: What a Telegram bot token looks like: @BotFather's digits, a colon and the secret part.
 BOT_TOKEN = re.compile(r"\d+:[A-Za-z0-9_-]{30,}")
@@ -29,6 +30,17 @@ def quoted(text: str) -> str:
     text = redact_tokens(text)
     text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
     return text if len(text) <= QUOTE_LIMIT else text[: QUOTE_LIMIT - 1] + "…"
+
+
+class Where(Protocol):
+    """A position in a file: its name and a 1-based line and column (a ``Mark``)."""
+
+    @property
+    def file(self) -> str: ...
+    @property
+    def line(self) -> int: ...
+    @property
+    def col(self) -> int: ...
 
 
 class Severity(StrEnum):
@@ -57,6 +69,16 @@ class Finding:
     severity: Severity
     message: str
     code: str
+
+    @classmethod
+    def error(cls, at: Where, code: str, message: str) -> Finding:
+        """An error at ``at``: the script (or file) cannot be used until it is fixed."""
+        return cls(at.file, at.line, at.col, Severity.ERROR, message, code)
+
+    @classmethod
+    def warning(cls, at: Where, code: str, message: str) -> Finding:
+        """A warning at ``at``: advice; the script still loads."""
+        return cls(at.file, at.line, at.col, Severity.WARNING, message, code)
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.col}: {self.severity}: {self.message} [{self.code}]"

@@ -6,17 +6,17 @@ here raises anything but :class:`~bot.script._findings.ScriptError`.
 
 from __future__ import annotations
 
-import difflib
 import functools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from bot.script import _model as m
-from bot.script._findings import Finding, ScriptError, Severity, quoted
+from bot.script._findings import Finding, ScriptError, quoted
+from bot.script._validation import findings
 from bot.script._yaml import LoadedYaml, Mark, file_kind, load_yaml
 
 #: The deepest includes may be nested: a script, a file it includes, … five levels down.
@@ -30,17 +30,13 @@ _TOP_KEYS = tuple(m.ScriptFile.model_fields)
 _Item = TypeVar("_Item", m.Prompt, m.Exercise)
 
 
-def _model_keys() -> frozenset[str]:
-    """Every key any script model accepts: the vocabulary for "did you mean"."""
-    keys: set[str] = set()
-    for obj in vars(m).values():
-        if isinstance(obj, type) and issubclass(obj, BaseModel) and obj is not BaseModel:
-            for name, info in obj.model_fields.items():
-                keys.add(info.alias or name)
-    return frozenset(keys)
-
-
-_KEYS = _model_keys()
+#: How a value each pattern of the script language accepts is described.
+_PATTERNS = {
+    m.SLUG: "a name of lower-case letters, digits and dashes (e.g. `breathe-first`)",
+    m.VAR_NAME: "a variable name of lower-case letters, digits and underscores (e.g. "
+                "`safe_person`)",
+    m.LOCALE: "a locale like en, de or pt-BR",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +169,7 @@ def load_script(
     if real is None or not loader.inside(real):
         message = (f"this file leads outside the script folders ({loader.shown_folders()}); "
                    "only files in them are read")
-        raise ScriptError([_finding(Mark(name, 1, 1), message, "script-outside")])
+        raise ScriptError([Finding.error(Mark(name, 1, 1), "script-outside", message)])
     loaded = loader.load(path, real, name, ())
     if isinstance(loaded, list):
         raise ScriptError(loaded)
@@ -270,7 +266,7 @@ class _Loader:
         shown = f"`{quoted(entry)}`"
 
         def refuse(message: str, code: str) -> list[Finding]:
-            return [_finding(mark, message, code)]
+            return [Finding.error(mark, code, message)]
 
         target = _real(path)
         if target is None:
@@ -327,19 +323,20 @@ def _real(path: Path) -> Path | None:
 def _model(source: LoadedYaml, name: str) -> m.ScriptFile:
     """The validated content of a loaded file; a file that is no script is named, not quoted."""
     if source.data is None:
-        raise ScriptError([_finding(Mark(name, 1, 1), "the file is empty", "schema-empty")])
+        raise ScriptError([Finding.error(Mark(name, 1, 1), "schema-empty", "the file is empty")])
     if not isinstance(source.data, dict):
         raise ScriptError(
-            [_finding(source.mark_for(()), "a script is a mapping of keys", "schema-type")]
+            [Finding.error(source.mark_for(()), "schema-type", "a script is a mapping of keys")]
         )
     if not any(key in source.data for key in _TOP_KEYS):
         message = ("this is not a script: it has none of the keys "
                    + ", ".join(f"`{key}`" for key in _TOP_KEYS))
-        raise ScriptError([_finding(Mark(name, 1, 1), message, "schema-not-a-script")])
+        raise ScriptError([Finding.error(Mark(name, 1, 1), "schema-not-a-script", message)])
     try:
         return m.ScriptFile.model_validate(source.data)
     except ValidationError as exc:
-        raise ScriptError(list(_schema_findings(exc, source))) from None
+        raise ScriptError(findings(exc, source, m.ScriptFile, patterns=_PATTERNS,
+                                  name="script")) from None
 
 
 def _steps(source: LoadedYaml, model: m.ScriptFile, errors: list[Finding]) -> dict[str, m.Step]:
@@ -348,16 +345,16 @@ def _steps(source: LoadedYaml, model: m.ScriptFile, errors: list[Finding]) -> di
     for index, step in enumerate(model.steps):
         if step.id in steps:
             first = source.mark_for(("steps", list(steps).index(step.id), "id"))
-            errors.append(_finding(
+            errors.append(Finding.error(
                 source.mark_for(("steps", index, "id")),
-                f"step id `{step.id}` is already used on line {first.line}",
                 "duplicate-step",
+                f"step id `{step.id}` is already used on line {first.line}",
             ))
             continue
         steps[step.id] = step
     if model.script.kind is m.ScriptKind.EXERCISE and not model.steps:
-        errors.append(_finding(source.mark_for(("script",), key=True),
-                               "an exercise script needs `steps`", "schema-no-steps"))
+        errors.append(Finding.error(source.mark_for(("script",), key=True),
+                                    "schema-no-steps", "an exercise script needs `steps`"))
     return steps
 
 
@@ -375,72 +372,11 @@ def _own_items(
         origin = Origin(source, (f"{kind}s", index))
         if key in origins:
             first = origins[key].mark()
-            errors.append(_finding(
+            errors.append(Finding.error(
                 origin.mark("id"),
-                f"{kind} id `{item.id}` is already used at {first.file}:{first.line}",
                 f"duplicate-{kind}",
+                f"{kind} id `{item.id}` is already used at {first.file}:{first.line}",
             ))
             continue
         into[item.id] = item
         origins[key] = origin
-
-
-def _finding(mark: Mark, message: str, code: str) -> Finding:
-    return Finding(mark.file, mark.line, mark.col, Severity.ERROR, message, code)
-
-
-def _schema_findings(exc: ValidationError, source: LoadedYaml) -> Iterator[Finding]:
-    seen: set[tuple[tuple[str | int, ...], str]] = set()
-    for error in exc.errors():
-        loc = tuple(p for p in error["loc"] if isinstance(p, str | int))
-        message, code, is_key = _explain(error, loc)
-        if (loc, message) in seen:
-            continue
-        seen.add((loc, message))
-        yield _finding(source.mark_for(loc, key=is_key), message, code)
-
-
-def _explain(error: Any, loc: tuple[str | int, ...]) -> tuple[str, str, bool]:
-    """A therapist-readable message, a code and whether the key (not the value) is at fault."""
-    kind: str = error["type"]
-    where = _dotted(loc)
-    ctx = error.get("ctx") or {}
-    if kind == "extra_forbidden":
-        key = str(loc[-1]) if loc else "?"
-        close = difflib.get_close_matches(key, _KEYS, n=1, cutoff=0.6)
-        hint = f"; did you mean `{close[0]}`?" if close else ""
-        return f"unknown key `{key}`{hint}", "schema-unknown-key", True
-    if kind == "missing":
-        return f"`{where}` is missing", "schema-missing", False
-    if kind in ("int_type", "int_parsing", "int_from_float"):
-        return f"`{where}` must be a whole number", "schema-type", False
-    if kind in ("string_type",):
-        return f"`{where}` must be text", "schema-type", False
-    if kind in ("bool_type", "bool_parsing"):
-        return f"`{where}` must be true or false", "schema-type", False
-    if kind in ("list_type", "dict_type", "model_type", "model_attributes_type"):
-        wanted = "a list" if kind == "list_type" else "a mapping of keys"
-        return f"`{where}` must be {wanted}", "schema-type", False
-    if kind == "string_pattern_mismatch":
-        return (f"`{where}` is not a valid name here: use lower-case letters, digits and "
-                "dashes (or underscores for variables)", "schema-pattern", False)
-    if kind == "string_too_long":
-        return (f"`{where}` is too long (at most {ctx.get('max_length')} characters)",
-                "schema-too-long", False)
-    if kind == "string_too_short":
-        return f"`{where}` must not be empty", "schema-empty", False
-    if kind in ("too_long", "too_short"):
-        return f"`{where}`: {error['msg'].lower()}", "schema-length", False
-    if kind in ("greater_than_equal", "less_than_equal"):
-        return f"`{where}`: {error['msg'].lower()}", "schema-range", False
-    if kind == "value_error":
-        text = str(error["msg"]).removeprefix("Value error, ")
-        return f"`{where}`: {text}", "schema-invalid", False
-    return f"`{where}`: {error['msg']}", "schema-invalid", False
-
-
-def _dotted(loc: tuple[str | int, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
-    return out or "script"

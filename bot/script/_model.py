@@ -12,11 +12,15 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+#: The patterns of names: ids (:data:`Slug`), variable names (:data:`VarName`), locales.
+SLUG = r"^[a-z0-9][a-z0-9-]{0,39}$"
+VAR_NAME = r"^[a-z][a-z0-9_]{0,31}$"
+LOCALE = r"^[a-z]{2}(-[A-Z]{2})?$"
 #: Identifiers of steps, prompts, exercises and scripts: lower-case words joined by dashes.
 Slug = Annotated[
     str,
     Field(
-        pattern=r"^[a-z0-9][a-z0-9-]{0,39}$",
+        pattern=SLUG,
         description="Lower-case letters, digits and dashes, e.g. `breathe-first`.",
     ),
 ]
@@ -24,7 +28,7 @@ Slug = Annotated[
 VarName = Annotated[
     str,
     Field(
-        pattern=r"^[a-z][a-z0-9_]{0,31}$",
+        pattern=VAR_NAME,
         description="Lower-case letters, digits and underscores, e.g. `safe_person`.",
     ),
 ]
@@ -86,7 +90,7 @@ class Meta(_Strict):
     title: Annotated[str, Field(min_length=1, max_length=80)]
     version: Annotated[int, Field(ge=1, description="Raise it whenever the content changes.")]
     author: Annotated[str, Field(min_length=1, max_length=80)]
-    locale: Annotated[str, Field(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")] = "en"
+    locale: Annotated[str, Field(pattern=LOCALE)] = "en"
     kind: Annotated[ScriptKind, Field(strict=False)] = ScriptKind.EXERCISE
     level: Level = Field(description="The deepest level this script can reach.")
     summary: Annotated[str, Field(min_length=1, max_length=400)]

@@ -22,7 +22,7 @@ import yaml
 from yaml.events import AliasEvent, CollectionStartEvent, Event, ScalarEvent, StreamEndEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from bot.script._findings import Finding, ScriptError, Severity, quoted
+from bot.script._findings import Finding, ScriptError, quoted
 
 __all__ = ["MAX_FILE_BYTES", "LoadedYaml", "Mark", "Path_", "file_kind", "load_yaml",
            "load_yaml_text", "read_regular"]
@@ -186,7 +186,7 @@ def read_regular(path: Path, *, file: str, max_bytes: int = MAX_FILE_BYTES) -> b
             return stream.read(max_bytes + 1)
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        _fail(_finding(where, "yaml-unreadable", f"cannot read the file: {reason}"))
+        _fail(Finding.error(where, "yaml-unreadable", f"cannot read the file: {reason}"))
 
 
 def file_kind(path: Path) -> str | None:
@@ -220,7 +220,7 @@ def _refuse_special(mode: int, where: Mark) -> None:
     if kind is None:
         return
     message = f"this is {kind}, not a regular file; only regular files are read"
-    _fail(_finding(where, "yaml-not-a-file", message))
+    _fail(Finding.error(where, "yaml-not-a-file", message))
 
 
 def load_yaml_text(
@@ -271,7 +271,7 @@ def _load(raw: bytes, file: str, limits: _Limits) -> LoadedYaml:
 def _load_bounded(raw: bytes, file: str, limits: _Limits) -> LoadedYaml:
     if len(raw) > limits.max_bytes:
         message = f"the file is larger than the limit of {limits.max_bytes:,} bytes; shorten it"
-        _fail(_finding(Mark(file, 1, 1), "yaml-too-large", message))
+        _fail(Finding.error(Mark(file, 1, 1), "yaml-too-large", message))
     text = _decode(raw, file)
     root, findings = _compose(text, file, limits)
     builder = _Builder(file, limits)
@@ -302,22 +302,23 @@ def _decode(raw: bytes, file: str) -> str:
             f"the file contains the control byte 0x{raw[binary.start()]:02X}; "
             "it does not look like a text file (save the script as plain UTF-8 text)"
         )
-        _fail(_finding(Mark(file, line, col), "yaml-binary", message))
+        _fail(Finding.error(Mark(file, line, col), "yaml-binary", message))
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line, col = _position(raw[: exc.start].decode("utf-8"))
         message = f"byte 0x{raw[exc.start]:02X} is not valid UTF-8; save the file as UTF-8"
-        _fail(_finding(Mark(file, line, col), "yaml-encoding", message))
+        _fail(Finding.error(Mark(file, line, col), "yaml-encoding", message))
     odd = _UNPRINTABLE.search(text)
     if odd is not None:
         line, col = _position(text[: odd.start()])
         message = f"the character U+{ord(odd.group()):04X} is not allowed in a script; remove it"
-        _fail(_finding(Mark(file, line, col), "yaml-binary", message))
+        _fail(Finding.error(Mark(file, line, col), "yaml-binary", message))
     disguise = _DISGUISE.search(text)
     if disguise is not None:
         line, col = _position(text[: disguise.start()])
-        _fail(_finding(Mark(file, line, col), "yaml-disguise", _disguise_message(disguise.group())))
+        _fail(Finding.error(Mark(file, line, col), "yaml-disguise",
+                            _disguise_message(disguise.group())))
     return text
 
 
@@ -460,7 +461,7 @@ class _Composer(yaml.SafeLoader):
         self.findings.append(self._finding(event.start_mark, "yaml-tag", message))
 
     def _finding(self, mark: object, code: str, message: str) -> Finding:
-        return _finding(_mark(self.file, mark), code, message)
+        return Finding.error(_mark(self.file, mark), code, message)
 
 
 def _compose(text: str, file: str, limits: _Limits) -> tuple[Node | None, list[Finding]]:
@@ -477,7 +478,7 @@ def _compose(text: str, file: str, limits: _Limits) -> tuple[Node | None, list[F
         problem = _too_deep(_current_mark(file, composer), None)
     except Exception as exc:  # any other PyYAML failure is still reported, never raised
         message = f"the file could not be read as YAML ({type(exc).__name__})"
-        problem = _finding(_current_mark(file, composer), "yaml-syntax", message)
+        problem = Finding.error(_current_mark(file, composer), "yaml-syntax", message)
     _fail(*(composer.findings if composer is not None else []), problem)
 
 
@@ -560,7 +561,7 @@ class _Builder:
         return str(target.value)
 
     def _finding(self, node: Node, code: str, message: str) -> Finding:
-        return _finding(_mark(self.file, node.start_mark), code, message)
+        return Finding.error(_mark(self.file, node.start_mark), code, message)
 
 
 def _expanded_size(node: Node, sizes: dict[int, int]) -> int:
@@ -611,10 +612,6 @@ def _plain(text: str) -> object:
 # --- findings -------------------------------------------------------------------------------
 
 
-def _finding(where: Mark, code: str, message: str) -> Finding:
-    return Finding(where.file, where.line, where.col, Severity.ERROR, message, code)
-
-
 def _fail(*findings: Finding) -> NoReturn:
     raise ScriptError(sorted(findings, key=lambda f: (f.line, f.col)))
 
@@ -627,7 +624,7 @@ def _mark(file: str, mark: object) -> Mark:
 
 def _too_deep(where: Mark, limit: int | None) -> Finding:
     levels = f"more than {limit} levels" if limit is not None else "too"
-    return _finding(where, "yaml-too-deep", f"lists and mappings are nested {levels} deep")
+    return Finding.error(where, "yaml-too-deep", f"lists and mappings are nested {levels} deep")
 
 
 def _current_mark(file: str, composer: _Composer | None) -> Mark:
@@ -695,7 +692,7 @@ def _syntax_finding(file: str, exc: yaml.MarkedYAMLError) -> Finding:
     if context is not None and exc.context_mark is not None:
         noun = _CONTEXT_NOUNS.get(context.group(1), context.group(1))
         message += f" (in the {noun} starting on line {exc.context_mark.line + 1})"
-    return _finding(where, "yaml-syntax", message)
+    return Finding.error(where, "yaml-syntax", message)
 
 
 def _rephrase(problem: str) -> str:

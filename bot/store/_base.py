@@ -223,10 +223,6 @@ class Store(ABC):
         """Hold a message back until `not_before` and record the attempts so far."""
 
     @abstractmethod
-    async def drop_outbox(self, client_id: str) -> int:
-        """Drop all of the client's unsent messages; return how many were dropped."""
-
-    @abstractmethod
     async def recent_sent_messages(self, client_id: str, since: datetime) -> list[tuple[int, int]]:
         """Return ``(chat_id, message_id)`` of messages sent to the client since `since`."""
 

@@ -239,12 +239,6 @@ class SqliteStore(Store):
             (_ts(not_before), attempts, outbox_id),
         )
 
-    async def drop_outbox(self, client_id: str) -> int:
-        dropped = await self._write("DELETE FROM outbox WHERE client_id = ?", (client_id,))
-        if dropped:
-            self._cleanup.request(self._sent_cleanup_delay)
-        return dropped
-
     async def recent_sent_messages(self, client_id: str, since: datetime) -> list[tuple[int, int]]:
         rows = await self._fetchall(
             """SELECT chat_id, message_id FROM sent_messages

@@ -1,0 +1,237 @@
+"""The system texts: every key the bot says something by, its sample values, and their files.
+
+Every sentence the bot says on its own (consent, help, crisis, buttons …) is a template in
+``prompts/<locale>/texts.yaml``, so that a practice can reword or translate them.
+:data:`SYSTEM_TEXTS` lists every key with the sample context it is checked with;
+:func:`check_texts` is ``rehearse check --prompts``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Collection, Mapping
+from pathlib import Path
+
+from bot.engine import BUTTON_KEYS, COMMANDS, RISK_KINDS
+from bot.render._files import load_texts
+from bot.render._html import plain_text
+from bot.render._renderer import MAX_MESSAGE_LENGTH, Renderer, RenderError
+from bot.script._findings import Finding, ScriptError, Severity
+from bot.script._yaml import Mark
+
+_SAFETY_PLAN = {
+    "warning_signs": ["Pulling away from everyone", "Not sleeping", "Feeling like a burden"],
+    "coping_steps": ["Paced breathing for five minutes", "A walk round the block", "A shower"],
+    "people_places": ["Sam (my sister), 0123 456 789", "The library café"],
+    "professionals": ["Dr Rivera, weekdays 9–17, 0123 000 000", "Out-of-hours line: 111"],
+    "safe_surroundings": ["Give my spare medication to Sam to keep"],
+}
+_LINE_GROUPS = [
+    {"kind": kind, "resources": [
+        {"name": "988 Suicide & Crisis Lifeline", "contact": "Call or text 988", "note": "24/7"},
+        {"name": "National Domestic Violence Hotline", "contact": "Call 1-800-799-7233",
+         "note": ""},
+    ]}
+    for kind in RISK_KINDS
+]
+#: Longest description of a command in Telegram's menu.
+MAX_COMMAND_DESCRIPTION = 256
+
+#: Every system text: its key and the sample context it is checked with. The sample's keys
+#: are exactly the variables the text may use; ``buttons.*`` keys are button labels.
+SYSTEM_TEXTS: Mapping[str, Mapping[str, object]] = {
+    "consent.intro": {"retention_days": 730, "answers_days": 90,
+                      "therapist_delay": "before your next session"},
+    "consent.adult": {},
+    "consent.minor_refused": {},
+    "consent.guardian_needed": {},
+    "consent.free_text": {},
+    "consent.share": {},
+    "consent.reminders": {},
+    "consent.changed": {},
+    "consent.declined": {},
+    "consent.done": {"opt_ins": ["store_free_text", "share_with_therapist", "reminders"]},
+    "help": {},
+    "privacy": {"retention_days": 730, "answers_days": 90},
+    "stop.confirm": {},
+    "stop.only_this": {},
+    "stop.withdraw": {},
+    "crisis.safety_plan": {"plan": _SAFETY_PLAN},
+    "crisis.resources": {"groups": _LINE_GROUPS, "emergency": "911", "noticed": True,
+                         "paused": True, "imminent": True},
+    "crisis.are_you_safe": {},
+    "crisis.not_safe": {"emergency": "911"},
+    "crisis.safe": {},
+    "crisis.hold": {},
+    "crisis.welcome_back": {},
+    "checkin.question": {},
+    "checkin.expected": {},
+    "checkin.actual": {},
+    "checkin.relief": {},
+    "checkin.body_cues": {},
+    "checkin.body_info": {"cues": ["Tight chest", "Numb", "Far away"], "under": True},
+    "checkin.high": {"distress": 8},
+    "checkin.still_high": {},
+    "checkin.thanks": {},
+    "roleplay.frame": {
+        "character": "Sam",
+        "scene": "Sam, your partner, has just asked how your week really was.",
+    },
+    "roleplay.line": {"character": "Sam", "line": "You seem quiet tonight. What's on your mind?"},
+    "roleplay.hint": {"hint": "Start with one true sentence about how you feel right now."},
+    "roleplay.example": {"example": "I've been a bit low this week, and I'd like to tell you."},
+    "roleplay.step_out": {"character": "Sam"},
+    "prompt.ack": {},
+    "prompt.smaller": {"text": "Name one small thing that made you smile this week."},
+    "prompt.skip_reason": {},
+    "prompt.skip_ack": {"reason": "private"},
+    "prompt.none_left": {},
+    "pause.done": {},
+    "pause.resumed": {},
+    "pause.nothing": {},
+    "progress": {
+        "exercises_done": 12,
+        "smaller_steps": 4,
+        "connections": 3,
+        "level": 2,
+        "max_level": 3,
+        "prompts_shared": 9,
+    },
+    "settings.menu": {
+        "pace": "gentle",
+        "store_free_text": False,
+        "share_with_therapist": True,
+        "reminders": ["Mon 19:00", "Thu 19:00"],
+        "timezone": "Europe/London",
+        "region": "United Kingdom",
+    },
+    "settings.ask_timezone": {},
+    "settings.ask_region": {"suggested": "Deutschland"},
+    "settings.ask_reminder_time": {},
+    "settings.saved": {},
+    "settings.kept_answers": {},
+    "settings.answers_deleted": {},
+    "settings.answers_kept": {"answers_days": 90},
+    "level.offer": {"level": 1, "next_level": 2},
+    "level.up": {"level": 2},
+    "level.stay": {},
+    "unexpected.text_at_buttons": {},
+    "unexpected.out_of_range": {"low": 0, "high": 10},
+    "unexpected.too_long": {"limit": 1000},
+    "unexpected.empty": {},
+    "unexpected.stale_button": {},
+    "unexpected.non_text": {},
+    "unexpected.unknown_command": {},
+    "delete.confirm": {},
+    "delete.done": {"deleted_messages": 14},
+    "delete.cancelled": {},
+    "mydata.intro": {},
+    "access.invite_needed": {},
+    "access.bad_code": {},
+    "access.too_many_codes": {},
+    "access.welcome": {"name": "Alex"},
+    "group.refusal": {},
+    "reminder": {},
+    "silence.followup": {},
+    "session.cap": {},
+    "session.day_cap": {},
+    "session.closed": {},
+    "welcome_back": {},
+    "exercise.done": {"title": "Sharing a small preference"},
+    "exercise.none": {},
+    "error.generic": {},
+    "menu.choose": {},
+    "menu.needs_consent": {"missing": ["core", "store_free_text", "share_with_therapist"]},
+    "pacing.smallest": {},
+    "pacing.enough": {"shared": 2},
+    "pacing.enough_ack": {},
+    "pacing.cannot_skip": {},
+    "settings.bad_time": {},
+    "settings.quiet_hours": {"start": "21:00", "end": "08:00"},
+    "settings.bad_timezone": {},
+    "stop.halted": {},
+    **{f"commands.{name}": {} for name in COMMANDS},
+    **{f"buttons.{name}": {} for name in BUTTON_KEYS},
+}
+
+
+def check_texts(
+    prompts_dir: Path, locale: str = "en", *, max_length: int = MAX_MESSAGE_LENGTH
+) -> list[Finding]:
+    """Check a locale's system texts as ``rehearse check`` reports them.
+
+    Every known key must be present (for a locale other than ``en`` a missing key is only a
+    warning: the English text is used), use only its own variables, be safe and valid
+    Telegram HTML, render with sample values within Telegram's limits, and button labels
+    must be short.
+
+    Returns:
+        Findings located at ``file:line:col``, errors before warnings.
+    """
+    try:
+        texts, source = load_texts(prompts_dir, locale)
+    except ScriptError as exc:
+        return exc.findings
+    english: Collection[str] = ()
+    if locale != "en":
+        try:
+            english = load_texts(prompts_dir, "en")[0]
+        except ScriptError:
+            english = ()
+    lines = (prompts_dir / locale / "texts.yaml").read_text(encoding="utf-8-sig").splitlines()
+    root = source.mark_for(())
+    findings = [
+        Finding.warning(root, "texts-missing",
+                        f"`{key}` is not translated; the English text is used")
+        if key in english
+        else Finding.error(root, "texts-missing", f"`{key}` is missing; the bot needs it")
+        for key in SYSTEM_TEXTS
+        if key not in texts
+    ]  # fmt: skip
+    checker = Renderer({}, max_length=max_length)
+    usable: dict[str, str] = {}
+    for key, text in texts.items():
+        mark = source.mark_for((key,), key=True)
+        if key not in SYSTEM_TEXTS:
+            close = difflib.get_close_matches(key, SYSTEM_TEXTS, n=1)
+            hint = f"; did you mean `{close[0]}`?" if close else ""
+            message = f"unknown key `{key}` (the bot never uses it){hint}"
+            findings.append(
+                Finding.warning(mark, "texts-unknown-key", message)
+            )
+            continue
+        problems = checker.check(text, SYSTEM_TEXTS[key])
+        first = _first_text_line(source.mark_for((key,)), lines)
+        for problem in problems:
+            message = f"`{key}`: {problem.message}"
+            at = Mark(mark.file, first + problem.line - 1, 1)
+            findings.append(Finding.error(at, problem.code, message))
+        if not problems:
+            usable[key] = text
+    renderer = Renderer(usable, max_length=max_length)
+    for key in usable:
+        mark = source.mark_for((key,), key=True)
+        try:
+            if key.startswith("buttons."):
+                renderer.label(key, **SYSTEM_TEXTS[key])
+                continue
+            text = renderer.system(key, **SYSTEM_TEXTS[key])
+            if not text:
+                raise RenderError("the text renders empty; Telegram cannot send an empty message")
+            if key.startswith("commands.") and (
+                text != plain_text(text) or len(text) > MAX_COMMAND_DESCRIPTION
+            ):
+                raise RenderError(
+                    "a command description is plain text (no tags, no &) of at most "
+                    f"{MAX_COMMAND_DESCRIPTION} characters"
+                )
+        except RenderError as exc:
+            message = f"`{key}` with sample values: {exc}"
+            findings.append(Finding.error(mark, "texts-render", message))
+    return sorted(findings, key=lambda f: (f.severity != Severity.ERROR, f.line, f.col))
+
+
+def _first_text_line(value: Mark, lines: list[str]) -> int:
+    """The file line of a text's first template line: the next one after a ``|`` or ``>``."""
+    rest = lines[value.line - 1][value.col - 1 :] if value.line <= len(lines) else ""
+    return value.line + 1 if rest[:1] in ("|", ">") else value.line
