@@ -113,7 +113,8 @@ class Terminal:
 
 
 async def play(loaded: Loaded, store: Store, client: str, *, watch: list[Path] | None = None,
-               stdin: TextIO = sys.stdin, out: TextIO = sys.stdout) -> None:
+               stdin: TextIO = sys.stdin, out: TextIO = sys.stdout,
+               watch_interval: float = WATCH_INTERVAL) -> None:
     """Run an interactive terminal session until end of input.
 
     Args:
@@ -123,12 +124,13 @@ async def play(loaded: Loaded, store: Store, client: str, *, watch: list[Path] |
         watch: Script files to reload when they change (live preview).
         stdin: Where lines are read from.
         out: Where messages are printed.
+        watch_interval: Seconds between two looks at the watched files.
     """
     service = Rehearsal(loaded.engine, store, lambda: datetime.now(UTC))
     terminal = Terminal(service, client, out)
     background = [asyncio.create_task(_fire_timers(terminal))]
     if watch:
-        background.append(asyncio.create_task(_watch(loaded, watch, terminal)))
+        background.append(asyncio.create_task(_watch(loaded, watch, terminal, watch_interval)))
     try:
         await terminal.send(Start(display_name=client))
         while True:
@@ -149,7 +151,7 @@ async def _fire_timers(terminal: Terminal) -> None:
             await terminal.flush()
 
 
-async def _watch(loaded: Loaded, files: list[Path], terminal: Terminal) -> None:
+async def _watch(loaded: Loaded, files: list[Path], terminal: Terminal, interval: float) -> None:
     """Reload scripts when they or files beside them (includes) change.
 
     A script with errors keeps its last good version, so a typo never breaks the preview.
@@ -161,7 +163,7 @@ async def _watch(loaded: Loaded, files: list[Path], terminal: Terminal) -> None:
 
     seen = stamp()
     while True:
-        await asyncio.sleep(WATCH_INTERVAL)
+        await asyncio.sleep(interval)
         now = stamp()
         if now == seen:
             continue

@@ -19,6 +19,7 @@ from bot.config import Config, load_config
 from bot.store import SqliteStore
 from bot.telegram import Pacer, TelegramEdge
 from tests.support.fake_bot_api import FakeBotApi
+from tests.support.telegram_client import Say
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,6 +71,16 @@ def loaded() -> Loaded:
     result = build(load_config(None, {}))
     assert result.scripts, result.findings
     return result
+
+
+@pytest.fixture
+def say(loaded: Loaded) -> Say:
+    """``say(key, **values)``: a system text exactly as the bot sends it."""
+
+    def render(key: str, **values: object) -> str:
+        return str(loaded.renderer.system(key, **values)).strip()
+
+    return render
 
 
 @pytest.fixture

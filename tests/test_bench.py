@@ -39,6 +39,7 @@ def test_the_crisis_benchmark_runs() -> None:
     assert "baseline: phrase list" in out and "ratio" in out
 
 
+@pytest.mark.slow
 def test_the_end_to_end_benchmark_runs(tmp_path: Path) -> None:
     out = run_bench("bench.bench_e2e", "--quick", "--dir", str(tmp_path))
     assert "echo" in out and "ours" in out and "vs echo" in out

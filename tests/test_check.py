@@ -519,9 +519,9 @@ def test_alias_bomb_is_refused_fast(tmp_path: Path) -> None:
     lines = ["a: &a [" + ", ".join(["lol"] * 9) + "]"]
     lines += [f"{c}: &{c} [" + ", ".join([f"*{p}"] * 9) + "]"
               for p, c in zip("abcde", "bcdef", strict=True)]
-    start = time.perf_counter()
+    start = time.process_time()
     findings = run(tmp_path, "\n".join(lines) + "\n")
-    assert time.perf_counter() - start < 2
+    assert time.process_time() - start < 2
     assert [f.code for f in findings] == ["yaml-too-many-nodes"]
 
 
@@ -640,10 +640,10 @@ def test_every_consent_a_script_may_require_is_one_the_engine_asks_for() -> None
 def test_two_thousand_steps_load_and_check_quickly(tmp_path: Path) -> None:
     path = tmp_path / "big.yaml"
     path.write_text(generate(2_000), encoding="utf-8")
-    start = time.perf_counter()
+    start = time.process_time()
     findings = check_paths([path])
     assert not errors(findings)
-    assert time.perf_counter() - start < 3  # about 0.75 s here; see docs/performance.md
+    assert time.process_time() - start < 3  # about 0.75 s here; see docs/performance.md
 
 
 class _SayThatChecksIn(Say):

@@ -39,10 +39,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bot.app import Loaded
 from bot.service import Rehearsal
 from bot.store import SqliteStore
 from tests.support.fake_bot_api import ApiError, FakeBotApi
+
+#: Rounds of kill -9 take a while; CI runs them (``-m 'not slow'`` leaves them out).
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 ROUNDS = int(os.environ.get("REHEARSE_CRASH_ROUNDS", "8"))

@@ -60,10 +60,6 @@ def _prompt_messages(d: Driver, script: LoadedScript) -> dict[str, int]:
     return shown
 
 
-def _ledger(d: Driver, kind: str) -> list[dict[str, object]]:
-    return [e.data for e in d.all_ledger() if e.kind == kind]
-
-
 # -- levels and the contract ---------------------------------------------------------------------
 
 
@@ -83,7 +79,7 @@ def test_nothing_above_the_contract_max_level_is_shown(loaded: Loaded, smaller: 
     shown = _prompt_messages(d, script)
     assert shown, "no prompt was shown at all"
     assert set(shown.values()) == {1}, shown
-    levels = [e["level"] for e in _ledger(d, "prompt")]
+    levels = [e["level"] for e in d.rows("prompt")]
     assert levels and set(levels) == {1}
 
 
@@ -102,7 +98,7 @@ def test_roleplay_turns_above_the_level_use_the_smaller_line(loaded: Loaded) -> 
             assert turn.smaller is not None and turn.smaller in sent
         else:
             assert turn.says in sent
-    turns = _ledger(d, "roleplay_turn")
+    turns = d.rows("roleplay_turn")
     assert [t["smaller"] for t in turns] == [t.level > 1 for t in play.turns]
 
 
@@ -116,7 +112,7 @@ def test_roleplay_turns_above_the_level_without_smaller_are_left_out(
     sent = "\n".join(m.text for out in d.history for m in out.messages)
     assert "Tell me your deepest fear." not in sent
     assert "How was your week" in sent and "Good to see you." in sent
-    assert _ledger(d, "turn_left_out") == [{"step": "talk", "turn": 1, "level": 3}]
+    assert d.rows("turn_left_out") == [{"step": "talk", "turn": 1, "level": 3}]
     # at level 3 the same turn is played in full
     deep = _client(engine, level=3, max_level=3)
     deep.pick("scene")
@@ -220,7 +216,7 @@ def test_level_yes_moves_one_level_no_keeps_it(loaded: Loaded) -> None:
     assert typed.state.level == 1 and typed.said("unexpected.text_at_buttons")
     d.press(d.label("level_yes"))
     assert d.state.level == 2
-    assert _ledger(d, "level_changed") == [{"from_level": 1, "to_level": 2, "asked": True}]
+    assert d.rows("level_changed") == [{"from_level": 1, "to_level": 2, "asked": True}]
     # the next session starts at level 2, and no second change is offered at once
     d.now += timedelta(days=1)
     _complete_first_steps(d)
@@ -232,7 +228,7 @@ def test_at_most_one_level_change_per_session(loaded: Loaded) -> None:
     d = _client(loaded.engine, max_level=5)
     d.state.progress.completed_at_level = {"1": 9, "2": 9, "3": 9}
     _complete_first_steps(d)
-    assert len(_ledger(d, "level_offered")) == 1
+    assert len(d.rows("level_offered")) == 1
     d.press(d.label("level_yes"))
     assert d.state.level == 2 and d.state.pending is None
     assert len([e for e in d.all_ledger() if e.kind == "level_changed"]) == 1
@@ -296,10 +292,10 @@ def test_smaller_takes_effect_at_once(loaded: Loaded) -> None:
     d.command("smaller")  # 4: nothing smaller is left
     assert d.texts()[0] == d.render("pacing.smallest")
     assert d.has_button("sh") and d.has_button("sk")
-    assert [e["choice"] for e in _ledger(d, "pacing")] == ["smaller"] * 3
+    assert [e["choice"] for e in d.rows("pacing")] == ["smaller"] * 3
     assert d.state.progress.smaller_steps == 3
     d.press("sh")
-    assert _ledger(d, "prompt")[-1] == {"step": "prompt-1", "prompt": lower.id, "level": 1,
+    assert d.rows("prompt")[-1] == {"step": "prompt-1", "prompt": lower.id, "level": 1,
                                         "smaller": True, "response": "shared"}
 
 
@@ -336,7 +332,7 @@ def test_high_distress_routes_to_calming_and_closes_after_two_rounds(loaded: Loa
     assert d.texts()[0] == d.render("checkin.high", distress=8)
     assert d.part == "calm" and d.state.session is not None
     assert d.state.session.frame.calm_exercise == "paced-breathing"
-    assert _ledger(d, "deescalation")[-1]["round"] == 1
+    assert d.rows("deescalation")[-1]["round"] == 1
     assert _calm_pages(d) == len(loaded.scripts["first-steps"].exercises["paced-breathing"].pages)
     assert d.part == "recheck" and d.texts() == [d.render("checkin.question")]
     d.text("8")
@@ -346,8 +342,8 @@ def test_high_distress_routes_to_calming_and_closes_after_two_rounds(loaded: Loa
     d.text("9")
     assert d.state.session is None
     assert d.said("checkin.still_high")
-    assert _ledger(d, "deescalation_closed") == [{"step": "checkin-before", "rounds": 2}]
-    ended = _ledger(d, "session_ended")[-1]
+    assert d.rows("deescalation_closed") == [{"step": "checkin-before", "rounds": 2}]
+    ended = d.rows("session_ended")[-1]
     assert ended["reason"] == "distress" and ended["completed"] is False
     assert "prompt" not in [e.kind for e in d.all_ledger()]  # never onward to a prompt
 
@@ -417,7 +413,7 @@ def test_high_distress_then_silence_gets_exactly_one_followup(loaded: Loaded) ->
     d.fire("silence", timers[0].due)
     assert d.texts() == [d.render("silence.followup")]
     assert d.state.session is None
-    assert _ledger(d, "session_ended")[-1]["reason"] == "silence"
+    assert d.rows("session_ended")[-1]["reason"] == "silence"
     for _ in range(3):
         d.advance(minutes=30)
         d.fire("silence")
@@ -476,7 +472,7 @@ def test_session_cap_closes_with_a_last_rating(loaded: Loaded) -> None:
     d.text("3")  # no "expected", no cues: just the last rating
     assert d.texts() == [d.render("checkin.thanks"), d.render("session.cap")]
     assert d.state.session is None
-    assert _ledger(d, "session_ended")[-1]["reason"] == "session-cap"
+    assert d.rows("session_ended")[-1]["reason"] == "session-cap"
 
 
 def test_session_cap_in_a_roleplay_steps_out_of_the_role_first(loaded: Loaded) -> None:
@@ -569,7 +565,7 @@ def test_after_two_weeks_away_start_one_level_lower(loaded: Loaded) -> None:
     assert d.state.session is not None and d.state.session.level == 1
     assert d.state.level == 2  # the client's level itself is not taken away
     d.at("prompt-1")
-    assert _ledger(d, "session_started")[-1]["level"] == 1
+    assert d.rows("session_started")[-1]["level"] == 1
     soon = _client(loaded.engine, level=2)
     soon.advance(days=13)
     soon.pick("first-steps")
@@ -651,7 +647,7 @@ def test_skip_with_reason_is_a_ledger_row(loaded: Loaded, code: str, reason: str
     d.press("sk")
     assert d.texts() == [d.render("prompt.skip_reason")]
     d.press(code)
-    assert _ledger(d, "pacing")[-1] == {"choice": "skip", "step": "prompt-1", "prompt": prompt,
+    assert d.rows("pacing")[-1] == {"choice": "skip", "step": "prompt-1", "prompt": prompt,
                                         "reason": reason}
     assert d.texts()[0] == d.render("prompt.skip_ack", reason=reason)
     assert d.step == "after-prompt-1"
@@ -680,12 +676,12 @@ def test_skip_at_a_roleplay_turn_and_connection(loaded: Loaded) -> None:
     d.pick("telling-a-friend")
     d.at("scene", "turn")
     d.command("skip")
-    assert _ledger(d, "pacing")[-1] == {"choice": "skip", "step": "scene", "turn": 0}
+    assert d.rows("pacing")[-1] == {"choice": "skip", "step": "scene", "turn": 0}
     c = _client(loaded.engine)
     c.pick("story-of-connection")
     c.at("note-it")
     c.press("sk")
-    assert _ledger(c, "pacing")[-1] == {"choice": "skip", "step": "note-it"}
+    assert c.rows("pacing")[-1] == {"choice": "skip", "step": "note-it"}
     assert c.state.progress.connections == 0
 
 
@@ -934,13 +930,13 @@ def test_at_a_gentle_pace_two_prompts_in_a_row_ask_whether_that_is_enough(
     assert (d.step, d.part) == ("p3", "enough") and d.codes() == ["mo", "en"]
     assert d.said("pacing.enough", shared=2)
     d.press("en")
-    assert _ledger(d, "pacing")[-1] == {"choice": "enough-for-today", "step": "p3",
+    assert d.rows("pacing")[-1] == {"choice": "enough-for-today", "step": "p3",
                                         "pace": "gentle", "prompts": 2}
     assert d.said("pacing.enough_ack")
     assert (d.step, d.part) == ("after", "rating")  # p3 and p4 are passed over
     d.walk_to_end()
-    assert [e["prompt"] for e in _ledger(d, "prompt")] == ["a", "b"]
-    assert _ledger(d, "session_ended")[-1]["completed"] is True
+    assert [e["prompt"] for e in d.rows("prompt")] == ["a", "b"]
+    assert d.rows("session_ended")[-1]["completed"] is True
 
 
 def test_one_more_goes_on_and_asks_again_after_as_many_prompts(tmp_path: Path) -> None:
@@ -949,7 +945,7 @@ def test_one_more_goes_on_and_asks_again_after_as_many_prompts(tmp_path: Path) -
     d.press("sh")
     d.press("mo")
     assert (d.step, d.part) == ("p3", "prompt")
-    assert _ledger(d, "pacing")[-1]["choice"] == "one-more"
+    assert d.rows("pacing")[-1]["choice"] == "one-more"
     d.press("sh")
     assert (d.step, d.part) == ("p4", "prompt")  # one prompt since the question
     d.press("sh")
@@ -978,5 +974,5 @@ def test_a_question_of_the_script_between_prompts_counts_as_asking(loaded: Loade
     d = _client(loaded.engine)
     d.pick("first-steps")
     d.walk_to_end(choice=0)  # "one more" at each of the script's own questions
-    assert len(_ledger(d, "prompt")) == 3
-    assert not [e for e in _ledger(d, "pacing") if "enough" in str(e["choice"])]
+    assert len(d.rows("prompt")) == 3
+    assert not [e for e in d.rows("pacing") if "enough" in str(e["choice"])]

@@ -31,10 +31,6 @@ def _client(loaded: Loaded, script_id: str, **consent: bool) -> Driver:
     return d
 
 
-def _rows(d: Driver, kind: str) -> list[dict[str, object]]:
-    return [e.data for e in d.all_ledger() if e.kind == kind]
-
-
 def test_say_steps_go_on_or_pause(loaded: Loaded) -> None:
     d = _client(loaded, "first-steps")
     assert d.step == "welcome"
@@ -51,7 +47,7 @@ def test_ask_saves_the_choice_and_branches(loaded: Loaded) -> None:
     d.at("choose-version")
     d.press(d.button("Gentle version").data.partition(":")[2])
     assert d.step == "scene-gentle"
-    assert _rows(d, "answer")[-1] == {"step": "choose-version", "choice": "Gentle version"}
+    assert d.rows("answer")[-1] == {"step": "choose-version", "choice": "Gentle version"}
     d.at("how-was-it")
     d.press("c3")  # "I felt fairly steady", value "steady": the branch takes `steady`
     session = d.state.session
@@ -103,7 +99,7 @@ def test_free_text_number_is_validated(tmp_path: Path) -> None:
         assert d.step == "how-many"
     d.text("4")
     assert d.step == "echo" and d.texts()[-1].startswith("You talked to 4 people.")
-    assert _rows(d, "answer")[-1] == {"step": "how-many", "free_text": True}
+    assert d.rows("answer")[-1] == {"step": "how-many", "free_text": True}
 
 
 def test_checkin_before_and_after(loaded: Loaded) -> None:
@@ -125,13 +121,13 @@ def test_checkin_before_and_after(loaded: Loaded) -> None:
     assert d.labels() == [d.label("relief_yes"), d.label("relief_little"), d.label("relief_no")]
     d.press("l1")
     assert d.state.session is None and d.said("exercise.done", title="First steps in sharing")
-    assert _rows(d, "checkin") == [
+    assert d.rows("checkin") == [
         {"step": "checkin-before", "distress": 3, "moment": "before", "round": 0},
         {"step": "checkin-after", "distress": 2, "moment": "after", "round": 0}]
-    assert _rows(d, "checkin_expected") == [{"step": "checkin-before", "expected": 6}]
-    assert _rows(d, "checkin_actual") == [{"step": "checkin-after", "actual": 4}]
-    assert _rows(d, "relief") == [{"step": "checkin-after", "relief": "a-little"}]
-    ended = _rows(d, "session_ended")[-1]
+    assert d.rows("checkin_expected") == [{"step": "checkin-before", "expected": 6}]
+    assert d.rows("checkin_actual") == [{"step": "checkin-after", "actual": 4}]
+    assert d.rows("relief") == [{"step": "checkin-after", "relief": "a-little"}]
+    ended = d.rows("session_ended")[-1]
     assert ended == {"script": "first-steps", "completed": True, "reason": "end", "level": 1,
                      "distress_before": 3, "distress_after": 2, "expected": 6, "actual": 4}
     assert d.state.progress.exercises_done == 1
@@ -153,7 +149,7 @@ def test_body_cues_are_ticked_in_place(loaded: Loaded) -> None:
     d.press("kd")
     assert d.texts()[0] == d.render("checkin.body_info", cues=[d.label("cue_tense_jaw")],
                                     under=False)
-    assert _rows(d, "body_cues") == [{"step": "checkin-before", "cues": ["tense_jaw"]}]
+    assert d.rows("body_cues") == [{"step": "checkin-before", "cues": ["tense_jaw"]}]
     assert d.step == "cues-are-information"
 
 
@@ -166,7 +162,7 @@ def test_exercise_pages(loaded: Loaded) -> None:
         d.press("go")
     assert d.labels() == [d.label("go_on")]  # the last page has no button of its own
     d.press("go")
-    assert _rows(d, "exercise_done") == [{"exercise": "paced-breathing", "calming": False}]
+    assert d.rows("exercise_done") == [{"exercise": "paced-breathing", "calming": False}]
     assert d.step == "what-did-you-learn"
 
 
@@ -201,7 +197,7 @@ def test_roleplay_frame_hint_example_and_checkins(loaded: Loaded) -> None:
     assert play.turns[0].example is not None
     assert d.texts()[0] == d.render("roleplay.example",
                                     example=loaded.renderer.text(play.turns[0].example, {}))
-    assert [r["help"] for r in _rows(d, "roleplay_help")] == ["hint", "example"]
+    assert [r["help"] for r in d.rows("roleplay_help")] == ["hint", "example"]
     d.text("Honestly, a bit up and down.")
     assert d.part == "turn" and d.state.session is not None
     assert d.state.session.frame.turn == 1
@@ -216,7 +212,7 @@ def test_roleplay_frame_hint_example_and_checkins(loaded: Loaded) -> None:
     assert play.debrief is not None
     assert str(loaded.renderer.text(play.debrief, {})).strip() in d.texts()
     assert d.step == "relief"
-    assert [r["response"] for r in _rows(d, "roleplay_turn")] == ["text", "said-it", "said-it"]
+    assert [r["response"] for r in d.rows("roleplay_turn")] == ["text", "said-it", "said-it"]
 
 
 def test_a_hostile_line_is_followed_by_a_checkin(loaded: Loaded) -> None:
@@ -247,18 +243,18 @@ def test_roleplay_turns_are_capped_by_the_contract(loaded: Loaded) -> None:
     d.press("sd")
     assert d.texts()[0] == d.render("roleplay.step_out", character="Robin")
     assert d.part == "rating"
-    assert len(_rows(d, "roleplay_turn")) == 1
+    assert len(d.rows("roleplay_turn")) == 1
 
 
 def test_prompts_are_not_repeated(loaded: Loaded) -> None:
     d = _client(loaded, "first-steps")
     d.walk_to_end()
-    shown = [r["prompt"] for r in _rows(d, "prompt")]
+    shown = [r["prompt"] for r in d.rows("prompt")]
     assert len(shown) == 3 and len(set(shown)) == 3
     assert d.state.progress.used_prompts == shown
     d.pick("first-steps")
     d.walk_to_end()
-    again = [r["prompt"] for r in _rows(d, "prompt")][3:]
+    again = [r["prompt"] for r in d.rows("prompt")][3:]
     level_1 = {p.id for p in loaded.scripts["first-steps"].prompts.values() if p.level == 1}
     assert set(again[:2]) == level_1 - set(shown)  # fresh ones first, then old ones again
     assert again[2] in shown
@@ -271,7 +267,7 @@ def test_off_limit_topics_are_never_drawn(loaded: Loaded) -> None:
     d.pick("first-steps")
     d.walk_to_end()
     script = loaded.scripts["first-steps"]
-    assert {script.prompts[str(r["prompt"])].topic for r in _rows(d, "prompt")} == {"needs"}
+    assert {script.prompts[str(r["prompt"])].topic for r in d.rows("prompt")} == {"needs"}
     blocked = Driver.new(loaded.engine)
     blocked.state.contract.off_limit_topics = sorted({p.topic for p in script.prompts.values()})
     blocked.consent()
@@ -280,7 +276,7 @@ def test_off_limit_topics_are_never_drawn(loaded: Loaded) -> None:
     blocked.text("1")
     blocked.text("1")
     assert blocked.said("prompt.none_left") and blocked.step == "after-prompt-1"
-    assert not _rows(blocked, "prompt")
+    assert not blocked.rows("prompt")
 
 
 def test_prompt_intro_then_text_and_answers(loaded: Loaded) -> None:
@@ -289,7 +285,7 @@ def test_prompt_intro_then_text_and_answers(loaded: Loaded) -> None:
     assert d.texts()[-2] == "Here's a first one."
     assert d.codes() == ["sh", "sm", "sk", "pa"]
     d.text("A long walk on Sunday")
-    assert _rows(d, "prompt")[-1]["response"] == "text"
+    assert d.rows("prompt")[-1]["response"] == "text"
     assert d.said("prompt.ack")
     assert d.state.progress.prompts_shared == 1
 
@@ -300,7 +296,7 @@ def test_connection_log(loaded: Loaded) -> None:
     assert d.codes() == ["sk", "pa"]
     d.text("coffee with Sam")
     assert d.state.progress.connections == 1
-    assert _rows(d, "connection_noted") == [{"step": "note-it"}]
+    assert d.rows("connection_noted") == [{"step": "note-it"}]
     d.walk_to_end()
     d.pick("story-of-connection")
     d.at("checkin-before", "expected")
@@ -349,4 +345,4 @@ def test_a_script_edited_under_a_running_session(loaded: Loaded, tmp_path: Path)
     d.press("go")
     assert d.texts() == [d.render("session.closed")]
     assert d.state.session is None
-    assert _rows(d, "session_ended")[-1]["reason"] == "script-changed"
+    assert d.rows("session_ended")[-1]["reason"] == "script-changed"

@@ -235,6 +235,7 @@ async def _fuzz_service(
         assert not leaked, f"texts typed without the opt-in were stored: {leaked}"
 
 
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(steps=st.lists(_step, min_size=5, max_size=60), name=_name, depth=st.integers(0, 60),
@@ -414,6 +415,7 @@ async def _telegram_sequence(bot: TelegramBot, user: int, steps: list[Step], nam
                 assert len(plain) <= MAX_TEXT_LENGTH
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                  HealthCheck.function_scoped_fixture])

@@ -99,10 +99,10 @@ def test_length_counts_what_telegram_counts() -> None:
 
 
 def test_a_runaway_loop_stops_early() -> None:
-    started = time.monotonic()
+    started = time.process_time()
     with pytest.raises(RenderError, match=r"far too long|Telegram allows"):
         Renderer({}).text("{% for i in range(1000) %}{{ 'abcdefghij' * 100 }}{% endfor %}", {})
-    assert time.monotonic() - started < 2
+    assert time.process_time() - started < 2
 
 
 # --- sandbox bounds -------------------------------------------------------------------------
@@ -136,10 +136,10 @@ def test_a_runaway_loop_stops_early() -> None:
 def test_sandbox_refuses_runaway_and_unsafe_templates(
     source: str, context: dict[str, object]
 ) -> None:
-    started = time.monotonic()
+    started = time.process_time()
     with pytest.raises(RenderError):
         Renderer({}).text(source, context)
-    assert time.monotonic() - started < 2
+    assert time.process_time() - started < 2
 
 
 def test_sandbox_keeps_ordinary_expressions_working() -> None:

@@ -21,7 +21,12 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from bot.store import Commit, SqliteStore
+
+#: Rounds of kill -9 take a while; CI runs them (``-m 'not slow'`` leaves them out).
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 ROUNDS = int(os.environ.get("REHEARSE_CRASH_ROUNDS", "8"))

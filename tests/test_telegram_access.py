@@ -7,7 +7,7 @@ Everything runs through the real bot against the fake Bot API; invites are store
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,21 +17,11 @@ from bot.app import Loaded
 from bot.cli import main as rehearse
 from bot.store import Invite, SqliteStore
 from bot.telegram import TelegramEdge, code_hash, new_code
-from bot.telegram._edge import TIMER_INTERVAL
 from tests.conftest import Clock, edge_config
 from tests.support.fake_bot_api import FakeBotApi
-from tests.support.telegram_client import TelegramClient, labels, running_edge, settle
+from tests.support.telegram_client import Say, TelegramClient, labels, running_edge, settle
 
-Say = Callable[..., str]
 ADMIN = 3003
-
-
-@pytest.fixture
-def say(loaded: Loaded) -> Say:
-    def render(key: str, **values: object) -> str:
-        return str(loaded.renderer.system(key, **values)).strip()
-
-    return render
 
 
 @pytest.fixture
@@ -224,7 +214,7 @@ async def test_an_erasure_by_the_operator_ends_access_without_a_restart(
     erased = await asyncio.to_thread(
         rehearse, ["erase", "tg:2001", "--yes", "--db", str(store._path)])
     assert erased == 0
-    await asyncio.sleep(2 * TIMER_INTERVAL)  # the bot notices at its next timer tick
+    await asyncio.sleep(2 * bot.waits.timers)  # the bot notices at its next timer tick
     await ada.send("/help")
     await ada.expect(say("access.invite_needed"))
     assert await store.load_state("tg:2001") is None

@@ -26,12 +26,12 @@ from bot.app import Loaded
 from bot.engine import COMMANDS, Start
 from bot.service import Rehearsal
 from bot.store import Commit, OutgoingMessage, SqliteStore
-from bot.telegram import TelegramEdge, chat_of, install_token_redaction
-from bot.telegram import _edge as edge_module
+from bot.telegram import TelegramEdge, Waits, chat_of, install_token_redaction
 from bot.telegram._logging import REDACTED
 from tests.conftest import Clock, edge_config
 from tests.support.fake_bot_api import DEFAULT_GROUP_CHAT_ID, FakeBotApi, SentMessage
 from tests.support.telegram_client import (
+    Say,
     TelegramClient,
     button_data,
     choose_script,
@@ -42,19 +42,6 @@ from tests.support.telegram_client import (
 )
 
 ALLOWED = {"mode": "allowlist", "allowlist": [1001, 1002]}
-
-
-Say = Callable[..., str]
-
-
-@pytest.fixture
-def say(loaded: Loaded) -> Say:
-    """``say(key, **values)``: a system text exactly as the bot sends it."""
-
-    def render(key: str, **values: object) -> str:
-        return str(loaded.renderer.system(key, **values)).strip()
-
-    return render
 
 
 def consent_intro(loaded: Loaded) -> str:
@@ -281,15 +268,14 @@ async def test_stop_mid_roleplay_sends_one_confirmation_then_nothing(
     store: SqliteStore,
     loaded: Loaded,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     say: Say,
     title: str,
     version: str,
 ) -> None:
-    monkeypatch.setattr(edge_module, "TIMER_INTERVAL", 0.05)
     clock = Clock()
     config = edge_config(fake_api, tmp_path / "rehearse.db", access=ALLOWED)
-    async with running_edge(config, loaded, store, clock=clock) as edge:
+    async with running_edge(config, loaded, store, clock=clock,
+                            waits=Waits(timers=0.05)) as edge:
         ada = TelegramClient(fake_api, 1001, "Ada")
         await ada.send("/start")
         await give_consent(ada, reminders=("Europe/London", "19:00"))
@@ -572,9 +558,7 @@ async def test_the_token_never_appears_in_any_log(
     loaded: Loaded,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(edge_module, "REFETCH_AFTER_FAILURE", 0.1)
     token = fake_api.token
     undo = install_token_redaction(token)
     stream = io.StringIO()
@@ -588,7 +572,8 @@ async def test_the_token_never_appears_in_any_log(
         caplog.set_level(logging.DEBUG, logger=name)  # even httpx, which logs request URLs
     try:
         config = edge_config(fake_api, tmp_path / "rehearse.db", access=ALLOWED)
-        async with running_edge(config, loaded, store) as edge:
+        async with running_edge(config, loaded, store,
+                                waits=Waits(refetch_after_failure=0.1)) as edge:
             raised: list[int] = []
 
             async def fail_once(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

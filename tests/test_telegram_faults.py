@@ -8,13 +8,14 @@ acted): the bot cannot tell that apart from a send that failed, so it sends agai
 once). And a client who blocks the bot is treated as having said /stop.
 
 Waiting is short and bounded everywhere: the sender's backoff is set to 0.5/1/2 s through
-``sending.backoff_seconds`` and the poller's through ``bot.telegram._edge.POLL_BACKOFF``.
+``sending.backoff_seconds`` and the poller's through the edge's :class:`~bot.telegram.Waits`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -26,11 +27,12 @@ from bot.app import Loaded
 from bot.config import Config
 from bot.engine import Command
 from bot.store import SqliteStore, StoreError
-from bot.telegram import TelegramEdge
+from bot.telegram import TelegramEdge, Waits
 from bot.telegram import _edge as edge_module
 from tests.conftest import Clock, edge_config
 from tests.support.fake_bot_api import FakeBotApi
 from tests.support.telegram_client import (
+    Say,
     TelegramClient,
     give_consent,
     labels,
@@ -42,20 +44,10 @@ BLOCKED = "Forbidden: bot was blocked by the user"
 CONFLICT = ("Conflict: terminated by other getUpdates request; "
             "make sure that only one bot instance is running")
 FAR = Clock().now + timedelta(days=3650)
-Say = Callable[..., str]
 
 
-@pytest.fixture(autouse=True)
-def _fast_poll_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(edge_module, "POLL_BACKOFF", (0.5, 1.0, 2.0))
-
-
-@pytest.fixture
-def say(loaded: Loaded) -> Say:
-    def render(key: str, **values: object) -> str:
-        return str(loaded.renderer.system(key, **values)).strip()
-
-    return render
+#: The poller retries quickly (and a batch that failed for lack of storage waits 5 s).
+WAITS = Waits(poll_backoff=(0.5, 1.0, 2.0))
 
 
 def privacy(say: Say) -> str:
@@ -72,7 +64,7 @@ def fault_config(api: FakeBotApi, db: Path) -> Config:
 async def bot(fake_api: FakeBotApi, store: SqliteStore, loaded: Loaded,
               tmp_path: Path) -> AsyncIterator[TelegramEdge]:
     async with running_edge(fault_config(fake_api, tmp_path / "rehearse.db"), loaded,
-                            store) as edge:
+                            store, waits=WAITS) as edge:
         yield edge
 
 
@@ -113,7 +105,7 @@ async def test_telegrams_own_flood_limits_are_absorbed(
     """Against a server enforcing ~1 message/s per chat (bursts of 3), with our own pacing
     off: the 429s it answers delay messages but lose or reorder none."""
     async with FakeBotApi(rate_limits=True) as api, running_edge(
-            fault_config(api, tmp_path / "rehearse.db"), loaded, store):
+            fault_config(api, tmp_path / "rehearse.db"), loaded, store, waits=WAITS):
         ada = TelegramClient(api, 1001, "Ada")
         commands = ["/help", "/privacy", "/help", "/privacy", "/help", "/privacy"]
         for text in commands:
@@ -127,7 +119,7 @@ async def test_telegrams_own_flood_limits_are_absorbed(
 
 
 # -- outages ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("seconds", [3, 30])
+@pytest.mark.parametrize("seconds", [3, pytest.param(30, marks=pytest.mark.slow)])
 async def test_an_outage_loses_no_message(
     bot: TelegramEdge, fake_api: FakeBotApi, store: SqliteStore, say: Say, seconds: int
 ) -> None:
@@ -302,18 +294,23 @@ async def test_an_update_that_always_fails_is_given_up_and_holds_nobody_up(
         started = time.monotonic()
         await bea.send("/help")
         await bea.expect(say("help"), timeout=5)
-        assert time.monotonic() - started < edge_module.REFETCH_AFTER_FAILURE
+        assert time.monotonic() - started < WAITS.refetch_after_failure
     await settle(fake_api, store)
     assert len(tried) == edge_module.MAX_ATTEMPTS  # given up: never fetched again
     assert "qzx" not in caplog.text and "ValueError" in caplog.text
 
 
 async def test_a_storage_failure_is_waited_out_however_long_it_lasts(
-    bot: TelegramEdge, fake_api: FakeBotApi, store: SqliteStore, say: Say,
-    monkeypatch: pytest.MonkeyPatch,
+    fake_api: FakeBotApi, store: SqliteStore, loaded: Loaded, tmp_path: Path, say: Say,
 ) -> None:
     """Unlike a bug, a failing store is never given up on: the update waits for it."""
-    monkeypatch.setattr(edge_module, "REFETCH_AFTER_FAILURE", 0.1)
+    waits = dataclasses.replace(WAITS, refetch_after_failure=0.1)
+    async with running_edge(fault_config(fake_api, tmp_path / "rehearse.db"), loaded,
+                            store, waits=waits) as bot:
+        await _waited_out(bot, fake_api, say)
+
+
+async def _waited_out(bot: TelegramEdge, fake_api: FakeBotApi, say: Say) -> None:
     failures: list[int] = []
 
     async def store_down(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import sqlite3
@@ -34,11 +35,12 @@ from telegram.ext import ContextTypes, TypeHandler
 
 from bot.app import Loaded
 from bot.store import Commit, SqliteStore, StoredAnswer
-from bot.telegram import TelegramEdge
+from bot.telegram import TelegramEdge, Waits
 from bot.telegram import _edge as edge_module
 from tests.conftest import edge_config
 from tests.support.fake_bot_api import FakeBotApi, JSONDict
 from tests.support.telegram_client import (
+    Say,
     TelegramClient,
     choose_script,
     give_consent,
@@ -50,29 +52,25 @@ from tests.support.telegram_client import (
 from tests.test_faults_storage import fill, small_tmpfs
 
 ADA, BEA, CAI = 1001, 1002, 1003
-Say = Callable[..., str]
 
 
-@pytest.fixture(autouse=True)
-def _fast_poll_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(edge_module, "POLL_BACKOFF", (0.2, 0.5, 1.0))
+#: The poller retries quickly (and a batch that failed for lack of storage waits 5 s).
+WAITS = Waits(poll_backoff=(0.2, 0.5, 1.0))
 
 
 @pytest.fixture
-def say(loaded: Loaded) -> Say:
-    def render(key: str, **values: object) -> str:
-        return str(loaded.renderer.system(key, **values)).strip()
-
-    return render
+def waits() -> Waits:
+    """The edge's waits (a test may parametrize its own)."""
+    return WAITS
 
 
 @pytest.fixture
 async def bot(fake_api: FakeBotApi, store: SqliteStore, loaded: Loaded,
-              tmp_path: Path) -> AsyncIterator[TelegramEdge]:
+              tmp_path: Path, waits: Waits) -> AsyncIterator[TelegramEdge]:
     config = edge_config(fake_api, tmp_path / "rehearse.db",
                          access={"mode": "allowlist", "allowlist": [ADA, BEA, CAI]},
                          sending={"backoff_seconds": [0.5, 1.0, 2.0]})
-    async with running_edge(config, loaded, store) as edge:
+    async with running_edge(config, loaded, store, waits=waits) as edge:
         yield edge
 
 
@@ -304,7 +302,7 @@ async def test_a_lone_surrogate_in_a_kept_answer_is_stored_replaced_and_holds_no
     started = time.monotonic()
     await bea.send("/help")
     await bea.expect(say("help"))
-    assert time.monotonic() - started < edge_module.REFETCH_AFTER_FAILURE
+    assert time.monotonic() - started < WAITS.refetch_after_failure
     await ada.expect(say("prompt.ack"))
     await settle(fake_api, store)
     assert [a.text for a in await store.answers("tg:1001")] == ["I told my sister \ufffd today"]
@@ -334,7 +332,7 @@ async def test_a_storage_error_caused_by_one_updates_data_is_not_waited_out(
     started = time.monotonic()
     await bea.send("/help")
     await bea.expect(say("help"))
-    assert time.monotonic() - started < edge_module.REFETCH_AFTER_FAILURE
+    assert time.monotonic() - started < WAITS.refetch_after_failure
     await settle(fake_api, store)
     assert len(tried) == edge_module.MAX_ATTEMPTS
 
@@ -384,7 +382,7 @@ async def test_a_full_disk_while_sending_a_crisis_reply_causes_no_duplicates(
         db = disk / "bot.db"
         config = edge_config(fake_api, db, access={"mode": "allowlist", "allowlist": [ADA]},
                              sending={"backoff_seconds": [0.5, 1.0, 2.0]})
-        async with SqliteStore(db) as store, running_edge(config, loaded, store):
+        async with SqliteStore(db) as store, running_edge(config, loaded, store, waits=WAITS):
             filler: list[Path] = []
 
             async def full() -> None:
@@ -399,11 +397,11 @@ async def test_a_full_disk_while_sending_a_crisis_reply_causes_no_duplicates(
 
 
 # -- flood limits on getUpdates --------------------------------------------------------------
+@pytest.mark.parametrize("waits", [dataclasses.replace(WAITS, max_retry_after=1.0)])
 async def test_a_long_retry_after_on_get_updates_is_capped(
     bot: TelegramEdge, fake_api: FakeBotApi, store: SqliteStore, say: Say,
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setattr(edge_module, "MAX_RETRY_AFTER", 1.0)
     ada = TelegramClient(fake_api, ADA, "Ada")
     await settle(fake_api, store)
     fake_api.fail("getUpdates", status=429, retry_after=600)
@@ -427,7 +425,7 @@ async def test_a_stop_mid_burst_ends_within_the_drain_and_loses_nothing(
     config = edge_config(fake_api, db, access={"mode": "allowlist", "allowlist": users})
     drain = 2.0
     async with SqliteStore(db) as store:
-        edge = TelegramEdge(config, loaded, store)
+        edge = TelegramEdge(config, loaded, store, waits=WAITS)
         await edge.start()
         clients = [TelegramClient(fake_api, user, "Burst") for user in users]
         fake_api.delay("sendMessage", 0.4, times=None)
@@ -442,7 +440,7 @@ async def test_a_stop_mid_burst_ends_within_the_drain_and_loses_nothing(
         assert left, "the drain should not have had time for everything"
         fake_api.clear_faults()
 
-        edge = TelegramEdge(config, loaded, store)
+        edge = TelegramEdge(config, loaded, store, waits=WAITS)
         await edge.start()
         try:
             await settle(fake_api, store, timeout=60)

@@ -16,11 +16,11 @@ import pytest
 
 from bot.app import Loaded
 from bot.store import DueTimer, SqliteStore
-from bot.telegram import TelegramEdge
-from bot.telegram import _edge as edge_module
+from bot.telegram import TelegramEdge, Waits
 from tests.conftest import Clock, edge_config
 from tests.support.fake_bot_api import FakeBotApi
 from tests.support.telegram_client import (
+    Say,
     TelegramClient,
     give_consent,
     labels,
@@ -29,24 +29,14 @@ from tests.support.telegram_client import (
     wait_until,
 )
 
-Say = Callable[..., str]
 CLIENT = "tg:1001"
 FAR = datetime(2100, 1, 1, tzinfo=UTC)
 NOT_NEUTRAL = ("rehearse", "therap", "distress", "disclos", "anxi", "crisis", "exercise",
                "streak", "missed", "practise now", "don't forget", "!")
 
 
-@pytest.fixture(autouse=True)
-def _fast_timers(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(edge_module, "TIMER_INTERVAL", 0.05)
-
-
-@pytest.fixture
-def say(loaded: Loaded) -> Say:
-    def render(key: str, **values: object) -> str:
-        return str(loaded.renderer.system(key, **values)).strip()
-
-    return render
+#: Timers are looked at every 50 ms (the clock itself moves by hand).
+WAITS = Waits(timers=0.05)
 
 
 @pytest.fixture
@@ -58,7 +48,7 @@ def start_bot(
                          access={"mode": "allowlist", "allowlist": [1001]})
 
     def start(store: SqliteStore) -> AbstractAsyncContextManager[TelegramEdge]:
-        return running_edge(config, loaded, store, clock=clock)
+        return running_edge(config, loaded, store, clock=clock, waits=WAITS)
 
     return start
 

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pytest
 
-import bot.terminal
 from bot.app import Loaded, build
 from bot.config import load_config
 from bot.store import SqliteStore
@@ -169,9 +168,7 @@ def _touch_later(path: Path, text: str) -> None:
     os.utime(path, (later, later))
 
 
-async def test_watch_reloads_and_keeps_the_place(tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bot.terminal, "WATCH_INTERVAL", 0.05)
+async def test_watch_reloads_and_keeps_the_place(tmp_path: Path) -> None:
     folder = tmp_path / "scripts"
     folder.mkdir()
     for name in ("first-steps.yaml", "library.yaml"):
@@ -182,7 +179,7 @@ async def test_watch_reloads_and_keeps_the_place(tmp_path: Path,
     out, keys = io.StringIO(), Typist()
     async with SqliteStore(tmp_path / "t.db") as store:
         task = asyncio.create_task(play(loaded, store, "ada", watch=[script], stdin=keys,
-                                        out=out))
+                                        out=out, watch_interval=0.05))
         try:
             keys.type(*CONSENT, "1", "1")
             await _until(lambda: "For each prompt you can type" in out.getvalue(), "step 2")

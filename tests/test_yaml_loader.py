@@ -61,10 +61,10 @@ def test_file_exactly_at_the_size_limit_loads(tmp_path: Path) -> None:
 def test_ten_megabyte_file_is_rejected_quickly(tmp_path: Path) -> None:
     path = tmp_path / "big.yaml"
     path.write_bytes(b"key: value\n" * 1_000_000)
-    start = time.perf_counter()
+    start = time.process_time()
     with pytest.raises(ScriptError) as caught:
         load_yaml(path)
-    assert time.perf_counter() - start < 1.0
+    assert time.process_time() - start < 1.0
     assert located(caught.value.findings) == [(1, 1, "yaml-too-large")]
     assert caught.value.findings[0].file == str(path)
 
@@ -279,17 +279,17 @@ BILLION_LAUGHS = "\n".join(
 
 
 def test_billion_laughs_is_rejected_fast(tmp_path: Path) -> None:
-    start = time.perf_counter()
+    start = time.process_time()
     found = errors(tmp_path, BILLION_LAUGHS)
-    assert time.perf_counter() - start < 0.5
+    assert time.process_time() - start < 0.5
     assert located(found) == [(7, 28, "yaml-aliases")]
 
 
 def test_doubling_bomb_within_the_alias_limit_is_rejected_fast(tmp_path: Path) -> None:
     lines = ["a0: &a0 [x, x]", *(f"a{i + 1}: &a{i + 1} [*a{i}, *a{i}]" for i in range(24))]
-    start = time.perf_counter()
+    start = time.process_time()
     found = errors(tmp_path, "\n".join(lines))
-    assert time.perf_counter() - start < 0.5
+    assert time.process_time() - start < 0.5
     assert located(found) == [(1, 1, "yaml-too-many-nodes")]
 
 

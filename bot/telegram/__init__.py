@@ -16,7 +16,7 @@ from telegram.error import InvalidToken, TelegramError
 from bot.app import build
 from bot.config import Config
 from bot.store import SqliteStore, StoreError
-from bot.telegram._edge import TelegramEdge, chat_of, serve
+from bot.telegram._edge import TelegramEdge, Waits, chat_of, serve
 from bot.telegram._invites import code_hash, new_code
 from bot.telegram._logging import install_token_redaction
 from bot.telegram._sender import OutboxSender, Pacer
@@ -27,6 +27,7 @@ __all__ = [
     "OutboxSender",
     "Pacer",
     "TelegramEdge",
+    "Waits",
     "bot_username",
     "chat_of",
     "code_hash",

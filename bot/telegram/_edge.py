@@ -27,6 +27,7 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -64,20 +65,43 @@ from bot.telegram._sender import OutboxSender, Pacer
 
 log = logging.getLogger(__name__)
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
-TIMER_INTERVAL = 1.0
-#: Seconds to wait after the 1st, 2nd, … failed ``getUpdates`` in a row (the last repeats).
-#: Capped low: while the bot waits it is deaf to ``/stop`` and crisis messages, and a
-#: failed poll costs Telegram almost nothing.
-POLL_BACKOFF: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 10.0)
-#: Seconds to wait before fetching a batch again whose handling failed for lack of storage
-#: or network (other failures are tried again at once).
-REFETCH_AFTER_FAILURE = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Waits:
+    """How long the edge waits, in seconds (tests pass shorter ones).
+
+    Attributes:
+        timers: Between two rounds of due timers (and of noticing operator commands).
+        poll_backoff: After the 1st, 2nd, … failed ``getUpdates`` in a row (the last
+            repeats), and between restarts of a failed loop. Capped low: while the bot waits
+            it is deaf to ``/stop`` and crisis messages, and a failed poll costs Telegram
+            almost nothing.
+        refetch_after_failure: Before fetching a batch again whose handling failed for lack
+            of storage or network (other failures are tried again at once).
+        max_retry_after: The longest wait when Telegram answers ``getUpdates`` with 429 and
+            a ``retry_after``: while waiting the bot is deaf to crisis messages, and asking
+            again early costs one request that Telegram refuses again (the sender, by
+            contrast, obeys ``retry_after`` in full).
+        restart_forgiven_after: A loop that ran this long before it failed starts counting
+            its failures afresh.
+        purge: Between two retention purges.
+    """
+
+    timers: float = 1.0
+    poll_backoff: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 10.0)
+    refetch_after_failure: float = 5.0
+    max_retry_after: float = 30.0
+    restart_forgiven_after: float = 60.0
+    purge: float = 24 * 60 * 60.0
+
+    def backoff(self, failures: int) -> float:
+        """The wait after ``failures`` failures in a row."""
+        return self.poll_backoff[min(failures, len(self.poll_backoff)) - 1]
+
+
 #: Attempts at an update whose handling fails for any other reason before it is given up.
 MAX_ATTEMPTS = 3
-#: Longest wait when Telegram answers ``getUpdates`` with 429 and a ``retry_after``: while
-#: waiting the bot is deaf to crisis messages, and asking again early costs one request that
-#: Telegram refuses again (the sender, by contrast, obeys ``retry_after`` in full).
-MAX_RETRY_AFTER = 30.0
 #: Seconds a long poll may take beyond its ``timeout`` before it counts as timed out.
 POLL_READ_MARGIN = 10.0
 #: How long a stop lets the updates in hand finish and the outbox drain (``stop``) ...
@@ -85,11 +109,8 @@ DRAIN_SECONDS = 8.0
 #: ... and how much longer it allows for the sends in flight then, confirming the last
 #: offset and closing connections: SIGTERM ends the bot within 10 s (systemd kills at 30).
 STOP_GRACE = 2.0
-#: Failures in a row after which a loop is no longer restarted and the bot stops; a loop
-#: that ran this long before it failed starts counting afresh.
+#: Failures in a row after which a loop is no longer restarted and the bot stops.
 MAX_RESTARTS = 5
-RESTART_FORGIVEN_AFTER = 60.0
-PURGE_INTERVAL = 24 * 60 * 60.0
 #: Connections to the Bot API for everything but polling (python-telegram-bot's default is
 #: 256). httpx checks every idle connection on every request, so a large pool costs CPU on
 #: each one; 8 carry 160 requests a second at a 50 ms round trip, well above what
@@ -142,6 +163,7 @@ class TelegramEdge:
         store: An opened store.
         clock: Current UTC time.
         pacer: Rate limits (defaults from ``config.sending``).
+        waits: How long the edge waits between timer rounds and after failures.
     """
 
     def __init__(
@@ -151,9 +173,11 @@ class TelegramEdge:
         store: Store,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         pacer: Pacer | None = None,
+        waits: Waits = Waits(),
     ) -> None:
         assert config.token is not None
         self.config = config
+        self.waits = waits
         self.service = Rehearsal(loaded.engine, store, clock, chat_of,
                                  config.storage.retention)
         builder = (
@@ -252,7 +276,7 @@ class TelegramEdge:
 
     # -- loops ------------------------------------------------------------------------------
     async def _supervised(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
-        if not await supervise(name, loop, self._stop):
+        if not await supervise(name, loop, self._stop, self.waits):
             self.failed = True
             self._stop.set()
 
@@ -273,7 +297,7 @@ class TelegramEdge:
                 return
             except RetryAfter as exc:
                 asked = _seconds(exc.retry_after)
-                wait = min(asked, MAX_RETRY_AFTER)
+                wait = min(asked, self.waits.max_retry_after)
                 log.warning("Telegram asked to wait %.0f s before fetching updates again; "
                             "asking again in %.0f s", asked, wait)
                 await self._pause(wait)
@@ -283,14 +307,14 @@ class TelegramEdge:
                 # ago during a deploy). Never let the poller die: the bot would go deaf.
                 failures += 1
                 log.warning("fetching updates failed (%s); retrying", type(exc).__name__)
-                await self._pause(_backoff(failures))
+                await self._pause(self.waits.backoff(failures))
                 continue
             except Exception as exc:
                 # The type only: a body that cannot be decoded may be quoted in the message.
                 failures += 1
                 log.error("fetching updates failed unexpectedly (%s); retrying",
                           type(exc).__name__)
-                await self._pause(_backoff(failures))
+                await self._pause(self.waits.backoff(failures))
                 continue
             confirmed = offset
             if batch.nameless or batch.repeated:
@@ -300,7 +324,7 @@ class TelegramEdge:
                 # Nothing but updates no offset can confirm: they are served again at once.
                 failures = failures + 1 if batch.nameless else 0
                 if batch.nameless:
-                    await self._pause(_backoff(failures))
+                    await self._pause(self.waits.backoff(failures))
                 continue
             failures = 0
             if await self._handle(batch):
@@ -323,7 +347,7 @@ class TelegramEdge:
                   if (chat := u.effective_chat) is not None and chat.type == chat.PRIVATE]
         await self._apologise(chats)
         if self._unavailable:
-            await self._pause(REFETCH_AFTER_FAILURE)
+            await self._pause(self.waits.refetch_after_failure)
             return False
         if self._failed:
             return False
@@ -392,10 +416,10 @@ class TelegramEdge:
                 if time.monotonic() >= next_purge:
                     purged = await self.service.purge()
                     log.info("retention purge removed %d rows", purged)
-                    next_purge = time.monotonic() + PURGE_INTERVAL
+                    next_purge = time.monotonic() + self.waits.purge
             except Exception:
                 log.exception("timers or purge failed; trying again")
-            await self._pause(TIMER_INTERVAL)
+            await self._pause(self.waits.timers)
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -445,14 +469,14 @@ class TelegramEdge:
 
 
 async def supervise(name: str, loop: Callable[[], Awaitable[None]], stop: asyncio.Event,
-                    ) -> bool:
+                    waits: Waits = Waits()) -> bool:
     """Run a loop of the edge until it returns, restarting it after an unexpected error.
 
-    Between restarts it pauses as the poller does after failures (:data:`POLL_BACKOFF`).
+    Between restarts it pauses as the poller does after failures (``waits.poll_backoff``).
 
     Returns:
         False when it failed :data:`MAX_RESTARTS` times in a row (a run that lasted
-        :data:`RESTART_FORGIVEN_AFTER` seconds resets the count): the bot should stop.
+        ``waits.restart_forgiven_after`` seconds resets the count): the bot should stop.
     """
     failures = 0
     while True:
@@ -461,7 +485,7 @@ async def supervise(name: str, loop: Callable[[], Awaitable[None]], stop: asynci
             await loop()
             return True
         except Exception as error:
-            if time.monotonic() - started >= RESTART_FORGIVEN_AFTER:
+            if time.monotonic() - started >= waits.restart_forgiven_after:
                 failures = 0
             failures += 1
             log.error("the %s loop failed (%s), failure %d of %d\n%s", name, _kind(error),
@@ -472,7 +496,7 @@ async def supervise(name: str, loop: Callable[[], Awaitable[None]], stop: asynci
         if stop.is_set():
             return True
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=_backoff(failures))
+            await asyncio.wait_for(stop.wait(), timeout=waits.backoff(failures))
         log.info("restarting the %s loop", name)
 
 
@@ -483,10 +507,6 @@ async def _finish(tasks: Sequence[asyncio.Task[None]], by: float) -> bool:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     return bool(pending)
-
-
-def _backoff(failures: int) -> float:
-    return POLL_BACKOFF[min(failures, len(POLL_BACKOFF)) - 1]
 
 
 def _frames(error: BaseException | None) -> str:

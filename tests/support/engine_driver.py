@@ -239,6 +239,10 @@ class Driver:
         """Every ledger row so far."""
         return [e for out in self.history for e in out.ledger]
 
+    def rows(self, kind: str) -> list[dict[str, object]]:
+        """The data of every ledger row of this kind so far."""
+        return [e.data for e in self.all_ledger() if e.kind == kind]
+
     def resources_text(self, text: str | None = None, *, running: bool = False) -> str:
         """The first crisis message: for ``text`` (what the client wrote), else for /sos."""
         lines = self.engine.resources.policy.lines(self.state.settings.region)

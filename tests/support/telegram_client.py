@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from bot.app import Loaded
 from bot.config import Config
 from bot.store import Store
-from bot.telegram import Pacer, TelegramEdge
+from bot.telegram import Pacer, TelegramEdge, Waits
 from tests.support.fake_bot_api import FakeBotApi, SentMessage
 
 _TAGS = re.compile(r"<[^>]+>")
@@ -195,6 +195,10 @@ def pacing_off() -> Pacer:
     return Pacer(per_chat=0, overall=0)
 
 
+#: ``say(key, **values)``: a system text exactly as the bot sends it (the ``say`` fixture).
+Say = Callable[..., str]
+
+
 @contextlib.asynccontextmanager
 async def running_edge(
     config: Config,
@@ -202,12 +206,15 @@ async def running_edge(
     store: Store,
     clock: Callable[[], datetime] | None = None,
     pacer: Pacer | None = None,
+    waits: Waits | None = None,
 ) -> AsyncIterator[TelegramEdge]:
     """Start the real bot against the fake server; stop it gracefully afterwards."""
+    waits = waits or Waits()
     edge = (
-        TelegramEdge(config, loaded, store, clock=clock, pacer=pacer or pacing_off())
+        TelegramEdge(config, loaded, store, clock=clock, pacer=pacer or pacing_off(),
+                     waits=waits)
         if clock is not None
-        else TelegramEdge(config, loaded, store, pacer=pacer or pacing_off())
+        else TelegramEdge(config, loaded, store, pacer=pacer or pacing_off(), waits=waits)
     )
     await edge.start()
     try:
