@@ -21,7 +21,6 @@ import yaml
 from bot.app import Loaded, build
 from bot.config import load_config
 from bot.engine import Engine
-
 from tests.support.engine_driver import (
     CRISIS,
     Driver,
