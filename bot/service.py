@@ -191,7 +191,8 @@ class Rehearsal:
         chat_id = self.chat_of(client_id)
         queued = await self.store.commit(Commit(
             event_id=event_id, client_id=client_id, at=now, state=None,
-            outbox=[OutgoingMessage(client_id, chat_id, m.to_payload()) for m in messages],
+            outbox=[OutgoingMessage(client_id, chat_id, {**m.to_payload(), "stranger": True})
+                    for m in messages],
         ))
         if queued:
             self.outbox_ready.set()

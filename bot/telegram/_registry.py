@@ -45,6 +45,7 @@ from bot.telegram._convert import Incoming, client_key, convert
 from bot.telegram._invites import code_hash, new_code
 from bot.telegram._recent import Recent
 from bot.telegram._sender import OutboxSender
+from bot.telegram._strangers import StrangerGate
 
 log = logging.getLogger(__name__)
 Context = ContextTypes.DEFAULT_TYPE
@@ -84,6 +85,9 @@ class Handlers:
         self.texts = texts
         self.crisis = service.engine.resources.crisis
         self.clock = clock
+        access = config.access
+        self.strangers = StrangerGate(access.stranger_replies_per_minute,
+                                      access.stranger_codes_per_minute)
         #: Clients let in lately (a cache of the store; bounded, so flat in idle clients).
         self._admitted: Recent[str, bool] = Recent()
         self._refused_groups: Recent[int, bool] = Recent()
@@ -131,7 +135,8 @@ class Handlers:
         detection = self.crisis.scan(incoming.free_text)
         if detection or (isinstance(event, Command) and event.name == "sos"):
             await self._stranger_crisis(context, incoming, detection)
-        else:
+        elif self.strangers.may_greet(int(incoming.client_id.removeprefix("tg:")),
+                                      asked=_asks_for_greeting(event)):
             await self._reply(context, incoming.chat_id, self.texts.system("access.invite_needed"))
         raise ApplicationHandlerStop
 
@@ -158,14 +163,18 @@ class Handlers:
         store, now = self.service.store, self.clock()
         access = self.config.access
         window = timedelta(minutes=access.wrong_code_window_minutes)
+        admitted = await self.admitted(incoming.client_id)
+        if not admitted and not self.strangers.may_try_code():
+            return False  # a flood of guesses: not checked, not recorded, not answered
         if await store.failed_codes(incoming.client_id, now, window) >= access.wrong_code_limit:
-            await self._reply(context, incoming.chat_id,
-                              self.texts.system("access.too_many_codes"))
+            if admitted or self.strangers.may_reply():
+                await self._reply(context, incoming.chat_id,
+                                  self.texts.system("access.too_many_codes"))
             return False
         invite = await store.redeem_invite(code_hash(code), incoming.client_id, now)
         if invite is None:
             await store.record_failed_code(incoming.client_id, now, window)
-            if not await self.admitted(incoming.client_id):
+            if not admitted and self.strangers.may_reply():
                 await self._reply(context, incoming.chat_id, self.texts.system("access.bad_code"))
             return False
         self._admitted.put(incoming.client_id, True)
@@ -308,3 +317,8 @@ class Handlers:
             await context.bot.send_message(chat_id, text, parse_mode=ParseMode.HTML)
         except TelegramError as exc:
             log.warning("could not answer a chat (%s)", type(exc).__name__)
+
+
+def _asks_for_greeting(event: object) -> bool:
+    """A stranger's ``/start`` or ``/help``: answered each time (within the budget)."""
+    return isinstance(event, Start) or (isinstance(event, Command) and event.name == "help")
