@@ -155,13 +155,14 @@ class RememberedDetector(Detector):
 
     def __init__(self, detector: Detector) -> None:  # no super().__init__: nothing to rebuild
         self.__dict__.update(vars(detector))
+        self._detector = detector
         self._found: dict[str, Detection] = {}
 
     def scan(self, text: str) -> Detection:
-        """The rules ``text`` matches."""
+        """The rules ``text`` matches, as the wrapped detector finds them."""
         found = self._found.get(text)
         if found is None:
-            found = self._found[text] = super().scan(text)
+            found = self._found[text] = self._detector.scan(text)
         return found
 
 
