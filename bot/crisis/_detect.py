@@ -87,7 +87,8 @@ class Detector:
         matches: list[Match] = []
         seen: set[str] = set()
         for rule in self._rules:
-            if rule.pattern.id in seen or not all(p in spans for p in rule.pattern.parts):
+            if rule.pattern.id in seen or not all(p in spans for p in rule.pattern.parts) \
+                    or (rule.near and not any(p in spans for p in rule.near)):
                 continue
             found = self._find(rule, spans, masked)
             if found is None:
@@ -168,12 +169,25 @@ class Detector:
             if any(start < first and first - end <= window
                    for part in rule.not_after for start, end in spans.get(part, ())):
                 continue
-            near = self.book.near_window
-            if any(end > first - near and start < last + near
-                   for part in rule.not_near for start, end in spans.get(part, ())):
+            if self._close(rule.not_near, spans, first, last, self.book.near_window):
+                continue
+            if any(start > first and end < last
+                   for part in rule.not_inside for start, end in spans.get(part, ())):
+                continue
+            if rule.near and not self._close(rule.near, spans, first, last,
+                                             self.book.context_window):
                 continue
             return found
         return None
+
+    @staticmethod
+    def _close(
+        parts: tuple[str, ...], spans: dict[str, list[_Span]], first: int, last: int,
+        window: int,
+    ) -> bool:
+        """Whether one of ``parts`` stands within ``window`` words of ``first``..``last``."""
+        return any(end > first - window and start < last + window
+                   for part in parts for start, end in spans.get(part, ()))
 
     def _first(
         self, pattern: Pattern, spans: dict[str, list[_Span]], masked: set[int]

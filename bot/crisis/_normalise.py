@@ -3,8 +3,10 @@
 Every step exists because people in distress type fast and hide words, on purpose or not:
 look-alike letters from other alphabets ("kіll" with a Cyrillic і), invisible characters
 inside a word ("ki\u200bll"), digits for letters ("k1ll"), chat spellings ("want 2 die",
-"im"), words run together ("killmyself") and typos ("wnat", "suicidle"). Nothing here knows
-what is risky: that is the rule book's job. The text is only ever held in memory.
+"im", "he'll"), words run together ("killmyself") or spaced out ("d i e"), letters masked
+with a star ("s*icide"), dropped g's ("thinkin"), typos ("wnat", "suicidle") and emoji
+standing for a word (a pill). Nothing here knows what is risky: that is the rule book's
+job. The text is only ever held in memory.
 """
 
 from __future__ import annotations
@@ -37,9 +39,19 @@ _LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "
          "$": "s", "!": "i", "|": "l", "€": "e"}
 _LEET_ALT = {"1": "l", "!": "l"}  # the other reading, tried when the first is not a word
 
-_TOKEN = re.compile(r"[a-z0-9@$!|€]+")
+#: The form every pure-digit word also has ("5" in "5 kms"), so a rule can say "after a
+#: number" with the literal word ``number`` (for example in ``not_after``).
+NUMBER = "number"
+
+_CHARS = r"a-z0-9@$!|€*"
+#: A word (with apostrophes and slashes inside it: "he'll", "s/h"), or any other character.
+_TOKEN = re.compile(rf"(?P<word>[{_CHARS}]+(?:['/][{_CHARS}]+)*)|(?P<other>\S)")
 _WORDY = re.compile(r"[a-z]")
 _REPEATS = re.compile(r"(.)\1{2,}")
+_NUMBER_UNIT = re.compile(r"(\d+)([a-z]+)")
+_APOSTROPHES = str.maketrans({"’": "'", "ʼ": "'", "`": "'", "‘": "'", "′": "'"})
+#: The shortest run of single letters read as one spaced-out word ("d i e").
+_MIN_SPACED = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +77,23 @@ def fold(text: str) -> str:
     is every combining mark (accents, "zalgo" stacks); look-alike letters become Latin ones
     and apostrophes are dropped so that "don't" and "dont" are one word.
     """
+    return _fold_chars(text).replace("'", "")
+
+
+def _fold_chars(text: str) -> str:
+    """:func:`fold`, keeping apostrophes (all written as ``'``) for chat spellings."""
     text = unicodedata.normalize("NFKC", text).casefold()
     text = "".join(ch for ch in unicodedata.normalize("NFKD", text)
                    if unicodedata.category(ch) not in ("Cf", "Mn", "Me"))
-    text = text.translate(CONFUSABLES)
-    return text.replace("’", "").replace("'", "").replace("`", "").replace("ʼ", "")
+    return text.translate(CONFUSABLES).translate(_APOSTROPHES)
+
+
+def _emoji_word(char: str) -> str | None:
+    """A pictograph as the word its Unicode name spells (💊 → ``pill``), or None."""
+    if unicodedata.category(char) != "So":
+        return None
+    name = "".join(ch for ch in unicodedata.name(char, "").casefold() if ch.isalnum())
+    return name or None
 
 
 @dataclass(frozen=True)
@@ -77,7 +101,8 @@ class Speller:
     """Repairs chat spelling with a vocabulary: the rule book's words plus a dictionary.
 
     Attributes:
-        chat: Chat spellings and contractions, each to one or more words (``im`` → ``i am``).
+        chat: Chat spellings and contractions, each to one or more words (``im`` → ``i am``,
+            ``he'll`` → ``he will``); a spelling may keep its apostrophe.
         vocabulary: Every word the rule book names; joins and typos are repaired only into
             these, so a repair can never invent a word no rule cares about.
         glue: Short everyday words allowed as parts of a join (``kill`` + ``my`` + ``self``).
@@ -92,23 +117,89 @@ class Speller:
     def words(self, text: str) -> list[Word]:
         """The message as repaired words, in order."""
         words: list[Word] = []
-        for raw in _TOKEN.findall(fold(text)):
-            for part, how in self._repair(raw):
-                words.extend(self._expand(part, how))
+        for raw, how in self._tokens(text):
+            if how:  # a pictograph, read as its name and never repaired
+                words.extend(self._expand(raw, how))
+                continue
+            for part, repaired in self._repair(raw):
+                words.extend(self._expand(part, repaired, number=part.isdigit()))
         return words
+
+    # -- tokens -----------------------------------------------------------------------------
+    def _tokens(self, text: str) -> list[tuple[str, str]]:
+        """Raw words in order; pictographs as their names (with a note), slashes resolved.
+
+        ``s/h`` and ``w/o`` (single letters around a slash) are one abbreviation; other
+        slashed words are separate words ("and/or"). Stars and ``!|`` at either end are
+        punctuation ("*hugs*", "die!!"), and so is a leading ``@`` (a mention). A run of
+        single letters spelled out ("d i e") is one word when, joined, it is a word or
+        splits into rule words.
+        """
+        tokens: list[tuple[str, str]] = []
+        for found in _TOKEN.finditer(_fold_chars(text)):
+            word = found.group("word")
+            if word is None:
+                name = _emoji_word(found.group("other"))
+                if name is not None:
+                    tokens.append((name, f"emoji {name}"))
+                continue
+            word = word.strip("*!|").lstrip("@")
+            parts = word.split("/")
+            if len(parts) > 1 and all(len(p) == 1 for p in parts):
+                tokens.append(("".join(parts), ""))
+            else:
+                tokens.extend((p, "") for p in parts if p)
+        return self._join_spaced(tokens)
+
+    def _join_spaced(self, tokens: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        joined: list[tuple[str, str]] = []
+        i = 0
+        while i < len(tokens):
+            end = i
+            while end < len(tokens) and len(tokens[end][0]) == 1 and tokens[end][0].isalpha() \
+                    and not tokens[end][1]:
+                end += 1
+            if end - i >= _MIN_SPACED:
+                word = "".join(t for t, _ in tokens[i:end])
+                if self._readable(word):
+                    joined.append((word, ""))
+                    i = end
+                    continue
+            joined.append(tokens[i])
+            i += 1
+        return joined
+
+    def _readable(self, word: str) -> bool:
+        """Whether a spelled-out run, joined, is a word or splits into rule words."""
+        return (word in self.vocabulary or word in self.chat or self._known(word)
+                or self._split(word) is not None)
 
     # -- repairs ----------------------------------------------------------------------------
     def _repair(self, raw: str) -> Iterable[tuple[str, str]]:
         """One raw token as one or more words, each with how it was repaired."""
         if raw in self.chat or raw in self.vocabulary:
             return [(raw, "")]
+        if "'" in raw:
+            raw = raw.replace("'", "")
+            if raw in self.chat or raw in self.vocabulary:
+                return [(raw, "")]
+        if "*" in raw:
+            unmasked = self._unmask(raw)
+            return [(unmasked, f"masked letters in {raw}")] if unmasked else [(raw, "")]
         token, how = raw, ""
         if _WORDY.search(raw) and not raw.isalpha():
             token, how = self._unleet(raw), f"digits for letters in {raw}"
+            unit = _NUMBER_UNIT.fullmatch(raw)
+            if unit and not (token in self.vocabulary or token in self.chat
+                             or self._known(token)):
+                return [(unit.group(1), ""), (unit.group(2), "")]  # "5kms", "40mg"
         if not token.isalpha():
             return [(raw, "")]
         if token in self.vocabulary or token in self.chat or self._known(token):
             return [(token, how)]
+        dropped_g = token + "g"
+        if token.endswith("in") and (dropped_g in self.vocabulary or self._known(dropped_g)):
+            return [(dropped_g, f"dropped g in {raw}")]  # "thinkin", "endin"
         squeezed = self._squeeze(token)
         if squeezed != token:
             return [(squeezed, f"repeated letters in {raw}")]
@@ -145,6 +236,19 @@ class Speller:
             return None
         return _segment(token, self.vocabulary, self.glue, self.lang)
 
+    def _unmask(self, token: str) -> str | None:
+        """``s*icide`` → ``suicide``: the one rule word the star hides a letter of.
+
+        Each star stands for one letter (``k*ll``) or, failing that, for one to three
+        (``s*cide``); a word is repaired only when exactly one rule word fits.
+        """
+        for letters in ("{1}", "{1,3}"):
+            pattern = re.compile(re.escape(token).replace(r"\*", f"[a-z]{letters}"))
+            found = [w for w in self._typo_targets if pattern.fullmatch(w)]
+            if len(found) == 1:
+                return found[0]
+        return None
+
     def _typo(self, token: str) -> str | None:
         """A rule word one edit away (two for long words), for words no dictionary knows."""
         if len(token) < 3:
@@ -161,12 +265,14 @@ class Speller:
     def _known(self, token: str) -> bool:
         return _known(token, self.lang)
 
-    def _expand(self, token: str, how: str) -> list[Word]:
+    def _expand(self, token: str, how: str, *, number: bool = False) -> list[Word]:
+        """The words a token stands for; a number's words also have the form ``number``."""
+        extra = frozenset((NUMBER, token)) if number else frozenset()
         parts = self.chat.get(token)
         if parts is not None:
             note = how or f"chat spelling {token}"
-            return [Word(p, self._forms(p), note) for p in parts]
-        return [Word(token, self._forms(token), how)]
+            return [Word(p, self._forms(p) | extra, note) for p in parts]
+        return [Word(token, self._forms(token) | extra, how)]
 
     def _forms(self, token: str) -> frozenset[str]:
         return _forms(token, self.lang)

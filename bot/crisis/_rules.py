@@ -30,6 +30,7 @@ KIND_ORDER = (Kind.SUICIDE, Kind.CHILD_AT_RISK, Kind.PARTNER_ABUSE, Kind.SEXUAL_
 
 _CONCEPT = re.compile(r"[A-Z][A-Z0-9_]*")
 _WORD = re.compile(r"[a-z0-9]+")
+_SPELLING = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")  # a chat spelling may keep apostrophes
 _ID = re.compile(r"[a-z0-9][a-z0-9-]*")
 _MAX_WITHIN = 12
 
@@ -62,6 +63,10 @@ class Rule:
         imminent: The pattern itself speaks of a plan, means or a time.
         not_after: Parts (a negation) that cancel the match right before its first part.
         not_near: Parts (an accident, a sport) that cancel the match close to it.
+        not_inside: Parts (a negation) that cancel the match when they stand between its
+            first and last words ("he never hits me").
+        near: Parts of which one must stand close to the match (pills near "take them
+            all"), when the pattern alone is too common to mean risk; empty: no condition.
     """
 
     pattern: Pattern
@@ -70,6 +75,8 @@ class Rule:
     imminent: bool = False
     not_after: tuple[str, ...] = ()
     not_near: tuple[str, ...] = ()
+    not_inside: tuple[str, ...] = ()
+    near: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,7 @@ class RuleBook:
         imminent_when: Concepts that make a suicide match imminent anywhere in the message.
         negation_window: How many words before a match a ``not_after`` part may stand.
         near_window: How many words around a match a ``not_near`` part may stand.
+        context_window: How many words around a match a ``near`` part may stand.
     """
 
     file: str
@@ -101,6 +109,7 @@ class RuleBook:
     imminent_when: tuple[str, ...]
     negation_window: int = 3
     near_window: int = 5
+    context_window: int = 8
 
     def vocabulary(self) -> frozenset[str]:
         """Every word a concept, rule or harmless expression names."""
@@ -134,7 +143,7 @@ class _Reader:
             self._error((), "the rule book must be a mapping with `concepts` and `rules`")
             raise ScriptError(self.findings)
         known = {"locale", "lang", "within", "concepts", "chat", "glue", "rules", "harmless",
-                 "imminent_when", "negation_window", "near_window"}
+                 "imminent_when", "negation_window", "near_window", "context_window"}
         for key in data:
             if key not in known:
                 self._error((key,), f"unknown key `{key}` (known: {', '.join(sorted(known))})",
@@ -154,6 +163,7 @@ class _Reader:
                                             concepts)),
             negation_window=self._int(data, ("negation_window",), 3),
             near_window=self._int(data, ("near_window",), 5),
+            context_window=self._int(data, ("context_window",), 8),
         )
         if self.findings:
             raise ScriptError(self.findings)
@@ -191,7 +201,7 @@ class _Reader:
         chat: dict[str, tuple[str, ...]] = {}
         for spelling, meaning in raw.items():
             words = tuple(str(meaning).split()) if isinstance(meaning, str) else ()
-            if not _WORD.fullmatch(spelling) or not words:
+            if not isinstance(spelling, str) or not _SPELLING.fullmatch(spelling) or not words:
                 self._error(("chat", spelling), f"`{spelling}: {meaning}` must map one "
                             "lower-case spelling to one or more words")
                 continue
@@ -212,7 +222,7 @@ class _Reader:
                 self._error(path, "a rule is a mapping with `id`, `kind`, `why` and `match`")
                 continue
             allowed = {"id", "kind", "why", "match", "within", "imminent", "not_after",
-                       "not_near"}
+                       "not_near", "not_inside", "near"}
             for key in item:
                 if key not in allowed:
                     self._error((*path, key), f"unknown rule key `{key}` "
@@ -239,6 +249,9 @@ class _Reader:
                                             concepts)),
                 not_near=tuple(self._parts(item.get("not_near", []), (*path, "not_near"),
                                            concepts)),
+                not_inside=tuple(self._parts(item.get("not_inside", []),
+                                             (*path, "not_inside"), concepts)),
+                near=tuple(self._parts(item.get("near", []), (*path, "near"), concepts)),
             ))
         return rules
 
