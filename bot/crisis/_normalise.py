@@ -222,9 +222,11 @@ class Speller:
         """``diiiie`` → ``die``; ``killll`` → ``kill``: runs of three or more letters."""
         if not _REPEATS.search(token):
             return token
-        for candidate in (_REPEATS.sub(r"\1\1", token), _REPEATS.sub(r"\1", token)):
+        candidates = (_REPEATS.sub(r"\1\1", token), _REPEATS.sub(r"\1", token))
+        for candidate in candidates:  # an exact word first: "diiie" is "die", not "dive"
             if candidate in self.vocabulary or self._known(candidate):
                 return candidate
+        for candidate in candidates:
             fixed = self._typo(candidate)
             if fixed:
                 return fixed
