@@ -42,6 +42,9 @@ _LEET_ALT = {"1": "l", "!": "l"}  # the other reading, tried when the first is n
 #: The form every pure-digit word also has ("5" in "5 kms"), so a rule can say "after a
 #: number" with the literal word ``number`` (for example in ``not_after``).
 NUMBER = "number"
+#: The further form of a pure-digit word of ten or more ("took 30 tablets": more than a dose).
+LARGE_NUMBER = "largenumber"
+_LARGE = 10
 
 _CHARS = r"a-z0-9@$!|€*"
 #: A word (with apostrophes and slashes inside it: "he'll", "s/h"), or any other character.
@@ -269,7 +272,10 @@ class Speller:
 
     def _expand(self, token: str, how: str, *, number: bool = False) -> list[Word]:
         """The words a token stands for; a number's words also have the form ``number``."""
-        extra = frozenset((NUMBER, token)) if number else frozenset()
+        extra: frozenset[str] = frozenset()
+        if number:
+            extra = frozenset((NUMBER, token, LARGE_NUMBER) if int(token) >= _LARGE
+                              else (NUMBER, token))
         parts = self.chat.get(token)
         if parts is not None:
             note = how or f"chat spelling {token}"

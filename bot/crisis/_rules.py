@@ -112,10 +112,13 @@ class RuleBook:
     context_window: int = 8
 
     def vocabulary(self) -> frozenset[str]:
-        """Every word a concept, rule or harmless expression names."""
+        """Every word a concept, rule, condition or harmless expression names."""
         words = {w for entries in self.concepts.values() for entry in entries for w in entry}
-        for pattern in [r.pattern for r in self.rules] + list(self.harmless):
-            words.update(p for p in pattern.parts if not _CONCEPT.fullmatch(p))
+        parts = [p for r in self.rules
+                 for p in (*r.pattern.parts, *r.not_after, *r.not_near, *r.not_inside, *r.near)]
+        parts += [p for pattern in self.harmless for p in pattern.parts]
+        parts += self.imminent_when
+        words.update(p for p in parts if not _CONCEPT.fullmatch(p))
         return frozenset(words)
 
 
