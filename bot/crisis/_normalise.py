@@ -52,6 +52,9 @@ _TOKEN = re.compile(rf"(?P<word>[{_CHARS}]+(?:['/][{_CHARS}]+)*)|(?P<other>\S)")
 _WORDY = re.compile(r"[a-z]")
 _REPEATS = re.compile(r"(.)\1{2,}")
 _NUMBER_UNIT = re.compile(r"(\d+)([a-z]+)")
+_DIGITS = re.compile(r"(\d+)")
+#: A capital I right after a small letter stands for an l ("kiII" is "kill").
+_CAPITAL_I = re.compile(r"(?<=[a-z])I+")
 _APOSTROPHES = str.maketrans({"’": "'", "ʼ": "'", "`": "'", "‘": "'", "′": "'"})
 #: The shortest run of single letters read as one spaced-out word ("d i e").
 _MIN_SPACED = 3
@@ -78,14 +81,16 @@ def fold(text: str) -> str:
     NFKC unifies compatibility forms (fullwidth letters, ligatures); every format character
     (category Cf: zero-width spaces and joiners, soft hyphens, direction marks) is removed, so
     is every combining mark (accents, "zalgo" stacks); look-alike letters become Latin ones
-    and apostrophes are dropped so that "don't" and "dont" are one word.
+    (so does a capital I inside a small-letter word: "kiII" is "kill") and apostrophes are
+    dropped so that "don't" and "dont" are one word.
     """
     return _fold_chars(text).replace("'", "")
 
 
 def _fold_chars(text: str) -> str:
     """:func:`fold`, keeping apostrophes (all written as ``'``) for chat spellings."""
-    text = unicodedata.normalize("NFKC", text).casefold()
+    text = unicodedata.normalize("NFKC", text)
+    text = _CAPITAL_I.sub(lambda found: "l" * len(found.group()), text).casefold()
     text = "".join(ch for ch in unicodedata.normalize("NFKD", text)
                    if unicodedata.category(ch) not in ("Cf", "Mn", "Me"))
     return text.translate(CONFUSABLES).translate(_APOSTROPHES)
@@ -197,7 +202,7 @@ class Speller:
                              or self._known(token)):
                 return [(unit.group(1), ""), (unit.group(2), "")]  # "5kms", "40mg"
         if not token.isalpha():
-            return [(raw, "")]
+            return self._split_at_chat_digits(raw)
         if token in self.vocabulary or token in self.chat or self._known(token):
             return [(token, how)]
         dropped_g = token + "g"
@@ -213,6 +218,16 @@ class Speller:
         if fixed:
             return [(fixed, f"typo of {fixed}")]
         return [(token, how)]
+
+    def _split_at_chat_digits(self, raw: str) -> list[tuple[str, str]]:
+        """``wan2die`` → ``wan 2 die`` (then "want to die"): digits that are chat words."""
+        pieces = [p for p in _DIGITS.split(raw) if p]
+        if len(pieces) < 2 or not all(
+            (p in self.chat) if p.isdigit() else (len(p) >= 2 and p.isalpha()) for p in pieces
+        ):
+            return [(raw, "")]
+        return [(word, how or f"joined words in {raw}")
+                for piece in pieces for word, how in self._repair(piece)]
 
     def _unleet(self, raw: str) -> str:
         first = "".join(_LEET.get(ch, ch) for ch in raw)
