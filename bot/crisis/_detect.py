@@ -73,8 +73,8 @@ class Detector:
         for name, entries in book.concepts.items():
             for entry in entries:
                 names[entry].append(name)
-        for word in vocabulary:
-            names[(word,)].append(word)
+        for phrase in book.phrases():
+            names[tuple(phrase.split())].append(phrase)
         self._single: dict[str, tuple[str, ...]] = {}
         #: The first two words of a longer entry → (the entry's words, its part names).
         self._multi: dict[tuple[str, str], list[tuple[tuple[str, ...], tuple[str, ...]]]] = \

@@ -31,6 +31,7 @@ KIND_ORDER = (Kind.SUICIDE, Kind.CHILD_AT_RISK, Kind.PARTNER_ABUSE, Kind.SEXUAL_
 _CONCEPT = re.compile(r"[A-Z][A-Z0-9_]*")
 _WORD = re.compile(r"[a-z0-9]+")
 _SPELLING = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")  # a chat spelling may keep apostrophes
+_PHRASE = re.compile(r"[a-z0-9]+(?: [a-z0-9]+)*")  # a literal part: a word or a phrase
 _ID = re.compile(r"[a-z0-9][a-z0-9-]*")
 _MAX_WITHIN = 12
 
@@ -41,7 +42,7 @@ class Pattern:
 
     Attributes:
         id: A stable name, shown by ``rehearse crisis explain`` and kept in the ledger.
-        parts: Concept names (``KILL``) or literal words (``home``), in order.
+        parts: Concept names (``KILL``) or literal words and phrases (``home``, ``right now``).
         within: At most this many other words between two consecutive parts.
         where: ``file:line:col`` of the pattern in the rule book.
     """
@@ -111,14 +112,18 @@ class RuleBook:
     near_window: int = 5
     context_window: int = 8
 
-    def vocabulary(self) -> frozenset[str]:
-        """Every word a concept, rule, condition or harmless expression names."""
-        words = {w for entries in self.concepts.values() for entry in entries for w in entry}
+    def phrases(self) -> frozenset[str]:
+        """Every literal part (a word or several) a rule, condition or expression names."""
         parts = [p for r in self.rules
                  for p in (*r.pattern.parts, *r.not_after, *r.not_near, *r.not_inside, *r.near)]
         parts += [p for pattern in self.harmless for p in pattern.parts]
         parts += self.imminent_when
-        words.update(p for p in parts if not _CONCEPT.fullmatch(p))
+        return frozenset(p for p in parts if not _CONCEPT.fullmatch(p))
+
+    def vocabulary(self) -> frozenset[str]:
+        """Every word a concept, rule, condition or harmless expression names."""
+        words = {w for entries in self.concepts.values() for entry in entries for w in entry}
+        words.update(w for phrase in self.phrases() for w in phrase.split())
         return frozenset(words)
 
 
@@ -319,8 +324,8 @@ class _Reader:
                 if text not in concepts:
                     self._error((*path, i), f"unknown concept `{text}`")
                     continue
-            elif not _WORD.fullmatch(text):
-                self._error((*path, i), f"`{text}` must be a CONCEPT or one lower-case word")
+            elif not _PHRASE.fullmatch(text):
+                self._error((*path, i), f"`{text}` must be a CONCEPT or lower-case words")
                 continue
             parts.append(text)
         return parts
