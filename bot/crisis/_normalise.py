@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 import simplemma
 from rapidfuzz.distance import OSA
-from rapidfuzz.process import extractOne
+from rapidfuzz.process import extract
 
 #: Letters from other alphabets that look like Latin ones (after NFKC), from Unicode's
 #: confusables list (https://www.unicode.org/Public/security/latest/confusables.txt),
@@ -47,8 +48,10 @@ LARGE_NUMBER = "largenumber"
 _LARGE = 10
 
 _CHARS = r"a-z0-9@$!|€*"
-#: A word (with apostrophes and slashes inside it: "he'll", "s/h"), or any other character.
-_TOKEN = re.compile(rf"(?P<word>[{_CHARS}]+(?:['/][{_CHARS}]+)*)|(?P<other>\S)")
+#: Single letters with dots between them ("s.h"), a word (with apostrophes and slashes
+#: inside it: "he'll", "s/h"), or any other character.
+_TOKEN = re.compile(rf"(?P<dotted>(?<![a-z])[a-z](?:\.[a-z])+(?![a-z]))"
+                    rf"|(?P<word>[{_CHARS}]+(?:['/][{_CHARS}]+)*)|(?P<other>\S)")
 _WORDY = re.compile(r"[a-z]")
 _REPEATS = re.compile(r"(.)\1{2,}")
 _NUMBER_UNIT = re.compile(r"(\d+)([a-z]+)")
@@ -104,6 +107,18 @@ def _emoji_word(char: str) -> str | None:
     return name or None
 
 
+class _Repaired(NamedTuple):
+    """A word as repaired: its text, how, and other equally likely readings (typos)."""
+
+    text: str
+    how: str = ""
+    also: tuple[str, ...] = ()
+
+
+#: At most this many equally near rule words are kept as readings of one typo.
+_MAX_READINGS = 3
+
+
 @dataclass(frozen=True)
 class Speller:
     """Repairs chat spelling with a vocabulary: the rule book's words plus a dictionary.
@@ -129,15 +144,17 @@ class Speller:
             if how:  # a pictograph, read as its name and never repaired
                 words.extend(self._expand(raw, how))
                 continue
-            for part, repaired in self._repair(raw):
-                words.extend(self._expand(part, repaired, number=part.isdigit()))
+            for part in self._repair(raw):
+                words.extend(self._expand(part.text, part.how, number=part.text.isdigit(),
+                                          also=part.also))
         return words
 
     # -- tokens -----------------------------------------------------------------------------
     def _tokens(self, text: str) -> list[tuple[str, str]]:
         """Raw words in order; pictographs as their names (with a note), slashes resolved.
 
-        ``s/h`` and ``w/o`` (single letters around a slash) are one abbreviation; other
+        ``s/h``, ``s.h`` and ``w/o`` (single letters around slashes or dots) are one
+        abbreviation; other
         slashed words are separate words ("and/or"). Stars and ``!|`` at either end are
         punctuation ("*hugs*", "die!!"), and so is a leading ``@`` (a mention). A run of
         single letters spelled out ("d i e") is one word when, joined, it is a word or
@@ -145,6 +162,9 @@ class Speller:
         """
         tokens: list[tuple[str, str]] = []
         for found in _TOKEN.finditer(_fold_chars(text)):
+            if found.group("dotted"):
+                tokens.append((found.group("dotted").replace(".", ""), ""))
+                continue
             word = found.group("word")
             if word is None:
                 name = _emoji_word(found.group("other"))
@@ -183,51 +203,52 @@ class Speller:
                 or self._split(word) is not None)
 
     # -- repairs ----------------------------------------------------------------------------
-    def _repair(self, raw: str) -> Iterable[tuple[str, str]]:
+    def _repair(self, raw: str) -> list[_Repaired]:
         """One raw token as one or more words, each with how it was repaired."""
         if raw in self.chat or raw in self.vocabulary:
-            return [(raw, "")]
+            return [_Repaired(raw)]
         if "'" in raw:
             raw = raw.replace("'", "")
             if raw in self.chat or raw in self.vocabulary:
-                return [(raw, "")]
+                return [_Repaired(raw)]
         if "*" in raw:
             unmasked = self._unmask(raw)
-            return [(unmasked, f"masked letters in {raw}")] if unmasked else [(raw, "")]
+            return [_Repaired(unmasked, f"masked letters in {raw}")] if unmasked \
+                else [_Repaired(raw)]
         token, how = raw, ""
         if _WORDY.search(raw) and not raw.isalpha():
             token, how = self._unleet(raw), f"digits for letters in {raw}"
             unit = _NUMBER_UNIT.fullmatch(raw)
             if unit and not (token in self.vocabulary or token in self.chat
                              or self._known(token)):
-                return [(unit.group(1), ""), (unit.group(2), "")]  # "5kms", "40mg"
+                return [_Repaired(unit.group(1)), _Repaired(unit.group(2))]  # "5kms"
         if not token.isalpha():
             return self._split_at_chat_digits(raw)
         if token in self.vocabulary or token in self.chat or self._known(token):
-            return [(token, how)]
+            return [_Repaired(token, how)]
         dropped_g = token + "g"
         if token.endswith("in") and (dropped_g in self.vocabulary or self._known(dropped_g)):
-            return [(dropped_g, f"dropped g in {raw}")]  # "thinkin", "endin"
+            return [_Repaired(dropped_g, f"dropped g in {raw}")]  # "thinkin"
         squeezed = self._squeeze(token)
         if squeezed != token:
-            return [(squeezed, f"repeated letters in {raw}")]
+            return [_Repaired(squeezed, f"repeated letters in {raw}")]
         joined = self._split(token)
         if joined:
-            return [(part, f"joined words in {raw}") for part in joined]
-        fixed = self._typo(token)
-        if fixed:
-            return [(fixed, f"typo of {fixed}")]
-        return [(token, how)]
+            return [_Repaired(part, f"joined words in {raw}") for part in joined]
+        fixed = self._typos(token)
+        if fixed:  # every rule word equally near: when in doubt, both readings count
+            return [_Repaired(fixed[0], f"typo of {' or '.join(fixed)}", fixed[1:])]
+        return [_Repaired(token, how)]
 
-    def _split_at_chat_digits(self, raw: str) -> list[tuple[str, str]]:
+    def _split_at_chat_digits(self, raw: str) -> list[_Repaired]:
         """``wan2die`` → ``wan 2 die`` (then "want to die"): digits that are chat words."""
         pieces = [p for p in _DIGITS.split(raw) if p]
         if len(pieces) < 2 or not all(
             (p in self.chat) if p.isdigit() else (len(p) >= 2 and p.isalpha()) for p in pieces
         ):
-            return [(raw, "")]
-        return [(word, how or f"joined words in {raw}")
-                for piece in pieces for word, how in self._repair(piece)]
+            return [_Repaired(raw)]
+        return [part._replace(how=part.how or f"joined words in {raw}")
+                for piece in pieces for part in self._repair(piece)]
 
     def _unleet(self, raw: str) -> str:
         first = "".join(_LEET.get(ch, ch) for ch in raw)
@@ -245,9 +266,9 @@ class Speller:
             if candidate in self.vocabulary or self._known(candidate):
                 return candidate
         for candidate in candidates:
-            fixed = self._typo(candidate)
+            fixed = self._typos(candidate)
             if fixed:
-                return fixed
+                return fixed[0]
         return token
 
     def _split(self, token: str) -> list[str] | None:
@@ -269,14 +290,22 @@ class Speller:
                 return found[0]
         return None
 
-    def _typo(self, token: str) -> str | None:
-        """A rule word one edit away (two for long words), for words no dictionary knows."""
+    def _typos(self, token: str) -> tuple[str, ...]:
+        """The rule words nearest a word no dictionary knows, best first.
+
+        One edit away (two for long words); several when they are equally near ("wsh" is
+        wash or wish), at most ``_MAX_READINGS``.
+        """
         if len(token) < 3:
-            return None
+            return ()
         limit = 1 if len(token) < 7 else 2
-        found = extractOne(token, self._typo_targets, scorer=OSA.distance,
-                           score_cutoff=limit)
-        return None if found is None else str(found[0])
+        found = extract(token, self._typo_targets, scorer=OSA.distance, score_cutoff=limit,
+                        limit=None)
+        if not found:
+            return ()
+        best = min(score for _, score, _ in found)
+        nearest = sorted(str(word) for word, score, _ in found if score == best)
+        return tuple(nearest[:_MAX_READINGS])
 
     @property
     def _typo_targets(self) -> list[str]:
@@ -285,9 +314,12 @@ class Speller:
     def _known(self, token: str) -> bool:
         return _known(token, self.lang)
 
-    def _expand(self, token: str, how: str, *, number: bool = False) -> list[Word]:
-        """The words a token stands for; a number's words also have the form ``number``."""
-        extra: frozenset[str] = frozenset()
+    def _expand(
+        self, token: str, how: str, *, number: bool = False, also: tuple[str, ...] = ()
+    ) -> list[Word]:
+        """The words a token stands for; a number's words also have the form ``number``;
+        ``also``: other readings of a typo, whose forms the word has too."""
+        extra: frozenset[str] = frozenset(f for other in also for f in self._forms(other))
         if number:
             extra = frozenset((NUMBER, token, LARGE_NUMBER) if int(token) >= _LARGE
                               else (NUMBER, token))
