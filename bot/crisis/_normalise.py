@@ -56,8 +56,8 @@ _WORDY = re.compile(r"[a-z]")
 _REPEATS = re.compile(r"(.)\1{2,}")
 _NUMBER_UNIT = re.compile(r"(\d+)([a-z]+)")
 _DIGITS = re.compile(r"(\d+)")
-#: A capital I right after a small letter stands for an l ("kiII" is "kill").
-_CAPITAL_I = re.compile(r"(?<=[a-z])I+")
+#: Capital I's right after a small letter (of any alphabet) stand for l's ("kiII" is "kill").
+_CAPITAL_I = re.compile(r"(?<=[^\W\d_])I+")
 _APOSTROPHES = str.maketrans({"’": "'", "ʼ": "'", "`": "'", "‘": "'", "′": "'"})
 #: The shortest run of single letters read as one spaced-out word ("d i e").
 _MIN_SPACED = 3
@@ -93,10 +93,16 @@ def fold(text: str) -> str:
 def _fold_chars(text: str) -> str:
     """:func:`fold`, keeping apostrophes (all written as ``'``) for chat spellings."""
     text = unicodedata.normalize("NFKC", text)
-    text = _CAPITAL_I.sub(lambda found: "l" * len(found.group()), text).casefold()
+    text = _CAPITAL_I.sub(_small_l, text).casefold()
     text = "".join(ch for ch in unicodedata.normalize("NFKD", text)
                    if unicodedata.category(ch) not in ("Cf", "Mn", "Me"))
     return text.translate(CONFUSABLES).translate(_APOSTROPHES)
+
+
+def _small_l(found: re.Match[str]) -> str:
+    """The l's that capital I's after a small letter stand for (not in "SKIING")."""
+    before = found.string[found.start() - 1]
+    return "l" * len(found.group()) if before.islower() else found.group()
 
 
 def _emoji_word(char: str) -> str | None:
