@@ -123,6 +123,7 @@ RISK = [
     ("I'm not safe at home", Kind.PARTNER_ABUSE),
     ("I want to kill him", Kind.HARM_TO_OTHERS),
     ("I'm afraid I might hurt my baby", Kind.CHILD_AT_RISK),
+    ("I don't want to live", Kind.SUICIDE),  # the negation is the risk
 ]
 
 #: The issue's false alarms of the old phrase list, and the everyday idioms it names.
@@ -139,6 +140,7 @@ BENIGN = [
     "I shot him a text",
     "my battery died",
     "I keep dying on this level",
+    "I don't want to die",  # negated on its own: not a risk statement
 ]
 
 
