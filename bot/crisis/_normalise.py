@@ -84,16 +84,23 @@ def fold(text: str) -> str:
     NFKC unifies compatibility forms (fullwidth letters, ligatures); every format character
     (category Cf: zero-width spaces and joiners, soft hyphens, direction marks) is removed, so
     is every combining mark (accents, "zalgo" stacks); look-alike letters become Latin ones
-    (so does a capital I inside a small-letter word: "kiII" is "kill") and apostrophes are
-    dropped so that "don't" and "dont" are one word.
+    and apostrophes are dropped so that "don't" and "dont" are one word. (Stop words are
+    matched on this too, so it changes no letter a reader would not.)
     """
     return _fold_chars(text).replace("'", "")
 
 
-def _fold_chars(text: str) -> str:
-    """:func:`fold`, keeping apostrophes (all written as ``'``) for chat spellings."""
+def _fold_chars(text: str, *, capital_i: bool = False) -> str:
+    """:func:`fold`, keeping apostrophes (all written as ``'``) for chat spellings.
+
+    Args:
+        capital_i: Also read a capital I inside a small-letter word as an l ("kiII" is
+            "kill"), a disguise only the crisis scan undoes.
+    """
     text = unicodedata.normalize("NFKC", text)
-    text = _CAPITAL_I.sub(_small_l, text).casefold()
+    if capital_i:
+        text = _CAPITAL_I.sub(_small_l, text)
+    text = text.casefold()
     text = "".join(ch for ch in unicodedata.normalize("NFKD", text)
                    if unicodedata.category(ch) not in ("Cf", "Mn", "Me"))
     return text.translate(CONFUSABLES).translate(_APOSTROPHES)
@@ -167,7 +174,7 @@ class Speller:
         splits into rule words.
         """
         tokens: list[tuple[str, str]] = []
-        for found in _TOKEN.finditer(_fold_chars(text)):
+        for found in _TOKEN.finditer(_fold_chars(text, capital_i=True)):
             if found.group("dotted"):
                 tokens.append((found.group("dotted").replace(".", ""), ""))
                 continue
