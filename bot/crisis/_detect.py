@@ -144,6 +144,16 @@ class Detector:
                 lines.append(f"harmless expression `{pattern.id}` ({pattern.where}): "
                              "its words cannot count as risk")
         detection = self.scan(text)
+        matched = set(detection.rules)
+        masked = self._masked(spans)
+        for rule in self.book.rules:
+            if rule.pattern.id in matched:
+                continue
+            for found in self._all(rule.pattern, spans, masked)[:1]:
+                reason = self._cancelled(rule, found, spans)
+                if reason is not None:
+                    lines.append(f"not counted: rule `{rule.pattern.id}` "
+                                 f"({rule.pattern.where}) would match, but {reason}")
         if not detection:
             lines.append("no rule matched: no crisis response")
             return lines
@@ -188,20 +198,26 @@ class Detector:
     ) -> list[_Span] | None:
         """The first occurrence of the rule's pattern not cancelled by its conditions."""
         for found in self._all(rule.pattern, spans, masked):
-            first, last = found[0][0], found[-1][1]
-            window = self.book.negation_window
-            if any(start < first and first - end <= window
-                   for part in rule.not_after for start, end in spans.get(part, ())):
-                continue
-            if self._close(rule.not_near, spans, first, last, self.book.near_window):
-                continue
-            if any(start > first and end < last
-                   for part in rule.not_inside for start, end in spans.get(part, ())):
-                continue
-            if rule.near and not self._close(rule.near, spans, first, last,
-                                             self.book.context_window):
-                continue
-            return found
+            if self._cancelled(rule, found, spans) is None:
+                return found
+        return None
+
+    def _cancelled(self, rule: Rule, found: list[_Span], spans: dict[str, list[_Span]]
+                   ) -> str | None:
+        """Why an occurrence of a rule's pattern does not count, or None when it does."""
+        first, last = found[0][0], found[-1][1]
+        window = self.book.negation_window
+        if any(start < first and first - end <= window
+               for part in rule.not_after for start, end in spans.get(part, ())):
+            return "a negation stands just before it (`not_after`)"
+        if self._close(rule.not_near, spans, first, last, self.book.near_window):
+            return "an everyday context stands close to it (`not_near`)"
+        if any(start > first and end < last
+               for part in rule.not_inside for start, end in spans.get(part, ())):
+            return "a negation stands inside it (`not_inside`)"
+        if rule.near and not self._close(rule.near, spans, first, last,
+                                         self.book.context_window):
+            return "the context it needs is missing (`near`)"
         return None
 
     @staticmethod
