@@ -63,9 +63,7 @@ async def practise(
     Returns:
         The session's id: its start time.
     """
-    state = await client.service.state_of(client.client_id)
-    if state.pending != "menu":
-        await client.send(Start())
+    await client.send(Start())  # the menu
     await client.press(title)
     state = await client.service.state_of(client.client_id)
     assert state.session is not None, "the session did not start"
