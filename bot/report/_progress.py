@@ -32,12 +32,12 @@ CRISIS_KINDS = {
 }
 _RELIEF = {"yes": "yes", "a-little": "a little", "no": "not this time"}
 _ITEM_WORDS = {
-    "exercise": "the exercise",
-    "ratings": "distress ratings",
-    "difficulty": "expected and actual difficulty",
+    "exercise": "exercise",
+    "ratings": "ratings",
+    "difficulty": "difficulty",
     "relief": "relief",
-    "pacing": "pacing choices",
-    "connections": "moments of connection",
+    "pacing": "pacing",
+    "connections": "connections",
 }
 NOT_SHARED = "not shared"
 
