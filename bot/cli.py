@@ -27,6 +27,8 @@ from bot.engine import ClientState, Clinician
 from bot.explore import Exploration, explore
 from bot.render import RenderError
 from bot.report import (
+    CASELOAD_KINDS,
+    REPORT_KINDS,
     caseload_line,
     caseload_table,
     client_status,
@@ -472,7 +474,8 @@ def _report(args: argparse.Namespace) -> int:
             loaded = build(config)
             async with SqliteStore(config.storage.database) as store:
                 service = Rehearsal(loaded.engine, store, _utc_now)
-                records = await service.read_caseload(OPERATOR, therapist)
+                records = await service.read_caseload(OPERATOR, therapist,
+                                                       kinds=CASELOAD_KINDS)
             now = _utc_now()
             return caseload_table([caseload_line(r.state, r.ledger, now=now, default_zone=zone,
                                                  therapist=r.therapist) for r in records])
@@ -492,7 +495,7 @@ def _report(args: argparse.Namespace) -> int:
             if await store.load_state(args.client) is None:
                 return None
             service = Rehearsal(loaded.engine, store, _utc_now)
-            record = await service.read_record(args.client, OPERATOR)
+            record = await service.read_record(args.client, OPERATOR, kinds=REPORT_KINDS)
         titles = {sid: script.meta.title for sid, script in loaded.scripts.items()}
         return render_report(progress_report(record.state, record.ledger, now=_utc_now(),
                                              default_zone=zone, titles=titles,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -269,29 +269,38 @@ class Rehearsal:
         await self._allow(client_id, reader, what)
         return await self.store.export(client_id)
 
-    async def read_record(self, client_id: str, reader: str, what: str = "report") -> ClientRecord:
+    async def read_record(self, client_id: str, reader: str, what: str = "report", *,
+                          kinds: Collection[str] | None = None) -> ClientRecord:
         """Read a client's state and ledger for a report, logging the read as `read_for` does.
 
         A therapist reading their client's report is noted as their last look (what is new
         since then is flagged in their caseload).
+
+        Args:
+            client_id: The client.
+            reader: `OPERATOR`, or a therapist's id.
+            what: What is read, for the ledger row.
+            kinds: Only the ledger rows of these kinds (all by default).
 
         Raises:
             NotTheirClient: The reader is a therapist and the client is not theirs.
         """
         entry = await self._allow(client_id, reader, what)
         record = ClientRecord(client_id, await self.state_of(client_id),
-                              await self.store.ledger(client_id), entry)
+                              await self.store.ledger(client_id, kinds), entry)
         if reader != OPERATOR:
             await self.store.mark_looked(client_id, reader, self.clock())
         return record
 
-    async def read_caseload(self, reader: str, therapist: str | None = None) -> list[ClientRecord]:
+    async def read_caseload(self, reader: str, therapist: str | None = None, *,
+                            kinds: Collection[str] | None = None) -> list[ClientRecord]:
         """Read every client of a caseload, each read logged in that client's ledger.
 
         Args:
             reader: A therapist (their own clients) or `OPERATOR`.
             therapist: For the operator: only this therapist's clients (default: every
                 client, with a therapist or not).
+            kinds: Only the ledger rows of these kinds (all by default).
         """
         mine = reader if reader != OPERATOR else therapist
         entries = {e.client_id: e for e in await self.store.caseload(mine)}
@@ -301,7 +310,7 @@ class Rehearsal:
         await asyncio.gather(*(self._log_read(client_id, reader, "caseload", now)
                                for client_id in ids))  # one group commit for all
         return [ClientRecord(client_id, await self.state_of(client_id),
-                             await self.store.ledger(client_id), entries.get(client_id))
+                             await self.store.ledger(client_id, kinds), entries.get(client_id))
                 for client_id in ids]
 
     async def assign(self, client_id: str, therapist: str | None, by: str) -> None:

@@ -15,8 +15,10 @@ from html.parser import HTMLParser
 from bot.app import Loaded
 from bot.engine import Command, Text
 from bot.report import (
+    CASELOAD_KINDS,
     CRISIS_FLAG,
     RATING_FLAG,
+    REPORT_KINDS,
     SHARE_ITEMS,
     ProgressReport,
     caseload_line,
@@ -285,3 +287,43 @@ async def test_sessions_not_shared_yet_give_a_report_that_says_so(
     report = report_of(await service.read_record(ada.client_id, OPERATOR), loaded, clock)
     assert report.sharing and report.shared_sessions == 0
     assert "has not shared a session yet" in render_report(report)
+
+
+async def test_reading_only_the_rows_a_view_uses_gives_the_same_view(
+    store: SqliteStore, loaded: Loaded, clock: Clock
+) -> None:
+    service = Rehearsal(loaded.engine, store, clock)
+    ada = ServiceClient(service, "tg:2001")
+    await consent_sharing(ada)
+    await store.assign_therapist(ada.client_id, LEE, clock.now)
+    for day in range(6):
+        session = await practise(ada, before=3 + day, after=1 + day % 2, smaller=day % 2,
+                                 level_up=True)
+        await share(store, ada.client_id, session, SHARE_ITEMS[: 2 + day % 5], clock.now)
+        if day == 3:
+            await ada.send(Text(text=CRISIS))
+            await ada.press("sf")
+            await share(store, ada.client_id, session, ["ratings"], clock.now, withdraw=True)
+        clock.advance(days=1)
+
+    def facts(report: ProgressReport) -> tuple[object, ...]:
+        return (report.highlights, report.sessions, report.contract, report.crisis,
+                report.shared_sessions, [(c.key, c.table, c.svg is None) for c in report.charts])
+
+    whole = await service.read_record(ada.client_id, OPERATOR)
+    only = await service.read_record(ada.client_id, OPERATOR, kinds=REPORT_KINDS)
+    assert len(only.ledger) < len(whole.ledger)
+    assert facts(report_of(only, loaded, clock)) == facts(report_of(whole, loaded, clock))
+    full = report_of(whole, loaded, clock)
+    assert full.crisis.rows and full.highlights and full.sessions.rows
+
+    [whole_line] = await service.read_caseload(LEE)
+    [only_line] = await service.read_caseload(LEE, kinds=CASELOAD_KINDS)
+    assert len(only_line.ledger) < len(whole_line.ledger)
+
+    def line(record: ClientRecord) -> object:
+        return caseload_line(record.state, record.ledger, now=clock.now, default_zone="UTC",
+                             therapist=record.therapist)
+
+    assert line(only_line) == line(whole_line)
+    assert line(whole_line).flags  # a high rating and a hold, never looked at

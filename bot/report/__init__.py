@@ -7,6 +7,7 @@ Both are built from a client's state and ledger only, and show only what the cli
 """
 
 from bot.report._caseload import (
+    CASELOAD_KINDS,
     CRISIS_FLAG,
     RATING_FLAG,
     CaseloadLine,
@@ -15,13 +16,15 @@ from bot.report._caseload import (
     caseload_table,
 )
 from bot.report._html import render_report
-from bot.report._progress import Chart, ProgressReport, Table, progress_report
+from bot.report._progress import REPORT_KINDS, Chart, ProgressReport, Table, progress_report
 from bot.report._shares import SHARE_ITEMS, SHARED, WITHDRAWN, Session, shared_sessions
 from bot.report._status import client_status
 
 __all__ = [
+    "CASELOAD_KINDS",
     "CRISIS_FLAG",
     "RATING_FLAG",
+    "REPORT_KINDS",
     "SHARED",
     "SHARE_ITEMS",
     "WITHDRAWN",

@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.engine import ClientState
-from bot.report._shares import shared_sessions, sharing
+from bot.report._shares import SHARED, WITHDRAWN, shared_sessions, sharing
 from bot.report._status import client_status, client_zone
 from bot.store import CaseloadEntry, LedgerRow
 
 CRISIS_FLAG = "crisis hold"
 RATING_FLAG = "high rating"
+#: The ledger rows an overview line reads: a read of these alone gives the same line.
+CASELOAD_KINDS = frozenset({"session_started", "session_ended", "checkin", SHARED, WITHDRAWN})
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from markupsafe import Markup
 
 from bot.engine import ClientState
 from bot.report import _charts
-from bot.report._shares import SHARE_ITEMS, Session, shared_sessions, sharing
+from bot.report._shares import SESSION_KINDS, SHARE_ITEMS, Session, shared_sessions, sharing
 from bot.report._status import client_status, client_zone
 from bot.store import CaseloadEntry, LedgerRow
 
@@ -40,6 +40,8 @@ _ITEM_WORDS = {
     "connections": "connections",
 }
 NOT_SHARED = "not shared"
+#: The ledger rows the report reads: a read of these alone builds the same report.
+REPORT_KINDS = SESSION_KINDS | {"level_changed", "crisis_language"}
 
 
 @dataclass(frozen=True, slots=True)

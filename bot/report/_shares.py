@@ -32,6 +32,9 @@ from bot.store import LedgerRow
 SHARE_ITEMS = ("exercise", "ratings", "difficulty", "relief", "pacing", "connections")
 SHARED = "summary_shared"
 WITHDRAWN = "summary_withdrawn"
+#: The ledger rows a session is read from (the rest of a ledger plays no part in it).
+SESSION_KINDS = frozenset({"session_started", "session_ended", "checkin", "relief", "pacing",
+                           "connection_noted", SHARED, WITHDRAWN})
 
 
 @dataclass(slots=True)

@@ -8,7 +8,7 @@ Client state and all payloads are opaque JSON objects to the store.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -255,8 +255,10 @@ class Store(ABC):
         """Return all timers due at `now`, earliest first."""
 
     @abstractmethod
-    async def ledger(self, client_id: str) -> list[LedgerRow]:
-        """Return the client's ledger rows in append order."""
+    async def ledger(
+        self, client_id: str, kinds: Collection[str] | None = None
+    ) -> list[LedgerRow]:
+        """Return the client's ledger rows in append order (only rows of `kinds` if given)."""
 
     @abstractmethod
     async def answers(self, client_id: str) -> list[StoredAnswer]:

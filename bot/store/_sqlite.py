@@ -19,7 +19,7 @@ import logging
 import os
 import sqlite3
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -263,10 +263,15 @@ class SqliteStore(Store):
         )
         return [DueTimer(row[0], row[1], _dt(row[2]), _object(row[3])) for row in rows]
 
-    async def ledger(self, client_id: str) -> list[LedgerRow]:
+    async def ledger(
+        self, client_id: str, kinds: Collection[str] | None = None
+    ) -> list[LedgerRow]:
         rows = await self._fetchall(
-            "SELECT seq, at, kind, data FROM ledger WHERE client_id = ? ORDER BY seq",
-            (client_id,),
+            """SELECT seq, at, kind, data FROM ledger
+               WHERE client_id = :client AND (:kinds IS NULL
+                     OR kind IN (SELECT value FROM json_each(:kinds)))
+               ORDER BY seq""",
+            {"client": client_id, "kinds": None if kinds is None else json.dumps(list(kinds))},
         )
         return [LedgerRow(row[0], client_id, _dt(row[1]), row[2], _object(row[3])) for row in rows]
 

@@ -16,7 +16,14 @@ from datetime import datetime, timedelta
 
 from bot.config import Config
 from bot.engine import LEVELS, Clinician
-from bot.report import caseload_line, caseload_messages, progress_report, render_report
+from bot.report import (
+    CASELOAD_KINDS,
+    REPORT_KINDS,
+    caseload_line,
+    caseload_messages,
+    progress_report,
+    render_report,
+)
 from bot.service import NotTheirClient, Rehearsal
 from bot.store import Invite
 from bot.telegram._convert import client_key
@@ -109,7 +116,7 @@ class TherapistDesk:
 
     async def _clients(self, therapist: str) -> Reply:
         now, zone = self.clock(), self.config.reminders.default_timezone
-        records = await self.service.read_caseload(therapist)
+        records = await self.service.read_caseload(therapist, kinds=CASELOAD_KINDS)
         lines = [caseload_line(r.state, r.ledger, now=now, default_zone=zone,
                                therapist=r.therapist) for r in records]
         return Reply(caseload_messages(lines))
@@ -119,7 +126,8 @@ class TherapistDesk:
             await self.service.authorise(client, therapist, "report")
             return Reply(["This practice does not send reports through Telegram. Please ask "
                           f"the practice's operator for it: rehearse report {client}"])
-        record = await self.service.read_record(client, therapist, "report")
+        record = await self.service.read_record(client, therapist, "report",
+                                                kinds=REPORT_KINDS)
         now = self.clock()
         titles = {sid: s.meta.title for sid, s in self.service.engine.resources.scripts.items()}
         report = progress_report(record.state, record.ledger, now=now,
