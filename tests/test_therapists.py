@@ -21,7 +21,7 @@ import pytest
 from bot.app import Loaded
 from bot.cli import main as rehearse
 from bot.service import OPERATOR, NotTheirClient, Rehearsal
-from bot.store import CaseloadEntry, Invite, SqliteStore, _migrations
+from bot.store import CaseloadEntry, Commit, Invite, LedgerRecord, SqliteStore, _migrations
 from tests.conftest import Clock
 from tests.support.engine_driver import ServiceClient
 from tests.support.practice import consent_sharing
@@ -94,6 +94,17 @@ async def test_assigning_a_therapist_keeps_or_resets_the_last_look(
     assert await store.therapist_of("tg:1") is None
     with pytest.raises(ValueError, match="empty"):
         await store.assign_therapist("tg:1", "", clock.now)
+
+
+async def test_the_ledger_can_be_read_for_some_kinds_only(store: SqliteStore, clock: Clock) -> None:
+    rows = [LedgerRecord(kind, {"n": n}, clock.now)
+            for n, kind in enumerate(["a", "b", "a", "c", "b'); --"])]
+    await store.commit(Commit(event_id="e1", client_id="tg:1", at=clock.now, state=None,
+                              ledger=rows))
+    assert [r.data["n"] for r in await store.ledger("tg:1", ["a", "c"])] == [0, 2, 3]
+    assert [r.data["n"] for r in await store.ledger("tg:1", frozenset({"b'); --"}))] == [4]
+    assert await store.ledger("tg:1", []) == []
+    assert len(await store.ledger("tg:1")) == len(await store.ledger("tg:1", None)) == 5
 
 
 async def test_a_database_of_the_previous_schema_is_migrated(tmp_path: Path, clock: Clock) -> None:
