@@ -83,6 +83,8 @@ class TelegramConfig(_Section):
     poll_timeout: Annotated[int, Field(ge=1, le=50)] = 30
     admins: list[int] = Field(default_factory=list)
     drop_pending_updates: bool = False
+    #: Whether ``/report`` sends progress reports to therapists over Telegram.
+    send_reports: bool = True
 
 
 class AccessConfig(_Section):
