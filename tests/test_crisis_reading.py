@@ -6,6 +6,7 @@ independent of the shipped English rules.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -159,3 +160,14 @@ def test_an_unknown_concept_in_near_is_reported_at_its_place(tmp_path: Path) -> 
         load_rules(path)
     line = BOOK.splitlines().index("    near: [PILLS]") + 1
     assert f"crisis_rules.yaml:{line}:12: error: unknown concept `PILSS`" in str(raised.value)
+
+
+@pytest.mark.parametrize("chunk", ["ab", "a b ", "d i e ", "*a", "💊", "1 "])
+def test_a_huge_message_costs_time_in_proportion(detector: Detector, chunk: str) -> None:
+    # 100,000 characters of one pattern (the fuzz tests send such messages): before repairs
+    # were bounded, "ab" repeated was one word split into every possible join (out of memory)
+    # and a long run of spaced letters was rescanned from every letter.
+    text = (chunk * (100_000 // len(chunk) + 1))[:100_000]
+    started = time.process_time()
+    detector.scan(text)
+    assert time.process_time() - started < 10

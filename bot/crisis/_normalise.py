@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -61,6 +61,13 @@ _CAPITAL_I = re.compile(r"(?<=[^\W\d_])I+")
 _APOSTROPHES = str.maketrans({"’": "'", "ʼ": "'", "`": "'", "‘": "'", "′": "'"})
 #: The shortest run of single letters read as one spaced-out word ("d i e").
 _MIN_SPACED = 3
+#: Repairs are bounded so that any message costs time in proportion to its length: a join
+#: has at most this many parts of at most ``_MAX_PART`` letters; a typo is looked for only in
+#: words of at most ``_MAX_TYPO`` letters; longer runs of spaced letters are left alone.
+_MAX_PARTS = 4
+_MAX_PART = 14
+_MAX_TYPO = 24
+_CACHE_SIZE = 65536
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +149,8 @@ class Speller:
     vocabulary: frozenset[str]
     glue: frozenset[str]
     lang: str = "en"
+    #: Repairs already worked out, by raw word (a message often repeats its words).
+    _cache: dict[str, list[_Repaired]] = field(default_factory=dict, compare=False, repr=False)
 
     def words(self, text: str) -> list[Word]:
         """The message as repaired words, in order."""
@@ -150,7 +159,7 @@ class Speller:
             if how:  # a pictograph, read as its name and never repaired
                 words.extend(self._expand(raw, how))
                 continue
-            for part in self._repair(raw):
+            for part in self._repaired(raw):
                 words.extend(self._expand(part.text, part.how, number=part.text.isdigit(),
                                           also=part.also))
         return words
@@ -193,6 +202,10 @@ class Speller:
             while end < len(tokens) and len(tokens[end][0]) == 1 and tokens[end][0].isalpha() \
                     and not tokens[end][1]:
                 end += 1
+            if end - i > _MAX_PARTS * _MAX_PART:  # too long to be one word: left as it is
+                joined.extend(tokens[i:end])
+                i = end
+                continue
             if end - i >= _MIN_SPACED:
                 word = "".join(t for t, _ in tokens[i:end])
                 if self._readable(word):
@@ -209,6 +222,15 @@ class Speller:
                 or self._split(word) is not None)
 
     # -- repairs ----------------------------------------------------------------------------
+    def _repaired(self, raw: str) -> list[_Repaired]:
+        """:meth:`_repair`, remembered for the most recent ``_CACHE_SIZE`` distinct words."""
+        found = self._cache.get(raw)
+        if found is None:
+            if len(self._cache) >= _CACHE_SIZE:
+                self._cache.clear()
+            found = self._cache[raw] = self._repair(raw)
+        return found
+
     def _repair(self, raw: str) -> list[_Repaired]:
         """One raw token as one or more words, each with how it was repaired."""
         if raw in self.chat or raw in self.vocabulary:
@@ -218,7 +240,7 @@ class Speller:
             if raw in self.chat or raw in self.vocabulary:
                 return [_Repaired(raw)]
         if "*" in raw:
-            unmasked = self._unmask(raw)
+            unmasked = self._unmask(raw) if len(raw) <= _MAX_TYPO else None
             return [_Repaired(unmasked, f"masked letters in {raw}")] if unmasked \
                 else [_Repaired(raw)]
         token, how = raw, ""
@@ -279,7 +301,7 @@ class Speller:
 
     def _split(self, token: str) -> list[str] | None:
         """``killmyself`` → ``kill my self``: only into rule words and glue, fewest parts."""
-        if len(token) < 5:
+        if not 5 <= len(token) <= _MAX_PARTS * _MAX_PART:
             return None
         return _segment(token, self.vocabulary, self.glue, self.lang)
 
@@ -302,7 +324,7 @@ class Speller:
         One edit away (two for long words); several when they are equally near ("wsh" is
         wash or wish), at most ``_MAX_READINGS``.
         """
-        if len(token) < 3:
+        if not 3 <= len(token) <= _MAX_TYPO:
             return ()
         limit = 1 if len(token) < 7 else 2
         found = extract(token, self._typo_targets, scorer=OSA.distance, score_cutoff=limit,
@@ -367,7 +389,7 @@ def _forms(token: str, lang: str) -> frozenset[str]:
 def _segment(
     token: str, vocabulary: Collection[str], glue: Collection[str], lang: str
 ) -> list[str] | None:
-    """Split ``token`` into the fewest parts (at most 4): rule words (any form) and glue.
+    """Split ``token`` into the fewest parts (at most ``_MAX_PARTS``): rule words and glue.
 
     At least one part must be a rule word, so a join is only ever repaired into something a
     rule can use.
@@ -378,13 +400,15 @@ def _segment(
 
     best: dict[int, list[str]] = {0: []}
     for end in range(1, len(token) + 1):
-        for start in range(max(0, end - 14), end):
+        for start in range(max(0, end - _MAX_PART), end):
             part = token[start:end]
-            if start in best and (part in glue or (len(part) >= 3 and rule_word(part))):
+            if start in best and len(best[start]) < _MAX_PARTS and (
+                part in glue or (len(part) >= 3 and rule_word(part))
+            ):
                 candidate = [*best[start], part]
                 if end not in best or len(candidate) < len(best[end]):
                     best[end] = candidate
     found = best.get(len(token))
-    if not found or len(found) < 2 or len(found) > 4:
+    if not found or len(found) < 2:
         return None
     return found if any(rule_word(p) for p in found) else None
