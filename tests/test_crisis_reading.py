@@ -171,3 +171,9 @@ def test_a_huge_message_costs_time_in_proportion(detector: Detector, chunk: str)
     started = time.process_time()
     detector.scan(text)
     assert time.process_time() - started < 10
+
+
+def test_a_number_of_any_length_is_a_number(detector: Detector) -> None:
+    # Python refuses int() of more than 4300 digits; a client can type that many.
+    assert not detector.scan("9" * 9000 + " kms")
+    assert rules(detector, "i took " + "9" * 9000 + " tablets") == ("took-many-pills",)

@@ -45,7 +45,7 @@ _LEET_ALT = {"1": "l", "!": "l"}  # the other reading, tried when the first is n
 NUMBER = "number"
 #: The further form of a pure-digit word of ten or more ("took 30 tablets": more than a dose).
 LARGE_NUMBER = "largenumber"
-_LARGE = 10
+_LARGE_DIGITS = 2  # ten or more
 
 _CHARS = r"a-z0-9@$!|€*"
 #: Single letters with dots between them ("s.h"), a word (with apostrophes and slashes
@@ -349,8 +349,8 @@ class Speller:
         ``also``: other readings of a typo, whose forms the word has too."""
         extra: frozenset[str] = frozenset(f for other in also for f in self._forms(other))
         if number:
-            extra = frozenset((NUMBER, token, LARGE_NUMBER) if int(token) >= _LARGE
-                              else (NUMBER, token))
+            large = len(token.lstrip("0")) >= _LARGE_DIGITS  # no int(): any length is fine
+            extra = frozenset((NUMBER, token, LARGE_NUMBER) if large else (NUMBER, token))
         parts = self.chat.get(token)
         if parts is not None:
             note = how or f"chat spelling {token}"
