@@ -148,9 +148,15 @@ def test_phrases_in_conditions_are_looked_up(detector: Detector) -> None:
     assert not detector.scan("he hit me in a pillow fight")
 
 
-def test_fold_still_drops_apostrophes_for_callers() -> None:
+def test_fold_keeps_its_meaning_for_callers() -> None:
+    # The engine's stop words use fold(): "QuIt" must stay "quit", not become "qult".
     assert fold("Don’t") == "dont"
-    assert fold("kіII") == "kill"
+    assert fold("QuIt") == "quit"
+
+
+def test_a_capital_i_is_an_l_only_when_that_makes_a_word(detector: Detector) -> None:
+    assert rules(detector, "i want to kіII myself") == ("kill-myself",)
+    assert "quit" in detector.explain("QuIt")[0]
 
 
 def test_an_unknown_concept_in_near_is_reported_at_its_place(tmp_path: Path) -> None:

@@ -91,16 +91,21 @@ def fold(text: str) -> str:
     NFKC unifies compatibility forms (fullwidth letters, ligatures); every format character
     (category Cf: zero-width spaces and joiners, soft hyphens, direction marks) is removed, so
     is every combining mark (accents, "zalgo" stacks); look-alike letters become Latin ones
-    (so does a capital I inside a small-letter word: "kiII" is "kill") and apostrophes are
-    dropped so that "don't" and "dont" are one word.
+    and apostrophes are dropped so that "don't" and "dont" are one word.
     """
     return _fold_chars(text).replace("'", "")
 
 
-def _fold_chars(text: str) -> str:
-    """:func:`fold`, keeping apostrophes (all written as ``'``) for chat spellings."""
+def _fold_chars(text: str, *, small_l: bool = False) -> str:
+    """:func:`fold`, keeping apostrophes (all written as ``'``) for chat spellings.
+
+    With ``small_l``, a capital I right after a small letter is read as an l first ("kiII"),
+    one character for one, so the result lines up with the plain fold.
+    """
     text = unicodedata.normalize("NFKC", text)
-    text = _CAPITAL_I.sub(_small_l, text).casefold()
+    if small_l:
+        text = _CAPITAL_I.sub(_small_l, text)
+    text = text.casefold()
     text = "".join(ch for ch in unicodedata.normalize("NFKD", text)
                    if unicodedata.category(ch) not in ("Cf", "Mn", "Me"))
     return text.translate(CONFUSABLES).translate(_APOSTROPHES)
@@ -168,6 +173,7 @@ class Speller:
     def _tokens(self, text: str) -> list[tuple[str, str]]:
         """Raw words in order; pictographs as their names (with a note), slashes resolved.
 
+        A capital I after a small letter is an l when only that reading is a word ("kiII").
         ``s/h``, ``s.h`` and ``w/o`` (single letters around slashes or dots) are one
         abbreviation; other
         slashed words are separate words ("and/or"). Stars and ``!|`` at either end are
@@ -176,7 +182,11 @@ class Speller:
         splits into rule words.
         """
         tokens: list[tuple[str, str]] = []
-        for found in _TOKEN.finditer(_fold_chars(text)):
+        folded = _fold_chars(text)
+        with_l = _fold_chars(text, small_l=True)
+        if len(with_l) != len(folded):
+            with_l = folded
+        for found in _TOKEN.finditer(folded):
             if found.group("dotted"):
                 tokens.append((found.group("dotted").replace(".", ""), ""))
                 continue
@@ -187,6 +197,9 @@ class Speller:
                     tokens.append((name, f"emoji {name}"))
                 continue
             word = word.strip("*!|").lstrip("@")
+            as_l = with_l[found.start("word"):found.end("word")].strip("*!|").lstrip("@")
+            if as_l != word and self._is_word(as_l) and not self._is_word(word):
+                word = as_l  # "kiII" is "kill", but "QuIt" stays "quit"
             parts = word.split("/")
             if len(parts) > 1 and all(len(p) == 1 for p in parts):
                 tokens.append(("".join(parts), ""))
@@ -215,6 +228,11 @@ class Speller:
             joined.append(tokens[i])
             i += 1
         return joined
+
+    def _is_word(self, token: str) -> bool:
+        """Whether a raw token, apostrophes aside, is a rule word, a chat spelling or a word."""
+        plain = token.replace("'", "")
+        return plain in self.vocabulary or plain in self.chat or self._known(plain)
 
     def _readable(self, word: str) -> bool:
         """Whether a spelled-out run, joined, is a word or splits into rule words."""
