@@ -68,13 +68,14 @@ class Detector:
         self.book = book
         vocabulary = book.vocabulary()
         self.speller = Speller(book.chat, vocabulary, book.glue | vocabulary, book.lang)
-        #: A one-word entry → every part name it stands for.
+        # Every entry (one word or several) → the concepts and literal parts it stands for.
         names: dict[tuple[str, ...], list[str]] = defaultdict(list)
         for name, entries in book.concepts.items():
             for entry in entries:
                 names[entry].append(name)
         for phrase in book.phrases():
             names[tuple(phrase.split())].append(phrase)
+        #: A one-word entry → its part names.
         self._single: dict[str, tuple[str, ...]] = {}
         #: The first two words of a longer entry → (the entry's words, its part names).
         self._multi: dict[tuple[str, str], list[tuple[tuple[str, ...], tuple[str, ...]]]] = \

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -45,7 +45,7 @@ _LEET_ALT = {"1": "l", "!": "l"}  # the other reading, tried when the first is n
 NUMBER = "number"
 #: The further form of a pure-digit word of ten or more ("took 30 tablets": more than a dose).
 LARGE_NUMBER = "largenumber"
-_LARGE = 10
+_LARGE_DIGITS = 2  # ten or more
 
 _CHARS = r"a-z0-9@$!|€*"
 #: Single letters with dots between them ("s.h"), a word (with apostrophes and slashes
@@ -61,6 +61,13 @@ _CAPITAL_I = re.compile(r"(?<=[^\W\d_])I+")
 _APOSTROPHES = str.maketrans({"’": "'", "ʼ": "'", "`": "'", "‘": "'", "′": "'"})
 #: The shortest run of single letters read as one spaced-out word ("d i e").
 _MIN_SPACED = 3
+#: Repairs are bounded so that any message costs time in proportion to its length: a join
+#: has at most this many parts of at most ``_MAX_PART`` letters; a typo is looked for only in
+#: words of at most ``_MAX_TYPO`` letters; longer runs of spaced letters are left alone.
+_MAX_PARTS = 4
+_MAX_PART = 14
+_MAX_TYPO = 24
+_CACHE_SIZE = 65536
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,21 +91,19 @@ def fold(text: str) -> str:
     NFKC unifies compatibility forms (fullwidth letters, ligatures); every format character
     (category Cf: zero-width spaces and joiners, soft hyphens, direction marks) is removed, so
     is every combining mark (accents, "zalgo" stacks); look-alike letters become Latin ones
-    and apostrophes are dropped so that "don't" and "dont" are one word. (Stop words are
-    matched on this too, so it changes no letter a reader would not.)
+    and apostrophes are dropped so that "don't" and "dont" are one word.
     """
     return _fold_chars(text).replace("'", "")
 
 
-def _fold_chars(text: str, *, capital_i: bool = False) -> str:
+def _fold_chars(text: str, *, small_l: bool = False) -> str:
     """:func:`fold`, keeping apostrophes (all written as ``'``) for chat spellings.
 
-    Args:
-        capital_i: Also read a capital I inside a small-letter word as an l ("kiII" is
-            "kill"), a disguise only the crisis scan undoes.
+    With ``small_l``, a capital I right after a small letter is read as an l first ("kiII"),
+    one character for one, so the result lines up with the plain fold.
     """
     text = unicodedata.normalize("NFKC", text)
-    if capital_i:
+    if small_l:
         text = _CAPITAL_I.sub(_small_l, text)
     text = text.casefold()
     text = "".join(ch for ch in unicodedata.normalize("NFKD", text)
@@ -149,6 +154,8 @@ class Speller:
     vocabulary: frozenset[str]
     glue: frozenset[str]
     lang: str = "en"
+    #: Repairs already worked out, by raw word (a message often repeats its words).
+    _cache: dict[str, list[_Repaired]] = field(default_factory=dict, compare=False, repr=False)
 
     def words(self, text: str) -> list[Word]:
         """The message as repaired words, in order."""
@@ -157,7 +164,7 @@ class Speller:
             if how:  # a pictograph, read as its name and never repaired
                 words.extend(self._expand(raw, how))
                 continue
-            for part in self._repair(raw):
+            for part in self._repaired(raw):
                 words.extend(self._expand(part.text, part.how, number=part.text.isdigit(),
                                           also=part.also))
         return words
@@ -166,6 +173,7 @@ class Speller:
     def _tokens(self, text: str) -> list[tuple[str, str]]:
         """Raw words in order; pictographs as their names (with a note), slashes resolved.
 
+        A capital I after a small letter is an l when only that reading is a word ("kiII").
         ``s/h``, ``s.h`` and ``w/o`` (single letters around slashes or dots) are one
         abbreviation; other
         slashed words are separate words ("and/or"). Stars and ``!|`` at either end are
@@ -174,7 +182,11 @@ class Speller:
         splits into rule words.
         """
         tokens: list[tuple[str, str]] = []
-        for found in _TOKEN.finditer(_fold_chars(text, capital_i=True)):
+        folded = _fold_chars(text)
+        with_l = _fold_chars(text, small_l=True)
+        if len(with_l) != len(folded):
+            with_l = folded
+        for found in _TOKEN.finditer(folded):
             if found.group("dotted"):
                 tokens.append((found.group("dotted").replace(".", ""), ""))
                 continue
@@ -185,6 +197,9 @@ class Speller:
                     tokens.append((name, f"emoji {name}"))
                 continue
             word = word.strip("*!|").lstrip("@")
+            as_l = with_l[found.start("word"):found.end("word")].strip("*!|").lstrip("@")
+            if as_l != word and self._is_word(as_l) and not self._is_word(word):
+                word = as_l  # "kiII" is "kill", but "QuIt" stays "quit"
             parts = word.split("/")
             if len(parts) > 1 and all(len(p) == 1 for p in parts):
                 tokens.append(("".join(parts), ""))
@@ -200,6 +215,10 @@ class Speller:
             while end < len(tokens) and len(tokens[end][0]) == 1 and tokens[end][0].isalpha() \
                     and not tokens[end][1]:
                 end += 1
+            if end - i > _MAX_PARTS * _MAX_PART:  # too long to be one word: left as it is
+                joined.extend(tokens[i:end])
+                i = end
+                continue
             if end - i >= _MIN_SPACED:
                 word = "".join(t for t, _ in tokens[i:end])
                 if self._readable(word):
@@ -210,12 +229,26 @@ class Speller:
             i += 1
         return joined
 
+    def _is_word(self, token: str) -> bool:
+        """Whether a raw token, apostrophes aside, is a rule word, a chat spelling or a word."""
+        plain = token.replace("'", "")
+        return plain in self.vocabulary or plain in self.chat or self._known(plain)
+
     def _readable(self, word: str) -> bool:
         """Whether a spelled-out run, joined, is a word or splits into rule words."""
         return (word in self.vocabulary or word in self.chat or self._known(word)
                 or self._split(word) is not None)
 
     # -- repairs ----------------------------------------------------------------------------
+    def _repaired(self, raw: str) -> list[_Repaired]:
+        """:meth:`_repair`, remembered for the most recent ``_CACHE_SIZE`` distinct words."""
+        found = self._cache.get(raw)
+        if found is None:
+            if len(self._cache) >= _CACHE_SIZE:
+                self._cache.clear()
+            found = self._cache[raw] = self._repair(raw)
+        return found
+
     def _repair(self, raw: str) -> list[_Repaired]:
         """One raw token as one or more words, each with how it was repaired."""
         if raw in self.chat or raw in self.vocabulary:
@@ -225,7 +258,7 @@ class Speller:
             if raw in self.chat or raw in self.vocabulary:
                 return [_Repaired(raw)]
         if "*" in raw:
-            unmasked = self._unmask(raw)
+            unmasked = self._unmask(raw) if len(raw) <= _MAX_TYPO else None
             return [_Repaired(unmasked, f"masked letters in {raw}")] if unmasked \
                 else [_Repaired(raw)]
         token, how = raw, ""
@@ -286,7 +319,7 @@ class Speller:
 
     def _split(self, token: str) -> list[str] | None:
         """``killmyself`` → ``kill my self``: only into rule words and glue, fewest parts."""
-        if len(token) < 5:
+        if not 5 <= len(token) <= _MAX_PARTS * _MAX_PART:
             return None
         return _segment(token, self.vocabulary, self.glue, self.lang)
 
@@ -309,7 +342,7 @@ class Speller:
         One edit away (two for long words); several when they are equally near ("wsh" is
         wash or wish), at most ``_MAX_READINGS``.
         """
-        if len(token) < 3:
+        if not 3 <= len(token) <= _MAX_TYPO:
             return ()
         limit = 1 if len(token) < 7 else 2
         found = extract(token, self._typo_targets, scorer=OSA.distance, score_cutoff=limit,
@@ -334,8 +367,8 @@ class Speller:
         ``also``: other readings of a typo, whose forms the word has too."""
         extra: frozenset[str] = frozenset(f for other in also for f in self._forms(other))
         if number:
-            extra = frozenset((NUMBER, token, LARGE_NUMBER) if int(token) >= _LARGE
-                              else (NUMBER, token))
+            large = len(token.lstrip("0")) >= _LARGE_DIGITS  # no int(): any length is fine
+            extra = frozenset((NUMBER, token, LARGE_NUMBER) if large else (NUMBER, token))
         parts = self.chat.get(token)
         if parts is not None:
             note = how or f"chat spelling {token}"
@@ -374,7 +407,7 @@ def _forms(token: str, lang: str) -> frozenset[str]:
 def _segment(
     token: str, vocabulary: Collection[str], glue: Collection[str], lang: str
 ) -> list[str] | None:
-    """Split ``token`` into the fewest parts (at most 4): rule words (any form) and glue.
+    """Split ``token`` into the fewest parts (at most ``_MAX_PARTS``): rule words and glue.
 
     At least one part must be a rule word, so a join is only ever repaired into something a
     rule can use.
@@ -385,13 +418,15 @@ def _segment(
 
     best: dict[int, list[str]] = {0: []}
     for end in range(1, len(token) + 1):
-        for start in range(max(0, end - 14), end):
+        for start in range(max(0, end - _MAX_PART), end):
             part = token[start:end]
-            if start in best and (part in glue or (len(part) >= 3 and rule_word(part))):
+            if start in best and len(best[start]) < _MAX_PARTS and (
+                part in glue or (len(part) >= 3 and rule_word(part))
+            ):
                 candidate = [*best[start], part]
                 if end not in best or len(candidate) < len(best[end]):
                     best[end] = candidate
     found = best.get(len(token))
-    if not found or len(found) < 2 or len(found) > 4:
+    if not found or len(found) < 2:
         return None
     return found if any(rule_word(p) for p in found) else None
