@@ -18,10 +18,17 @@ from bot.app import Loaded, build
 from bot.config import Config, load_config
 from bot.store import SqliteStore
 from bot.telegram import Pacer, TelegramEdge
+from tests.support import debian
 from tests.support.fake_bot_api import FakeBotApi
 from tests.support.telegram_client import Say
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In the run's first process: start installing missing Debian packages (CI only)."""
+    if not hasattr(config, "workerinput"):  # not one of xdist's workers
+        debian.start_installing()
 
 
 @pytest.fixture(autouse=True, scope="session")

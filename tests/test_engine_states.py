@@ -5,12 +5,14 @@ release (``pending`` and the step's part as plain strings), one per situation: e
 outside the script, every part of every step kind, a closing rating, a paused session.
 ``v1-replies.json.gz`` holds what that engine did next with each of them: for every live
 button, a few texts and commands, the messages, ledger rows, timers, effects and the new
-state. Both were written by that engine, from copies of the scripts it ran
-(``tests/fixtures/states/scripts``), and are never regenerated: they are the old behaviour.
+state. Both were written by that engine, from copies of the scripts and the system texts it
+ran (``tests/fixtures/states/scripts``, ``tests/fixtures/states/prompts``), and are never
+regenerated: they are the old behaviour.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 from dataclasses import dataclass
@@ -62,6 +64,7 @@ from bot.engine._buttons import (
     unpack,
 )
 from bot.engine._upgrade import upgrade
+from bot.render import Renderer
 from tests.support.engine_driver import engine_for_files
 
 HERE = Path(__file__).resolve().parent / "fixtures" / "states"
@@ -77,7 +80,11 @@ def _replies() -> dict[str, list[dict[str, object]]]:
 
 @cache
 def _engine() -> Engine:
-    return engine_for_files(sorted((HERE / "scripts").glob("*.yaml")))
+    """The engine of today on that release's scripts and system texts (a later rewording of
+    a text is not a change of behaviour)."""
+    shipped = engine_for_files(sorted((HERE / "scripts").glob("*.yaml")))
+    texts = Renderer.from_dir(HERE / "prompts", "en")
+    return Engine(dataclasses.replace(shipped.resources, texts=texts))
 
 
 def _event(kind: str, value: str, name: str) -> Event:

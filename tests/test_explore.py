@@ -22,6 +22,7 @@ import pytest
 
 from bot.app import build
 from bot.config import load_config
+from bot.crisis import Detection, Detector
 from bot.engine import (
     Button,
     ClientState,
@@ -343,3 +344,19 @@ def test_explore_as_json() -> None:
 def test_fingerprint_without_explore_is_a_usage_error() -> None:
     done = _rehearse("check", "--fingerprint", "scripts/first-steps.yaml")
     assert done.returncode == 2 and "--fingerprint needs --explore" in done.stderr
+
+
+def test_a_walk_says_when_it_could_not_try_crisis_language() -> None:
+    """Rules that detect none of the walk's (English) sentences: the summary says so."""
+
+    class Blind(Detector):
+        def scan(self, text: str) -> Detection:
+            return Detection()
+
+    res = _LOADED.engine.resources
+    blind = Blind(res.crisis.book)
+    result = explore(_LOADED.scripts["story-of-connection"],
+                     dataclasses.replace(res, crisis=blind), clients=CLIENTS[:1])
+    assert not result.crisis_tried
+    assert "crisis language not tried" in result.summary()
+    assert explored("story-of-connection").crisis_tried

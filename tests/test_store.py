@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import math
 import random
@@ -423,7 +424,7 @@ async def test_failed_codes_are_counted_within_the_window(store: SqliteStore) ->
 
 
 async def test_export_contains_everything_as_json(store: SqliteStore) -> None:
-    await store.add_invite(invite("h1"))
+    await store.add_invite(dataclasses.replace(invite("h1"), therapist="tg:9000"))
     await store.redeem_invite("h1", "tg:1", T0)
     await store.record_failed_code("tg:1", T0, MINUTE)
     await store.commit(
@@ -470,8 +471,10 @@ async def test_export_contains_everything_as_json(store: SqliteStore) -> None:
                 "created_at": stamp,
                 "expires_at": "2025-03-08T09:00:00.000000Z",
                 "redeemed_at": stamp,
+                "therapist": "tg:9000",
             }
         ],
+        "therapist": {"therapist": "tg:9000", "since": stamp, "looked_at": None},
     }
     assert datetime.fromisoformat(stamp) == T0
     empty = await store.export("tg:nobody")

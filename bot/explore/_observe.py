@@ -57,8 +57,6 @@ class Labels:
     skip: str
     smaller: str
     pause: str
-    resume: str
-    safe: str
     stop_confirm: str
     ask_timezone: str
     ask_reminder_time: str
@@ -80,7 +78,7 @@ class Labels:
             agree=label("agree"), decline=label("decline"), yes=label("yes"), no=label("no"),
             opt_in=label("opt_in"), opt_out=label("opt_out"), shared=label("shared"),
             said_it=label("said_it"), skip=label("skip"), smaller=label("smaller"),
-            pause=label("pause"), resume=label("resume"), safe=label("safe"),
+            pause=label("pause"),
             stop_confirm=system("stop.confirm"), ask_timezone=system("settings.ask_timezone"),
             ask_reminder_time=system("settings.ask_reminder_time"),
             expected=system("checkin.expected"), actual=system("checkin.actual"),
@@ -96,7 +94,8 @@ class Shown:
     Attributes:
         kind: ``prompt`` or ``turn``.
         level: Its level.
-        what: How a report names it, e.g. ``prompt `l2-needs``` or ``turn 3 of `scene```.
+        what: How a report names it, e.g. ``prompt `l2-needs``` or
+            ``line 3 of role-play `scene```.
         gentler: A role-play line shown in its ``smaller`` wording (the engine's stand-in for a
             line deeper than the client's level).
     """
@@ -111,7 +110,7 @@ class Remembered:
     """The renderer, remembering what it rendered: the same text for the same key and values.
 
     Rendering is a pure function of its inputs, and a walk renders the same texts over and
-    over; remembering them makes a walk several times faster and changes no outcome.
+    over; remembering them makes a walk about 1.6 times faster and changes no outcome.
     """
 
     def __init__(self, texts: Texts) -> None:
@@ -154,13 +153,14 @@ class RememberedDetector(Detector):
 
     def __init__(self, detector: Detector) -> None:  # no super().__init__: nothing to rebuild
         self.__dict__.update(vars(detector))
+        self._detector = detector
         self._found: dict[str, Detection] = {}
 
     def scan(self, text: str) -> Detection:
-        """The rules ``text`` matches."""
+        """The rules ``text`` matches, as the wrapped detector finds them."""
         found = self._found.get(text)
         if found is None:
-            found = self._found[text] = super().scan(text)
+            found = self._found[text] = self._detector.scan(text)
         return found
 
 

@@ -101,6 +101,8 @@ class Exploration:
         paths: Distinct shortest routes from a client's first message to an end.
         seconds: How long the walk took.
         truncated: Whether :class:`Limits` left places unwalked.
+        crisis_tried: Whether crisis language was tried (the configured rules detect one of
+            the walk's sentences; they are English).
         violations: Broken invariants, the first of each kind (same code and message), in the
             order found.
         fingerprint: SHA-256 of the transcript.
@@ -114,6 +116,7 @@ class Exploration:
     paths: int = 0
     seconds: float = 0.0
     truncated: bool = False
+    crisis_tried: bool = True
     violations: list[Violation] = field(default_factory=list)
     fingerprint: str = ""
     transcript: list[str] = field(default_factory=list)
@@ -121,6 +124,7 @@ class Exploration:
     def summary(self) -> str:
         """One line: what was covered and how long it took."""
         cut = ", stopped at the limits" if self.truncated else ""
+        cut += "" if self.crisis_tried else ", crisis language not tried (no sentence detected)"
         return (f"{self.file}: explored {self.states:,} states, {self.transitions:,} "
                 f"transitions, {self.paths:,} paths in {self.seconds:.2f} s{cut}; "
                 f"{len(self.violations)} violation(s)")
@@ -130,6 +134,7 @@ class Exploration:
         return {"script": self.script, "file": self.file, "states": self.states,
                 "transitions": self.transitions, "paths": self.paths,
                 "seconds": round(self.seconds, 3), "truncated": self.truncated,
+                "crisis_tried": self.crisis_tried,
                 "fingerprint": self.fingerprint,
                 "violations": [v.to_json() for v in self.violations]}
 
@@ -186,7 +191,8 @@ class _Walk:
         # that changes nothing at a place is not tried again at the same position.
         self.tried: set[tuple[object, ...]] = set()
         self.idle: set[tuple[object, ...]] = set()
-        self.result = Exploration(script.id, str(script.file))
+        self.result = Exploration(script.id, str(script.file),
+                                  crisis_tried=self.planner.crisis_text is not None)
         self.hasher = hashlib.sha256()
         self.canonical = Canonical(script)
 

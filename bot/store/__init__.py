@@ -4,6 +4,7 @@
 """
 
 from bot.store._base import (
+    CaseloadEntry,
     Commit,
     DueTimer,
     Invite,
@@ -19,6 +20,7 @@ from bot.store._base import (
 from bot.store._sqlite import SqliteStore
 
 __all__ = [
+    "CaseloadEntry",
     "Commit",
     "DueTimer",
     "Invite",

@@ -124,7 +124,23 @@ _V3: Migration = (
     """INSERT OR REPLACE INTO cleanup_due (id, task) SELECT 1, 'vacuum' WHERE changes() > 0""",
 )
 
-MIGRATIONS: Sequence[Migration] = (_V1, _V2, _V3)
+#: Therapists are a role: an invite records the therapist who made it (their id, e.g.
+#: ``tg:9000``), and redeeming it puts the client in that therapist's caseload. A client has
+#: at most one therapist; ``looked_at`` is when that therapist last read the client's
+#: progress report (what is new since then is flagged in their caseload overview). The
+#: row goes with the client's erasure; nothing older than this version had a therapist.
+_V4: Migration = (
+    "ALTER TABLE invites ADD COLUMN therapist TEXT CHECK (therapist <> '')",
+    """CREATE TABLE caseload (
+        client_id TEXT PRIMARY KEY,
+        therapist TEXT NOT NULL CHECK (therapist <> ''),
+        since TEXT NOT NULL,
+        looked_at TEXT
+    ) STRICT""",
+    "CREATE INDEX caseload_therapist ON caseload (therapist, client_id)",
+)
+
+MIGRATIONS: Sequence[Migration] = (_V1, _V2, _V3, _V4)
 
 
 class NewerSchema(StoreError):

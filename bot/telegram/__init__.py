@@ -20,6 +20,7 @@ from bot.telegram._edge import TelegramEdge, Waits, chat_of, serve
 from bot.telegram._invites import code_hash, new_code
 from bot.telegram._logging import install_token_redaction
 from bot.telegram._sender import OutboxSender, Pacer
+from bot.telegram._therapist import user_key
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ __all__ = [
     "install_token_redaction",
     "new_code",
     "run_bot",
+    "user_key",
 ]
 
 

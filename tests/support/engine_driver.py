@@ -42,6 +42,7 @@ from bot.engine import (
     Outcome,
     Part,
     Policy,
+    Question,
     Resources,
     Start,
     StopQuestion,
@@ -99,6 +100,43 @@ def engine_for_files(files: Iterable[Path], **policy: object) -> Engine:
     new_policy: Policy = dataclasses.replace(res.policy, **policy)  # type: ignore[arg-type]
     return Engine(Resources(scripts=res.scripts, texts=res.texts, crisis=res.crisis,
                             policy=new_policy))
+
+
+def plain_answer(pending: Question | None, part: Part | None, codes: list[str], *,
+                 choice: int = 0, rating: int = 2, free_text: str = "a few words",
+                 step: str | None = None) -> tuple[str, str]:
+    """What a plain client answers to whatever they are asked now.
+
+    Ratings get ``rating`` (low by default), choices the ``choice``-th button, free-text
+    questions ``free_text``, everything else the button that goes on.
+
+    Returns:
+        ``("press", code)`` or ``("text", text)``.
+    """
+    if pending == LevelQuestion():
+        return "press", "ln"
+    if pending == MenuQuestion():
+        return "press", "m0"
+    assert pending is None, f"a pending question: {pending}"
+    if part in (Part.RATING, Part.RECHECK, Part.EXPECTED, Part.ACTUAL):
+        return "text", str(rating)
+    presses = {Part.RELIEF: "l0", Part.CUES: "kd", Part.SKIP_REASON: "s3",
+               # "enough for today?": one more, so that every step is seen
+               Part.ENOUGH: "mo",
+               Part.READY: "st",  # a scene's frame, at a gentle pace
+               Part.PROMPT: "sh", Part.TURN: "sd"}
+    if part in presses:
+        return "press", presses[part]
+    if part is Part.CONNECTION:
+        return "text", free_text
+    if part is Part.ASK:
+        choices = [c for c in codes if c.startswith("c")]
+        if choices:
+            return "press", choices[min(choice, len(choices) - 1)]
+        return "text", free_text
+    if part in (Part.PAGE, Part.CALM, Part.SAY):
+        return ("press", "go") if "go" in codes else ("text", free_text)
+    raise AssertionError(f"do not know how to answer {part!r} at {step!r}")
 
 
 class Driver:
@@ -286,46 +324,10 @@ class Driver:
 
     def answer_current(self, choice: int = 0, *, rating: int = 2,
                        free_text: str = "a few words") -> Outcome:
-        """Answer whatever the client is asked now in the plainest way.
-
-        Ratings get ``rating`` (low by default), choices the ``choice``-th button, free-text
-        questions ``free_text``, everything else the button that goes on.
-        """
-        pending = self.state.pending
-        if pending == LevelQuestion():
-            return self.press("ln")
-        if pending == MenuQuestion():
-            return self.press("m0")
-        assert pending is None, f"a pending question: {pending}"
-        part = self.part
-        if part in (Part.RATING, Part.RECHECK, Part.EXPECTED, Part.ACTUAL):
-            return self.text(str(rating))
-        if part is Part.RELIEF:
-            return self.press("l0")
-        if part is Part.CUES:
-            return self.press("kd")
-        if part is Part.SKIP_REASON:
-            return self.press("s3")
-        if part is Part.ENOUGH:  # "enough for today?": one more, so that every step is seen
-            return self.press("mo")
-        if part is Part.READY:  # a scene's frame, at a gentle pace
-            return self.press("st")
-        if part is Part.PROMPT:
-            return self.press("sh")
-        if part is Part.TURN:
-            return self.press("sd")
-        if part is Part.CONNECTION:
-            return self.text(free_text)
-        if part is Part.ASK:
-            choices = [c for c in self.codes() if c.startswith("c")]
-            if choices:
-                return self.press(choices[min(choice, len(choices) - 1)])
-            return self.text(free_text)
-        if part in (Part.PAGE, Part.CALM, Part.SAY):
-            if self.has_button("go"):
-                return self.press("go")
-            return self.text(free_text)
-        raise AssertionError(f"do not know how to answer {part!r} at {self.step!r}")
+        """Answer whatever the client is asked now in the plainest way (see `plain_answer`)."""
+        how, value = plain_answer(self.state.pending, self.part, self.codes(), choice=choice,
+                                  rating=rating, free_text=free_text, step=self.step)
+        return self.press(value) if how == "press" else self.text(value)
 
     def walk_until(self, done: Callable[[Driver], bool], *, limit: int = 200,
                    **answers: object) -> Driver:
@@ -387,6 +389,17 @@ class ServiceClient:
         await self.send(Start())
         for label in ("I agree", "Yes", "No, thanks", "No, thanks", "No, thanks"):
             await self.press(label)
+
+    async def answer_current(self, choice: int = 0, *, rating: int = 2,
+                             free_text: str = "a few words") -> Handled:
+        """Answer what the client is asked now in the plainest way (see `plain_answer`)."""
+        state = await self.service.state_of(self.client_id)
+        codes = [b.data.partition(":")[2] for b in self.keyboard]
+        frame = state.session.frame if state.session else None
+        how, value = plain_answer(state.pending, frame.part if frame else None, codes,
+                                  choice=choice, rating=rating, free_text=free_text,
+                                  step=frame.step if frame else None)
+        return await (self.press(value) if how == "press" else self.send(Text(text=value)))
 
     async def to_first_checkin(self) -> None:
         """From the menu to the first check-in of first-steps."""
