@@ -358,7 +358,7 @@ async def test_a_read_only_database_is_survived_and_recovered(
 
 
 async def test_messages_held_while_the_database_is_read_only_are_sent_once_it_is_fixed(
-    fake_api: FakeBotApi, loaded: Loaded, tmp_path: Path
+    fake_api: FakeBotApi, loaded: Loaded, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A reply committed before the fault, sent while the store cannot record it as sent.
 
@@ -374,7 +374,9 @@ async def test_messages_held_while_the_database_is_read_only_are_sent_once_it_is
         await api.wait_for(lambda: api.pending_updates == 0, timeout=10)
         await store._run(lambda c: c.execute("PRAGMA query_only = 1"))
         api.clear_faults()
-        await asyncio.sleep(2)
+        # Telegram takes the held reply; the store cannot record that it was sent.
+        await api.wait_for(lambda: "could not record outbox message" in caplog.text,
+                           timeout=10)
         await store._run(lambda c: c.execute("PRAGMA query_only = 0"))
         since = len(api.requests)
         await api.send_text(USER, "/privacy")

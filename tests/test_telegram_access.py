@@ -16,7 +16,7 @@ import pytest
 from bot.app import Loaded
 from bot.cli import main as rehearse
 from bot.store import Invite, SqliteStore
-from bot.telegram import TelegramEdge, code_hash, new_code
+from bot.telegram import TelegramEdge, Waits, code_hash, new_code
 from tests.conftest import Clock, edge_config
 from tests.support.fake_bot_api import FakeBotApi
 from tests.support.telegram_client import Say, TelegramClient, labels, running_edge, settle
@@ -28,11 +28,13 @@ ADMIN = 3003
 async def bot(
     fake_api: FakeBotApi, store: SqliteStore, loaded: Loaded, tmp_path: Path, clock: Clock
 ) -> AsyncIterator[TelegramEdge]:
-    """The bot with the default access rules (invite-only), one admin, on the test clock."""
+    """The bot with the default access rules (invite-only), one admin, on the test clock
+    (which only moves by hand; the bot looks at its timers every 50 ms)."""
     config = edge_config(fake_api, tmp_path / "rehearse.db",
                          telegram={"poll_timeout": 1, "admins": [ADMIN]})
     assert config.access.mode == "invite" and not config.access.allowlist
-    async with running_edge(config, loaded, store, clock=clock) as edge:
+    async with running_edge(config, loaded, store, clock=clock,
+                            waits=Waits(timers=0.05)) as edge:
         yield edge
 
 
