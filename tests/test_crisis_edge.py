@@ -8,6 +8,7 @@ anyone. The first message each receives carries the lines; a stranger's reply is
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -81,12 +82,15 @@ async def test_strangers_get_the_lines_durably_even_after_a_5xx(
     fake_api.fail("sendMessage", status=500, times=1)  # one failure must not lose the reply
     eve = TelegramClient(fake_api, STRANGER, "Eve")
     await eve.send(words if words is not None else "/sos")
-    for _ in range(100):  # the failed attempt, then the retry once its back-off has passed
-        if fake_api.calls("sendMessage"):
+    await fake_api.wait_for(lambda: fake_api.calls("sendMessage"), timeout=30)  # the failure
+    # The retry is due once its back-off has passed on the bot's clock; move the clock on
+    # until it is sent (the sender may record the failure after any one of these moves).
+    for _ in range(30):
+        clock.advance(minutes=1)
+        with contextlib.suppress(TimeoutError):
+            await fake_api.wait_for(lambda: eve.unread, timeout=1)
             break
-        await asyncio.sleep(0.05)
-    clock.advance(minutes=1)
-    reply = await eve.next_one(timeout=10)
+    reply = await eve.next_one(timeout=1)
     assert reply.text.strip() == first_crisis_text(loaded, words)
     await settle(fake_api, store)
     assert not eve.unread  # sent once
