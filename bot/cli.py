@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot._files import write_private
-from bot.app import build, crisis_detector, resolve
+from bot.app import build, crisis_detector, resolve, store_from
 from bot.config import Config, ConfigError, load_config
 from bot.crisis import evaluate, read_cases
 from bot.engine import ClientState, Clinician, Opt
@@ -36,7 +36,7 @@ from bot.script import (
     to_mermaid,
 )
 from bot.service import Rehearsal
-from bot.store import Invite, SqliteStore, StoreError
+from bot.store import Invite, StoreError
 from bot.telegram import bot_username, code_hash, new_code, run_bot
 from bot.terminal import play
 
@@ -149,7 +149,8 @@ def _duration(text: str) -> timedelta:
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, default=_default_config(),
                         help="configuration file (default: $REHEARSE_CONFIG, else built-in)")
-    parser.add_argument("--db", type=Path, default=None, help="SQLite file (overrides config)")
+    parser.add_argument("--db", default=None, metavar="DATABASE",
+                        help="a SQLite file or a postgresql:// URL (overrides storage.database)")
 
 
 def _default_config() -> Path | None:
@@ -227,7 +228,7 @@ def _play(args: argparse.Namespace) -> int:
     watch = [args.script] if args.watch and args.script else None
 
     async def session() -> None:
-        async with SqliteStore(config.storage.database) as store:
+        async with store_from(config) as store:
             await play(loaded, store, name, watch=watch)
 
     asyncio.run(session())
@@ -269,7 +270,7 @@ def _operator(args: argparse.Namespace) -> int:
 
     async def act() -> int:
         loaded = build(config)
-        async with SqliteStore(config.storage.database, cleanup_retry=1.0) as store:
+        async with store_from(config, cleanup_retry=1.0) as store:
             if await store.load_state(args.client) is None and not await store.ledger(args.client):
                 print(f"rehearse {args.command}: no client {args.client}", file=sys.stderr)
                 return 1
@@ -344,7 +345,7 @@ def _invite(args: argparse.Namespace) -> int:
                     expires_at=now + args.expires, created_at=now)
 
     async def store_invite() -> str:
-        async with SqliteStore(config.storage.database) as store:
+        async with store_from(config) as store:
             await store.add_invite(invite)
         return await bot_username(config) or "<your_bot>"
 
@@ -360,7 +361,7 @@ def _clients(args: argparse.Namespace) -> int:
 
     async def listing() -> list[str]:
         rows = []
-        async with SqliteStore(config.storage.database) as store:
+        async with store_from(config) as store:
             for client_id in await store.client_ids():
                 raw = await store.load_state(client_id)
                 state = ClientState.model_validate(raw) if raw else None
@@ -383,7 +384,7 @@ def _clinician(args: argparse.Namespace) -> int:
 
     async def act() -> int:
         loaded = build(config)
-        async with SqliteStore(config.storage.database) as store:
+        async with store_from(config) as store:
             if await store.load_state(args.client) is None:
                 print(f"rehearse {args.command}: no client {args.client}", file=sys.stderr)
                 return 1
@@ -402,7 +403,7 @@ def _purge(args: argparse.Namespace) -> int:
     retention = config.storage.retention
 
     async def purge() -> int:
-        async with SqliteStore(config.storage.database) as store:
+        async with store_from(config) as store:
             return await store.purge(_utc_now(), ledger_days=retention.ledger_days,
                                      answers_days=retention.answers_days)
 

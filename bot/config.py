@@ -6,7 +6,9 @@ values of the wrong type are errors located at ``file:line:col`` — so a typo i
 start-up instead of silently changing how the bot treats clients.
 
 The bot token is read only from ``TELEGRAM_BOT_TOKEN``; a ``token`` key in the file is an
-error. ``TELEGRAM_API_BASE_URL`` overrides ``telegram.api_base_url``.
+error. ``TELEGRAM_API_BASE_URL`` overrides ``telegram.api_base_url``. A PostgreSQL password
+comes from ``REHEARSE_DATABASE_PASSWORD`` (or libpq's ``PGPASSWORD``); one in the
+``storage.database`` URL is an error.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from pydantic import (
 
 from bot.script._findings import BOT_TOKEN, ScriptError, quoted, redact_tokens
 from bot.script._yaml import LoadedYaml, Path_, load_yaml
+from bot.store import PASSWORD_ENV, database_problem
 
 __all__ = ["Config", "ConfigError", "load_config"]
 
@@ -104,10 +107,20 @@ class RetentionConfig(_Section):
 
 
 class StorageConfig(_Section):
-    """Where data is stored."""
+    """Where data is stored: a SQLite file, or a PostgreSQL database shared by workers."""
 
-    database: PathValue = Path("rehearse.db")
+    database: str = "rehearse.db"
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    pool_size: Annotated[int, Field(ge=1, le=100)] = 10
+    prepared_statements: bool = True
+
+    @field_validator("database")
+    @classmethod
+    def _usable(cls, value: str) -> str:
+        problem = database_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
 
 class ScriptsConfig(_Section):
@@ -435,6 +448,7 @@ class Config(_Section):
 
     _token: SecretStr | None = PrivateAttr(default=None)
     _env_api_base_url: str | None = PrivateAttr(default=None)
+    _database_password: SecretStr | None = PrivateAttr(default=None)
 
     @property
     def token(self) -> SecretStr | None:
@@ -447,6 +461,11 @@ class Config(_Section):
         return self._env_api_base_url or self.telegram.api_base_url
 
     @property
+    def database_password(self) -> SecretStr | None:
+        """The PostgreSQL password from ``REHEARSE_DATABASE_PASSWORD``, or None."""
+        return self._database_password
+
+    @property
     def region(self) -> Region:
         """The practice's region: its emergency number and crisis and safety lines."""
         return self.safety.regions[self.safety.region]
@@ -457,7 +476,8 @@ def load_config(path: Path | None, env: Mapping[str, str] = os.environ) -> Confi
 
     Args:
         path: The YAML file, or None to use the defaults.
-        env: Where ``TELEGRAM_BOT_TOKEN`` and ``TELEGRAM_API_BASE_URL`` are read from.
+        env: Where ``TELEGRAM_BOT_TOKEN``, ``TELEGRAM_API_BASE_URL`` and
+            ``REHEARSE_DATABASE_PASSWORD`` are read from.
 
     Returns:
         The validated configuration.
@@ -479,6 +499,8 @@ def load_config(path: Path | None, env: Mapping[str, str] = os.environ) -> Confi
         raise ConfigError([f"{API_BASE_URL_ENV} must be a URL starting with http:// or https://"])
     config._token = SecretStr(token) if token else None
     config._env_api_base_url = base_url or None
+    password = env.get(PASSWORD_ENV, "")
+    config._database_password = SecretStr(password) if password else None
     return config
 
 

@@ -1,10 +1,13 @@
 """Persistence: the only package that speaks SQL.
 
-`Store` is the narrow interface the rest of the bot uses; `SqliteStore` implements it.
+`Store` is the narrow interface the rest of the bot uses; `SqliteStore` implements it on a
+file, `PostgresStore` (``bot.store._postgres``, needing the ``postgresql`` extra) on a server
+shared by several workers. `store_for` picks one from ``storage.database``.
 """
 
 from bot.store._base import (
     Commit,
+    DataRefused,
     DueTimer,
     Invite,
     LedgerRecord,
@@ -16,10 +19,13 @@ from bot.store._base import (
     StoreError,
     Timer,
 )
+from bot.store._open import PASSWORD_ENV, database_problem, is_postgres, store_for
 from bot.store._sqlite import SqliteStore
 
 __all__ = [
+    "PASSWORD_ENV",
     "Commit",
+    "DataRefused",
     "DueTimer",
     "Invite",
     "LedgerRecord",
@@ -31,4 +37,7 @@ __all__ = [
     "StoreError",
     "StoredAnswer",
     "Timer",
+    "database_problem",
+    "is_postgres",
+    "store_for",
 ]

@@ -19,6 +19,14 @@ class StoreError(Exception):
     """The backend failed; the operation may not have taken effect."""
 
 
+class DataRefused(StoreError, ValueError):
+    """The backend refused the data itself (a constraint, a value it cannot hold).
+
+    Unlike other store failures (a full disk, a lost connection) it is no outage: the same
+    data fails again however long one waits, so callers give it up instead of retrying.
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class LedgerRecord:
     """A ledger row to append: consent, pacing, check-in or safety event."""
@@ -256,7 +264,8 @@ class Store(ABC):
 
     @abstractmethod
     async def changed_elsewhere(self) -> bool:
-        """Whether another process (an operator command) wrote to the store since last asked.
+        """Whether another process wrote to the store since last asked: on SQLite any write
+        (an operator command), on PostgreSQL, shared by several workers, an erasure.
 
         The first call answers False. Callers holding caches of stored facts drop them.
         """

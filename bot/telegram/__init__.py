@@ -13,9 +13,9 @@ import sys
 from telegram import Bot
 from telegram.error import InvalidToken, TelegramError
 
-from bot.app import build
+from bot.app import build, store_from
 from bot.config import Config
-from bot.store import SqliteStore, StoreError
+from bot.store import StoreError
 from bot.telegram._edge import TelegramEdge, chat_of, serve
 from bot.telegram._invites import code_hash, new_code
 from bot.telegram._logging import install_token_redaction
@@ -67,7 +67,7 @@ def run_bot(config: Config) -> int:
         return 1
 
     async def main() -> None:
-        async with SqliteStore(config.storage.database) as store:
+        async with store_from(config) as store:
             await serve(config, loaded, store)
 
     # Never let an exception escape as a bare traceback: python-telegram-bot puts the token

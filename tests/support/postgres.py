@@ -1,0 +1,194 @@
+"""A throwaway PostgreSQL cluster for the tests: initialised in a temporary folder, listening
+on a free port of 127.0.0.1 only, removed afterwards.
+
+Debian's ``postgresql`` package puts its programs in ``/usr/lib/postgresql/<version>/bin``;
+:func:`find_binaries` looks there and on ``PATH``. ``initdb`` refuses to run as root, so as
+root the cluster belongs to the ``postgres`` user (created by the package) or, failing that,
+to a system user created for it. In CI (``CI=true``) a missing package is installed with
+``apt-get``: there the tests that need PostgreSQL must never be skipped.
+
+Local connections are trusted, except for :data:`PASSWORD_USER`, whose password
+(:data:`PASSWORD`) is checked (SCRAM), so that tests can prove the password comes from the
+environment. Durability settings are the server's defaults apart from ``fsync``: the tests
+restart the server (a crash included) but never the machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+SUPERUSER = "rehearse"
+PASSWORD_USER = "rehearse_pw"
+PASSWORD = "correct horse battery staple"
+_FALLBACK_OWNER = "rehearse-pg"
+
+
+class Unavailable(Exception):
+    """PostgreSQL cannot be started here (no binaries, no user to run it as)."""
+
+
+def find_binaries() -> Path | None:
+    """The folder holding ``initdb`` and ``pg_ctl``, or None."""
+    on_path = shutil.which("pg_ctl")
+    if on_path and shutil.which("initdb"):
+        return Path(on_path).resolve().parent
+    for folder in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (folder / "initdb").exists() and (folder / "pg_ctl").exists():
+            return folder
+    return None
+
+
+def install_binaries() -> Path:
+    """Install Debian's ``postgresql`` package (as root, in CI) and return its programs."""
+    if os.geteuid() != 0:
+        raise Unavailable("PostgreSQL is not installed and installing it needs root")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "update", "-q"],
+                    ["apt-get", "install", "-y", "-q", "--no-install-recommends", "postgresql"]):
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise Unavailable(f"{' '.join(command)} failed: {done.stderr.strip()[-500:]}")
+    found = find_binaries()
+    if found is None:
+        raise Unavailable("apt-get installed postgresql, but initdb and pg_ctl are not found")
+    return found
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Cluster:
+    """A running throwaway cluster.
+
+    Attributes:
+        bin_dir: Where ``pg_ctl`` lives.
+        data_dir: The cluster's files.
+        port: Its port on 127.0.0.1.
+        owner: The system user the server runs as (None: the current user).
+    """
+
+    bin_dir: Path
+    data_dir: Path
+    port: int
+    owner: str | None
+
+    def url(self, database: str = "postgres", user: str = SUPERUSER) -> str:
+        """A connection URL (no password in it)."""
+        return f"postgresql://{user}@127.0.0.1:{self.port}/{database}"
+
+    def start(self) -> None:
+        """Start the server and wait until it accepts connections."""
+        log = self.data_dir.parent / "server.log"
+        self._pg_ctl("start", "-w", "-t", "60", "-l", str(log),
+                     "-o", f"-p {self.port} -c listen_addresses=127.0.0.1 "
+                           f"-c unix_socket_directories={self.data_dir.parent}")
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server: ``fast`` rolls back sessions, ``immediate`` is a crash."""
+        self._pg_ctl("stop", "-w", "-t", "60", "-m", mode)
+
+    def restart(self, mode: str = "fast") -> None:
+        """Stop and start again on the same port."""
+        self.stop(mode)
+        self.start()
+
+    def _pg_ctl(self, *args: str) -> None:
+        run_as(self.owner, [str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), *args])
+
+
+def run_as(owner: str | None, command: list[str]) -> None:
+    """Run a command as ``owner`` (as root) or as the current user; raise on failure."""
+    if owner is not None:
+        command = ["runuser", "-u", owner, "--", *command]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise Unavailable(f"{Path(command[0]).name} failed: "
+                          f"{(done.stderr or done.stdout).strip()[-800:]}")
+
+
+def _owner() -> str | None:
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", _FALLBACK_OWNER):
+        with contextlib.suppress(KeyError):
+            pwd.getpwnam(name)
+            return name
+    run_as(None, ["useradd", "--system", "--no-create-home", _FALLBACK_OWNER])
+    return _FALLBACK_OWNER
+
+
+@contextlib.contextmanager
+def throwaway_cluster(*, install: bool = False) -> Iterator[Cluster]:
+    """Initialise and start a cluster in a temporary folder; stop and remove it afterwards.
+
+    Args:
+        install: Install the ``postgresql`` package with apt-get if it is missing.
+
+    Raises:
+        Unavailable: PostgreSQL is not installed (and ``install`` is false), or the cluster
+            could not be set up; the message says why.
+    """
+    bin_dir = find_binaries()
+    if bin_dir is None:
+        if not install:
+            raise Unavailable("PostgreSQL's initdb and pg_ctl are not installed "
+                              "(Debian: apt-get install postgresql)")
+        bin_dir = install_binaries()
+    owner = _owner()
+    home = Path(tempfile.mkdtemp(prefix="rehearse-pg-"))
+    data_dir = home / "data"
+    password_file = home / "password"
+    try:
+        password_file.write_text(PASSWORD + "\n")
+        if owner is not None:
+            shutil.chown(home, owner)
+            shutil.chown(password_file, owner)
+        run_as(owner, [str(bin_dir / "initdb"), "-D", str(data_dir), "-U", SUPERUSER,
+                       "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"])
+        (data_dir / "pg_hba.conf").write_text(
+            "local all all trust\n"
+            f"host all {PASSWORD_USER} 127.0.0.1/32 scram-sha-256\n"
+            "host all all 127.0.0.1/32 trust\n")
+        with (data_dir / "postgresql.conf").open("a") as conf:
+            conf.write("fsync = off\nmax_connections = 200\nshared_buffers = 64MB\n")
+        cluster = Cluster(bin_dir, data_dir, free_port(), owner)
+        cluster.start()
+        try:
+            _create_password_user(cluster)
+            yield cluster
+        finally:
+            with contextlib.suppress(Unavailable):
+                cluster.stop("immediate")
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _create_password_user(cluster: Cluster) -> None:
+    import psycopg  # noqa: PLC0415  (only the tests that use PostgreSQL need it)
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with psycopg.connect(cluster.url(), autocommit=True) as conn:
+                conn.execute(f"CREATE ROLE {PASSWORD_USER} LOGIN PASSWORD '{PASSWORD}' "
+                             "CREATEDB")
+                return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
