@@ -26,6 +26,7 @@ from bot.store import (
     LedgerRecord,
     OutgoingMessage,
     SqliteStore,
+    StaleState,
     Store,
     StoredAnswer,
     StoreError,
@@ -766,3 +767,106 @@ async def test_erasures_by_another_process_are_noticed_and_own_writes_are_not(
         await operator.erase("tg:1")
     assert await store.changed_elsewhere() is True
     assert await store.changed_elsewhere() is False  # reported once
+
+
+# -- state versions: commits computed from an older state are refused ------------------------
+
+
+async def test_a_commit_based_on_an_older_state_is_refused(store: Store) -> None:
+    assert await store.load_versioned("tg:1") == (None, 0)
+    assert await store.commit(make("e1", state={"n": 1}, based_on=0))
+    state, first = await store.load_versioned("tg:1")
+    assert state == {"n": 1} and first > 0
+    with pytest.raises(StaleState):  # computed from "no state yet", but there is one now
+        await store.commit(make("e2", state={"n": 2}, based_on=0,
+                                ledger=[LedgerRecord("x", {}, T0)]))
+    assert await store.ledger("tg:1") == []  # nothing of it applied ...
+    assert await store.commit(make("e2", state={"n": 2}, based_on=first))  # ... nor its id used
+    _, second = await store.load_versioned("tg:1")
+    assert second != first
+    assert await store.commit(make("e2", state={"n": 3}, based_on=first)) is False  # a dup
+    assert await store.commit(make("e3", state=None, ledger=[LedgerRecord("x", {}, T0)]))
+    assert (await store.load_versioned("tg:1"))[1] == second  # no state written, same version
+
+    await store.erase("tg:1")
+    assert await store.load_versioned("tg:1") == (None, 0)
+    assert await store.commit(make("e4", state={"n": 4}, based_on=0))
+    _, again = await store.load_versioned("tg:1")
+    assert again not in (first, second)  # a client erased and back never repeats a version
+
+
+# -- the update queue and leases -------------------------------------------------------------
+
+LEASE = timedelta(seconds=30)
+
+
+def update(update_id: int, text: str = "hi") -> dict[str, object]:
+    return {"update_id": update_id, "message": {"text": text}}
+
+
+async def test_updates_are_stored_once_and_claimed_one_per_client_in_order(store: Store) -> None:
+    for update_id, client in ((10, "tg:1"), (11, "tg:2"), (12, "tg:1"), (13, "tg:3"),
+                              (14, "tg:1"), (15, "")):
+        assert await store.enqueue_update(update_id, client, update(update_id), T0)
+    assert await store.enqueue_update(10, "tg:1", update(10, "again"), T0) is False
+    assert await store.queued_updates() == 6
+
+    first = await store.claim_updates("w1", 10, LEASE)
+    assert [u.update_id for u in first] == [10, 11, 13, 15]  # the head of each lane
+    assert first[0].body == update(10) and first[0].readable
+    assert await store.claim_updates("w2", 10, LEASE) == []  # every lane is taken
+    await store.finish_updates([10, 11])
+    assert [u.update_id for u in await store.claim_updates("w2", 10, LEASE)] == [12]
+    await store.release_updates("w1", [13])  # given back unhandled: claimed again
+    await store.release_updates("w1", [12])  # not w1's claim: it stays w2's
+    assert [u.update_id for u in await store.claim_updates("w1", 10, LEASE)] == [13]
+    await store.finish_updates([12, 13, 15])
+    assert [u.update_id for u in await store.claim_updates("w1", 10, LEASE)] == [14]
+    await store.finish_updates([14])
+    assert await store.queued_updates() == 0
+    assert await store.claim_updates("w1", 10, LEASE) == []
+    assert await store.enqueue_update(12, "tg:1", update(12), T0) is False  # handled: known
+
+
+async def test_a_claim_whose_owner_died_runs_out(store: Store) -> None:
+    await store.enqueue_update(1, "tg:1", update(1), T0)
+    await store.enqueue_update(2, "tg:2", update(2), T0)
+    short = timedelta(seconds=0.3)
+    assert [u.update_id for u in await store.claim_updates("dead", 10, short)] == [1, 2]
+    await store.renew_claims("dead", short)
+    await asyncio.sleep(0.15)
+    await store.renew_claims("dead", short)  # still renewed: still held
+    await asyncio.sleep(0.2)
+    assert await store.claim_updates("alive", 10, LEASE) == []
+    await asyncio.sleep(0.25)  # no more renewals: the claims run out
+    assert [u.update_id for u in await store.claim_updates("alive", 10, LEASE)] == [1, 2]
+
+
+async def test_handled_updates_keep_only_their_id_for_the_technical_retention(
+    store: Store, database: str
+) -> None:
+    secret = "Z7Q-typed-without-the-opt-in"
+    await store.enqueue_update(1, "tg:1", update(1, secret), T0)
+    await store.enqueue_update(2, "tg:1", update(2, secret), T0)
+    await store.claim_updates("w", 10, LEASE)
+    await store.finish_updates([1])
+    await store.erase("tg:1")  # the handled one is nobody's now; the other is still to do
+    assert [u.body for u in await store.claim_updates("w", 10, LEASE)] == [update(2, secret)]
+    await store.finish_updates([2])
+    assert await store.enqueue_update(1, "tg:1", update(1), T0) is False
+    assert await store.purge(T0 + timedelta(days=3), ledger_days=9, answers_days=9) == 2
+    assert await store.enqueue_update(1, "tg:1", update(1), T0 + timedelta(days=3))
+
+
+async def test_a_lease_is_held_by_one_owner_until_dropped_or_run_out(store: Store) -> None:
+    short = timedelta(seconds=0.3)
+    assert await store.hold_lease("leader", "a", short)
+    assert not await store.hold_lease("leader", "b", short)
+    assert await store.hold_lease("leader", "a", short)  # renewed
+    assert await store.hold_lease("other", "b", short)  # another role
+    await store.drop_lease("leader", "b")  # not b's: nothing
+    assert not await store.hold_lease("leader", "b", short)
+    await store.drop_lease("leader", "a")
+    assert await store.hold_lease("leader", "b", short)
+    await asyncio.sleep(0.4)  # b stops renewing: the lease runs out
+    assert await store.hold_lease("leader", "a", LEASE)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -36,13 +36,15 @@ from bot.store._base import (
     Invite,
     LedgerRow,
     OutboxRow,
+    QueuedUpdate,
+    StaleState,
     Store,
     StoredAnswer,
     StoreError,
 )
 from bot.store._cleanup import Cleanup
 from bot.store._migrations import NewerSchema
-from bot.store._sqlite import _encode, _Encoded, _ts
+from bot.store._sqlite import _encode, _Encoded, _json, _ts
 
 _LOG = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -59,7 +61,7 @@ _CLIENT_TABLES = (
     "failed_codes",
 )
 #: Tables a clean-up pass may vacuum (their names are put into SQL: only these).
-_VACUUMED = frozenset({*_CLIENT_TABLES, "invites"})
+_VACUUMED = frozenset({*_CLIENT_TABLES, "invites", "updates"})
 #: Seconds to wait for a free pooled connection before an operation fails.
 POOL_TIMEOUT = 10.0
 _DATA_CLASSES = ("22", "23")  # data exception, integrity constraint violation
@@ -117,7 +119,8 @@ class PostgresStore(Store):
         self._no_commits = asyncio.Event()
         self._cleanup = Cleanup(self._clean_tables, cleanup_retry)
         self._sent_cleanup_delay = sent_cleanup_delay
-        self._outbox_dirty = False
+        #: Tables rows were deleted from that hold sent or handled texts (outbox, updates).
+        self._emptied: set[str] = set()
         self._erasures: int | None = None
 
     async def open(self) -> None:
@@ -181,12 +184,17 @@ class PostgresStore(Store):
         if encoded.drop_answers:
             self._cleanup.request()
         elif encoded.cancel_outbox:
-            self._request_outbox_cleanup()
+            self._request_vacuum("outbox")
         return applied
 
     async def load_state(self, client_id: str) -> dict[str, object] | None:
         row = await self._one("SELECT state FROM clients WHERE client_id = %s", (client_id,))
         return None if row is None else _object(row[0])
+
+    async def load_versioned(self, client_id: str) -> tuple[dict[str, object] | None, int]:
+        row = await self._one("SELECT state, version FROM clients WHERE client_id = %s",
+                              (client_id,))
+        return (None, 0) if row is None else (_object(row[0]), int(row[1]))
 
     async def client_ids(self) -> list[str]:
         rows = await self._all("SELECT client_id FROM clients ORDER BY client_id", ())
@@ -224,7 +232,7 @@ class PostgresStore(Store):
                     await _remember_sent(conn, row[0], row[1], message_ids, at)
 
         await self._run(job)
-        self._request_outbox_cleanup()
+        self._request_vacuum("outbox")
 
     async def record_sent(
         self, client_id: str, chat_id: int, message_ids: Sequence[int], sent_at: datetime
@@ -239,7 +247,7 @@ class PostgresStore(Store):
     async def drop_outbox(self, client_id: str) -> int:
         dropped = await self._write("DELETE FROM outbox WHERE client_id = %s", (client_id,))
         if dropped:
-            self._request_outbox_cleanup()
+            self._request_vacuum("outbox")
         return dropped
 
     async def recent_sent_messages(self, client_id: str, since: datetime) -> list[tuple[int, int]]:
@@ -381,22 +389,82 @@ class PostgresStore(Store):
 
         return await self._run(job)
 
+    async def enqueue_update(
+        self, update_id: int, client_id: str, body: Mapping[str, object], at: datetime,
+        *, readable: bool = True,
+    ) -> bool:
+        return bool(await self._write(
+            """INSERT INTO updates (update_id, client_id, body, readable, received_at)
+               VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING""",
+            (update_id, client_id, _json(body), readable, _ts(at))))
+
+    async def claim_updates(self, owner: str, limit: int, lease: timedelta) -> list[QueuedUpdate]:
+        rows = await self._all(
+            """WITH heads AS (
+                   SELECT u.update_id FROM updates AS u
+                   WHERE NOT u.handled
+                     AND u.update_id = (SELECT min(h.update_id) FROM updates AS h
+                                        WHERE h.client_id = u.client_id AND NOT h.handled)
+                     AND (u.lease_until IS NULL OR u.lease_until < clock_timestamp())
+                   ORDER BY u.update_id LIMIT %(limit)s
+                   FOR UPDATE SKIP LOCKED)
+               UPDATE updates SET lease_owner = %(owner)s,
+                                  lease_until = clock_timestamp() + %(lease)s
+               FROM heads WHERE updates.update_id = heads.update_id
+               RETURNING updates.update_id, updates.body, updates.readable""",
+            {"limit": limit, "owner": owner, "lease": lease})
+        return sorted((QueuedUpdate(row[0], _object(row[1]), bool(row[2])) for row in rows),
+                      key=lambda update: update.update_id)
+
+    async def renew_claims(self, owner: str, lease: timedelta) -> None:
+        await self._write(
+            "UPDATE updates SET lease_until = clock_timestamp() + %s "
+            "WHERE lease_owner = %s AND NOT handled", (lease, owner))
+
+    async def finish_updates(self, update_ids: Sequence[int]) -> None:
+        await self._write(
+            """UPDATE updates SET handled = true, body = NULL, lease_owner = NULL,
+               lease_until = NULL WHERE update_id = ANY(%s)""", (list(update_ids),))
+        self._request_vacuum("updates")  # the bodies' old row versions
+
+    async def release_updates(self, owner: str, update_ids: Sequence[int]) -> None:
+        await self._write(
+            """UPDATE updates SET lease_owner = NULL, lease_until = NULL
+               WHERE update_id = ANY(%s) AND lease_owner = %s""", (list(update_ids), owner))
+
+    async def queued_updates(self) -> int:
+        row = await self._one("SELECT count(*) FROM updates WHERE NOT handled", ())
+        return int(row[0]) if row is not None else 0
+
+    async def hold_lease(self, name: str, owner: str, lease: timedelta) -> bool:
+        row = await self._one(
+            """INSERT INTO leases (name, owner, until)
+               VALUES (%(name)s, %(owner)s, clock_timestamp() + %(lease)s)
+               ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until = excluded.until
+               WHERE leases.owner = excluded.owner OR leases.until < clock_timestamp()
+               RETURNING owner""", {"name": name, "owner": owner, "lease": lease})
+        return row is not None
+
+    async def drop_lease(self, name: str, owner: str) -> None:
+        await self._write("DELETE FROM leases WHERE name = %s AND owner = %s", (name, owner))
+
     # -- plumbing -------------------------------------------------------------------------
 
-    def _request_outbox_cleanup(self) -> None:
-        self._outbox_dirty = True
+    def _request_vacuum(self, table: str) -> None:
+        """Vacuum a table of sent or handled texts soon (sends within the delay share it)."""
+        self._emptied.add(table)
         self._cleanup.request(self._sent_cleanup_delay)
 
     async def _clean_tables(self) -> bool:
         """One clean-up pass; False when it is held off (or failed) and must be retried."""
-        outbox, self._outbox_dirty = self._outbox_dirty, False
+        emptied, self._emptied = self._emptied, set()
         try:
-            done = await self._run(lambda conn: _clean(conn, outbox=outbox))
+            done = await self._run(lambda conn: _clean(conn, emptied))
         except StoreError as exc:
             _LOG.warning("could not vacuum deleted rows yet (%s); trying again", exc)
             done = False
         if not done:
-            self._outbox_dirty |= outbox
+            self._emptied |= emptied
         return done
 
     async def _run(
@@ -499,6 +567,12 @@ async def _apply(conn: Connection, c: _Encoded) -> bool:
             "ON CONFLICT DO NOTHING", (c.event_id, c.client_id, c.at))
         if not cursor.rowcount:
             return False
+        if c.based_on is not None:
+            cursor = await conn.execute(
+                "SELECT version FROM clients WHERE client_id = %s FOR UPDATE", (c.client_id,))
+            row = await cursor.fetchone()
+            if (0 if row is None else row[0]) != c.based_on:
+                raise StaleState(f"the state of the client of {c.event_id!r} changed meanwhile")
         async with conn.pipeline(), conn.cursor() as cur:
             if c.cancel_outbox:
                 await cur.execute("DELETE FROM outbox WHERE client_id = %s", (c.client_id,))
@@ -507,9 +581,11 @@ async def _apply(conn: Connection, c: _Encoded) -> bool:
                 await _note_vacuum(cur, ("answers", "clients"), rewrite=True)
             if c.state is not None:
                 await cur.execute(
-                    """INSERT INTO clients (client_id, state, updated_at) VALUES (%s, %s, %s)
+                    """INSERT INTO clients (client_id, state, updated_at, version)
+                       VALUES (%s, %s, %s, nextval('state_versions'))
                        ON CONFLICT (client_id) DO UPDATE
-                       SET state = excluded.state, updated_at = excluded.updated_at""",
+                       SET state = excluded.state, updated_at = excluded.updated_at,
+                           version = excluded.version""",
                     (c.client_id, c.state, c.at))
             if c.ledger:
                 await cur.executemany(
@@ -639,6 +715,10 @@ async def _erase(conn: Connection, client_id: str, keep_event: str | None) -> in
                 sql.Identifier(table)), (client_id,))
         await cur.execute("UPDATE invites SET redeemed_by = NULL WHERE redeemed_by = %s",
                           (client_id,))
+        # Handled updates stay, as nobody's, for dedup; unhandled ones (written after the
+        # erasure was asked for) are handled as a stranger's.
+        await cur.execute("UPDATE updates SET client_id = '' WHERE client_id = %s AND handled",
+                          (client_id,))
         await _note_vacuum(cur, sorted(_VACUUMED), rewrite=True)
         await cur.execute("UPDATE changes SET erasures = erasures + 1 WHERE id = 1 "
                           "RETURNING erasures")
@@ -656,6 +736,7 @@ async def _purge(
             ("ledger", "at", ledger_before),
             ("answers", "at", answers_before),
             ("inbox", "at", technical_before),
+            ("updates", "received_at", technical_before),
             ("sent_messages", "sent_at", technical_before),
             ("failed_codes", "at", technical_before),
         ):
@@ -682,8 +763,9 @@ async def _note_vacuum(
         (rewrite, list(tables)))
 
 
-async def _clean(conn: Connection, *, outbox: bool) -> bool:
-    """Vacuum or rewrite the tables noted in ``vacuum_due`` (and vacuum the outbox after sends).
+async def _clean(conn: Connection, emptied: set[str]) -> bool:
+    """Vacuum or rewrite the tables noted in ``vacuum_due``, and vacuum those `emptied` of sent
+    messages or handled updates.
 
     A deleted row version stays in its table's pages until ``VACUUM`` removes it, and even
     then its bytes stay in the page's free space (and its index entries' in the index
@@ -710,7 +792,7 @@ async def _clean(conn: Connection, *, outbox: bool) -> bool:
         if row is not None and row[0]:
             return False
     rewritten = {name for name, _, rewrite in due if rewrite}
-    vacuumed = ({name for name, _, _ in due} | ({"outbox"} if outbox else set())) - rewritten
+    vacuumed = ({name for name, _, _ in due} | emptied) - rewritten
     if vacuumed:
         await conn.execute(sql.SQL("VACUUM (INDEX_CLEANUP ON) {}").format(
             sql.SQL(", ").join(sql.Identifier(name) for name in sorted(vacuumed))))

@@ -5,10 +5,11 @@ in one transaction together with the version bump. Never edit a released migrati
 a new one. Several workers may start at once: the first to take the advisory lock migrates,
 the others find the work done.
 
-The tables are those of the SQLite store (``_migrations``, schema version 3), in PostgreSQL's
-types: times are ``timestamptz``; JSON is ``json``, which keeps the text exactly as written
-(``jsonb`` would refuse ``\\u0000``, which a JSON string may hold); a stored answer's text is
-a JSON string for the same reason, as PostgreSQL's ``text`` cannot hold U+0000.
+The tables are those of the SQLite store (``_migrations``, schema version 4), in
+PostgreSQL's types (a state's version comes from the sequence ``state_versions``): times are
+``timestamptz``; JSON is ``json``, which keeps the text exactly as written (``jsonb`` would
+refuse ``\\u0000``, which a JSON string may hold); a stored answer's text is a JSON string
+for the same reason, as PostgreSQL's ``text`` cannot hold U+0000.
 Two tables are PostgreSQL's own: ``vacuum_due`` (durable notes of tables to vacuum, or to
 rewrite, after rows were deleted, see ``_postgres``) and ``changes`` (a count of erasures,
 so that every worker notices one made elsewhere).
@@ -24,10 +25,12 @@ Migration = Sequence[str]
 MIGRATION_LOCK = 0x52454845_41525345  # "REHEARSE"
 
 _V1: Migration = (
+    "CREATE SEQUENCE state_versions",
     """CREATE TABLE clients (
         client_id text PRIMARY KEY,
         state json NOT NULL,
-        updated_at timestamptz NOT NULL
+        updated_at timestamptz NOT NULL,
+        version bigint NOT NULL
     )""",
     """CREATE TABLE inbox (
         event_id text PRIMARY KEY,
@@ -107,6 +110,22 @@ _V1: Migration = (
         erasures bigint NOT NULL
     )""",
     "INSERT INTO changes (id, erasures) VALUES (1, 0)",
+    """CREATE TABLE updates (
+        update_id bigint PRIMARY KEY,
+        client_id text NOT NULL,
+        body json,
+        readable boolean NOT NULL DEFAULT true,
+        received_at timestamptz NOT NULL,
+        handled boolean NOT NULL DEFAULT false,
+        lease_owner text,
+        lease_until timestamptz
+    )""",
+    "CREATE INDEX updates_lanes ON updates (client_id, update_id) WHERE NOT handled",
+    """CREATE TABLE leases (
+        name text PRIMARY KEY,
+        owner text NOT NULL,
+        until timestamptz NOT NULL
+    )""",
 )
 
 MIGRATIONS: Sequence[Migration] = (_V1,)
