@@ -112,6 +112,8 @@ def _parser() -> argparse.ArgumentParser:
         _common(operator)
 
     run = sub.add_parser("run", help="run the Telegram bot")
+    run.add_argument("--webhook", action="store_true",
+                     help="receive updates on a webhook (telegram.mode: webhook)")
     _common(run)
 
     invite = sub.add_parser("invite", help="create a single-use invite code for a client")
@@ -244,6 +246,9 @@ def _user_name() -> str:
 
 def _run(args: argparse.Namespace) -> int:
     config = _config(args)
+    if args.webhook:
+        config = config.model_copy(update={
+            "telegram": config.telegram.model_copy(update={"mode": "webhook"})})
     if config.token is None:
         print("No TELEGRAM_BOT_TOKEN is set. To rehearse in the terminal instead, run: "
               "rehearse play", file=sys.stderr)

@@ -8,7 +8,8 @@ start-up instead of silently changing how the bot treats clients.
 The bot token is read only from ``TELEGRAM_BOT_TOKEN``; a ``token`` key in the file is an
 error. ``TELEGRAM_API_BASE_URL`` overrides ``telegram.api_base_url``. A PostgreSQL password
 comes from ``REHEARSE_DATABASE_PASSWORD`` (or libpq's ``PGPASSWORD``); one in the
-``storage.database`` URL is an error.
+``storage.database`` URL is an error. Webhook mode's secret token comes from
+``TELEGRAM_WEBHOOK_SECRET``.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ __all__ = ["Config", "ConfigError", "load_config"]
 
 TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
 API_BASE_URL_ENV = "TELEGRAM_API_BASE_URL"
+WEBHOOK_SECRET_ENV = "TELEGRAM_WEBHOOK_SECRET"
+#: What Telegram accepts as a webhook's secret token.
+_WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{16,256}")
 
 _TIME = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 _URL = r"^https?://[^\s/]+\S*$"
@@ -79,11 +83,22 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+class WebhookConfig(_Section):
+    """Where Telegram posts updates in webhook mode, and where the bot listens for them."""
+
+    url: Url | None = None
+    listen: Annotated[str, Field(min_length=1, max_length=255)] = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    max_connections: Annotated[int, Field(ge=1, le=100)] = 40
+
+
 class TelegramConfig(_Section):
     """How the bot talks to Telegram."""
 
     api_base_url: Url | None = None
+    mode: Literal["polling", "webhook"] = "polling"
     poll_timeout: Annotated[int, Field(ge=1, le=50)] = 30
+    webhook: WebhookConfig = Field(default_factory=WebhookConfig)
     admins: list[int] = Field(default_factory=list)
     drop_pending_updates: bool = False
 
@@ -449,6 +464,7 @@ class Config(_Section):
     _token: SecretStr | None = PrivateAttr(default=None)
     _env_api_base_url: str | None = PrivateAttr(default=None)
     _database_password: SecretStr | None = PrivateAttr(default=None)
+    _webhook_secret: SecretStr | None = PrivateAttr(default=None)
 
     @property
     def token(self) -> SecretStr | None:
@@ -459,6 +475,11 @@ class Config(_Section):
     def api_base_url(self) -> str | None:
         """The Bot API base URL: ``TELEGRAM_API_BASE_URL`` if set, else the file's value."""
         return self._env_api_base_url or self.telegram.api_base_url
+
+    @property
+    def webhook_secret(self) -> SecretStr | None:
+        """The webhook's secret token from ``TELEGRAM_WEBHOOK_SECRET``, or None."""
+        return self._webhook_secret
 
     @property
     def database_password(self) -> SecretStr | None:
@@ -476,8 +497,8 @@ def load_config(path: Path | None, env: Mapping[str, str] = os.environ) -> Confi
 
     Args:
         path: The YAML file, or None to use the defaults.
-        env: Where ``TELEGRAM_BOT_TOKEN``, ``TELEGRAM_API_BASE_URL`` and
-            ``REHEARSE_DATABASE_PASSWORD`` are read from.
+        env: Where ``TELEGRAM_BOT_TOKEN``, ``TELEGRAM_API_BASE_URL``,
+            ``TELEGRAM_WEBHOOK_SECRET`` and ``REHEARSE_DATABASE_PASSWORD`` are read from.
 
     Returns:
         The validated configuration.
@@ -501,6 +522,12 @@ def load_config(path: Path | None, env: Mapping[str, str] = os.environ) -> Confi
     config._env_api_base_url = base_url or None
     password = env.get(PASSWORD_ENV, "")
     config._database_password = SecretStr(password) if password else None
+    secret = env.get(WEBHOOK_SECRET_ENV, "").strip()
+    if secret and not _WEBHOOK_SECRET.fullmatch(secret):
+        raise ConfigError([
+            f"{WEBHOOK_SECRET_ENV} must be 16 to 256 letters, digits, - or _ (Telegram's "
+            "rule for a webhook's secret token); its value is not shown"])
+    config._webhook_secret = SecretStr(secret) if secret else None
     return config
 
 
