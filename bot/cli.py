@@ -36,8 +36,8 @@ from bot.script import (
     to_mermaid,
 )
 from bot.service import Rehearsal
-from bot.store import Invite, StoreError
-from bot.telegram import bot_username, code_hash, new_code, run_bot
+from bot.store import Invite, StoreError, is_postgres
+from bot.telegram import bot_username, code_hash, new_code, run_bot, run_workers
 from bot.terminal import play
 
 log = logging.getLogger("rehearse")
@@ -114,6 +114,8 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the Telegram bot")
     run.add_argument("--webhook", action="store_true",
                      help="receive updates on a webhook (telegram.mode: webhook)")
+    run.add_argument("--workers", type=int, choices=range(1, 65), default=1, metavar="N",
+                     help="run N worker processes on one PostgreSQL database (default 1)")
     _common(run)
 
     invite = sub.add_parser("invite", help="create a single-use invite code for a client")
@@ -253,6 +255,16 @@ def _run(args: argparse.Namespace) -> int:
         print("No TELEGRAM_BOT_TOKEN is set. To rehearse in the terminal instead, run: "
               "rehearse play", file=sys.stderr)
         return 1
+    if args.workers > 1:
+        if not is_postgres(config.storage.database):
+            print("rehearse run: several workers need a PostgreSQL database "
+                  "(storage.database: postgresql://…); SQLite serves one process",
+                  file=sys.stderr)
+            return 1
+        forwarded = [*(["--config", str(args.config)] if args.config else []),
+                     *(["--db", args.db] if args.db else []),
+                     *(["--webhook"] if args.webhook else [])]
+        return run_workers(args.workers, forwarded)
     return run_bot(config)
 
 

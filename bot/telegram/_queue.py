@@ -143,6 +143,8 @@ class QueuedEdge(TelegramEdge):
         self._lease_ends = -math.inf
         self._leadership: asyncio.Task[None] | None = None
         self._server: WebhookServer | None = None
+        #: Updates this worker handled (or gave up), for logs and tests.
+        self.handled_updates = 0
 
     @property
     def leading(self) -> bool:
@@ -272,6 +274,7 @@ class QueuedEdge(TelegramEdge):
             try:
                 if settled:
                     await store.finish_updates(ids)
+                    self.handled_updates += len(ids)
                 else:
                     await store.release_updates(self.owner, ids)
             except StoreError as exc:  # the claims run out and the updates come again

@@ -45,7 +45,7 @@ from http import HTTPStatus
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Self, TypedDict, TypeVar, Unpack
 
-from aiohttp import ClientError, ClientSession, ClientTimeout, web
+from aiohttp import ClientError, ClientSession, ClientTimeout, TCPConnector, web
 
 if TYPE_CHECKING:
     from telegram.ext import Application
@@ -1230,7 +1230,10 @@ class FakeBotApi:
             headers["X-Telegram-Bot-Api-Secret-Token"] = str(webhook["secret_token"])
         slots = asyncio.Semaphore(int(webhook["max_connections"]))
         posts: set[asyncio.Task[None]] = set()
-        async with ClientSession(timeout=ClientTimeout(total=30)) as session:
+        # A connection per post, as Telegram opens several: workers listening on one port
+        # each get some.
+        async with ClientSession(timeout=ClientTimeout(total=30),
+                                 connector=TCPConnector(force_close=True)) as session:
 
             async def post(update: JSONDict) -> None:
                 body = update[_RAW] if _RAW in update else json.dumps(update,
