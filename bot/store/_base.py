@@ -8,7 +8,7 @@ Client state and all payloads are opaque JSON objects to the store.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -423,3 +423,15 @@ class Store(ABC):
     @abstractmethod
     async def drop_lease(self, name: str, owner: str) -> None:
         """Give up the lease `name` if `owner` holds it."""
+
+    async def notifications(self) -> AsyncIterator[str]:
+        """Yield ``"outbox"`` when any process queued messages and ``"updates"`` when any
+        stored an update, for as long as the caller iterates; both at the start and after a
+        lost connection, when some may have been missed.
+
+        Only a hint, to wake up early: a backend that cannot tell (SQLite, one process)
+        yields nothing and returns, and callers look from time to time anyway.
+        """
+        nothing: tuple[str, ...] = ()
+        for kind in nothing:
+            yield kind

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -64,6 +64,11 @@ _CLIENT_TABLES = (
 _VACUUMED = frozenset({*_CLIENT_TABLES, "invites", "updates"})
 #: Seconds to wait for a free pooled connection before an operation fails.
 POOL_TIMEOUT = 10.0
+#: Seconds before listening for other workers again after the connection was lost.
+LISTEN_RETRY = 2.0
+#: The channels other workers are told on (delivered when the transaction commits).
+_NOTIFY_OUTBOX = "rehearse_outbox"
+_NOTIFY_UPDATES = "rehearse_updates"
 _DATA_CLASSES = ("22", "23")  # data exception, integrity constraint violation
 
 
@@ -394,8 +399,10 @@ class PostgresStore(Store):
         *, readable: bool = True,
     ) -> bool:
         return bool(await self._write(
-            """INSERT INTO updates (update_id, client_id, body, readable, received_at)
-               VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING""",
+            f"""WITH stored AS (
+                   INSERT INTO updates (update_id, client_id, body, readable, received_at)
+                   VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING 1)
+               SELECT pg_notify('{_NOTIFY_UPDATES}', '') FROM stored""",
             (update_id, client_id, _json(body), readable, _ts(at))))
 
     async def claim_updates(self, owner: str, limit: int, lease: timedelta) -> list[QueuedUpdate]:
@@ -447,6 +454,29 @@ class PostgresStore(Store):
 
     async def drop_lease(self, name: str, owner: str) -> None:
         await self._write("DELETE FROM leases WHERE name = %s AND owner = %s", (name, owner))
+
+    async def notifications(self) -> AsyncIterator[str]:
+        """``LISTEN`` on a connection of its own (not from the pool), reconnecting when lost.
+
+        Behind a PgBouncer in transaction mode no notification arrives; callers then fall
+        back to looking from time to time.
+        """
+        channels = {_NOTIFY_OUTBOX: "outbox", _NOTIFY_UPDATES: "updates"}
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(self._url, **self._connect)
+                async with conn:
+                    for channel in channels:
+                        await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+                    for kind in channels.values():  # what came before, or while it was lost
+                        yield kind
+                    async for notify in conn.notifies():
+                        if notify.channel in channels:
+                            yield channels[notify.channel]
+            except psycopg.Error as exc:
+                _LOG.warning("listening for other workers failed (%s); again in %.0f s",
+                             _one_line(exc), LISTEN_RETRY)
+            await asyncio.sleep(LISTEN_RETRY)
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -595,6 +625,7 @@ async def _apply(conn: Connection, c: _Encoded) -> bool:
                 await cur.executemany(
                     "INSERT INTO outbox (client_id, chat_id, payload, created_at) "
                     "VALUES (%s, %s, %s, %s)", c.outbox)
+                await cur.execute(f"SELECT pg_notify('{_NOTIFY_OUTBOX}', '')")
             if c.answers:
                 await cur.executemany(
                     "INSERT INTO answers (client_id, step, text, at, kind) "

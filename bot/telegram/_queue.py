@@ -70,15 +70,15 @@ class Timing:
         claim: A claim on an update runs out this long after its worker's last renewal.
         leader: The leader's lease runs out this long after its last renewal.
         renew_every: Seconds between renewals (of the lease, and of the claims being handled).
-        idle_check: Seconds between looks at the queue when nothing wakes the worker (an
-            update stored by another worker).
+        idle_check: Seconds between looks at the queue when nothing wakes the worker (other
+            workers' updates wake it through the store's notifications, where it has them).
         batch: Most updates (of different clients) claimed at once.
     """
 
     claim: timedelta = timedelta(seconds=15)
     leader: timedelta = timedelta(seconds=10)
     renew_every: float = 2.0
-    idle_check: float = 0.2
+    idle_check: float = 0.5
     batch: int = 64
 
 
@@ -142,6 +142,7 @@ class QueuedEdge(TelegramEdge):
         self._leading_changed = asyncio.Event()
         self._lease_ends = -math.inf
         self._leadership: asyncio.Task[None] | None = None
+        self._listening: asyncio.Task[None] | None = None
         self._server: WebhookServer | None = None
         #: Updates this worker handled (or gave up), for logs and tests.
         self.handled_updates = 0
@@ -154,6 +155,7 @@ class QueuedEdge(TelegramEdge):
     async def start(self) -> None:
         """Start leading (if no worker does), receiving or polling, handling and sending."""
         self._leadership = asyncio.create_task(self._lead(), name="leadership")
+        self._listening = asyncio.create_task(self._listen(), name="listening")
         await super().start()
 
     async def stop(self, drain_seconds: float = 8.0) -> None:
@@ -165,10 +167,11 @@ class QueuedEdge(TelegramEdge):
                 await server.stop()
             await super().stop(drain_seconds)
         finally:
-            task, self._leadership = self._leadership, None
-            if task is not None:
+            tasks = [task for task in (self._leadership, self._listening) if task is not None]
+            self._leadership = self._listening = None
+            for task in tasks:
                 task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             if self._leading:
                 self._set_leading(False)
                 with contextlib.suppress(StoreError):
@@ -295,6 +298,14 @@ class QueuedEdge(TelegramEdge):
                            return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
         stopper.cancel()
+
+    async def _listen(self) -> None:
+        """Wake up at once when another worker stored an update or queued messages."""
+        async for kind in self.service.store.notifications():
+            if kind == "updates":
+                self._queued.set()
+            elif self._leading:
+                self.sender.wake.set()
 
     # -- leading ------------------------------------------------------------------------------
     async def _lead(self) -> None:
