@@ -9,8 +9,8 @@ to a system user created for it. In CI (``CI=true``) a missing package is instal
 
 Local connections are trusted, except for :data:`PASSWORD_USER`, whose password
 (:data:`PASSWORD`) is checked (SCRAM), so that tests can prove the password comes from the
-environment. Durability settings are the server's defaults apart from ``fsync``: the tests
-restart the server (a crash included) but never the machine.
+environment. Durability settings are the server's defaults apart from ``fsync``, off unless
+asked for: the tests restart the server (a crash included) but never the machine.
 """
 
 from __future__ import annotations
@@ -112,10 +112,19 @@ class Cluster:
 
 
 def run_as(owner: str | None, command: list[str]) -> None:
-    """Run a command as ``owner`` (as root) or as the current user; raise on failure."""
+    """Run a command as ``owner`` (as root) or as the current user; raise on failure.
+
+    The command runs in a session of its own, without a terminal: a server it starts must
+    never touch the terminal of the tests (a background process group that does is stopped
+    by the kernel, and with it the tests and everything they started).
+    """
+    who: dict[str, object] = {}
     if owner is not None:
-        command = ["runuser", "-u", owner, "--", *command]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+        entry = pwd.getpwnam(owner)
+        who = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": [],
+               "env": {**os.environ, "HOME": entry.pw_dir, "USER": owner}}
+    done = subprocess.run(command, capture_output=True, text=True, check=False,
+                          stdin=subprocess.DEVNULL, start_new_session=True, **who)
     if done.returncode != 0:
         raise Unavailable(f"{Path(command[0]).name} failed: "
                           f"{(done.stderr or done.stdout).strip()[-800:]}")
@@ -133,11 +142,12 @@ def _owner() -> str | None:
 
 
 @contextlib.contextmanager
-def throwaway_cluster(*, install: bool = False) -> Iterator[Cluster]:
+def throwaway_cluster(*, install: bool = False, durable: bool = False) -> Iterator[Cluster]:
     """Initialise and start a cluster in a temporary folder; stop and remove it afterwards.
 
     Args:
         install: Install the ``postgresql`` package with apt-get if it is missing.
+        durable: Keep ``fsync`` on, as in production (benchmarks); tests turn it off.
 
     Raises:
         Unavailable: PostgreSQL is not installed (and ``install`` is false), or the cluster
@@ -165,7 +175,8 @@ def throwaway_cluster(*, install: bool = False) -> Iterator[Cluster]:
             f"host all {PASSWORD_USER} 127.0.0.1/32 scram-sha-256\n"
             "host all all 127.0.0.1/32 trust\n")
         with (data_dir / "postgresql.conf").open("a") as conf:
-            conf.write("fsync = off\nmax_connections = 200\nshared_buffers = 64MB\n")
+            conf.write(f"fsync = {'on' if durable else 'off'}\nmax_connections = 200\n"
+                       "shared_buffers = 64MB\n")
         cluster = Cluster(bin_dir, data_dir, free_port(), owner)
         cluster.start()
         try:

@@ -65,7 +65,8 @@ async def start_worker(
     with log.open("ab") as stderr:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "tests.support.worker_child", *arguments,
-            cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=stderr,
+            cwd=ROOT, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+            stderr=stderr,
             env={**os.environ, WEBHOOK_SECRET_ENV: SECRET})
     worker = Worker(process, log)
     try:
