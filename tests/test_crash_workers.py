@@ -6,7 +6,7 @@ the fake Bot API posts, as Telegram would. Allowlisted clients keep pressing and
 (``tests.test_crash_bot.Clients``). Each round one or two workers, the leader among them or
 not, are killed with SIGKILL at a random moment and started again; one round restarts the
 database server instead (an immediate shutdown, as a crash, and recovery). Rounds:
-``REHEARSE_CRASH_ROUNDS`` (default 4, one of them the database's).
+``REHEARSE_CRASH_ROUNDS`` (default 3, one of them the database's).
 
 After every round, once everything settled:
 
@@ -39,10 +39,10 @@ from bot.store import store_for
 from tests.conftest import PostgresServer
 from tests.support.fake_bot_api import FakeBotApi
 from tests.support.postgres import free_port
-from tests.support.workers import Worker, start_worker
+from tests.support.workers import Worker, start_workers
 from tests.test_crash_bot import REPLY_METHODS, Clients, everyone_goes_on, until
 
-ROUNDS = max(2, int(os.environ.get("REHEARSE_CRASH_ROUNDS", "4")))
+ROUNDS = max(2, int(os.environ.get("REHEARSE_CRASH_ROUNDS", "3")))
 WORKERS = 3
 CLIENTS = tuple(range(2001, 2007))
 LEASE = 2.0
@@ -154,13 +154,13 @@ async def test_sigkill_workers_and_a_database_restart_lose_nothing_and_repeat_no
         api.add_user(user, "Crash")
     logs = [tmp_path / f"worker-{n}.log" for n in range(WORKERS)]
 
-    async def start(number: int) -> Worker:
-        return await start_worker(api, postgres_url, logs[number], CLIENTS, port=port,
-                                  claim=LEASE, leader=LEASE)
+    async def start(numbers: list[int]) -> list[Worker]:
+        return await start_workers(api, postgres_url, [logs[n] for n in numbers], CLIENTS,
+                                   port=port, claim=LEASE, leader=LEASE)
 
     plan = ["workers"] * (ROUNDS - 1)
     plan.insert(len(plan) // 2, "database")
-    running = [await start(n) for n in range(WORKERS)]
+    running = await start(list(range(WORKERS)))
     kills = repeated = 0
     started = time.monotonic()
     try:
@@ -184,8 +184,8 @@ async def test_sigkill_workers_and_a_database_restart_lose_nothing_and_repeat_no
                         await running[number].process.wait()
                         kills += 1
                     await asyncio.sleep(rng.uniform(0.1, 1.0))  # the others carry on
-                    for number in victims:
-                        running[number] = await start(number)
+                    for number, worker in zip(victims, await start(victims), strict=True):
+                        running[number] = worker
             finally:
                 for task in drivers:
                     task.cancel()

@@ -149,8 +149,9 @@ class QueuedEdge(TelegramEdge):
 
     @property
     def leading(self) -> bool:
-        """Whether this worker is the leader (sends, fires timers, purges, polls)."""
-        return self._leading
+        """Whether this worker is the leader (sends, fires timers, purges, polls) now: it
+        holds the lease and, by its own clock, the lease has not run out."""
+        return self._leading and time.monotonic() < self._lease_ends
 
     async def start(self) -> None:
         """Start leading (if no worker does), receiving or polling, handling and sending."""
@@ -213,7 +214,7 @@ class QueuedEdge(TelegramEdge):
         return True
 
     def _on_duty(self) -> bool:
-        return self._leading and time.monotonic() < self._lease_ends
+        return self.leading
 
     # -- taking updates in --------------------------------------------------------------------
     async def _store_batch(self, batch: Batch) -> None:

@@ -56,26 +56,45 @@ async def start_worker(
         claim: Its claims' lease, seconds.
         leader: Its leader lease, seconds.
     """
+    [worker] = await start_workers(api, database, [log], allow, port=port, claim=claim,
+                                   leader=leader)
+    return worker
+
+
+async def start_workers(
+    api: FakeBotApi, database: str, logs: list[Path], allow: tuple[int, ...], *,
+    port: int | None = None, claim: float = 3.0, leader: float = 3.0,
+) -> list[Worker]:
+    """Start a worker per log at once (see `start_worker`); return once all are up."""
     before = len(api.calls("setMyCommands"))
     arguments = ["--db", database, "--base-url", api.base_url, "--token", api.token,
                  "--allow", ",".join(map(str, allow)), "--claim", str(claim),
                  "--leader", str(leader)]
     if port is not None:
         arguments += ["--webhook-port", str(port)]
-    with log.open("ab") as stderr:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.support.worker_child", *arguments,
-            cwd=ROOT, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=stderr,
-            env={**os.environ, WEBHOOK_SECRET_ENV: SECRET})
-    worker = Worker(process, log)
+    workers = []
+    for log in logs:
+        with log.open("ab") as stderr:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "tests.support.worker_child", *arguments,
+                cwd=ROOT, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                stderr=stderr, env={**os.environ, WEBHOOK_SECRET_ENV: SECRET})
+        workers.append(Worker(process, log))
+
+    def up() -> bool:
+        exited = any(worker.process.returncode is not None for worker in workers)
+        return exited or len(api.calls("setMyCommands")) >= before + len(workers)
+
     try:
-        await api.wait_for(lambda: len(api.calls("setMyCommands")) > before
-                           or process.returncode is not None, timeout=60)
+        await api.wait_for(up, timeout=60)
     except TimeoutError:
-        worker.kill()
-        await process.wait()
-        raise AssertionError(f"the worker did not start:\n{worker.tail()}") from None
-    if process.returncode is not None:
-        raise AssertionError(f"the worker exited with {process.returncode}:\n{worker.tail()}")
-    return worker
+        for worker in workers:
+            worker.kill()
+            await worker.process.wait()
+        raise AssertionError("the workers did not start:\n"
+                             + "\n".join(worker.tail() for worker in workers)) from None
+    for worker in workers:
+        if worker.process.returncode is not None:
+            raise AssertionError(f"a worker exited with {worker.process.returncode}:\n"
+                                 f"{worker.tail()}")
+    return workers
