@@ -870,3 +870,19 @@ async def test_a_lease_is_held_by_one_owner_until_dropped_or_run_out(store: Stor
     assert await store.hold_lease("leader", "b", short)
     await asyncio.sleep(0.4)  # b stops renewing: the lease runs out
     assert await store.hold_lease("leader", "a", LEASE)
+
+
+async def test_two_first_commits_of_a_new_client_at_once_one_is_refused(
+    store: Store, database: str
+) -> None:
+    """Both were computed from "no state yet" in two processes: only one may apply."""
+    async with store_for(database) as other:
+        for round_ in range(10):
+            client = f"tg:new-{round_}"
+            results = await asyncio.gather(
+                store.commit(make(f"a{round_}", client, state={"by": "a"}, based_on=0)),
+                other.commit(make(f"b{round_}", client, state={"by": "b"}, based_on=0)),
+                return_exceptions=True)
+            assert sorted(type(r).__name__ for r in results) == ["StaleState", "bool"], results
+            winner = "a" if results[0] is True else "b"
+            assert await store.load_state(client) == {"by": winner}

@@ -592,14 +592,22 @@ async def _migrate(conn: Connection, shown: str) -> int:
 async def _apply(conn: Connection, c: _Encoded) -> bool:
     """Apply one commit in the order `Commit` documents; False if its event was seen."""
     async with conn.transaction():
-        cursor = await conn.execute(
-            "INSERT INTO inbox (event_id, client_id, at) VALUES (%s, %s, %s) "
-            "ON CONFLICT DO NOTHING", (c.event_id, c.client_id, c.at))
+        if c.based_on is None:
+            cursor = await conn.execute(
+                "INSERT INTO inbox (event_id, client_id, at) VALUES (%s, %s, %s) "
+                "ON CONFLICT DO NOTHING", (c.event_id, c.client_id, c.at))
+        else:  # first the client's lock, held to the end: one such commit at a time
+            cursor = await conn.execute(
+                """INSERT INTO inbox (event_id, client_id, at)
+                   SELECT %(event)s, %(client)s, %(at)s
+                   FROM (SELECT pg_advisory_xact_lock(hashtextextended(%(client)s, 0))) AS held
+                   ON CONFLICT DO NOTHING""",
+                {"event": c.event_id, "client": c.client_id, "at": c.at})
         if not cursor.rowcount:
             return False
-        if c.based_on is not None:
+        if c.based_on is not None:  # a statement of its own: it sees what committed before
             cursor = await conn.execute(
-                "SELECT version FROM clients WHERE client_id = %s FOR UPDATE", (c.client_id,))
+                "SELECT version FROM clients WHERE client_id = %s", (c.client_id,))
             row = await cursor.fetchone()
             if (0 if row is None else row[0]) != c.based_on:
                 raise StaleState(f"the state of the client of {c.event_id!r} changed meanwhile")
