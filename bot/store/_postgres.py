@@ -598,10 +598,10 @@ async def _apply(conn: Connection, c: _Encoded) -> bool:
                 "ON CONFLICT DO NOTHING", (c.event_id, c.client_id, c.at))
         else:  # first the client's lock, held to the end: one such commit at a time
             cursor = await conn.execute(
-                """INSERT INTO inbox (event_id, client_id, at)
-                   SELECT %(event)s, %(client)s, %(at)s
-                   FROM (SELECT pg_advisory_xact_lock(hashtextextended(%(client)s, 0))) AS held
-                   ON CONFLICT DO NOTHING""",
+                f"""INSERT INTO inbox (event_id, client_id, at)
+                    SELECT %(event)s, %(client)s, %(at)s
+                    FROM ({_CLIENT_LOCK.replace("%s", "%(client)s")}) AS held
+                    ON CONFLICT DO NOTHING""",
                 {"event": c.event_id, "client": c.client_id, "at": c.at})
         if not cursor.rowcount:
             return False
@@ -654,6 +654,11 @@ async def _apply(conn: Connection, c: _Encoded) -> bool:
                        SET due = excluded.due, payload = excluded.payload""",
                     c.timers_set)
     return True
+
+
+#: A client's lock, held to the end of the transaction: commits based on the client's state
+#: and the client's erasure take it, so they never interleave.
+_CLIENT_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
 
 
 async def _remember_sent(
@@ -745,6 +750,9 @@ async def _export(conn: Connection, client_id: str) -> dict[str, object]:
 async def _erase(conn: Connection, client_id: str, keep_event: str | None) -> int:
     """Delete the client's rows and note the VACUUM owed; return the erasure count."""
     async with conn.transaction(), conn.cursor() as cur:
+        # The client's lock, as a commit based on their state takes it: such a commit either
+        # applies before the erasure (and is erased with the rest) or finds no state after.
+        await cur.execute(_CLIENT_LOCK, (client_id,))
         if keep_event is not None:  # stays handled, as nobody's: a redelivery changes nothing
             await cur.execute(
                 "UPDATE inbox SET client_id = '' WHERE event_id = %s AND client_id = %s",
