@@ -23,8 +23,18 @@ from bot._files import write_private
 from bot.app import build, crisis_detector, resolve, store_from
 from bot.config import Config, ConfigError, load_config
 from bot.crisis import evaluate, read_cases
-from bot.engine import ClientState, Clinician, Opt
+from bot.engine import ClientState, Clinician
+from bot.explore import Exploration, explore
 from bot.render import RenderError
+from bot.report import (
+    CASELOAD_KINDS,
+    REPORT_KINDS,
+    caseload_line,
+    caseload_table,
+    client_status,
+    progress_report,
+    render_report,
+)
 from bot.script import (
     ScriptError,
     Severity,
@@ -35,9 +45,9 @@ from bot.script import (
     to_dot,
     to_mermaid,
 )
-from bot.service import Rehearsal
+from bot.service import OPERATOR, Rehearsal
 from bot.store import Invite, StoreError, is_postgres
-from bot.telegram import bot_username, code_hash, new_code, run_bot, run_workers
+from bot.telegram import bot_username, code_hash, new_code, run_bot, run_workers, user_key
 from bot.terminal import play
 
 log = logging.getLogger("rehearse")
@@ -72,6 +82,14 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--format", choices=("text", "json"), default="text")
     check.add_argument("--prompts", type=Path, default=None,
                        help="also check the system texts in this prompts directory")
+    check.add_argument("--explore", action="store_true",
+                       help="also walk every path of each script through the engine and check "
+                            "the safety invariants on every step")
+    check.add_argument("--fingerprint", action="store_true",
+                       help="with --explore: print a SHA-256 of everything explored, per script")
+    check.add_argument("--config", type=Path, default=_default_config(),
+                       help="with --explore: the configuration to explore with (default: "
+                            "$REHEARSE_CONFIG, else built-in)")
 
     crisis = sub.add_parser("crisis", help="explain or test the crisis detector")
     crisis_sub = crisis.add_subparsers(dest="crisis_command", metavar="ACTION", required=True)
@@ -124,7 +142,33 @@ def _parser() -> argparse.ArgumentParser:
                         help="the client's max level (default: the contract default)")
     invite.add_argument("--expires", type=_duration, default=_duration("7d"),
                         help="how long the code is valid, e.g. 7d, 12h (default 7d)")
+    invite.add_argument("--therapist", metavar="ID", default=None,
+                        help="the therapist the client will belong to: their Telegram user "
+                             "id, one of telegram.admins")
     _common(invite)
+
+    assign = sub.add_parser("assign", help="give a client to a therapist (or to none)")
+    assign.add_argument("client", help="client id, e.g. tg:123456")
+    whom = assign.add_mutually_exclusive_group(required=True)
+    whom.add_argument("--therapist", metavar="ID",
+                      help="the therapist's Telegram user id, one of telegram.admins")
+    whom.add_argument("--none", action="store_true", help="the client has no therapist")
+    _common(assign)
+
+    report = sub.add_parser("report", help="a client's progress report (HTML), or the "
+                                           "caseload overview with --all")
+    which = report.add_mutually_exclusive_group(required=True)
+    which.add_argument("client", nargs="?", help="client id, e.g. tg:123456")
+    which.add_argument("--all", action="store_true",
+                       help="one line per client: status, last session, flags")
+    report.add_argument("--therapist", metavar="ID", default=None,
+                        help="with --all: only this therapist's clients")
+    report.add_argument(
+        "--out", "--output", "-o", dest="output", metavar="FILE", default=None,
+        help="write the report to FILE.html, created owner-only (0600); '-' prints it to "
+             "standard output (refused on a terminal or a file others can read unless "
+             "given explicitly)")
+    _common(report)
 
     clients = sub.add_parser("clients", help="list clients and their status")
     _common(clients)
@@ -176,16 +220,41 @@ def _check(args: argparse.Namespace) -> int:
     if missing:
         print(f"rehearse check: no such file or directory: {missing[0]}", file=sys.stderr)
         return 2
+    if args.fingerprint and not args.explore:
+        print("rehearse check: --fingerprint needs --explore", file=sys.stderr)
+        return 2
     findings = check_paths(args.paths, prompts_dir=args.prompts)
+    explored = _explore(args) if args.explore else []
+    errors = sum(f.severity is Severity.ERROR for f in findings)
+    violations = sum(len(e.violations) for e in explored)
     if args.format == "json":
-        print(findings_to_json(findings))
+        if args.explore:
+            print(json.dumps({"findings": json.loads(findings_to_json(findings)),
+                              "explored": [e.to_json() for e in explored]},
+                             indent=2, ensure_ascii=False))
+        else:
+            print(findings_to_json(findings))
     else:
         for finding in findings:
             print(finding)
-    errors = sum(f.severity is Severity.ERROR for f in findings)
-    if args.format == "text":
-        print(f"{errors} error(s), {len(findings) - errors} warning(s)", file=sys.stderr)
-    return 1 if errors else 0
+        for exploration in explored:
+            for violation in exploration.violations:
+                print(violation)
+            print(exploration.summary())
+        if args.fingerprint:
+            for exploration in explored:
+                print(f"{exploration.fingerprint}  {exploration.file}")
+        found = f", {violations} violation(s)" if args.explore else ""
+        print(f"{errors} error(s), {len(findings) - errors} warning(s){found}", file=sys.stderr)
+    return 1 if errors or violations else 0
+
+
+def _explore(args: argparse.Namespace) -> list[Exploration]:
+    """Walk every script that passed its checks (libraries have nothing to walk)."""
+    loaded = build(load_config(args.config), list(args.paths))
+    resources = loaded.engine.resources
+    return [explore(script, resources) for script in loaded.scripts.values()
+            if script.first_step is not None]
 
 
 def _crisis(args: argparse.Namespace) -> int:
@@ -301,20 +370,10 @@ def _operator(args: argparse.Namespace) -> int:
                           "removed as soon as it finishes, by the running bot or the next "
                           "rehearse command.", file=sys.stderr)
                 return 0
-            data = await service.read_for(args.client, reader="operator", what=args.command)
+            data = await service.read_for(args.client, reader=OPERATOR, what=args.command)
         shown = data if args.command == "export" else {"ledger": data.get("ledger", [])}
         text = json.dumps(shown, indent=2, ensure_ascii=False) + "\n"
-        if output is None or output == "-":
-            sys.stdout.write(text)
-            return 0
-        try:
-            write_private(Path(output), text)
-        except OSError as exc:
-            print(f"rehearse {args.command}: cannot write {output} ({exc.strerror})",
-                  file=sys.stderr)
-            return 1
-        print(f"wrote the {args.command} of {args.client} to {output} (owner-only)")
-        return 0
+        return _deliver(text, output, f"the {args.command} of {args.client}", args.command)
 
     return asyncio.run(act())
 
@@ -357,9 +416,14 @@ def _invite(args: argparse.Namespace) -> int:
         known = ", ".join(runnable)
         print(f"rehearse invite: no script `{args.script}` (known: {known})", file=sys.stderr)
         return 1
+    therapist = None
+    if args.therapist is not None:
+        therapist = _therapist(config, args.therapist, "invite")
+        if therapist is None:
+            return 2
     code, now = new_code(), _utc_now()
     invite = Invite(code_hash=code_hash(code), script_id=args.script, max_level=args.max_level,
-                    expires_at=now + args.expires, created_at=now)
+                    expires_at=now + args.expires, created_at=now, therapist=therapist)
 
     async def store_invite() -> str:
         async with store_from(config) as store:
@@ -370,6 +434,109 @@ def _invite(args: argparse.Namespace) -> int:
     print(f"code: {code}")
     print(f"link: https://t.me/{username}?start={code}")
     print(f"valid until: {invite.expires_at:%Y-%m-%d %H:%M} UTC; single use")
+    if therapist is not None:
+        print(f"the client who uses it becomes a client of {therapist}")
+    return 0
+
+
+def _therapist(config: Config, text: str, command: str) -> str | None:
+    """A therapist's id (``tg:N``) from ``N`` or ``tg:N``; None, said why, if it is none."""
+    key = user_key(text)
+    if key is None or int(key.removeprefix("tg:")) not in config.telegram.admins:
+        admins = ", ".join(str(a) for a in config.telegram.admins) or "none are configured"
+        print(f"rehearse {command}: {text} is not a therapist: use the Telegram user id of one "
+              f"of telegram.admins ({admins})", file=sys.stderr)
+        return None
+    return key
+
+
+def _assign(args: argparse.Namespace) -> int:
+    config = _config(args)
+    therapist = None if args.none else _therapist(config, args.therapist, "assign")
+    if therapist is None and not args.none:
+        return 2
+
+    async def act() -> int:
+        loaded = build(config)
+        async with store_from(config) as store:
+            if await store.load_state(args.client) is None:
+                print(f"rehearse assign: no client {args.client}", file=sys.stderr)
+                return 1
+            await Rehearsal(loaded.engine, store, _utc_now).assign(
+                args.client, therapist, by=OPERATOR)
+        print(f"{args.client} is now a client of {therapist}" if therapist
+              else f"{args.client} has no therapist now")
+        return 0
+
+    return asyncio.run(act())
+
+
+def _report(args: argparse.Namespace) -> int:
+    config = _config(args)
+    zone = config.reminders.default_timezone
+    therapist = None
+    if args.therapist is not None:
+        if not args.all:
+            print("rehearse report: --therapist goes with --all", file=sys.stderr)
+            return 2
+        therapist = _therapist(config, args.therapist, "report")
+        if therapist is None:
+            return 2
+    if args.all:
+        if args.output is not None:
+            print("rehearse report: --all prints the overview; --out is for one client's "
+                  "report", file=sys.stderr)
+            return 2
+
+        async def overview() -> str:
+            loaded = build(config)
+            async with store_from(config) as store:
+                service = Rehearsal(loaded.engine, store, _utc_now)
+                records = await service.read_caseload(OPERATOR, therapist,
+                                                       kinds=CASELOAD_KINDS)
+            now = _utc_now()
+            return caseload_table([caseload_line(r.state, r.ledger, now=now, default_zone=zone,
+                                                 therapist=r.therapist) for r in records])
+
+        print(asyncio.run(overview()))
+        return 0
+    refusal = _no_place_for_data(args.output)
+    if refusal is not None:
+        print(f"rehearse report: not writing {args.client}'s report: {refusal}. Use --out "
+              "FILE.html (created owner-only, 0600), or --out - to print it anyway.",
+              file=sys.stderr)
+        return 2
+
+    async def one() -> str | None:
+        loaded = build(config)
+        async with store_from(config) as store:
+            if await store.load_state(args.client) is None:
+                return None
+            service = Rehearsal(loaded.engine, store, _utc_now)
+            record = await service.read_record(args.client, OPERATOR, kinds=REPORT_KINDS)
+        titles = {sid: script.meta.title for sid, script in loaded.scripts.items()}
+        return render_report(progress_report(record.state, record.ledger, now=_utc_now(),
+                                             default_zone=zone, titles=titles,
+                                             therapist=record.therapist))
+
+    html = asyncio.run(one())
+    if html is None:
+        print(f"rehearse report: no client {args.client}", file=sys.stderr)
+        return 1
+    return _deliver(html, args.output, f"the report of {args.client}", "report")
+
+
+def _deliver(text: str, output: str | None, what: str, command: str) -> int:
+    """Print a client's data, or write it owner-only to `output` (checked beforehand)."""
+    if output is None or output == "-":
+        sys.stdout.write(text)
+        return 0
+    try:
+        write_private(Path(output), text)
+    except OSError as exc:
+        print(f"rehearse {command}: cannot write {output} ({exc.strerror})", file=sys.stderr)
+        return 1
+    print(f"wrote {what} to {output} (owner-only)")
     return 0
 
 
@@ -384,12 +551,14 @@ def _clients(args: argparse.Namespace) -> int:
                 state = ClientState.model_validate(raw) if raw else None
                 if state is None:
                     continue
+                entry = await store.therapist_of(client_id)
                 rows.append(f"{client_id}\t{client_status(state)}\tlevel {state.level}"
-                            f"/{state.contract.max_level}\t{','.join(state.contract.scripts)}")
+                            f"/{state.contract.max_level}\t{','.join(state.contract.scripts)}"
+                            f"\t{entry.therapist if entry else '-'}")
         return rows
 
     rows = asyncio.run(listing())
-    print("client\tstatus\tlevel\tscripts")
+    print("client\tstatus\tlevel\tscripts\ttherapist")
     for row in rows:
         print(row)
     return 0
@@ -428,17 +597,6 @@ def _purge(args: argparse.Namespace) -> int:
     return 0
 
 
-def client_status(state: ClientState) -> str:
-    """A client's status in one word: active, paused, opted-out or not-consented."""
-    if state.halted:
-        return "opted-out"
-    if Opt.CORE.value not in state.consents:
-        return "not-consented"
-    if state.session is not None and state.session.paused:
-        return "paused"
-    return "active"
-
-
 _COMMANDS = {
     "check": _check,
     "crisis": _crisis,
@@ -451,6 +609,8 @@ _COMMANDS = {
     "erase": _operator,
     "invite": _invite,
     "clients": _clients,
+    "assign": _assign,
+    "report": _report,
     "purge": _purge,
     "clear-hold": _clinician,
     "guardian": _clinician,

@@ -101,6 +101,8 @@ class TelegramConfig(_Section):
     webhook: WebhookConfig = Field(default_factory=WebhookConfig)
     admins: list[int] = Field(default_factory=list)
     drop_pending_updates: bool = False
+    #: Whether ``/report`` sends progress reports to therapists over Telegram.
+    send_reports: bool = True
 
 
 class AccessConfig(_Section):
@@ -111,6 +113,8 @@ class AccessConfig(_Section):
     invite_ttl_days: Annotated[int, Field(ge=1, le=90)] = 7
     wrong_code_limit: Annotated[int, Field(ge=1, le=100)] = 5
     wrong_code_window_minutes: Annotated[int, Field(ge=1, le=10_080)] = 60
+    stranger_codes_per_minute: Annotated[int, Field(ge=1, le=10_000)] = 30
+    stranger_replies_per_minute: Annotated[int, Field(ge=1, le=10_000)] = 60
     allow_minors: bool = False
 
 

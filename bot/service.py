@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -35,8 +35,10 @@ from bot.engine import (
     TimerFired,
 )
 from bot.store import (
+    CaseloadEntry,
     Commit,
     LedgerRecord,
+    LedgerRow,
     OutgoingMessage,
     StaleState,
     Store,
@@ -60,6 +62,34 @@ ERASE_RETRY_AFTER = timedelta(minutes=1)
 NEEDS_A_STATE = (TimerFired, Blocked, Clinician)
 #: How often an event is computed again because another process changed its client meanwhile.
 STALE_RETRIES = 20
+#: The reader of every client's data: the operator, at the command line. Any other reader is
+#: a therapist's id (``tg:9000``), who reads only the clients in their caseload.
+OPERATOR = "operator"
+
+
+class NotTheirClient(Exception):
+    """A therapist asked for a client who is not theirs, or for no client at all.
+
+    Both look the same to the therapist. A refusal about an existing client is an
+    ``access_refused`` row in that client's ledger.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class ClientRecord:
+    """What a therapist or the operator reads of one client, for a report or an overview.
+
+    Attributes:
+        client_id: The client.
+        state: Their state (a new client's when none is stored).
+        ledger: Their ledger rows, in order.
+        therapist: Their place in a therapist's caseload, if they have a therapist.
+    """
+
+    client_id: str
+    state: ClientState
+    ledger: list[LedgerRow]
+    therapist: CaseloadEntry | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +268,8 @@ class Rehearsal:
         chat_id = self.chat_of(client_id)
         queued = await self.store.commit(Commit(
             event_id=event_id, client_id=client_id, at=now, state=None,
-            outbox=[OutgoingMessage(client_id, chat_id, m.to_payload()) for m in messages],
+            outbox=[OutgoingMessage(client_id, chat_id, {**m.to_payload(), "stranger": True})
+                    for m in messages],
         ))
         if queued:
             self.outbox_ready.set()
@@ -271,16 +302,107 @@ class Rehearsal:
             await self.store.erase(client_id, keep_event=event_id)
 
     async def read_for(self, client_id: str, reader: str, what: str) -> dict[str, object]:
-        """Export a client's data for a therapist or operator, logging the read.
+        """Export a client's data for a therapist or the operator, logging the read.
 
         The ledger row is written first, so the client sees in ``/mydata`` that it happened.
+
+        Args:
+            client_id: The client.
+            reader: `OPERATOR`, or the id of a therapist, who reads only their own clients.
+            what: What is read (``export``, ``ledger``), for the ledger row.
+
+        Raises:
+            NotTheirClient: The reader is a therapist and the client is not theirs.
         """
+        await self._allow(client_id, reader, what)
+        return await self.store.export(client_id)
+
+    async def read_record(self, client_id: str, reader: str, what: str = "report", *,
+                          kinds: Collection[str] | None = None) -> ClientRecord:
+        """Read a client's state and ledger for a report, logging the read as `read_for` does.
+
+        A therapist reading their client's report is noted as their last look (what is new
+        since then is flagged in their caseload).
+
+        Args:
+            client_id: The client.
+            reader: `OPERATOR`, or a therapist's id.
+            what: What is read, for the ledger row.
+            kinds: Only the ledger rows of these kinds (all by default).
+
+        Raises:
+            NotTheirClient: The reader is a therapist and the client is not theirs.
+        """
+        entry = await self._allow(client_id, reader, what)
+        record = ClientRecord(client_id, await self.state_of(client_id),
+                              await self.store.ledger(client_id, kinds), entry)
+        if reader != OPERATOR:
+            await self.store.mark_looked(client_id, reader, self.clock())
+        return record
+
+    async def read_caseload(self, reader: str, therapist: str | None = None, *,
+                            kinds: Collection[str] | None = None) -> list[ClientRecord]:
+        """Read every client of a caseload, each read logged in that client's ledger.
+
+        Args:
+            reader: A therapist (their own clients) or `OPERATOR`.
+            therapist: For the operator: only this therapist's clients (default: every
+                client, with a therapist or not).
+            kinds: Only the ledger rows of these kinds (all by default).
+        """
+        mine = reader if reader != OPERATOR else therapist
+        entries = {e.client_id: e for e in await self.store.caseload(mine)}
+        known = set(await self.store.client_ids())
+        ids = sorted(known & set(entries) if mine is not None else known)
         now = self.clock()
+        await asyncio.gather(*(self._log_read(client_id, reader, "caseload", now)
+                               for client_id in ids))  # one group commit for all
+        return [ClientRecord(client_id, await self.state_of(client_id),
+                             await self.store.ledger(client_id, kinds), entries.get(client_id))
+                for client_id in ids]
+
+    async def assign(self, client_id: str, therapist: str | None, by: str) -> None:
+        """Make `therapist` the client's therapist (None: none), noted in the client's ledger."""
+        now = self.clock()
+        await self._log(client_id, "therapist_assigned", {"therapist": therapist, "by": by}, now)
+        await self.store.assign_therapist(client_id, therapist, now)
+
+    async def authorise(self, client_id: str, reader: str, what: str) -> CaseloadEntry | None:
+        """Check that `reader` may read or change the client's data; return their entry.
+
+        Args:
+            client_id: The client.
+            reader: `OPERATOR` (every client) or a therapist's id (their own clients only).
+            what: What they asked for (``report``, ``clear-hold``, …), for a refusal's row.
+
+        Raises:
+            NotTheirClient: Refused; the refusal is in the client's ledger if they exist.
+        """
+        entry = await self.store.therapist_of(client_id)
+        if reader != OPERATOR and (entry is None or entry.therapist != reader):
+            log.warning("refused a therapist's %s for a client who is not theirs", what)
+            if await self.store.load_state(client_id) is not None:
+                await self._log(client_id, "access_refused", {"reader": reader, "what": what},
+                                self.clock())
+            raise NotTheirClient(client_id)
+        return entry
+
+    async def _allow(self, client_id: str, reader: str, what: str) -> CaseloadEntry | None:
+        """`authorise` the read and log it; return the client's caseload entry."""
+        entry = await self.authorise(client_id, reader, what)
+        await self._log_read(client_id, reader, what, self.clock())
+        return entry
+
+    async def _log_read(self, client_id: str, reader: str, what: str, now: datetime) -> None:
+        await self._log(client_id, "data_read", {"reader": reader, "what": what}, now)
+
+    async def _log(self, client_id: str, kind: str, data: dict[str, object],
+                   now: datetime) -> None:
+        """Append one ledger row outside any event (a read, a refusal, an assignment)."""
         await self.store.commit(Commit(
-            event_id=f"read:{uuid.uuid4().hex}",  # every read is logged, even two at once
+            event_id=f"{kind}:{uuid.uuid4().hex}",  # every one is logged, even two at once
             client_id=client_id,
             at=now,
             state=None,
-            ledger=[LedgerRecord("data_read", {"reader": reader, "what": what}, now)],
+            ledger=[LedgerRecord(kind, data, now)],
         ))
-        return await self.store.export(client_id)

@@ -52,3 +52,14 @@ def test_the_workers_benchmark_runs(tmp_path: Path, postgres_server: PostgresSer
 def test_the_end_to_end_benchmark_runs(tmp_path: Path) -> None:
     out = run_bench("bench.bench_e2e", "--quick", "--dir", str(tmp_path))
     assert "echo" in out and "ours" in out and "vs echo" in out
+
+
+def test_the_explore_benchmark_runs() -> None:
+    out = run_bench("bench.bench_explore", "--quick")
+    assert "events/cpu s" in out and "slowest script" in out and "Engine.handle alone" in out
+
+
+def test_the_report_benchmark_runs(tmp_path: Path) -> None:
+    out = run_bench("bench.bench_report", "--days", "7", "--clients", "3", "--repeat", "1",
+                    "--dir", str(tmp_path))
+    assert "(b) progress report" in out and "(c) caseload overview" in out and "vs (a)" in out

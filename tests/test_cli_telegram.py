@@ -121,10 +121,10 @@ def test_clients_lists_each_client_with_their_status(
     asyncio.run(setup())
     assert cli.main(["clients", "--db", str(db)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0].split("\t") == ["client", "status", "level", "scripts"]
+    assert lines[0].split("\t") == ["client", "status", "level", "scripts", "therapist"]
     status = {line.split("\t")[0]: line.split("\t")[1] for line in lines[1:]}
-    assert status == {"tg:1": "active", "tg:2": "paused", "tg:3": "opted-out",
-                      "tg:4": "not-consented"}
+    assert status == {"tg:1": "active", "tg:2": "paused", "tg:3": "halted",
+                      "tg:4": "not consented"}
 
 
 # -- operator reads leave a trace ------------------------------------------------------------

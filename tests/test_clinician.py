@@ -116,14 +116,20 @@ async def test_clinician_commands_are_admin_only(
         assert invite.script_id == "first-steps" and invite.max_level == 2
         assert link[1] not in invite.code_hash
 
+        # Only for their own clients: an allowlisted client is nobody's until assigned.
         await fake_api.send_text(9000, "/clearhold 1001")
         await fake_api.wait_for_messages(9000, 2)
+        assert "not one of your clients" in fake_api.messages(9000)[-1].text
+        assert "crisis_hold_cleared" not in [r.kind for r in await store.ledger("tg:1001")]
+        await store.assign_therapist("tg:1001", "tg:9000", NOW)
+        await fake_api.send_text(9000, "/clearhold 1001")
+        await fake_api.wait_for_messages(9000, 3)
         assert "Recorded for tg:1001" in fake_api.messages(9000)[-1].text
         assert "crisis_hold_cleared" in [r.kind for r in await store.ledger("tg:1001")]
 
         await fake_api.send_text(9000, "/guardian 5555")
-        await fake_api.wait_for_messages(9000, 3)
-        assert "No client" in fake_api.messages(9000)[-1].text
+        await fake_api.wait_for_messages(9000, 4)
+        assert "not one of your clients" in fake_api.messages(9000)[-1].text
     finally:
         await edge.stop(drain_seconds=1)
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from bot.app import Loaded
+from bot.engine import Command, Message
 from bot.store import Invite, SqliteStore
 from bot.telegram import TelegramEdge, code_hash
 from bot.telegram._sender import Pacer
@@ -160,3 +162,44 @@ async def test_a_client_chooses_their_region_and_sees_its_lines(
     assert "danger right now, call 999" in first.splitlines()[0]
     assert "0808 2000 247" in first  # the UK's National Domestic Abuse Helpline
     assert "988" not in first
+
+
+async def test_a_flood_of_strangers_costs_clients_nothing(
+    fake_api: FakeBotApi, store: SqliteStore, loaded: Loaded, tmp_path: Path, clock: Clock
+) -> None:
+    """300 strangers guessing codes: a bounded number checked, recorded and answered, each
+    greeted once; a client writing crisis language meanwhile is answered first."""
+    config = edge_config(fake_api, tmp_path / "rehearse.db", telegram={"poll_timeout": 1},
+                         access={"mode": "allowlist", "allowlist": [CLIENT],
+                                 "stranger_codes_per_minute": 20,
+                                 "stranger_replies_per_minute": 25})
+    async with running_edge(config, loaded, store, clock=clock):
+        for user in range(20_000, 20_300):
+            await fake_api.send_text(user, "/start WRONGCODE")
+        ada = TelegramClient(fake_api, CLIENT)
+        await ada.send(WORDS)
+        await ada.until(lambda m: "Are you safe right now?" in m.text, timeout=15)
+        await settle(fake_api, store)
+    to_strangers = [c for c in fake_api.calls("sendMessage") if int(c["chat_id"]) >= 20_000]
+    assert len(to_strangers) <= 25
+    recorded = sum([await store.failed_codes(f"tg:{u}", clock.now, timedelta(hours=1))
+                    for u in range(20_000, 20_300)])
+    assert recorded <= 20
+
+
+async def test_the_sender_serves_a_clients_crisis_before_strangers(
+    bot: TelegramEdge, fake_api: FakeBotApi, store: SqliteStore, loaded: Loaded
+) -> None:
+    """Stranger crisis lines are queued first, the client's crisis after: the client's go first."""
+    service = bot.handlers.service
+    lines = str(loaded.renderer.system("crisis.resources", **loaded.engine.resources.policy
+                                       .lines().crisis_context(None, running=False)))
+    for user in range(30_000, 30_012):
+        fake_api.add_user(user, "Eve")
+        await service.reply_to_stranger(f"tg:{user}", f"tg:s{user}",
+                                        [Message(text=lines, urgent=True)])
+    await service.handle(f"tg:{CLIENT}", "tg:c1", Command(name="sos"))
+    bot.sender.wake.set()
+    await settle(fake_api, store)
+    order = [int(c["chat_id"]) for c in fake_api.calls("sendMessage")]
+    assert order.index(CLIENT) < min(order.index(u) for u in range(30_000, 30_012))

@@ -92,6 +92,8 @@ def test_crisis_explain_names_the_rule_and_the_repairs() -> None:
     assert "k1ll" in done.stdout  # the repair is shown
     calm = rehearse("crisis", "explain", "I'm killing it at work")
     assert "no rule matched" in calm.stdout
+    shaving = rehearse("crisis", "explain", "I cut myself shaving")
+    assert "not counted: rule `" in shaving.stdout and "`not_near`" in shaving.stdout
 
 
 def test_crisis_test_scores_a_labelled_file(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from datetime import timedelta
 import pytest
 
 from bot.app import Loaded
-from bot.engine import Blocked, ClientState, Effect, Opt
+from bot.engine import Blocked, ClientState, Effect, Opt, is_stop_word
 from tests.support.engine_driver import (
     AT_STEP,
     CRISIS,
@@ -522,3 +522,8 @@ def test_settings_region_chooses_the_crisis_lines(situations: dict[str, Driver])
         (e.kind, e.data) for e in d.last.ledger]
     d.command("sos")
     assert "call 999" in d.texts()[0]
+
+
+def test_stop_words_are_not_read_through_the_crisis_scans_disguise_repairs() -> None:
+    """"QuIt" is quit: a capital I is an l only to the crisis scan (kiII is kill)."""
+    assert is_stop_word("QuIt") and is_stop_word("OPT OUT") and not is_stop_word("quilt")

@@ -191,6 +191,7 @@ async def test_reads_by_others_are_logged_for_the_client(
     service = _service(loaded, store, clock)
     c = ServiceClient(service)
     await c.consent()
+    await store.assign_therapist("tg:1", "therapist:dr-lee", clock.now)
     data = await service.read_for("tg:1", reader="therapist:dr-lee", what="report")
     assert data["ledger"] and isinstance(data["ledger"], list)
     assert data["ledger"][-1]["kind"] == "data_read"

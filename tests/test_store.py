@@ -5,6 +5,7 @@ own are in ``test_store_postgres.py``)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import math
 import random
@@ -442,7 +443,7 @@ async def test_failed_codes_are_counted_within_the_window(store: Store) -> None:
 
 
 async def test_export_contains_everything_as_json(store: Store) -> None:
-    await store.add_invite(invite("h1"))
+    await store.add_invite(dataclasses.replace(invite("h1"), therapist="tg:9000"))
     await store.redeem_invite("h1", "tg:1", T0)
     await store.record_failed_code("tg:1", T0, MINUTE)
     await store.commit(
@@ -489,8 +490,10 @@ async def test_export_contains_everything_as_json(store: Store) -> None:
                 "created_at": stamp,
                 "expires_at": "2025-03-08T09:00:00.000000Z",
                 "redeemed_at": stamp,
+                "therapist": "tg:9000",
             }
         ],
+        "therapist": {"therapist": "tg:9000", "since": stamp, "looked_at": None},
     }
     assert datetime.fromisoformat(stamp) == T0
     empty = await store.export("tg:nobody")
@@ -681,6 +684,41 @@ async def test_opening_an_old_database_migrates_it(
         assert conn.execute("SELECT pseudonym FROM clients").fetchall() == [(None,)]
         conn.execute("SELECT x FROM notes")
     conn.close()
+
+
+async def test_a_database_of_schema_4_gets_the_update_queue_and_state_versions(
+    db_path: Path,
+) -> None:
+    """Schema 4 (therapists) was the last before the update queue: its data is kept, every
+    client gets a state version of their own, and new versions come after all of them."""
+    db_path.parent.mkdir(parents=True)
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    assert _migrations.migrate(conn, _migrations.MIGRATIONS[:4]) == 0
+    at = "2025-03-01T09:00:00.000000Z"
+    conn.executemany("INSERT INTO clients (client_id, state, updated_at) VALUES (?, ?, ?)",
+                     [(client, json.dumps({"n": n}), at) for n, client in enumerate("ab")])
+    conn.execute("INSERT INTO invites VALUES ('h1', 'first-steps', 2, ?, ?, 'a', ?, 'tg:9000')",
+                 ("2025-03-08T09:00:00.000000Z", at, at))
+    conn.execute("INSERT INTO caseload VALUES ('a', 'tg:9000', ?, NULL)", (at,))
+    conn.close()
+
+    async with SqliteStore(db_path) as store:
+        assert [i.therapist for i in await store.list_invites()] == ["tg:9000"]
+        assert [e.client_id for e in await store.caseload("tg:9000")] == ["a"]
+        (state_a, version_a), (_, version_b) = [await store.load_versioned(c) for c in "ab"]
+        assert state_a == {"n": 0} and 0 < version_a != version_b > 0
+        await store.commit(make("e1", "c", based_on=0))
+        _, version_c = await store.load_versioned("c")
+        assert version_c > max(version_a, version_b)
+        with pytest.raises(StaleState):
+            await store.commit(make("e2", "a", based_on=version_a + 100))
+        assert await store.enqueue_update(1, "a", update(1), T0)
+        assert [u.update_id for u in await store.claim_updates("w", 5, LEASE)] == [1]
+    with sqlite3.connect(db_path) as check:
+        assert check.execute("PRAGMA user_version").fetchone() == (5,)
+        assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    check.close()
 
 
 async def test_a_failing_migration_changes_nothing(

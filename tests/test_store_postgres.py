@@ -343,6 +343,10 @@ def test_the_cli_works_on_postgresql(postgres_url: str) -> None:
     code, out, err = cli("invite", "--script", "first-steps", "--db", postgres_url)
     assert code == 0, err
     code, out, err = cli("clients", "--db", postgres_url)
-    assert (code, out.splitlines()) == (0, ["client\tstatus\tlevel\tscripts"])
+    assert (code, out.splitlines()) == (0, ["client\tstatus\tlevel\tscripts\ttherapist"])
+    code, out, err = cli("report", "--all", "--db", postgres_url)
+    assert code == 0, err
+    code, out, err = cli("assign", "tg:1", "--none", "--db", postgres_url)
+    assert (code, err) == (1, "rehearse assign: no client tg:1\n")
     code, out, err = cli("purge", "--db", postgres_url)
     assert (code, out) == (0, "purged 0 rows\n")

@@ -272,7 +272,7 @@ async def test_python_telegram_bot_keeps_nothing_per_client(
 # -- /stop in the middle of a role-play ------------------------------------------------------
 @pytest.mark.parametrize(("title", "version"), [
     ("Setting a limit kindly", "Full scene"),
-    ("Asking for reassurance", "No, let's start"),
+    ("Asking for reassurance", "No, start the scene"),
 ])
 async def test_stop_mid_roleplay_sends_one_confirmation_then_nothing(
     fake_api: FakeBotApi,

@@ -77,7 +77,7 @@ async def test_the_place_is_kept_between_runs(tmp_path: Path) -> None:
     loaded = _only_first_steps()
     await _play(loaded, tmp_path / "t.db", [*CONSENT, "1", "1"])
     text = await _play(loaded, tmp_path / "t.db", [])
-    assert "Welcome back. Let's pick up where you left off." not in text  # not paused
+    assert "Welcome back. You can pick up where you left off." not in text  # not paused
     assert "If you skip because you'd rather keep something private" not in text
     assert "For each prompt you can type your answer here" in text
 

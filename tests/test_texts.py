@@ -90,6 +90,7 @@ EDGE_CASES: list[tuple[str, dict[str, object]]] = [
 ]
 
 #: Things the bot must never say: it has no feelings or history and is not therapy.
+BOT_AS_PERSON = re.compile(r"\b(we|we'll|we're|us|our|let's|together)\b", re.IGNORECASE)
 FORBIDDEN = re.compile(
     r"\bI (feel|felt|remember|care|love|am proud|'m proud|am glad|'m glad|am happy|'m happy|"
     r"understand how you feel)\b|\bthis is therapy\b|\bI am your therapist\b|\bstreak",
@@ -192,6 +193,8 @@ def test_no_text_claims_feelings_therapy_or_streaks(renderer: Renderer, key: str
     sample = SYSTEM_TEXTS[key]
     out = renderer.label(key) if key in BUTTONS else plain_text(renderer.system(key, **sample))
     assert not FORBIDDEN.search(out), out
+    # the bot's own voice is not a person beside the client: no "we", "us", "let's"
+    assert not BOT_AS_PERSON.search(out), out
     for match in re.finditer(r"crisis service", out):
         assert out[: match.start()].endswith("not a "), out
 

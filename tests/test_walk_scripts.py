@@ -11,9 +11,12 @@ names the script and the step.
 
 from __future__ import annotations
 
+import re
 from functools import cache
+from pathlib import Path
 
 import pytest
+import yaml
 
 from bot.app import Loaded, build
 from bot.config import load_config
@@ -26,6 +29,7 @@ from tests.support.engine_driver import (
     running,
 )
 
+ROOT = Path(__file__).resolve().parents[1]
 _LOADED = build(load_config(None, {}))
 PASS_THROUGH = ("branch", "set", "end")
 #: (script id, step id) of every step where a client waits for an answer.
@@ -175,3 +179,28 @@ def test_the_step_can_be_shown_again(script_id: str, step_id: str) -> None:
         assert d.texts()[0] == d.render("unexpected.unknown_command"), (sub, d.plain())
         assert len(d.messages) >= 2 and d.messages[-1].buttons, (script_id, step_id, sub)
         assert d.step == step_id and d.sub == sub
+
+
+_BOT_AS_PERSON = re.compile(r"\b(we|we'll|we're|us|our|let's|together)\b", re.IGNORECASE)
+_QUOTED = re.compile(r"“[^”]*”|\"[^\"]*\"")
+
+
+def _bot_voice(node: object) -> list[str]:
+    """Every text the bot says in its own voice: not a character's lines, not quoted words
+    or modelled answers ("someone might say: …")."""
+    if isinstance(node, dict):
+        if "says" in node:  # a role-play line: the character speaks
+            return []
+        return [t for k, v in node.items() if k not in ("example", "examples")
+                for t in _bot_voice(v)]
+    if isinstance(node, list):
+        return [t for v in node for t in _bot_voice(v)]
+    return [node] if isinstance(node, str) else []
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "scripts").glob("*.yaml")), ids=lambda p: p.name)
+def test_the_bot_never_speaks_as_a_person_beside_the_client(path: Path) -> None:
+    """The bot is a practice tool: no "we", "us" or "let's" in its own voice (issue 11)."""
+    texts = _bot_voice(yaml.safe_load(path.read_text(encoding="utf-8")))
+    found = [t for t in texts if _BOT_AS_PERSON.search(_QUOTED.sub("", t))]
+    assert not found, found

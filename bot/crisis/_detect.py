@@ -68,14 +68,36 @@ class Detector:
         self.book = book
         vocabulary = book.vocabulary()
         self.speller = Speller(book.chat, vocabulary, book.glue | vocabulary, book.lang)
-        #: First word of an entry → (part name, the entry's words).
-        self._entries: dict[str, list[tuple[str, tuple[str, ...]]]] = defaultdict(list)
+        # Every entry (one word or several) → the concepts and literal parts it stands for.
+        names: dict[tuple[str, ...], list[str]] = defaultdict(list)
         for name, entries in book.concepts.items():
             for entry in entries:
-                self._entries[entry[0]].append((name, entry))
-        for word in vocabulary:
-            self._entries[word].append((word, (word,)))
-        self._rules = sorted(book.rules, key=lambda r: KIND_ORDER.index(r.kind))
+                names[entry].append(name)
+        for phrase in book.phrases():
+            names[tuple(phrase.split())].append(phrase)
+        #: A one-word entry → its part names.
+        self._single: dict[str, tuple[str, ...]] = {}
+        #: The first two words of a longer entry → (the entry's words, its part names).
+        self._multi: dict[tuple[str, str], list[tuple[tuple[str, ...], tuple[str, ...]]]] = \
+            defaultdict(list)
+        for entry, parts in names.items():
+            unique = tuple(dict.fromkeys(parts))
+            if len(entry) == 1:
+                self._single[entry[0]] = unique
+            else:
+                self._multi[entry[0], entry[1]].append((entry, unique))
+        # Each rule and harmless expression is tried only when its rarest part occurs.
+        rules = sorted(book.rules, key=lambda r: KIND_ORDER.index(r.kind))
+        self._rules: dict[str, list[tuple[int, Rule]]] = defaultdict(list)
+        for order, rule in enumerate(rules):
+            self._rules[self._anchor(rule.pattern)].append((order, rule))
+        self._harmless: dict[str, list[Pattern]] = defaultdict(list)
+        for pattern in book.harmless:
+            self._harmless[self._anchor(pattern)].append(pattern)
+
+    def _anchor(self, pattern: Pattern) -> str:
+        """The part of a pattern with the fewest entries (a literal word has one)."""
+        return min(pattern.parts, key=lambda part: len(self.book.concepts.get(part, ((),))))
 
     def scan(self, text: str) -> Detection:
         """The rules ``text`` matches (none for empty or harmless text)."""
@@ -85,14 +107,17 @@ class Detector:
         spans = self._spans(words)
         masked = self._masked(spans)
         matches: list[Match] = []
-        seen: set[str] = set()
-        for rule in self._rules:
-            if rule.pattern.id in seen or not all(p in spans for p in rule.pattern.parts):
+        candidates = sorted(
+            (entry for part in spans for entry in self._rules.get(part, ())),
+            key=lambda entry: entry[0],
+        )
+        for _, rule in candidates:
+            if not all(p in spans for p in rule.pattern.parts) \
+                    or (rule.near and not any(p in spans for p in rule.near)):
                 continue
             found = self._find(rule, spans, masked)
             if found is None:
                 continue
-            seen.add(rule.pattern.id)
             first, last = found[0][0], found[-1][1]
             hit = words[first:last]
             imminent = rule.imminent or (
@@ -115,12 +140,21 @@ class Detector:
         for word in repairs:
             lines.append(f"  repaired: {word.text} ({word.repaired})")
         spans = self._spans(words)
-        masked = self._masked(spans)
         for pattern in self.book.harmless:
             if self._first(pattern, spans, set()) is not None:
                 lines.append(f"harmless expression `{pattern.id}` ({pattern.where}): "
                              "its words cannot count as risk")
         detection = self.scan(text)
+        matched = set(detection.rules)
+        masked = self._masked(spans)
+        for rule in self.book.rules:
+            if rule.pattern.id in matched:
+                continue
+            for found in self._all(rule.pattern, spans, masked)[:1]:
+                reason = self._cancelled(rule, found, spans)
+                if reason is not None:
+                    lines.append(f"not counted: rule `{rule.pattern.id}` "
+                                 f"({rule.pattern.where}) would match, but {reason}")
         if not detection:
             lines.append("no rule matched: no crisis response")
             return lines
@@ -129,33 +163,35 @@ class Detector:
             lines.append(f"MATCH {match.kind.value}{urgency}: rule `{match.rule}` "
                          f"({match.where}): {match.why} — on \"{' '.join(match.words)}\"")
         lines.append("response: crisis support for " + ", ".join(k.value for k in detection.kinds))
-        del masked
         return lines
 
     # -- matching -----------------------------------------------------------------------------
     def _spans(self, words: list[Word]) -> dict[str, list[_Span]]:
-        """Where each concept and literal word occurs."""
-        spans: dict[str, list[_Span]] = defaultdict(list)
+        """Where each concept and literal word occurs, in order of their first words."""
+        found: dict[str, dict[_Span, None]] = defaultdict(dict)
         for i, word in enumerate(words):
             for form in word.forms:
-                for name, entry in self._entries.get(form, ()):
-                    end = i + len(entry)
-                    if end <= len(words) and all(
-                        entry[k] in words[i + k].forms for k in range(1, len(entry))
-                    ):
-                        span = (i, end)
-                        if span not in spans[name]:
-                            spans[name].append(span)
-        for found in spans.values():
-            found.sort()
-        return spans
+                for part in self._single.get(form, ()):
+                    found[part][i, i + 1] = None
+                if i + 1 == len(words):
+                    continue
+                for second in words[i + 1].forms:
+                    for entry, parts in self._multi.get((form, second), ()):
+                        end = i + len(entry)
+                        if end <= len(words) and all(
+                            entry[k] in words[i + k].forms for k in range(2, len(entry))
+                        ):
+                            for part in parts:
+                                found[part][i, end] = None
+        return {part: list(where) for part, where in found.items()}
 
     def _masked(self, spans: dict[str, list[_Span]]) -> set[int]:
         """Word positions inside a harmless expression."""
         masked: set[int] = set()
-        for pattern in self.book.harmless:
-            for found in self._all(pattern, spans, set()):
-                masked.update(range(found[0][0], found[-1][1]))
+        for part in spans:
+            for pattern in self._harmless.get(part, ()):
+                for found in self._all(pattern, spans, set()):
+                    masked.update(range(found[0][0], found[-1][1]))
         return masked
 
     def _find(
@@ -163,17 +199,36 @@ class Detector:
     ) -> list[_Span] | None:
         """The first occurrence of the rule's pattern not cancelled by its conditions."""
         for found in self._all(rule.pattern, spans, masked):
-            first, last = found[0][0], found[-1][1]
-            window = self.book.negation_window
-            if any(start < first and first - end <= window
-                   for part in rule.not_after for start, end in spans.get(part, ())):
-                continue
-            near = self.book.near_window
-            if any(end > first - near and start < last + near
-                   for part in rule.not_near for start, end in spans.get(part, ())):
-                continue
-            return found
+            if self._cancelled(rule, found, spans) is None:
+                return found
         return None
+
+    def _cancelled(self, rule: Rule, found: list[_Span], spans: dict[str, list[_Span]]
+                   ) -> str | None:
+        """Why an occurrence of a rule's pattern does not count, or None when it does."""
+        first, last = found[0][0], found[-1][1]
+        window = self.book.negation_window
+        if any(start < first and first - end <= window
+               for part in rule.not_after for start, end in spans.get(part, ())):
+            return "a negation stands just before it (`not_after`)"
+        if self._close(rule.not_near, spans, first, last, self.book.near_window):
+            return "an everyday context stands close to it (`not_near`)"
+        if any(start > first and end < last
+               for part in rule.not_inside for start, end in spans.get(part, ())):
+            return "a negation stands inside it (`not_inside`)"
+        if rule.near and not self._close(rule.near, spans, first, last,
+                                         self.book.context_window):
+            return "the context it needs is missing (`near`)"
+        return None
+
+    @staticmethod
+    def _close(
+        parts: tuple[str, ...], spans: dict[str, list[_Span]], first: int, last: int,
+        window: int,
+    ) -> bool:
+        """Whether one of ``parts`` stands within ``window`` words of ``first``..``last``."""
+        return any(end > first - window and start < last + window
+                   for part in parts for start, end in spans.get(part, ()))
 
     def _first(
         self, pattern: Pattern, spans: dict[str, list[_Span]], masked: set[int]

@@ -3,21 +3,24 @@
 Every step exists because people in distress type fast and hide words, on purpose or not:
 look-alike letters from other alphabets ("kіll" with a Cyrillic і), invisible characters
 inside a word ("ki\u200bll"), digits for letters ("k1ll"), chat spellings ("want 2 die",
-"im"), words run together ("killmyself") and typos ("wnat", "suicidle"). Nothing here knows
-what is risky: that is the rule book's job. The text is only ever held in memory.
+"im", "he'll"), words run together ("killmyself") or spaced out ("d i e"), letters masked
+with a star ("s*icide"), dropped g's ("thinkin"), typos ("wnat", "suicidle") and emoji
+standing for a word (a pill). Nothing here knows what is risky: that is the rule book's
+job. The text is only ever held in memory.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import NamedTuple
 
 import simplemma
 from rapidfuzz.distance import OSA
-from rapidfuzz.process import extractOne
+from rapidfuzz.process import extract
 
 #: Letters from other alphabets that look like Latin ones (after NFKC), from Unicode's
 #: confusables list (https://www.unicode.org/Public/security/latest/confusables.txt),
@@ -37,9 +40,34 @@ _LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "
          "$": "s", "!": "i", "|": "l", "€": "e"}
 _LEET_ALT = {"1": "l", "!": "l"}  # the other reading, tried when the first is not a word
 
-_TOKEN = re.compile(r"[a-z0-9@$!|€]+")
+#: The form every pure-digit word also has ("5" in "5 kms"), so a rule can say "after a
+#: number" with the literal word ``number`` (for example in ``not_after``).
+NUMBER = "number"
+#: The further form of a pure-digit word of ten or more ("took 30 tablets": more than a dose).
+LARGE_NUMBER = "largenumber"
+_LARGE_DIGITS = 2  # ten or more
+
+_CHARS = r"a-z0-9@$!|€*"
+#: Single letters with dots between them ("s.h"), a word (with apostrophes and slashes
+#: inside it: "he'll", "s/h"), or any other character.
+_TOKEN = re.compile(rf"(?P<dotted>(?<![a-z])[a-z](?:\.[a-z])+(?![a-z]))"
+                    rf"|(?P<word>[{_CHARS}]+(?:['/][{_CHARS}]+)*)|(?P<other>\S)")
 _WORDY = re.compile(r"[a-z]")
 _REPEATS = re.compile(r"(.)\1{2,}")
+_NUMBER_UNIT = re.compile(r"(\d+)([a-z]+)")
+_DIGITS = re.compile(r"(\d+)")
+#: Capital I's right after a small letter (of any alphabet) stand for l's ("kiII" is "kill").
+_CAPITAL_I = re.compile(r"(?<=[^\W\d_])I+")
+_APOSTROPHES = str.maketrans({"’": "'", "ʼ": "'", "`": "'", "‘": "'", "′": "'"})
+#: The shortest run of single letters read as one spaced-out word ("d i e").
+_MIN_SPACED = 3
+#: Repairs are bounded so that any message costs time in proportion to its length: a join
+#: has at most this many parts of at most ``_MAX_PART`` letters; a typo is looked for only in
+#: words of at most ``_MAX_TYPO`` letters; longer runs of spaced letters are left alone.
+_MAX_PARTS = 4
+_MAX_PART = 14
+_MAX_TYPO = 24
+_CACHE_SIZE = 65536
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +93,48 @@ def fold(text: str) -> str:
     is every combining mark (accents, "zalgo" stacks); look-alike letters become Latin ones
     and apostrophes are dropped so that "don't" and "dont" are one word.
     """
-    text = unicodedata.normalize("NFKC", text).casefold()
+    return _fold_chars(text).replace("'", "")
+
+
+def _fold_chars(text: str, *, small_l: bool = False) -> str:
+    """:func:`fold`, keeping apostrophes (all written as ``'``) for chat spellings.
+
+    With ``small_l``, a capital I right after a small letter is read as an l first ("kiII"),
+    one character for one, so the result lines up with the plain fold.
+    """
+    text = unicodedata.normalize("NFKC", text)
+    if small_l:
+        text = _CAPITAL_I.sub(_small_l, text)
+    text = text.casefold()
     text = "".join(ch for ch in unicodedata.normalize("NFKD", text)
                    if unicodedata.category(ch) not in ("Cf", "Mn", "Me"))
-    text = text.translate(CONFUSABLES)
-    return text.replace("’", "").replace("'", "").replace("`", "").replace("ʼ", "")
+    return text.translate(CONFUSABLES).translate(_APOSTROPHES)
+
+
+def _small_l(found: re.Match[str]) -> str:
+    """The l's that capital I's after a small letter stand for (not in "SKIING")."""
+    before = found.string[found.start() - 1]
+    return "l" * len(found.group()) if before.islower() else found.group()
+
+
+def _emoji_word(char: str) -> str | None:
+    """A pictograph as the word its Unicode name spells (💊 → ``pill``), or None."""
+    if unicodedata.category(char) != "So":
+        return None
+    name = "".join(ch for ch in unicodedata.name(char, "").casefold() if ch.isalnum())
+    return name or None
+
+
+class _Repaired(NamedTuple):
+    """A word as repaired: its text, how, and other equally likely readings (typos)."""
+
+    text: str
+    how: str = ""
+    also: tuple[str, ...] = ()
+
+
+#: At most this many equally near rule words are kept as readings of one typo.
+_MAX_READINGS = 3
 
 
 @dataclass(frozen=True)
@@ -77,7 +142,8 @@ class Speller:
     """Repairs chat spelling with a vocabulary: the rule book's words plus a dictionary.
 
     Attributes:
-        chat: Chat spellings and contractions, each to one or more words (``im`` → ``i am``).
+        chat: Chat spellings and contractions, each to one or more words (``im`` → ``i am``,
+            ``he'll`` → ``he will``); a spelling may keep its apostrophe.
         vocabulary: Every word the rule book names; joins and typos are repaired only into
             these, so a repair can never invent a word no rule cares about.
         glue: Short everyday words allowed as parts of a join (``kill`` + ``my`` + ``self``).
@@ -88,37 +154,147 @@ class Speller:
     vocabulary: frozenset[str]
     glue: frozenset[str]
     lang: str = "en"
+    #: Repairs already worked out, by raw word (a message often repeats its words).
+    _cache: dict[str, list[_Repaired]] = field(default_factory=dict, compare=False, repr=False)
 
     def words(self, text: str) -> list[Word]:
         """The message as repaired words, in order."""
         words: list[Word] = []
-        for raw in _TOKEN.findall(fold(text)):
-            for part, how in self._repair(raw):
-                words.extend(self._expand(part, how))
+        for raw, how in self._tokens(text):
+            if how:  # a pictograph, read as its name and never repaired
+                words.extend(self._expand(raw, how))
+                continue
+            for part in self._repaired(raw):
+                words.extend(self._expand(part.text, part.how, number=part.text.isdigit(),
+                                          also=part.also))
         return words
 
+    # -- tokens -----------------------------------------------------------------------------
+    def _tokens(self, text: str) -> list[tuple[str, str]]:
+        """Raw words in order; pictographs as their names (with a note), slashes resolved.
+
+        A capital I after a small letter is an l when only that reading is a word ("kiII").
+        ``s/h``, ``s.h`` and ``w/o`` (single letters around slashes or dots) are one
+        abbreviation; other
+        slashed words are separate words ("and/or"). Stars and ``!|`` at either end are
+        punctuation ("*hugs*", "die!!"), and so is a leading ``@`` (a mention). A run of
+        single letters spelled out ("d i e") is one word when, joined, it is a word or
+        splits into rule words.
+        """
+        tokens: list[tuple[str, str]] = []
+        folded = _fold_chars(text)
+        with_l = _fold_chars(text, small_l=True)
+        if len(with_l) != len(folded):
+            with_l = folded
+        for found in _TOKEN.finditer(folded):
+            if found.group("dotted"):
+                tokens.append((found.group("dotted").replace(".", ""), ""))
+                continue
+            word = found.group("word")
+            if word is None:
+                name = _emoji_word(found.group("other"))
+                if name is not None:
+                    tokens.append((name, f"emoji {name}"))
+                continue
+            word = word.strip("*!|").lstrip("@")
+            as_l = with_l[found.start("word"):found.end("word")].strip("*!|").lstrip("@")
+            if as_l != word and self._is_word(as_l) and not self._is_word(word):
+                word = as_l  # "kiII" is "kill", but "QuIt" stays "quit"
+            parts = word.split("/")
+            if len(parts) > 1 and all(len(p) == 1 for p in parts):
+                tokens.append(("".join(parts), ""))
+            else:
+                tokens.extend((p, "") for p in parts if p)
+        return self._join_spaced(tokens)
+
+    def _join_spaced(self, tokens: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        joined: list[tuple[str, str]] = []
+        i = 0
+        while i < len(tokens):
+            end = i
+            while end < len(tokens) and len(tokens[end][0]) == 1 and tokens[end][0].isalpha() \
+                    and not tokens[end][1]:
+                end += 1
+            if end - i > _MAX_PARTS * _MAX_PART:  # too long to be one word: left as it is
+                joined.extend(tokens[i:end])
+                i = end
+                continue
+            if end - i >= _MIN_SPACED:
+                word = "".join(t for t, _ in tokens[i:end])
+                if self._readable(word):
+                    joined.append((word, ""))
+                    i = end
+                    continue
+            joined.append(tokens[i])
+            i += 1
+        return joined
+
+    def _is_word(self, token: str) -> bool:
+        """Whether a raw token, apostrophes aside, is a rule word, a chat spelling or a word."""
+        plain = token.replace("'", "")
+        return plain in self.vocabulary or plain in self.chat or self._known(plain)
+
+    def _readable(self, word: str) -> bool:
+        """Whether a spelled-out run, joined, is a word or splits into rule words."""
+        return (word in self.vocabulary or word in self.chat or self._known(word)
+                or self._split(word) is not None)
+
     # -- repairs ----------------------------------------------------------------------------
-    def _repair(self, raw: str) -> Iterable[tuple[str, str]]:
+    def _repaired(self, raw: str) -> list[_Repaired]:
+        """:meth:`_repair`, remembered for the most recent ``_CACHE_SIZE`` distinct words."""
+        found = self._cache.get(raw)
+        if found is None:
+            if len(self._cache) >= _CACHE_SIZE:
+                self._cache.clear()
+            found = self._cache[raw] = self._repair(raw)
+        return found
+
+    def _repair(self, raw: str) -> list[_Repaired]:
         """One raw token as one or more words, each with how it was repaired."""
         if raw in self.chat or raw in self.vocabulary:
-            return [(raw, "")]
+            return [_Repaired(raw)]
+        if "'" in raw:
+            raw = raw.replace("'", "")
+            if raw in self.chat or raw in self.vocabulary:
+                return [_Repaired(raw)]
+        if "*" in raw:
+            unmasked = self._unmask(raw) if len(raw) <= _MAX_TYPO else None
+            return [_Repaired(unmasked, f"masked letters in {raw}")] if unmasked \
+                else [_Repaired(raw)]
         token, how = raw, ""
         if _WORDY.search(raw) and not raw.isalpha():
             token, how = self._unleet(raw), f"digits for letters in {raw}"
+            unit = _NUMBER_UNIT.fullmatch(raw)
+            if unit and not (token in self.vocabulary or token in self.chat
+                             or self._known(token)):
+                return [_Repaired(unit.group(1)), _Repaired(unit.group(2))]  # "5kms"
         if not token.isalpha():
-            return [(raw, "")]
+            return self._split_at_chat_digits(raw)
         if token in self.vocabulary or token in self.chat or self._known(token):
-            return [(token, how)]
+            return [_Repaired(token, how)]
+        dropped_g = token + "g"
+        if token.endswith("in") and (dropped_g in self.vocabulary or self._known(dropped_g)):
+            return [_Repaired(dropped_g, f"dropped g in {raw}")]  # "thinkin"
         squeezed = self._squeeze(token)
         if squeezed != token:
-            return [(squeezed, f"repeated letters in {raw}")]
+            return [_Repaired(squeezed, f"repeated letters in {raw}")]
         joined = self._split(token)
         if joined:
-            return [(part, f"joined words in {raw}") for part in joined]
-        fixed = self._typo(token)
-        if fixed:
-            return [(fixed, f"typo of {fixed}")]
-        return [(token, how)]
+            return [_Repaired(part, f"joined words in {raw}") for part in joined]
+        fixed = self._typos(token)
+        if fixed:  # every rule word equally near: when in doubt, both readings count
+            return [_Repaired(fixed[0], f"typo of {' or '.join(fixed)}", fixed[1:])]
+        return [_Repaired(token, how)]
+
+    def _split_at_chat_digits(self, raw: str) -> list[_Repaired]:
+        """``wan2die`` → ``wan 2 die`` (then "want to die"): digits that are chat words."""
+        pieces = [p for p in _DIGITS.split(raw) if p]
+        if len(pieces) < 2 or not all(
+            (p in self.chat) if p.isdigit() else (len(p) >= 2 and p.isalpha()) for p in pieces
+        ):
+            return [_Repaired(raw)]
+        return [part._replace(how=part.how or f"joined words in {raw}")
+                for piece in pieces for part in self._repair(piece)]
 
     def _unleet(self, raw: str) -> str:
         first = "".join(_LEET.get(ch, ch) for ch in raw)
@@ -131,28 +307,51 @@ class Speller:
         """``diiiie`` → ``die``; ``killll`` → ``kill``: runs of three or more letters."""
         if not _REPEATS.search(token):
             return token
-        for candidate in (_REPEATS.sub(r"\1\1", token), _REPEATS.sub(r"\1", token)):
+        candidates = (_REPEATS.sub(r"\1\1", token), _REPEATS.sub(r"\1", token))
+        for candidate in candidates:  # an exact word first: "diiie" is "die", not "dive"
             if candidate in self.vocabulary or self._known(candidate):
                 return candidate
-            fixed = self._typo(candidate)
+        for candidate in candidates:
+            fixed = self._typos(candidate)
             if fixed:
-                return fixed
+                return fixed[0]
         return token
 
     def _split(self, token: str) -> list[str] | None:
         """``killmyself`` → ``kill my self``: only into rule words and glue, fewest parts."""
-        if len(token) < 5:
+        if not 5 <= len(token) <= _MAX_PARTS * _MAX_PART:
             return None
         return _segment(token, self.vocabulary, self.glue, self.lang)
 
-    def _typo(self, token: str) -> str | None:
-        """A rule word one edit away (two for long words), for words no dictionary knows."""
-        if len(token) < 3:
-            return None
+    def _unmask(self, token: str) -> str | None:
+        """``s*icide`` → ``suicide``: the one rule word the star hides a letter of.
+
+        Each star stands for one letter (``k*ll``) or, failing that, for one to three
+        (``s*cide``); a word is repaired only when exactly one rule word fits.
+        """
+        for letters in ("{1}", "{1,3}"):
+            pattern = re.compile(re.escape(token).replace(r"\*", f"[a-z]{letters}"))
+            found = [w for w in self._typo_targets if pattern.fullmatch(w)]
+            if len(found) == 1:
+                return found[0]
+        return None
+
+    def _typos(self, token: str) -> tuple[str, ...]:
+        """The rule words nearest a word no dictionary knows, best first.
+
+        One edit away (two for long words); several when they are equally near ("wsh" is
+        wash or wish), at most ``_MAX_READINGS``.
+        """
+        if not 3 <= len(token) <= _MAX_TYPO:
+            return ()
         limit = 1 if len(token) < 7 else 2
-        found = extractOne(token, self._typo_targets, scorer=OSA.distance,
-                           score_cutoff=limit)
-        return None if found is None else str(found[0])
+        found = extract(token, self._typo_targets, scorer=OSA.distance, score_cutoff=limit,
+                        limit=None)
+        if not found:
+            return ()
+        best = min(score for _, score, _ in found)
+        nearest = sorted(str(word) for word, score, _ in found if score == best)
+        return tuple(nearest[:_MAX_READINGS])
 
     @property
     def _typo_targets(self) -> list[str]:
@@ -161,12 +360,20 @@ class Speller:
     def _known(self, token: str) -> bool:
         return _known(token, self.lang)
 
-    def _expand(self, token: str, how: str) -> list[Word]:
+    def _expand(
+        self, token: str, how: str, *, number: bool = False, also: tuple[str, ...] = ()
+    ) -> list[Word]:
+        """The words a token stands for; a number's words also have the form ``number``;
+        ``also``: other readings of a typo, whose forms the word has too."""
+        extra: frozenset[str] = frozenset(f for other in also for f in self._forms(other))
+        if number:
+            large = len(token.lstrip("0")) >= _LARGE_DIGITS  # no int(): any length is fine
+            extra = frozenset((NUMBER, token, LARGE_NUMBER) if large else (NUMBER, token))
         parts = self.chat.get(token)
         if parts is not None:
             note = how or f"chat spelling {token}"
-            return [Word(p, self._forms(p), note) for p in parts]
-        return [Word(token, self._forms(token), how)]
+            return [Word(p, self._forms(p) | extra, note) for p in parts]
+        return [Word(token, self._forms(token) | extra, how)]
 
     def _forms(self, token: str) -> frozenset[str]:
         return _forms(token, self.lang)
@@ -200,7 +407,7 @@ def _forms(token: str, lang: str) -> frozenset[str]:
 def _segment(
     token: str, vocabulary: Collection[str], glue: Collection[str], lang: str
 ) -> list[str] | None:
-    """Split ``token`` into the fewest parts (at most 4): rule words (any form) and glue.
+    """Split ``token`` into the fewest parts (at most ``_MAX_PARTS``): rule words and glue.
 
     At least one part must be a rule word, so a join is only ever repaired into something a
     rule can use.
@@ -211,13 +418,15 @@ def _segment(
 
     best: dict[int, list[str]] = {0: []}
     for end in range(1, len(token) + 1):
-        for start in range(max(0, end - 14), end):
+        for start in range(max(0, end - _MAX_PART), end):
             part = token[start:end]
-            if start in best and (part in glue or (len(part) >= 3 and rule_word(part))):
+            if start in best and len(best[start]) < _MAX_PARTS and (
+                part in glue or (len(part) >= 3 and rule_word(part))
+            ):
                 candidate = [*best[start], part]
                 if end not in best or len(candidate) < len(best[end]):
                     best[end] = candidate
     found = best.get(len(token))
-    if not found or len(found) < 2 or len(found) > 4:
+    if not found or len(found) < 2:
         return None
     return found if any(rule_word(p) for p in found) else None

@@ -30,6 +30,8 @@ KIND_ORDER = (Kind.SUICIDE, Kind.CHILD_AT_RISK, Kind.PARTNER_ABUSE, Kind.SEXUAL_
 
 _CONCEPT = re.compile(r"[A-Z][A-Z0-9_]*")
 _WORD = re.compile(r"[a-z0-9]+")
+_SPELLING = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")  # a chat spelling may keep apostrophes
+_PHRASE = re.compile(r"[a-z0-9]+(?: [a-z0-9]+)*")  # a literal part: a word or a phrase
 _ID = re.compile(r"[a-z0-9][a-z0-9-]*")
 _MAX_WITHIN = 12
 
@@ -40,7 +42,7 @@ class Pattern:
 
     Attributes:
         id: A stable name, shown by ``rehearse crisis explain`` and kept in the ledger.
-        parts: Concept names (``KILL``) or literal words (``home``), in order.
+        parts: Concept names (``KILL``) or literal words and phrases (``home``, ``right now``).
         within: At most this many other words between two consecutive parts.
         where: ``file:line:col`` of the pattern in the rule book.
     """
@@ -62,6 +64,10 @@ class Rule:
         imminent: The pattern itself speaks of a plan, means or a time.
         not_after: Parts (a negation) that cancel the match right before its first part.
         not_near: Parts (an accident, a sport) that cancel the match close to it.
+        not_inside: Parts (a negation) that cancel the match when they stand between its
+            first and last words ("he never hits me").
+        near: Parts of which one must stand close to the match (pills near "take them
+            all"), when the pattern alone is too common to mean risk; empty: no condition.
     """
 
     pattern: Pattern
@@ -70,6 +76,8 @@ class Rule:
     imminent: bool = False
     not_after: tuple[str, ...] = ()
     not_near: tuple[str, ...] = ()
+    not_inside: tuple[str, ...] = ()
+    near: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -88,6 +96,7 @@ class RuleBook:
         imminent_when: Concepts that make a suicide match imminent anywhere in the message.
         negation_window: How many words before a match a ``not_after`` part may stand.
         near_window: How many words around a match a ``not_near`` part may stand.
+        context_window: How many words around a match a ``near`` part may stand.
     """
 
     file: str
@@ -101,12 +110,20 @@ class RuleBook:
     imminent_when: tuple[str, ...]
     negation_window: int = 3
     near_window: int = 5
+    context_window: int = 8
+
+    def phrases(self) -> frozenset[str]:
+        """Every literal part (a word or several) a rule, condition or expression names."""
+        parts = [p for r in self.rules
+                 for p in (*r.pattern.parts, *r.not_after, *r.not_near, *r.not_inside, *r.near)]
+        parts += [p for pattern in self.harmless for p in pattern.parts]
+        parts += self.imminent_when
+        return frozenset(p for p in parts if not _CONCEPT.fullmatch(p))
 
     def vocabulary(self) -> frozenset[str]:
-        """Every word a concept, rule or harmless expression names."""
+        """Every word a concept, rule, condition or harmless expression names."""
         words = {w for entries in self.concepts.values() for entry in entries for w in entry}
-        for pattern in [r.pattern for r in self.rules] + list(self.harmless):
-            words.update(p for p in pattern.parts if not _CONCEPT.fullmatch(p))
+        words.update(w for phrase in self.phrases() for w in phrase.split())
         return frozenset(words)
 
 
@@ -134,7 +151,7 @@ class _Reader:
             self._error((), "the rule book must be a mapping with `concepts` and `rules`")
             raise ScriptError(self.findings)
         known = {"locale", "lang", "within", "concepts", "chat", "glue", "rules", "harmless",
-                 "imminent_when", "negation_window", "near_window"}
+                 "imminent_when", "negation_window", "near_window", "context_window"}
         for key in data:
             if key not in known:
                 self._error((key,), f"unknown key `{key}` (known: {', '.join(sorted(known))})",
@@ -154,6 +171,7 @@ class _Reader:
                                             concepts)),
             negation_window=self._int(data, ("negation_window",), 3),
             near_window=self._int(data, ("near_window",), 5),
+            context_window=self._int(data, ("context_window",), 8),
         )
         if self.findings:
             raise ScriptError(self.findings)
@@ -191,7 +209,7 @@ class _Reader:
         chat: dict[str, tuple[str, ...]] = {}
         for spelling, meaning in raw.items():
             words = tuple(str(meaning).split()) if isinstance(meaning, str) else ()
-            if not _WORD.fullmatch(spelling) or not words:
+            if not isinstance(spelling, str) or not _SPELLING.fullmatch(spelling) or not words:
                 self._error(("chat", spelling), f"`{spelling}: {meaning}` must map one "
                             "lower-case spelling to one or more words")
                 continue
@@ -212,7 +230,7 @@ class _Reader:
                 self._error(path, "a rule is a mapping with `id`, `kind`, `why` and `match`")
                 continue
             allowed = {"id", "kind", "why", "match", "within", "imminent", "not_after",
-                       "not_near"}
+                       "not_near", "not_inside", "near"}
             for key in item:
                 if key not in allowed:
                     self._error((*path, key), f"unknown rule key `{key}` "
@@ -239,6 +257,9 @@ class _Reader:
                                             concepts)),
                 not_near=tuple(self._parts(item.get("not_near", []), (*path, "not_near"),
                                            concepts)),
+                not_inside=tuple(self._parts(item.get("not_inside", []),
+                                             (*path, "not_inside"), concepts)),
+                near=tuple(self._parts(item.get("near", []), (*path, "near"), concepts)),
             ))
         return rules
 
@@ -303,8 +324,8 @@ class _Reader:
                 if text not in concepts:
                     self._error((*path, i), f"unknown concept `{text}`")
                     continue
-            elif not _WORD.fullmatch(text):
-                self._error((*path, i), f"`{text}` must be a CONCEPT or one lower-case word")
+            elif not _PHRASE.fullmatch(text):
+                self._error((*path, i), f"`{text}` must be a CONCEPT or lower-case words")
                 continue
             parts.append(text)
         return parts

@@ -119,6 +119,9 @@ class Session(_Model):
     relief: str | None = None
     paused: bool = False
     calmed: bool = False  # de-escalation ran: the session does not count towards a level up
+    #: A rating at or above the distress threshold was given in this session: no level up is
+    #: offered at its end, whatever came after.
+    high_distress: bool = False
 
 
 class Progress(_Model):

@@ -430,6 +430,8 @@ class StepRunner:
             self.show()
             return
         ctx.session.distress = value
+        if value >= ctx.threshold(own):
+            ctx.session.high_distress = True
         recheck = frame.sub == "recheck"
         ctx.log("checkin", step=frame.step, distress=value,
                 moment="recheck" if recheck else moment.value, round=frame.calm_round)
@@ -758,7 +760,7 @@ class StepRunner:
                 distress_after=session.distress, expected=session.expected,
                 actual=session.actual)
         ctx.state.session = None
-        if completed:
+        if completed and not (session.high_distress or session.calmed):
             offer_level_up(ctx)
 
 

@@ -7,8 +7,9 @@ Typical use::
 """
 
 from bot.script._check import check_paths, check_script
+from bot.script._expr import parse_condition
 from bot.script._findings import Finding, ScriptError, Severity, findings_to_json
-from bot.script._graph import to_dot, to_mermaid
+from bot.script._graph import StepGraph, to_dot, to_mermaid
 from bot.script._load import LoadedScript, Origin, load_script, script_files, script_folders
 from bot.script._schema import json_schema
 from bot.script._yaml import LoadedYaml, Mark, load_yaml, load_yaml_text
@@ -21,6 +22,7 @@ __all__ = [
     "Origin",
     "ScriptError",
     "Severity",
+    "StepGraph",
     "check_paths",
     "check_script",
     "findings_to_json",
@@ -28,6 +30,7 @@ __all__ = [
     "load_script",
     "load_yaml",
     "load_yaml_text",
+    "parse_condition",
     "script_files",
     "script_folders",
     "to_dot",

@@ -6,6 +6,7 @@ shared by several workers. `store_for` picks one from ``storage.database``.
 """
 
 from bot.store._base import (
+    CaseloadEntry,
     Commit,
     DataRefused,
     DueTimer,
@@ -26,6 +27,7 @@ from bot.store._sqlite import SqliteStore
 
 __all__ = [
     "PASSWORD_ENV",
+    "CaseloadEntry",
     "Commit",
     "DataRefused",
     "DueTimer",

@@ -8,7 +8,7 @@ Client state and all payloads are opaque JSON objects to the store.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -171,8 +171,10 @@ class QueuedUpdate:
 class Invite:
     """A single-use invite code, stored only as a hash.
 
-    `max_level` None means the contract's default. After the redeeming client's data is
-    erased, `redeemed_by` is None while `redeemed_at` still marks the code as used.
+    `max_level` None means the contract's default. `therapist` is the id of the therapist
+    who made it (e.g. ``"tg:9000"``), None for an invite made by the operator for no one in
+    particular. After the redeeming client's data is erased, `redeemed_by` is None while
+    `redeemed_at` still marks the code as used.
     """
 
     code_hash: str
@@ -182,6 +184,24 @@ class Invite:
     created_at: datetime
     redeemed_by: str | None = None
     redeemed_at: datetime | None = None
+    therapist: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CaseloadEntry:
+    """A client in a therapist's caseload: the therapist may read and change their data.
+
+    Attributes:
+        client_id: The client.
+        therapist: The therapist's id, e.g. ``"tg:9000"``.
+        since: When the client became this therapist's.
+        looked_at: When the therapist last read the client's progress report (None: never).
+    """
+
+    client_id: str
+    therapist: str
+    since: datetime
+    looked_at: datetime | None = None
 
 
 class Store(ABC):
@@ -278,8 +298,10 @@ class Store(ABC):
         """Return all timers due at `now`, earliest first."""
 
     @abstractmethod
-    async def ledger(self, client_id: str) -> list[LedgerRow]:
-        """Return the client's ledger rows in append order."""
+    async def ledger(
+        self, client_id: str, kinds: Collection[str] | None = None
+    ) -> list[LedgerRow]:
+        """Return the client's ledger rows in append order (only rows of `kinds` if given)."""
 
     @abstractmethod
     async def answers(self, client_id: str) -> list[StoredAnswer]:
@@ -294,7 +316,8 @@ class Store(ABC):
         """Return everything stored about the client as a JSON-ready dict.
 
         Datetimes are ISO 8601 strings. Keys: client_id, state, updated_at, ledger,
-        answers, timers, outbox, sent_messages, events, failed_codes, invites.
+        answers, timers, outbox, sent_messages, events, failed_codes, invites, therapist
+        (the caseload entry: therapist, since, looked_at; None without a therapist).
         """
 
     @abstractmethod
@@ -355,6 +378,9 @@ class Store(ABC):
     async def redeem_invite(self, code_hash: str, client_id: str, now: datetime) -> Invite | None:
         """Atomically redeem an invite for `client_id`.
 
+        An invite naming a therapist puts the client in that therapist's caseload in the same
+        transaction (a client of another therapist moves, with `looked_at` afresh).
+
         Returns:
             The redeemed invite; the same invite again if this client already redeemed it;
             None if the code is unknown, expired or used by someone else.
@@ -363,6 +389,28 @@ class Store(ABC):
     @abstractmethod
     async def list_invites(self) -> list[Invite]:
         """Return all invites, oldest first."""
+
+    @abstractmethod
+    async def therapist_of(self, client_id: str) -> CaseloadEntry | None:
+        """Return the client's place in a therapist's caseload, or None if they have none."""
+
+    @abstractmethod
+    async def caseload(self, therapist: str | None = None) -> list[CaseloadEntry]:
+        """Return the therapist's clients (every therapist's when None), by client id."""
+
+    @abstractmethod
+    async def assign_therapist(
+        self, client_id: str, therapist: str | None, now: datetime
+    ) -> None:
+        """Make `therapist` the client's therapist (None: no therapist any more).
+
+        Assigning the therapist the client already has changes nothing; another therapist
+        starts with `looked_at` None.
+        """
+
+    @abstractmethod
+    async def mark_looked(self, client_id: str, therapist: str, at: datetime) -> None:
+        """Note that `therapist` read the client's report at `at` (if the client is theirs)."""
 
     @abstractmethod
     async def failed_codes(self, client_id: str, now: datetime, window: timedelta) -> int:

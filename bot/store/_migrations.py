@@ -124,13 +124,29 @@ _V3: Migration = (
     """INSERT OR REPLACE INTO cleanup_due (id, task) SELECT 1, 'vacuum' WHERE changes() > 0""",
 )
 
+#: Therapists are a role: an invite records the therapist who made it (their id, e.g.
+#: ``tg:9000``), and redeeming it puts the client in that therapist's caseload. A client has
+#: at most one therapist; ``looked_at`` is when that therapist last read the client's
+#: progress report (what is new since then is flagged in their caseload overview). The
+#: row goes with the client's erasure; nothing older than this version had a therapist.
+_V4: Migration = (
+    "ALTER TABLE invites ADD COLUMN therapist TEXT CHECK (therapist <> '')",
+    """CREATE TABLE caseload (
+        client_id TEXT PRIMARY KEY,
+        therapist TEXT NOT NULL CHECK (therapist <> ''),
+        since TEXT NOT NULL,
+        looked_at TEXT
+    ) STRICT""",
+    "CREATE INDEX caseload_therapist ON caseload (therapist, client_id)",
+)
+
 #: Webhook mode and several workers (the PostgreSQL store has the same from its version 1):
 #: ``updates`` holds received Telegram updates until they are handled (then only their ids,
 #: for dedup) in per-client lanes, claimed for a while (``lease_until``, a Julian day: the
 #: database's own clock) by the worker handling them; ``leases`` holds roles only one worker
 #: plays at a time. A client's state gets a version, new at every write and never reused
 #: (``state_versions`` counts them), so that a commit computed from an older state is refused.
-_V4: Migration = (
+_V5: Migration = (
     """CREATE TABLE updates (
         update_id INTEGER PRIMARY KEY,
         client_id TEXT NOT NULL,
@@ -156,7 +172,7 @@ _V4: Migration = (
     "INSERT INTO state_versions (id, n) SELECT 1, coalesce(max(version), 0) FROM clients",
 )
 
-MIGRATIONS: Sequence[Migration] = (_V1, _V2, _V3, _V4)
+MIGRATIONS: Sequence[Migration] = (_V1, _V2, _V3, _V4, _V5)
 
 
 class NewerSchema(StoreError):

@@ -18,7 +18,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -30,6 +38,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from bot._locks import KeyedLocks
 from bot.store import _postgres_schema as schema
 from bot.store._base import (
+    CaseloadEntry,
     Commit,
     DataRefused,
     DueTimer,
@@ -59,6 +68,7 @@ _CLIENT_TABLES = (
     "timers",
     "sent_messages",
     "failed_codes",
+    "caseload",
 )
 #: Tables a clean-up pass may vacuum (their names are put into SQL: only these).
 _VACUUMED = frozenset({*_CLIENT_TABLES, "invites", "updates"})
@@ -271,10 +281,15 @@ class PostgresStore(Store):
         )
         return [DueTimer(row[0], row[1], _at(row[2]), _object(row[3])) for row in rows]
 
-    async def ledger(self, client_id: str) -> list[LedgerRow]:
+    async def ledger(
+        self, client_id: str, kinds: Collection[str] | None = None
+    ) -> list[LedgerRow]:
         rows = await self._all(
-            "SELECT seq, at, kind, data FROM ledger WHERE client_id = %s ORDER BY seq",
-            (client_id,),
+            """SELECT seq, at, kind, data FROM ledger
+               WHERE client_id = %(client)s
+                 AND (%(kinds)s::text[] IS NULL OR kind = ANY(%(kinds)s::text[]))
+               ORDER BY seq""",
+            {"client": client_id, "kinds": None if kinds is None else list(kinds)},
         )
         return [LedgerRow(row[0], client_id, _at(row[1]), row[2], _object(row[3]))
                 for row in rows]
@@ -336,7 +351,7 @@ class PostgresStore(Store):
 
     async def add_invite(self, invite: Invite) -> None:
         await self._write(
-            f"INSERT INTO invites ({_INVITE_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            f"INSERT INTO invites ({_INVITE_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
             (
                 invite.code_hash,
                 invite.script_id,
@@ -345,6 +360,7 @@ class PostgresStore(Store):
                 _ts(invite.created_at),
                 invite.redeemed_by,
                 None if invite.redeemed_at is None else _ts(invite.redeemed_at),
+                invite.therapist,
             ),
         )
 
@@ -353,16 +369,20 @@ class PostgresStore(Store):
 
         async def job(conn: Connection) -> Invite | None:
             async with conn.transaction():
-                await conn.execute(
+                cursor = await conn.execute(
                     """UPDATE invites SET redeemed_by = %(client)s, redeemed_at = %(now)s
                        WHERE code_hash = %(hash)s AND redeemed_at IS NULL
                          AND expires_at > %(now)s""",
                     {"client": client_id, "now": at, "hash": code_hash})
+                fresh = cursor.rowcount
                 cursor = await conn.execute(
                     f"SELECT {_INVITE_COLUMNS} FROM invites "
                     "WHERE code_hash = %s AND redeemed_by = %s", (code_hash, client_id))
                 row = await cursor.fetchone()
-            return None if row is None else _invite(row)
+                invite = None if row is None else _invite(row)
+                if fresh and invite is not None and invite.therapist is not None:
+                    await _assign(conn, client_id, invite.therapist, at)
+            return invite
 
         return await self._run(job)
 
@@ -370,6 +390,37 @@ class PostgresStore(Store):
         rows = await self._all(
             f"SELECT {_INVITE_COLUMNS} FROM invites ORDER BY created_at, code_hash", ())
         return [_invite(row) for row in rows]
+
+    async def therapist_of(self, client_id: str) -> CaseloadEntry | None:
+        row = await self._one(
+            f"SELECT {_CASELOAD_COLUMNS} FROM caseload WHERE client_id = %s", (client_id,))
+        return None if row is None else _caseload_entry(row)
+
+    async def caseload(self, therapist: str | None = None) -> list[CaseloadEntry]:
+        rows = await self._all(
+            f"""SELECT {_CASELOAD_COLUMNS} FROM caseload
+                WHERE %(therapist)s::text IS NULL OR therapist = %(therapist)s
+                ORDER BY client_id""",
+            {"therapist": therapist},
+        )
+        return [_caseload_entry(row) for row in rows]
+
+    async def assign_therapist(
+        self, client_id: str, therapist: str | None, now: datetime
+    ) -> None:
+        if therapist is None:
+            await self._write("DELETE FROM caseload WHERE client_id = %s", (client_id,))
+            return
+        if not therapist:
+            raise ValueError("a therapist id must not be empty")
+        at = _ts(now)
+        await self._run(lambda conn: _assign(conn, client_id, therapist, at))
+
+    async def mark_looked(self, client_id: str, therapist: str, at: datetime) -> None:
+        await self._write(
+            "UPDATE caseload SET looked_at = %s WHERE client_id = %s AND therapist = %s",
+            (_ts(at), client_id, therapist),
+        )
 
     async def failed_codes(self, client_id: str, now: datetime, window: timedelta) -> int:
         row = await self._one(
@@ -548,8 +599,10 @@ class PostgresStore(Store):
 # -- jobs on one connection ----------------------------------------------------------------
 
 _INVITE_COLUMNS = (
-    "code_hash, script_id, max_level, expires_at, created_at, redeemed_by, redeemed_at"
+    "code_hash, script_id, max_level, expires_at, created_at, redeemed_by, redeemed_at, "
+    "therapist"
 )
+_CASELOAD_COLUMNS = "client_id, therapist, since, looked_at"
 
 
 async def _migrate(conn: Connection, shown: str) -> int:
@@ -661,6 +714,17 @@ async def _apply(conn: Connection, c: _Encoded) -> bool:
 _CLIENT_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
 
 
+async def _assign(conn: Connection, client_id: str, therapist: str, now: str) -> None:
+    """Put the client in the therapist's caseload (inside the caller's transaction, if any)."""
+    await conn.execute(
+        """INSERT INTO caseload (client_id, therapist, since, looked_at)
+           VALUES (%s, %s, %s, NULL)
+           ON CONFLICT (client_id) DO UPDATE
+           SET therapist = excluded.therapist, since = excluded.since, looked_at = NULL
+           WHERE caseload.therapist <> excluded.therapist""",
+        (client_id, therapist, now))
+
+
 async def _remember_sent(
     conn: Connection, client_id: str, chat_id: int, message_ids: Sequence[int], sent_at: str
 ) -> None:
@@ -739,11 +803,21 @@ async def _export(conn: Connection, client_id: str) -> dict[str, object]:
                     "created_at": _ts(created_at),
                     "expires_at": _ts(expires_at),
                     "redeemed_at": None if redeemed_at is None else _ts(redeemed_at),
+                    "therapist": therapist,
                 }
-                for script_id, max_level, created_at, expires_at, redeemed_at in await rows(
-                    """SELECT script_id, max_level, created_at, expires_at, redeemed_at
+                for script_id, max_level, created_at, expires_at, redeemed_at, therapist
+                in await rows(
+                    """SELECT script_id, max_level, created_at, expires_at, redeemed_at,
+                              therapist
                        FROM invites WHERE redeemed_by = %s ORDER BY redeemed_at""")
             ],
+            "therapist": next(
+                ({"therapist": therapist, "since": _ts(since),
+                  "looked_at": None if looked_at is None else _ts(looked_at)}
+                 for therapist, since, looked_at in await rows(
+                     "SELECT therapist, since, looked_at FROM caseload WHERE client_id = %s")),
+                None,
+            ),
         }
 
 
@@ -903,7 +977,8 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 def _invite(row: Any) -> Invite:
-    code_hash, script_id, max_level, expires_at, created_at, redeemed_by, redeemed_at = row
+    (code_hash, script_id, max_level, expires_at, created_at, redeemed_by, redeemed_at,
+     therapist) = row
     return Invite(
         code_hash=code_hash,
         script_id=script_id,
@@ -912,7 +987,13 @@ def _invite(row: Any) -> Invite:
         created_at=_at(created_at),
         redeemed_by=redeemed_by,
         redeemed_at=_utc(redeemed_at),
+        therapist=therapist,
     )
+
+
+def _caseload_entry(row: Any) -> CaseloadEntry:
+    client_id, therapist, since, looked_at = row
+    return CaseloadEntry(client_id, therapist, _at(since), _utc(looked_at))
 
 
 def _store_error(exc: psycopg.Error, failed: str | None) -> StoreError:

@@ -5,7 +5,7 @@ in one transaction together with the version bump. Never edit a released migrati
 a new one. Several workers may start at once: the first to take the advisory lock migrates,
 the others find the work done.
 
-The tables are those of the SQLite store (``_migrations``, schema version 4), in
+The tables are those of the SQLite store (``_migrations``, schema version 5), in
 PostgreSQL's types (a state's version comes from the sequence ``state_versions``): times are
 ``timestamptz``; JSON is ``json``, which keeps the text exactly as written (``jsonb`` would
 refuse ``\\u0000``, which a JSON string may hold); a stored answer's text is a JSON string
@@ -91,9 +91,17 @@ _V1: Migration = (
         expires_at timestamptz NOT NULL,
         created_at timestamptz NOT NULL,
         redeemed_by text,
-        redeemed_at timestamptz
+        redeemed_at timestamptz,
+        therapist text CHECK (therapist <> '')
     )""",
     "CREATE INDEX invites_redeemed_by ON invites (redeemed_by)",
+    """CREATE TABLE caseload (
+        client_id text PRIMARY KEY,
+        therapist text NOT NULL CHECK (therapist <> ''),
+        since timestamptz NOT NULL,
+        looked_at timestamptz
+    )""",
+    "CREATE INDEX caseload_therapist ON caseload (therapist, client_id)",
     """CREATE TABLE failed_codes (
         id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         client_id text NOT NULL,

@@ -19,7 +19,7 @@ import logging
 import os
 import sqlite3
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,6 +30,7 @@ import aiosqlite
 
 from bot.store import _migrations
 from bot.store._base import (
+    CaseloadEntry,
     Commit,
     DueTimer,
     Invite,
@@ -66,6 +67,7 @@ _CLIENT_TABLES = (
     "timers",
     "sent_messages",
     "failed_codes",
+    "caseload",
 )
 _MIN_SQLITE = (3, 37, 0)  # STRICT tables
 
@@ -269,10 +271,15 @@ class SqliteStore(Store):
         )
         return [DueTimer(row[0], row[1], _dt(row[2]), _object(row[3])) for row in rows]
 
-    async def ledger(self, client_id: str) -> list[LedgerRow]:
+    async def ledger(
+        self, client_id: str, kinds: Collection[str] | None = None
+    ) -> list[LedgerRow]:
         rows = await self._fetchall(
-            "SELECT seq, at, kind, data FROM ledger WHERE client_id = ? ORDER BY seq",
-            (client_id,),
+            """SELECT seq, at, kind, data FROM ledger
+               WHERE client_id = :client AND (:kinds IS NULL
+                     OR kind IN (SELECT value FROM json_each(:kinds)))
+               ORDER BY seq""",
+            {"client": client_id, "kinds": None if kinds is None else json.dumps(list(kinds))},
         )
         return [LedgerRow(row[0], client_id, _dt(row[1]), row[2], _object(row[3])) for row in rows]
 
@@ -323,7 +330,7 @@ class SqliteStore(Store):
 
     async def add_invite(self, invite: Invite) -> None:
         await self._write(
-            f"INSERT INTO invites ({_INVITE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO invites ({_INVITE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 invite.code_hash,
                 invite.script_id,
@@ -332,6 +339,7 @@ class SqliteStore(Store):
                 _ts(invite.created_at),
                 invite.redeemed_by,
                 None if invite.redeemed_at is None else _ts(invite.redeemed_at),
+                invite.therapist,
             ),
         )
 
@@ -344,6 +352,36 @@ class SqliteStore(Store):
             f"SELECT {_INVITE_COLUMNS} FROM invites ORDER BY created_at, code_hash", ()
         )
         return [_invite(row) for row in rows]
+
+    async def therapist_of(self, client_id: str) -> CaseloadEntry | None:
+        row = await self._fetchone(
+            f"SELECT {_CASELOAD_COLUMNS} FROM caseload WHERE client_id = ?", (client_id,))
+        return None if row is None else _caseload_entry(row)
+
+    async def caseload(self, therapist: str | None = None) -> list[CaseloadEntry]:
+        rows = await self._fetchall(
+            f"""SELECT {_CASELOAD_COLUMNS} FROM caseload
+                WHERE :therapist IS NULL OR therapist = :therapist ORDER BY client_id""",
+            {"therapist": therapist},
+        )
+        return [_caseload_entry(row) for row in rows]
+
+    async def assign_therapist(
+        self, client_id: str, therapist: str | None, now: datetime
+    ) -> None:
+        if therapist is None:
+            await self._write("DELETE FROM caseload WHERE client_id = ?", (client_id,))
+            return
+        if not therapist:
+            raise ValueError("a therapist id must not be empty")
+        at = _ts(now)
+        await self._run(lambda conn: _assign(conn, client_id, therapist, at))
+
+    async def mark_looked(self, client_id: str, therapist: str, at: datetime) -> None:
+        await self._write(
+            "UPDATE caseload SET looked_at = ? WHERE client_id = ? AND therapist = ?",
+            (_ts(at), client_id, therapist),
+        )
 
     async def failed_codes(self, client_id: str, now: datetime, window: timedelta) -> int:
         row = await self._fetchone(
@@ -488,8 +526,10 @@ class SqliteStore(Store):
 # -- jobs run on the connection's thread ---------------------------------------------------
 
 _INVITE_COLUMNS = (
-    "code_hash, script_id, max_level, expires_at, created_at, redeemed_by, redeemed_at"
+    "code_hash, script_id, max_level, expires_at, created_at, redeemed_by, redeemed_at, "
+    "therapist"
 )
+_CASELOAD_COLUMNS = "client_id, therapist, since, looked_at"
 
 
 def _setup(conn: sqlite3.Connection, path: Path) -> int:
@@ -713,12 +753,20 @@ def _export(conn: sqlite3.Connection, client_id: str) -> dict[str, object]:
                     "created_at": created_at,
                     "expires_at": expires_at,
                     "redeemed_at": redeemed_at,
+                    "therapist": therapist,
                 }
-                for script_id, max_level, created_at, expires_at, redeemed_at in rows(
-                    """SELECT script_id, max_level, created_at, expires_at, redeemed_at
+                for script_id, max_level, created_at, expires_at, redeemed_at, therapist in rows(
+                    """SELECT script_id, max_level, created_at, expires_at, redeemed_at,
+                              therapist
                        FROM invites WHERE redeemed_by = ? ORDER BY redeemed_at"""
                 )
             ],
+            "therapist": next(
+                ({"therapist": therapist, "since": since, "looked_at": looked_at}
+                 for therapist, since, looked_at in rows(
+                     "SELECT therapist, since, looked_at FROM caseload WHERE client_id = ?")),
+                None,
+            ),
         }
 
 
@@ -795,16 +843,30 @@ def _redeem_invite(
     conn: sqlite3.Connection, code_hash: str, client_id: str, now: str
 ) -> Invite | None:
     with _transaction(conn):
-        conn.execute(
+        fresh = conn.execute(
             """UPDATE invites SET redeemed_by = ?, redeemed_at = ?
                WHERE code_hash = ? AND redeemed_at IS NULL AND expires_at > ?""",
             (client_id, now, code_hash, now),
-        )
+        ).rowcount
         row = conn.execute(
             f"SELECT {_INVITE_COLUMNS} FROM invites WHERE code_hash = ? AND redeemed_by = ?",
             (code_hash, client_id),
         ).fetchone()
-    return None if row is None else _invite(row)
+        invite = None if row is None else _invite(row)
+        if fresh and invite is not None and invite.therapist is not None:
+            _assign(conn, client_id, invite.therapist, now)
+    return invite
+
+
+def _assign(conn: sqlite3.Connection, client_id: str, therapist: str, now: str) -> None:
+    """Put the client in the therapist's caseload (inside the caller's transaction, if any)."""
+    conn.execute(
+        """INSERT INTO caseload (client_id, therapist, since, looked_at) VALUES (?, ?, ?, NULL)
+           ON CONFLICT (client_id) DO UPDATE
+           SET therapist = excluded.therapist, since = excluded.since, looked_at = NULL
+           WHERE caseload.therapist <> excluded.therapist""",
+        (client_id, therapist, now),
+    )
 
 
 def _claim_updates(conn: sqlite3.Connection, owner: str, limit: int, days: float) -> list[Any]:
@@ -895,7 +957,8 @@ def _object(text: str) -> dict[str, object]:
 
 
 def _invite(row: Any) -> Invite:
-    code_hash, script_id, max_level, expires_at, created_at, redeemed_by, redeemed_at = row
+    (code_hash, script_id, max_level, expires_at, created_at, redeemed_by, redeemed_at,
+     therapist) = row
     return Invite(
         code_hash=code_hash,
         script_id=script_id,
@@ -904,7 +967,14 @@ def _invite(row: Any) -> Invite:
         created_at=_dt(created_at),
         redeemed_by=redeemed_by,
         redeemed_at=None if redeemed_at is None else _dt(redeemed_at),
+        therapist=therapist,
     )
+
+
+def _caseload_entry(row: Any) -> CaseloadEntry:
+    client_id, therapist, since, looked_at = row
+    return CaseloadEntry(client_id, therapist, _dt(since),
+                         None if looked_at is None else _dt(looked_at))
 
 
 def _error(message: str, cause: BaseException) -> StoreError:

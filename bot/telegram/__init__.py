@@ -22,6 +22,7 @@ from bot.telegram._invites import code_hash, new_code
 from bot.telegram._logging import install_token_redaction
 from bot.telegram._queue import QueuedEdge, Timing
 from bot.telegram._sender import OutboxSender, Pacer
+from bot.telegram._therapist import user_key
 from bot.telegram._workers import run_workers
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ __all__ = [
     "new_code",
     "run_bot",
     "run_workers",
+    "user_key",
 ]
 
 

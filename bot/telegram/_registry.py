@@ -5,9 +5,10 @@ Handlers run in groups, lowest first; a gatekeeper that answers stops the chain:
 * group -2, **private chats only**: groups and channels get one polite refusal.
 * group -1, **access**: invite codes (``/start CODE``, rate-limited) or the allowlist.
   Strangers still get crisis resources when they write crisis language.
-* group 0, **clinician commands**, only for ids in ``telegram.admins``: ``/invite SCRIPT
-  [MAX_LEVEL]``, ``/clearhold CLIENT``, ``/guardian CLIENT``. From anyone else they fall
-  through to the engine, which answers them as unknown commands.
+* group 0, **therapists' commands**, only for ids in ``telegram.admins``: ``/invite SCRIPT
+  [MAX_LEVEL]``, ``/clients``, ``/report CLIENT``, ``/clearhold CLIENT``, ``/guardian CLIENT``
+  (see `_therapist`). From anyone else they fall through to the engine, which answers them
+  as unknown commands.
 * group 1, **the dispatcher**: every admitted update becomes an engine event. Inside the
   engine the remaining gatekeepers run before any script logic: crisis language first,
   then ``/stop`` and the STOP-like words (opt-out), then consent.
@@ -37,31 +38,18 @@ from telegram.ext import (
 
 from bot.config import Config
 from bot.crisis import Detection
-from bot.engine import LEVELS, Blocked, Clinician, Command, Message, Redeemed, Start
+from bot.engine import Blocked, Command, Message, Redeemed, Start
 from bot.render import Renderer
 from bot.service import Handled, Rehearsal
-from bot.store import Invite
 from bot.telegram._convert import Incoming, client_key, convert
-from bot.telegram._invites import code_hash, new_code
+from bot.telegram._invites import code_hash
 from bot.telegram._recent import Recent
 from bot.telegram._sender import OutboxSender
+from bot.telegram._strangers import StrangerGate
+from bot.telegram._therapist import THERAPIST_COMMANDS, Reply, TherapistDesk
 
 log = logging.getLogger(__name__)
 Context = ContextTypes.DEFAULT_TYPE
-#: Commands only the therapist's (admin) accounts may use.
-CLINICIAN_COMMANDS = frozenset({"invite", "clearhold", "guardian"})
-
-
-def _client_arg(args: list[str]) -> str | None:
-    """``123`` or ``tg:123`` as a client key."""
-    if len(args) != 1:
-        return None
-    digits = args[0].removeprefix("tg:")
-    # isdigit() alone accepts "²" and other digits int() refuses.
-    return client_key(int(digits)) if digits.isascii() and digits.isdigit() else None
-
-#: The accepted spellings of a level argument: exactly "1" … "5".
-LEVEL_ARGS = frozenset(str(level) for level in LEVELS)
 
 #: Longest wait for a client's queued messages (e.g. "here is your data") before a file.
 FLUSH_BEFORE_FILE_SECONDS = 5.0
@@ -84,6 +72,10 @@ class Handlers:
         self.texts = texts
         self.crisis = service.engine.resources.crisis
         self.clock = clock
+        access = config.access
+        self.strangers = StrangerGate(access.stranger_replies_per_minute,
+                                      access.stranger_codes_per_minute)
+        self.desk = TherapistDesk(config, service, clock, lambda: sender.bot.username)
         #: Clients let in lately (a cache of the store; bounded, so flat in idle clients).
         self._admitted: Recent[str, bool] = Recent()
         self._refused_groups: Recent[int, bool] = Recent()
@@ -131,7 +123,8 @@ class Handlers:
         detection = self.crisis.scan(incoming.free_text)
         if detection or (isinstance(event, Command) and event.name == "sos"):
             await self._stranger_crisis(context, incoming, detection)
-        else:
+        elif self.strangers.may_greet(int(incoming.client_id.removeprefix("tg:")),
+                                      asked=_asks_for_greeting(event)):
             await self._reply(context, incoming.chat_id, self.texts.system("access.invite_needed"))
         raise ApplicationHandlerStop
 
@@ -158,14 +151,18 @@ class Handlers:
         store, now = self.service.store, self.clock()
         access = self.config.access
         window = timedelta(minutes=access.wrong_code_window_minutes)
+        admitted = await self.admitted(incoming.client_id)
+        if not admitted and not self.strangers.may_try_code():
+            return False  # a flood of guesses: not checked, not recorded, not answered
         if await store.failed_codes(incoming.client_id, now, window) >= access.wrong_code_limit:
-            await self._reply(context, incoming.chat_id,
-                              self.texts.system("access.too_many_codes"))
+            if admitted or self.strangers.may_reply():
+                await self._reply(context, incoming.chat_id,
+                                  self.texts.system("access.too_many_codes"))
             return False
         invite = await store.redeem_invite(code_hash(code), incoming.client_id, now)
         if invite is None:
             await store.record_failed_code(incoming.client_id, now, window)
-            if not await self.admitted(incoming.client_id):
+            if not admitted and self.strangers.may_reply():
                 await self._reply(context, incoming.chat_id, self.texts.system("access.bad_code"))
             return False
         self._admitted.put(incoming.client_id, True)
@@ -190,50 +187,37 @@ class Handlers:
                                              [Message(text=str(text).strip(), urgent=True)])
         self.sender.wake.set()
 
-    # -- clinician commands -----------------------------------------------------------------
+    # -- therapists' commands ---------------------------------------------------------------
     async def clinician(self, update: Update, context: Context) -> None:
-        """Therapist actions from an admin account; anyone else falls through."""
+        """Therapists' commands from an admin account; anyone else falls through."""
         incoming = convert(update)
         event = incoming.event if incoming else None
         if incoming is None or not isinstance(event, Command):
             return
-        if event.name not in CLINICIAN_COMMANDS:
+        if event.name not in THERAPIST_COMMANDS:
             return
         user_id = int(incoming.client_id.removeprefix("tg:"))
         if user_id not in self.config.telegram.admins:
             return  # the engine answers it as an unknown command
-        reply = await self._clinician_action(event.name, event.args.split(), incoming)
-        await self._reply(context, incoming.chat_id, reply)
+        reply = await self.desk.answer(event.name, event.args.split(), incoming.client_id,
+                                       incoming.event_id)
+        await self._send_reply(context, incoming.chat_id, reply)
         raise ApplicationHandlerStop
 
-    async def _clinician_action(self, name: str, args: list[str], incoming: Incoming) -> str:
-        by = incoming.client_id
-        if name == "invite":
-            scripts = self.service.engine.resources.scripts
-            runnable = sorted(s for s, loaded in scripts.items() if loaded.first_step)
-            if (not args or args[0] not in runnable or len(args) > 2
-                    or (len(args) == 2 and args[1] not in LEVEL_ARGS)):
-                return (f"Usage: /invite SCRIPT [MAX_LEVEL {LEVELS[0]}-{LEVELS[-1]}]. "
-                        "Scripts: " + ", ".join(runnable))
-            level = int(args[1]) if len(args) == 2 else None
-            code = new_code()
-            now = self.clock()
-            await self.service.store.add_invite(Invite(
-                code_hash=code_hash(code), script_id=args[0], max_level=level,
-                expires_at=now + timedelta(days=self.config.access.invite_ttl_days),
-                created_at=now))
-            return (f"Single-use invite for {args[0]}, valid "
-                    f"{self.config.access.invite_ttl_days} days:\n"
-                    f"https://t.me/{self.sender.bot.username}?start={code}")
-        client = _client_arg(args)
-        if client is None:
-            return f"Usage: /{name} CLIENT (a Telegram user id, e.g. 123456789)"
-        if await self.service.store.load_state(client) is None:
-            return f"No client {client}."
-        action = "clear-hold" if name == "clearhold" else "guardian-consent"
-        await self.service.handle(client, f"{incoming.event_id}:clinician",
-                                  Clinician(action=action, by=by))
-        return f"Recorded for {client}: {action}."
+    async def _send_reply(self, context: Context, chat_id: int, reply: Reply) -> None:
+        for text in reply.texts:
+            await self._reply(context, chat_id, text)
+        if reply.document is None:
+            return
+        name, content = reply.document
+        try:
+            sent = await context.bot.send_document(chat_id, io.BytesIO(content), filename=name)
+        except TelegramError:
+            log.warning("could not send a report to a therapist")
+            return
+        if reply.about is not None:  # erasing the client deletes it from this chat too
+            await self.service.store.record_sent(reply.about, chat_id, [sent.message_id],
+                                                 self.clock())
 
     # -- the dispatcher ---------------------------------------------------------------------
     async def dispatch(self, update: Update, context: Context) -> None:
@@ -308,3 +292,8 @@ class Handlers:
             await context.bot.send_message(chat_id, text, parse_mode=ParseMode.HTML)
         except TelegramError as exc:
             log.warning("could not answer a chat (%s)", type(exc).__name__)
+
+
+def _asks_for_greeting(event: object) -> bool:
+    """A stranger's ``/start`` or ``/help``: answered each time (within the budget)."""
+    return isinstance(event, Start) or (isinstance(event, Command) and event.name == "help")

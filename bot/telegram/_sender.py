@@ -197,6 +197,15 @@ class OutboxSender:
         for row in rows:
             if row.chat_id is not None:
                 by_chat.setdefault(row.chat_id, []).append(row)
+        # Clients' crisis responses first, then strangers' crisis lines, then clients, then
+        # anything else for strangers: a flood of strangers never delays a client's reply
+        # (the semaphore lets the chats' tasks in in the order they were created).
+        def priority(queue: list[OutboxRow]) -> int:
+            urgent = any(row.payload.get("urgent") for row in queue)
+            stranger = bool(queue[0].payload.get("stranger"))
+            return (0 if urgent else 2) + stranger
+
+        by_chat = dict(sorted(by_chat.items(), key=lambda item: priority(item[1])))
         slots = asyncio.Semaphore(CONCURRENT_CHATS)
 
         async def serve(chat: int, queue: list[OutboxRow]) -> tuple[bool, float]:

@@ -95,6 +95,39 @@ def engine_for_files(files: Iterable[Path], **policy: object) -> Engine:
                             policy=new_policy))
 
 
+def plain_answer(pending: str | None, sub: str | None, codes: list[str], *, choice: int = 0,
+                 rating: int = 2, free_text: str = "a few words",
+                 step: str | None = None) -> tuple[str, str]:
+    """What a plain client answers to whatever they are asked now.
+
+    Ratings get ``rating`` (low by default), choices the ``choice``-th button, free-text
+    questions ``free_text``, everything else the button that goes on.
+
+    Returns:
+        ``("press", code)`` or ``("text", text)``.
+    """
+    if pending == "level":
+        return "press", "ln"
+    if pending == "menu":
+        return "press", "m0"
+    assert pending is None, f"a pending question: {pending}"
+    if sub in ("rating", "recheck", "expected", "actual"):
+        return "text", str(rating)
+    presses = {"relief": "l0", "cues": "kd", "skip_reason": "s3", "prompt": "sh", "turn": "sd"}
+    if sub in presses:
+        return "press", presses[sub]
+    if sub == "connection":
+        return "text", free_text
+    if sub == "ask":
+        choices = [c for c in codes if c.startswith("c")]
+        if choices:
+            return "press", choices[min(choice, len(choices) - 1)]
+        return "text", free_text
+    if sub in ("page", "calm", "say"):
+        return ("press", "go") if "go" in codes else ("text", free_text)
+    raise AssertionError(f"do not know how to answer {sub!r} at {step!r}")
+
+
 class Driver:
     """One client talking to the engine.
 
@@ -276,42 +309,10 @@ class Driver:
 
     def answer_current(self, choice: int = 0, *, rating: int = 2,
                        free_text: str = "a few words") -> Outcome:
-        """Answer whatever the client is asked now in the plainest way.
-
-        Ratings get ``rating`` (low by default), choices the ``choice``-th button, free-text
-        questions ``free_text``, everything else the button that goes on.
-        """
-        pending = self.state.pending
-        if pending == "level":
-            return self.press("ln")
-        if pending == "menu":
-            return self.press("m0")
-        assert pending is None, f"a pending question: {pending}"
-        sub = self.sub
-        if sub in ("rating", "recheck", "expected", "actual"):
-            return self.text(str(rating))
-        if sub == "relief":
-            return self.press("l0")
-        if sub == "cues":
-            return self.press("kd")
-        if sub == "skip_reason":
-            return self.press("s3")
-        if sub == "prompt":
-            return self.press("sh")
-        if sub == "turn":
-            return self.press("sd")
-        if sub == "connection":
-            return self.text(free_text)
-        if sub == "ask":
-            choices = [c for c in self.codes() if c.startswith("c")]
-            if choices:
-                return self.press(choices[min(choice, len(choices) - 1)])
-            return self.text(free_text)
-        if sub in ("page", "calm", "say"):
-            if self.has_button("go"):
-                return self.press("go")
-            return self.text(free_text)
-        raise AssertionError(f"do not know how to answer {sub!r} at {self.step!r}")
+        """Answer whatever the client is asked now in the plainest way (see `plain_answer`)."""
+        how, value = plain_answer(self.state.pending, self.sub, self.codes(), choice=choice,
+                                  rating=rating, free_text=free_text, step=self.step)
+        return self.press(value) if how == "press" else self.text(value)
 
     def walk_until(self, done: Callable[[Driver], bool], *, limit: int = 200,
                    **answers: object) -> Driver:
@@ -373,6 +374,17 @@ class ServiceClient:
         await self.send(Start())
         for label in ("I agree", "Yes", "No, thanks", "No, thanks", "No, thanks"):
             await self.press(label)
+
+    async def answer_current(self, choice: int = 0, *, rating: int = 2,
+                             free_text: str = "a few words") -> Handled:
+        """Answer what the client is asked now in the plainest way (see `plain_answer`)."""
+        state = await self.service.state_of(self.client_id)
+        codes = [b.data.partition(":")[2] for b in self.keyboard]
+        frame = state.session.frame if state.session else None
+        how, value = plain_answer(state.pending, frame.sub if frame else None, codes,
+                                  choice=choice, rating=rating, free_text=free_text,
+                                  step=frame.step if frame else None)
+        return await (self.press(value) if how == "press" else self.send(Text(text=value)))
 
     async def to_first_checkin(self) -> None:
         """From the menu to the first check-in of first-steps."""

@@ -1,0 +1,141 @@
+"""Therapists' commands in Telegram: /invite, /clients, /report, /clearhold, /guardian.
+
+Only accounts in ``telegram.admins`` get here (the registry checks); each is a therapist whose
+id is their own client key (``tg:<user id>``). An invite records the therapist who made it, and
+the client who redeems it joins their caseload; every other command acts on the therapist's
+own clients only. Asking about anyone else's client gets the same answer as asking about
+nobody, and is noted in that client's ledger (the service does both).
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from bot.config import Config
+from bot.engine import LEVELS, Clinician
+from bot.report import (
+    CASELOAD_KINDS,
+    REPORT_KINDS,
+    caseload_line,
+    caseload_messages,
+    progress_report,
+    render_report,
+)
+from bot.service import NotTheirClient, Rehearsal
+from bot.store import Invite
+from bot.telegram._convert import client_key
+from bot.telegram._invites import code_hash, new_code
+
+#: Commands only therapists' (admin) accounts may use.
+THERAPIST_COMMANDS = frozenset({"invite", "clients", "report", "clearhold", "guardian"})
+#: The accepted spellings of a level argument: exactly "1" … "5".
+LEVEL_ARGS = frozenset(str(level) for level in LEVELS)
+
+
+def user_key(text: str) -> str | None:
+    """``123`` or ``tg:123`` as a Telegram client key (``tg:123``); None for anything else."""
+    digits = text.strip().removeprefix("tg:")
+    # isdigit() alone accepts "²" and other digits int() refuses.
+    return client_key(int(digits)) if digits.isascii() and digits.isdigit() else None
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What the bot sends back to the therapist.
+
+    Attributes:
+        texts: Messages (Telegram HTML), in order.
+        document: A file to send after them: its name and content.
+        about: The client whose data the file holds (its message is remembered under their
+            id, so that erasing the client deletes it from the therapist's chat too, while
+            Telegram allows).
+    """
+
+    texts: list[str] = field(default_factory=list)
+    document: tuple[str, bytes] | None = None
+    about: str | None = None
+
+
+class TherapistDesk:
+    """Answers therapists' commands.
+
+    Args:
+        config: The configuration (invite lifetime, whether reports go over Telegram).
+        service: The service, which checks and logs every read.
+        clock: The current UTC time.
+        bot_username: The bot's @username, for invite links.
+    """
+
+    def __init__(self, config: Config, service: Rehearsal, clock: Callable[[], datetime],
+                 bot_username: Callable[[], str]) -> None:
+        self.config = config
+        self.service = service
+        self.clock = clock
+        self.bot_username = bot_username
+
+    async def answer(self, name: str, args: list[str], therapist: str, event_id: str) -> Reply:
+        """Carry out one command of `therapist` (their client key); `event_id` is the
+        update's, so that a redelivered command changes nothing twice."""
+        if name == "invite":
+            return Reply([await self._invite(args, therapist)])
+        if name == "clients":
+            return await self._clients(therapist)
+        client = user_key(args[0]) if len(args) == 1 else None
+        if client is None:
+            return Reply([f"Usage: /{name} CLIENT (a Telegram user id, e.g. 123456789). "
+                          "/clients lists yours."])
+        try:
+            if name == "report":
+                return await self._report(client, therapist)
+            action = "clear-hold" if name == "clearhold" else "guardian-consent"
+            await self.service.authorise(client, therapist, action)
+        except NotTheirClient:
+            return Reply([f"{client} is not one of your clients. /clients lists yours."])
+        await self.service.handle(client, f"{event_id}:clinician",
+                                  Clinician(action=action, by=therapist))
+        return Reply([f"Recorded for {client}: {action}."])
+
+    async def _invite(self, args: list[str], therapist: str) -> str:
+        scripts = self.service.engine.resources.scripts
+        runnable = sorted(s for s, loaded in scripts.items() if loaded.first_step)
+        if (not args or args[0] not in runnable or len(args) > 2
+                or (len(args) == 2 and args[1] not in LEVEL_ARGS)):
+            return (f"Usage: /invite SCRIPT [MAX_LEVEL {LEVELS[0]}-{LEVELS[-1]}]. "
+                    "Scripts: " + ", ".join(runnable))
+        days = self.config.access.invite_ttl_days
+        code, now = new_code(), self.clock()
+        await self.service.store.add_invite(Invite(
+            code_hash=code_hash(code), script_id=args[0],
+            max_level=int(args[1]) if len(args) == 2 else None,
+            expires_at=now + timedelta(days=days), created_at=now, therapist=therapist))
+        return (f"Single-use invite for {args[0]}, valid {days} days; the client who uses it "
+                f"becomes yours:\nhttps://t.me/{self.bot_username()}?start={code}")
+
+    async def _clients(self, therapist: str) -> Reply:
+        now, zone = self.clock(), self.config.reminders.default_timezone
+        records = await self.service.read_caseload(therapist, kinds=CASELOAD_KINDS)
+        lines = [caseload_line(r.state, r.ledger, now=now, default_zone=zone,
+                               therapist=r.therapist) for r in records]
+        return Reply(caseload_messages(lines))
+
+    async def _report(self, client: str, therapist: str) -> Reply:
+        if not self.config.telegram.send_reports:
+            await self.service.authorise(client, therapist, "report")
+            return Reply(["This practice does not send reports through Telegram. Please ask "
+                          f"the practice's operator for it: rehearse report {client}"])
+        record = await self.service.read_record(client, therapist, "report",
+                                                kinds=REPORT_KINDS)
+        now = self.clock()
+        titles = {sid: s.meta.title for sid, s in self.service.engine.resources.scripts.items()}
+        report = progress_report(record.state, record.ledger, now=now,
+                                 default_zone=self.config.reminders.default_timezone,
+                                 titles=titles, therapist=record.therapist)
+        name = f"rehearse-report-{client.removeprefix('tg:')}-{now:%Y-%m-%d}.html"
+        return Reply(
+            [f"The progress report of {html.escape(client)}: only what they chose to share. "
+             "It holds health information; keep the file private."],
+            document=(name, render_report(report).encode()),
+            about=client)

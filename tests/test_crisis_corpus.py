@@ -1,0 +1,155 @@
+"""The shipped English crisis rules meet the targets on the labelled development corpus.
+
+Targets (issue 8): explicit statements 100%; every other category and every kind at least
+95% detected; the labelled kind among the detected kinds for at least 95% of each kind;
+false alarms on at most 2% of benign messages. Plus the issue's own examples, one by one.
+The held-out set (tests/crisis/holdout_en.tsv) is deliberately not used here.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+
+from bot.crisis import Detector, Kind, load_rules
+from bot.crisis._evaluate import Case, Score, evaluate, read_cases
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES = ROOT / "prompts" / "en" / "crisis_rules.yaml"
+CORPUS = ROOT / "tests" / "crisis" / "corpus_en.tsv"
+
+RECALL = 0.95
+RIGHT_KIND = 0.95
+FALSE_ALARMS = 0.02
+
+
+@lru_cache(maxsize=1)
+def _detector() -> Detector:
+    return Detector(load_rules(RULES))
+
+
+@lru_cache(maxsize=1)
+def _scored() -> tuple[list[Case], Score]:
+    cases = read_cases(CORPUS)
+    return cases, evaluate(_detector(), cases)
+
+
+def _listing(cases: list[Case]) -> str:
+    return "\n".join(f"  line {c.line} ({c.kind}/{c.category}): {c.text}" for c in cases)
+
+
+def _missed(score: Score, key: str) -> list[Case]:
+    return [c for c in score.missed if key in (c.kind, f"category:{c.category}")]
+
+
+def test_explicit_statements_are_all_detected() -> None:
+    _, score = _scored()
+    assert score.recall("category:explicit") == 1.0, \
+        "explicit statements missed:\n" + _listing(_missed(score, "category:explicit"))
+
+
+@pytest.mark.parametrize("category", ["passive", "plan_means", "farewell", "self_harm",
+                                      "chat_spelling", "partner_abuse", "sexual_violence",
+                                      "child_at_risk", "harm_to_others"])
+def test_each_category_is_detected(category: str) -> None:
+    _, score = _scored()
+    key = f"category:{category}"
+    assert score.total[key], f"no {category} rows in the corpus"
+    assert score.recall(key) >= RECALL, (
+        f"{category}: {score.recall(key):.1%} detected, missed:\n"
+        + _listing(_missed(score, key)))
+
+
+@pytest.mark.parametrize("kind", [k.value for k in Kind])
+def test_each_kind_is_detected_as_that_kind(kind: str) -> None:
+    cases, score = _scored()
+    assert score.total[kind], f"no {kind} rows in the corpus"
+    assert score.recall(kind) >= RECALL, (
+        f"{kind}: {score.recall(kind):.1%} detected, missed:\n" + _listing(_missed(score, kind)))
+    right = score.right_kind[kind] / score.total[kind]
+    detector = _detector()
+    wrong = [c for c in cases if c.kind == kind and detector.scan(c.text)
+             and kind not in {k.value for k in detector.scan(c.text).kinds}]
+    assert right >= RIGHT_KIND, (
+        f"{kind}: the right kind for only {right:.1%}; detected as another kind:\n"
+        + _listing(wrong))
+
+
+def test_false_alarms_are_rare() -> None:
+    _, score = _scored()
+    detector = _detector()
+    assert score.false_alarm_rate <= FALSE_ALARMS, (
+        f"false alarms on {score.false_alarm_rate:.1%} of benign messages:\n"
+        + "\n".join(f"  line {c.line}: {c.text} (rules {', '.join(detector.scan(c.text).rules)})"
+                    for c in score.false_alarms))
+
+
+#: The issue's examples of risk that the old phrase list missed, with the kind each calls for.
+RISK = [
+    ("I have a plan to end it", Kind.SUICIDE),
+    ("how many pills would it take to die", Kind.SUICIDE),
+    ("I bought a rope today and I know what it's for", Kind.SUICIDE),
+    ("I'm going to jump off the bridge after work", Kind.SUICIDE),
+    ("I've written letters to my family for after I'm gone", Kind.SUICIDE),
+    ("I'm giving away my things", Kind.SUICIDE),
+    ("I can't do this anymore", Kind.SUICIDE),
+    ("I won't be around much longer", Kind.SUICIDE),
+    ("this is goodbye", Kind.SUICIDE),
+    ("I'm such a burden to everyone", Kind.SUICIDE),
+    ("I just want the pain to stop for good", Kind.SUICIDE),
+    ("I don't see a future for myself", Kind.SUICIDE),
+    ("nobody would even notice if I was gone", Kind.SUICIDE),
+    ("I've been cutting again", Kind.SUICIDE),
+    ("I burned my arm with a lighter", Kind.SUICIDE),
+    ("I relapsed on sh", Kind.SUICIDE),
+    ("I took a handful of extra pills last night", Kind.SUICIDE),
+    ("slit my wrist", Kind.SUICIDE),
+    ("i wnat to die", Kind.SUICIDE),
+    ("suicidle", Kind.SUICIDE),
+    ("kil myself", Kind.SUICIDE),
+    ("k1ll myself", Kind.SUICIDE),
+    ("want 2 die", Kind.SUICIDE),
+    ("killmyself", Kind.SUICIDE),
+    ("selfharming", Kind.SUICIDE),
+    ("ki\u200bll myself", Kind.SUICIDE),
+    ("k\u0456ll myself", Kind.SUICIDE),
+    ("my partner hits me", Kind.PARTNER_ABUSE),
+    ("my boyfriend choked me last night", Kind.PARTNER_ABUSE),
+    ("he said he'll hurt me if I leave", Kind.PARTNER_ABUSE),
+    ("my dad hurts my little sister", Kind.CHILD_AT_RISK),
+    ("my partner forces me to have sex", Kind.SEXUAL_VIOLENCE),
+    ("I'm not safe at home", Kind.PARTNER_ABUSE),
+    ("I want to kill him", Kind.HARM_TO_OTHERS),
+    ("I'm afraid I might hurt my baby", Kind.CHILD_AT_RISK),
+    ("I don't want to live", Kind.SUICIDE),  # the negation is the risk
+]
+
+#: The issue's false alarms of the old phrase list, and the everyday idioms it names.
+BENIGN = [
+    "I cut myself shaving",
+    "I hurt myself at the gym",
+    "I'm running 5 kms tomorrow",
+    "I ran 10 kms this morning",
+    "I can't go on dates without panicking",
+    "I'm done with life admin",
+    "I'm killing it at work",
+    "I'm dying to tell him",
+    "I finally cut him off",
+    "I shot him a text",
+    "my battery died",
+    "I keep dying on this level",
+    "I don't want to die",  # negated on its own: not a risk statement
+]
+
+
+@pytest.mark.parametrize(("text", "kind"), RISK)
+def test_the_issues_risk_examples_are_detected_as_their_kind(text: str, kind: Kind) -> None:
+    detection = _detector().scan(text)
+    assert kind in detection.kinds, "\n".join(_detector().explain(text))
+
+
+@pytest.mark.parametrize("text", BENIGN)
+def test_the_issues_benign_examples_raise_no_alarm(text: str) -> None:
+    assert not _detector().scan(text), "\n".join(_detector().explain(text))
