@@ -18,8 +18,10 @@ import pytest
 
 from bot.app import Loaded
 from bot.config import WEBHOOK_SECRET_ENV, Config, WebhookConfig
+from bot.engine import Command, Message
 from bot.store import Store, store_for
-from bot.telegram import QueuedEdge, Timing
+from bot.telegram import Pacer, QueuedEdge, Timing
+from bot.telegram._queue import LEADER
 from tests.conftest import make_config
 from tests.support.fake_bot_api import FakeBotApi
 from tests.support.postgres import free_port
@@ -113,8 +115,11 @@ async def test_requests_without_the_secret_are_refused_and_nothing_is_stored(
     assert await post(url, body, {header: SECRET[:-1]}) == 403
     assert await post(url, body, {header: SECRET + "x"}) == 403
     assert await post(url.replace("/updates", "/other"), body, {header: SECRET}) == 404
-    assert await post(url, b"not json at all", {header: SECRET}) == 400
-    assert await post(url, b'{"message": {}}', {header: SECRET}) == 400  # no update_id
+    # From Telegram (the secret is right) but nothing to store: acknowledged and dropped, as
+    # Telegram would post the same bytes again and again, holding later updates back.
+    assert await post(url, b"not json at all", {header: SECRET}) == 200
+    assert await post(url, b'{"message": {}}', {header: SECRET}) == 200  # no update_id
+    assert await post(url, b"[" * 2_000_000, {header: SECRET}) == 200  # over 1 MiB
     await asyncio.sleep(0.3)
     assert await store.queued_updates() == 0 and await store.client_ids() == []
     assert fake_api.messages(1001) == []
@@ -127,6 +132,85 @@ async def test_requests_without_the_secret_are_refused_and_nothing_is_stored(
     assert len(fake_api.messages(1001)) == 1  # the consent intro, once
     assert await store.enqueue_update(update["update_id"], "tg:1001", update,
                                       webhook_edge.clock()) is False
+
+
+async def test_an_update_python_telegram_bot_cannot_read_is_stored_and_stalls_nobody(
+    webhook_edge: QueuedEdge, fake_api: FakeBotApi, store: Store, loaded: Loaded
+) -> None:
+    """Two unreadable updates (a field missing, JSON nested 100,000 deep) are answered 200,
+    stored by id and their senders told; their next updates are handled as usual."""
+    ada, bea = TelegramClient(fake_api, 1001, "Ada"), TelegramClient(fake_api, 1002, "Bea")
+    broken = fake_api.text_update(1001, "/help")
+    del broken["message"]["entities"][0]["offset"]
+    await fake_api.send_raw(broken)
+    deep_id = broken["update_id"] + 1
+    chat = '{"id": 1002, "type": "private"}'
+    await fake_api.send_raw(f'{{"update_id": {deep_id}, "message": {{"chat": {chat}, "x": '
+                            f'{"[" * 100_000}{"]" * 100_000}}}}}', update_id=deep_id)
+    generic = str(loaded.renderer.system("error.generic")).strip()
+    await ada.expect(generic)
+    await bea.expect(generic)
+    await ada.send("/help")
+    await bea.send("/help")
+    helped = str(loaded.renderer.system("help")).strip()
+    await ada.expect(helped)
+    await bea.expect(helped)
+    await settle(fake_api, store)
+    assert set(fake_api.webhook_answers) == {200}
+    assert await store.enqueue_update(deep_id, "tg:1002", {}, webhook_edge.clock()) is False
+
+
+async def test_a_flood_of_strangers_through_the_webhook_costs_clients_nothing(
+    fake_api: FakeBotApi, store: Store, loaded: Loaded, database: str
+) -> None:
+    """The strangers' budgets hold in webhook mode: a bounded number of codes checked and
+    replies sent; a client's crisis language meanwhile is answered."""
+    config = webhook_config(fake_api, database, free_port(),
+                            access={**ALLOWED, "stranger_codes_per_minute": 10,
+                                    "stranger_replies_per_minute": 12})
+    strangers = range(20_000, 20_120)
+    async with running_edge(config, loaded, store, edge_class=QueuedEdge) as edge:
+        for user in strangers:
+            await fake_api.send_text(user, "/start WRONGCODE")
+        ada = TelegramClient(fake_api, 1001)
+        await ada.send("i want to kill myself")
+        await ada.until(lambda m: "Are you safe right now?" in m.text, timeout=20)
+        await settle(fake_api, store)
+        now = edge.clock()
+    assert len([c for c in fake_api.calls("sendMessage") if int(c["chat_id"]) >= 20_000]) <= 12
+    window = timedelta(hours=1)
+    assert sum([await store.failed_codes(f"tg:{user}", now, window) for user in strangers]) <= 10
+
+
+async def test_the_leaders_sender_serves_a_clients_crisis_before_strangers(
+    fake_api: FakeBotApi, store: Store, loaded: Loaded, database: str
+) -> None:
+    """The leader's (fenced) sender keeps the single bot's order: a client's crisis response
+    before strangers' crisis lines queued earlier, with the shipped pacing. The messages are
+    queued while another worker leads (and sends nothing, here), then this one takes over."""
+    config = webhook_config(fake_api, database, free_port())
+    assert await store.hold_lease(LEADER, "elsewhere", timedelta(minutes=1))
+    edge = QueuedEdge(config, loaded, store, pacer=Pacer(), owner="here",
+                      timing=Timing(renew_every=0.05))
+    await edge.start()
+    try:
+        service = edge.handlers.service
+        lines = str(loaded.renderer.system("crisis.resources", **loaded.engine.resources.policy
+                                           .lines().crisis_context(None, running=False)))
+        for user in range(30_000, 30_012):
+            fake_api.add_user(user, "Eve")
+            await service.reply_to_stranger(f"tg:{user}", f"tg:s{user}",
+                                            [Message(text=lines, urgent=True)])
+        fake_api.add_user(1001, "Ada")
+        await service.handle("tg:1001", "tg:c1", Command(name="sos"))
+        assert not edge.leading and fake_api.calls("sendMessage") == []
+        await store.drop_lease(LEADER, "elsewhere")
+        await wait_until(lambda: _is_leading(edge), what="leading")
+        await settle(fake_api, store)
+    finally:
+        await edge.stop(drain_seconds=1)
+    order = [int(c["chat_id"]) for c in fake_api.calls("sendMessage")]
+    assert order.index(1001) < min(order.index(u) for u in range(30_000, 30_012))
 
 
 async def test_an_update_the_database_cannot_store_is_refused_until_it_can(
@@ -205,6 +289,10 @@ async def test_a_worker_killed_right_after_its_200_loses_nothing(
             if caught:
                 break
     assert caught, "no kill fell between the 200 and the handling"
+
+
+async def _is_leading(edge: QueuedEdge) -> bool:
+    return edge.leading
 
 
 async def _queue_empty(store: Store) -> bool:

@@ -9,6 +9,11 @@ sender told) and stored in the store's update queue, deduplicated by ``update_id
 then is it answered 200; if storing fails it is answered 503 and Telegram posts it again
 later. So an update Telegram saw answered is in the database: a worker that dies after the
 200 loses nothing, and any worker may handle it.
+
+A request with the right token that holds nothing usable — no JSON, no ``update_id``, over
+:data:`MAX_BODY_BYTES` — is answered 200 too, logged (never its content) and dropped:
+Telegram posts a request it saw refused again and again with the same bytes, and holds the
+updates behind it meanwhile, so a refusal would only stall everyone else.
 """
 
 from __future__ import annotations
@@ -83,18 +88,15 @@ class WebhookServer:
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            log.error("refused a webhook request over %d bytes", MAX_BODY_BYTES)
-            return web.Response(status=413, text="too large")
+            return _dropped(f"was over {MAX_BODY_BYTES} bytes")
         try:
             # The poller's reading of a getUpdates answer, for a batch of one.
             results = read_body(b'{"ok":true,"result":[' + body + b"]}")["result"]
             batch = read_batch(results, self._bot)
         except TelegramError:
-            log.error("a webhook request held no update that can be read; refused")
-            return web.Response(status=400, text="no update")
+            return _dropped("held no update that can be read")
         if batch.highest is None:
-            log.error("a webhook request held no usable update_id; refused")
-            return web.Response(status=400, text="no update_id")
+            return _dropped("held no usable update_id")
         try:
             await self._store_batch(batch)
         except StoreError as exc:  # the database's own message: it never quotes a client
@@ -102,3 +104,9 @@ class WebhookServer:
                       batch.highest, exc)
             return web.Response(status=503, text="try again later")
         return web.Response(text="ok")
+
+
+def _dropped(why: str) -> web.Response:
+    """Acknowledge a request from Telegram that holds nothing to store (a retry cannot help)."""
+    log.error("a webhook request %s; acknowledged and dropped", why)
+    return web.Response(text="ignored")
