@@ -30,6 +30,7 @@ from bot.app import Loaded, build
 from bot.config import Config, load_config
 from bot.store import Store, store_for
 from bot.telegram import Pacer, TelegramEdge
+from tests.support import debian
 from tests.support.fake_bot_api import FakeBotApi
 from tests.support.postgres import Cluster, Unavailable, throwaway_cluster
 
@@ -124,6 +125,12 @@ def database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> st
     if backend == "postgresql":
         return str(request.getfixturevalue("postgres_url"))
     return str(tmp_path / "rehearse.db")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In the run's first process: start installing missing Debian packages (CI only)."""
+    if not hasattr(config, "workerinput"):  # not one of xdist's workers
+        debian.start_installing()
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -43,7 +43,7 @@ CHARTS = """[...document.querySelectorAll('figure[data-chart]')].map(f => {
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    found = find_chromium(install=IN_CI)
+    found = find_chromium()
     if found is None:
         if IN_CI:
             pytest.fail("Chromium could not be installed with apt-get")

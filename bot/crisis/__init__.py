@@ -11,7 +11,7 @@ text is scanned in memory and never stored.
 
 from bot.crisis._detect import Detection, Detector, Match
 from bot.crisis._evaluate import Case, Score, evaluate, read_cases
-from bot.crisis._normalise import fold
+from bot.crisis._normalise import Speller, Word, fold
 from bot.crisis._rules import KIND_ORDER, Kind, Pattern, Rule, RuleBook, load_rules
 
 __all__ = [
@@ -25,6 +25,8 @@ __all__ = [
     "Rule",
     "RuleBook",
     "Score",
+    "Speller",
+    "Word",
     "evaluate",
     "fold",
     "load_rules",

@@ -1,0 +1,124 @@
+"""Debian packages some tests need, installed once per run with apt-get when missing.
+
+On a developer's machine a missing package skips the tests that need it. In CI
+(``CI=true``) those tests must run, so the packages are installed — and installing takes
+minutes, so it must overlap the tests instead of delaying them:
+
+* the run's first process (pytest itself, or xdist's controller) calls
+  :func:`start_installing` from ``pytest_configure``: it takes the installer's file lock at
+  once and runs one ``apt-get`` for everything missing in a background thread;
+* a test that needs a package calls :func:`wait_for` (any process): it waits for the same
+  lock, then installs whatever is still missing itself, so a failed background install is
+  retried and its error shown where the package is needed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+#: One lock file per machine: two apt-get runs at once would fail on dpkg's own lock.
+LOCK = Path(tempfile.gettempdir()) / "rehearse-tests-apt.lock"
+#: How long one ``apt-get`` command may take.
+APT_TIMEOUT = 900
+
+
+@dataclass(frozen=True)
+class Package:
+    """A Debian package and how to tell it is installed.
+
+    Attributes:
+        name: The package's name.
+        present: A glob that matches a file only once the package is installed.
+        recommends: Install its recommended packages too (Chromium's fonts).
+    """
+
+    name: str
+    present: str
+    recommends: bool = False
+
+    def installed(self) -> bool:
+        """Whether a file of the package is on disk."""
+        return bool(glob.glob(self.present))
+
+
+#: Every Debian package the suite uses.
+PACKAGES = {
+    "chromium": Package("chromium", "/usr/bin/chromium", recommends=True),
+}
+
+
+def can_install() -> bool:
+    """In CI, as root, with apt-get: the only place tests install system packages."""
+    return (os.environ.get("CI") == "true" and shutil.which("apt-get") is not None
+            and os.geteuid() == 0)
+
+
+def start_installing() -> None:
+    """Install every missing package in the background (CI only; no-op elsewhere)."""
+    missing = [package for package in PACKAGES.values() if not package.installed()]
+    if not missing or not can_install():
+        return
+    lock = _locked()
+    thread = threading.Thread(target=_install_holding, args=(lock, missing),
+                              name="apt-get", daemon=True)
+    thread.start()
+
+
+def wait_for(name: str) -> bool:
+    """Wait for a background install, install the package if still missing (CI only).
+
+    Returns:
+        Whether the package is installed now.
+
+    Raises:
+        subprocess.CalledProcessError: apt-get failed (its output is in the error).
+    """
+    package = PACKAGES[name]
+    if package.installed() or not can_install():
+        return package.installed()
+    lock = _locked()
+    try:
+        _install([package])
+    finally:
+        lock.close()
+    return package.installed()
+
+
+def _locked() -> IO[str]:
+    lock = LOCK.open("a")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    return lock
+
+
+def _install_holding(lock: IO[str], packages: list[Package]) -> None:
+    try:
+        _install(packages)
+    except (OSError, subprocess.SubprocessError):
+        pass  # wait_for() tries again where the package is needed, and shows the error
+    finally:
+        lock.close()
+
+
+def _install(packages: list[Package]) -> None:
+    missing = [package for package in packages if not package.installed()]
+    if not missing:
+        return
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    commands = [["apt-get", "update", "-qq"]]
+    plain = [package.name for package in missing if not package.recommends]
+    if plain:
+        commands.append(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *plain])
+    full = [package.name for package in missing if package.recommends]
+    if full:
+        commands.append(["apt-get", "install", "-y", "-qq", *full])
+    for command in commands:
+        subprocess.run(command, env=env, check=True, timeout=APT_TIMEOUT, capture_output=True)
