@@ -7,10 +7,12 @@ on 127.0.0.1, and the clock by :class:`Clock` where a test needs to move time.
 Backends: ``store`` and ``database`` are a SQLite file, unless a module is marked
 ``pytestmark = pytest.mark.backends``: then each of its tests that uses them runs twice, on
 SQLite and on a real PostgreSQL server, each test in a schema of its own. The server is
-``REHEARSE_TEST_POSTGRES_URL`` when set (a role that may create databases), else a
-throwaway cluster this session starts (``tests/support/postgres.py``). Without PostgreSQL
-those tests are skipped, saying why — except in CI (``CI=true``), where PostgreSQL is
-installed if missing and a test that cannot have it fails.
+``REHEARSE_TEST_POSTGRES_URL`` when set (a role that may create databases; each test
+process then uses a database of its own), else a throwaway cluster each test process starts
+when its first such test needs it, on a port of its own, and stops at its end
+(``tests/support/postgres.py``). Without PostgreSQL those tests are skipped, saying why —
+except in CI (``CI=true``), where Debian's ``postgresql`` is installed if missing (by the
+run's background install, ``tests/support/debian.py``) and a test that cannot have it fails.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ from tests.support.postgres import Cluster, Unavailable, throwaway_cluster
 ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = ("sqlite", "postgresql")
 POSTGRES_URL_ENV = "REHEARSE_TEST_POSTGRES_URL"
-_TEST_DATABASE = "rehearse_test"
+#: The test database: one per test process (xdist's workers share a given server).
+_TEST_DATABASE = f"rehearse_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
 
 
 def in_ci() -> bool:
@@ -46,8 +49,12 @@ def in_ci() -> bool:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    """Register the markers; in the run's first process, start installing missing Debian
+    packages (CI only)."""
     config.addinivalue_line(
         "markers", "backends: run the module's store-using tests on SQLite and PostgreSQL")
+    if not hasattr(config, "workerinput"):  # not one of xdist's workers
+        debian.start_installing()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -61,11 +68,13 @@ class PostgresServer:
 
     Attributes:
         url: A URL of the test database, for a role that may create schemas.
+        database: The test database's name (this test process's own).
         cluster: The throwaway cluster, when this session started it (None for a server
             given by ``REHEARSE_TEST_POSTGRES_URL``): tests that restart the server need it.
     """
 
     url: str
+    database: str
     cluster: Cluster | None
 
 
@@ -78,7 +87,7 @@ def postgres_server() -> Iterator[PostgresServer]:
     given = os.environ.get(POSTGRES_URL_ENV)
     with contextlib.ExitStack() as stack:
         try:
-            cluster = None if given else stack.enter_context(throwaway_cluster(install=in_ci()))
+            cluster = None if given else stack.enter_context(throwaway_cluster())
             admin = given or cluster.url()  # type: ignore[union-attr]
             with psycopg.connect(admin, autocommit=True) as conn:
                 conn.execute(f"DROP DATABASE IF EXISTS {_TEST_DATABASE} WITH (FORCE)")
@@ -88,7 +97,7 @@ def postgres_server() -> Iterator[PostgresServer]:
             if in_ci():
                 pytest.fail(f"{reason} (CI=true: PostgreSQL tests must run)", pytrace=False)
             pytest.skip(reason)
-        yield PostgresServer(_with_database(admin, _TEST_DATABASE), cluster)
+        yield PostgresServer(_with_database(admin, _TEST_DATABASE), _TEST_DATABASE, cluster)
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {_TEST_DATABASE} WITH (FORCE)")
 
@@ -125,12 +134,6 @@ def database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> st
     if backend == "postgresql":
         return str(request.getfixturevalue("postgres_url"))
     return str(tmp_path / "rehearse.db")
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """In the run's first process: start installing missing Debian packages (CI only)."""
-    if not hasattr(config, "workerinput"):  # not one of xdist's workers
-        debian.start_installing()
 
 
 @pytest.fixture(autouse=True, scope="session")

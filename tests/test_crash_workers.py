@@ -24,6 +24,7 @@ After every round, once everything settled:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import time
@@ -161,12 +162,19 @@ async def test_sigkill_workers_and_a_database_restart_lose_nothing_and_repeat_no
     plan = ["workers"] * (ROUNDS - 1)
     plan.insert(len(plan) // 2, "database")
     running = await start(list(range(WORKERS)))
+    #: Workers killed and starting again while the others settle what is left.
+    restarting: tuple[list[int], asyncio.Task[list[Worker]]] | None = None
     kills = repeated = 0
     started = time.monotonic()
     try:
         for ending in [*plan, "final"]:
             await until(lambda: api.pending_updates == 0 and queued(postgres_url) == 0, 60,
                         "every update handled and every message sent")
+            if restarting is not None:
+                victims, starting = restarting
+                restarting = None
+                for number, worker in zip(victims, await starting, strict=True):
+                    running[number] = worker
             repeated = check(postgres_url, api, clients)  # all so far
             await everyone_goes_on(api, clients)
             if ending == "final":
@@ -184,8 +192,7 @@ async def test_sigkill_workers_and_a_database_restart_lose_nothing_and_repeat_no
                         await running[number].process.wait()
                         kills += 1
                     await asyncio.sleep(rng.uniform(0.1, 1.0))  # the others carry on
-                    for number, worker in zip(victims, await start(victims), strict=True):
-                        running[number] = worker
+                    restarting = (victims, asyncio.create_task(start(victims)))
             finally:
                 for task in drivers:
                     task.cancel()
@@ -193,6 +200,9 @@ async def test_sigkill_workers_and_a_database_restart_lose_nothing_and_repeat_no
         for worker in running:
             assert await asyncio.wait_for(worker.stop(), 30) == 0, worker.tail()
     finally:
+        if restarting is not None:
+            with contextlib.suppress(Exception):
+                running += await restarting[1]
         for worker in running:
             worker.kill()
     problems = [problem for log in logs for problem in trouble(log)]

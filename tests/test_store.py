@@ -869,15 +869,19 @@ async def test_updates_are_stored_once_and_claimed_one_per_client_in_order(store
 async def test_a_claim_whose_owner_died_runs_out(store: Store) -> None:
     await store.enqueue_update(1, "tg:1", update(1), T0)
     await store.enqueue_update(2, "tg:2", update(2), T0)
-    short = timedelta(seconds=0.3)
+    short = timedelta(seconds=1)  # the database's clock: a real wait, with margins for load
     assert [u.update_id for u in await store.claim_updates("dead", 10, short)] == [1, 2]
+    await asyncio.sleep(0.6)
     await store.renew_claims("dead", short)
-    await asyncio.sleep(0.15)
-    await store.renew_claims("dead", short)  # still renewed: still held
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.6)  # past the first claim's end: only the renewal holds them
     assert await store.claim_updates("alive", 10, LEASE) == []
-    await asyncio.sleep(0.25)  # no more renewals: the claims run out
-    assert [u.update_id for u in await store.claim_updates("alive", 10, LEASE)] == [1, 2]
+    taken: list[int] = []
+    for _ in range(50):  # no more renewals: the claims run out
+        taken += [u.update_id for u in await store.claim_updates("alive", 10, LEASE)]
+        if len(taken) == 2:
+            break
+        await asyncio.sleep(0.1)
+    assert sorted(taken) == [1, 2]
 
 
 async def test_handled_updates_keep_only_their_id_for_the_technical_retention(

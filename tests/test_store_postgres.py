@@ -7,15 +7,18 @@ The rest of the store's behaviour is tested on both backends in ``test_store.py`
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from bot.cli import main as rehearse
 from bot.store import (
     Commit,
     DataRefused,
@@ -299,7 +302,7 @@ async def test_an_unreachable_server_is_one_clear_error() -> None:
 async def test_the_password_comes_from_the_environment(postgres_server: PostgresServer) -> None:
     if postgres_server.cluster is None:
         pytest.skip("needs the throwaway cluster (its password user)")
-    url = postgres_server.cluster.url("rehearse_test", user=postgres.PASSWORD_USER)
+    url = postgres_server.cluster.url(postgres_server.database, user=postgres.PASSWORD_USER)
     with pytest.raises(StoreError, match="no password supplied"):
         await PostgresStore(url, connect_timeout=2).open()
     with pytest.raises(StoreError, match="password authentication failed"):
@@ -311,22 +314,33 @@ async def test_the_password_comes_from_the_environment(postgres_server: Postgres
         assert await store.commit(make("e1"))
 
 
-def cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    import os  # noqa: PLC0415
-    import subprocess  # noqa: PLC0415
-
-    done = subprocess.run(
-        [sys.executable, "-m", "bot", *args], capture_output=True, text=True, timeout=60,
-        env={**os.environ, "REHEARSE_CONFIG": "", **(env or {})}, check=False)
-    return done.returncode, done.stdout, done.stderr
+Cli = Callable[..., tuple[int, str, str]]
 
 
-def test_the_cli_says_in_one_line_when_the_database_cannot_be_used(tmp_path: Path) -> None:
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
+    """``rehearse`` called in this process: its exit code, standard output and error."""
+    monkeypatch.setenv("REHEARSE_CONFIG", "")
+    monkeypatch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = rehearse(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def test_the_cli_says_in_one_line_when_the_database_cannot_be_used(
+    tmp_path: Path, cli: Cli
+) -> None:
     url = f"postgresql://rehearse@127.0.0.1:{postgres.free_port()}/rehearse"
-    code, _, err = cli("clients", "--db", url)
-    assert code == 1
-    assert err.count("\n") == 1 and err.startswith(f"{url}: cannot connect to PostgreSQL")
-    assert "Traceback" not in err
+    done = subprocess.run(  # a real process: nothing but the one line, not even at exit
+        [sys.executable, "-m", "bot", "clients", "--db", url], capture_output=True,
+        text=True, timeout=60, env={**os.environ, "REHEARSE_CONFIG": ""}, check=False)
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1
+    assert done.stderr.startswith(f"{url}: cannot connect to PostgreSQL")
 
     config = tmp_path / "config.yaml"
     config.write_text('storage:\n  database: "postgresql://rehearse:hunter2@db/rehearse"\n')
@@ -339,7 +353,7 @@ def test_the_cli_says_in_one_line_when_the_database_cannot_be_used(tmp_path: Pat
     assert "must not contain a password" in err
 
 
-def test_the_cli_works_on_postgresql(postgres_url: str) -> None:
+def test_the_cli_works_on_postgresql(postgres_url: str, cli: Cli) -> None:
     code, out, err = cli("invite", "--script", "first-steps", "--db", postgres_url)
     assert code == 0, err
     code, out, err = cli("clients", "--db", postgres_url)

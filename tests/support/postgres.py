@@ -4,8 +4,13 @@ on a free port of 127.0.0.1 only, removed afterwards.
 Debian's ``postgresql`` package puts its programs in ``/usr/lib/postgresql/<version>/bin``;
 :func:`find_binaries` looks there and on ``PATH``. ``initdb`` refuses to run as root, so as
 root the cluster belongs to the ``postgres`` user (created by the package) or, failing that,
-to a system user created for it. In CI (``CI=true``) a missing package is installed with
-``apt-get``: there the tests that need PostgreSQL must never be skipped.
+to a system user created for it. In CI (``CI=true``) a missing package is installed by
+the run's background ``apt-get`` (:mod:`tests.support.debian`): there the tests that need
+PostgreSQL must never be skipped.
+
+Each test process (xdist's workers) starts a cluster of its own when it first needs one, on
+a port from a range of its own (:func:`free_port`), so clusters and webhook servers of
+different processes never meet.
 
 Local connections are trusted, except for :data:`PASSWORD_USER`, whose password
 (:data:`PASSWORD`) is checked (SCRAM), so that tests can prove the password comes from the
@@ -16,6 +21,7 @@ asked for: the tests restart the server (a crash included) but never the machine
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import pwd
 import shutil
@@ -26,6 +32,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.support import debian
 
 SUPERUSER = "rehearse"
 PASSWORD_USER = "rehearse_pw"
@@ -48,27 +56,44 @@ def find_binaries() -> Path | None:
     return None
 
 
-def install_binaries() -> Path:
-    """Install Debian's ``postgresql`` package (as root, in CI) and return its programs."""
-    if os.geteuid() != 0:
-        raise Unavailable("PostgreSQL is not installed and installing it needs root")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-q"],
-                    ["apt-get", "install", "-y", "-q", "--no-install-recommends", "postgresql"]):
-        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise Unavailable(f"{' '.join(command)} failed: {done.stderr.strip()[-500:]}")
-    found = find_binaries()
-    if found is None:
-        raise Unavailable("apt-get installed postgresql, but initdb and pg_ctl are not found")
-    return found
+def install_binaries() -> Path | None:
+    """Wait for Debian's ``postgresql`` package (CI only: installed in the background, or
+    here if that failed) and return its programs; None where nothing installs it.
+
+    Raises:
+        Unavailable: apt-get failed (its last output lines say why).
+    """
+    try:
+        debian.wait_for("postgresql")
+    except subprocess.CalledProcessError as exc:
+        output = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else ""
+        raise Unavailable(f"apt-get could not install postgresql: "
+                          f"{output.strip()[-500:] or exc}") from None
+    except subprocess.TimeoutExpired as exc:
+        raise Unavailable(f"apt-get could not install postgresql: {exc}") from None
+    return find_binaries()
+
+
+#: Ports of one test process: a range of its own below the kernel's ephemeral ports, chosen
+#: by its xdist worker number, so that two processes never pick the same port at once (a
+#: webhook server binds with SO_REUSEPORT and would share it).
+_PORT_BASE, _PORTS_EACH = 20_000, 1_000
+_next_port = itertools.count()
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing listens on right now, from this process's range."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    base = _PORT_BASE + (int(worker) if worker.isdigit() else 0) % 16 * _PORTS_EACH
+    for _ in range(_PORTS_EACH):
+        port = base + next(_next_port) % _PORTS_EACH
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise Unavailable(f"no free port in {base}-{base + _PORTS_EACH - 1}")
 
 
 @dataclass
@@ -142,23 +167,20 @@ def _owner() -> str | None:
 
 
 @contextlib.contextmanager
-def throwaway_cluster(*, install: bool = False, durable: bool = False) -> Iterator[Cluster]:
+def throwaway_cluster(*, durable: bool = False) -> Iterator[Cluster]:
     """Initialise and start a cluster in a temporary folder; stop and remove it afterwards.
 
     Args:
-        install: Install the ``postgresql`` package with apt-get if it is missing.
         durable: Keep ``fsync`` on, as in production (benchmarks); tests turn it off.
 
     Raises:
-        Unavailable: PostgreSQL is not installed (and ``install`` is false), or the cluster
+        Unavailable: PostgreSQL is not installed (in CI: could not be), or the cluster
             could not be set up; the message says why.
     """
-    bin_dir = find_binaries()
+    bin_dir = find_binaries() or install_binaries()
     if bin_dir is None:
-        if not install:
-            raise Unavailable("PostgreSQL's initdb and pg_ctl are not installed "
-                              "(Debian: apt-get install postgresql)")
-        bin_dir = install_binaries()
+        raise Unavailable("PostgreSQL's initdb and pg_ctl are not installed "
+                          "(Debian: apt-get install postgresql)")
     owner = _owner()
     home = Path(tempfile.mkdtemp(prefix="rehearse-pg-"))
     data_dir = home / "data"
@@ -169,7 +191,7 @@ def throwaway_cluster(*, install: bool = False, durable: bool = False) -> Iterat
             shutil.chown(home, owner)
             shutil.chown(password_file, owner)
         run_as(owner, [str(bin_dir / "initdb"), "-D", str(data_dir), "-U", SUPERUSER,
-                       "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"])
+                       "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"])
         (data_dir / "pg_hba.conf").write_text(
             "local all all trust\n"
             f"host all {PASSWORD_USER} 127.0.0.1/32 scram-sha-256\n"
