@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from bot.app import Loaded
@@ -215,6 +216,18 @@ async def test_an_erasure_by_another_process_is_seen_before_the_next_update(
 # -- rehearse run --workers N ------------------------------------------------------------------
 
 
+async def leader_pid(url: str) -> int:
+    """The process id of the worker holding the leader's lease (owner ``host:pid:…``)."""
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        for _ in range(100):
+            cursor = await conn.execute("SELECT owner FROM leases WHERE name = 'leader'")
+            row = await cursor.fetchone()
+            if row is not None:
+                return int(str(row[0]).split(":")[1])
+            await asyncio.sleep(0.1)
+    raise AssertionError("no worker leads")
+
+
 def children_of(pid: int) -> list[int]:
     """The processes `pid` started (Linux)."""
     with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as listing:
@@ -244,11 +257,14 @@ async def test_rehearse_run_with_two_workers_serves_restarts_one_and_stops(
         ada = TelegramClient(fake_api, 3201, "Ada")
         await ada.send("/start")
         assert "I agree" in labels(await ada.next_one(timeout=20))
-        first, second = children_of(supervisor.pid)
-        os.kill(first, signal.SIGKILL)  # one worker dies: the other serves, it comes back
+        # One worker dies: the other serves, it comes back. The one that does not lead (a
+        # leader's death waits out its lease: test_crash_workers kills leaders too).
+        leader = await leader_pid(postgres_url)
+        [first] = [pid for pid in children_of(supervisor.pid) if pid != leader]
+        os.kill(first, signal.SIGKILL)
         await ada.press("I agree")
-        # (If the killed worker led, the intro may come once more: sent, not yet recorded.)
         await ada.until(lambda m: labels(m) == ["Yes", "No"], timeout=20)
+        second = leader
         await fake_api.wait_for(lambda: len(fake_api.calls("setMyCommands")) >= 3, timeout=60)
         assert second in children_of(supervisor.pid) and first not in children_of(
             supervisor.pid)
