@@ -32,6 +32,7 @@ from bot.script import (
     script_files,
     script_folders,
 )
+from bot.store import Store, store_for
 
 
 @dataclass
@@ -150,3 +151,18 @@ def build(config: Config, script_paths: Sequence[Path] | None = None) -> Loaded:
                           crisis=crisis_detector(prompts, config.prompts.locale),
                           policy=policy_from(config))
     return Loaded(Engine(resources), renderer, scripts, findings)
+
+
+def store_from(config: Config, *, cleanup_retry: float = 5.0) -> Store:
+    """The (unopened) store ``storage`` names: a SQLite file or a PostgreSQL database.
+
+    Raises:
+        StoreError: The database URL cannot be used (see `bot.store.store_for`).
+    """
+    storage = config.storage
+    password = config.database_password
+    return store_for(storage.database,
+                     password=None if password is None else password.get_secret_value(),
+                     pool_size=storage.pool_size,
+                     prepared_statements=storage.prepared_statements,
+                     cleanup_retry=cleanup_retry)

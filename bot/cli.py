@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot._files import write_private
-from bot.app import build, crisis_detector, resolve
+from bot.app import build, crisis_detector, resolve, store_from
 from bot.check import check_paths, to_dot, to_mermaid
 from bot.config import Config, ConfigError, load_config
 from bot.crisis import evaluate, read_cases
@@ -38,8 +38,8 @@ from bot.report import (
 )
 from bot.script import ScriptError, Severity, findings_to_json, json_schema, load_script
 from bot.service import OPERATOR, Rehearsal
-from bot.store import Invite, SqliteStore, StoreError
-from bot.telegram import bot_username, code_hash, new_code, run_bot, user_key
+from bot.store import Invite, StoreError, is_postgres
+from bot.telegram import bot_username, code_hash, new_code, run_bot, run_workers, user_key
 from bot.terminal import play
 
 log = logging.getLogger("rehearse")
@@ -122,6 +122,10 @@ def _parser() -> argparse.ArgumentParser:
         _common(operator)
 
     run = sub.add_parser("run", help="run the Telegram bot")
+    run.add_argument("--webhook", action="store_true",
+                     help="receive updates on a webhook (telegram.mode: webhook)")
+    run.add_argument("--workers", type=int, choices=range(1, 65), default=1, metavar="N",
+                     help="run N worker processes on one PostgreSQL database (default 1)")
     _common(run)
 
     invite = sub.add_parser("invite", help="create a single-use invite code for a client")
@@ -185,7 +189,8 @@ def _duration(text: str) -> timedelta:
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, default=_default_config(),
                         help="configuration file (default: $REHEARSE_CONFIG, else built-in)")
-    parser.add_argument("--db", type=Path, default=None, help="SQLite file (overrides config)")
+    parser.add_argument("--db", default=None, metavar="DATABASE",
+                        help="a SQLite file or a postgresql:// URL (overrides storage.database)")
 
 
 def _default_config() -> Path | None:
@@ -288,7 +293,7 @@ def _play(args: argparse.Namespace) -> int:
     watch = [args.script] if args.watch and args.script else None
 
     async def session() -> None:
-        async with SqliteStore(config.storage.database) as store:
+        async with store_from(config) as store:
             await play(loaded, store, name, watch=watch)
 
     asyncio.run(session())
@@ -304,10 +309,23 @@ def _user_name() -> str:
 
 def _run(args: argparse.Namespace) -> int:
     config = _config(args)
+    if args.webhook:
+        config = config.model_copy(update={
+            "telegram": config.telegram.model_copy(update={"mode": "webhook"})})
     if config.token is None:
         print("No TELEGRAM_BOT_TOKEN is set. To rehearse in the terminal instead, run: "
               "rehearse play", file=sys.stderr)
         return 1
+    if args.workers > 1:
+        if not is_postgres(config.storage.database):
+            print("rehearse run: several workers need a PostgreSQL database "
+                  "(storage.database: postgresql://…); SQLite serves one process",
+                  file=sys.stderr)
+            return 1
+        forwarded = [*(["--config", str(args.config)] if args.config else []),
+                     *(["--db", args.db] if args.db else []),
+                     *(["--webhook"] if args.webhook else [])]
+        return run_workers(args.workers, forwarded)
     return run_bot(config)
 
 
@@ -330,7 +348,7 @@ def _operator(args: argparse.Namespace) -> int:
 
     async def act() -> int:
         loaded = build(config)
-        async with SqliteStore(config.storage.database, cleanup_retry=1.0) as store:
+        async with store_from(config, cleanup_retry=1.0) as store:
             if await store.load_state(args.client) is None and not await store.ledger(args.client):
                 print(f"rehearse {args.command}: no client {args.client}", file=sys.stderr)
                 return 1
@@ -400,7 +418,7 @@ def _invite(args: argparse.Namespace) -> int:
                     expires_at=now + args.expires, created_at=now, therapist=therapist)
 
     async def store_invite() -> str:
-        async with SqliteStore(config.storage.database) as store:
+        async with store_from(config) as store:
             await store.add_invite(invite)
         return await bot_username(config) or "<your_bot>"
 
@@ -432,7 +450,7 @@ def _assign(args: argparse.Namespace) -> int:
 
     async def act() -> int:
         loaded = build(config)
-        async with SqliteStore(config.storage.database) as store:
+        async with store_from(config) as store:
             if await store.load_state(args.client) is None:
                 print(f"rehearse assign: no client {args.client}", file=sys.stderr)
                 return 1
@@ -464,7 +482,7 @@ def _report(args: argparse.Namespace) -> int:
 
         async def overview() -> str:
             loaded = build(config)
-            async with SqliteStore(config.storage.database) as store:
+            async with store_from(config) as store:
                 service = Rehearsal(loaded.engine, store, _utc_now)
                 records = await service.read_caseload(OPERATOR, therapist,
                                                        kinds=CASELOAD_KINDS)
@@ -483,7 +501,7 @@ def _report(args: argparse.Namespace) -> int:
 
     async def one() -> str | None:
         loaded = build(config)
-        async with SqliteStore(config.storage.database) as store:
+        async with store_from(config) as store:
             if await store.load_state(args.client) is None:
                 return None
             service = Rehearsal(loaded.engine, store, _utc_now)
@@ -519,7 +537,7 @@ def _clients(args: argparse.Namespace) -> int:
 
     async def listing() -> list[str]:
         rows = []
-        async with SqliteStore(config.storage.database) as store:
+        async with store_from(config) as store:
             for client_id in await store.client_ids():
                 raw = await store.load_state(client_id)
                 state = ClientState.model_validate(raw) if raw else None
@@ -544,7 +562,7 @@ def _clinician(args: argparse.Namespace) -> int:
 
     async def act() -> int:
         loaded = build(config)
-        async with SqliteStore(config.storage.database) as store:
+        async with store_from(config) as store:
             if await store.load_state(args.client) is None:
                 print(f"rehearse {args.command}: no client {args.client}", file=sys.stderr)
                 return 1
@@ -563,7 +581,7 @@ def _purge(args: argparse.Namespace) -> int:
     retention = config.storage.retention
 
     async def purge() -> int:
-        async with SqliteStore(config.storage.database) as store:
+        async with store_from(config) as store:
             return await store.purge(_utc_now(), ledger_days=retention.ledger_days,
                                      answers_days=retention.answers_days)
 

@@ -6,7 +6,10 @@ values of the wrong type are errors located at ``file:line:col`` — so a typo i
 start-up instead of silently changing how the bot treats clients.
 
 The bot token is read only from ``TELEGRAM_BOT_TOKEN``; a ``token`` key in the file is an
-error. ``TELEGRAM_API_BASE_URL`` overrides ``telegram.api_base_url``.
+error. ``TELEGRAM_API_BASE_URL`` overrides ``telegram.api_base_url``. A PostgreSQL password
+comes from ``REHEARSE_DATABASE_PASSWORD`` (or libpq's ``PGPASSWORD``); one in the
+``storage.database`` URL is an error. Webhook mode's secret token comes from
+``TELEGRAM_WEBHOOK_SECRET``.
 """
 
 from __future__ import annotations
@@ -45,11 +48,15 @@ from bot.engine import (
 from bot.script._findings import BOT_TOKEN, ScriptError, redact_tokens
 from bot.script._validation import dotted, findings
 from bot.script._yaml import LoadedYaml, Path_, load_yaml
+from bot.store import PASSWORD_ENV, database_problem
 
 __all__ = ["Config", "ConfigError", "load_config"]
 
 TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
 API_BASE_URL_ENV = "TELEGRAM_API_BASE_URL"
+WEBHOOK_SECRET_ENV = "TELEGRAM_WEBHOOK_SECRET"
+#: What Telegram accepts as a webhook's secret token.
+_WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{16,256}")
 
 _TIME = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 _URL = r"^https?://[^\s/]+\S*$"
@@ -94,11 +101,22 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+class WebhookConfig(_Section):
+    """Where Telegram posts updates in webhook mode, and where the bot listens for them."""
+
+    url: Url | None = None
+    listen: Annotated[str, Field(min_length=1, max_length=255)] = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    max_connections: Annotated[int, Field(ge=1, le=100)] = 40
+
+
 class TelegramConfig(_Section):
     """How the bot talks to Telegram."""
 
     api_base_url: Url | None = None
+    mode: Literal["polling", "webhook"] = "polling"
     poll_timeout: Annotated[int, Field(ge=1, le=50)] = 30
+    webhook: WebhookConfig = Field(default_factory=WebhookConfig)
     admins: list[int] = Field(default_factory=list)
     drop_pending_updates: bool = False
     #: Whether ``/report`` sends progress reports to therapists over Telegram.
@@ -126,10 +144,20 @@ class RetentionConfig(_Section):
 
 
 class StorageConfig(_Section):
-    """Where data is stored."""
+    """Where data is stored: a SQLite file, or a PostgreSQL database shared by workers."""
 
-    database: PathValue = Path("rehearse.db")
+    database: str = "rehearse.db"
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    pool_size: Annotated[int, Field(ge=1, le=100)] = 10
+    prepared_statements: bool = True
+
+    @field_validator("database")
+    @classmethod
+    def _usable(cls, value: str) -> str:
+        problem = database_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
 
 class ScriptsConfig(_Section):
@@ -472,6 +500,8 @@ class Config(_Section):
 
     _token: SecretStr | None = PrivateAttr(default=None)
     _env_api_base_url: str | None = PrivateAttr(default=None)
+    _database_password: SecretStr | None = PrivateAttr(default=None)
+    _webhook_secret: SecretStr | None = PrivateAttr(default=None)
 
     @property
     def token(self) -> SecretStr | None:
@@ -484,6 +514,16 @@ class Config(_Section):
         return self._env_api_base_url or self.telegram.api_base_url
 
     @property
+    def webhook_secret(self) -> SecretStr | None:
+        """The webhook's secret token from ``TELEGRAM_WEBHOOK_SECRET``, or None."""
+        return self._webhook_secret
+
+    @property
+    def database_password(self) -> SecretStr | None:
+        """The PostgreSQL password from ``REHEARSE_DATABASE_PASSWORD``, or None."""
+        return self._database_password
+
+    @property
     def region(self) -> Region:
         """The practice's region: its emergency number and crisis and safety lines."""
         return self.safety.regions[self.safety.region]
@@ -494,7 +534,8 @@ def load_config(path: Path | None, env: Mapping[str, str] = os.environ) -> Confi
 
     Args:
         path: The YAML file, or None to use the defaults.
-        env: Where ``TELEGRAM_BOT_TOKEN`` and ``TELEGRAM_API_BASE_URL`` are read from.
+        env: Where ``TELEGRAM_BOT_TOKEN``, ``TELEGRAM_API_BASE_URL``,
+            ``TELEGRAM_WEBHOOK_SECRET`` and ``REHEARSE_DATABASE_PASSWORD`` are read from.
 
     Returns:
         The validated configuration.
@@ -516,6 +557,14 @@ def load_config(path: Path | None, env: Mapping[str, str] = os.environ) -> Confi
         raise ConfigError([f"{API_BASE_URL_ENV} must be a URL starting with http:// or https://"])
     config._token = SecretStr(token) if token else None
     config._env_api_base_url = base_url or None
+    password = env.get(PASSWORD_ENV, "")
+    config._database_password = SecretStr(password) if password else None
+    secret = env.get(WEBHOOK_SECRET_ENV, "").strip()
+    if secret and not _WEBHOOK_SECRET.fullmatch(secret):
+        raise ConfigError([
+            f"{WEBHOOK_SECRET_ENV} must be 16 to 256 letters, digits, - or _ (Telegram's "
+            "rule for a webhook's secret token); its value is not shown"])
+    config._webhook_secret = SecretStr(secret) if secret else None
     return config
 
 

@@ -3,6 +3,11 @@
 Both edges (Telegram and the terminal) go through :class:`Rehearsal`. Events of one client
 are handled strictly in order (a lock per client); different clients run concurrently and
 their commits share transactions through the store's group commit.
+
+Several processes may share one store (workers on PostgreSQL, an operator command next to
+the bot): each commit names the version of the state it was computed from, and when another
+process changed the client in between, the store refuses it and the event is computed
+again from the new state. So no commit ever overwrites a change it did not see.
 """
 
 from __future__ import annotations
@@ -18,15 +23,28 @@ from pydantic import ValidationError
 
 from bot._locks import KeyedLocks
 from bot.config import RetentionConfig
-from bot.engine import ClientState, Effect, Engine, Event, Message, Opt, Outcome, TimerFired
+from bot.engine import (
+    Blocked,
+    ClientState,
+    Clinician,
+    Effect,
+    Engine,
+    Event,
+    Message,
+    Opt,
+    Outcome,
+    TimerFired,
+)
 from bot.store import (
     CaseloadEntry,
     Commit,
     LedgerRecord,
     LedgerRow,
     OutgoingMessage,
+    StaleState,
     Store,
     StoredAnswer,
+    StoreError,
     Timer,
 )
 
@@ -39,6 +57,12 @@ RECENT_ENOUGH_TO_DELETE = timedelta(hours=47)
 #: and changes nothing), the timer loop finds it after the restart and finishes the erasure.
 ERASE_TIMER = "erase-pending"
 ERASE_RETRY_AFTER = timedelta(minutes=1)
+#: Events that act on a client the bot keeps a state for. For someone without one (erased
+#: meanwhile, by another worker say, or never admitted) they would create a state, and so
+#: store a person who is not a client: they are dropped.
+NEEDS_A_STATE = (TimerFired, Blocked, Clinician)
+#: How often an event is computed again because another process changed its client meanwhile.
+STALE_RETRIES = 20
 #: The reader of every client's data: the operator, at the command line. Any other reader is
 #: a therapist's id (``tg:9000``), who reads only the clients in their caseload.
 OPERATOR = "operator"
@@ -123,7 +147,9 @@ class Rehearsal:
         The note is a stored answer (kept only with the opt-in, for ``answers_days``); the
         engine gets it in the state, which never stores it.
         """
-        raw = await self.store.load_state(client_id)
+        return await self._state_from(client_id, await self.store.load_state(client_id))
+
+    async def _state_from(self, client_id: str, raw: dict[str, object] | None) -> ClientState:
         if raw is None:
             return self.engine.new_state(client_id)
         try:
@@ -161,7 +187,27 @@ class Rehearsal:
 
     async def _handle_locked(self, client_id: str, event_id: str, event: Event) -> Handled:
         now = self.clock()
-        state = await self.state_of(client_id)
+        for _ in range(STALE_RETRIES):
+            raw, version = await self.store.load_versioned(client_id)
+            if raw is None and isinstance(event, NEEDS_A_STATE):
+                log.info("dropped a %s event for a client without a state",
+                         type(event).__name__)
+                return Handled(applied=False)
+            state = await self._state_from(client_id, raw)
+            try:
+                return await self._apply(client_id, event_id, event, now, state, version)
+            except StaleState:
+                log.info("another process changed a client meanwhile; computing the event again")
+        raise StoreError(f"the state of a client kept changing while event {event_id!r} was "
+                         "computed; it is tried again later")
+
+    async def _apply(self, client_id: str, event_id: str, event: Event, now: datetime,
+                     state: ClientState, version: int) -> Handled:
+        """Run the engine on one state and commit the outcome, based on that state's version.
+
+        Raises:
+            StaleState: The client's state is no longer `version`: nothing was applied.
+        """
         outcome = self.engine.handle(state, event, now)
         chat_id = self.chat_of(client_id)
         cancel = list(outcome.timers_cancel)
@@ -184,6 +230,7 @@ class Rehearsal:
             timers_cancel=cancel,
             cancel_outbox=Effect.CANCEL_OUTBOX in outcome.effects,
             drop_answers=Effect.DROP_ANSWERS in outcome.effects,
+            based_on=version,
         )
         if not await self.store.commit(commit):
             return Handled(applied=False)

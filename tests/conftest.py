@@ -1,34 +1,140 @@
-"""Shared fixtures: real config, real scripts and texts, real SQLite, a fake Bot API server.
+"""Shared fixtures: real config, real scripts and texts, real databases, a fake Bot API server.
 
 Nothing of our own is mocked: the engine, renderer, store and python-telegram-bot are the
 real ones; only Telegram itself is replaced by :class:`tests.support.fake_bot_api.FakeBotApi`
 on 127.0.0.1, and the clock by :class:`Clock` where a test needs to move time.
+
+Backends: ``store`` and ``database`` are a SQLite file, unless a module is marked
+``pytestmark = pytest.mark.backends``: then each of its tests that uses them runs twice, on
+SQLite and on a real PostgreSQL server, each test in a schema of its own. The server is
+``REHEARSE_TEST_POSTGRES_URL`` when set (a role that may create databases; each test
+process then uses a database of its own), else a throwaway cluster each test process starts
+when its first such test needs it, on a port of its own, and stops at its end
+(``tests/support/postgres.py``). Without PostgreSQL those tests are skipped, saying why —
+except in CI (``CI=true``), where Debian's ``postgresql`` is installed if missing (by the
+run's background install, ``tests/support/debian.py``) and a test that cannot have it fails.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
 from bot.app import Loaded, build
 from bot.config import Config, load_config
-from bot.store import SqliteStore
+from bot.store import Store, store_for
 from bot.telegram import Pacer, TelegramEdge
 from tests.support import debian
 from tests.support.fake_bot_api import FakeBotApi
+from tests.support.postgres import Cluster, Unavailable, throwaway_cluster
 from tests.support.telegram_client import Say
 
 ROOT = Path(__file__).resolve().parent.parent
+BACKENDS = ("sqlite", "postgresql")
+POSTGRES_URL_ENV = "REHEARSE_TEST_POSTGRES_URL"
+#: The test database: one per test process (xdist's workers share a given server).
+_TEST_DATABASE = f"rehearse_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+
+
+def in_ci() -> bool:
+    """Whether the tests run in CI, where nothing that needs PostgreSQL may be skipped."""
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """In the run's first process: start installing missing Debian packages (CI only)."""
+    """Register the markers; in the run's first process, start installing missing Debian
+    packages (CI only)."""
+    config.addinivalue_line(
+        "markers", "backends: run the module's store-using tests on SQLite and PostgreSQL")
     if not hasattr(config, "workerinput"):  # not one of xdist's workers
         debian.start_installing()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("backends"):
+        metafunc.parametrize("backend", BACKENDS, indirect=True)
+
+
+@dataclass(frozen=True)
+class PostgresServer:
+    """The PostgreSQL server of this test session.
+
+    Attributes:
+        url: A URL of the test database, for a role that may create schemas.
+        database: The test database's name (this test process's own).
+        cluster: The throwaway cluster, when this session started it (None for a server
+            given by ``REHEARSE_TEST_POSTGRES_URL``): tests that restart the server need it.
+    """
+
+    url: str
+    database: str
+    cluster: Cluster | None
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server with an empty test database (skipped when there is none, but
+    never in CI)."""
+    import psycopg  # noqa: PLC0415
+
+    given = os.environ.get(POSTGRES_URL_ENV)
+    with contextlib.ExitStack() as stack:
+        try:
+            cluster = None if given else stack.enter_context(throwaway_cluster())
+            admin = given or cluster.url()  # type: ignore[union-attr]
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f"DROP DATABASE IF EXISTS {_TEST_DATABASE} WITH (FORCE)")
+                conn.execute(f"CREATE DATABASE {_TEST_DATABASE}")
+        except (Unavailable, psycopg.OperationalError) as exc:
+            reason = f"PostgreSQL is not available: {exc}"
+            if in_ci():
+                pytest.fail(f"{reason} (CI=true: PostgreSQL tests must run)", pytrace=False)
+            pytest.skip(reason)
+        yield PostgresServer(_with_database(admin, _TEST_DATABASE), _TEST_DATABASE, cluster)
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {_TEST_DATABASE} WITH (FORCE)")
+
+
+def _with_database(url: str, database: str) -> str:
+    base, _, query = url.partition("?")
+    root = base.rsplit("/", 1)[0] if base.count("/") > 2 else base
+    return f"{root}/{database}" + (f"?{query}" if query else "")
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A URL whose ``search_path`` is a fresh, empty schema, dropped after the test."""
+    import psycopg  # noqa: PLC0415
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {name}")
+    joiner = "&" if "?" in postgres_server.url else "?"
+    yield f"{postgres_server.url}{joiner}options={quote(f'-c search_path={name}')}"
+    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {name} CASCADE")
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> str:
+    """The store backend of the test: SQLite unless the module is marked ``backends``."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+def database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """``storage.database`` of a fresh database on the test's backend."""
+    if backend == "postgresql":
+        return str(request.getfixturevalue("postgres_url"))
+    return str(tmp_path / "rehearse.db")
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -61,7 +167,9 @@ def clock() -> Clock:
     return Clock()
 
 
-def make_config(db: Path, env: dict[str, str] | None = None, **overrides: object) -> Config:
+def make_config(
+    db: Path | str, env: dict[str, str] | None = None, **overrides: object
+) -> Config:
     """The default configuration with a test database and optional section overrides."""
     config = load_config(None, env or {})
     update: dict[str, object] = {"storage": config.storage.model_copy(update={"database": str(db)})}
@@ -91,9 +199,9 @@ def say(loaded: Loaded) -> Say:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    """A real SQLite store in a fresh file."""
-    async with SqliteStore(tmp_path / "rehearse.db") as opened:
+async def store(database: str) -> AsyncIterator[Store]:
+    """A real store on a fresh database (a SQLite file unless the module is marked)."""
+    async with store_for(database) as opened:
         yield opened
 
 
@@ -104,7 +212,7 @@ async def fake_api() -> AsyncIterator[FakeBotApi]:
         yield api
 
 
-def edge_config(api: FakeBotApi, db: Path, **overrides: object) -> Config:
+def edge_config(api: FakeBotApi, db: Path | str, **overrides: object) -> Config:
     """Configuration pointing the bot at the fake server (token and URL from the env)."""
     env = {"TELEGRAM_BOT_TOKEN": api.token, "TELEGRAM_API_BASE_URL": api.base_url}
     overrides.setdefault("telegram", {"poll_timeout": 1})
@@ -113,11 +221,11 @@ def edge_config(api: FakeBotApi, db: Path, **overrides: object) -> Config:
 
 @pytest.fixture
 async def edge(
-    fake_api: FakeBotApi, store: SqliteStore, loaded: Loaded, tmp_path: Path
+    fake_api: FakeBotApi, store: Store, loaded: Loaded, database: str
 ) -> AsyncIterator[TelegramEdge]:
     """The real bot (python-telegram-bot ``Application``) running against the fake server."""
     config = edge_config(
-        fake_api, tmp_path / "rehearse.db", access={"mode": "allowlist", "allowlist": [1001, 1002]}
+        fake_api, database, access={"mode": "allowlist", "allowlist": [1001, 1002]}
     )
     running = TelegramEdge(config, loaded, store, pacer=Pacer(per_chat=0, overall=0))
     await running.start()

@@ -6,18 +6,22 @@ command in ``bench/README.md`` still works and prints its tables, ratios include
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import PostgresServer
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_bench(*args: str, timeout: float = 180) -> str:
+def run_bench(*args: str, timeout: float = 180, env: dict[str, str] | None = None) -> str:
     done = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout, check=False)
+                          text=True, timeout=timeout, check=False,
+                          env={**os.environ, **(env or {})})
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Traceback" not in done.stderr
     return done.stdout
@@ -37,6 +41,12 @@ def test_the_store_and_engine_benchmarks_run(module: str, tmp_path: Path) -> Non
 def test_the_crisis_benchmark_runs() -> None:
     out = run_bench("bench.bench_crisis", "--repeat", "1")
     assert "baseline: phrase list" in out and "ratio" in out
+
+
+def test_the_workers_benchmark_runs(tmp_path: Path, postgres_server: PostgresServer) -> None:
+    env = {"REHEARSE_BENCH_POSTGRES_URL": postgres_server.url}
+    out = run_bench("bench.bench_workers", "--quick", "--dir", str(tmp_path), env=env)
+    assert "sqlite+webhook" in out and "postgresql" in out and "vs sqlite" in out
 
 
 @pytest.mark.slow

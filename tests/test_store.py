@@ -1,4 +1,6 @@
-"""Tests of the SQLite store on real database files."""
+"""Tests of the store: every test that uses ``store`` or ``database`` runs on SQLite and on
+PostgreSQL; those about SQLite's files, PRAGMAs and group commit on SQLite only (PostgreSQL's
+own are in ``test_store_postgres.py``)."""
 
 from __future__ import annotations
 
@@ -9,13 +11,13 @@ import math
 import random
 import sqlite3
 import stat
-import tempfile
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.store import (
@@ -25,12 +27,17 @@ from bot.store import (
     LedgerRecord,
     OutgoingMessage,
     SqliteStore,
+    StaleState,
+    Store,
     StoredAnswer,
     StoreError,
     Timer,
     _migrations,
     _sqlite,
+    store_for,
 )
+
+pytestmark = pytest.mark.backends
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
@@ -48,7 +55,7 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[SqliteStore]:
+async def sqlite_store(db_path: Path) -> AsyncIterator[SqliteStore]:
     async with SqliteStore(db_path) as opened:
         yield opened
 
@@ -70,7 +77,7 @@ def group_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 # -- commit and read back ------------------------------------------------------------------
 
 
-async def test_commit_round_trip(store: SqliteStore) -> None:
+async def test_commit_round_trip(store: Store) -> None:
     berlin = timezone(timedelta(hours=1))
     applied = await store.commit(
         Commit(
@@ -112,7 +119,7 @@ async def test_commit_round_trip(store: SqliteStore) -> None:
     assert await store.load_state("tg:unknown") is None
 
 
-async def test_state_none_leaves_state_unchanged(store: SqliteStore) -> None:
+async def test_state_none_leaves_state_unchanged(store: Store) -> None:
     await store.commit(make("e1", state={"n": 1}))
     assert await store.commit(make("e2", state=None, ledger=[LedgerRecord("seen", {}, T0)]))
     assert await store.load_state("tg:1") == {"n": 1}
@@ -141,19 +148,23 @@ async def test_state_none_leaves_state_unchanged(store: SqliteStore) -> None:
         max_size=4,
     )
 )
-@settings(max_examples=25, deadline=None)
-def test_any_json_state_round_trips(states: list[dict[str, object]]) -> None:
-    async def run(path: Path) -> list[dict[str, object] | None]:
-        async with SqliteStore(path) as store:
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_json_state_round_trips(database: str, states: list[dict[str, object]]) -> None:
+    example = uuid.uuid4().hex  # the examples share the database
+
+    async def run() -> list[dict[str, object] | None]:
+        async with store_for(database) as store:
             for number, state in enumerate(states):
-                await store.commit(make(f"e{number}", f"c{number}", state=state))
-            return [await store.load_state(f"c{number}") for number in range(len(states))]
+                await store.commit(make(f"{example}:{number}", f"{example}:{number}",
+                                        state=state))
+            return [await store.load_state(f"{example}:{number}")
+                    for number in range(len(states))]
 
-    with tempfile.TemporaryDirectory() as tmp:
-        assert asyncio.run(run(Path(tmp, "h.db"))) == states
+    assert asyncio.run(run()) == states
 
 
-async def test_naive_datetimes_and_non_objects_are_rejected(store: SqliteStore) -> None:
+async def test_naive_datetimes_and_non_objects_are_rejected(store: Store) -> None:
     with pytest.raises(ValueError, match="naive"):
         await store.commit(Commit(event_id="e", client_id="c", at=datetime(2025, 1, 1), state={}))
     with pytest.raises(ValueError, match="naive"):
@@ -168,7 +179,7 @@ async def test_naive_datetimes_and_non_objects_are_rejected(store: SqliteStore) 
 # -- dedup, atomicity, ordering, grouping ----------------------------------------------------
 
 
-async def test_duplicate_event_changes_nothing(store: SqliteStore) -> None:
+async def test_duplicate_event_changes_nothing(store: Store) -> None:
     first = make(
         "tg:update:7",
         state={"n": 1},
@@ -192,16 +203,19 @@ async def test_duplicate_event_changes_nothing(store: SqliteStore) -> None:
     assert [t.kind for t in await store.due_timers(T0)] == ["reminder"]
 
 
-async def test_duplicate_within_one_group(store: SqliteStore, group_sizes: list[int]) -> None:
+async def test_duplicate_submitted_at_once(
+    store: Store, backend: str, group_sizes: list[int]
+) -> None:
     results = await asyncio.gather(
         store.commit(make("dup", state={"n": 1})), store.commit(make("dup", state={"n": 2}))
     )
     assert list(results) == [True, False]
-    assert group_sizes == [2]
+    if backend == "sqlite":
+        assert group_sizes == [2]  # both in one transaction
     assert await store.load_state("tg:1") == {"n": 1}
 
 
-async def test_unserialisable_payload_fails_before_anything_is_written(store: SqliteStore) -> None:
+async def test_unserialisable_payload_fails_before_anything_is_written(store: Store) -> None:
     bad = make(
         "e1",
         state={"n": 1},
@@ -217,7 +231,7 @@ async def test_unserialisable_payload_fails_before_anything_is_written(store: Sq
 
 
 async def test_failing_commit_rolls_back_only_itself(
-    store: SqliteStore, group_sizes: list[int]
+    store: Store, backend: str, group_sizes: list[int]
 ) -> None:
     # An empty ledger kind passes encoding but violates a CHECK constraint in SQL, after
     # the dedup row, the state and the outbox row of that commit were already written.
@@ -234,7 +248,8 @@ async def test_failing_commit_rolls_back_only_itself(
         store.commit(make("ok2", "tg:3")),
         return_exceptions=True,
     )
-    assert group_sizes == [3]
+    if backend == "sqlite":
+        assert group_sizes == [3]  # in one transaction, each commit in its savepoint
     assert results[0] is True
     assert results[2] is True
     assert isinstance(results[1], StoreError)
@@ -246,8 +261,9 @@ async def test_failing_commit_rolls_back_only_itself(
 
 
 async def test_concurrent_commits_share_a_transaction(
-    store: SqliteStore, group_sizes: list[int]
+    sqlite_store: SqliteStore, group_sizes: list[int]
 ) -> None:
+    store = sqlite_store
     results = await asyncio.gather(*(store.commit(make(f"e{n}", f"c{n}")) for n in range(300)))
     assert results == [True] * 300
     assert sum(group_sizes) == 300
@@ -255,7 +271,7 @@ async def test_concurrent_commits_share_a_transaction(
     assert len(group_sizes) == 2
 
 
-async def test_each_clients_commits_keep_submission_order(store: SqliteStore) -> None:
+async def test_each_clients_commits_keep_submission_order(store: Store) -> None:
     rng = random.Random(7)
     submissions = [(f"tg:{rng.randint(1, 3)}", number) for number in range(150)]
 
@@ -280,8 +296,8 @@ async def test_each_clients_commits_keep_submission_order(store: SqliteStore) ->
         assert await store.load_state(client_id) == {"last": expected[-1]}
 
 
-async def test_close_flushes_pending_commits(db_path: Path) -> None:
-    store = SqliteStore(db_path)
+async def test_close_flushes_pending_commits(database: str) -> None:
+    store = store_for(database)
     await store.open()
     tasks = [asyncio.create_task(store.commit(make(f"e{n}", f"c{n}"))) for n in range(50)]
     await asyncio.sleep(0)  # let the tasks queue their commits
@@ -289,14 +305,14 @@ async def test_close_flushes_pending_commits(db_path: Path) -> None:
     assert [task.result() for task in tasks] == [True] * 50
     with pytest.raises(StoreError, match="not open"):
         await store.commit(make("late"))
-    async with SqliteStore(db_path) as reopened:
+    async with store_for(database) as reopened:
         assert len(await reopened.client_ids()) == 50
 
 
 # -- outbox ----------------------------------------------------------------------------------
 
 
-async def test_outbox_lifecycle(store: SqliteStore) -> None:
+async def test_outbox_lifecycle(store: Store) -> None:
     await store.commit(
         make(
             "e1",
@@ -329,7 +345,7 @@ async def test_outbox_lifecycle(store: SqliteStore) -> None:
         (11, 9002), (11, 9003), (11, 9004)]
 
 
-async def test_cancel_outbox_drops_unsent_before_queuing_new(store: SqliteStore) -> None:
+async def test_cancel_outbox_drops_unsent_before_queuing_new(store: Store) -> None:
     await store.commit(make("e1", outbox=[OutgoingMessage("tg:1", 1, {"n": 1})]))
     await store.commit(make("e2", "tg:2", outbox=[OutgoingMessage("tg:2", 2, {"n": 2})]))
     await store.commit(
@@ -341,7 +357,7 @@ async def test_cancel_outbox_drops_unsent_before_queuing_new(store: SqliteStore)
 # -- timers ----------------------------------------------------------------------------------
 
 
-async def test_timers_set_replace_and_cancel(store: SqliteStore) -> None:
+async def test_timers_set_replace_and_cancel(store: Store) -> None:
     await store.commit(
         make(
             "e1",
@@ -379,7 +395,7 @@ def invite(code_hash: str, expires: datetime = T0 + timedelta(days=7)) -> Invite
     return Invite(code_hash, "first-steps", 3, expires_at=expires, created_at=T0)
 
 
-async def test_invite_is_single_use_and_expires(store: SqliteStore) -> None:
+async def test_invite_is_single_use_and_expires(store: Store) -> None:
     await store.add_invite(invite("h1"))
     await store.add_invite(invite("h2", expires=T0 + MINUTE))
     with pytest.raises(StoreError):
@@ -399,8 +415,8 @@ async def test_invite_is_single_use_and_expires(store: SqliteStore) -> None:
     ]
 
 
-async def test_concurrent_redemption_has_one_winner(store: SqliteStore, db_path: Path) -> None:
-    async with SqliteStore(db_path) as second:  # e.g. the CLI next to the running bot
+async def test_concurrent_redemption_has_one_winner(store: Store, database: str) -> None:
+    async with store_for(database) as second:  # e.g. the CLI next to the running bot
         for round_ in range(20):
             await store.add_invite(invite(f"race{round_}"))
             results = await asyncio.gather(
@@ -411,7 +427,7 @@ async def test_concurrent_redemption_has_one_winner(store: SqliteStore, db_path:
             assert len(winners) == 1
 
 
-async def test_failed_codes_are_counted_within_the_window(store: SqliteStore) -> None:
+async def test_failed_codes_are_counted_within_the_window(store: Store) -> None:
     window = 10 * MINUTE
     counts = [await store.record_failed_code("tg:1", T0 + n * MINUTE, window) for n in range(3)]
     assert counts == [1, 2, 3]
@@ -423,7 +439,7 @@ async def test_failed_codes_are_counted_within_the_window(store: SqliteStore) ->
 # -- export, erase, purge --------------------------------------------------------------------
 
 
-async def test_export_contains_everything_as_json(store: SqliteStore) -> None:
+async def test_export_contains_everything_as_json(store: Store) -> None:
     await store.add_invite(dataclasses.replace(invite("h1"), therapist="tg:9000"))
     await store.redeem_invite("h1", "tg:1", T0)
     await store.record_failed_code("tg:1", T0, MINUTE)
@@ -491,7 +507,10 @@ def raw_files(db_path: Path) -> bytes:
     )
 
 
-async def test_erase_leaves_no_trace_in_the_files(store: SqliteStore, db_path: Path) -> None:
+async def test_erase_leaves_no_trace_in_the_files(
+    sqlite_store: SqliteStore, db_path: Path
+) -> None:
+    store = sqlite_store
     secret = "Z7Q-secret-fear-of-being-left"
     victim = "tg:4711815"
     rng = random.Random(0)  # enough churn to rebalance b-tree pages many times
@@ -611,7 +630,7 @@ async def test_a_vacuum_owed_at_a_crash_is_done_at_the_next_open(db_path: Path) 
         check.close()
 
 
-async def test_purge_deletes_rows_past_retention(store: SqliteStore) -> None:
+async def test_purge_deletes_rows_past_retention(store: Store) -> None:
     old, recent = T0, T0 + timedelta(days=20)
     for number, at in enumerate((old, recent)):
         await store.commit(
@@ -664,6 +683,41 @@ async def test_opening_an_old_database_migrates_it(
     conn.close()
 
 
+async def test_a_database_of_schema_4_gets_the_update_queue_and_state_versions(
+    db_path: Path,
+) -> None:
+    """Schema 4 (therapists) was the last before the update queue: its data is kept, every
+    client gets a state version of their own, and new versions come after all of them."""
+    db_path.parent.mkdir(parents=True)
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    assert _migrations.migrate(conn, _migrations.MIGRATIONS[:4]) == 0
+    at = "2025-03-01T09:00:00.000000Z"
+    conn.executemany("INSERT INTO clients (client_id, state, updated_at) VALUES (?, ?, ?)",
+                     [(client, json.dumps({"n": n}), at) for n, client in enumerate("ab")])
+    conn.execute("INSERT INTO invites VALUES ('h1', 'first-steps', 2, ?, ?, 'a', ?, 'tg:9000')",
+                 ("2025-03-08T09:00:00.000000Z", at, at))
+    conn.execute("INSERT INTO caseload VALUES ('a', 'tg:9000', ?, NULL)", (at,))
+    conn.close()
+
+    async with SqliteStore(db_path) as store:
+        assert [i.therapist for i in await store.list_invites()] == ["tg:9000"]
+        assert [e.client_id for e in await store.caseload("tg:9000")] == ["a"]
+        (state_a, version_a), (_, version_b) = [await store.load_versioned(c) for c in "ab"]
+        assert state_a == {"n": 0} and 0 < version_a != version_b > 0
+        await store.commit(make("e1", "c", based_on=0))
+        _, version_c = await store.load_versioned("c")
+        assert version_c > max(version_a, version_b)
+        with pytest.raises(StaleState):
+            await store.commit(make("e2", "a", based_on=version_a + 100))
+        assert await store.enqueue_update(1, "a", update(1), T0)
+        assert [u.update_id for u in await store.claim_updates("w", 5, LEASE)] == [1]
+    with sqlite3.connect(db_path) as check:
+        assert check.execute("PRAGMA user_version").fetchone() == (5,)
+        assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    check.close()
+
+
 async def test_a_failing_migration_changes_nothing(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -709,7 +763,8 @@ async def test_files_are_owner_only(db_path: Path, tmp_path: Path) -> None:
         assert permissions(loose) == 0o600
 
 
-async def test_ledger_rows_cannot_be_updated(store: SqliteStore, db_path: Path) -> None:
+async def test_ledger_rows_cannot_be_updated(sqlite_store: SqliteStore, db_path: Path) -> None:
+    store = sqlite_store
     await store.commit(make("e1", ledger=[LedgerRecord("consent", {"core": True}, T0)]))
     conn = sqlite3.connect(db_path)
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
@@ -718,7 +773,8 @@ async def test_ledger_rows_cannot_be_updated(store: SqliteStore, db_path: Path) 
     assert [r.data for r in await store.ledger("tg:1")] == [{"core": True}]
 
 
-async def test_pragmas_are_in_effect(store: SqliteStore) -> None:
+async def test_pragmas_are_in_effect(sqlite_store: SqliteStore) -> None:
+    store = sqlite_store
     def read(conn: sqlite3.Connection) -> dict[str, object]:
         names = "journal_mode synchronous secure_delete busy_timeout foreign_keys temp_store"
         return {name: conn.execute(f"PRAGMA {name}").fetchone()[0] for name in names.split()}
@@ -733,14 +789,139 @@ async def test_pragmas_are_in_effect(store: SqliteStore) -> None:
     }
 
 
-async def test_writes_by_another_process_are_noticed_and_own_writes_are_not(
-    store: SqliteStore, db_path: Path
+async def test_erasures_by_another_process_are_noticed_and_own_writes_are_not(
+    store: Store, database: str
 ) -> None:
     assert await store.changed_elsewhere() is False  # the first call only takes a reading
     await store.commit(make("e1"))
     await store.record_failed_code("tg:1", T0, MINUTE)
     assert await store.changed_elsewhere() is False  # this connection's own writes
-    async with SqliteStore(db_path) as operator:  # e.g. `rehearse erase`
+    await store.erase("tg:2")
+    assert await store.changed_elsewhere() is False  # nor its own erasures
+    async with store_for(database) as operator:  # e.g. `rehearse erase`, or another worker
         await operator.erase("tg:1")
     assert await store.changed_elsewhere() is True
     assert await store.changed_elsewhere() is False  # reported once
+
+
+# -- state versions: commits computed from an older state are refused ------------------------
+
+
+async def test_a_commit_based_on_an_older_state_is_refused(store: Store) -> None:
+    assert await store.load_versioned("tg:1") == (None, 0)
+    assert await store.commit(make("e1", state={"n": 1}, based_on=0))
+    state, first = await store.load_versioned("tg:1")
+    assert state == {"n": 1} and first > 0
+    with pytest.raises(StaleState):  # computed from "no state yet", but there is one now
+        await store.commit(make("e2", state={"n": 2}, based_on=0,
+                                ledger=[LedgerRecord("x", {}, T0)]))
+    assert await store.ledger("tg:1") == []  # nothing of it applied ...
+    assert await store.commit(make("e2", state={"n": 2}, based_on=first))  # ... nor its id used
+    _, second = await store.load_versioned("tg:1")
+    assert second != first
+    assert await store.commit(make("e2", state={"n": 3}, based_on=first)) is False  # a dup
+    assert await store.commit(make("e3", state=None, ledger=[LedgerRecord("x", {}, T0)]))
+    assert (await store.load_versioned("tg:1"))[1] == second  # no state written, same version
+
+    await store.erase("tg:1")
+    assert await store.load_versioned("tg:1") == (None, 0)
+    assert await store.commit(make("e4", state={"n": 4}, based_on=0))
+    _, again = await store.load_versioned("tg:1")
+    assert again not in (first, second)  # a client erased and back never repeats a version
+
+
+# -- the update queue and leases -------------------------------------------------------------
+
+LEASE = timedelta(seconds=30)
+
+
+def update(update_id: int, text: str = "hi") -> dict[str, object]:
+    return {"update_id": update_id, "message": {"text": text}}
+
+
+async def test_updates_are_stored_once_and_claimed_one_per_client_in_order(store: Store) -> None:
+    for update_id, client in ((10, "tg:1"), (11, "tg:2"), (12, "tg:1"), (13, "tg:3"),
+                              (14, "tg:1"), (15, "")):
+        assert await store.enqueue_update(update_id, client, update(update_id), T0)
+    assert await store.enqueue_update(10, "tg:1", update(10, "again"), T0) is False
+    assert await store.queued_updates() == 6
+
+    first = await store.claim_updates("w1", 10, LEASE)
+    assert [u.update_id for u in first] == [10, 11, 13, 15]  # the head of each lane
+    assert first[0].body == update(10) and first[0].readable
+    assert await store.claim_updates("w2", 10, LEASE) == []  # every lane is taken
+    await store.finish_updates([10, 11])
+    assert [u.update_id for u in await store.claim_updates("w2", 10, LEASE)] == [12]
+    await store.release_updates("w1", [13])  # given back unhandled: claimed again
+    await store.release_updates("w1", [12])  # not w1's claim: it stays w2's
+    assert [u.update_id for u in await store.claim_updates("w1", 10, LEASE)] == [13]
+    await store.finish_updates([12, 13, 15])
+    assert [u.update_id for u in await store.claim_updates("w1", 10, LEASE)] == [14]
+    await store.finish_updates([14])
+    assert await store.queued_updates() == 0
+    assert await store.claim_updates("w1", 10, LEASE) == []
+    assert await store.enqueue_update(12, "tg:1", update(12), T0) is False  # handled: known
+
+
+async def test_a_claim_whose_owner_died_runs_out(store: Store) -> None:
+    await store.enqueue_update(1, "tg:1", update(1), T0)
+    await store.enqueue_update(2, "tg:2", update(2), T0)
+    short = timedelta(seconds=1)  # the database's clock: a real wait, with margins for load
+    assert [u.update_id for u in await store.claim_updates("dead", 10, short)] == [1, 2]
+    await asyncio.sleep(0.6)
+    await store.renew_claims("dead", short)
+    await asyncio.sleep(0.6)  # past the first claim's end: only the renewal holds them
+    assert await store.claim_updates("alive", 10, LEASE) == []
+    taken: list[int] = []
+    for _ in range(50):  # no more renewals: the claims run out
+        taken += [u.update_id for u in await store.claim_updates("alive", 10, LEASE)]
+        if len(taken) == 2:
+            break
+        await asyncio.sleep(0.1)
+    assert sorted(taken) == [1, 2]
+
+
+async def test_handled_updates_keep_only_their_id_for_the_technical_retention(
+    store: Store, database: str
+) -> None:
+    secret = "Z7Q-typed-without-the-opt-in"
+    await store.enqueue_update(1, "tg:1", update(1, secret), T0)
+    await store.enqueue_update(2, "tg:1", update(2, secret), T0)
+    await store.claim_updates("w", 10, LEASE)
+    await store.finish_updates([1])
+    await store.erase("tg:1")  # the handled one is nobody's now; the other is still to do
+    assert [u.body for u in await store.claim_updates("w", 10, LEASE)] == [update(2, secret)]
+    await store.finish_updates([2])
+    assert await store.enqueue_update(1, "tg:1", update(1), T0) is False
+    assert await store.purge(T0 + timedelta(days=3), ledger_days=9, answers_days=9) == 2
+    assert await store.enqueue_update(1, "tg:1", update(1), T0 + timedelta(days=3))
+
+
+async def test_a_lease_is_held_by_one_owner_until_dropped_or_run_out(store: Store) -> None:
+    short = timedelta(seconds=0.3)
+    assert await store.hold_lease("leader", "a", short)
+    assert not await store.hold_lease("leader", "b", short)
+    assert await store.hold_lease("leader", "a", short)  # renewed
+    assert await store.hold_lease("other", "b", short)  # another role
+    await store.drop_lease("leader", "b")  # not b's: nothing
+    assert not await store.hold_lease("leader", "b", short)
+    await store.drop_lease("leader", "a")
+    assert await store.hold_lease("leader", "b", short)
+    await asyncio.sleep(0.4)  # b stops renewing: the lease runs out
+    assert await store.hold_lease("leader", "a", LEASE)
+
+
+async def test_two_first_commits_of_a_new_client_at_once_one_is_refused(
+    store: Store, database: str
+) -> None:
+    """Both were computed from "no state yet" in two processes: only one may apply."""
+    async with store_for(database) as other:
+        for round_ in range(10):
+            client = f"tg:new-{round_}"
+            results = await asyncio.gather(
+                store.commit(make(f"a{round_}", client, state={"by": "a"}, based_on=0)),
+                other.commit(make(f"b{round_}", client, state={"by": "b"}, based_on=0)),
+                return_exceptions=True)
+            assert sorted(type(r).__name__ for r in results) == ["StaleState", "bool"], results
+            winner = "a" if results[0] is True else "b"
+            assert await store.load_state(client) == {"by": winner}

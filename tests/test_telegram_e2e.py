@@ -1,8 +1,8 @@
 """End to end: the real python-telegram-bot ``Application`` over HTTP to the fake Bot API.
 
-Real engine, scripts, texts and SQLite; only Telegram is replaced (by
-:class:`tests.support.fake_bot_api.FakeBotApi` on 127.0.0.1). The client side is played by
-:class:`tests.support.telegram_client.TelegramClient`.
+Real engine, scripts, texts and database — every test runs on SQLite and on PostgreSQL;
+only Telegram is replaced (by :class:`tests.support.fake_bot_api.FakeBotApi` on 127.0.0.1).
+The client side is played by :class:`tests.support.telegram_client.TelegramClient`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import re
 import sqlite3
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from telegram import Update
@@ -25,7 +24,7 @@ from bot import cli
 from bot.app import Loaded
 from bot.engine import COMMANDS, Start
 from bot.service import Rehearsal
-from bot.store import Commit, OutgoingMessage, SqliteStore
+from bot.store import Commit, OutgoingMessage, Store, store_for
 from bot.telegram import TelegramEdge, Waits, chat_of, install_token_redaction
 from bot.telegram._logging import REDACTED
 from tests.conftest import Clock, edge_config
@@ -42,6 +41,7 @@ from tests.support.telegram_client import (
 )
 
 ALLOWED = {"mode": "allowlist", "allowlist": [1001, 1002]}
+pytestmark = pytest.mark.backends
 
 
 def consent_intro(loaded: Loaded) -> str:
@@ -86,19 +86,19 @@ async def to_roleplay(client: TelegramClient, title: str, version: str) -> SentM
 # -- a whole script, from an invite to the end -----------------------------------------------
 async def test_invite_then_first_steps_end_to_end(
     fake_api: FakeBotApi,
-    store: SqliteStore,
+    store: Store,
     loaded: Loaded,
-    tmp_path: Path,
+    database: str,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     say: Say,
 ) -> None:
-    db = tmp_path / "rehearse.db"
+    db = database
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", fake_api.token)
     monkeypatch.setenv("TELEGRAM_API_BASE_URL", fake_api.base_url)
     monkeypatch.delenv("REHEARSE_CONFIG", raising=False)
     exit_code = await asyncio.to_thread(
-        cli.main, ["invite", "--script", "first-steps", "--db", str(db)])
+        cli.main, ["invite", "--script", "first-steps", "--db", db])
     assert exit_code == 0
     link = re.search(r"https://t\.me/(\w+)\?start=(\S+)", capsys.readouterr().out)
     assert link is not None and link.group(1) == "rehearse_test_bot"
@@ -206,7 +206,7 @@ async def test_invite_then_first_steps_end_to_end(
 
 # -- two clients at once ---------------------------------------------------------------------
 async def test_two_clients_at_once_stay_apart_and_in_order(
-    edge: TelegramEdge, fake_api: FakeBotApi, store: SqliteStore, say: Say
+    edge: TelegramEdge, fake_api: FakeBotApi, store: Store, say: Say
 ) -> None:
     ada, bea = TelegramClient(fake_api, 1001, "Ada"), TelegramClient(fake_api, 1002, "Bea")
     await ada.send("/start")
@@ -241,7 +241,7 @@ async def test_two_clients_at_once_stay_apart_and_in_order(
 
 
 async def test_python_telegram_bot_keeps_nothing_per_client(
-    edge: TelegramEdge, fake_api: FakeBotApi, store: SqliteStore
+    edge: TelegramEdge, fake_api: FakeBotApi, store: Store
 ) -> None:
     """State lives in the store: the Application holds no per-client data or id sets.
 
@@ -265,15 +265,15 @@ async def test_python_telegram_bot_keeps_nothing_per_client(
 ])
 async def test_stop_mid_roleplay_sends_one_confirmation_then_nothing(
     fake_api: FakeBotApi,
-    store: SqliteStore,
+    store: Store,
     loaded: Loaded,
-    tmp_path: Path,
+    database: str,
     say: Say,
     title: str,
     version: str,
 ) -> None:
     clock = Clock()
-    config = edge_config(fake_api, tmp_path / "rehearse.db", access=ALLOWED)
+    config = edge_config(fake_api, database, access=ALLOWED)
     async with running_edge(config, loaded, store, clock=clock,
                             waits=Waits(timers=0.05)) as edge:
         ada = TelegramClient(fake_api, 1001, "Ada")
@@ -310,7 +310,7 @@ async def test_stop_mid_roleplay_sends_one_confirmation_then_nothing(
 async def test_crisis_text_mid_answer_gets_resources_at_once(
     edge: TelegramEdge,
     fake_api: FakeBotApi,
-    store: SqliteStore,
+    store: Store,
     loaded: Loaded,
     say: Say,
     waiting_for: str,
@@ -347,12 +347,11 @@ async def test_crisis_text_mid_answer_gets_resources_at_once(
 
 # -- restarts --------------------------------------------------------------------------------
 async def test_restart_mid_script_resumes_at_the_same_step(
-    fake_api: FakeBotApi, loaded: Loaded, tmp_path: Path, say: Say
+    fake_api: FakeBotApi, loaded: Loaded, database: str, say: Say
 ) -> None:
-    db = tmp_path / "rehearse.db"
-    config = edge_config(fake_api, db, access=ALLOWED)
+    config = edge_config(fake_api, database, access=ALLOWED)
     ada = TelegramClient(fake_api, 1001, "Ada")
-    async with SqliteStore(db) as store, running_edge(config, loaded, store):
+    async with store_for(database) as store, running_edge(config, loaded, store):
         await to_first_say(ada)
         await ada.until(lambda m: "Hi Ada." in m.text)
         await ada.press("Go on")
@@ -361,7 +360,7 @@ async def test_restart_mid_script_resumes_at_the_same_step(
 
     # The bot is down; the client presses "Go on" on the message shown before.
     await ada.press("Go on", shown)
-    async with SqliteStore(db) as store, running_edge(config, loaded, store):
+    async with store_for(database) as store, running_edge(config, loaded, store):
         assert "keep something private" in (await ada.next_one()).text
         assert shown.reply_markup is None
         await ada.press("Go on")
@@ -372,9 +371,9 @@ async def test_restart_mid_script_resumes_at_the_same_step(
 
 async def test_unsent_outbox_rows_go_out_on_restart(
     fake_api: FakeBotApi,
-    store: SqliteStore,
+    store: Store,
     loaded: Loaded,
-    tmp_path: Path,
+    database: str,
     clock: Clock,
     say: Say,
 ) -> None:
@@ -388,7 +387,7 @@ async def test_unsent_outbox_rows_go_out_on_restart(
     ))
     fake_api.add_user(1001)
     fake_api.add_user(1002)
-    config = edge_config(fake_api, tmp_path / "rehearse.db", access=ALLOWED)
+    config = edge_config(fake_api, database, access=ALLOWED)
     async with running_edge(config, loaded, store):
         ada, bea = TelegramClient(fake_api, 1001), TelegramClient(fake_api, 1002)
         intro = await ada.expect(consent_intro(loaded))
@@ -402,7 +401,7 @@ async def test_unsent_outbox_rows_go_out_on_restart(
 
 # -- what the bot cannot read, and where it does not talk ------------------------------------
 async def test_other_message_kinds_get_a_kind_word_and_the_step_again(
-    edge: TelegramEdge, fake_api: FakeBotApi, store: SqliteStore, say: Say
+    edge: TelegramEdge, fake_api: FakeBotApi, store: Store, say: Say
 ) -> None:
     ada = TelegramClient(fake_api, 1001, "Ada")
     await to_first_say(ada)
@@ -442,7 +441,7 @@ async def test_other_message_kinds_get_a_kind_word_and_the_step_again(
 
 
 async def test_groups_get_one_polite_refusal_then_silence(
-    edge: TelegramEdge, fake_api: FakeBotApi, store: SqliteStore, say: Say
+    edge: TelegramEdge, fake_api: FakeBotApi, store: Store, say: Say
 ) -> None:
     await fake_api.send_text(1001, "/start", chat_type="group")
     [refusal] = await fake_api.wait_for_messages(DEFAULT_GROUP_CHAT_ID, 1)
@@ -458,7 +457,7 @@ async def test_groups_get_one_polite_refusal_then_silence(
 
 # -- the client's data -----------------------------------------------------------------------
 async def test_mydata_sends_the_export_as_a_json_document_after_its_intro(
-    edge: TelegramEdge, fake_api: FakeBotApi, store: SqliteStore, say: Say
+    edge: TelegramEdge, fake_api: FakeBotApi, store: Store, say: Say
 ) -> None:
     ada = TelegramClient(fake_api, 1001, "Ada")
     await ada.send("/start")
@@ -477,7 +476,7 @@ async def test_mydata_sends_the_export_as_a_json_document_after_its_intro(
 
 
 async def test_delete_erases_the_client_and_the_bots_recent_messages(
-    edge: TelegramEdge, fake_api: FakeBotApi, store: SqliteStore, loaded: Loaded, say: Say
+    edge: TelegramEdge, fake_api: FakeBotApi, store: Store, loaded: Loaded, say: Say
 ) -> None:
     ada = TelegramClient(fake_api, 1001, "Ada")
     await ada.send("/start")
@@ -518,13 +517,13 @@ async def test_start_publishes_commands_and_deletes_the_webhook(
 async def test_graceful_stop_finishes_in_flight_updates_and_flushes_the_outbox(
     fake_api: FakeBotApi,
     loaded: Loaded,
-    tmp_path: Path,
+    database: str,
+    backend: str,
     say: Say,
 ) -> None:
-    db = tmp_path / "rehearse.db"
-    config = edge_config(fake_api, db, access=ALLOWED)
+    config = edge_config(fake_api, database, access=ALLOWED)
     ada, bea = TelegramClient(fake_api, 1001, "Ada"), TelegramClient(fake_api, 1002, "Bea")
-    store = SqliteStore(db)
+    store = store_for(database)
     await store.open()
     edge = TelegramEdge(config, loaded, store, pacer=None)
     await edge.start()
@@ -546,17 +545,18 @@ async def test_graceful_stop_finishes_in_flight_updates_and_flushes_the_outbox(
     assert fake_api.pending_updates == 0
     assert not await store.pending_outbox(Clock().now + timedelta(days=3650))
     await store.close()
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        assert conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0
+    if backend == "sqlite":
+        with sqlite3.connect(database) as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            assert conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0
 
 
 # -- the token never appears in logs ---------------------------------------------------------
 async def test_the_token_never_appears_in_any_log(
     fake_api: FakeBotApi,
-    store: SqliteStore,
+    store: Store,
     loaded: Loaded,
-    tmp_path: Path,
+    database: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     token = fake_api.token
@@ -571,7 +571,7 @@ async def test_the_token_never_appears_in_any_log(
     for name in ("httpx", "httpcore", "telegram", "bot", "aiosqlite"):
         caplog.set_level(logging.DEBUG, logger=name)  # even httpx, which logs request URLs
     try:
-        config = edge_config(fake_api, tmp_path / "rehearse.db", access=ALLOWED)
+        config = edge_config(fake_api, database, access=ALLOWED)
         async with running_edge(config, loaded, store,
                                 waits=Waits(refetch_after_failure=0.1)) as edge:
             raised: list[int] = []

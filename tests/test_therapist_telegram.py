@@ -1,6 +1,7 @@
 """Therapists in Telegram, end to end: /invite, /clients and /report against the fake Bot API.
 
-The real bot (python-telegram-bot over HTTP) runs on a real SQLite file. A therapist invites a
+The real bot (python-telegram-bot over HTTP) runs on a real database (the invite, report and
+caseload flows on SQLite and on PostgreSQL). A therapist invites a
 client in the chat, the client redeems the code and consents in the chat, and practises
 through the same running bot's service (the real engine); the share rows are committed as
 the in-chat summary flow will commit them.
@@ -16,7 +17,7 @@ import pytest
 
 from bot.app import Loaded
 from bot.report import SHARE_ITEMS
-from bot.store import SqliteStore
+from bot.store import Store
 from bot.telegram import TelegramEdge
 from tests.conftest import Clock, edge_config
 from tests.support.engine_driver import ServiceClient
@@ -29,10 +30,10 @@ LEE, RIVERA, ADA = 9000, 9001, 2001
 
 @pytest.fixture
 async def bot(
-    fake_api: FakeBotApi, store: SqliteStore, loaded: Loaded, tmp_path: Path, clock: Clock
+    fake_api: FakeBotApi, store: Store, loaded: Loaded, database: str, clock: Clock
 ) -> AsyncIterator[TelegramEdge]:
     """Invite-only, two therapists, on the test clock."""
-    config = edge_config(fake_api, tmp_path / "rehearse.db",
+    config = edge_config(fake_api, database,
                          telegram={"poll_timeout": 1, "admins": [LEE, RIVERA]})
     async with running_edge(config, loaded, store, clock=clock) as edge:
         yield edge
@@ -50,8 +51,9 @@ async def invited_client(lee: TelegramClient, fake_api: FakeBotApi) -> TelegramC
     return ada
 
 
+@pytest.mark.backends
 async def test_a_therapist_gets_their_clients_report_and_another_therapist_is_refused(
-    bot: TelegramEdge, fake_api: FakeBotApi, store: SqliteStore, clock: Clock
+    bot: TelegramEdge, fake_api: FakeBotApi, store: Store, clock: Clock
 ) -> None:
     lee = TelegramClient(fake_api, LEE, "Dr Lee")
     rivera = TelegramClient(fake_api, RIVERA, "Dr Rivera")
@@ -113,8 +115,9 @@ async def test_a_therapist_gets_their_clients_report_and_another_therapist_is_re
     assert document.message_id == fake_api.messages(LEE)[-1].message_id
 
 
+@pytest.mark.backends
 async def test_clients_lists_only_the_therapists_own_clients_with_their_flags(
-    bot: TelegramEdge, fake_api: FakeBotApi, store: SqliteStore, clock: Clock
+    bot: TelegramEdge, fake_api: FakeBotApi, store: Store, clock: Clock
 ) -> None:
     lee = TelegramClient(fake_api, LEE, "Dr Lee")
     rivera = TelegramClient(fake_api, RIVERA, "Dr Rivera")
@@ -144,7 +147,7 @@ async def test_clients_lists_only_the_therapists_own_clients_with_their_flags(
 
 
 async def test_reports_stay_off_telegram_when_the_practice_says_so(
-    fake_api: FakeBotApi, store: SqliteStore, loaded: Loaded, tmp_path: Path, clock: Clock
+    fake_api: FakeBotApi, store: Store, loaded: Loaded, tmp_path: Path, clock: Clock
 ) -> None:
     config = edge_config(fake_api, tmp_path / "rehearse.db",
                          telegram={"poll_timeout": 1, "admins": [LEE],
@@ -162,7 +165,7 @@ async def test_reports_stay_off_telegram_when_the_practice_says_so(
 
 
 async def test_a_report_command_is_answered_with_its_usage(
-    bot: TelegramEdge, fake_api: FakeBotApi, store: SqliteStore
+    bot: TelegramEdge, fake_api: FakeBotApi, store: Store
 ) -> None:
     lee = TelegramClient(fake_api, LEE, "Dr Lee")
     for wrong in ("/report", "/report ada", "/report 1 2", "/report ²"):

@@ -1,7 +1,8 @@
 """Therapists as a role: invites record their therapist, clients belong to one, reads are checked
 and logged.
 
-Real SQLite files, the real engine and service; the CLI is called as ``rehearse`` would be.
+Real databases (the store and service tests on SQLite and on PostgreSQL), the real engine and
+service; the CLI is called as ``rehearse`` would be.
 """
 
 from __future__ import annotations
@@ -21,7 +22,15 @@ import pytest
 from bot.app import Loaded
 from bot.cli import main as rehearse
 from bot.service import OPERATOR, NotTheirClient, Rehearsal
-from bot.store import CaseloadEntry, Commit, Invite, LedgerRecord, SqliteStore, _migrations
+from bot.store import (
+    CaseloadEntry,
+    Commit,
+    Invite,
+    LedgerRecord,
+    SqliteStore,
+    Store,
+    _migrations,
+)
 from tests.conftest import Clock
 from tests.support.engine_driver import ServiceClient
 from tests.support.practice import consent_sharing
@@ -35,8 +44,9 @@ def invite(code_hash: str, clock: Clock, therapist: str | None = LEE) -> Invite:
 
 
 # -- the store: invites, caseload, migration -------------------------------------------------
+@pytest.mark.backends
 async def test_redeeming_a_therapists_invite_puts_the_client_in_their_caseload(
-    store: SqliteStore, clock: Clock
+    store: Store, clock: Clock
 ) -> None:
     await store.add_invite(invite("h1", clock))
     await store.add_invite(invite("h2", clock, therapist=None))
@@ -65,8 +75,9 @@ async def test_redeeming_a_therapists_invite_puts_the_client_in_their_caseload(
     assert [e.client_id for e in await store.caseload()] == ["tg:1"]
 
 
+@pytest.mark.backends
 async def test_erasing_a_client_takes_them_out_of_the_caseload(
-    store: SqliteStore, clock: Clock
+    store: Store, clock: Clock
 ) -> None:
     await store.add_invite(invite("h1", clock))
     await store.redeem_invite("h1", "tg:1", clock.now)
@@ -80,8 +91,9 @@ async def test_erasing_a_client_takes_them_out_of_the_caseload(
     assert used.redeemed_by is None and used.therapist == LEE  # the code stays used
 
 
+@pytest.mark.backends
 async def test_assigning_a_therapist_keeps_or_resets_the_last_look(
-    store: SqliteStore, clock: Clock
+    store: Store, clock: Clock
 ) -> None:
     await store.assign_therapist("tg:1", LEE, clock.now)
     await store.mark_looked("tg:1", LEE, clock.advance(hours=1))
@@ -96,7 +108,8 @@ async def test_assigning_a_therapist_keeps_or_resets_the_last_look(
         await store.assign_therapist("tg:1", "", clock.now)
 
 
-async def test_the_ledger_can_be_read_for_some_kinds_only(store: SqliteStore, clock: Clock) -> None:
+@pytest.mark.backends
+async def test_the_ledger_can_be_read_for_some_kinds_only(store: Store, clock: Clock) -> None:
     rows = [LedgerRecord(kind, {"n": n}, clock.now)
             for n, kind in enumerate(["a", "b", "a", "c", "b'); --"])]
     await store.commit(Commit(event_id="e1", client_id="tg:1", at=clock.now, state=None,
@@ -150,8 +163,9 @@ async def client_of(service: Rehearsal, client_id: str, therapist: str | None) -
         await service.store.assign_therapist(client_id, therapist, service.clock())
 
 
+@pytest.mark.backends
 async def test_a_therapist_reads_only_their_own_clients_and_each_read_is_logged(
-    store: SqliteStore, loaded: Loaded, clock: Clock
+    store: Store, loaded: Loaded, clock: Clock
 ) -> None:
     service = Rehearsal(loaded.engine, store, clock)
     await client_of(service, "tg:1", LEE)
@@ -187,8 +201,9 @@ async def test_a_therapist_reads_only_their_own_clients_and_each_read_is_logged(
     assert (await store.ledger("tg:3"))[-1].data == {"reader": OPERATOR, "what": "report"}
 
 
+@pytest.mark.backends
 async def test_a_caseload_read_is_logged_in_every_clients_ledger(
-    store: SqliteStore, loaded: Loaded, clock: Clock
+    store: Store, loaded: Loaded, clock: Clock
 ) -> None:
     service = Rehearsal(loaded.engine, store, clock)
     for number in range(1, 6):
@@ -209,8 +224,9 @@ async def test_a_caseload_read_is_logged_in_every_clients_ledger(
         assert reads == expected, number
 
 
+@pytest.mark.backends
 async def test_assigning_a_therapist_is_in_the_clients_ledger(
-    store: SqliteStore, loaded: Loaded, clock: Clock
+    store: Store, loaded: Loaded, clock: Clock
 ) -> None:
     service = Rehearsal(loaded.engine, store, clock)
     await client_of(service, "tg:1", None)

@@ -8,7 +8,7 @@ Client state and all payloads are opaque JSON objects to the store.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -17,6 +17,19 @@ from typing import Self
 
 class StoreError(Exception):
     """The backend failed; the operation may not have taken effect."""
+
+
+class DataRefused(StoreError, ValueError):
+    """The backend refused the data itself (a constraint, a value it cannot hold).
+
+    Unlike other store failures (a full disk, a lost connection) it is no outage: the same
+    data fails again however long one waits, so callers give it up instead of retrying.
+    """
+
+
+class StaleState(StoreError):
+    """A commit's `Commit.based_on` no longer matches: another process changed (or erased)
+    the client's state since it was read. Nothing was applied; read it again and recompute."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +131,10 @@ class Commit:
         cancel_outbox: Drop the client's unsent messages before queuing `outbox`.
         drop_answers: Delete every answer stored for the client (and, as after an
             erasure, their old copies in the files) before storing `answers`.
+        based_on: The state version (`Store.load_versioned`) the commit was computed from:
+            unless the client's state still has it (0: still none), `commit` raises
+            `StaleState` and applies nothing (a duplicate event still returns False).
+            None applies regardless.
     """
 
     event_id: str
@@ -131,6 +148,23 @@ class Commit:
     timers_cancel: Sequence[str] = ()
     cancel_outbox: bool = False
     drop_answers: bool = False
+    based_on: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedUpdate:
+    """A Telegram update received and stored, not handled yet (webhook mode, or workers).
+
+    Attributes:
+        update_id: Telegram's id, the dedup key.
+        body: The update as received (decoded JSON).
+        readable: False when it could not be decoded whole: `body` then holds only its first
+            levels (enough for the id and the chat).
+    """
+
+    update_id: int
+    body: dict[str, object]
+    readable: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +245,15 @@ class Store(ABC):
         """Return the client's state, or None if none was ever stored."""
 
     @abstractmethod
+    async def load_versioned(self, client_id: str) -> tuple[dict[str, object] | None, int]:
+        """Return the client's state and its version, read together (0 when none is stored).
+
+        Every commit that writes the state gives it a new version, never one used before in
+        this database (not even for a client erased and come back), so `Commit.based_on`
+        detects any change in between.
+        """
+
+    @abstractmethod
     async def client_ids(self) -> list[str]:
         """Return the ids of all clients with a stored state, sorted."""
 
@@ -275,7 +318,8 @@ class Store(ABC):
 
     @abstractmethod
     async def changed_elsewhere(self) -> bool:
-        """Whether another process (an operator command) wrote to the store since last asked.
+        """Whether another process wrote to the store since last asked: on SQLite any write
+        (an operator command), on PostgreSQL, shared by several workers, an erasure.
 
         The first call answers False. Callers holding caches of stored facts drop them.
         """
@@ -371,3 +415,67 @@ class Store(ABC):
     @abstractmethod
     async def record_failed_code(self, client_id: str, now: datetime, window: timedelta) -> int:
         """Record a wrong invite code; return the client's failures within `window`."""
+
+    # -- the update queue and leases: webhook mode and several workers ---------------------
+    #
+    # Updates are stored before Telegram is answered and handled from here, by any worker.
+    # Each client's updates form a lane: only the oldest unhandled update of a lane can be
+    # claimed, and only while no live claim holds it, so a client's updates are handled
+    # one at a time, in update_id order, whichever worker takes them. Claims and leases are
+    # timed by the database's own clock, the one every worker shares (the one exception to
+    # "a store never reads the clock").
+
+    @abstractmethod
+    async def enqueue_update(
+        self, update_id: int, client_id: str, body: Mapping[str, object], at: datetime,
+        *, readable: bool = True,
+    ) -> bool:
+        """Store a received update durably in the client's lane (`client_id`, or "" for an
+        update of no client); return False if its id was stored before (a redelivery).
+
+        Its body (what the client wrote) is deleted once it is handled; its id is kept for
+        the technical retention, so that a redelivery is recognised.
+        """
+
+    @abstractmethod
+    async def claim_updates(self, owner: str, limit: int, lease: timedelta) -> list[QueuedUpdate]:
+        """Claim, for `lease`, the oldest unhandled update of up to `limit` free lanes, in
+        update_id order. A claim whose owner died runs out and the update is claimed again."""
+
+    @abstractmethod
+    async def renew_claims(self, owner: str, lease: timedelta) -> None:
+        """Extend every claim of `owner` by `lease` from now (while it is still handling)."""
+
+    @abstractmethod
+    async def finish_updates(self, update_ids: Sequence[int]) -> None:
+        """Mark updates handled: their bodies are deleted, the next update of each lane can be
+        claimed."""
+
+    @abstractmethod
+    async def release_updates(self, owner: str, update_ids: Sequence[int]) -> None:
+        """Give up `owner`'s claims on these updates unhandled: they are claimed again."""
+
+    @abstractmethod
+    async def queued_updates(self) -> int:
+        """Return how many stored updates are not handled yet."""
+
+    @abstractmethod
+    async def hold_lease(self, name: str, owner: str, lease: timedelta) -> bool:
+        """Take or renew the lease `name` (e.g. a role only one worker may play) for `lease`;
+        return whether `owner` holds it now. A lease whose owner stopped renewing runs out."""
+
+    @abstractmethod
+    async def drop_lease(self, name: str, owner: str) -> None:
+        """Give up the lease `name` if `owner` holds it."""
+
+    async def notifications(self) -> AsyncIterator[str]:
+        """Yield ``"outbox"`` when any process queued messages and ``"updates"`` when any
+        stored an update, for as long as the caller iterates; both at the start and after a
+        lost connection, when some may have been missed.
+
+        Only a hint, to wake up early: a backend that cannot tell (SQLite, one process)
+        yields nothing and returns, and callers look from time to time anyway.
+        """
+        nothing: tuple[str, ...] = ()
+        for kind in nothing:
+            yield kind

@@ -140,7 +140,39 @@ _V4: Migration = (
     "CREATE INDEX caseload_therapist ON caseload (therapist, client_id)",
 )
 
-MIGRATIONS: Sequence[Migration] = (_V1, _V2, _V3, _V4)
+#: Webhook mode and several workers (the PostgreSQL store has the same from its version 1):
+#: ``updates`` holds received Telegram updates until they are handled (then only their ids,
+#: for dedup) in per-client lanes, claimed for a while (``lease_until``, a Julian day: the
+#: database's own clock) by the worker handling them; ``leases`` holds roles only one worker
+#: plays at a time. A client's state gets a version, new at every write and never reused
+#: (``state_versions`` counts them), so that a commit computed from an older state is refused.
+_V5: Migration = (
+    """CREATE TABLE updates (
+        update_id INTEGER PRIMARY KEY,
+        client_id TEXT NOT NULL,
+        body TEXT,
+        readable INTEGER NOT NULL DEFAULT 1,
+        received_at TEXT NOT NULL,
+        handled INTEGER NOT NULL DEFAULT 0,
+        lease_owner TEXT,
+        lease_until REAL
+    ) STRICT""",
+    "CREATE INDEX updates_lanes ON updates (client_id, update_id) WHERE NOT handled",
+    """CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        until REAL NOT NULL
+    ) STRICT, WITHOUT ROWID""",
+    "ALTER TABLE clients ADD COLUMN version INTEGER NOT NULL DEFAULT 0",
+    """CREATE TABLE state_versions (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        n INTEGER NOT NULL
+    ) STRICT""",
+    "UPDATE clients SET version = rowid",
+    "INSERT INTO state_versions (id, n) SELECT 1, coalesce(max(version), 0) FROM clients",
+)
+
+MIGRATIONS: Sequence[Migration] = (_V1, _V2, _V3, _V4, _V5)
 
 
 class NewerSchema(StoreError):

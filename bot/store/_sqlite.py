@@ -36,6 +36,8 @@ from bot.store._base import (
     Invite,
     LedgerRow,
     OutboxRow,
+    QueuedUpdate,
+    StaleState,
     Store,
     StoredAnswer,
     StoreError,
@@ -85,6 +87,7 @@ class _Encoded:
     timers_cancel: list[str]
     cancel_outbox: bool
     drop_answers: bool
+    based_on: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +183,11 @@ class SqliteStore(Store):
     async def load_state(self, client_id: str) -> dict[str, object] | None:
         row = await self._fetchone("SELECT state FROM clients WHERE client_id = ?", (client_id,))
         return None if row is None else _object(row[0])
+
+    async def load_versioned(self, client_id: str) -> tuple[dict[str, object] | None, int]:
+        row = await self._fetchone("SELECT state, version FROM clients WHERE client_id = ?",
+                                   (client_id,))
+        return (None, 0) if row is None else (_object(row[0]), int(row[1]))
 
     async def client_ids(self) -> list[str]:
         rows = await self._fetchall("SELECT client_id FROM clients ORDER BY client_id", ())
@@ -382,6 +390,61 @@ class SqliteStore(Store):
             lambda conn: _record_failed_code(conn, client_id, now_text, window_start)
         )
 
+    async def enqueue_update(
+        self, update_id: int, client_id: str, body: Mapping[str, object], at: datetime,
+        *, readable: bool = True,
+    ) -> bool:
+        return bool(await self._write(
+            """INSERT INTO updates (update_id, client_id, body, readable, received_at)
+               VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING""",
+            (update_id, client_id, _json(body), int(readable), _ts(at))))
+
+    async def claim_updates(self, owner: str, limit: int, lease: timedelta) -> list[QueuedUpdate]:
+        days = lease / timedelta(days=1)
+        rows = await self._run(lambda conn: _claim_updates(conn, owner, limit, days))
+        return [QueuedUpdate(row[0], _object(row[1]), bool(row[2])) for row in rows]
+
+    async def renew_claims(self, owner: str, lease: timedelta) -> None:
+        await self._write(
+            "UPDATE updates SET lease_until = julianday('now') + ? "
+            "WHERE lease_owner = ? AND NOT handled", (lease / timedelta(days=1), owner))
+
+    async def finish_updates(self, update_ids: Sequence[int]) -> None:
+        def job(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                conn.executemany(
+                    """UPDATE updates SET handled = 1, body = NULL, lease_owner = NULL,
+                       lease_until = NULL WHERE update_id = ?""",
+                    [(update_id,) for update_id in update_ids])
+
+        await self._run(job)
+        self._cleanup.request(self._sent_cleanup_delay)  # the bodies' old copies
+
+    async def release_updates(self, owner: str, update_ids: Sequence[int]) -> None:
+        def job(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                conn.executemany(
+                    """UPDATE updates SET lease_owner = NULL, lease_until = NULL
+                       WHERE update_id = ? AND lease_owner = ?""",
+                    [(update_id, owner) for update_id in update_ids])
+
+        await self._run(job)
+
+    async def queued_updates(self) -> int:
+        row = await self._fetchone("SELECT count(*) FROM updates WHERE NOT handled", ())
+        return int(row[0])
+
+    async def hold_lease(self, name: str, owner: str, lease: timedelta) -> bool:
+        row = await self._fetchone(
+            """INSERT INTO leases (name, owner, until) VALUES (?, ?, julianday('now') + ?)
+               ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until = excluded.until
+               WHERE leases.owner = excluded.owner OR leases.until < julianday('now')
+               RETURNING owner""", (name, owner, lease / timedelta(days=1)))
+        return row is not None
+
+    async def drop_lease(self, name: str, owner: str) -> None:
+        await self._write("DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner))
+
     # -- plumbing -------------------------------------------------------------------------
 
     async def _clean_files(self) -> bool:
@@ -531,7 +594,8 @@ def _apply_group(conn: sqlite3.Connection, group: Sequence[_Encoded]) -> list[bo
                 if not conn.in_transaction:  # SQLite rolled back everything (I/O error, full)
                     raise
                 conn.execute("ROLLBACK TO one_commit")
-                outcomes.append(_error(f"commit {encoded.event_id!r} failed: {exc}", exc))
+                outcomes.append(exc if isinstance(exc, StaleState) else
+                                _error(f"commit {encoded.event_id!r} failed: {exc}", exc))
             conn.execute("RELEASE one_commit")
     return outcomes
 
@@ -544,6 +608,11 @@ def _apply(conn: sqlite3.Connection, c: _Encoded) -> bool:
     ).rowcount
     if not new:
         return False
+    if c.based_on is not None:
+        row = conn.execute("SELECT version FROM clients WHERE client_id = ?",
+                           (c.client_id,)).fetchone()
+        if (0 if row is None else row[0]) != c.based_on:
+            raise StaleState(f"the state of the client of {c.event_id!r} changed meanwhile")
     if c.cancel_outbox:
         conn.execute("DELETE FROM outbox WHERE client_id = ?", (c.client_id,))
     if c.drop_answers and conn.execute(
@@ -551,10 +620,13 @@ def _apply(conn: sqlite3.Connection, c: _Encoded) -> bool:
     ).rowcount:
         _owe_vacuum(conn)
     if c.state is not None:
+        conn.execute("UPDATE state_versions SET n = n + 1")
         conn.execute(
-            """INSERT INTO clients (client_id, state, updated_at) VALUES (?, ?, ?)
+            """INSERT INTO clients (client_id, state, updated_at, version)
+               VALUES (?, ?, ?, (SELECT n FROM state_versions))
                ON CONFLICT (client_id) DO UPDATE
-               SET state = excluded.state, updated_at = excluded.updated_at""",
+               SET state = excluded.state, updated_at = excluded.updated_at,
+                   version = excluded.version""",
             (c.client_id, c.state, c.at),
         )
     if c.ledger:
@@ -700,6 +772,10 @@ def _erase(conn: sqlite3.Connection, client_id: str, keep_event: str | None) -> 
         for table in _CLIENT_TABLES:
             conn.execute(f"DELETE FROM {table} WHERE client_id = ?", (client_id,))
         conn.execute("UPDATE invites SET redeemed_by = NULL WHERE redeemed_by = ?", (client_id,))
+        # Handled updates stay, as nobody's, for dedup; unhandled ones (written after the
+        # erasure was asked for) are handled as a stranger's.
+        conn.execute("UPDATE updates SET client_id = '' WHERE client_id = ? AND handled",
+                     (client_id,))
         _owe_vacuum(conn)
 
 
@@ -712,6 +788,7 @@ def _purge(
             ("DELETE FROM ledger WHERE at < ?", ledger_before),
             ("DELETE FROM answers WHERE at < ?", answers_before),
             ("DELETE FROM inbox WHERE at < ?", technical_before),
+            ("DELETE FROM updates WHERE handled AND received_at < ?", technical_before),
             ("DELETE FROM sent_messages WHERE sent_at < ?", technical_before),
             ("DELETE FROM failed_codes WHERE at < ?", technical_before),
         ):
@@ -786,6 +863,21 @@ def _assign(conn: sqlite3.Connection, client_id: str, therapist: str, now: str) 
     )
 
 
+def _claim_updates(conn: sqlite3.Connection, owner: str, limit: int, days: float) -> list[Any]:
+    with _transaction(conn):
+        rows = conn.execute(
+            """SELECT u.update_id, u.body, u.readable FROM updates AS u
+               WHERE NOT u.handled
+                 AND u.update_id = (SELECT min(h.update_id) FROM updates AS h
+                                    WHERE h.client_id = u.client_id AND NOT h.handled)
+                 AND (u.lease_until IS NULL OR u.lease_until < julianday('now'))
+               ORDER BY u.update_id LIMIT ?""", (limit,)).fetchall()
+        conn.executemany(
+            """UPDATE updates SET lease_owner = ?, lease_until = julianday('now') + ?
+               WHERE update_id = ?""", [(owner, days, row[0]) for row in rows])
+    return rows
+
+
 def _record_failed_code(
     conn: sqlite3.Connection, client_id: str, now: str, window_start: str
 ) -> int:
@@ -820,6 +912,7 @@ def _encode(c: Commit) -> _Encoded:
         timers_cancel=list(c.timers_cancel),
         cancel_outbox=c.cancel_outbox,
         drop_answers=c.drop_answers,
+        based_on=c.based_on,
     )
 
 

@@ -9,25 +9,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from functools import partial
 
 from telegram import Bot
 from telegram.error import InvalidToken, TelegramError
 
-from bot.app import build
-from bot.config import Config
-from bot.store import SqliteStore, StoreError
+from bot.app import build, store_from
+from bot.config import WEBHOOK_SECRET_ENV, Config
+from bot.store import StoreError, is_postgres
 from bot.telegram._edge import TelegramEdge, Waits, chat_of, serve
 from bot.telegram._invites import code_hash, new_code
 from bot.telegram._logging import install_token_redaction
+from bot.telegram._queue import QueuedEdge, Timing
 from bot.telegram._sender import OutboxSender, Pacer
 from bot.telegram._therapist import user_key
+from bot.telegram._workers import run_workers
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "OutboxSender",
     "Pacer",
+    "QueuedEdge",
     "TelegramEdge",
+    "Timing",
     "Waits",
     "bot_username",
     "chat_of",
@@ -35,6 +40,7 @@ __all__ = [
     "install_token_redaction",
     "new_code",
     "run_bot",
+    "run_workers",
     "user_key",
 ]
 
@@ -52,8 +58,13 @@ async def bot_username(config: Config) -> str | None:
         return None
 
 
-def run_bot(config: Config) -> int:
-    """Run the Telegram bot until SIGTERM/SIGINT; returns the exit code."""
+def run_bot(config: Config, *, timing: Timing | None = None) -> int:
+    """Run the Telegram bot until SIGTERM/SIGINT; returns the exit code.
+
+    Args:
+        config: The configuration.
+        timing: Claims and leases of a worker sharing its database (tests shorten them).
+    """
     assert config.token is not None
     install_token_redaction(config.token.get_secret_value())
     logging.basicConfig(level=config.logging.level,
@@ -69,9 +80,17 @@ def run_bot(config: Config) -> int:
         print("rehearse run: no script passed its checks", file=sys.stderr)
         return 1
 
+    queued = config.telegram.mode == "webhook" or is_postgres(config.storage.database)
+    if config.telegram.mode == "webhook":
+        problem = _webhook_problem(config)
+        if problem is not None:
+            print(f"rehearse run: {problem}", file=sys.stderr)
+            return 1
+
     async def main() -> None:
-        async with SqliteStore(config.storage.database) as store:
-            await serve(config, loaded, store)
+        async with store_from(config) as store:
+            edge_class = partial(QueuedEdge, timing=timing) if queued else TelegramEdge
+            await serve(config, loaded, store, edge_class)
 
     # Never let an exception escape as a bare traceback: python-telegram-bot puts the token
     # into InvalidToken's message, and a traceback printed by Python bypasses the redaction.
@@ -86,7 +105,25 @@ def run_bot(config: Config) -> int:
     except TelegramError as exc:
         log.critical("could not reach Telegram (%s); exiting", exc)
         return 1
+    except OSError as exc:  # e.g. the webhook's port is taken
+        log.critical("%s; exiting", exc.strerror or exc)
+        return 1
     except Exception:
         log.critical("Rehearse stopped after an unexpected error", exc_info=True)
         return 1
     return 0
+
+
+def _webhook_problem(config: Config) -> str | None:
+    """What webhook mode lacks to start, or None."""
+    if config.telegram.webhook.url is None:
+        return ("webhook mode needs telegram.webhook.url, the public HTTPS URL Telegram "
+                "posts updates to (docs/operations.md, section 16)")
+    if config.webhook_secret is None:
+        return (f"webhook mode needs {WEBHOOK_SECRET_ENV}, a secret of 16 to 256 letters, "
+                "digits, - or _ that Telegram sends with every update")
+    try:
+        import aiohttp  # noqa: F401, PLC0415
+    except ImportError:
+        return "webhook mode needs aiohttp: python3 -m pip install -e '.[webhook]'"
+    return None

@@ -166,6 +166,11 @@ class TelegramEdge:
         waits: How long the edge waits between timer rounds and after failures.
     """
 
+    #: The sender's class (several workers fence theirs, ``_queue``).
+    sender_class: type[OutboxSender] = OutboxSender
+    #: What the supervisor calls the loop that takes updates in.
+    intake_name = "polling"
+
     def __init__(
         self,
         config: Config,
@@ -194,7 +199,7 @@ class TelegramEdge:
             builder = builder.base_url(config.api_base_url)
         self.app: Application = builder.build()  # type: ignore[type-arg]
         sending = config.sending
-        self.sender = OutboxSender(
+        self.sender = self.sender_class(
             self.app.bot, store, clock, self._blocked,
             pacer or Pacer(per_chat=sending.per_chat_per_second,
                            overall=sending.global_per_second),
@@ -226,8 +231,7 @@ class TelegramEdge:
     async def start(self) -> None:
         """Connect, publish the commands, and start polling, sending and timers."""
         await self.app.initialize()
-        await self.app.bot.delete_webhook(
-            drop_pending_updates=self.config.telegram.drop_pending_updates)
+        await self._open_intake()
         texts = self.handlers.texts
         await self.app.bot.set_my_commands([
             BotCommand(name, texts.system(f"commands.{name}").strip()[:256])
@@ -235,7 +239,7 @@ class TelegramEdge:
         ])
         await self.app.start()
         self._tasks = [
-            asyncio.create_task(self._supervised("polling", self._poll)),
+            asyncio.create_task(self._supervised(self.intake_name, self._intake)),
             asyncio.create_task(self._supervised(
                 "sending", lambda: self.sender.run(self._handled))),
             asyncio.create_task(self._supervised("timers", self._timers)),
@@ -275,6 +279,23 @@ class TelegramEdge:
         await self._stop.wait()
 
     # -- loops ------------------------------------------------------------------------------
+    async def _open_intake(self) -> None:
+        """Make Telegram hand updates to this edge: long polling needs any webhook gone."""
+        await self.app.bot.delete_webhook(
+            drop_pending_updates=self.config.telegram.drop_pending_updates)
+
+    async def _intake(self) -> None:
+        """Take updates in until stopped: here by long polling."""
+        await self._poll()
+
+    async def _take(self, batch: Batch) -> bool:
+        """What polling does with a batch: handle it (True once every update is settled)."""
+        return await self._handle(batch)
+
+    def _on_duty(self) -> bool:
+        """Whether this process fires timers and purges (among several workers, one does)."""
+        return True
+
     async def _supervised(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
         if not await supervise(name, loop, self._stop, self.waits):
             self.failed = True
@@ -327,7 +348,7 @@ class TelegramEdge:
                     await self._pause(self.waits.backoff(failures))
                 continue
             failures = 0
-            if await self._handle(batch):
+            if await self._take(batch):
                 offset = batch.highest + 1
         if offset is not None and offset != confirmed:
             await self._confirm(offset)
@@ -411,9 +432,11 @@ class TelegramEdge:
                 if await self.service.store.changed_elsewhere():
                     # An operator command (erase, invite, …): cached admissions may be stale.
                     self.handlers.forget_admitted()
-                if await self.service.fire_due_timers():
+                if not self._on_duty():
+                    next_purge = 0.0  # whoever takes the duty over purges at once
+                elif await self.service.fire_due_timers():
                     self.sender.wake.set()
-                if time.monotonic() >= next_purge:
+                if self._on_duty() and time.monotonic() >= next_purge:
                     purged = await self.service.purge()
                     log.info("retention purge removed %d rows", purged)
                     next_purge = time.monotonic() + self.waits.purge
@@ -563,9 +586,12 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
-async def serve(config: Config, loaded: Loaded, store: Store) -> None:
+async def serve(
+    config: Config, loaded: Loaded, store: Store,
+    edge_class: Callable[[Config, Loaded, Store], TelegramEdge] = TelegramEdge,
+) -> None:
     """Run the bot until SIGTERM or SIGINT, then shut down gracefully."""
-    edge = TelegramEdge(config, loaded, store)
+    edge = edge_class(config, loaded, store)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, edge.request_stop)

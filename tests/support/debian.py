@@ -7,9 +7,11 @@ minutes, so it must overlap the tests instead of delaying them:
 * the run's first process (pytest itself, or xdist's controller) calls
   :func:`start_installing` from ``pytest_configure``: it takes the installer's file lock at
   once and runs one ``apt-get`` for everything missing in a background thread;
-* a test that needs a package calls :func:`wait_for` (any process): it waits for the same
-  lock, then installs whatever is still missing itself, so a failed background install is
-  retried and its error shown where the package is needed.
+* a test that needs a package calls :func:`wait_for` (any process): it waits until that
+  package is installed (packages installed without their recommended ones go first, so
+  PostgreSQL is ready long before Chromium) or the lock is free, then installs it itself
+  if it is still missing, so a failed background install is retried and its error shown
+  where the package is needed.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -46,14 +49,24 @@ class Package:
     recommends: bool = False
 
     def installed(self) -> bool:
-        """Whether a file of the package is on disk."""
-        return bool(glob.glob(self.present))
+        """Whether a file of the package is on disk and, where dpkg is, dpkg has finished
+        installing it (its files are unpacked before it and what it needs are set up)."""
+        if not glob.glob(self.present):
+            return False
+        if shutil.which("dpkg-query") is None:
+            return True
+        status = subprocess.run(["dpkg-query", "-W", "-f", "${db:Status-Status}", self.name],
+                                capture_output=True, text=True, check=False)
+        return status.stdout == "installed"
 
 
 #: Every Debian package the suite uses.
 PACKAGES = {
     "chromium": Package("chromium", "/usr/bin/chromium", recommends=True),
+    "postgresql": Package("postgresql", "/usr/lib/postgresql/*/bin/initdb"),
 }
+#: Seconds between looks at a package being installed by another process.
+POLL = 0.5
 
 
 def can_install() -> bool:
@@ -85,8 +98,16 @@ def wait_for(name: str) -> bool:
     package = PACKAGES[name]
     if package.installed() or not can_install():
         return package.installed()
-    lock = _locked()
+    lock = LOCK.open("a")
     try:
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:  # another process installs: this package may come first
+                if package.installed():
+                    return True
+                time.sleep(POLL)
         _install([package])
     finally:
         lock.close()

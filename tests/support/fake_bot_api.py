@@ -19,7 +19,11 @@ As a pytest fixture (pytest-asyncio, ``asyncio_mode = "auto"``)::
 The test side plays the users (``send_text``, ``press_button``, ``block``, ...), inspects what the
 bot did (``messages``, ``requests``, ``callback_answers``, ``commands``) and injects faults
 (``fail``, ``delay``, ``drop``, ``garble``, ``outage``, optional flood limits; ``send_raw``
-serves malformed updates verbatim and ``hold_updates`` gathers several into one batch). Errors
+serves malformed updates verbatim and ``hold_updates`` gathers several into one batch).
+After ``setWebhook`` it delivers updates as Telegram does instead: each POSTed to the URL
+with the ``X-Telegram-Bot-Api-Secret-Token`` header, at most ``max_connections`` at a time
+and one per user at a time, an update leaving the queue only when answered 200 (otherwise it
+is posted again shortly); ``getUpdates`` is then refused with 409. Errors
 are answered exactly as Telegram does (``{"ok": false, "error_code": ..., "description": ...}``),
 so PTB raises its real ``BadRequest``, ``Forbidden``, ``RetryAfter``, ``NetworkError`` and
 ``TimedOut``.
@@ -41,7 +45,7 @@ from http import HTTPStatus
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Self, TypedDict, TypeVar, Unpack
 
-from aiohttp import web
+from aiohttp import ClientError, ClientSession, ClientTimeout, TCPConnector, web
 
 if TYPE_CHECKING:
     from telegram.ext import Application
@@ -93,7 +97,8 @@ _JSON_PARAMS = frozenset(
     }
 )
 _INT_PARAMS = frozenset(
-    {"chat_id", "message_id", "offset", "limit", "message_thread_id", "cache_time", "user_id"}
+    {"chat_id", "message_id", "offset", "limit", "message_thread_id", "cache_time", "user_id",
+     "max_connections"}
 )
 _FLOAT_PARAMS = frozenset({"timeout"})
 _BOOL_PARAMS = frozenset(
@@ -512,7 +517,9 @@ class FakeBotApi:
         callback_answers: Every ``answerCallbackQuery`` that succeeded, in order.
         commands: The command list of the last ``setMyCommands`` ([] after ``deleteMyCommands``).
         sent_count: Messages sent by ``sendMessage`` so far, in all chats.
-        deliveries: How often each update id was handed out by ``getUpdates``.
+        deliveries: How often each update id was handed out by ``getUpdates`` or posted to
+            the webhook.
+        webhook_answers: The HTTP status of every webhook delivery, in order.
     """
 
     def __init__(
@@ -551,6 +558,7 @@ class FakeBotApi:
             for name, handler in [
                 ("getMe", self._get_me),
                 ("getUpdates", self._get_updates),
+                ("setWebhook", self._set_webhook),
                 ("deleteWebhook", self._delete_webhook),
                 ("getWebhookInfo", self._get_webhook_info),
                 ("setMyCommands", self._set_my_commands),
@@ -591,6 +599,10 @@ class FakeBotApi:
         self._buckets: dict[int | None, _Bucket] = {}
         self._runner: web.AppRunner | None = None
         self._port = 0
+        self.webhook_answers: list[int] = []
+        self._webhook: JSONDict | None = None
+        self._webhook_task: asyncio.Task[None] | None = None
+        self._posting: set[int] = set()  # update ids being posted right now
 
     # Lifecycle
 
@@ -621,6 +633,7 @@ class FakeBotApi:
         """Answer pending long polls and delays, then stop the server."""
         self._closing.set()
         await self._notify()
+        await self._stop_webhook()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -1116,6 +1129,9 @@ class FakeBotApi:
         return self._bot_user
 
     async def _get_updates(self, params: JSONDict) -> list[JSONDict]:
+        if self._webhook is not None:
+            raise ApiError(409, "Conflict: can't use getUpdates method while webhook is "
+                                "active; use deleteWebhook to delete the webhook first")
         offset = params.get("offset", 0)
         limit = params.get("limit", 100)
         limit = min(max(limit, 1), 100) if isinstance(limit, int) else 100
@@ -1170,14 +1186,112 @@ class FakeBotApi:
     async def _delete_webhook(self, params: JSONDict) -> bool:
         if params.get("drop_pending_updates"):
             self._updates.clear()
+        await self._stop_webhook()
         return True
 
     async def _get_webhook_info(self, params: JSONDict) -> JSONDict:
         return {
-            "url": "",
+            "url": (self._webhook or {}).get("url", ""),
             "has_custom_certificate": False,
             "pending_update_count": len(self._updates),
+            "max_connections": (self._webhook or {}).get("max_connections", 40),
         }
+
+    async def _set_webhook(self, params: JSONDict) -> bool:
+        url = params.get("url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ApiError(400, "Bad Request: bad webhook: An HTTPS URL must be provided")
+        secret = params.get("secret_token")
+        if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", str(secret)):
+            raise ApiError(400, "Bad Request: secret token contains unallowed characters")
+        allowed = params.get("allowed_updates")
+        if isinstance(allowed, list):
+            self._allowed_updates = frozenset(allowed) or None
+        if params.get("drop_pending_updates"):
+            self._updates.clear()
+        await self._stop_webhook()
+        self._webhook = {"url": url, "secret_token": secret,
+                         "max_connections": params.get("max_connections") or 40}
+        self._webhook_task = asyncio.create_task(self._post_updates(dict(self._webhook)))
+        return True
+
+    async def _stop_webhook(self) -> None:
+        self._webhook = None
+        task, self._webhook_task = self._webhook_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _post_updates(self, webhook: JSONDict) -> None:
+        """Telegram's side of a webhook: post queued updates until the webhook goes."""
+        headers = {"Content-Type": "application/json"}
+        if webhook["secret_token"]:
+            headers["X-Telegram-Bot-Api-Secret-Token"] = str(webhook["secret_token"])
+        slots = asyncio.Semaphore(int(webhook["max_connections"]))
+        posts: set[asyncio.Task[None]] = set()
+        # A connection per post, as Telegram opens several: workers listening on one port
+        # each get some.
+        async with ClientSession(timeout=ClientTimeout(total=30),
+                                 connector=TCPConnector(force_close=True)) as session:
+
+            async def post(update: JSONDict) -> None:
+                body = update[_RAW] if _RAW in update else json.dumps(update,
+                                                                      ensure_ascii=False)
+                try:
+                    async with session.post(webhook["url"], data=body.encode(),
+                                            headers=headers) as answer:
+                        status = answer.status
+                except (ClientError, TimeoutError):
+                    status = 0
+                finally:
+                    slots.release()
+                self.webhook_answers.append(status)
+                self.deliveries[update["update_id"]] += 1
+                if status == HTTPStatus.OK:
+                    self._updates = deque(u for u in self._updates if u[1] is not update)
+                else:
+                    await asyncio.sleep(0.2)  # Telegram tries again later
+                self._posting.discard(update["update_id"])
+                await self._notify()
+
+            try:
+                while True:
+                    async with self._cond:
+                        await self._cond.wait_for(lambda: bool(self._postable()))
+                    for update in self._postable():
+                        await slots.acquire()
+                        self._posting.add(update["update_id"])
+                        task = asyncio.create_task(post(update))
+                        posts.add(task)
+                        task.add_done_callback(posts.discard)
+            finally:
+                for task in posts:
+                    task.cancel()
+                await asyncio.gather(*posts, return_exceptions=True)
+                self._posting.clear()
+
+    def _postable(self) -> list[JSONDict]:
+        """The oldest queued update of each user who has none being posted."""
+        busy = {self._sender_of(u) for u in self._updates_by_id(self._posting)}
+        chosen: list[JSONDict] = []
+        for update in self._deliverable(len(self._updates) or 1):
+            sender = self._sender_of(update)
+            if update["update_id"] in self._posting or sender in busy:
+                continue
+            busy.add(sender)
+            chosen.append(update)
+        return chosen
+
+    def _updates_by_id(self, ids: set[int]) -> list[JSONDict]:
+        return [update for _, update in self._updates if update["update_id"] in ids]
+
+    @staticmethod
+    def _sender_of(update: JSONDict) -> object:
+        for payload in update.values():
+            if isinstance(payload, dict) and isinstance(payload.get("from"), dict):
+                return payload["from"].get("id")
+        return ("update", update["update_id"])
 
     @staticmethod
     def _commands_key(params: JSONDict) -> tuple[str, str]:

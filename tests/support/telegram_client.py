@@ -175,15 +175,17 @@ async def settle(api: FakeBotApi, store: Store, timeout: float = 10.0) -> None: 
     """Wait until the bot confirmed every update and its outbox is empty.
 
     An update is confirmed (leaves the fake server's queue) only after the bot committed the
-    whole batch it came in, and a message leaves the outbox only after Telegram accepted it,
-    so afterwards nothing more arrives until the client writes or a timer fires.
+    whole batch it came in, or, with a webhook or several workers, stored it (then it waits
+    in the store's queue until handled); a message leaves the outbox only after Telegram
+    accepted it. So afterwards nothing more arrives until the client writes or a timer fires.
     """
     far = datetime.now(UTC) + timedelta(days=365 * FAR_FUTURE_YEARS)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while loop.time() < deadline:
         await api.wait_for(lambda: api.pending_updates == 0, max(0.1, deadline - loop.time()))
-        if not await store.pending_outbox(far, limit=1) and api.pending_updates == 0:
+        if (not await store.pending_outbox(far, limit=1) and not await store.queued_updates()
+                and api.pending_updates == 0):
             return
         await asyncio.sleep(0.02)
     raise AssertionError("the bot did not settle: updates or outbox messages are left")
@@ -207,14 +209,14 @@ async def running_edge(
     clock: Callable[[], datetime] | None = None,
     pacer: Pacer | None = None,
     waits: Waits | None = None,
+    edge_class: type[TelegramEdge] = TelegramEdge,
 ) -> AsyncIterator[TelegramEdge]:
     """Start the real bot against the fake server; stop it gracefully afterwards."""
     waits = waits or Waits()
     edge = (
-        TelegramEdge(config, loaded, store, clock=clock, pacer=pacer or pacing_off(),
-                     waits=waits)
+        edge_class(config, loaded, store, clock=clock, pacer=pacer or pacing_off(), waits=waits)
         if clock is not None
-        else TelegramEdge(config, loaded, store, pacer=pacer or pacing_off(), waits=waits)
+        else edge_class(config, loaded, store, pacer=pacer or pacing_off(), waits=waits)
     )
     await edge.start()
     try:
