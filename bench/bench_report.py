@@ -84,7 +84,6 @@ async def median(repeat: int, job: Callable[[], Awaitable[object]]) -> float:
 
 async def run(folder: Path, days: int, clients: int, repeat: int) -> None:
     loaded = build(load_config(None, {}))
-    titles = {sid: s.meta.title for sid, s in loaded.scripts.items()}
     clock = Clock()
     async with SqliteStore(folder / "bench-report.db") as store:
         service = Rehearsal(loaded.engine, store, clock)
@@ -101,7 +100,7 @@ async def run(folder: Path, days: int, clients: int, repeat: int) -> None:
         async def report() -> int:
             record = await service.read_record(CLIENT, THERAPIST, kinds=REPORT_KINDS)
             built = progress_report(record.state, record.ledger, now=clock.now,
-                                    default_zone=ZONE, titles=titles,
+                                    default_zone=ZONE, scripts=loaded.scripts,
                                     therapist=record.therapist)
             return len(render_report(built))
 

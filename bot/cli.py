@@ -506,9 +506,8 @@ def _report(args: argparse.Namespace) -> int:
                 return None
             service = Rehearsal(loaded.engine, store, _utc_now)
             record = await service.read_record(args.client, OPERATOR, kinds=REPORT_KINDS)
-        titles = {sid: script.meta.title for sid, script in loaded.scripts.items()}
         return render_report(progress_report(record.state, record.ledger, now=_utc_now(),
-                                             default_zone=zone, titles=titles,
+                                             default_zone=zone, scripts=loaded.scripts,
                                              therapist=record.therapist))
 
     html = asyncio.run(one())

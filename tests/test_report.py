@@ -36,9 +36,8 @@ LEE = "tg:9000"
 
 
 def report_of(record: ClientRecord, loaded: Loaded, clock: Clock) -> ProgressReport:
-    titles = {sid: s.meta.title for sid, s in loaded.scripts.items()}
     return progress_report(record.state, record.ledger, now=clock.now, default_zone="UTC",
-                           titles=titles, therapist=record.therapist)
+                           scripts=loaded.scripts, therapist=record.therapist)
 
 
 def chart(report: ProgressReport, key: str) -> list[tuple[str, ...]]:

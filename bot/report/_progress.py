@@ -20,6 +20,7 @@ from bot.engine import ClientState
 from bot.report import _charts
 from bot.report._shares import SESSION_KINDS, SHARE_ITEMS, Session, shared_sessions, sharing
 from bot.report._status import client_status, client_zone
+from bot.script import LoadedScript
 from bot.store import CaseloadEntry, LedgerRow
 
 #: How the report names each kind of crisis the detector recognises.
@@ -114,7 +115,7 @@ def progress_report(
     *,
     now: datetime,
     default_zone: str,
-    titles: Mapping[str, str],
+    scripts: Mapping[str, LoadedScript],
     therapist: CaseloadEntry | None = None,
 ) -> ProgressReport:
     """Build the report of one client from their state and ledger.
@@ -124,10 +125,11 @@ def progress_report(
         ledger: Their ledger rows, in order.
         now: When the report is made.
         default_zone: The practice's time zone, for clients who set none.
-        titles: Script titles by id (a script no longer loaded shows its id).
+        scripts: The scripts by id, for their titles (one no longer loaded shows its id).
         therapist: The client's caseload entry.
     """
     zone = client_zone(state, default_zone)
+    titles = {sid: script.meta.title for sid, script in scripts.items()}
     sessions = shared_sessions(state, ledger)
     shares = sharing(state)
     level_ups = _level_ups(ledger, zone) if shares else []

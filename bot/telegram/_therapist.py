@@ -129,10 +129,10 @@ class TherapistDesk:
         record = await self.service.read_record(client, therapist, "report",
                                                 kinds=REPORT_KINDS)
         now = self.clock()
-        titles = {sid: s.meta.title for sid, s in self.service.engine.resources.scripts.items()}
         report = progress_report(record.state, record.ledger, now=now,
                                  default_zone=self.config.reminders.default_timezone,
-                                 titles=titles, therapist=record.therapist)
+                                 scripts=self.service.engine.resources.scripts,
+                                 therapist=record.therapist)
         name = f"rehearse-report-{client.removeprefix('tg:')}-{now:%Y-%m-%d}.html"
         return Reply(
             [f"The progress report of {html.escape(client)}: only what they chose to share. "
