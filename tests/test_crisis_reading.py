@@ -88,6 +88,12 @@ rules:
     why: jump
     match: [JUMP, off]
     within: 0
+  - id: pills-tonight
+    kind: suicide
+    why: pills and a time, either way round
+    match: [PILLS, tonight]
+    within: 4
+    any_order: true
 """
 
 
@@ -140,6 +146,32 @@ def test_near_needs_its_context(detector: Detector) -> None:
 def test_not_inside_cancels_a_negation_within_the_match(detector: Detector) -> None:
     assert rules(detector, "he hits me") == ("partner-hits-me",)
     assert not detector.scan("he never hits me")
+
+
+@pytest.mark.parametrize("text", ["the pills tonight", "tonight the pills",
+                                  "tonight i will take the pills", "pills are for tonight"])
+def test_any_order_matches_either_way_round(detector: Detector, text: str) -> None:
+    assert rules(detector, text) == ("pills-tonight",), "\n".join(detector.explain(text))
+
+
+def test_any_order_keeps_its_window(detector: Detector) -> None:
+    assert not detector.scan("tonight i will go out and then take my pills")
+    assert not detector.scan("off i jump")  # an ordered rule stays ordered
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ("    any_order: true", "    any_order: yes please"),
+    ("    match: [PILLS, tonight]", "    match: [PILLS, tonight, TAKE, ME, NEG]"),
+])
+def test_a_bad_any_order_is_reported_at_its_place(tmp_path: Path, change: str,
+                                                  message: str) -> None:
+    path = tmp_path / "crisis_rules.yaml"
+    path.write_text(BOOK.replace(change, message), encoding="utf-8")
+    with pytest.raises(ScriptError) as raised:
+        load_rules(path)
+    line = BOOK.splitlines().index(change) + 1
+    assert f"crisis_rules.yaml:{line}:" in str(raised.value)
+    assert "any_order" in str(raised.value)
 
 
 def test_phrases_in_conditions_are_looked_up(detector: Detector) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from itertools import permutations
 
 from bot.crisis._normalise import Speller, Word
 from bot.crisis._rules import KIND_ORDER, Kind, Pattern, Rule, RuleBook
@@ -238,16 +239,21 @@ class Detector:
     def _all(
         self, pattern: Pattern, spans: dict[str, list[_Span]], masked: set[int]
     ) -> list[list[_Span]]:
-        """Every way the pattern's parts occur in order (bounded by the message's length)."""
-        results: list[list[_Span]] = []
+        """Every way the pattern's parts occur in order (bounded by the message's length).
 
-        def extend(index: int, chain: list[_Span]) -> None:
+        An ``any_order`` pattern is tried in every order of its parts (at most 24).
+        """
+        results: list[list[_Span]] = []
+        orders = dict.fromkeys(permutations(pattern.parts)) if pattern.any_order \
+            else (pattern.parts,)
+
+        def extend(parts: tuple[str, ...], index: int, chain: list[_Span]) -> None:
             if len(results) >= 8:
                 return
-            if index == len(pattern.parts):
+            if index == len(parts):
                 results.append(list(chain))
                 return
-            for start, end in spans.get(pattern.parts[index], ()):
+            for start, end in spans.get(parts[index], ()):
                 if any(pos in masked for pos in range(start, end)):
                     continue
                 if chain:
@@ -255,8 +261,9 @@ class Detector:
                     if gap < 0 or gap > pattern.within:
                         continue
                 chain.append((start, end))
-                extend(index + 1, chain)
+                extend(parts, index + 1, chain)
                 chain.pop()
 
-        extend(0, [])
+        for parts in orders:
+            extend(parts, 0, [])
         return results

@@ -34,6 +34,7 @@ _SPELLING = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")  # a chat spelling may keep 
 _PHRASE = re.compile(r"[a-z0-9]+(?: [a-z0-9]+)*")  # a literal part: a word or a phrase
 _ID = re.compile(r"[a-z0-9][a-z0-9-]*")
 _MAX_WITHIN = 12
+_MAX_ANY_ORDER = 4  # parts of an `any_order` pattern: at most 24 orders to try
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,12 +46,16 @@ class Pattern:
         parts: Concept names (``KILL``) or literal words and phrases (``home``, ``right now``).
         within: At most this many other words between two consecutive parts.
         where: ``file:line:col`` of the pattern in the rule book.
+        any_order: The parts may appear in any order (each still within ``within`` words of
+            the one before it in the message): concepts that co-occur, however the sentence
+            is built ("a weight dragging everyone down" and "everyone is dragged down by me").
     """
 
     id: str
     parts: tuple[str, ...]
     within: int
     where: str
+    any_order: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,8 +234,8 @@ class _Reader:
             if not isinstance(item, dict):
                 self._error(path, "a rule is a mapping with `id`, `kind`, `why` and `match`")
                 continue
-            allowed = {"id", "kind", "why", "match", "within", "imminent", "not_after",
-                       "not_near", "not_inside", "near"}
+            allowed = {"id", "kind", "why", "match", "within", "any_order", "imminent",
+                       "not_after", "not_near", "not_inside", "near"}
             for key in item:
                 if key not in allowed:
                     self._error((*path, key), f"unknown rule key `{key}` "
@@ -307,8 +312,17 @@ class _Reader:
             self._error((*path, "match"), "`match` must list one or more parts")
             return None
         within = self._int(item, (*path, "within"), default_within)
+        any_order = item.get("any_order", False)
+        if not isinstance(any_order, bool):
+            self._error((*path, "any_order"), "`any_order` must be true or false")
+            return None
+        if any_order and len(parts) > _MAX_ANY_ORDER:
+            self._error((*path, "match"), f"an `any_order` rule has at most {_MAX_ANY_ORDER} "
+                        "parts")
+            return None
         mark = self.loaded.mark_for(path)
-        return Pattern(rule_id, tuple(parts), within, f"{mark.file}:{mark.line}:{mark.col}")
+        return Pattern(rule_id, tuple(parts), within, f"{mark.file}:{mark.line}:{mark.col}",
+                       any_order)
 
     def _parts(
         self, raw: object, path: tuple[str | int, ...],
