@@ -121,6 +121,9 @@ def rules(detector: Detector, text: str) -> tuple[str, ...]:
     ("i wanna kms", "kms"),
     ("he'll kill me", "he-will-kill-me"),               # not "hell kill me"
     ("i took 30 tablets", "took-many-pills"),           # ten or more is a large number
+    ("i wnna die", "want-to-die"),                      # a typo of a chat spelling
+    ("wannadie", "want-to-die"),                        # a chat spelling run together
+    ("i want to dyie", "want-to-die"),                  # a three-letter word, a letter too many
 ])
 def test_chat_spelling_is_repaired(detector: Detector, text: str, rule: str) -> None:
     assert rule in rules(detector, text), "\n".join(detector.explain(text))

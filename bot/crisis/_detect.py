@@ -11,6 +11,8 @@ from bot.crisis._rules import KIND_ORDER, Kind, Pattern, Rule, RuleBook
 
 #: A part found in the message: (first word, one past the last word).
 _Span = tuple[int, int]
+#: Chat spellings at least this long may be parts of words run together ("iwannadie").
+_CHAT_PART = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +70,9 @@ class Detector:
     def __init__(self, book: RuleBook) -> None:
         self.book = book
         vocabulary = book.vocabulary()
-        self.speller = Speller(book.chat, vocabulary, book.glue | vocabulary, book.lang)
+        chat_words = frozenset(s for s in book.chat if s.isalpha() and len(s) >= _CHAT_PART)
+        self.speller = Speller(book.chat, vocabulary, book.glue | vocabulary | chat_words,
+                               book.lang)
         # Every entry (one word or several) → the concepts and literal parts it stands for.
         names: dict[tuple[str, ...], list[str]] = defaultdict(list)
         for name, entries in book.concepts.items():
