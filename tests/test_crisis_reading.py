@@ -183,6 +183,13 @@ def test_phrases_in_conditions_are_looked_up(detector: Detector) -> None:
     assert not detector.scan("he hit me in a pillow fight")
 
 
+def test_explain_names_the_condition_that_cancelled_a_match(detector: Detector) -> None:
+    lines = detector.explain("he hit me at chess")
+    assert any("`chess`" in line and "not_near" in line for line in lines), lines
+    lines = detector.explain("he never hits me")
+    assert any("`NEG`" in line and "not_inside" in line for line in lines), lines
+
+
 def test_fold_keeps_its_meaning_for_callers() -> None:
     # The engine's stop words use fold(): "QuIt" must stay "quit", not become "qult".
     assert fold("Don’t") == "dont"

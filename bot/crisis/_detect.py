@@ -101,8 +101,13 @@ class Detector:
             self._harmless[self._anchor(pattern)].append(pattern)
 
     def _anchor(self, pattern: Pattern) -> str:
-        """The part of a pattern with the fewest entries (a literal word has one)."""
-        return min(pattern.parts, key=lambda part: len(self.book.concepts.get(part, ((),))))
+        """The part of a pattern least likely to occur: the one whose shortest entry is longest
+        (short words such as "i", "to" and "my" are in most messages), then the fewest
+        entries (a literal part has one)."""
+        def rarity(part: str) -> tuple[int, int]:
+            entries = self.book.concepts.get(part, (tuple(part.split()),))
+            return -min(len(" ".join(entry)) for entry in entries), len(entries)
+        return min(pattern.parts, key=rarity)
 
     def scan(self, text: str) -> Detection:
         """The rules ``text`` matches (none for empty or harmless text)."""
@@ -213,16 +218,19 @@ class Detector:
         """Why an occurrence of a rule's pattern does not count, or None when it does."""
         first, last = found[0][0], found[-1][1]
         window = self.book.negation_window
-        if any(start < first and first - end <= window
-               for part in rule.not_after for start, end in spans.get(part, ())):
-            return "a negation stands just before it (`not_after`)"
-        if self._close(rule.not_near, spans, first, last, self.book.near_window):
-            return "an everyday context stands close to it (`not_near`)"
-        if any(start > first and end < last
-               for part in rule.not_inside for start, end in spans.get(part, ())):
-            return "a negation stands inside it (`not_inside`)"
-        if rule.near and not self._close(rule.near, spans, first, last,
-                                         self.book.context_window):
+        before = next((part for part in rule.not_after for start, end in spans.get(part, ())
+                       if start < first and first - end <= window), None)
+        if before is not None:
+            return f"a negation (`{before}`) stands just before it (`not_after`)"
+        near = self._close(rule.not_near, spans, first, last, self.book.near_window)
+        if near is not None:
+            return f"an everyday context (`{near}`) stands close to it (`not_near`)"
+        inside = next((part for part in rule.not_inside for start, end in spans.get(part, ())
+                       if start > first and end < last), None)
+        if inside is not None:
+            return f"a negation (`{inside}`) stands inside it (`not_inside`)"
+        if rule.near and self._close(rule.near, spans, first, last,
+                                     self.book.context_window) is None:
             return "the context it needs is missing (`near`)"
         return None
 
@@ -230,10 +238,10 @@ class Detector:
     def _close(
         parts: tuple[str, ...], spans: dict[str, list[_Span]], first: int, last: int,
         window: int,
-    ) -> bool:
-        """Whether one of ``parts`` stands within ``window`` words of ``first``..``last``."""
-        return any(end > first - window and start < last + window
-                   for part in parts for start, end in spans.get(part, ()))
+    ) -> str | None:
+        """The first of ``parts`` standing within ``window`` words of ``first``..``last``."""
+        return next((part for part in parts for start, end in spans.get(part, ())
+                     if end > first - window and start < last + window), None)
 
     def _first(
         self, pattern: Pattern, spans: dict[str, list[_Span]], masked: set[int]
