@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import permutations
 
@@ -13,6 +14,8 @@ from bot.crisis._rules import KIND_ORDER, Kind, Pattern, Rule, RuleBook
 _Span = tuple[int, int]
 #: Chat spellings at least this long may be parts of words run together ("iwannadie").
 _CHAT_PART = 4
+#: A `not_near` context at most this many words after a negation is negated ("not for camping").
+_NEGATED_GAP = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +225,8 @@ class Detector:
                        if start < first and first - end <= window), None)
         if before is not None:
             return f"a negation (`{before}`) stands just before it (`not_after`)"
-        near = self._close(rule.not_near, spans, first, last, self.book.near_window)
+        near = self._close(rule.not_near, spans, first, last, self.book.near_window,
+                           skip=self._context_skipped(found, spans))
         if near is not None:
             return f"an everyday context (`{near}`) stands close to it (`not_near`)"
         inside = next((part for part in rule.not_inside for start, end in spans.get(part, ())
@@ -234,14 +238,30 @@ class Detector:
             return "the context it needs is missing (`near`)"
         return None
 
+    def _context_skipped(
+        self, found: list[_Span], spans: dict[str, list[_Span]]
+    ) -> Callable[[_Span], bool]:
+        """Which spans cannot be a ``not_near`` context of ``found``: words inside one of the
+        matched parts ("dig my nails" is no accident with a nail) and words right after a
+        negation ("it is not for camping")."""
+        negated = {end for part in self.book.negations for _, end in spans.get(part, ())}
+
+        def skipped(span: _Span) -> bool:
+            start, end = span
+            return any(a <= start and end <= b for a, b in found) \
+                or any(start - gap in negated for gap in range(_NEGATED_GAP + 1))
+        return skipped
+
     @staticmethod
     def _close(
         parts: tuple[str, ...], spans: dict[str, list[_Span]], first: int, last: int,
-        window: int,
+        window: int, skip: Callable[[_Span], bool] | None = None,
     ) -> str | None:
-        """The first of ``parts`` standing within ``window`` words of ``first``..``last``."""
+        """The first of ``parts`` standing within ``window`` words of ``first``..``last``
+        (except spans that ``skip`` rules out)."""
         return next((part for part in parts for start, end in spans.get(part, ())
-                     if end > first - window and start < last + window), None)
+                     if end > first - window and start < last + window
+                     and (skip is None or not skip((start, end)))), None)
 
     def _first(
         self, pattern: Pattern, spans: dict[str, list[_Span]], masked: set[int]

@@ -99,6 +99,8 @@ class RuleBook:
         rules: The risk rules.
         harmless: Everyday expressions whose words no rule may use ("killing it").
         imminent_when: Concepts that make a suicide match imminent anywhere in the message.
+        negations: Parts that, right before a ``not_near`` context, make it no context ("it is
+            not for camping").
         negation_window: How many words before a match a ``not_after`` part may stand.
         near_window: How many words around a match a ``not_near`` part may stand.
         context_window: How many words around a match a ``near`` part may stand.
@@ -113,6 +115,7 @@ class RuleBook:
     rules: tuple[Rule, ...]
     harmless: tuple[Pattern, ...]
     imminent_when: tuple[str, ...]
+    negations: tuple[str, ...] = ()
     negation_window: int = 3
     near_window: int = 5
     context_window: int = 8
@@ -123,6 +126,7 @@ class RuleBook:
                  for p in (*r.pattern.parts, *r.not_after, *r.not_near, *r.not_inside, *r.near)]
         parts += [p for pattern in self.harmless for p in pattern.parts]
         parts += self.imminent_when
+        parts += self.negations
         return frozenset(p for p in parts if not _CONCEPT.fullmatch(p))
 
     def vocabulary(self) -> frozenset[str]:
@@ -156,7 +160,8 @@ class _Reader:
             self._error((), "the rule book must be a mapping with `concepts` and `rules`")
             raise ScriptError(self.findings)
         known = {"locale", "lang", "within", "concepts", "chat", "glue", "rules", "harmless",
-                 "imminent_when", "negation_window", "near_window", "context_window"}
+                 "imminent_when", "negations", "negation_window", "near_window",
+                 "context_window"}
         for key in data:
             if key not in known:
                 self._error((key,), f"unknown key `{key}` (known: {', '.join(sorted(known))})",
@@ -174,6 +179,7 @@ class _Reader:
             harmless=tuple(self._harmless(data.get("harmless", []), concepts, within)),
             imminent_when=tuple(self._parts(data.get("imminent_when", []), ("imminent_when",),
                                             concepts)),
+            negations=tuple(self._parts(data.get("negations", []), ("negations",), concepts)),
             negation_window=self._int(data, ("negation_window",), 3),
             near_window=self._int(data, ("near_window",), 5),
             context_window=self._int(data, ("context_window",), 8),
