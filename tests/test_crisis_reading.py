@@ -177,22 +177,6 @@ def test_a_bad_any_order_is_reported_at_its_place(tmp_path: Path, change: str,
     assert "any_order" in str(raised.value)
 
 
-def test_a_context_inside_the_match_does_not_cancel_it(tmp_path: Path) -> None:
-    # "nails" is an accident's word (a nail), but here it is part of the act itself.
-    path = tmp_path / "crisis_rules.yaml"
-    path.write_text(BOOK + """\
-  - id: dig-nails
-    kind: suicide
-    why: digs their nails in
-    match: [dig, my, nails]
-    within: 0
-    not_near: [nail]
-""", encoding="utf-8")
-    detector = Detector(load_rules(path))
-    assert rules(detector, "i dig my nails in") == ("dig-nails",)
-    assert not detector.scan("a nail, so i dig my nails in")
-
-
 def test_a_negated_context_does_not_cancel_a_match(tmp_path: Path) -> None:
     path = tmp_path / "crisis_rules.yaml"
     path.write_text(BOOK.replace("concepts:", "negations: [NEG]\nconcepts:") + """\

@@ -226,7 +226,7 @@ class Detector:
         if before is not None:
             return f"a negation (`{before}`) stands just before it (`not_after`)"
         near = self._close(rule.not_near, spans, first, last, self.book.near_window,
-                           skip=self._context_skipped(found, spans))
+                           skip=self._negated(spans))
         if near is not None:
             return f"an everyday context (`{near}`) stands close to it (`not_near`)"
         inside = next((part for part in rule.not_inside for start, end in spans.get(part, ())
@@ -238,18 +238,13 @@ class Detector:
             return "the context it needs is missing (`near`)"
         return None
 
-    def _context_skipped(
-        self, found: list[_Span], spans: dict[str, list[_Span]]
-    ) -> Callable[[_Span], bool]:
-        """Which spans cannot be a ``not_near`` context of ``found``: words inside one of the
-        matched parts ("dig my nails" is no accident with a nail) and words right after a
-        negation ("it is not for camping")."""
+    def _negated(self, spans: dict[str, list[_Span]]) -> Callable[[_Span], bool]:
+        """Whether a span stands right after a negation, so it is no ``not_near`` context
+        ("it is not for camping")."""
         negated = {end for part in self.book.negations for _, end in spans.get(part, ())}
 
         def skipped(span: _Span) -> bool:
-            start, end = span
-            return any(a <= start and end <= b for a, b in found) \
-                or any(start - gap in negated for gap in range(_NEGATED_GAP + 1))
+            return any(span[0] - gap in negated for gap in range(_NEGATED_GAP + 1))
         return skipped
 
     @staticmethod
