@@ -94,6 +94,8 @@ class Detector:
                 self._single[entry[0]] = unique
             else:
                 self._multi[entry[0], entry[1]].append((entry, unique))
+        #: The first words of longer entries: only these need the next word looked at.
+        self._first_words = frozenset(first for first, _ in self._multi)
         # Each rule and harmless expression is tried only when its rarest part occurs.
         rules = sorted(book.rules, key=lambda r: KIND_ORDER.index(r.kind))
         self._rules: dict[str, list[tuple[int, Rule]]] = defaultdict(list)
@@ -182,14 +184,16 @@ class Detector:
     def _spans(self, words: list[Word]) -> dict[str, list[_Span]]:
         """Where each concept and literal word occurs, in order of their first words."""
         found: dict[str, dict[_Span, None]] = defaultdict(dict)
+        single, multi, first_words = self._single, self._multi, self._first_words
         for i, word in enumerate(words):
+            following = words[i + 1].forms if i + 1 < len(words) else ()
             for form in word.forms:
-                for part in self._single.get(form, ()):
+                for part in single.get(form, ()):
                     found[part][i, i + 1] = None
-                if i + 1 == len(words):
+                if form not in first_words:
                     continue
-                for second in words[i + 1].forms:
-                    for entry, parts in self._multi.get((form, second), ()):
+                for second in following:
+                    for entry, parts in multi.get((form, second), ()):
                         end = i + len(entry)
                         if end <= len(words) and all(
                             entry[k] in words[i + k].forms for k in range(2, len(entry))
