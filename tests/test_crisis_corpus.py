@@ -10,7 +10,7 @@ issue's own examples, one by one.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import pytest
@@ -35,7 +35,7 @@ def _detector() -> Detector:
     return Detector(load_rules(RULES))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _scored(name: str = CORPUS.name) -> tuple[list[Case], Score]:
     cases = read_cases(CRISIS / name)
     return cases, evaluate(_detector(), cases)
@@ -72,9 +72,10 @@ def test_each_category_is_detected(category: str) -> None:
 @pytest.mark.parametrize("kind", [k.value for k in Kind])
 def test_each_kind_is_detected_as_that_kind(kind: str, name: str) -> None:
     cases, score = _scored(name)
-    assert score.total[kind], f"no {kind} rows in the corpus"
+    assert score.total[kind], f"no {kind} rows in {name}"
     assert score.recall(kind) >= RECALL, (
-        f"{name}, {kind}: {score.recall(kind):.1%} detected, missed:\n" + _listing(_missed(score, kind)))
+        f"{name}, {kind}: {score.recall(kind):.1%} detected, missed:\n"
+        + _listing(_missed(score, kind)))
     right = score.right_kind[kind] / score.total[kind]
     detector = _detector()
     wrong = [c for c in cases if c.kind == kind and detector.scan(c.text)
