@@ -1,14 +1,16 @@
-"""The shipped English crisis rules meet the targets on the labelled development corpus.
+"""The shipped English crisis rules meet the targets on every labelled file they were tuned on.
 
-Targets (issue 8): explicit statements 100%; every other category and every kind at least
-95% detected; the labelled kind among the detected kinds for at least 95% of each kind;
-false alarms on at most 2% of benign messages. Plus the issue's own examples, one by one.
-The held-out set (tests/crisis/holdout_en.tsv) is deliberately not used here.
+Targets (issue 8): explicit statements 100%; every kind at least 95% detected, with the labelled
+kind among the detected kinds for at least 95%; false alarms on at most 2% of benign messages.
+On the development corpus every category too. The two held-out files and the probes were used
+for tuning (docs/safety.md, section 5), so they guard against regressions, not for
+generalisation: that is measured only on a set nobody tuning the rules has read. Plus the
+issue's own examples, one by one.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,10 @@ from bot.crisis._evaluate import Case, Score, evaluate, read_cases
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "prompts" / "en" / "crisis_rules.yaml"
-CORPUS = ROOT / "tests" / "crisis" / "corpus_en.tsv"
+CRISIS = ROOT / "tests" / "crisis"
+CORPUS = CRISIS / "corpus_en.tsv"
+#: Every labelled file the rules are tuned on.
+TUNED = ["corpus_en.tsv", "holdout_en.tsv", "holdout2_en.tsv", "probes_en.tsv"]
 
 RECALL = 0.95
 RIGHT_KIND = 0.95
@@ -30,9 +35,9 @@ def _detector() -> Detector:
     return Detector(load_rules(RULES))
 
 
-@lru_cache(maxsize=1)
-def _scored() -> tuple[list[Case], Score]:
-    cases = read_cases(CORPUS)
+@cache
+def _scored(name: str = CORPUS.name) -> tuple[list[Case], Score]:
+    cases = read_cases(CRISIS / name)
     return cases, evaluate(_detector(), cases)
 
 
@@ -44,10 +49,11 @@ def _missed(score: Score, key: str) -> list[Case]:
     return [c for c in score.missed if key in (c.kind, f"category:{c.category}")]
 
 
-def test_explicit_statements_are_all_detected() -> None:
-    _, score = _scored()
+@pytest.mark.parametrize("name", TUNED)
+def test_explicit_statements_are_all_detected(name: str) -> None:
+    _, score = _scored(name)
     assert score.recall("category:explicit") == 1.0, \
-        "explicit statements missed:\n" + _listing(_missed(score, "category:explicit"))
+        f"{name}: explicit statements missed:\n" + _listing(_missed(score, "category:explicit"))
 
 
 @pytest.mark.parametrize("category", ["passive", "plan_means", "farewell", "self_harm",
@@ -62,26 +68,29 @@ def test_each_category_is_detected(category: str) -> None:
         + _listing(_missed(score, key)))
 
 
+@pytest.mark.parametrize("name", TUNED)
 @pytest.mark.parametrize("kind", [k.value for k in Kind])
-def test_each_kind_is_detected_as_that_kind(kind: str) -> None:
-    cases, score = _scored()
-    assert score.total[kind], f"no {kind} rows in the corpus"
+def test_each_kind_is_detected_as_that_kind(kind: str, name: str) -> None:
+    cases, score = _scored(name)
+    assert score.total[kind], f"no {kind} rows in {name}"
     assert score.recall(kind) >= RECALL, (
-        f"{kind}: {score.recall(kind):.1%} detected, missed:\n" + _listing(_missed(score, kind)))
+        f"{name}, {kind}: {score.recall(kind):.1%} detected, missed:\n"
+        + _listing(_missed(score, kind)))
     right = score.right_kind[kind] / score.total[kind]
     detector = _detector()
     wrong = [c for c in cases if c.kind == kind and detector.scan(c.text)
              and kind not in {k.value for k in detector.scan(c.text).kinds}]
     assert right >= RIGHT_KIND, (
-        f"{kind}: the right kind for only {right:.1%}; detected as another kind:\n"
+        f"{name}, {kind}: the right kind for only {right:.1%}; detected as another kind:\n"
         + _listing(wrong))
 
 
-def test_false_alarms_are_rare() -> None:
-    _, score = _scored()
+@pytest.mark.parametrize("name", TUNED)
+def test_false_alarms_are_rare(name: str) -> None:
+    _, score = _scored(name)
     detector = _detector()
     assert score.false_alarm_rate <= FALSE_ALARMS, (
-        f"false alarms on {score.false_alarm_rate:.1%} of benign messages:\n"
+        f"{name}: false alarms on {score.false_alarm_rate:.1%} of benign messages:\n"
         + "\n".join(f"  line {c.line}: {c.text} (rules {', '.join(detector.scan(c.text).rules)})"
                     for c in score.false_alarms))
 

@@ -88,6 +88,12 @@ rules:
     why: jump
     match: [JUMP, off]
     within: 0
+  - id: pills-tonight
+    kind: suicide
+    why: pills and a time, either way round
+    match: [PILLS, tonight]
+    within: 4
+    any_order: true
 """
 
 
@@ -115,6 +121,9 @@ def rules(detector: Detector, text: str) -> tuple[str, ...]:
     ("i wanna kms", "kms"),
     ("he'll kill me", "he-will-kill-me"),               # not "hell kill me"
     ("i took 30 tablets", "took-many-pills"),           # ten or more is a large number
+    ("i wnna die", "want-to-die"),                      # a typo of a chat spelling
+    ("wannadie", "want-to-die"),                        # a chat spelling run together
+    ("i want to dyie", "want-to-die"),                  # a three-letter word, a letter too many
 ])
 def test_chat_spelling_is_repaired(detector: Detector, text: str, rule: str) -> None:
     assert rule in rules(detector, text), "\n".join(detector.explain(text))
@@ -142,10 +151,59 @@ def test_not_inside_cancels_a_negation_within_the_match(detector: Detector) -> N
     assert not detector.scan("he never hits me")
 
 
+@pytest.mark.parametrize("text", ["the pills tonight", "tonight the pills",
+                                  "tonight i will take the pills", "pills are for tonight"])
+def test_any_order_matches_either_way_round(detector: Detector, text: str) -> None:
+    assert rules(detector, text) == ("pills-tonight",), "\n".join(detector.explain(text))
+
+
+def test_any_order_keeps_its_window(detector: Detector) -> None:
+    assert not detector.scan("tonight i will go out and then take my pills")
+    assert not detector.scan("off i jump")  # an ordered rule stays ordered
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ("    any_order: true", "    any_order: yes please"),
+    ("    match: [PILLS, tonight]", "    match: [PILLS, tonight, TAKE, ME, NEG]"),
+])
+def test_a_bad_any_order_is_reported_at_its_place(tmp_path: Path, change: str,
+                                                  message: str) -> None:
+    path = tmp_path / "crisis_rules.yaml"
+    path.write_text(BOOK.replace(change, message), encoding="utf-8")
+    with pytest.raises(ScriptError) as raised:
+        load_rules(path)
+    line = BOOK.splitlines().index(change) + 1
+    assert f"crisis_rules.yaml:{line}:" in str(raised.value)
+    assert "any_order" in str(raised.value)
+
+
+def test_a_negated_context_does_not_cancel_a_match(tmp_path: Path) -> None:
+    path = tmp_path / "crisis_rules.yaml"
+    path.write_text(BOOK.replace("concepts:", "negations: [NEG]\nconcepts:") + """\
+  - id: pills-and-tape
+    kind: suicide
+    why: pills and tape
+    match: [PILLS, tape]
+    within: 3
+    not_near: [camping]
+""", encoding="utf-8")
+    detector = Detector(load_rules(path))
+    assert not detector.scan("pills and tape for camping")
+    assert rules(detector, "pills and tape and it is not for camping") == ("pills-and-tape",)
+    assert rules(detector, "pills and tape never camping") == ("pills-and-tape",)
+
+
 def test_phrases_in_conditions_are_looked_up(detector: Detector) -> None:
     # `chess` and `pillow fight` appear only in not_near: they must still be found.
     assert not detector.scan("he hit me at chess")
     assert not detector.scan("he hit me in a pillow fight")
+
+
+def test_explain_names_the_condition_that_cancelled_a_match(detector: Detector) -> None:
+    lines = detector.explain("he hit me at chess")
+    assert any("`chess`" in line and "not_near" in line for line in lines), lines
+    lines = detector.explain("he never hits me")
+    assert any("`NEG`" in line and "not_inside" in line for line in lines), lines
 
 
 def test_fold_keeps_its_meaning_for_callers() -> None:

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import permutations
 
 from bot.crisis._normalise import Speller, Word
 from bot.crisis._rules import KIND_ORDER, Kind, Pattern, Rule, RuleBook
 
 #: A part found in the message: (first word, one past the last word).
 _Span = tuple[int, int]
+#: Chat spellings at least this long may be parts of words run together ("iwannadie").
+_CHAT_PART = 4
+#: A `not_near` context at most this many words after a negation is negated ("not for camping").
+_NEGATED_GAP = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +73,9 @@ class Detector:
     def __init__(self, book: RuleBook) -> None:
         self.book = book
         vocabulary = book.vocabulary()
-        self.speller = Speller(book.chat, vocabulary, book.glue | vocabulary, book.lang)
+        chat_words = frozenset(s for s in book.chat if s.isalpha() and len(s) >= _CHAT_PART)
+        self.speller = Speller(book.chat, vocabulary, book.glue | vocabulary | chat_words,
+                               book.lang)
         # Every entry (one word or several) → the concepts and literal parts it stands for.
         names: dict[tuple[str, ...], list[str]] = defaultdict(list)
         for name, entries in book.concepts.items():
@@ -86,6 +94,8 @@ class Detector:
                 self._single[entry[0]] = unique
             else:
                 self._multi[entry[0], entry[1]].append((entry, unique))
+        #: The first words of longer entries: only these need the next word looked at.
+        self._first_words = frozenset(first for first, _ in self._multi)
         # Each rule and harmless expression is tried only when its rarest part occurs.
         rules = sorted(book.rules, key=lambda r: KIND_ORDER.index(r.kind))
         self._rules: dict[str, list[tuple[int, Rule]]] = defaultdict(list)
@@ -96,8 +106,13 @@ class Detector:
             self._harmless[self._anchor(pattern)].append(pattern)
 
     def _anchor(self, pattern: Pattern) -> str:
-        """The part of a pattern with the fewest entries (a literal word has one)."""
-        return min(pattern.parts, key=lambda part: len(self.book.concepts.get(part, ((),))))
+        """The part of a pattern least likely to occur: the one whose shortest entry is longest
+        (short words such as "i", "to" and "my" are in most messages), then the fewest
+        entries (a literal part has one)."""
+        def rarity(part: str) -> tuple[int, int]:
+            entries = self.book.concepts.get(part, (tuple(part.split()),))
+            return -min(len(" ".join(entry)) for entry in entries), len(entries)
+        return min(pattern.parts, key=rarity)
 
     def scan(self, text: str) -> Detection:
         """The rules ``text`` matches (none for empty or harmless text)."""
@@ -169,14 +184,16 @@ class Detector:
     def _spans(self, words: list[Word]) -> dict[str, list[_Span]]:
         """Where each concept and literal word occurs, in order of their first words."""
         found: dict[str, dict[_Span, None]] = defaultdict(dict)
+        single, multi, first_words = self._single, self._multi, self._first_words
         for i, word in enumerate(words):
+            following = words[i + 1].forms if i + 1 < len(words) else ()
             for form in word.forms:
-                for part in self._single.get(form, ()):
+                for part in single.get(form, ()):
                     found[part][i, i + 1] = None
-                if i + 1 == len(words):
+                if form not in first_words:
                     continue
-                for second in words[i + 1].forms:
-                    for entry, parts in self._multi.get((form, second), ()):
+                for second in following:
+                    for entry, parts in multi.get((form, second), ()):
                         end = i + len(entry)
                         if end <= len(words) and all(
                             entry[k] in words[i + k].forms for k in range(2, len(entry))
@@ -208,27 +225,42 @@ class Detector:
         """Why an occurrence of a rule's pattern does not count, or None when it does."""
         first, last = found[0][0], found[-1][1]
         window = self.book.negation_window
-        if any(start < first and first - end <= window
-               for part in rule.not_after for start, end in spans.get(part, ())):
-            return "a negation stands just before it (`not_after`)"
-        if self._close(rule.not_near, spans, first, last, self.book.near_window):
-            return "an everyday context stands close to it (`not_near`)"
-        if any(start > first and end < last
-               for part in rule.not_inside for start, end in spans.get(part, ())):
-            return "a negation stands inside it (`not_inside`)"
-        if rule.near and not self._close(rule.near, spans, first, last,
-                                         self.book.context_window):
+        before = next((part for part in rule.not_after for start, end in spans.get(part, ())
+                       if start < first and first - end <= window), None)
+        if before is not None:
+            return f"a negation (`{before}`) stands just before it (`not_after`)"
+        near = self._close(rule.not_near, spans, first, last, self.book.near_window,
+                           skip=self._negated(spans))
+        if near is not None:
+            return f"an everyday context (`{near}`) stands close to it (`not_near`)"
+        inside = next((part for part in rule.not_inside for start, end in spans.get(part, ())
+                       if start > first and end < last), None)
+        if inside is not None:
+            return f"a negation (`{inside}`) stands inside it (`not_inside`)"
+        if rule.near and self._close(rule.near, spans, first, last,
+                                     self.book.context_window) is None:
             return "the context it needs is missing (`near`)"
         return None
+
+    def _negated(self, spans: dict[str, list[_Span]]) -> Callable[[_Span], bool]:
+        """Whether a span stands right after a negation, so it is no ``not_near`` context
+        ("it is not for camping")."""
+        negated = {end for part in self.book.negations for _, end in spans.get(part, ())}
+
+        def skipped(span: _Span) -> bool:
+            return any(span[0] - gap in negated for gap in range(_NEGATED_GAP + 1))
+        return skipped
 
     @staticmethod
     def _close(
         parts: tuple[str, ...], spans: dict[str, list[_Span]], first: int, last: int,
-        window: int,
-    ) -> bool:
-        """Whether one of ``parts`` stands within ``window`` words of ``first``..``last``."""
-        return any(end > first - window and start < last + window
-                   for part in parts for start, end in spans.get(part, ()))
+        window: int, skip: Callable[[_Span], bool] | None = None,
+    ) -> str | None:
+        """The first of ``parts`` standing within ``window`` words of ``first``..``last``
+        (except spans that ``skip`` rules out)."""
+        return next((part for part in parts for start, end in spans.get(part, ())
+                     if end > first - window and start < last + window
+                     and (skip is None or not skip((start, end)))), None)
 
     def _first(
         self, pattern: Pattern, spans: dict[str, list[_Span]], masked: set[int]
@@ -238,16 +270,21 @@ class Detector:
     def _all(
         self, pattern: Pattern, spans: dict[str, list[_Span]], masked: set[int]
     ) -> list[list[_Span]]:
-        """Every way the pattern's parts occur in order (bounded by the message's length)."""
-        results: list[list[_Span]] = []
+        """Every way the pattern's parts occur in order (bounded by the message's length).
 
-        def extend(index: int, chain: list[_Span]) -> None:
+        An ``any_order`` pattern is tried in every order of its parts (at most 24).
+        """
+        results: list[list[_Span]] = []
+        orders = dict.fromkeys(permutations(pattern.parts)) if pattern.any_order \
+            else (pattern.parts,)
+
+        def extend(parts: tuple[str, ...], index: int, chain: list[_Span]) -> None:
             if len(results) >= 8:
                 return
-            if index == len(pattern.parts):
+            if index == len(parts):
                 results.append(list(chain))
                 return
-            for start, end in spans.get(pattern.parts[index], ()):
+            for start, end in spans.get(parts[index], ()):
                 if any(pos in masked for pos in range(start, end)):
                     continue
                 if chain:
@@ -255,8 +292,9 @@ class Detector:
                     if gap < 0 or gap > pattern.within:
                         continue
                 chain.append((start, end))
-                extend(index + 1, chain)
+                extend(parts, index + 1, chain)
                 chain.pop()
 
-        extend(0, [])
+        for parts in orders:
+            extend(parts, 0, [])
         return results

@@ -68,6 +68,8 @@ _MAX_PARTS = 4
 _MAX_PART = 14
 _MAX_TYPO = 24
 _CACHE_SIZE = 65536
+#: Rule words this short are typo targets only for longer words (a letter too many: "dyie").
+_SHORT = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +148,8 @@ class Speller:
             ``he'll`` → ``he will``); a spelling may keep its apostrophe.
         vocabulary: Every word the rule book names; joins and typos are repaired only into
             these, so a repair can never invent a word no rule cares about.
-        glue: Short everyday words allowed as parts of a join (``kill`` + ``my`` + ``self``).
+        glue: Short everyday words and chat spellings allowed as parts of a join (``kill`` +
+            ``my`` + ``self``, ``i`` + ``wanna`` + ``die``).
         lang: The simplemma language code, for lemmas and for knowing a real word.
     """
 
@@ -337,16 +340,18 @@ class Speller:
         return None
 
     def _typos(self, token: str) -> tuple[str, ...]:
-        """The rule words nearest a word no dictionary knows, best first.
+        """The rule words (or chat spellings) nearest a word no dictionary knows, best first.
 
         One edit away (two for long words); several when they are equally near ("wsh" is
-        wash or wish), at most ``_MAX_READINGS``.
+        wash or wish), at most ``_MAX_READINGS``. A chat spelling is a target too ("wna" is
+        "wana", "selfharmedd" is "selfharmed"), and a word of four letters or more may be a
+        three-letter rule word with a letter too many ("dyie" is "die").
         """
         if not 3 <= len(token) <= _MAX_TYPO:
             return ()
         limit = 1 if len(token) < 7 else 2
-        found = extract(token, self._typo_targets, scorer=OSA.distance, score_cutoff=limit,
-                        limit=None)
+        targets = _targets(self.vocabulary, frozenset(self.chat), short=len(token) > _SHORT)
+        found = extract(token, targets, scorer=OSA.distance, score_cutoff=limit, limit=None)
         if not found:
             return ()
         best = min(score for _, score, _ in found)
@@ -355,7 +360,7 @@ class Speller:
 
     @property
     def _typo_targets(self) -> list[str]:
-        return _targets(self.vocabulary)
+        return _targets(self.vocabulary, frozenset(), short=False)
 
     def _known(self, token: str) -> bool:
         return _known(token, self.lang)
@@ -380,9 +385,13 @@ class Speller:
 
 
 @lru_cache(maxsize=8)
-def _targets(vocabulary: frozenset[str]) -> list[str]:
-    """Typo targets: rule words long enough that one edit is still recognisably them."""
-    return sorted(w for w in vocabulary if len(w) >= 4 and w.isalpha())
+def _targets(vocabulary: frozenset[str], chat: frozenset[str], *, short: bool) -> list[str]:
+    """Typo targets: rule words and chat spellings long enough that one edit is still
+    recognisably them; with ``short``, three-letter rule words too."""
+    shortest = _SHORT if short else _SHORT + 1
+    words = {w for w in vocabulary if len(w) >= shortest and w.isalpha()}
+    words.update(w for w in chat if len(w) > _SHORT and w.isalpha())
+    return sorted(words)
 
 
 @lru_cache(maxsize=65536)

@@ -34,6 +34,7 @@ _SPELLING = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")  # a chat spelling may keep 
 _PHRASE = re.compile(r"[a-z0-9]+(?: [a-z0-9]+)*")  # a literal part: a word or a phrase
 _ID = re.compile(r"[a-z0-9][a-z0-9-]*")
 _MAX_WITHIN = 12
+_MAX_ANY_ORDER = 4  # parts of an `any_order` pattern: at most 24 orders to try
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,12 +46,16 @@ class Pattern:
         parts: Concept names (``KILL``) or literal words and phrases (``home``, ``right now``).
         within: At most this many other words between two consecutive parts.
         where: ``file:line:col`` of the pattern in the rule book.
+        any_order: The parts may appear in any order (each still within ``within`` words of
+            the one before it in the message): concepts that co-occur, however the sentence
+            is built ("a weight dragging everyone down" and "everyone is dragged down by me").
     """
 
     id: str
     parts: tuple[str, ...]
     within: int
     where: str
+    any_order: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +99,8 @@ class RuleBook:
         rules: The risk rules.
         harmless: Everyday expressions whose words no rule may use ("killing it").
         imminent_when: Concepts that make a suicide match imminent anywhere in the message.
+        negations: Parts that, right before a ``not_near`` context, make it no context ("it is
+            not for camping").
         negation_window: How many words before a match a ``not_after`` part may stand.
         near_window: How many words around a match a ``not_near`` part may stand.
         context_window: How many words around a match a ``near`` part may stand.
@@ -108,6 +115,7 @@ class RuleBook:
     rules: tuple[Rule, ...]
     harmless: tuple[Pattern, ...]
     imminent_when: tuple[str, ...]
+    negations: tuple[str, ...] = ()
     negation_window: int = 3
     near_window: int = 5
     context_window: int = 8
@@ -118,6 +126,7 @@ class RuleBook:
                  for p in (*r.pattern.parts, *r.not_after, *r.not_near, *r.not_inside, *r.near)]
         parts += [p for pattern in self.harmless for p in pattern.parts]
         parts += self.imminent_when
+        parts += self.negations
         return frozenset(p for p in parts if not _CONCEPT.fullmatch(p))
 
     def vocabulary(self) -> frozenset[str]:
@@ -151,7 +160,8 @@ class _Reader:
             self._error((), "the rule book must be a mapping with `concepts` and `rules`")
             raise ScriptError(self.findings)
         known = {"locale", "lang", "within", "concepts", "chat", "glue", "rules", "harmless",
-                 "imminent_when", "negation_window", "near_window", "context_window"}
+                 "imminent_when", "negations", "negation_window", "near_window",
+                 "context_window"}
         for key in data:
             if key not in known:
                 self._error((key,), f"unknown key `{key}` (known: {', '.join(sorted(known))})",
@@ -169,6 +179,7 @@ class _Reader:
             harmless=tuple(self._harmless(data.get("harmless", []), concepts, within)),
             imminent_when=tuple(self._parts(data.get("imminent_when", []), ("imminent_when",),
                                             concepts)),
+            negations=tuple(self._parts(data.get("negations", []), ("negations",), concepts)),
             negation_window=self._int(data, ("negation_window",), 3),
             near_window=self._int(data, ("near_window",), 5),
             context_window=self._int(data, ("context_window",), 8),
@@ -229,8 +240,8 @@ class _Reader:
             if not isinstance(item, dict):
                 self._error(path, "a rule is a mapping with `id`, `kind`, `why` and `match`")
                 continue
-            allowed = {"id", "kind", "why", "match", "within", "imminent", "not_after",
-                       "not_near", "not_inside", "near"}
+            allowed = {"id", "kind", "why", "match", "within", "any_order", "imminent",
+                       "not_after", "not_near", "not_inside", "near"}
             for key in item:
                 if key not in allowed:
                     self._error((*path, key), f"unknown rule key `{key}` "
@@ -307,8 +318,17 @@ class _Reader:
             self._error((*path, "match"), "`match` must list one or more parts")
             return None
         within = self._int(item, (*path, "within"), default_within)
+        any_order = item.get("any_order", False)
+        if not isinstance(any_order, bool):
+            self._error((*path, "any_order"), "`any_order` must be true or false")
+            return None
+        if any_order and len(parts) > _MAX_ANY_ORDER:
+            self._error((*path, "match"), f"an `any_order` rule has at most {_MAX_ANY_ORDER} "
+                        "parts")
+            return None
         mark = self.loaded.mark_for(path)
-        return Pattern(rule_id, tuple(parts), within, f"{mark.file}:{mark.line}:{mark.col}")
+        return Pattern(rule_id, tuple(parts), within, f"{mark.file}:{mark.line}:{mark.col}",
+                       any_order)
 
     def _parts(
         self, raw: object, path: tuple[str | int, ...],
