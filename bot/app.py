@@ -136,6 +136,7 @@ def policy_from(config: Config) -> Policy:
         regions=region_lines(config),
         region=safety.region,
         silence_followup=timedelta(minutes=safety.silence_followup_minutes),
+        crisis_hold=timedelta(hours=safety.crisis_hold_hours),
         crisis_hold_needs_therapist=safety.crisis_hold_needs_therapist,
         contract=defaults.contract(distress_threshold=safety.distress_threshold),
         start_level=defaults.start_level,
