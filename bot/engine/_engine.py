@@ -224,10 +224,10 @@ def _command(talk: Conversation, name: str) -> None:
 
 def _pacing_command(talk: Conversation, name: str) -> None:
     session = talk.state.session
-    if session is None:
-        talk.ctx.say("pause.nothing")
-    elif name == "resume":
+    if name == "resume":
         talk.resume()
+    elif session is None:
+        talk.ctx.say("pause.nothing")
     elif session.paused:
         talk.paused()
     elif talk.cap_reached():
