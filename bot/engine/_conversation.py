@@ -119,6 +119,12 @@ class Conversation:
         assert until is not None
         ctx.log("crisis_hold", reason=reason, until=until.isoformat())
 
+    def _until(self) -> str:
+        """When the crisis hold's time is up, in the client's time zone (a hold is on)."""
+        until = self.ctx.hold_until()
+        assert until is not None
+        return self.ctx.local_time(until)
+
     def safety_answer(self, answer: SafetyAnswer, *, typed: bool) -> None:
         """The answer to "are you safe right now?": support, and for not safe or unsure,
         the end of practice for the hold."""
@@ -128,10 +134,8 @@ class Conversation:
             ctx.log("crisis_safe", **how)
             session = state.session
             ctx.say("crisis.safe", paused=session is not None and session.paused)
-            until = ctx.hold_until()
-            if until is not None:
-                ctx.say("crisis.hold", until=ctx.local_time(until),
-                        support_only=ctx.support_only())
+            if ctx.crisis_hold():
+                ctx.say("crisis.hold", until=self._until(), support_only=ctx.support_only())
             return
         ctx.urgent = True
         ctx.log("crisis_not_safe", answer=answer.value, **how)
@@ -151,27 +155,20 @@ class Conversation:
         state.not_safe = True
         state.silence_armed = False
         ctx.cancel_timer("silence")
-        until = ctx.hold_until()
-        assert until is not None
-        ctx.say("crisis.practice_ended", ended=session is not None,
-                until=ctx.local_time(until))
+        ctx.say("crisis.practice_ended", ended=session is not None, until=self._until())
 
     def support(self) -> None:
         """While only support may follow "not safe": a short reply, never a script step."""
         ctx, state = self.ctx, self.state
-        until = ctx.hold_until()
-        assert until is not None
         ctx.log("crisis_support")
         ctx.say("crisis.support", emergency=ctx.lines().emergency,
                 groups=ctx.lines().groups(tuple(state.crisis_kinds) or RISK_KINDS),
-                until=ctx.local_time(until))
+                until=self._until())
         self.ask(CrisisQuestion())
 
     def practice_waits(self) -> None:
         """``/start``, ``/resume`` or the menu while only support may follow "not safe"."""
-        until = self.ctx.hold_until()
-        assert until is not None
-        self.ctx.say("crisis.practice_waits", until=self.ctx.local_time(until))
+        self.ctx.say("crisis.practice_waits", until=self._until())
 
     def halt(self, *, via: str, silent: bool = False) -> None:
         """Stop everything at once: end the exercise, cancel reminders and queued messages."""
