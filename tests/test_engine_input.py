@@ -25,7 +25,9 @@ RATING_SUBS = ("rating", "recheck", "expected", "actual")
 #: Situations where typed text is an answer (a prompt, a role-play line, a journaling page…).
 TAKES_TEXT = ("prompt", "roleplay turn", "connection", "journaling write page",
               "ask with free text")
-WAITING = tuple(s for s in SITUATIONS if s != "halted")
+#: The safety question reads any text as an answer, and anything unclear as "not sure"
+#: (tests/test_engine_crisis_flow.py).
+WAITING = tuple(s for s in SITUATIONS if s not in ("halted", "crisis question"))
 
 
 @pytest.fixture(scope="module")

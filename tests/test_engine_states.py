@@ -80,9 +80,9 @@ def _replies() -> dict[str, list[dict[str, object]]]:
 
 @cache
 def _engine() -> Engine:
-    """The engine of today on that release's scripts and system texts (a later rewording of
-    a text is not a change of behaviour)."""
-    shipped = engine_for_files(sorted((HERE / "scripts").glob("*.yaml")))
+    """The engine of today on that release's scripts, system texts and consent version (a
+    later rewording of a text is not a change of behaviour)."""
+    shipped = engine_for_files(sorted((HERE / "scripts").glob("*.yaml")), consent_version=1)
     texts = Renderer.from_dir(HERE / "prompts", "en")
     return Engine(dataclasses.replace(shipped.resources, texts=texts))
 
@@ -116,6 +116,13 @@ def _known(new: object, old: object) -> object:
     return new
 
 
+#: Situations whose replies a later release changed on purpose, each tested where the change
+#: is (issue 11, tests/test_engine_crisis_flow.py): at "are you safe right now?", "No, I'm not
+#: safe" now ends the exercise for the crisis hold, typed text is an answer (unclear: "not
+#: sure"), and the question has a third button, "Not sure". Only "Yes, I'm safe" is as before.
+CHANGED = ("crisis question", "crisis during calming")
+
+
 def test_every_situation_is_kept() -> None:
     assert len(STATES) >= 40 and set(STATES) == set(_replies())
 
@@ -127,6 +134,8 @@ def test_a_stored_state_loads_and_goes_on_as_before(name: str) -> None:
     now = datetime.fromisoformat(str(saved["now"]))
     for reply in _replies()[name]:
         kind, value = reply["event"]  # type: ignore[misc]
+        if name in CHANGED and not value.endswith(":sf"):
+            continue
         out = _engine().handle(state, _event(kind, value, str(saved["name"])), now)
         expected = dict(reply["outcome"])  # type: ignore[call-overload]
         stored = expected.pop("state")

@@ -39,7 +39,7 @@ ButtonKey = Literal[
     "cue_tight_chest", "cue_shallow_breath", "cue_tense_jaw", "cue_racing_heart",
     "cue_numb", "cue_foggy", "cue_far_away", "cue_frozen",
     "yes", "no", "agree", "decline", "opt_in", "opt_out",
-    "safe", "not_safe", "level_yes", "level_no", "only_this", "withdraw",
+    "safe", "not_safe", "not_sure", "level_yes", "level_no", "only_this", "withdraw",
     "delete_confirm", "delete_cancel", "delete_answers", "keep_answers",
     "change_pace", "change_free_text", "change_sharing", "toggle_reminders",
     "change_timezone", "change_reminders", "change_region", "close",
@@ -338,6 +338,11 @@ class Safe(Press, prefix="sf"):
 @dataclass(frozen=True)
 class NotSafe(Press, prefix="ns"):
     """"I'm not safe"."""
+
+
+@dataclass(frozen=True)
+class NotSure(Press, prefix="nu"):
+    """"Not sure" (answered as not safe)."""
 
 
 @dataclass(frozen=True)

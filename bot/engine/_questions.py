@@ -3,7 +3,7 @@
 What the engine waits for is :attr:`ClientState.pending <bot.engine._state.ClientState>`: one
 of the small models below (or None). Each knows how to ask itself (:meth:`Question.ask`, and
 :meth:`Question.again` after an unexpected input), which buttons answer it
-(:attr:`Question.takes`) and what an answer does (:meth:`Question.answer`); the two that wait
+(:attr:`Question.takes`) and what an answer does (:meth:`Question.answer`); those that wait
 for typed text take it in :meth:`Question.typed`. They are stored with the state as
 ``{"kind": ..., ...}``; a kind no release wrote fails to load, loudly.
 
@@ -16,7 +16,7 @@ question                      asked                                       answer
 :class:`TimezoneQuestion`     the client's time zone                      typed text
 :class:`ReminderTimeQuestion` the reminder time                           typed text
 :class:`KeptAnswersQuestion`  keep-what-I-type switched off: delete?      delete / keep
-:class:`CrisisQuestion`       "are you safe right now?"                   safe / not safe
+:class:`CrisisQuestion`       "are you safe right now?"                   safe / not / unsure
 :class:`LevelQuestion`        one level up?                               yes / no
 :class:`StopQuestion`         after /stop: only this, or withdraw?        only this / withdraw
 :class:`DeleteQuestion`       delete all my data?                         delete / keep
@@ -40,6 +40,7 @@ from bot.engine._buttons import (
     MenuItem,
     No,
     NotSafe,
+    NotSure,
     OnlyThis,
     Press,
     RegionChosen,
@@ -52,8 +53,10 @@ from bot.engine._buttons import (
 from bot.engine._outcome import Effect
 from bot.engine._reminders import in_quiet_hours, parse_hhmm, zone
 from bot.engine._terms import Opt, Pace, ReminderTime
+from bot.intents import SafetyAnswer
 
 if TYPE_CHECKING:
+    from bot.engine._context import Context
     from bot.engine._conversation import Conversation
 
 
@@ -110,7 +113,8 @@ class ConsentQuestion(Question):
             ctx.say("consent.intro", [[ctx.button("agree", Yes())],
                                       [ctx.button("decline", No())]],
                     retention_days=policy.retention_days, answers_days=policy.answers_days,
-                    therapist_delay=policy.therapist_delay)
+                    therapist_delay=policy.therapist_delay,
+                    crisis_hold_hours=policy.crisis_hold_hours)
         elif self.step == "adult":
             ctx.say("consent.adult", [[ctx.button("yes", Yes())], [ctx.button("no", No())]])
         else:
@@ -395,27 +399,35 @@ class ReminderTimeQuestion(_TypedSetting):
 
 
 class CrisisQuestion(Question):
-    """After the crisis lines: "are you safe right now?"."""
+    """After the crisis lines: "are you safe right now?", tapped or typed.
+
+    A typed answer is read by :meth:`bot.intents.Intents.safety_answer` (after the crisis
+    scan, as every text); "not sure" and anything unclear are answered as not safe.
+    """
 
     kind: Literal["crisis"] = "crisis"
-    takes = (Safe, NotSafe)
+    takes = (Safe, NotSafe, NotSure)
 
     def ask(self, talk: Conversation) -> None:
-        ctx = talk.ctx
-        ctx.say("crisis.are_you_safe", [[ctx.button("safe", Safe())],
-                                        [ctx.button("not_safe", NotSafe())]])
+        ask_if_safe(talk.ctx)
 
     def answer(self, talk: Conversation, press: Press) -> None:
-        ctx = talk.ctx
-        if isinstance(press, NotSafe):
-            ctx.urgent = True
-            ctx.log("crisis_not_safe")
-            ctx.say("crisis.not_safe", emergency=ctx.lines().emergency)
-        else:
-            ctx.log("crisis_safe")
-            ctx.say("crisis.safe")
-            if ctx.crisis_hold():
-                ctx.say("crisis.hold")
+        answer = (SafetyAnswer.SAFE if isinstance(press, Safe)
+                  else SafetyAnswer.NOT_SAFE if isinstance(press, NotSafe)
+                  else SafetyAnswer.UNSURE)
+        talk.safety_answer(answer, typed=False)
+
+    def typed(self, talk: Conversation, text: str) -> None:
+        talk.state.pending = None
+        talk.safety_answer(talk.ctx.res.intents.safety_answer(text), typed=True)
+
+
+def ask_if_safe(ctx: Context) -> None:
+    """Ask "are you safe right now?" (and wait for the answer), with its three buttons."""
+    ctx.state.pending = CrisisQuestion()
+    ctx.say("crisis.are_you_safe", [[ctx.button("safe", Safe())],
+                                    [ctx.button("not_safe", NotSafe())],
+                                    [ctx.button("not_sure", NotSure())]])
 
 
 class LevelQuestion(Question):
@@ -439,6 +451,8 @@ class LevelQuestion(Question):
             state.level += 1
             ctx.say("level.up", level=state.level)
         else:
+            key = str(state.level)
+            state.progress.level_declined_at[key] = state.progress.completed_at_level.get(key, 0)
             ctx.log("level_kept", level=state.level)
             ctx.say("level.stay")
 

@@ -110,6 +110,8 @@ class Session(Model):
     #: A rating at or above the distress threshold was given in this session: no level up is
     #: offered at its end, whatever came after.
     high_distress: bool = False
+    #: A crisis hold was on at some point of this session: no level up is offered at its end.
+    held: bool = False
 
 
 class Progress(Model):
@@ -125,6 +127,9 @@ class Progress(Model):
         description="The newest connection-log note, from the stored answers; never stored "
                     "with the state.")
     used_prompts: list[str] = Field(default_factory=list)
+    #: Level -> completions at that level when the client last said "Not yet" to a level up:
+    #: the next offer waits for the contract's count of completions after it.
+    level_declined_at: dict[str, int] = Field(default_factory=dict)
 
 
 class ClientState(Model):
@@ -148,8 +153,16 @@ class ClientState(Model):
     settings: Settings = Field(default_factory=Settings)
     progress: Progress = Field(default_factory=Progress)
     session: Session | None = None
+    #: When the crisis hold began (the latest risk signal, /sos mid-exercise or "not safe").
     crisis_hold_since: datetime | None = None
     crisis_hold_cleared_by_therapist: bool = False
+    #: The kinds of risk of the latest signal (empty: /sos, every kind's lines).
+    crisis_kinds: list[str] = Field(default_factory=list)
+    #: The client answered "not safe" or "not sure" during this hold: only support, no
+    #: exercise, until the hold's time has passed (or the therapist clears it).
+    not_safe: bool = False
+    #: A session closed because distress stayed high: the menu waits for ``/start``.
+    resting: bool = False
     last_active: datetime | None = None
     session_days: dict[str, int] = Field(default_factory=dict)
     reminders_unanswered: int = 0

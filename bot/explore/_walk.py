@@ -16,8 +16,29 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from bot.engine import ClientState, Engine, Event, Outcome, Resources, Text, TimerFired
-from bot.explore._clients import CLIENTS, Act, Client, Kind, Place, Planner, crisis_sentence
+from bot.engine import (
+    ClientState,
+    Command,
+    Engine,
+    Event,
+    Outcome,
+    Resources,
+    Start,
+    Text,
+    TimerFired,
+)
+from bot.explore._clients import (
+    AFTER_NOT_SAFE,
+    CLIENTS,
+    Act,
+    Client,
+    Kind,
+    Place,
+    Planner,
+    crisis_sentence,
+    inputs_after_not_safe,
+    press,
+)
 from bot.explore._observe import (
     Canonical,
     Labels,
@@ -166,7 +187,8 @@ def explore(script: LoadedScript, resources: Resources, *,
         keep_transcript: Keep every transition's record in :attr:`Exploration.transcript`.
     """
     own = Resources(scripts={script.id: script}, texts=Remembered(resources.texts),
-                    crisis=RememberedDetector(resources.crisis), policy=resources.policy)
+                    crisis=RememberedDetector(resources.crisis), intents=resources.intents,
+                    policy=resources.policy)
     return _Walk(script, engine(own), limits, keep_transcript).run(clients)
 
 
@@ -256,6 +278,9 @@ class _Walk:
         elif act.kind is Kind.CRISIS:
             assert isinstance(act.event, Text)
             problems += self.rules.crisis(out, act.event.text)
+        elif act.kind is Kind.NOT_SAFE:
+            after = self._after_not_safe(node, act, out.state, now)
+            problems += self.rules.not_safe(out, after)
         # A second tick of a button that ticks in place (a body cue) is checked, not walked on
         # from: one tick per keyboard is walked, not every set of them.
         toggled = any(m.replace_keyboard for o in outs for m in o.messages)
@@ -287,6 +312,28 @@ class _Walk:
                 break
             outcomes.append(out)
             state = out.state
+        return outcomes
+
+    def _after_not_safe(self, node: _Node, act: Act, state: ClientState, now: datetime
+                        ) -> list[Outcome]:
+        """What a client may do after "not safe": write, /resume, /start (and press the first
+        button they are then offered), press the buttons they had, let an hour pass for the
+        timers."""
+        events = [*inputs_after_not_safe(node.place.keyboard),
+                  *(TimerFired(kind=kind, due_iso=(now + AFTER_NOT_SAFE).isoformat())
+                    for kind in ("silence", "reminder"))]
+        outcomes: list[Outcome] = []
+        while events:
+            event = events.pop(0)
+            when = now + AFTER_NOT_SAFE if isinstance(event, TimerFired) else now
+            out = self._handle(node, act, state, event, when)
+            if out is None:
+                break
+            outcomes.append(out)
+            state = out.state
+            offered = keyboard_of(out.messages)
+            if isinstance(event, Start | Command) and offered:
+                events.insert(0, press(offered[0]))
         return outcomes
 
     def _arrive(self, node: _Node, act: Act, outs: list[Outcome], now: datetime,

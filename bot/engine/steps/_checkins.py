@@ -24,6 +24,7 @@ from bot.engine._buttons import (
     ReliefFelt,
 )
 from bot.engine._context import Choice
+from bot.engine._questions import ask_if_safe
 from bot.engine._state import Part
 from bot.engine.steps._base import MAX_TEXT, Handler
 from bot.engine.steps._pages import show_page, turn_page, writes
@@ -197,15 +198,17 @@ class CheckIns(Handler):
         spec = run.kind(step).checkin_of(run, step)
         distress = ctx.session.distress or 0
         under = any(c.under_arousal for c in frame.cues)
-        if distress >= ctx.threshold(spec.high) or under:
+        high = distress >= ctx.threshold(spec.high)
+        if high or under:
             ctx.state.silence_armed = True
             ctx.timer("silence", ctx.now + ctx.res.policy.silence_followup)
-            self._deescalate(run, step, list(spec.calm), distress)
+            self._deescalate(run, step, list(spec.calm), distress, high=high)
             return
         frame.calm_round = 0
         frame.cues = []
         if self._clears_crisis_hold(run):
-            ctx.state.crisis_hold_since = None
+            state = ctx.state
+            state.crisis_hold_since, state.not_safe, state.crisis_kinds = None, False, []
             ctx.log("crisis_hold_cleared", by="check-in")
         ctx.say("checkin.thanks")
         if frame.closing:
@@ -215,21 +218,34 @@ class CheckIns(Handler):
             run.kind(step).after_checkin(run, step)
 
     def _clears_crisis_hold(self, run: Run) -> bool:
+        """A fresh check-in lifts the hold in a session that started after the signal: once
+        the therapist cleared it, or (unless only they may) once the hold's time was up."""
         ctx = run.ctx
-        since = ctx.state.crisis_hold_since
-        if since is None or ctx.session.started_at <= since:
+        since, until = ctx.state.crisis_hold_since, ctx.hold_until()
+        if since is None or until is None or ctx.session.started_at <= since:
             return False
-        return (not ctx.res.policy.crisis_hold_needs_therapist
-                or ctx.state.crisis_hold_cleared_by_therapist)
+        if ctx.state.crisis_hold_cleared_by_therapist:
+            return True
+        return not ctx.res.policy.crisis_hold_needs_therapist and ctx.session.started_at >= until
 
-    def _deescalate(self, run: Run, step: m.Step, calm: list[str], distress: int) -> None:
+    def _deescalate(self, run: Run, step: m.Step, calm: list[str], distress: int, *,
+                    high: bool) -> None:
         ctx = run.ctx
         frame = ctx.session.frame
         run.kind(step).before_calming(run, step)
         if frame.calm_round >= MAX_CALM_ROUNDS or not calm:
             ctx.log("deescalation_closed", step=frame.step, rounds=frame.calm_round)
-            ctx.say("checkin.still_high")
+            sustained = high and frame.calm_round >= MAX_CALM_ROUNDS
+            if sustained:  # still high after every round: crisis lines, the safety question
+                ctx.urgent = True
+                ctx.send(ctx.system("crisis.resources",
+                                    **ctx.lines().crisis_context(None, running=False)))
+                ctx.safety_plan()
+            ctx.say("checkin.still_high", sustained=sustained)
             run.end_session(completed=False, reason="distress")
+            if sustained:
+                ctx.state.resting = True  # the menu waits for /start
+                ask_if_safe(ctx)
             return
         exercise = calm[min(frame.calm_round, len(calm) - 1)]
         frame.calm_round += 1

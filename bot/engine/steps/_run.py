@@ -94,6 +94,11 @@ class Run:
         step, handler = self._at()
         handler.show(self, step)
 
+    def in_role(self) -> bool:
+        """Whether a role-play scene is under way (a check-in within it included)."""
+        step = self.ctx.script.steps[self.ctx.session.frame.step]
+        return kind_of(step).in_role(self, step)
+
     def on_button(self, press: Press) -> None:
         """Handle a live button press for the current step."""
         match press:
@@ -207,7 +212,7 @@ class Run:
                 distress_after=session.distress, expected=session.expected,
                 actual=session.actual)
         ctx.state.session = None
-        if completed and not (session.high_distress or session.calmed):
+        if completed and not (session.high_distress or session.calmed or session.held):
             _offer_level_up(ctx)
 
 
@@ -215,7 +220,10 @@ def _offer_level_up(ctx: Context) -> None:
     """Ask (never push) about one level up, only when the contract's rule holds."""
     state = ctx.state
     rule = state.contract.advance
-    done = state.progress.completed_at_level.get(str(state.level), 0)
+    key = str(state.level)
+    # After a "Not yet", the rule counts only the completions since.
+    done = (state.progress.completed_at_level.get(key, 0)
+            - state.progress.level_declined_at.get(key, 0))
     if (done >= rule.completed_at_level and state.level < state.contract.max_level
             and not ctx.crisis_hold()):
         state.pending = LevelQuestion()

@@ -47,6 +47,11 @@ class RolePlay(StepKind):
     # -- how the engine runs it ---------------------------------------------------------------
     def begin(self, run: Run, step: m.Step) -> None:
         ctx = run.ctx
+        if ctx.crisis_hold():  # no role-play until the hold lifts
+            ctx.log("roleplay_left_out", step=step.id, reason="crisis-hold")
+            ctx.say("roleplay.held")
+            run.enter_after(step.id)
+            return
         ctx.log("roleplay_started", script=ctx.session.script, step=step.id)
         if ctx.state.pace.waits_before_scenes:  # the frame, then a moment before the scene
             ctx.session.frame.part = Part.READY
@@ -155,6 +160,10 @@ class RolePlay(StepKind):
         elif frame.turn < len(play.turns):
             run.ctx.say("roleplay.step_out", character=play.character)
             frame.turn = len(play.turns)  # out of the role: not stepped out of twice
+
+    def in_role(self, run: Run, step: m.Step) -> bool:
+        frame = run.ctx.session.frame
+        return frame.part is not Part.READY and frame.turn < self._turn_limit(run, _play(step))
 
     def after_checkin(self, run: Run, step: m.Step) -> None:
         ctx = run.ctx
