@@ -976,3 +976,35 @@ def test_a_question_of_the_script_between_prompts_counts_as_asking(loaded: Loade
     d.walk_to_end(choice=0)  # "one more" at each of the script's own questions
     assert len(d.rows("prompt")) == 3
     assert not [e for e in d.rows("pacing") if "enough" in str(e["choice"])]
+
+
+def test_pause_in_a_scene_steps_out_of_the_role_and_resume_frames_it_again(
+        loaded: Loaded) -> None:
+    d = _client(loaded.engine)
+    d.pick("telling-a-friend")
+    d.at("scene", "turn")
+    line = d.texts()[-1]
+    d.command("pause")
+    assert d.texts() == [d.render("pause.done", character="Robin")]
+    assert "stepping out of the role" in d.texts()[0]
+    d.text("hello?")  # reminded it is paused: still out of the role
+    assert d.texts() == [d.render("pause.done", character="Robin")]
+    d.command("resume")
+    assert d.texts()[1].startswith("<b>Back to the practice scene</b>: I'm a bot playing Robin")
+    assert d.texts() == [d.render("pause.resumed"), d.texts()[1], line]
+    assert d.part == "turn"
+
+
+def test_pause_outside_a_scene_says_nothing_of_a_role(loaded: Loaded) -> None:
+    d = _client(loaded.engine)
+    d.pick("telling-a-friend")
+    play = loaded.engine.resources.scripts["telling-a-friend"].steps["scene"].roleplay
+    assert play is not None
+    d.walk_until(lambda d: d.part == "rating" and d.state.session is not None
+                 and d.state.session.frame.turn >= len(play.turns))
+    assert d.said("roleplay.step_out", character="Robin")  # the scene's closing check-in
+    d.command("pause")
+    assert d.texts() == [d.render("pause.done")]
+    assert "role" not in d.texts()[0]
+    d.command("resume")
+    assert not any("Back to the practice scene" in t for t in d.texts())

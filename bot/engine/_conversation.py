@@ -61,7 +61,8 @@ class Conversation:
 
     def paused(self) -> None:
         """Say the session is paused, with the button that resumes it."""
-        self.ctx.say("pause.done", [[self.ctx.button("resume", Resume())]])
+        self.ctx.say("pause.done", [[self.ctx.button("resume", Resume())]],
+                     character=self.runner.role())
 
     def consented(self) -> bool:
         """Whether the client agreed to the current terms."""
@@ -223,7 +224,7 @@ class Conversation:
             ctx.log("pacing", choice="resume", step=session.frame.step)
             ctx.say("pause.resumed")
         if not self.cap_reached():
-            self.runner.show()
+            self.runner.resume_in_role()
 
     def cap_reached(self) -> bool:
         """Close the session gently once it runs past the contract's time cap."""

@@ -81,12 +81,16 @@ SYSTEM_TEXTS: Mapping[str, Mapping[str, object]] = {
     "roleplay.hint": {"hint": "Start with one true sentence about how you feel right now."},
     "roleplay.example": {"example": "I've been a bit low this week, and I'd like to tell you."},
     "roleplay.step_out": {"character": "Sam"},
+    "roleplay.reframe": {
+        "character": "Sam",
+        "scene": "Sam, your partner, has just asked how your week really was.",
+    },
     "prompt.ack": {},
     "prompt.smaller": {"text": "Name one small thing that made you smile this week."},
     "prompt.skip_reason": {},
     "prompt.skip_ack": {"reason": "private"},
     "prompt.none_left": {},
-    "pause.done": {},
+    "pause.done": {"character": "Sam"},
     "pause.resumed": {},
     "pause.nothing": {},
     "progress": {

@@ -257,6 +257,17 @@ class Driver:
         """A system text as the engine sends it."""
         return str(self.engine.resources.texts.system(key, **context)).strip()
 
+    def paused_text(self) -> str:
+        """The "paused" reply here: in a scene's role, it steps out of the role."""
+        session = self.state.session
+        script = self.engine.resources.scripts.get(session.script) if session else None
+        step = script.steps.get(session.frame.step) if script and session else None
+        play = step.roleplay if step is not None else None
+        frame = session.frame if session else None
+        in_role = (play is not None and frame is not None and frame.turn < len(play.turns)
+                   and frame.part in (Part.TURN, Part.RATING) and not frame.closing)
+        return self.render("pause.done", character=play.character if in_role and play else None)
+
     def label(self, key: str) -> str:
         """A button label from the system texts (``buttons.KEY``)."""
         return self.engine.resources.texts.label(f"buttons.{key}")

@@ -155,7 +155,20 @@ class Run:
         ctx = self.ctx
         ctx.session.paused = True
         ctx.log("pacing", choice="pause", step=ctx.session.frame.step)
-        ctx.say("pause.done", [[ctx.button("resume", Resume())]])
+        ctx.say("pause.done", [[ctx.button("resume", Resume())]], character=self.role())
+
+    def role(self) -> str | None:
+        """The character the bot is playing at the client's place, if it is in a role."""
+        step = self.ctx.script.steps[self.ctx.session.frame.step]
+        return kind_of(step).role(self, step)
+
+    def resume_in_role(self) -> None:
+        """Back from a pause: in a scene, say again what it is, then show where it was."""
+        step = self.ctx.script.steps[self.ctx.session.frame.step]
+        kind = kind_of(step)
+        if kind.role(self, step) is not None:
+            kind.reframe(self, step)
+        self.show()
 
     def smaller(self) -> None:
         """Honour "smaller step" at once: a gentler wording or a lower level."""

@@ -156,6 +156,18 @@ class RolePlay(StepKind):
             run.ctx.say("roleplay.step_out", character=play.character)
             frame.turn = len(play.turns)  # out of the role: not stepped out of twice
 
+    def role(self, run: Run, step: m.Step) -> str | None:
+        play = _play(step)
+        frame = run.ctx.session.frame
+        in_scene = frame.part is not Part.READY and frame.turn < len(play.turns)
+        return play.character if in_scene and not (frame.closing or frame.calming) else None
+
+    def reframe(self, run: Run, step: m.Step) -> None:
+        play = _play(step)
+        ctx = run.ctx
+        ctx.say("roleplay.reframe", character=play.character,
+                scene=ctx.script_text(play.scene, character=play.character))
+
     def after_checkin(self, run: Run, step: m.Step) -> None:
         ctx = run.ctx
         play = _play(step)
