@@ -13,6 +13,7 @@ from bot.engine._outcome import ButtonSpec, LedgerEntry, Message, Outcome, Timer
 from bot.engine._policy import Policy, RegionLines
 from bot.engine._state import ClientState, Session
 from bot.engine._terms import Opt
+from bot.intents import Intents
 from bot.script import LoadedScript
 
 #: Characters of the newest connection-log note a script text can show (``last_connection``).
@@ -39,11 +40,13 @@ class Texts(Protocol):
 
 @dataclass(frozen=True)
 class Resources:
-    """What the engine is given once: scripts, texts, the crisis detector and policy."""
+    """What the engine is given once: scripts, texts, the crisis detector, intents and policy."""
 
     scripts: Mapping[str, LoadedScript]
     texts: Texts
     crisis: Detector
+    #: Reads stop requests, typed safety answers and under-arousal cues in free text.
+    intents: Intents
     policy: Policy
 
 

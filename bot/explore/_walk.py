@@ -166,7 +166,8 @@ def explore(script: LoadedScript, resources: Resources, *,
         keep_transcript: Keep every transition's record in :attr:`Exploration.transcript`.
     """
     own = Resources(scripts={script.id: script}, texts=Remembered(resources.texts),
-                    crisis=RememberedDetector(resources.crisis), policy=resources.policy)
+                    crisis=RememberedDetector(resources.crisis), intents=resources.intents,
+                    policy=resources.policy)
     return _Walk(script, engine(own), limits, keep_transcript).run(clients)
 
 

@@ -75,7 +75,8 @@ def engine_with(
     res = base.resources
     new_policy: Policy = dataclasses.replace(res.policy, **policy)  # type: ignore[arg-type]
     return Engine(Resources(scripts=res.scripts if scripts is None else scripts,
-                            texts=res.texts, crisis=res.crisis, policy=new_policy))
+                            texts=res.texts, crisis=res.crisis, intents=res.intents,
+                            policy=new_policy))
 
 
 def script_beside_library(folder: Path, name: str, text: str) -> Path:
@@ -99,7 +100,7 @@ def engine_for_files(files: Iterable[Path], **policy: object) -> Engine:
     res = loaded.engine.resources
     new_policy: Policy = dataclasses.replace(res.policy, **policy)  # type: ignore[arg-type]
     return Engine(Resources(scripts=res.scripts, texts=res.texts, crisis=res.crisis,
-                            policy=new_policy))
+                            intents=res.intents, policy=new_policy))
 
 
 def plain_answer(pending: Question | None, part: Part | None, codes: list[str], *,
