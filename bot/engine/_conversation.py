@@ -19,6 +19,7 @@ from bot.engine._questions import (
     MenuQuestion,
     Pending,
     StopQuestion,
+    StopRequestQuestion,
 )
 from bot.engine._reminders import next_reminder, parse_hhmm, zone
 from bot.engine._state import Frame, Session
@@ -122,6 +123,14 @@ class Conversation:
             state.pending = None
         else:
             self.ask(StopQuestion())
+
+    def stop_request(self) -> None:
+        """A clear stop request in words: ask once whether to stop; nothing moves on."""
+        before = self.state.pending
+        if isinstance(before, StopRequestQuestion):  # asked already: the same question
+            before = before.before
+        self.ctx.log("stop_request", choice="asked")
+        self.ask(StopRequestQuestion(before=before))
 
     # -- starting and the menu --------------------------------------------------------------
     def start(self) -> None:

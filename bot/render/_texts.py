@@ -154,6 +154,7 @@ SYSTEM_TEXTS: Mapping[str, Mapping[str, object]] = {
     "settings.quiet_hours": {"start": "21:00", "end": "08:00"},
     "settings.bad_timezone": {},
     "stop.halted": {},
+    "stop.request": {},
     **{f"commands.{name}": {} for name in COMMANDS},
     **{f"buttons.{name}": {} for name in BUTTON_KEYS},
 }
