@@ -44,6 +44,8 @@ class Part(StrEnum):
     SKIP_REASON = "skip_reason"
     #: The client's pace was reached: "one more, or enough for today?" before the next prompt.
     ENOUGH = "enough"
+    #: Before a partner scene: "do you feel safe with your partner?".
+    SCREEN = "screen"
     #: A role-play scene's frame, waiting for "Start" (at a gentle pace).
     READY = "ready"
     TURN = "turn"

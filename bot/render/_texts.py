@@ -81,6 +81,8 @@ SYSTEM_TEXTS: Mapping[str, Mapping[str, object]] = {
     "roleplay.hint": {"hint": "Start with one true sentence about how you feel right now."},
     "roleplay.example": {"example": "I've been a bit low this week, and I'd like to tell you."},
     "roleplay.step_out": {"character": "Sam"},
+    "roleplay.partner_screen": {},
+    "roleplay.partner_unsafe": {"groups": _LINE_GROUPS, "emergency": "911"},
     "roleplay.reframe": {
         "character": "Sam",
         "scene": "Sam, your partner, has just asked how your week really was.",

@@ -125,6 +125,7 @@ def plain_answer(pending: Question | None, part: Part | None, codes: list[str], 
                # "enough for today?": one more, so that every step is seen
                Part.ENOUGH: "mo",
                Part.READY: "st",  # a scene's frame, at a gentle pace
+               Part.SCREEN: "ps",  # a partner scene: safe with them
                Part.PROMPT: "sh", Part.TURN: "sd"}
     if part in presses:
         return "press", presses[part]
