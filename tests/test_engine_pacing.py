@@ -1008,3 +1008,32 @@ def test_pause_outside_a_scene_says_nothing_of_a_role(loaded: Loaded) -> None:
     assert "role" not in d.texts()[0]
     d.command("resume")
     assert not any("Back to the practice scene" in t for t in d.texts())
+
+
+def _after_rating_with(d: Driver, answer_prompt: str) -> None:
+    """Walk first-steps to the closing check-in, answering every prompt with a press."""
+    for _ in range(200):
+        if d.step == "checkin-after" and d.part == "rating":
+            return
+        if d.part == "prompt":
+            d.press(answer_prompt)
+            if d.part == "skip_reason":
+                d.press("s3")
+        else:
+            d.answer_current()
+    raise AssertionError("never reached the closing check-in")
+
+
+def test_no_relief_question_after_every_prompt_was_skipped(loaded: Loaded) -> None:
+    d = _client(loaded.engine)
+    d.pick("first-steps")
+    _after_rating_with(d, "sk")
+    d.text("2")  # distress
+    d.text("3")  # how hard it was
+    assert not d.said("checkin.relief") and d.part != "relief"
+    shared = _client(loaded.engine)
+    shared.pick("first-steps")
+    _after_rating_with(shared, "sh")
+    shared.text("2")
+    shared.text("3")
+    assert shared.said("checkin.relief") and shared.part == "relief"

@@ -200,7 +200,7 @@ class Conversation:
         assert first is not None
         state.session = Session(script=script_id, script_version=script.meta.version,
                                 started_at=ctx.now, frame=Frame(step=first),
-                                level=level)
+                                level=level, shared=False)
         ctx.log("session_started", script=script_id, version=script.meta.version,
                 level=ctx.effective_level())
         self.runner.enter(first)

@@ -109,6 +109,9 @@ class Session(Model):
     prompts_in_a_row: int = 0
     enough: bool = False
     calmed: bool = False  # de-escalation ran: the session does not count towards a level up
+    #: The client shared something in this session (a prompt, a line of a scene): only then
+    #: is relief after sharing asked about. None: a session stored before this was kept.
+    shared: bool | None = None
     #: A rating at or above the distress threshold was given in this session: no level up is
     #: offered at its end, whatever came after.
     high_distress: bool = False

@@ -139,6 +139,9 @@ class CheckIns(Handler):
         if frame.part is Part.ACTUAL:
             ctx.session.actual = value
             ctx.log("checkin_actual", step=frame.step, actual=value)
+            if ctx.session.shared is False:  # nothing shared (all skipped): no relief asked
+                self._after_details(run, step)
+                return
             frame.part = Part.RELIEF
             run.show()
             return

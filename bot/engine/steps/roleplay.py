@@ -249,6 +249,7 @@ class RolePlay(StepKind):
         ctx.log("roleplay_turn", step=frame.step, turn=frame.turn, level=turn.level,
                 smaller=frame.smaller, response=response)
         frame.turns_since_checkin += 1
+        ctx.session.shared = True
         due = turn.hostile or frame.turns_since_checkin >= checkin_every(run, play)
         self._advance(run, play, checkin=due)
 
