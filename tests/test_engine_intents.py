@@ -87,3 +87,60 @@ def test_words_that_are_not_a_stop_request_are_answers(situations: dict[str, Dri
     d.text("I can't stop thinking about my sister")
     assert not isinstance(d.state.pending, StopRequestQuestion)
     assert d.said("prompt.ack")
+
+
+# -- under-arousal in words and ticked ----------------------------------------------------------
+
+UNDER_WORDS = ("I feel numb, kind of far away", "everything feels foggy and I'm frozen")
+
+
+def _calming_exercise(d: Driver) -> str | None:
+    return d.state.session.frame.calm_exercise if d.state.session else None
+
+
+@pytest.mark.parametrize("name", ["prompt", "roleplay turn", "checkin rating", "say",
+                                  "ask with free text", "connection"])
+@pytest.mark.parametrize("words", UNDER_WORDS)
+def test_under_arousal_in_words_routes_to_grounding(
+        situations: dict[str, Driver], name: str, words: str) -> None:
+    d = situations[name].fork()
+    d.text(words)
+    assert d.said("checkin.under"), (name, d.plain())
+    assert "far away" in d.render("checkin.under") and "a lot" not in d.render("checkin.under")
+    assert d.part == "calm" and _calming_exercise(d) == "grounding-54321"
+    assert d.rows("under_arousal")[-1] == {"step": d.step, "said": "words"}
+    assert not d.last.answers  # the words are not kept as an answer
+    if name == "roleplay turn":  # out of the role before grounding
+        assert d.texts()[0] == d.render("roleplay.step_out", character="Robin")
+    d.walk_until(lambda x: x.part == "recheck")
+    assert d.texts()[-1] == d.render("checkin.question")  # then a re-rating
+
+
+def test_a_negated_cue_is_not_under_arousal(situations: dict[str, Driver]) -> None:
+    d = situations["prompt"].fork()
+    d.text("I'm not numb at all")
+    assert not d.said("checkin.under") and d.said("prompt.ack")
+
+
+def test_a_ticked_numb_at_a_low_rating_is_grounding_in_words_that_fit(
+        situations: dict[str, Driver]) -> None:
+    d = situations["checkin cues"].fork()  # noticing-the-body, after a rating of 2
+    d.press("knumb")
+    d.press("kd")
+    assert d.said("checkin.under") and not any("out of 10 is a lot" in t for t in d.texts())
+    assert _calming_exercise(d) == "grounding-54321"
+    d.walk_until(lambda x: x.part == "recheck")
+    d.text("1")  # low after grounding: it goes on, not "still a lot"
+    assert not d.said("checkin.still_high") and d.said("checkin.thanks")
+    assert d.state.session is not None and not d.state.session.frame.calming
+
+
+def test_under_arousal_at_a_high_rating_is_grounding_in_every_round(
+        situations: dict[str, Driver]) -> None:
+    d = situations["checkin rating"].fork()  # first-steps: breathing comes first otherwise
+    d.text("I feel numb")
+    exercises = [_calming_exercise(d)]
+    d.walk_until(lambda x: x.part == "recheck")
+    d.text("9")
+    exercises.append(_calming_exercise(d))
+    assert exercises == ["grounding-54321", "grounding-54321"]

@@ -69,6 +69,7 @@ class Frame(Model):
         prompt: The prompt shown by a prompt step.
         smaller: Whether the smaller alternative is showing.
         closing: The step is being closed because a cap was reached.
+        under: De-escalation for under-arousal is under way (grounding in every round).
     """
 
     step: str
@@ -82,6 +83,9 @@ class Frame(Model):
     prompt: str | None = None
     smaller: bool = False
     closing: bool = False
+    #: The de-escalation under way is for under-arousal (a ticked cue, or typed words):
+    #: grounding, not breathing, in every round.
+    under: bool = False
 
     @property
     def calming(self) -> bool:

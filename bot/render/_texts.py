@@ -71,6 +71,7 @@ SYSTEM_TEXTS: Mapping[str, Mapping[str, object]] = {
     "checkin.body_cues": {},
     "checkin.body_info": {"cues": ["Tight chest", "Numb", "Far away"], "under": True},
     "checkin.high": {"distress": 8},
+    "checkin.under": {},
     "checkin.still_high": {},
     "checkin.thanks": {},
     "roleplay.frame": {

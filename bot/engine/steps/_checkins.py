@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
 #: Calming rounds before a session whose distress stays high closes gently.
 MAX_CALM_ROUNDS = 2
+#: The library's grounding exercise, for under-arousal when the calm list has none.
+LIBRARY_GROUNDING = "grounding-54321"
 #: The parts of a check-in, which the check-in runs at any step.
 CHECKIN_PARTS = (Part.RATING, Part.EXPECTED, Part.ACTUAL, Part.RELIEF, Part.CUES, Part.CALM,
                  Part.RECHECK)
@@ -199,14 +201,16 @@ class CheckIns(Handler):
         frame = ctx.session.frame
         spec = run.kind(step).checkin_of(run, step)
         distress = ctx.session.distress or 0
-        under = any(c.under_arousal for c in frame.cues)
+        # Ticked cues are the first rating's: a low re-rating after grounding goes on.
+        under = frame.part is not Part.RECHECK and any(c.under_arousal for c in frame.cues)
         if distress >= ctx.threshold(spec.high) or under:
+            frame.under = frame.under or under
             ctx.state.silence_armed = True
             ctx.timer("silence", ctx.now + ctx.res.policy.silence_followup)
             self._deescalate(run, step, list(spec.calm), distress)
             return
         frame.calm_round = 0
-        frame.cues = []
+        frame.cues, frame.under = [], False
         if self._clears_crisis_hold(run):
             ctx.state.crisis_hold_since = None
             ctx.log("crisis_hold_cleared", by="check-in")
@@ -225,10 +229,24 @@ class CheckIns(Handler):
         return (not ctx.res.policy.crisis_hold_needs_therapist
                 or ctx.state.crisis_hold_cleared_by_therapist)
 
+    def ground(self, run: Run, step: m.Step) -> None:
+        """Under-arousal in the client's words ("I feel numb"): grounding, then a re-rating."""
+        ctx = run.ctx
+        frame = ctx.session.frame
+        frame.under = True
+        ctx.log("under_arousal", step=frame.step, said="words")  # the fact, never the words
+        ctx.state.silence_armed = True
+        ctx.timer("silence", ctx.now + ctx.res.policy.silence_followup)
+        self._deescalate(run, step, list(run.kind(step).checkin_of(run, step).calm),
+                         ctx.session.distress or 0)
+
     def _deescalate(self, run: Run, step: m.Step, calm: list[str], distress: int) -> None:
         ctx = run.ctx
         frame = ctx.session.frame
         run.kind(step).before_calming(run, step)
+        grounding = _grounding(run, calm) if frame.under else None
+        if grounding is not None:
+            calm = [grounding]  # under-arousal: grounding in every round, never breathing
         if frame.calm_round >= MAX_CALM_ROUNDS or not calm:
             ctx.log("deescalation_closed", step=frame.step, rounds=frame.calm_round)
             ctx.say("checkin.still_high")
@@ -238,9 +256,21 @@ class CheckIns(Handler):
         frame.calm_round += 1
         ctx.session.calmed = True
         ctx.log("deescalation", step=frame.step, exercise=exercise, round=frame.calm_round)
-        ctx.say("checkin.high", distress=distress)
+        if frame.under and distress < ctx.threshold(run.kind(step).checkin_of(run, step).high):
+            ctx.say("checkin.under")  # far away, not "a lot"
+        else:
+            ctx.say("checkin.high", distress=distress)
         frame.part, frame.calm_exercise, frame.page = Part.CALM, exercise, 0
         run.show()
+
+
+def _grounding(run: Run, calm: list[str]) -> str | None:
+    """The grounding exercise for under-arousal: the calm list's, else the library's."""
+    exercises = run.ctx.script.exercises
+    for exercise in calm:
+        if exercise in exercises and exercises[exercise].kind is m.ExerciseKind.GROUNDING:
+            return exercise
+    return LIBRARY_GROUNDING if LIBRARY_GROUNDING in exercises else None
 
 
 def _rating_rows() -> list[list[Choice]]:

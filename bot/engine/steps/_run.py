@@ -108,11 +108,18 @@ class Run:
                 handler.on_button(self, step, press)
 
     def on_text(self, text: str) -> None:
-        """Handle free text for the current step (crisis and stop are handled before)."""
+        """Handle free text for the current step (crisis and stop are handled before).
+
+        Under-arousal in words ("everything feels far away") routes to grounding first.
+        """
         ctx = self.ctx
         step, handler = self._at()
         stripped = text.strip()
-        if ctx.session.frame.part in RATING_PARTS:
+        frame = ctx.session.frame
+        if not (frame.calming or frame.closing) and ctx.res.intents.under_arousal(stripped):
+            self.checkins.ground(self, step)  # "I feel numb": grounding, whatever was asked
+            return
+        if frame.part in RATING_PARTS:
             value = as_int(stripped)
             if value is None or not 0 <= value <= 10:
                 ctx.say("unexpected.out_of_range", low=0, high=10)
