@@ -388,7 +388,7 @@ def test_pause(situation: Driver) -> None:
     elif kind == "idle":
         assert d.texts() == [d.render("pause.nothing")]
     else:
-        assert d.texts() == [d.render("pause.done")] and d.codes() == ["re"]
+        assert d.texts() == [d.paused_text()] and d.codes() == ["re"]
         assert d.state.session is not None and d.state.session.paused
         if kind == "running":
             assert [e.data["choice"] for e in d.ledger() if e.kind == "pacing"] == ["pause"]
@@ -424,7 +424,7 @@ def test_smaller(situation: Driver) -> None:
     elif kind == "idle":
         assert d.texts() == [d.render("pause.nothing")]
     elif kind == "paused":
-        assert d.texts() == [d.render("pause.done")]
+        assert d.texts() == [d.paused_text()]
     else:
         smaller = [e for e in d.ledger() if e.kind == "pacing" and e.data["choice"] == "smaller"]
         assert smaller or d.texts()[0] == d.render("pacing.smallest")
@@ -441,7 +441,7 @@ def test_skip(situation: Driver) -> None:
     elif kind == "idle":
         assert d.texts() == [d.render("pause.nothing")]
     elif kind == "paused":
-        assert d.texts() == [d.render("pause.done")]
+        assert d.texts() == [d.paused_text()]
     else:
         assert before.session is not None
         moved = (d.state.session is None or d.state.session.frame != before.session.frame)

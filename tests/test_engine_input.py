@@ -54,7 +54,7 @@ def _expect_kind_reply(d: Driver, name: str, before: ClientState, first: str) ->
 def _kind_reply_for_text(d: Driver, name: str) -> str:
     """What a client is told when their text is not an answer here."""
     if name == "paused":
-        return d.render("pause.done")
+        return d.paused_text()
     if d.state.pending is None and d.part in RATING_SUBS:
         return d.render("unexpected.out_of_range", low=0, high=10)
     return d.render("unexpected.text_at_buttons")

@@ -986,3 +986,64 @@ def test_a_question_of_the_script_between_prompts_counts_as_asking(loaded: Loade
     d.walk_to_end(choice=0)  # "one more" at each of the script's own questions
     assert len(d.rows("prompt")) == 3
     assert not [e for e in d.rows("pacing") if "enough" in str(e["choice"])]
+
+
+def test_pause_in_a_scene_steps_out_of_the_role_and_resume_frames_it_again(
+        loaded: Loaded) -> None:
+    d = _client(loaded.engine)
+    d.pick("telling-a-friend")
+    d.at("scene", "turn")
+    line = d.texts()[-1]
+    d.command("pause")
+    assert d.texts() == [d.render("pause.done", character="Robin")]
+    assert "stepping out of the role" in d.texts()[0]
+    d.text("hello?")  # reminded it is paused: still out of the role
+    assert d.texts() == [d.render("pause.done", character="Robin")]
+    d.command("resume")
+    assert d.texts()[1].startswith("<b>Back to the practice scene</b>: I'm a bot playing Robin")
+    assert d.texts() == [d.render("pause.resumed"), d.texts()[1], line]
+    assert d.part == "turn"
+
+
+def test_pause_outside_a_scene_says_nothing_of_a_role(loaded: Loaded) -> None:
+    d = _client(loaded.engine)
+    d.pick("telling-a-friend")
+    play = loaded.engine.resources.scripts["telling-a-friend"].steps["scene"].roleplay
+    assert play is not None
+    d.walk_until(lambda d: d.part == "rating" and d.state.session is not None
+                 and d.state.session.frame.turn >= len(play.turns))
+    assert d.said("roleplay.step_out", character="Robin")  # the scene's closing check-in
+    d.command("pause")
+    assert d.texts() == [d.render("pause.done")]
+    assert "role" not in d.texts()[0]
+    d.command("resume")
+    assert not any("Back to the practice scene" in t for t in d.texts())
+
+
+def _after_rating_with(d: Driver, answer_prompt: str) -> None:
+    """Walk first-steps to the closing check-in, answering every prompt with a press."""
+    for _ in range(200):
+        if d.step == "checkin-after" and d.part == "rating":
+            return
+        if d.part == "prompt":
+            d.press(answer_prompt)
+            if d.part == "skip_reason":
+                d.press("s3")
+        else:
+            d.answer_current()
+    raise AssertionError("never reached the closing check-in")
+
+
+def test_no_relief_question_after_every_prompt_was_skipped(loaded: Loaded) -> None:
+    d = _client(loaded.engine)
+    d.pick("first-steps")
+    _after_rating_with(d, "sk")
+    d.text("2")  # distress
+    d.text("3")  # how hard it was
+    assert not d.said("checkin.relief") and d.part != "relief"
+    shared = _client(loaded.engine)
+    shared.pick("first-steps")
+    _after_rating_with(shared, "sh")
+    shared.text("2")
+    shared.text("3")
+    assert shared.said("checkin.relief") and shared.part == "relief"

@@ -78,7 +78,11 @@ async def to_roleplay(client: TelegramClient, title: str, version: str) -> SentM
     await client.press("4")  # expected difficulty
     await client.until(lambda m: version in labels(m))
     await client.press(version)
-    await client.until(lambda m: "Start" in labels(m))  # the scene's frame (a gentle pace)
+    safe = "I'm safe with my partner"  # a partner scene asks first
+    [*_, shown] = await client.until(lambda m: "Start" in labels(m) or safe in labels(m))
+    if safe in labels(shown):
+        await client.press(safe)
+        await client.until(lambda m: "Start" in labels(m))  # the frame (a gentle pace)
     await client.press("Start")
     [*_, line] = await client.until(lambda m: "I said it" in labels(m))
     return line

@@ -40,6 +40,7 @@ ButtonKey = Literal[
     "cue_numb", "cue_foggy", "cue_far_away", "cue_frozen",
     "yes", "no", "agree", "decline", "opt_in", "opt_out",
     "safe", "not_safe", "not_sure", "level_yes", "level_no", "only_this", "withdraw",
+    "stop_everything", "keep_going", "partner_safe", "partner_unsure",
     "delete_confirm", "delete_cancel", "delete_answers", "keep_answers",
     "change_pace", "change_free_text", "change_sharing", "toggle_reminders",
     "change_timezone", "change_reminders", "change_region", "close",
@@ -363,6 +364,26 @@ class OnlyThis(Press, prefix="ot"):
 @dataclass(frozen=True)
 class Withdraw(Press, prefix="wd"):
     """After /stop: withdraw every consent."""
+
+
+@dataclass(frozen=True)
+class StopEverything(Press, prefix="xs"):
+    """Yes to "do you want to stop?": stop everything, as /stop does."""
+
+
+@dataclass(frozen=True)
+class KeepGoing(Press, prefix="xk"):
+    """No to "do you want to stop?": back to exactly where the client was."""
+
+
+@dataclass(frozen=True)
+class PartnerSafe(Press, prefix="ps"):
+    """Before a partner scene: "I feel safe with my partner"."""
+
+
+@dataclass(frozen=True)
+class PartnerUnsure(Press, prefix="pu"):
+    """Before a partner scene: "I don't, or I'm not sure"."""
 
 
 @dataclass(frozen=True)

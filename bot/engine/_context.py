@@ -167,8 +167,8 @@ class Context:
         """The crisis lines of the client's region (the practice's until they choose)."""
         return self.res.policy.lines(self.state.settings.region)
 
-    def safety_plan(self) -> None:
-        """Show the client's safety plan, if they have one."""
+    def say_safety_plan(self) -> None:
+        """Send the client's safety plan, if they have one."""
         plan = self.res.policy.safety_plans.get(self.state.client_id)
         if plan and any(plan.values()):
             self.say("crisis.safety_plan", plan=plan)

@@ -20,6 +20,7 @@ from bot.engine._questions import (
     MenuQuestion,
     Pending,
     StopQuestion,
+    StopRequestQuestion,
 )
 from bot.engine._reminders import next_reminder, parse_hhmm, zone
 from bot.engine._state import Frame, Session
@@ -63,7 +64,8 @@ class Conversation:
 
     def paused(self) -> None:
         """Say the session is paused, with the button that resumes it."""
-        self.ctx.say("pause.done", [[self.ctx.button("resume", Resume())]])
+        self.ctx.say("pause.done", [[self.ctx.button("resume", Resume())]],
+                     character=self.runner.role())
 
     def consented(self) -> bool:
         """Whether the client agreed to the current terms."""
@@ -90,7 +92,7 @@ class Conversation:
         scene = running and self.runner.in_role()
         ctx.send(ctx.system("crisis.resources", **ctx.lines().crisis_context(
             detection, running=running, scene=scene)))
-        ctx.safety_plan()
+        ctx.say_safety_plan()
         self.ask(CrisisQuestion())
         if detection is None:
             ctx.log("sos_viewed")
@@ -143,7 +145,7 @@ class Conversation:
         scene = session is not None and self.runner.in_role()
         ctx.say("crisis.not_safe", emergency=ctx.lines().emergency,
                 unsure=answer is SafetyAnswer.UNSURE, scene=scene)
-        ctx.safety_plan()
+        ctx.say_safety_plan()
         kinds = tuple(state.crisis_kinds) or RISK_KINDS
         ctx.send(ctx.system("crisis.resources", groups=ctx.lines().groups(kinds),
                             emergency=ctx.lines().emergency, noticed=False, paused=False,
@@ -186,6 +188,14 @@ class Conversation:
             state.pending = None
         else:
             self.ask(StopQuestion())
+
+    def stop_request(self) -> None:
+        """A clear stop request in words: ask once whether to stop; nothing moves on."""
+        before = self.state.pending
+        if isinstance(before, StopRequestQuestion):  # asked already: the same question
+            before = before.before
+        self.ctx.log("stop_request", choice="asked")
+        self.ask(StopRequestQuestion(before=before))
 
     # -- starting and the menu --------------------------------------------------------------
     def start(self) -> None:
@@ -261,7 +271,7 @@ class Conversation:
         assert first is not None
         state.session = Session(script=script_id, script_version=script.meta.version,
                                 started_at=ctx.now, frame=Frame(step=first),
-                                level=level, held=ctx.crisis_hold())
+                                level=level, held=ctx.crisis_hold(), shared=False)
         ctx.log("session_started", script=script_id, version=script.meta.version,
                 level=ctx.effective_level())
         self.runner.enter(first)
@@ -297,7 +307,7 @@ class Conversation:
             ctx.log("pacing", choice="resume", step=session.frame.step)
             ctx.say("pause.resumed")
         if not self.cap_reached():
-            self.runner.show()
+            self.runner.resume_in_role()
 
     def cap_reached(self) -> bool:
         """Close the session gently once it runs past the contract's time cap."""

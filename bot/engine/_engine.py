@@ -93,6 +93,8 @@ def _dispatch(talk: Conversation, event: Event) -> None:
     elif isinstance(event, Text):
         if is_stop_word(event.text):
             talk.halt(via="word")
+        elif not state.halted and ctx.res.intents.stop_request(event.text):
+            talk.stop_request()
         else:
             _text(talk, event.text)
     elif isinstance(event, Command):

@@ -19,6 +19,7 @@ question                      asked                                       answer
 :class:`CrisisQuestion`       "are you safe right now?"                   safe / not / unsure
 :class:`LevelQuestion`        one level up?                               yes / no
 :class:`StopQuestion`         after /stop: only this, or withdraw?        only this / withdraw
+:class:`StopRequestQuestion`  a stop request in words: stop everything?   stop / keep going
 :class:`DeleteQuestion`       delete all my data?                         delete / keep
 ============================  ==========================================  ====================
 """
@@ -35,6 +36,7 @@ from bot.engine._buttons import (
     DeleteNo,
     DeleteYes,
     KeepAnswers,
+    KeepGoing,
     LevelStay,
     LevelUp,
     MenuItem,
@@ -47,6 +49,7 @@ from bot.engine._buttons import (
     Safe,
     Setting,
     SettingChosen,
+    StopEverything,
     Withdraw,
     Yes,
 )
@@ -486,6 +489,36 @@ class StopQuestion(Question):
         talk.ask(DeleteQuestion())
 
 
+class StopRequestQuestion(Question):
+    """A clear stop request in words ("please stop"): stop everything, or keep going?
+
+    Attributes:
+        before: The question the client was asked when they wrote it, asked again on "Keep
+            going" (None: the session's step, or the menu).
+    """
+
+    kind: Literal["stop_request"] = "stop_request"
+    before: Pending | None = None
+    takes = (StopEverything, KeepGoing)
+
+    def ask(self, talk: Conversation) -> None:
+        ctx = talk.ctx
+        ctx.say("stop.request", [[ctx.button("stop_everything", StopEverything())],
+                                 [ctx.button("keep_going", KeepGoing())]])
+
+    def answer(self, talk: Conversation, press: Press) -> None:
+        ctx, state = talk.ctx, talk.state
+        if isinstance(press, StopEverything):
+            talk.halt(via="request")
+            return
+        ctx.log("stop_request", choice="keep-going")
+        state.pending = self.before
+        if self.before is None and state.session is None:
+            talk.menu()
+        else:
+            talk.repeat()
+
+
 class DeleteQuestion(Question):
     """Delete all my data? (``/delete``, or after withdrawing consent)."""
 
@@ -510,6 +543,8 @@ class DeleteQuestion(Question):
 #: What the engine can wait for outside the script, stored as ``{"kind": ..., ...}``.
 Pending = Annotated[
     ConsentQuestion | MenuQuestion | SettingsQuestion | TimezoneQuestion | ReminderTimeQuestion
-    | KeptAnswersQuestion | CrisisQuestion | LevelQuestion | StopQuestion | DeleteQuestion,
+    | KeptAnswersQuestion | CrisisQuestion | LevelQuestion | StopQuestion | DeleteQuestion
+    | StopRequestQuestion,
     Field(discriminator="kind"),
 ]
+StopRequestQuestion.model_rebuild()

@@ -44,6 +44,8 @@ class Part(StrEnum):
     SKIP_REASON = "skip_reason"
     #: The client's pace was reached: "one more, or enough for today?" before the next prompt.
     ENOUGH = "enough"
+    #: Before a partner scene: "do you feel safe with your partner?".
+    SCREEN = "screen"
     #: A role-play scene's frame, waiting for "Start" (at a gentle pace).
     READY = "ready"
     TURN = "turn"
@@ -67,6 +69,7 @@ class Frame(Model):
         prompt: The prompt shown by a prompt step.
         smaller: Whether the smaller alternative is showing.
         closing: The step is being closed because a cap was reached.
+        under: De-escalation for under-arousal is under way (grounding in every round).
     """
 
     step: str
@@ -80,6 +83,9 @@ class Frame(Model):
     prompt: str | None = None
     smaller: bool = False
     closing: bool = False
+    #: The de-escalation under way is for under-arousal (a ticked cue, or typed words):
+    #: grounding, not breathing, in every round.
+    under: bool = False
 
     @property
     def calming(self) -> bool:
@@ -107,6 +113,9 @@ class Session(Model):
     prompts_in_a_row: int = 0
     enough: bool = False
     calmed: bool = False  # de-escalation ran: the session does not count towards a level up
+    #: The client shared something in this session (a prompt, a line of a scene): only then
+    #: is relief after sharing asked about. None: a session stored before this was kept.
+    shared: bool | None = None
     #: A rating at or above the distress threshold was given in this session: no level up is
     #: offered at its end, whatever came after.
     high_distress: bool = False

@@ -75,6 +75,7 @@ SYSTEM_TEXTS: Mapping[str, Mapping[str, object]] = {
     "checkin.body_cues": {},
     "checkin.body_info": {"cues": ["Tight chest", "Numb", "Far away"], "under": True},
     "checkin.high": {"distress": 8},
+    "checkin.under": {},
     "checkin.still_high": {"sustained": True},
     "checkin.thanks": {},
     "roleplay.frame": {
@@ -86,12 +87,18 @@ SYSTEM_TEXTS: Mapping[str, Mapping[str, object]] = {
     "roleplay.example": {"example": "I've been a bit low this week, and I'd like to tell you."},
     "roleplay.held": {},
     "roleplay.step_out": {"character": "Sam"},
+    "roleplay.partner_screen": {},
+    "roleplay.partner_unsafe": {"groups": _LINE_GROUPS, "emergency": "911"},
+    "roleplay.reframe": {
+        "character": "Sam",
+        "scene": "Sam, your partner, has just asked how your week really was.",
+    },
     "prompt.ack": {},
     "prompt.smaller": {"text": "Name one small thing that made you smile this week."},
     "prompt.skip_reason": {},
     "prompt.skip_ack": {"reason": "private"},
     "prompt.none_left": {},
-    "pause.done": {},
+    "pause.done": {"character": "Sam"},
     "pause.resumed": {},
     "pause.nothing": {},
     "progress": {
@@ -159,6 +166,7 @@ SYSTEM_TEXTS: Mapping[str, Mapping[str, object]] = {
     "settings.quiet_hours": {"start": "21:00", "end": "08:00"},
     "settings.bad_timezone": {},
     "stop.halted": {},
+    "stop.request": {},
     **{f"commands.{name}": {} for name in COMMANDS},
     **{f"buttons.{name}": {} for name in BUTTON_KEYS},
 }

@@ -126,6 +126,7 @@ def plain_answer(pending: Question | None, part: Part | None, codes: list[str], 
                # "enough for today?": one more, so that every step is seen
                Part.ENOUGH: "mo",
                Part.READY: "st",  # a scene's frame, at a gentle pace
+               Part.SCREEN: "ps",  # a partner scene: safe with them
                Part.PROMPT: "sh", Part.TURN: "sd"}
     if part in presses:
         return "press", presses[part]
@@ -262,6 +263,16 @@ class Driver:
     def local_time(self, when: datetime) -> str:
         """A moment as the engine shows it to this client (their time zone)."""
         return Context(self.engine.resources, self.state, self.now, None).local_time(when)
+    def paused_text(self) -> str:
+        """The "paused" reply here: in a scene's role, it steps out of the role."""
+        session = self.state.session
+        script = self.engine.resources.scripts.get(session.script) if session else None
+        step = script.steps.get(session.frame.step) if script and session else None
+        play = step.roleplay if step is not None else None
+        frame = session.frame if session else None
+        in_role = (play is not None and frame is not None and frame.turn < len(play.turns)
+                   and frame.part in (Part.TURN, Part.RATING) and not frame.closing)
+        return self.render("pause.done", character=play.character if in_role and play else None)
 
     def label(self, key: str) -> str:
         """A button label from the system texts (``buttons.KEY``)."""

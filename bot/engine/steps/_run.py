@@ -113,11 +113,18 @@ class Run:
                 handler.on_button(self, step, press)
 
     def on_text(self, text: str) -> None:
-        """Handle free text for the current step (crisis and stop are handled before)."""
+        """Handle free text for the current step (crisis and stop are handled before).
+
+        Under-arousal in words ("everything feels far away") routes to grounding first.
+        """
         ctx = self.ctx
         step, handler = self._at()
         stripped = text.strip()
-        if ctx.session.frame.part in RATING_PARTS:
+        frame = ctx.session.frame
+        if not (frame.calming or frame.closing) and ctx.res.intents.under_arousal(stripped):
+            self.checkins.ground(self, step)  # "I feel numb": grounding, whatever was asked
+            return
+        if frame.part in RATING_PARTS:
             value = as_int(stripped)
             if value is None or not 0 <= value <= 10:
                 ctx.say("unexpected.out_of_range", low=0, high=10)
@@ -160,7 +167,20 @@ class Run:
         ctx = self.ctx
         ctx.session.paused = True
         ctx.log("pacing", choice="pause", step=ctx.session.frame.step)
-        ctx.say("pause.done", [[ctx.button("resume", Resume())]])
+        ctx.say("pause.done", [[ctx.button("resume", Resume())]], character=self.role())
+
+    def role(self) -> str | None:
+        """The character the bot is playing at the client's place, if it is in a role."""
+        step = self.ctx.script.steps[self.ctx.session.frame.step]
+        return kind_of(step).role(self, step)
+
+    def resume_in_role(self) -> None:
+        """Back from a pause: in a scene, say again what it is, then show where it was."""
+        step = self.ctx.script.steps[self.ctx.session.frame.step]
+        kind = kind_of(step)
+        if kind.role(self, step) is not None:
+            kind.reframe(self, step)
+        self.show()
 
     def smaller(self) -> None:
         """Honour "smaller step" at once: a gentler wording or a lower level."""
