@@ -460,12 +460,13 @@ def running(d: Driver) -> bool:
 
 
 def in_scene(d: Driver) -> bool:
-    """Whether the bot plays a role-play character now (the scene's frame shown, lines left)."""
+    """Whether the bot plays a role-play character now (the scene's frame shown, lines left;
+    not while a partner scene first asks whether the client feels safe with their partner)."""
     session = d.state.session
     if session is None:
         return False
     play = d.engine.resources.scripts[session.script].steps[session.frame.step].roleplay
-    return (play is not None and session.frame.part is not Part.READY
+    return (play is not None and session.frame.part not in (Part.SCREEN, Part.READY)
             and session.frame.turn < min(len(play.turns), d.state.contract.roleplay_turns))
 
 
