@@ -51,6 +51,8 @@ class Kind(Enum):
     TIME = "time"  # time passes (a timer fires, the session cap): the walk goes on too
     STOP = "stop"  # /stop or a stop word: checked, not walked on from
     CRISIS = "crisis"  # crisis language: checked, not walked on from
+    STOP_REQUEST = "stop-request"  # "please stop": asked, then "Keep going"; checked
+    UNDER_AROUSAL = "under-arousal"  # "I feel numb": grounding; checked, not walked on from
     PROBE = "probe"  # e.g. declining consent, a rating of 10: checked, not walked on from
 
     @property
@@ -349,6 +351,12 @@ class Planner:
         if self.crisis_text is not None:
             probes.append(Act(f'type "{self.crisis_text}"',
                               Text(text=self.crisis_text, display_name=NAME), Kind.CRISIS))
+        intents = self.resources.intents
+        for text, kind in ((STOP_REQUEST, Kind.STOP_REQUEST), (UNDER_AROUSAL, Kind.UNDER_AROUSAL)):
+            if (intents.stop_request(text) if kind is Kind.STOP_REQUEST
+                    else intents.under_arousal(text)):
+                probes.append(Act(f'type "{text}"', Text(text=text, display_name=NAME), kind,
+                                  once="position"))
         return probes
 
     # -- helpers ----------------------------------------------------------------------------
@@ -363,6 +371,9 @@ class Planner:
         return Act(f'type "{text}"', Text(text=text, display_name=NAME))
 
 
+#: A stop request in words and an under-arousal cue, tried at every place (when the locale's
+#: intents read them so).
+STOP_REQUEST, UNDER_AROUSAL = "please stop", "I feel numb, kind of far away"
 #: Messages with crisis language; the walk uses the first that the configured rules detect.
 CRISIS_SENTENCES = ("I don't know. I want to kill myself.", "I want to die.",
                     "I want to end my life.")
