@@ -98,7 +98,7 @@ def _calming_exercise(d: Driver) -> str | None:
     return d.state.session.frame.calm_exercise if d.state.session else None
 
 
-@pytest.mark.parametrize("name", ["prompt", "roleplay turn", "checkin rating", "say",
+@pytest.mark.parametrize("name", ["prompt", "roleplay turn", "checkin rating",
                                   "ask with free text", "connection"])
 @pytest.mark.parametrize("words", UNDER_WORDS)
 def test_under_arousal_in_words_routes_to_grounding(

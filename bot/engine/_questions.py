@@ -512,11 +512,14 @@ class StopRequestQuestion(Question):
             talk.halt(via="request")
             return
         ctx.log("stop_request", choice="keep-going")
-        state.pending = self.before
-        if self.before is None and state.session is None:
+        if self.before is not None:
+            talk.ask(self.before)  # the very question, as it was asked
+        elif state.session is not None:
+            talk.repeat()
+        elif talk.consented():  # nothing was asked: what any text gets here
             talk.menu()
         else:
-            talk.repeat()
+            talk.ask_consent()
 
 
 class DeleteQuestion(Question):

@@ -54,6 +54,8 @@ class Kind(Enum):
     STOP = "stop"  # /stop or a stop word: checked, not walked on from
     CRISIS = "crisis"  # crisis language: checked, not walked on from
     NOT_SAFE = "not-safe"  # crisis language, then "no": checked with what follows, not walked
+    STOP_REQUEST = "stop-request"  # "please stop": asked, then "Keep going"; checked
+    UNDER_AROUSAL = "under-arousal"  # "I feel numb": grounding; checked, not walked on from
     PROBE = "probe"  # e.g. declining consent, a rating of 10: checked, not walked on from
 
     @property
@@ -355,6 +357,12 @@ class Planner:
             probes.append(Act(f'type "{self.crisis_text}", then "{NOT_SAFE}"',
                               Text(text=self.crisis_text, display_name=NAME), Kind.NOT_SAFE,
                               then=Text(text=NOT_SAFE, display_name=NAME), once="position"))
+        intents = self.resources.intents
+        for text, kind in ((STOP_REQUEST, Kind.STOP_REQUEST), (UNDER_AROUSAL, Kind.UNDER_AROUSAL)):
+            if (intents.stop_request(text) if kind is Kind.STOP_REQUEST
+                    else intents.under_arousal(text)):
+                probes.append(Act(f'type "{text}"', Text(text=text, display_name=NAME), kind,
+                                  once="position"))
         return probes
 
     # -- helpers ----------------------------------------------------------------------------
@@ -369,6 +377,9 @@ class Planner:
         return Act(f'type "{text}"', Text(text=text, display_name=NAME))
 
 
+#: A stop request in words and an under-arousal cue, tried at every place (when the locale's
+#: intents read them so).
+STOP_REQUEST, UNDER_AROUSAL = "please stop", "I feel numb, kind of far away"
 #: Messages with crisis language; the walk uses the first that the configured rules detect.
 CRISIS_SENTENCES = ("I don't know. I want to kill myself.", "I want to die.",
                     "I want to end my life.")

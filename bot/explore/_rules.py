@@ -35,6 +35,7 @@ from bot.crisis import Detector
 from bot.engine import ClientState, Effect, Event, LedgerEntry, Outcome, Policy, TimerFired
 from bot.explore._observe import Labels, Shown, crisis_hold, keyboard_of, shown
 from bot.script import LoadedScript
+from bot.script._model import ExerciseKind
 
 #: How long after a /stop the explorer fires every timer again to see that nothing is sent.
 AFTER_STOP = timedelta(days=1)
@@ -204,6 +205,39 @@ class Rules:
             wrong.append("the typed answer was not taken as \"not safe\"")
         return [Problem("explore-not-safe", f"after \"not safe\": {w}") for w in wrong]
 
+    def stop_request(self, before: ClientState, asked: Outcome, kept: Outcome | None
+                     ) -> list[Problem]:
+        """A stop request in words: asked once, no step taken; "Keep going" changes nothing."""
+        if before.halted:
+            return []
+        wrong: list[str] = []
+        if asked.state.session != before.session or asked.state.halted:
+            wrong.append("the session moved on or ended before the client chose")
+        if kept is None:
+            wrong.append("no \"Keep going\" was offered")
+        elif _place_of(kept.state, before) != _place_of(before, before):
+            wrong.append("\"Keep going\" did not return to the same place")
+        return [Problem("explore-stop-request", f"a stop request in words: {w}") for w in wrong]
+
+    def under_arousal(self, before: ClientState, out: Outcome) -> list[Problem]:
+        """Under-arousal in words at a step of a running session: grounding, then a re-rating."""
+        session = before.session
+        grounding = any(e.kind is ExerciseKind.GROUNDING for e in self.script.exercises.values())
+        if (not grounding or before.halted or before.pending is not None or session is None
+                or session.paused or session.frame.calming or session.frame.closing):
+            return []
+        after = out.state.session
+        exercise = after.frame.calm_exercise if after is not None else None
+        calm = self.script.exercises.get(exercise) if exercise is not None else None
+        if (out.state.crisis_hold_since != before.crisis_hold_since
+                or (after is not None and after.frame.closing)
+                or not any(m.text == self.labels.under for m in out.messages)):
+            return []  # crisis language, the session cap, or not a place that takes words
+        if calm is None or calm.kind is not ExerciseKind.GROUNDING:
+            return [Problem("explore-under-arousal",
+                            "under-arousal in words did not lead to grounding")]
+        return []
+
 
 def _no_exercise(outs: list[Outcome], script: LoadedScript, labels: Labels) -> list[str]:
     wrong: list[str] = []
@@ -217,6 +251,14 @@ def _no_exercise(outs: list[Outcome], script: LoadedScript, labels: Labels) -> l
         if shown(script, out.state, out, labels) is not None:
             wrong.append("exercise content was shown")
     return list(dict.fromkeys(wrong))
+
+
+def _place_of(state: ClientState, before: ClientState) -> object:
+    """Where a client is: what they are asked and the session's place (not the clock). When
+    nothing was asked before, the question any text gets there (consent, the menu) may be."""
+    asked_nothing = before.pending is None and before.session is None
+    return state.model_dump(exclude={"last_active", "keyboard", "offered",
+                                     *(["pending"] if asked_nothing else [])})
 
 
 def timers_after_stop(timers: tuple[tuple[str, datetime], ...], now: datetime

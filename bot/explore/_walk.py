@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from bot.engine import (
+    Button,
     ClientState,
     Command,
     Engine,
@@ -30,6 +31,7 @@ from bot.engine import (
 from bot.explore._clients import (
     AFTER_NOT_SAFE,
     CLIENTS,
+    NAME,
     Act,
     Client,
     Kind,
@@ -281,6 +283,12 @@ class _Walk:
         elif act.kind is Kind.NOT_SAFE:
             after = self._after_not_safe(node, act, out.state, now)
             problems += self.rules.not_safe(out, after)
+        elif act.kind is Kind.STOP_REQUEST:
+            kept = self._keep_going(node, act, out, now)
+            after = [kept] if kept is not None else []
+            problems += self.rules.stop_request(place.state, out, kept)
+        elif act.kind is Kind.UNDER_AROUSAL:
+            problems += self.rules.under_arousal(place.state, out)
         # A second tick of a button that ticks in place (a body cue) is checked, not walked on
         # from: one tick per keyboard is walked, not every set of them.
         toggled = any(m.replace_keyboard for o in outs for m in o.messages)
@@ -335,6 +343,17 @@ class _Walk:
             if isinstance(event, Start | Command) and offered:
                 events.insert(0, press(offered[0]))
         return outcomes
+
+    def _keep_going(self, node: _Node, act: Act, asked: Outcome, now: datetime
+                    ) -> Outcome | None:
+        """Press "Keep going" after a stop request, if it was offered."""
+        keep = self.labels.keep_going
+        offered = [b for m in asked.messages for row in m.buttons for b in row
+                   if b.label == keep]
+        if not offered:
+            return None
+        return self._handle(node, act, asked.state,
+                            Button(data=offered[-1].data, display_name=NAME), now)
 
     def _arrive(self, node: _Node, act: Act, outs: list[Outcome], now: datetime,
                 watch: Watch, toggled: bool) -> int | None:

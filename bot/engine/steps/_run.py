@@ -121,7 +121,9 @@ class Run:
         step, handler = self._at()
         stripped = text.strip()
         frame = ctx.session.frame
-        if not (frame.calming or frame.closing) and ctx.res.intents.under_arousal(stripped):
+        takes_words = frame.part in RATING_PARTS or handler.text_limit(self, step) is not None
+        if (takes_words and not (frame.calming or frame.closing)
+                and ctx.res.intents.under_arousal(stripped)):
             self.checkins.ground(self, step)  # "I feel numb": grounding, whatever was asked
             return
         if frame.part in RATING_PARTS:
