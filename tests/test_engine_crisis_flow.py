@@ -169,7 +169,7 @@ def test_sos_then_safe_keeps_the_exercise_paused_until_resume(
     assert d.texts()[0] == d.render("crisis.safe", paused=True)
     assert "stays paused" in d.texts()[0]
     d.text("I told them how I feel")  # the scene does not go on
-    assert d.texts() == [d.render("pause.done")]
+    assert d.texts() == [d.paused_text()]
     assert not [e for e in d.ledger() if e.kind == "roleplay_turn"]
     # /resume starts it afresh one level lower, under the hold: no role-play
     d.command("resume")

@@ -113,7 +113,9 @@ async def test_sos_then_safe_keeps_the_scene_paused(
     assert "The exercise stays paused" in plain(safe.text)
     await ada.send("I'd like to keep my evenings free")
     paused = await ada.next_one()
-    assert plain(paused.text).startswith("Paused.") and labels(paused) == ["Resume"]
+    # still paused, and out of the role (the scene's character says nothing)
+    assert "paused" in plain(paused.text) and "stepping out of the role" in plain(paused.text)
+    assert labels(paused) == ["Resume"]
     await settle(fake_api, store)
     assert "roleplay_turn" not in await _kinds(store)
 

@@ -254,10 +254,11 @@ def _no_exercise(outs: list[Outcome], script: LoadedScript, labels: Labels) -> l
 
 
 def _place_of(state: ClientState, before: ClientState) -> object:
-    """Where a client is: what they are asked and the session's place (not the clock). When
-    nothing was asked before, the question any text gets there (consent, the menu) may be."""
+    """Where a client is: what they are asked and the session's place (not the clock, nor
+    the silence follow-up, which any message from the client disarms). When nothing was
+    asked before, the question any text gets there (consent, the menu) may be."""
     asked_nothing = before.pending is None and before.session is None
-    return state.model_dump(exclude={"last_active", "keyboard", "offered",
+    return state.model_dump(exclude={"last_active", "keyboard", "offered", "silence_armed",
                                      *(["pending"] if asked_nothing else [])})
 
 
