@@ -1,7 +1,7 @@
 """Wiring: from a :class:`~bot.config.Config` to a ready engine, renderer and scripts.
 
 Both edges build their engine here, so the terminal and Telegram run exactly the same
-scripts, texts, crisis rules and policy.
+scripts, texts, crisis rules, intents and policy.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from bot.engine import (
     RegionLines,
     Resources,
 )
+from bot.intents import Intents, load_intents
 from bot.render import Renderer
 from bot.script import (
     Finding,
@@ -99,6 +100,17 @@ def crisis_detector(prompts_dir: Path, locale: str) -> Detector:
     return Detector(load_rules(prompts_dir / locale / "crisis_rules.yaml"))
 
 
+def intents_reader(prompts_dir: Path, locale: str, crisis: Detector) -> Intents:
+    """The intents of a locale (``prompts/<locale>/intents.yaml``), read with the chat
+    spellings and language of its crisis rule book.
+
+    Raises:
+        ScriptError: When the intent book has mistakes (each at ``file:line:col``).
+    """
+    book = load_intents(prompts_dir / locale / "intents.yaml")
+    return Intents(book, crisis.book.chat, crisis.book.lang)
+
+
 def region_lines(config: Config) -> dict[str, RegionLines]:
     """Every configured region's emergency number and lines, for the engine."""
     regions: dict[str, RegionLines] = {}
@@ -125,6 +137,7 @@ def policy_from(config: Config) -> Policy:
         regions=region_lines(config),
         region=safety.region,
         silence_followup=timedelta(minutes=safety.silence_followup_minutes),
+        crisis_hold=timedelta(hours=safety.crisis_hold_hours),
         crisis_hold_needs_therapist=safety.crisis_hold_needs_therapist,
         contract=defaults.contract(distress_threshold=safety.distress_threshold),
         start_level=defaults.start_level,
@@ -147,8 +160,9 @@ def build(config: Config, script_paths: Sequence[Path] | None = None) -> Loaded:
     renderer = Renderer.from_dir(prompts, config.prompts.locale)
     paths = script_paths or [resolve(Path(p)) for p in config.scripts.paths]
     scripts, findings = load_checked(script_files(paths), renderer, script_folders(paths))
-    resources = Resources(scripts=scripts, texts=renderer,
-                          crisis=crisis_detector(prompts, config.prompts.locale),
+    crisis = crisis_detector(prompts, config.prompts.locale)
+    resources = Resources(scripts=scripts, texts=renderer, crisis=crisis,
+                          intents=intents_reader(prompts, config.prompts.locale, crisis),
                           policy=policy_from(config))
     return Loaded(Engine(resources), renderer, scripts, findings)
 

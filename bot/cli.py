@@ -73,7 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     check.add_argument("--format", choices=("text", "json"), default="text")
     check.add_argument("--prompts", type=Path, default=None,
-                       help="also check the system texts in this prompts directory")
+                       help="also check the system texts, crisis rules and intent book in this "
+                            "prompts directory")
     check.add_argument("--explore", action="store_true",
                        help="also walk every path of each script through the engine and check "
                             "the safety invariants on every step")

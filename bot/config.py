@@ -379,6 +379,9 @@ class SafetyConfig(_Section):
     region: str = "US"
     distress_threshold: Threshold = _CONTRACT.distress_threshold
     silence_followup_minutes: Annotated[int, Field(ge=1, le=1440)] = 10
+    #: A crisis hold's least length: it lifts at a fresh check-in in a session that starts
+    #: this many hours after the signal (or once the therapist clears it).
+    crisis_hold_hours: Annotated[int, Field(ge=1, le=720)] = 24
     crisis_hold_needs_therapist: bool = False
     safety_plans: dict[str, SafetyPlan] = Field(default_factory=dict)
 
@@ -473,7 +476,7 @@ class SendingConfig(_Section):
 class ConsentConfig(_Section):
     """The consent text's version and promises."""
 
-    version: Annotated[int, Field(ge=1)] = 1
+    version: Annotated[int, Field(ge=1)] = 2
     therapist_delay: Annotated[str, Field(min_length=1, max_length=80)] = "before your next session"
 
 

@@ -613,6 +613,26 @@ def test_prompts_dir_also_checks_the_system_texts(tmp_path: Path) -> None:
     assert any(f.code == "texts-missing" for f in findings)
 
 
+
+def test_prompts_dir_also_checks_the_intent_book(tmp_path: Path) -> None:
+    shipped = Path("prompts/en")
+    (tmp_path / "en").mkdir()
+    for name in ("texts.yaml", "crisis_rules.yaml"):
+        (tmp_path / "en" / name).write_text((shipped / name).read_text(encoding="utf-8"),
+                                            encoding="utf-8")
+    book = (shipped / "intents.yaml").read_text(encoding="utf-8")
+    missing = check_paths([], prompts_dir=tmp_path)
+    assert [f.file for f in missing] == [str(tmp_path / "en" / "intents.yaml")], missing
+    lines = book.splitlines(keepends=True)
+    line = next(i for i, text in enumerate(lines) if text.lstrip().startswith("stop_requests"))
+    lines.insert(line + 1, "  - \"Please Stop\"\n")
+    (tmp_path / "en" / "intents.yaml").write_text("".join(lines), encoding="utf-8")
+    found = [f for f in check_paths([], prompts_dir=tmp_path)
+             if f.file.endswith("intents.yaml")]
+    assert [(f.line, f.severity) for f in found] == [(line + 2, Severity.ERROR)], found
+    assert "must be lower-case words" in found[0].message
+
+
 # --- agreement with the engine ----------------------------------------------------------------
 
 
@@ -628,7 +648,8 @@ def test_the_graph_leads_where_the_engines_step_kinds_say() -> None:
 
 
 def test_built_in_variables_are_the_engines() -> None:
-    resources = Resources(scripts={}, texts=None, crisis=None, policy=None)  # type: ignore[arg-type]
+    resources = Resources(scripts={}, texts=None, crisis=None, intents=None,  # type: ignore[arg-type]
+                          policy=None)
     context = Context(resources, ClientState(client_id="c"), datetime.now(UTC), "Alex")
     assert set(context.variables()) == set(m.BUILTIN_VARIABLES)
 

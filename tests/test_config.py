@@ -312,3 +312,12 @@ def test_every_setting_is_read_somewhere() -> None:
             unread.append(dotted)
         seen.add((model, name))
     assert unread == []
+
+
+def test_the_crisis_hold_lasts_whole_hours_from_one_to_a_month(tmp_path: Path) -> None:
+    assert load_config(None, env={}).safety.crisis_hold_hours == 24
+    config = load_config(write(tmp_path, "safety:\n  crisis_hold_hours: 48\n"), env={})
+    assert config.safety.crisis_hold_hours == 48
+    for bad in ("0", "721", "soon"):
+        [message] = error_lines(tmp_path, f"safety:\n  crisis_hold_hours: {bad}\n")
+        assert message.startswith("config.yaml:2:22: "), message

@@ -18,7 +18,7 @@ from bot.app import Loaded
 from bot.check import check_paths
 from bot.crisis import load_rules, read_cases
 from bot.script import ScriptError
-from tests.support.engine_driver import SITUATIONS, Driver, build_situations
+from tests.support.engine_driver import SITUATIONS, Driver, build_situations, in_scene
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = read_cases(ROOT / "tests/crisis/corpus_en.tsv")
@@ -42,13 +42,14 @@ def test_every_step_kind_answers_the_corpus_as_the_detector_does(
     wrong = []
     for case in CORPUS:
         d = situations[situation].fork()
+        scene = in_scene(d)
         d.text(case.text)
         crisis = "crisis_language" in d.kinds()
         if crisis != bool(detector.scan(case.text)):
             wrong.append(case.text)
         elif crisis:  # the numbers come first, whatever the step
-            assert d.texts()[0] == d.resources_text(case.text,
-                                                    running=situation in _RUNNING), case.text
+            assert d.texts()[0] == d.resources_text(case.text, running=situation in _RUNNING,
+                                                    scene=scene), case.text
     assert not wrong, f"{situation}: {wrong[:5]}"
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.app import Loaded
+from bot.config import load_config
 from bot.engine import ConsentQuestion, DeleteQuestion, Effect, MenuQuestion, Opt
 from tests.support.engine_driver import (
     Driver,
@@ -23,10 +24,15 @@ OPT_INS = (Opt.STORE_FREE_TEXT, Opt.SHARE_WITH_THERAPIST, Opt.REMINDERS)
 OPT_TEXTS = ("consent.free_text", "consent.share", "consent.reminders")
 
 
+#: The consent text's version the shipped configuration has.
+VERSION = load_config(None, {}).consent.version
+
+
 def _intro(d: Driver) -> str:
     policy = d.engine.resources.policy
     return d.render("consent.intro", retention_days=policy.retention_days,
-                    answers_days=policy.answers_days, therapist_delay=policy.therapist_delay)
+                    answers_days=policy.answers_days, therapist_delay=policy.therapist_delay,
+                    crisis_hold_hours=policy.crisis_hold_hours)
 
 
 def _consent_rows(d: Driver) -> list[dict[str, object]]:
@@ -95,7 +101,7 @@ def test_start_cannot_skip_the_age_question(loaded: Loaded) -> None:
     d.press(d.label("agree"))
     d.start()  # trying to get past "are you 18 or older?"
     assert d.state.pending == ConsentQuestion() and d.texts() == [_intro(d)]
-    assert not d.state.has(Opt.CORE, 1)
+    assert not d.state.has(Opt.CORE, VERSION)
     d.command("settings")  # and no opt-ins before the terms are agreed to
     assert d.state.pending == ConsentQuestion() and not d.state.consents
 
@@ -106,7 +112,7 @@ def test_declining(loaded: Loaded) -> None:
     d.press(d.label("decline"))
     assert d.texts() == [d.render("consent.declined")]
     assert d.state.consent_declined and not d.state.consents
-    assert _consent_rows(d) == [{"opt": "core", "given": False, "version": 1}]
+    assert _consent_rows(d) == [{"opt": "core", "given": False, "version": VERSION}]
     d.start()  # asked again, from the start, only when the client comes back
     assert d.texts() == [_intro(d)]
     assert d.state.session is None
@@ -119,7 +125,7 @@ def test_under_18_is_refused(loaded: Loaded) -> None:
     d.press(d.label("no"))
     assert d.texts() == [d.render("consent.minor_refused")]
     assert not d.state.consents and d.state.adult is False
-    assert _consent_rows(d)[-1] == {"opt": "core", "given": False, "version": 1,
+    assert _consent_rows(d)[-1] == {"opt": "core", "given": False, "version": VERSION,
                                     "reason": "minor"}
     d.text("please")
     assert d.state.session is None and d.state.pending != MenuQuestion()
@@ -136,24 +142,24 @@ def test_a_changed_consent_text_asks_again_before_the_next_exercise(loaded: Load
     d.consent(free_text=True)
     d.pick("first-steps")
     d.walk_to_end()
-    d.engine = engine_with(loaded.engine, consent_version=2)
+    d.engine = engine_with(loaded.engine, consent_version=VERSION + 1)
     d.start()
     assert d.texts() == [d.render("consent.changed"), _intro(d)]
     assert d.state.session is None
-    assert not d.state.has(Opt.STORE_FREE_TEXT, 2)  # old opt-ins do not carry over
+    assert not d.state.has(Opt.STORE_FREE_TEXT, VERSION + 1)  # old opt-ins do not carry over
     d.press(d.label("agree"))
     # an adult already: straight to the opt-ins, each asked again
     assert d.texts() == [d.render("consent.free_text")]
     for _ in OPT_INS:
         d.press(d.label("opt_out"))
-    assert d.state.consents == {"core": 2}
-    assert all(r["version"] == 2 for r in _consent_rows(d)[-4:])
+    assert d.state.consents == {"core": VERSION + 1}
+    assert all(r["version"] == VERSION + 1 for r in _consent_rows(d)[-4:])
 
 
 def test_a_changed_consent_text_while_the_menu_shows(loaded: Loaded) -> None:
     d = Driver.new(loaded.engine)
     d.consent()
-    d.engine = engine_with(loaded.engine, consent_version=2)
+    d.engine = engine_with(loaded.engine, consent_version=VERSION + 1)
     d.press("m0")
     assert d.state.session is None
     assert d.texts() == [d.render("consent.changed"), _intro(d)]
@@ -223,7 +229,7 @@ def test_only_this_exercise_keeps_reminders(loaded: Loaded) -> None:
     d.command("stop")
     d.press(d.label("only_this"))
     assert d.texts() == [d.render("stop.only_this")]
-    assert not d.state.halted and d.state.has(Opt.REMINDERS, 1)
+    assert not d.state.halted and d.state.has(Opt.REMINDERS, VERSION)
     assert any(t.kind == "reminder" for t in d.last.timers_set)
     assert [e.data for e in d.ledger() if e.kind == "stop_undone"] == [{"keep": "reminders"}]
 

@@ -37,6 +37,7 @@ from tests.support.engine_driver import (
     assert_halted,
     build_situations,
     engine_with,
+    in_scene,
     running,
 )
 
@@ -248,8 +249,9 @@ CRISIS_TEXTS = (
 
 def test_crisis_language_interrupts_everything(situation: Driver) -> None:
     had_session, was_running = situation.state.session is not None, running(situation)
+    scene = in_scene(situation)
     situation.text(CRISIS)
-    assert_crisis(situation, CRISIS, had_session=had_session, running=was_running)
+    assert_crisis(situation, CRISIS, had_session=had_session, running=was_running, scene=scene)
 
 
 @pytest.mark.parametrize("text", CRISIS_TEXTS)
@@ -258,9 +260,9 @@ def test_crisis_language_interrupts_everything(situation: Driver) -> None:
                                   "consent pending", "settings pending"])
 def test_crisis_phrasings(situations: dict[str, Driver], name: str, text: str) -> None:
     d = situations[name].fork()
-    had_session, was_running = d.state.session is not None, running(d)
+    had_session, was_running, scene = d.state.session is not None, running(d), in_scene(d)
     d.text(text)
-    assert_crisis(d, text, had_session=had_session, running=was_running)
+    assert_crisis(d, text, had_session=had_session, running=was_running, scene=scene)
 
 
 def test_crisis_with_a_safety_plan_shows_it_first(loaded: Loaded) -> None:
@@ -282,23 +284,15 @@ def test_crisis_with_a_safety_plan_shows_it_first(loaded: Loaded) -> None:
     assert_crisis(other, CRISIS, had_session=False, running=False)
 
 
-def test_not_safe_shows_the_emergency_number_again(situations: dict[str, Driver]) -> None:
-    d = situations["crisis question"].fork()
-    emergency = d.engine.resources.policy.emergency
-    d.press(d.label("not_safe"))
-    assert d.texts() == [d.render("crisis.not_safe", emergency=emergency)]
-    assert emergency in d.texts()[0]
-    assert d.kinds() == ["crisis_not_safe"]
-    session = d.state.session
-    assert session is not None and session.paused
-
-
 def test_safe_keeps_the_session_paused_and_the_hold(situations: dict[str, Driver]) -> None:
     d = situations["crisis question"].fork()
     d.press(d.label("safe"))
-    assert d.texts() == [d.render("crisis.safe"), d.render("crisis.hold")]
+    since = d.state.crisis_hold_since
+    assert since is not None
+    until = d.local_time(since + d.engine.resources.policy.crisis_hold)
+    assert d.texts() == [d.render("crisis.safe", paused=True),
+                         d.render("crisis.hold", until=until, support_only=False)]
     assert d.kinds() == ["crisis_safe"]
-    assert d.state.crisis_hold_since is not None
     session = d.state.session
     assert session is not None and session.paused
 
@@ -310,17 +304,20 @@ def test_another_button_never_counts_as_an_answer_to_are_you_safe(
     d.command("pause")
     d.press(d.label("resume"))
     assert "crisis_safe" not in d.kinds() and "crisis_not_safe" not in d.kinds()
-    assert not d.said("crisis.safe")
+    assert not d.said("crisis.safe", paused=True) and not d.said("crisis.safe", paused=False)
 
 
-def test_sos_shows_the_same_without_a_hold(situations: dict[str, Driver]) -> None:
-    d = situations["prompt"].fork()
+def test_sos_outside_an_exercise_shows_the_same_without_a_hold(
+        situations: dict[str, Driver]) -> None:
+    d = situations["menu pending"].fork()
     d.command("sos")
     assert d.texts() == [d.resources_text(), d.render("crisis.are_you_safe")]
     assert d.kinds() == ["sos_viewed"]
     assert d.state.crisis_hold_since is None
-    session = d.state.session
-    assert session is not None and not session.paused
+    d.press(d.label("safe"))
+    # nothing is paused, so nothing "stays paused"
+    assert d.texts() == [d.render("crisis.safe", paused=False)]
+    assert "stays paused" not in d.texts()[0]
 
 
 # -- commands answered in every state ------------------------------------------------------------
@@ -330,11 +327,20 @@ def test_sos_shows_the_same_without_a_hold(situations: dict[str, Driver]) -> Non
 def test_always_answered(situation: Driver, name: str) -> None:
     halted = situation.state.halted
     session = situation.state.session
+    was_running, scene = running(situation), in_scene(situation)
     situation.command(name)
     d = situation
     if name == "sos":
-        assert d.texts() == [d.resources_text(), d.render("crisis.are_you_safe")]
-        assert d.kinds() == ["sos_viewed"] and d.state.pending == CrisisQuestion()
+        # mid-exercise, /sos pauses it (stepping out of a scene) and holds practice at level 1
+        assert d.texts() == [d.resources_text(running=was_running, scene=scene),
+                             d.render("crisis.are_you_safe")]
+        assert d.kinds() == (["sos_viewed", "crisis_hold", "pacing"] if was_running
+                             else ["sos_viewed"])
+        assert d.state.pending == CrisisQuestion()
+        if was_running:
+            assert d.state.crisis_hold_since == d.now
+        if d.state.session is not None:
+            assert d.state.session.paused is (was_running or d.state.session.paused)
     elif name == "help":
         assert d.texts() == [d.render("help")]
     elif name == "privacy":
@@ -382,7 +388,7 @@ def test_pause(situation: Driver) -> None:
     elif kind == "idle":
         assert d.texts() == [d.render("pause.nothing")]
     else:
-        assert d.texts() == [d.render("pause.done")] and d.codes() == ["re"]
+        assert d.texts() == [d.paused_text()] and d.codes() == ["re"]
         assert d.state.session is not None and d.state.session.paused
         if kind == "running":
             assert [e.data["choice"] for e in d.ledger() if e.kind == "pacing"] == ["pause"]
@@ -418,7 +424,7 @@ def test_smaller(situation: Driver) -> None:
     elif kind == "idle":
         assert d.texts() == [d.render("pause.nothing")]
     elif kind == "paused":
-        assert d.texts() == [d.render("pause.done")]
+        assert d.texts() == [d.paused_text()]
     else:
         smaller = [e for e in d.ledger() if e.kind == "pacing" and e.data["choice"] == "smaller"]
         assert smaller or d.texts()[0] == d.render("pacing.smallest")
@@ -435,7 +441,7 @@ def test_skip(situation: Driver) -> None:
     elif kind == "idle":
         assert d.texts() == [d.render("pause.nothing")]
     elif kind == "paused":
-        assert d.texts() == [d.render("pause.done")]
+        assert d.texts() == [d.paused_text()]
     else:
         assert before.session is not None
         moved = (d.state.session is None or d.state.session.frame != before.session.frame)
@@ -454,10 +460,13 @@ def test_progress(situation: Driver) -> None:
         assert d.texts() == [d.render("stop.halted")]
         return
     p = d.state.progress
+    since = d.state.crisis_hold_since
+    until = since + d.engine.resources.policy.crisis_hold if since is not None else None
     assert d.texts()[0] == d.render(
         "progress", exercises_done=p.exercises_done, smaller_steps=p.smaller_steps,
         connections=p.connections, level=d.state.level, max_level=d.state.contract.max_level,
-        prompts_shared=p.prompts_shared)
+        prompts_shared=p.prompts_shared, held=until is not None,
+        held_until=d.local_time(until) if until is not None else "", support_only=False)
     if kind == "running" or d.state.pending is not None:
         assert len(d.messages) >= 2 and d.messages[-1].buttons  # the question again
 
@@ -474,7 +483,8 @@ def test_settings(situation: Driver) -> None:
         assert d.texts() == [d.render(
             "consent.intro", retention_days=d.engine.resources.policy.retention_days,
         answers_days=d.engine.resources.policy.answers_days,
-            therapist_delay=d.engine.resources.policy.therapist_delay)]
+            therapist_delay=d.engine.resources.policy.therapist_delay,
+            crisis_hold_hours=d.engine.resources.policy.crisis_hold_hours)]
         assert d.state.pending == ConsentQuestion()
         return
     assert d.state.pending == SettingsQuestion()

@@ -25,7 +25,9 @@ RATING_SUBS = ("rating", "recheck", "expected", "actual")
 #: Situations where typed text is an answer (a prompt, a role-play line, a journaling page…).
 TAKES_TEXT = ("prompt", "roleplay turn", "connection", "journaling write page",
               "ask with free text")
-WAITING = tuple(s for s in SITUATIONS if s != "halted")
+#: The safety question reads any text as an answer, and anything unclear as "not sure"
+#: (tests/test_engine_crisis_flow.py).
+WAITING = tuple(s for s in SITUATIONS if s not in ("halted", "crisis question"))
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +54,7 @@ def _expect_kind_reply(d: Driver, name: str, before: ClientState, first: str) ->
 def _kind_reply_for_text(d: Driver, name: str) -> str:
     """What a client is told when their text is not an answer here."""
     if name == "paused":
-        return d.render("pause.done")
+        return d.paused_text()
     if d.state.pending is None and d.part in RATING_SUBS:
         return d.render("unexpected.out_of_range", low=0, high=10)
     return d.render("unexpected.text_at_buttons")

@@ -341,7 +341,7 @@ def test_high_distress_routes_to_calming_and_closes_after_two_rounds(loaded: Loa
     _calm_pages(d)
     d.text("9")
     assert d.state.session is None
-    assert d.said("checkin.still_high")
+    assert d.said("checkin.still_high", sustained=True)
     assert d.rows("deescalation_closed") == [{"step": "checkin-before", "rounds": 2}]
     ended = d.rows("session_ended")[-1]
     assert ended["reason"] == "distress" and ended["completed"] is False
@@ -598,7 +598,7 @@ def test_after_a_crisis_one_level_lower_and_held_until_a_later_checkin(loaded: L
     d.at("checkin-before", "rating")
     d.text(CRISIS)
     d.press(d.label("safe"))
-    assert d.said("crisis.hold")
+    assert d.kinds() == ["crisis_safe"]
     # the same session, even after a check-in, keeps level 1
     d.command("resume")
     assert d.said("crisis.welcome_back") and not d.said("welcome_back")
@@ -609,8 +609,18 @@ def test_after_a_crisis_one_level_lower_and_held_until_a_later_checkin(loaded: L
     assert script.prompts[frame.prompt].level == 1
     d.command("stop")
     d.start()
-    # a later session: a fresh check-in lifts the hold; content returns to the session level
+    # a session an hour later: its check-in does not lift the hold, which is time-based
     d.advance(hours=1)
+    d.pick("first-steps")
+    d.at("checkin-before", "rating")
+    d.text("2")
+    d.text("3")
+    assert "crisis_hold_cleared" not in d.kinds() and d.state.crisis_hold_since is not None
+    d.command("stop")
+    d.start()
+    # a session that starts the hold's hours after the signal: a fresh check-in lifts it;
+    # content returns to the session level
+    d.advance(hours=24)
     d.pick("first-steps")
     d.at("checkin-before", "rating")
     d.text("2")
@@ -976,3 +986,64 @@ def test_a_question_of_the_script_between_prompts_counts_as_asking(loaded: Loade
     d.walk_to_end(choice=0)  # "one more" at each of the script's own questions
     assert len(d.rows("prompt")) == 3
     assert not [e for e in d.rows("pacing") if "enough" in str(e["choice"])]
+
+
+def test_pause_in_a_scene_steps_out_of_the_role_and_resume_frames_it_again(
+        loaded: Loaded) -> None:
+    d = _client(loaded.engine)
+    d.pick("telling-a-friend")
+    d.at("scene", "turn")
+    line = d.texts()[-1]
+    d.command("pause")
+    assert d.texts() == [d.render("pause.done", character="Robin")]
+    assert "stepping out of the role" in d.texts()[0]
+    d.text("hello?")  # reminded it is paused: still out of the role
+    assert d.texts() == [d.render("pause.done", character="Robin")]
+    d.command("resume")
+    assert d.texts()[1].startswith("<b>Back to the practice scene</b>: I'm a bot playing Robin")
+    assert d.texts() == [d.render("pause.resumed"), d.texts()[1], line]
+    assert d.part == "turn"
+
+
+def test_pause_outside_a_scene_says_nothing_of_a_role(loaded: Loaded) -> None:
+    d = _client(loaded.engine)
+    d.pick("telling-a-friend")
+    play = loaded.engine.resources.scripts["telling-a-friend"].steps["scene"].roleplay
+    assert play is not None
+    d.walk_until(lambda d: d.part == "rating" and d.state.session is not None
+                 and d.state.session.frame.turn >= len(play.turns))
+    assert d.said("roleplay.step_out", character="Robin")  # the scene's closing check-in
+    d.command("pause")
+    assert d.texts() == [d.render("pause.done")]
+    assert "role" not in d.texts()[0]
+    d.command("resume")
+    assert not any("Back to the practice scene" in t for t in d.texts())
+
+
+def _after_rating_with(d: Driver, answer_prompt: str) -> None:
+    """Walk first-steps to the closing check-in, answering every prompt with a press."""
+    for _ in range(200):
+        if d.step == "checkin-after" and d.part == "rating":
+            return
+        if d.part == "prompt":
+            d.press(answer_prompt)
+            if d.part == "skip_reason":
+                d.press("s3")
+        else:
+            d.answer_current()
+    raise AssertionError("never reached the closing check-in")
+
+
+def test_no_relief_question_after_every_prompt_was_skipped(loaded: Loaded) -> None:
+    d = _client(loaded.engine)
+    d.pick("first-steps")
+    _after_rating_with(d, "sk")
+    d.text("2")  # distress
+    d.text("3")  # how hard it was
+    assert not d.said("checkin.relief") and d.part != "relief"
+    shared = _client(loaded.engine)
+    shared.pick("first-steps")
+    _after_rating_with(shared, "sh")
+    shared.text("2")
+    shared.text("3")
+    assert shared.said("checkin.relief") and shared.part == "relief"

@@ -64,7 +64,7 @@ from bot.engine._buttons import (
     unpack,
 )
 from bot.engine._upgrade import upgrade
-from bot.render import Renderer
+from bot.render import Renderer, load_texts
 from tests.support.engine_driver import engine_for_files
 
 HERE = Path(__file__).resolve().parent / "fixtures" / "states"
@@ -78,13 +78,53 @@ def _replies() -> dict[str, list[dict[str, object]]]:
     return found
 
 
+#: System texts added since that release for a deliberate change of behaviour (issue 11):
+#: where the new engine sends them (a command, or the end of a button's data), and the text
+#: of that release each one replaces there (None: a message of its own). /resume and /start
+#: in a scene re-frame it; a ticked under-arousal cue at a low rating is no longer "a lot".
+NEW_SINCE_V1: dict[str, tuple[set[str], str | None]] = {
+    "roleplay.reframe": ({"resume", "start"}, None),
+    "checkin.under": ({"kd"}, "checkin.high"),
+}
+
+
 @cache
 def _engine() -> Engine:
     """The engine of today on that release's scripts and system texts (a later rewording of
-    a text is not a change of behaviour)."""
-    shipped = engine_for_files(sorted((HERE / "scripts").glob("*.yaml")))
-    texts = Renderer.from_dir(HERE / "prompts", "en")
-    return Engine(dataclasses.replace(shipped.resources, texts=texts))
+    a text is not a change of behaviour), with today's texts for the keys added since."""
+    shipped = engine_for_files(sorted((HERE / "scripts").glob("*.yaml")), consent_version=1)
+    texts, _ = load_texts(HERE / "prompts", "en")
+    today, _ = load_texts(Path(__file__).resolve().parents[1] / "prompts", "en")
+    texts.update({key: today[key] for key in NEW_SINCE_V1})
+    return Engine(dataclasses.replace(shipped.resources, texts=Renderer(texts)))
+
+
+def _head(key: str) -> str:
+    """The start of a system text, up to its first variable."""
+    marker = "\x00"
+    text = _engine().resources.texts.system(key, character=marker, scene=marker,
+                                            distress=marker)
+    return str(text).partition(marker)[0]
+
+
+def _without_new(out: Outcome, expected: dict[str, object], event: list[str]) -> Outcome:
+    """``out`` without the messages of :data:`NEW_SINCE_V1`, and ``expected`` without the
+    old messages they replace; each checked to come only where it may."""
+    old = expected["messages"]
+    assert isinstance(old, list)
+    kept = []
+    for index, message in enumerate(out.messages):
+        new = [key for key in NEW_SINCE_V1 if message.text.startswith(_head(key))]
+        if not new:
+            kept.append(message)
+            continue
+        where, replaces = NEW_SINCE_V1[new[0]]
+        assert event[1].rpartition(":")[2] in where, (new, event)
+        if replaces is not None:
+            assert old[index][0].startswith(_head(replaces)), (new, old[index])
+            old[index] = None
+    expected["messages"] = [m for m in old if m is not None]
+    return dataclasses.replace(out, messages=kept)
 
 
 def _event(kind: str, value: str, name: str) -> Event:
@@ -116,6 +156,13 @@ def _known(new: object, old: object) -> object:
     return new
 
 
+#: Situations whose replies a later release changed on purpose, each tested where the change
+#: is (issue 11, tests/test_engine_crisis_flow.py): at "are you safe right now?", "No, I'm not
+#: safe" now ends the exercise for the crisis hold, typed text is an answer (unclear: "not
+#: sure"), and the question has a third button, "Not sure". Only "Yes, I'm safe" is as before.
+CHANGED = ("crisis question", "crisis during calming")
+
+
 def test_every_situation_is_kept() -> None:
     assert len(STATES) >= 40 and set(STATES) == set(_replies())
 
@@ -127,8 +174,11 @@ def test_a_stored_state_loads_and_goes_on_as_before(name: str) -> None:
     now = datetime.fromisoformat(str(saved["now"]))
     for reply in _replies()[name]:
         kind, value = reply["event"]  # type: ignore[misc]
-        out = _engine().handle(state, _event(kind, value, str(saved["name"])), now)
+        if name in CHANGED and not value.endswith(":sf"):
+            continue
         expected = dict(reply["outcome"])  # type: ignore[call-overload]
+        out = _without_new(_engine().handle(state, _event(kind, value, str(saved["name"])), now),
+                           expected, reply["event"])  # type: ignore[arg-type]
         stored = expected.pop("state")
         then = ClientState.model_validate(stored).model_dump(mode="json")
         keys = upgrade(stored)
@@ -162,8 +212,9 @@ def test_a_version_1_question_becomes_its_typed_question(old: str, new: Pending)
 def test_every_question_is_stored_under_a_kind_of_its_own() -> None:
     kinds = [q.model_fields["kind"].default for q in Question.__subclasses__()
              for q in [q, *q.__subclasses__()] if "kind" in q.model_fields]
-    assert len(kinds) == len(set(kinds)) == 10
-    assert {type(q).__name__ for q in V1_QUESTIONS.values()} == {
+    assert len(kinds) == len(set(kinds)) == 11
+    since_v1 = {"StopRequestQuestion"}  # a stop request in words (issue 11)
+    assert {type(q).__name__ for q in V1_QUESTIONS.values()} | since_v1 == {
         q.__name__ for q in get_args(get_args(Pending)[0])}
 
 

@@ -315,7 +315,8 @@ def test_progress_celebrates_without_failure_counts(loaded: Loaded) -> None:
     d.command("progress")
     text = d.texts()[0]
     assert text == d.render("progress", exercises_done=1, smaller_steps=1, connections=0,
-                            level=1, max_level=3, prompts_shared=1)
+                            level=1, max_level=3, prompts_shared=1, held=False,
+                            held_until="", support_only=False)
     for word in ("fail", "missed", "skipped", "streak", "only"):
         assert word not in text.lower()
     fresh = Driver.new(loaded.engine)
@@ -323,7 +324,8 @@ def test_progress_celebrates_without_failure_counts(loaded: Loaded) -> None:
     fresh.command("progress")
     assert fresh.texts()[0] == fresh.render("progress", exercises_done=0, smaller_steps=0,
                                             connections=0, level=1, max_level=3,
-                                            prompts_shared=0)
+                                            prompts_shared=0, held=False, held_until="",
+                                            support_only=False)
 
 
 def test_a_script_edited_under_a_running_session(loaded: Loaded, tmp_path: Path) -> None:

@@ -36,6 +36,8 @@ from bot.engine import (
     TimerFired,
 )
 from bot.explore import CLIENTS, Exploration, Limits, explore
+from bot.explore._observe import Labels
+from bot.explore._rules import Rules, Watch
 from bot.script import LoadedScript
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,7 +97,8 @@ def test_the_walk_tries_what_a_client_can_do() -> None:
               'type "2"', 'type "a few words of my own"', 'press "I shared it"',
               'press "Smaller step"', 'press "Skip"', 'press "Pause"', 'press "Resume"',
               "/pause, then /resume", "/skip", "/smaller", "/stop", 'type "Stop"',
-              "10 minutes of silence: the silence timer fires"]
+              "10 minutes of silence: the silence timer fires",
+              'type "I don\'t know. I want to kill myself.", then "no, not really"']
     assert [w for w in wanted if w not in inputs] == []
     assert any(i.startswith("15 minutes pass (the session cap)") for i in inputs)
     assert any(i.startswith('type "I don\'t know. ') for i in inputs)  # crisis language
@@ -225,6 +228,35 @@ class _Preamble(Engine):
 def test_crisis_lines_that_do_not_come_first_are_found() -> None:
     reports = _only(_walk(_Preamble, clients=0), "explore-crisis")
     assert any("the first message does not carry the emergency number" in r for r in reports)
+
+
+class _ForgetsNotSafe(Engine):
+    """Forgets a "not safe" answer at once, as the engine did before issue 11: the next
+    /start offers the menu and practice goes on."""
+
+    def handle(self, state: ClientState, event: Event, now: datetime) -> Outcome:
+        forgetful = state.model_copy(deep=True)
+        forgetful.not_safe = False
+        return super().handle(forgetful, event, now)
+
+
+def test_exercise_content_after_not_safe_is_found() -> None:
+    reports = _only(_walk(_ForgetsNotSafe, clients=0), "explore-not-safe")
+    assert any("an exercise went on: session_started" in r for r in reports)
+
+
+def test_a_step_up_after_a_crisis_hold_in_the_session_is_found() -> None:
+    rules = Rules(_LOADED.scripts["first-steps"], _LOADED.engine.resources.policy,
+                  _LOADED.engine.resources.crisis, Labels.of(_LOADED.engine.resources.texts))
+    state = ClientState(client_id="c")
+    offer = Outcome(state=state, ledger=[LedgerEntry("level_offered", {"level": 1})])
+    _, quiet = rules.transition(state, offer, Watch())
+    assert quiet == []
+    held = Outcome(state=state, ledger=[LedgerEntry("crisis_hold", {"reason": "sos"}),
+                                        LedgerEntry("level_offered", {"level": 1})])
+    _, found = rules.transition(state, held, Watch())
+    assert [p.code for p in found] == ["explore-step-up-after-distress"]
+    assert "a crisis hold" in found[0].message
 
 
 class _LevelBlind(Engine):

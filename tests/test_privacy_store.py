@@ -22,6 +22,7 @@ from pathlib import Path
 
 from bot.app import Loaded
 from bot.cli import main as rehearse
+from bot.config import load_config
 from bot.engine import ClientState, Command, Start, Text
 from bot.service import Rehearsal
 from bot.store import Commit, Invite, OutgoingMessage, SqliteStore
@@ -173,7 +174,8 @@ async def test_switching_keep_what_i_type_off_asks_about_what_was_kept(
             assert "Keep what you type: no" in menu
             ledger = [(r.kind, r.data) for r in await store.ledger(client)]
             assert ledger[-2:] == [
-                ("consent", {"opt": "store_free_text", "given": False, "version": 1}),
+                ("consent", {"opt": "store_free_text", "given": False,
+                             "version": load_config(None, {}).consent.version}),
                 ("kept_answers", {"choice": choice})]
             await c.send(Text(text=f"{NOTE} typed after {client}"))  # kept no longer
         assert await store.answers("tg:81") == []

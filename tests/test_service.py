@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot.app import Loaded
+from bot.config import load_config
 from bot.engine import Button, Command, Start, Text
 from bot.service import Handled, Rehearsal
 from bot.store import Commit, SqliteStore, StoreError
@@ -109,7 +110,8 @@ async def test_mydata_exports_the_ledger(
     assert kinds.count("consent") == 4 and "age_confirmed" in kinds
     assert kinds[-1] == "export_requested"  # the request itself is in the export
     state = export["state"]
-    assert isinstance(state, dict) and state["consents"] == {"core": 1}
+    assert isinstance(state, dict) and state["consents"] == {
+        "core": load_config(None, {}).consent.version}
     json.dumps(export)  # JSON-ready
 
 

@@ -50,7 +50,8 @@ def consent_intro(loaded: Loaded) -> str:
     policy = loaded.engine.resources.policy
     return str(loaded.renderer.system(
         "consent.intro", retention_days=policy.retention_days, answers_days=policy.answers_days,
-        therapist_delay=policy.therapist_delay)).strip()
+        therapist_delay=policy.therapist_delay,
+        crisis_hold_hours=policy.crisis_hold_hours)).strip()
 
 
 async def admitted_with(client: TelegramClient, code: str, loaded: Loaded, say: Say) -> None:

@@ -48,7 +48,8 @@ def consent_intro(loaded: Loaded) -> str:
     policy = loaded.engine.resources.policy
     return str(loaded.renderer.system(
         "consent.intro", retention_days=policy.retention_days, answers_days=policy.answers_days,
-        therapist_delay=policy.therapist_delay)).strip()
+        therapist_delay=policy.therapist_delay,
+        crisis_hold_hours=policy.crisis_hold_hours)).strip()
 
 
 def crisis_resources(loaded: Loaded, words: str | None = None, *, running: bool = False) -> str:
@@ -77,7 +78,11 @@ async def to_roleplay(client: TelegramClient, title: str, version: str) -> SentM
     await client.press("4")  # expected difficulty
     await client.until(lambda m: version in labels(m))
     await client.press(version)
-    await client.until(lambda m: "Start" in labels(m))  # the scene's frame (a gentle pace)
+    safe = "I'm safe with my partner"  # a partner scene asks first
+    [*_, shown] = await client.until(lambda m: "Start" in labels(m) or safe in labels(m))
+    if safe in labels(shown):
+        await client.press(safe)
+        await client.until(lambda m: "Start" in labels(m))  # the frame (a gentle pace)
     await client.press("Start")
     [*_, line] = await client.until(lambda m: "I said it" in labels(m))
     return line
@@ -334,10 +339,11 @@ async def test_crisis_text_mid_answer_gets_resources_at_once(
     # the numbers come first, and say that the running exercise is paused
     await ada.expect(crisis_resources(loaded, words, running=True))
     safe = await ada.expect(say("crisis.are_you_safe"))
-    assert labels(safe) == ["Yes, I'm safe", "No, I'm not safe"]
+    assert labels(safe) == ["Yes, I'm safe", "No, I'm not safe", "Not sure"]
     await ada.press("No, I'm not safe")
     policy = loaded.engine.resources.policy
-    await ada.expect(say("crisis.not_safe", emergency=policy.emergency))
+    await ada.expect(say("crisis.not_safe", emergency=policy.emergency, unsure=False,
+                         scene=False))
 
     ledger = await store.ledger("tg:1001")
     assert "crisis_language" in [r.kind for r in ledger]

@@ -207,7 +207,7 @@ def test_crisis_resources_show_every_line_and_the_emergency_number(
     lines = region_lines(Config())[region]
     out = plain_text(renderer.system(
         "crisis.resources", groups=lines.groups(RISK_KINDS), emergency=lines.emergency,
-        noticed=False, paused=False, imminent=False))
+        noticed=False, paused=False, scene=False, imminent=False))
     assert out.startswith(f"If you or anyone else is in danger right now, call {lines.emergency}")
     for kind in RISK_KINDS:
         for line in lines.lines.get(kind) or lines.lines["suicide"]:
@@ -216,7 +216,13 @@ def test_crisis_resources_show_every_line_and_the_emergency_number(
 
 
 def test_not_safe_repeats_the_emergency_number(renderer: Renderer) -> None:
-    assert "999" in renderer.system("crisis.not_safe", emergency="999")
+    for unsure in (False, True):
+        out = plain_text(renderer.system("crisis.not_safe", emergency="999", unsure=unsure,
+                                         scene=unsure))
+        assert "Please call 999 now" in out
+        # "not sure" says first that it is answered as not safe; stepping out comes next
+        assert out.startswith("I wasn't sure I understood") is unsure
+        assert ("Stepping out of the practice scene." in out) is unsure
 
 
 def test_safety_plan_sample_matches_the_config_model() -> None:

@@ -26,6 +26,7 @@ from tests.support.engine_driver import (
     Driver,
     assert_crisis,
     assert_halted,
+    in_scene,
     running,
 )
 
@@ -160,10 +161,11 @@ def test_stop_works_at_every_step(script_id: str, step_id: str) -> None:
 def test_crisis_language_works_at_every_step(script_id: str, step_id: str) -> None:
     for sub, place in _places(script_id, step_id):
         d = place.fork()
-        was_running = running(d)
+        was_running, scene = running(d), in_scene(d)
         d.text(f"I don't know. {CRISIS}.")
         try:
-            assert_crisis(d, f"I don't know. {CRISIS}.", had_session=True, running=was_running)
+            assert_crisis(d, f"I don't know. {CRISIS}.", had_session=True, running=was_running,
+                          scene=scene)
         except AssertionError as exc:
             raise AssertionError(f"{script_id}:{step_id} ({sub}): {exc}") from exc
         d.press(d.label("not_safe"))

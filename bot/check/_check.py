@@ -34,6 +34,7 @@ from bot.check._texts import DEFINE_IT, SourceLines, TextCheck
 from bot.crisis import load_rules
 from bot.engine.steps import kind_of
 from bot.engine.steps.prompt import reach_of
+from bot.intents import load_intents
 from bot.script import _model as m
 from bot.script._expr import ExpressionError, parse_condition
 from bot.script._findings import Finding, ScriptError
@@ -61,7 +62,8 @@ def check_paths(paths: Sequence[Path], *, prompts_dir: Path | None = None) -> li
 
     Args:
         paths: Script files, and directories whose ``*.yaml`` files are checked.
-        prompts_dir: Also check the system texts of every locale in this directory.
+        prompts_dir: Also check the system texts, crisis rules and intent book of every
+            locale in this directory.
 
     Returns:
         Every finding of every file (loading problems included), sorted by file, line and
@@ -77,14 +79,17 @@ def check_paths(paths: Sequence[Path], *, prompts_dir: Path | None = None) -> li
             findings += _guarded(str(prompts_dir / locale / "texts.yaml"),
                                  functools.partial(render.check_texts, prompts_dir, locale))
             rules = prompts_dir / locale / "crisis_rules.yaml"
-            findings += _guarded(str(rules), functools.partial(_check_crisis_rules, rules))
+            findings += _guarded(str(rules), functools.partial(_check_book, load_rules, rules))
+            intents = prompts_dir / locale / "intents.yaml"
+            findings += _guarded(str(intents),
+                                 functools.partial(_check_book, load_intents, intents))
     return _sorted(findings)
 
 
-def _check_crisis_rules(path: Path) -> list[Finding]:
-    """Load a locale's crisis rule book; its mistakes as findings."""
+def _check_book(load: Callable[[Path], object], path: Path) -> list[Finding]:
+    """Load a locale's crisis rule book or intent book; its mistakes as findings."""
     try:
-        load_rules(path)
+        load(path)
     except ScriptError as exc:
         return list(exc.findings)
     return []

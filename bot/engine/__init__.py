@@ -42,6 +42,7 @@ from bot.engine._questions import (
     ReminderTimeQuestion,
     SettingsQuestion,
     StopQuestion,
+    StopRequestQuestion,
     TimezoneQuestion,
 )
 from bot.engine._safety import STOP_WORDS, is_stop_word, normalise
@@ -121,6 +122,7 @@ __all__ = [
     "SettingsQuestion",
     "Start",
     "StopQuestion",
+    "StopRequestQuestion",
     "Text",
     "Texts",
     "Threshold",

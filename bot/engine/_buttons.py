@@ -39,7 +39,8 @@ ButtonKey = Literal[
     "cue_tight_chest", "cue_shallow_breath", "cue_tense_jaw", "cue_racing_heart",
     "cue_numb", "cue_foggy", "cue_far_away", "cue_frozen",
     "yes", "no", "agree", "decline", "opt_in", "opt_out",
-    "safe", "not_safe", "level_yes", "level_no", "only_this", "withdraw",
+    "safe", "not_safe", "not_sure", "level_yes", "level_no", "only_this", "withdraw",
+    "stop_everything", "keep_going", "partner_safe", "partner_unsure",
     "delete_confirm", "delete_cancel", "delete_answers", "keep_answers",
     "change_pace", "change_free_text", "change_sharing", "toggle_reminders",
     "change_timezone", "change_reminders", "change_region", "close",
@@ -341,6 +342,11 @@ class NotSafe(Press, prefix="ns"):
 
 
 @dataclass(frozen=True)
+class NotSure(Press, prefix="nu"):
+    """"Not sure" (answered as not safe)."""
+
+
+@dataclass(frozen=True)
 class LevelUp(Press, prefix="ly"):
     """Yes to the offered step up a level."""
 
@@ -358,6 +364,26 @@ class OnlyThis(Press, prefix="ot"):
 @dataclass(frozen=True)
 class Withdraw(Press, prefix="wd"):
     """After /stop: withdraw every consent."""
+
+
+@dataclass(frozen=True)
+class StopEverything(Press, prefix="xs"):
+    """Yes to "do you want to stop?": stop everything, as /stop does."""
+
+
+@dataclass(frozen=True)
+class KeepGoing(Press, prefix="xk"):
+    """No to "do you want to stop?": back to exactly where the client was."""
+
+
+@dataclass(frozen=True)
+class PartnerSafe(Press, prefix="ps"):
+    """Before a partner scene: "I feel safe with my partner"."""
+
+
+@dataclass(frozen=True)
+class PartnerUnsure(Press, prefix="pu"):
+    """Before a partner scene: "I don't, or I'm not sure"."""
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,10 @@ from bot.crisis import Detector
 from bot.engine._buttons import ButtonKey, Press, unpack
 from bot.engine._outcome import ButtonSpec, LedgerEntry, Message, Outcome, TimerRequest
 from bot.engine._policy import Policy, RegionLines
+from bot.engine._reminders import zone
 from bot.engine._state import ClientState, Session
 from bot.engine._terms import Opt
+from bot.intents import Intents
 from bot.script import LoadedScript
 
 #: Characters of the newest connection-log note a script text can show (``last_connection``).
@@ -39,11 +41,13 @@ class Texts(Protocol):
 
 @dataclass(frozen=True)
 class Resources:
-    """What the engine is given once: scripts, texts, the crisis detector and policy."""
+    """What the engine is given once: scripts, texts, the crisis detector, intents and policy."""
 
     scripts: Mapping[str, LoadedScript]
     texts: Texts
     crisis: Detector
+    #: Reads stop requests, typed safety answers and under-arousal cues in free text.
+    intents: Intents
     policy: Policy
 
 
@@ -163,14 +167,38 @@ class Context:
         """The crisis lines of the client's region (the practice's until they choose)."""
         return self.res.policy.lines(self.state.settings.region)
 
+    def say_safety_plan(self) -> None:
+        """Send the client's safety plan, if they have one."""
+        plan = self.res.policy.safety_plans.get(self.state.client_id)
+        if plan and any(plan.values()):
+            self.say("crisis.safety_plan", plan=plan)
+
     def opted(self, opt: Opt) -> bool:
         """Whether the client holds this opt-in for the current consent version."""
         return self.state.has(opt, self.res.policy.consent_version)
 
     # -- levels ---------------------------------------------------------------------------
     def crisis_hold(self) -> bool:
-        """Whether a crisis hold keeps content at level 1."""
+        """Whether a crisis hold keeps content at level 1 (and role-play out)."""
         return self.state.crisis_hold_since is not None
+
+    def hold_until(self) -> datetime | None:
+        """When the crisis hold's time is up: a session starting then can lift it."""
+        since = self.state.crisis_hold_since
+        return None if since is None else since + self.res.policy.crisis_hold
+
+    def support_only(self) -> bool:
+        """After "not safe" or "not sure": no exercise content until the hold's time is up."""
+        until = self.hold_until()
+        state = self.state
+        return (state.not_safe and until is not None and self.now < until
+                and not state.crisis_hold_cleared_by_therapist)
+
+    def local_time(self, when: datetime) -> str:
+        """A moment in the client's time zone, for a message (``Thu 3 Dec, 14:05``)."""
+        local = when.astimezone(zone(self.state.settings.timezone,
+                                     self.res.policy.default_timezone))
+        return f"{local:%a} {local.day} {local:%b}, {local:%H:%M}"
 
     def effective_level(self) -> int:
         """The deepest level content may have now: never above the contract or script."""

@@ -13,17 +13,20 @@ from bot.crisis import Detection
 from bot.engine._buttons import MenuItem, Resume
 from bot.engine._context import Context
 from bot.engine._outcome import Effect
+from bot.engine._policy import RISK_KINDS
 from bot.engine._questions import (
     ConsentQuestion,
     CrisisQuestion,
     MenuQuestion,
     Pending,
     StopQuestion,
+    StopRequestQuestion,
 )
 from bot.engine._reminders import next_reminder, parse_hhmm, zone
 from bot.engine._state import Frame, Session
 from bot.engine._terms import Opt
 from bot.engine.steps import Run
+from bot.intents import SafetyAnswer
 
 
 class Conversation:
@@ -61,7 +64,8 @@ class Conversation:
 
     def paused(self) -> None:
         """Say the session is paused, with the button that resumes it."""
-        self.ctx.say("pause.done", [[self.ctx.button("resume", Resume())]])
+        self.ctx.say("pause.done", [[self.ctx.button("resume", Resume())]],
+                     character=self.runner.role())
 
     def consented(self) -> bool:
         """Whether the client agreed to the current terms."""
@@ -83,27 +87,90 @@ class Conversation:
                 matched (for ``/sos``: every kind's lines).
         """
         ctx, state = self.ctx, self.state
-        policy = ctx.res.policy
         ctx.urgent = True  # all of it reaches the client at once, whatever the pacing
         running = state.session is not None and not state.session.paused
-        ctx.send(ctx.system("crisis.resources",
-                            **ctx.lines().crisis_context(detection, running=running)))
-        plan = policy.safety_plans.get(state.client_id)
-        if plan and any(plan.values()):
-            ctx.say("crisis.safety_plan", plan=plan)
+        scene = running and self.runner.in_role()
+        ctx.send(ctx.system("crisis.resources", **ctx.lines().crisis_context(
+            detection, running=running, scene=scene)))
+        ctx.say_safety_plan()
         self.ask(CrisisQuestion())
         if detection is None:
             ctx.log("sos_viewed")
-            return
-        # The fact and the kinds: never the client's words, nor the rules that matched (a
-        # rule's name paraphrases them; `rehearse crisis explain` shows rules to a therapist).
-        ctx.log("crisis_language", step=state.session.frame.step if state.session else None,
-                kinds=[k.value for k in detection.kinds], imminent=detection.imminent)
+        else:
+            # The fact and the kinds: never the client's words, nor the rules that matched (a
+            # rule's name paraphrases them; `rehearse crisis explain` shows rules to a
+            # therapist).
+            ctx.log("crisis_language", step=state.session.frame.step if state.session else None,
+                    kinds=[k.value for k in detection.kinds], imminent=detection.imminent)
+            state.crisis_kinds = [k.value for k in detection.kinds]
+        if detection is not None or running:  # /sos mid-exercise: the same hold and pause
+            self._hold(reason="crisis" if detection else "sos")
+        if running:
+            assert state.session is not None
+            state.session.paused = True
+            ctx.log("pacing", choice="pause", reason="crisis" if detection else "sos")
+
+    def _hold(self, *, reason: str) -> None:
+        """Begin (or begin again) the crisis hold, from now."""
+        ctx, state = self.ctx, self.state
         state.crisis_hold_since = ctx.now
         state.crisis_hold_cleared_by_therapist = False
-        if state.session is not None and not state.session.paused:
-            state.session.paused = True
-            ctx.log("pacing", choice="pause", reason="crisis")
+        if state.session is not None:
+            state.session.held = True
+        until = ctx.hold_until()
+        assert until is not None
+        ctx.log("crisis_hold", reason=reason, until=until.isoformat())
+
+    def _until(self) -> str:
+        """When the crisis hold's time is up, in the client's time zone (a hold is on)."""
+        until = self.ctx.hold_until()
+        assert until is not None
+        return self.ctx.local_time(until)
+
+    def safety_answer(self, answer: SafetyAnswer, *, typed: bool) -> None:
+        """The answer to "are you safe right now?": support, and for not safe or unsure,
+        the end of practice for the hold."""
+        ctx, state = self.ctx, self.state
+        how = {"typed": True} if typed else {}  # a tapped answer's row is as it always was
+        if answer is SafetyAnswer.SAFE:
+            ctx.log("crisis_safe", **how)
+            session = state.session
+            ctx.say("crisis.safe", paused=session is not None and session.paused)
+            if ctx.crisis_hold():
+                ctx.say("crisis.hold", until=self._until(), support_only=ctx.support_only())
+            return
+        ctx.urgent = True
+        ctx.log("crisis_not_safe", answer=answer.value, **how)
+        session = state.session
+        scene = session is not None and self.runner.in_role()
+        ctx.say("crisis.not_safe", emergency=ctx.lines().emergency,
+                unsure=answer is SafetyAnswer.UNSURE, scene=scene)
+        ctx.say_safety_plan()
+        kinds = tuple(state.crisis_kinds) or RISK_KINDS
+        ctx.send(ctx.system("crisis.resources", groups=ctx.lines().groups(kinds),
+                            emergency=ctx.lines().emergency, noticed=False, paused=False,
+                            scene=False, imminent=False))
+        if session is not None:
+            ctx.log("session_ended", script=session.script, completed=False, reason="not-safe")
+            state.session = None
+        self._hold(reason=answer.value)
+        state.not_safe = True
+        state.silence_armed = False
+        ctx.cancel_timer("silence")
+        ctx.say("crisis.practice_ended", ended=session is not None, until=self._until())
+
+    def support(self) -> None:
+        """While only support may follow "not safe": a short reply, never a script step."""
+        ctx, state = self.ctx, self.state
+        ctx.log("crisis_support")
+        ctx.say("crisis.support", emergency=ctx.lines().emergency,
+                groups=ctx.lines().groups(tuple(state.crisis_kinds) or RISK_KINDS),
+                until=self._until())
+        self.ask(CrisisQuestion())
+
+    def practice_waits(self) -> None:
+        """``/start``, ``/resume`` or the menu while only support may follow "not safe"."""
+        self.ctx.say("crisis.practice_waits", until=self._until())
 
     def halt(self, *, via: str, silent: bool = False) -> None:
         """Stop everything at once: end the exercise, cancel reminders and queued messages."""
@@ -122,6 +189,14 @@ class Conversation:
         else:
             self.ask(StopQuestion())
 
+    def stop_request(self) -> None:
+        """A clear stop request in words: ask once whether to stop; nothing moves on."""
+        before = self.state.pending
+        if isinstance(before, StopRequestQuestion):  # asked already: the same question
+            before = before.before
+        self.ctx.log("stop_request", choice="asked")
+        self.ask(StopRequestQuestion(before=before))
+
     # -- starting and the menu --------------------------------------------------------------
     def start(self) -> None:
         """``/start``: back from a halt, then consent, the session under way or the menu."""
@@ -131,8 +206,11 @@ class Conversation:
             ctx.log("restarted")
             self.schedule_reminder()
         state.pending = None
+        state.resting = False
         if not self.consented():
             self.ask_consent()
+        elif ctx.support_only():
+            self.practice_waits()
         elif state.session is not None:
             self.resume()
         else:
@@ -166,6 +244,9 @@ class Conversation:
         if not self.consented():  # e.g. the consent text changed while the menu showed
             self.ask_consent()
             return
+        if ctx.support_only():  # e.g. a menu shown before "not safe"
+            self.practice_waits()
+            return
         missing = [c.value for c in script.meta.consent if not state.has(Opt(c.value), version)]
         if missing:
             ctx.say("menu.needs_consent", missing=missing)
@@ -190,7 +271,7 @@ class Conversation:
         assert first is not None
         state.session = Session(script=script_id, script_version=script.meta.version,
                                 started_at=ctx.now, frame=Frame(step=first),
-                                level=level)
+                                level=level, held=ctx.crisis_hold(), shared=False)
         ctx.log("session_started", script=script_id, version=script.meta.version,
                 level=ctx.effective_level())
         self.runner.enter(first)
@@ -204,6 +285,9 @@ class Conversation:
     def resume(self) -> None:
         """Go on with the session; after a long pause, a crisis or time away, start it afresh."""
         ctx, session = self.ctx, self.state.session
+        if ctx.support_only():
+            self.practice_waits()
+            return
         if session is None:
             ctx.say("pause.nothing")
             return
@@ -223,7 +307,7 @@ class Conversation:
             ctx.log("pacing", choice="resume", step=session.frame.step)
             ctx.say("pause.resumed")
         if not self.cap_reached():
-            self.runner.show()
+            self.runner.resume_in_role()
 
     def cap_reached(self) -> bool:
         """Close the session gently once it runs past the contract's time cap."""

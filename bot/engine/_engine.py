@@ -93,6 +93,8 @@ def _dispatch(talk: Conversation, event: Event) -> None:
     elif isinstance(event, Text):
         if is_stop_word(event.text):
             talk.halt(via="word")
+        elif not state.halted and ctx.res.intents.stop_request(event.text):
+            talk.stop_request()
         else:
             _text(talk, event.text)
     elif isinstance(event, Command):
@@ -172,8 +174,12 @@ def _text(talk: Conversation, text: str) -> None:
         ctx.say("stop.halted")
     elif state.pending is not None:
         state.pending.typed(talk, text)
+    elif ctx.support_only():
+        talk.support()
     elif not talk.consented():
         talk.ask_consent()
+    elif state.session is None and state.resting:
+        ctx.say("session.resting")
     elif state.session is None:
         talk.menu()
     elif state.session.paused:
@@ -220,10 +226,10 @@ def _command(talk: Conversation, name: str) -> None:
 
 def _pacing_command(talk: Conversation, name: str) -> None:
     session = talk.state.session
-    if session is None:
-        talk.ctx.say("pause.nothing")
-    elif name == "resume":
+    if name == "resume":
         talk.resume()
+    elif session is None:
+        talk.ctx.say("pause.nothing")
     elif session.paused:
         talk.paused()
     elif talk.cap_reached():
@@ -265,9 +271,14 @@ def _button(talk: Conversation, data: str) -> None:
 def _progress(talk: Conversation) -> None:
     state = talk.state
     p = state.progress
-    talk.ctx.say("progress", exercises_done=p.exercises_done, smaller_steps=p.smaller_steps,
-                 connections=p.connections, level=state.level,
-                 max_level=state.contract.max_level, prompts_shared=p.prompts_shared)
+    ctx = talk.ctx
+    until = ctx.hold_until()
+    ctx.say("progress", exercises_done=p.exercises_done, smaller_steps=p.smaller_steps,
+            connections=p.connections, level=state.level,
+            max_level=state.contract.max_level, prompts_shared=p.prompts_shared,
+            held=until is not None,
+            held_until=ctx.local_time(until) if until is not None and until > ctx.now else "",
+            support_only=ctx.support_only())
     talk.repeat()
 
 
@@ -316,6 +327,8 @@ def _timer(talk: Conversation, kind: str, due: datetime) -> None:
     late = ctx.now - due > ctx.res.policy.late_reminder
     if late:
         ctx.log("reminder_skipped", reason="late")
+    elif ctx.support_only() or state.resting:
+        ctx.log("reminder_skipped", reason="crisis-hold" if state.not_safe else "resting")
     elif (state.session is None and ctx.opted(Opt.REMINDERS)  # none while paused
           and state.reminders_unanswered < ctx.res.policy.reminders_max_unanswered):
         state.reminders_unanswered += 1

@@ -62,16 +62,18 @@ class RegionLines:
             groups.append({"kind": kind, "resources": fresh})
         return groups
 
-    def crisis_context(self, detection: Detection | None, *, running: bool) -> dict[str, object]:
+    def crisis_context(self, detection: Detection | None, *, running: bool,
+                       scene: bool = False) -> dict[str, object]:
         """The variables of ``crisis.resources``, the first message of every crisis response.
 
         Args:
             detection: What the client's words matched; None for ``/sos`` (every kind's lines).
             running: Whether an exercise was running (it is paused now).
+            scene: Whether the bot was playing a role-play character (it steps out now).
         """
         kinds = tuple(k.value for k in detection.kinds) if detection else RISK_KINDS
         return {"groups": self.groups(kinds), "emergency": self.emergency,
-                "noticed": detection is not None, "paused": detection is not None and running,
+                "noticed": detection is not None, "paused": running, "scene": scene,
                 "imminent": bool(detection and detection.imminent)}
 
 
@@ -92,6 +94,8 @@ class Policy:
         regions: Every region's lines, by key; the client chooses theirs in ``/settings``.
         region: The practice's region, for clients who have not chosen one.
         silence_followup: Delay before the one follow-up after a high rating and silence.
+        crisis_hold: How long a crisis hold lasts at least: it lifts at a check-in in a session
+            that starts this long after the signal (or once the therapist clears it).
         crisis_hold_needs_therapist: Whether only the therapist can lift a crisis hold.
         contract: The default contract of a new client.
         start_level: The level a new client starts at (never above the contract's max).
@@ -114,6 +118,7 @@ class Policy:
     regions: Mapping[str, RegionLines]
     region: str
     silence_followup: timedelta
+    crisis_hold: timedelta
     crisis_hold_needs_therapist: bool
     contract: Contract
     start_level: int
@@ -129,6 +134,11 @@ class Policy:
     def lines(self, region: str | None = None) -> RegionLines:
         """A region's lines: the one asked for if configured, else the practice's."""
         return self.regions.get(region or self.region) or self.regions[self.region]
+
+    @property
+    def crisis_hold_hours(self) -> int:
+        """The crisis hold's least length in whole hours (as the consent text says it)."""
+        return self.crisis_hold // timedelta(hours=1)
 
     @property
     def emergency(self) -> str:

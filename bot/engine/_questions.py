@@ -3,7 +3,7 @@
 What the engine waits for is :attr:`ClientState.pending <bot.engine._state.ClientState>`: one
 of the small models below (or None). Each knows how to ask itself (:meth:`Question.ask`, and
 :meth:`Question.again` after an unexpected input), which buttons answer it
-(:attr:`Question.takes`) and what an answer does (:meth:`Question.answer`); the two that wait
+(:attr:`Question.takes`) and what an answer does (:meth:`Question.answer`); those that wait
 for typed text take it in :meth:`Question.typed`. They are stored with the state as
 ``{"kind": ..., ...}``; a kind no release wrote fails to load, loudly.
 
@@ -16,9 +16,10 @@ question                      asked                                       answer
 :class:`TimezoneQuestion`     the client's time zone                      typed text
 :class:`ReminderTimeQuestion` the reminder time                           typed text
 :class:`KeptAnswersQuestion`  keep-what-I-type switched off: delete?      delete / keep
-:class:`CrisisQuestion`       "are you safe right now?"                   safe / not safe
+:class:`CrisisQuestion`       "are you safe right now?"                   safe / not / unsure
 :class:`LevelQuestion`        one level up?                               yes / no
 :class:`StopQuestion`         after /stop: only this, or withdraw?        only this / withdraw
+:class:`StopRequestQuestion`  a stop request in words: stop everything?   stop / keep going
 :class:`DeleteQuestion`       delete all my data?                         delete / keep
 ============================  ==========================================  ====================
 """
@@ -35,25 +36,30 @@ from bot.engine._buttons import (
     DeleteNo,
     DeleteYes,
     KeepAnswers,
+    KeepGoing,
     LevelStay,
     LevelUp,
     MenuItem,
     No,
     NotSafe,
+    NotSure,
     OnlyThis,
     Press,
     RegionChosen,
     Safe,
     Setting,
     SettingChosen,
+    StopEverything,
     Withdraw,
     Yes,
 )
 from bot.engine._outcome import Effect
 from bot.engine._reminders import in_quiet_hours, parse_hhmm, zone
 from bot.engine._terms import Opt, Pace, ReminderTime
+from bot.intents import SafetyAnswer
 
 if TYPE_CHECKING:
+    from bot.engine._context import Context
     from bot.engine._conversation import Conversation
 
 
@@ -110,7 +116,8 @@ class ConsentQuestion(Question):
             ctx.say("consent.intro", [[ctx.button("agree", Yes())],
                                       [ctx.button("decline", No())]],
                     retention_days=policy.retention_days, answers_days=policy.answers_days,
-                    therapist_delay=policy.therapist_delay)
+                    therapist_delay=policy.therapist_delay,
+                    crisis_hold_hours=policy.crisis_hold_hours)
         elif self.step == "adult":
             ctx.say("consent.adult", [[ctx.button("yes", Yes())], [ctx.button("no", No())]])
         else:
@@ -395,27 +402,35 @@ class ReminderTimeQuestion(_TypedSetting):
 
 
 class CrisisQuestion(Question):
-    """After the crisis lines: "are you safe right now?"."""
+    """After the crisis lines: "are you safe right now?", tapped or typed.
+
+    A typed answer is read by :meth:`bot.intents.Intents.safety_answer` (after the crisis
+    scan, as every text); "not sure" and anything unclear are answered as not safe.
+    """
 
     kind: Literal["crisis"] = "crisis"
-    takes = (Safe, NotSafe)
+    takes = (Safe, NotSafe, NotSure)
 
     def ask(self, talk: Conversation) -> None:
-        ctx = talk.ctx
-        ctx.say("crisis.are_you_safe", [[ctx.button("safe", Safe())],
-                                        [ctx.button("not_safe", NotSafe())]])
+        ask_if_safe(talk.ctx)
 
     def answer(self, talk: Conversation, press: Press) -> None:
-        ctx = talk.ctx
-        if isinstance(press, NotSafe):
-            ctx.urgent = True
-            ctx.log("crisis_not_safe")
-            ctx.say("crisis.not_safe", emergency=ctx.lines().emergency)
-        else:
-            ctx.log("crisis_safe")
-            ctx.say("crisis.safe")
-            if ctx.crisis_hold():
-                ctx.say("crisis.hold")
+        answer = (SafetyAnswer.SAFE if isinstance(press, Safe)
+                  else SafetyAnswer.NOT_SAFE if isinstance(press, NotSafe)
+                  else SafetyAnswer.UNSURE)
+        talk.safety_answer(answer, typed=False)
+
+    def typed(self, talk: Conversation, text: str) -> None:
+        talk.state.pending = None
+        talk.safety_answer(talk.ctx.res.intents.safety_answer(text), typed=True)
+
+
+def ask_if_safe(ctx: Context) -> None:
+    """Ask "are you safe right now?" (and wait for the answer), with its three buttons."""
+    ctx.state.pending = CrisisQuestion()
+    ctx.say("crisis.are_you_safe", [[ctx.button("safe", Safe())],
+                                    [ctx.button("not_safe", NotSafe())],
+                                    [ctx.button("not_sure", NotSure())]])
 
 
 class LevelQuestion(Question):
@@ -439,6 +454,8 @@ class LevelQuestion(Question):
             state.level += 1
             ctx.say("level.up", level=state.level)
         else:
+            key = str(state.level)
+            state.progress.level_declined_at[key] = state.progress.completed_at_level.get(key, 0)
             ctx.log("level_kept", level=state.level)
             ctx.say("level.stay")
 
@@ -472,6 +489,39 @@ class StopQuestion(Question):
         talk.ask(DeleteQuestion())
 
 
+class StopRequestQuestion(Question):
+    """A clear stop request in words ("please stop"): stop everything, or keep going?
+
+    Attributes:
+        before: The question the client was asked when they wrote it, asked again on "Keep
+            going" (None: the session's step, or the menu).
+    """
+
+    kind: Literal["stop_request"] = "stop_request"
+    before: Pending | None = None
+    takes = (StopEverything, KeepGoing)
+
+    def ask(self, talk: Conversation) -> None:
+        ctx = talk.ctx
+        ctx.say("stop.request", [[ctx.button("stop_everything", StopEverything())],
+                                 [ctx.button("keep_going", KeepGoing())]])
+
+    def answer(self, talk: Conversation, press: Press) -> None:
+        ctx, state = talk.ctx, talk.state
+        if isinstance(press, StopEverything):
+            talk.halt(via="request")
+            return
+        ctx.log("stop_request", choice="keep-going")
+        if self.before is not None:
+            talk.ask(self.before)  # the very question, as it was asked
+        elif state.session is not None:
+            talk.repeat()
+        elif talk.consented():  # nothing was asked: what any text gets here
+            talk.menu()
+        else:
+            talk.ask_consent()
+
+
 class DeleteQuestion(Question):
     """Delete all my data? (``/delete``, or after withdrawing consent)."""
 
@@ -496,6 +546,8 @@ class DeleteQuestion(Question):
 #: What the engine can wait for outside the script, stored as ``{"kind": ..., ...}``.
 Pending = Annotated[
     ConsentQuestion | MenuQuestion | SettingsQuestion | TimezoneQuestion | ReminderTimeQuestion
-    | KeptAnswersQuestion | CrisisQuestion | LevelQuestion | StopQuestion | DeleteQuestion,
+    | KeptAnswersQuestion | CrisisQuestion | LevelQuestion | StopQuestion | DeleteQuestion
+    | StopRequestQuestion,
     Field(discriminator="kind"),
 ]
+StopRequestQuestion.model_rebuild()

@@ -44,6 +44,8 @@ class Part(StrEnum):
     SKIP_REASON = "skip_reason"
     #: The client's pace was reached: "one more, or enough for today?" before the next prompt.
     ENOUGH = "enough"
+    #: Before a partner scene: "do you feel safe with your partner?".
+    SCREEN = "screen"
     #: A role-play scene's frame, waiting for "Start" (at a gentle pace).
     READY = "ready"
     TURN = "turn"
@@ -67,6 +69,7 @@ class Frame(Model):
         prompt: The prompt shown by a prompt step.
         smaller: Whether the smaller alternative is showing.
         closing: The step is being closed because a cap was reached.
+        under: De-escalation for under-arousal is under way (grounding in every round).
     """
 
     step: str
@@ -80,6 +83,9 @@ class Frame(Model):
     prompt: str | None = None
     smaller: bool = False
     closing: bool = False
+    #: The de-escalation under way is for under-arousal (a ticked cue, or typed words):
+    #: grounding, not breathing, in every round.
+    under: bool = False
 
     @property
     def calming(self) -> bool:
@@ -107,9 +113,14 @@ class Session(Model):
     prompts_in_a_row: int = 0
     enough: bool = False
     calmed: bool = False  # de-escalation ran: the session does not count towards a level up
+    #: The client shared something in this session (a prompt, a line of a scene): only then
+    #: is relief after sharing asked about. None: a session stored before this was kept.
+    shared: bool | None = None
     #: A rating at or above the distress threshold was given in this session: no level up is
     #: offered at its end, whatever came after.
     high_distress: bool = False
+    #: A crisis hold was on at some point of this session: no level up is offered at its end.
+    held: bool = False
 
 
 class Progress(Model):
@@ -125,6 +136,9 @@ class Progress(Model):
         description="The newest connection-log note, from the stored answers; never stored "
                     "with the state.")
     used_prompts: list[str] = Field(default_factory=list)
+    #: Level -> completions at that level when the client last said "Not yet" to a level up:
+    #: the next offer waits for the contract's count of completions after it.
+    level_declined_at: dict[str, int] = Field(default_factory=dict)
 
 
 class ClientState(Model):
@@ -148,8 +162,16 @@ class ClientState(Model):
     settings: Settings = Field(default_factory=Settings)
     progress: Progress = Field(default_factory=Progress)
     session: Session | None = None
+    #: When the crisis hold began (the latest risk signal, /sos mid-exercise or "not safe").
     crisis_hold_since: datetime | None = None
     crisis_hold_cleared_by_therapist: bool = False
+    #: The kinds of risk of the latest signal (empty: /sos, every kind's lines).
+    crisis_kinds: list[str] = Field(default_factory=list)
+    #: The client answered "not safe" or "not sure" during this hold: only support, no
+    #: exercise, until the hold's time has passed (or the therapist clears it).
+    not_safe: bool = False
+    #: A session closed because distress stayed high: the menu waits for ``/start``.
+    resting: bool = False
     last_active: datetime | None = None
     session_days: dict[str, int] = Field(default_factory=dict)
     reminders_unanswered: int = 0

@@ -42,6 +42,8 @@ HIGH = 10
 TIMEZONE, REMINDER_AT = "Europe/London", "19:00"
 #: The stop word tried at every place (any of STOP, END, CANCEL, … halts).
 STOP_WORD = "Stop"
+#: A typed answer "not safe" to "are you safe right now?".
+NOT_SAFE = "no, not really"
 
 
 class Kind(Enum):
@@ -51,6 +53,9 @@ class Kind(Enum):
     TIME = "time"  # time passes (a timer fires, the session cap): the walk goes on too
     STOP = "stop"  # /stop or a stop word: checked, not walked on from
     CRISIS = "crisis"  # crisis language: checked, not walked on from
+    NOT_SAFE = "not-safe"  # crisis language, then "no": checked with what follows, not walked
+    STOP_REQUEST = "stop-request"  # "please stop": asked, then "Keep going"; checked
+    UNDER_AROUSAL = "under-arousal"  # "I feel numb": grounding; checked, not walked on from
     PROBE = "probe"  # e.g. declining consent, a rating of 10: checked, not walked on from
 
     @property
@@ -349,6 +354,15 @@ class Planner:
         if self.crisis_text is not None:
             probes.append(Act(f'type "{self.crisis_text}"',
                               Text(text=self.crisis_text, display_name=NAME), Kind.CRISIS))
+            probes.append(Act(f'type "{self.crisis_text}", then "{NOT_SAFE}"',
+                              Text(text=self.crisis_text, display_name=NAME), Kind.NOT_SAFE,
+                              then=Text(text=NOT_SAFE, display_name=NAME), once="position"))
+        intents = self.resources.intents
+        for text, kind in ((STOP_REQUEST, Kind.STOP_REQUEST), (UNDER_AROUSAL, Kind.UNDER_AROUSAL)):
+            if (intents.stop_request(text) if kind is Kind.STOP_REQUEST
+                    else intents.under_arousal(text)):
+                probes.append(Act(f'type "{text}"', Text(text=text, display_name=NAME), kind,
+                                  once="position"))
         return probes
 
     # -- helpers ----------------------------------------------------------------------------
@@ -363,6 +377,9 @@ class Planner:
         return Act(f'type "{text}"', Text(text=text, display_name=NAME))
 
 
+#: A stop request in words and an under-arousal cue, tried at every place (when the locale's
+#: intents read them so).
+STOP_REQUEST, UNDER_AROUSAL = "please stop", "I feel numb, kind of far away"
 #: Messages with crisis language; the walk uses the first that the configured rules detect.
 CRISIS_SENTENCES = ("I don't know. I want to kill myself.", "I want to die.",
                     "I want to end my life.")
@@ -371,6 +388,24 @@ CRISIS_SENTENCES = ("I don't know. I want to kill myself.", "I want to die.",
 def crisis_sentence(resources: Resources) -> str | None:
     """A message the configured crisis rules detect, if any of :data:`CRISIS_SENTENCES` is."""
     return next((t for t in CRISIS_SENTENCES if resources.crisis.scan(t)), None)
+
+
+#: How long after "not safe" the silence and reminder timers are fired, to see that they
+#: bring no exercise.
+AFTER_NOT_SAFE = timedelta(hours=1)
+
+
+def inputs_after_not_safe(keyboard: tuple[ButtonSpec, ...]) -> list[Event]:
+    """What a client may send after answering "not safe": words, /resume, /start, and a press
+    of every button they had before."""
+    return [Text(text="ok", display_name=NAME), Text(text=WORDS, display_name=NAME),
+            Command(name="resume", display_name=NAME), Start(display_name=NAME),
+            *(press(b) for b in keyboard)]
+
+
+def press(button: ButtonSpec) -> Button:
+    """A press of this button."""
+    return Button(data=button.data, display_name=NAME)
 
 
 def _minutes(delta: timedelta) -> int:

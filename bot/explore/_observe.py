@@ -58,6 +58,8 @@ class Labels:
     smaller: str
     pause: str
     stop_confirm: str
+    keep_going: str
+    under: str
     ask_timezone: str
     ask_reminder_time: str
     expected: str
@@ -79,7 +81,9 @@ class Labels:
             opt_in=label("opt_in"), opt_out=label("opt_out"), shared=label("shared"),
             said_it=label("said_it"), skip=label("skip"), smaller=label("smaller"),
             pause=label("pause"),
-            stop_confirm=system("stop.confirm"), ask_timezone=system("settings.ask_timezone"),
+            stop_confirm=system("stop.confirm"), keep_going=label("keep_going"),
+            under=system("checkin.under"),
+            ask_timezone=system("settings.ask_timezone"),
             ask_reminder_time=system("settings.ask_reminder_time"),
             expected=system("checkin.expected"), actual=system("checkin.actual"),
             cues=frozenset(label(c.label) for c in (*OVER_CUES, *UNDER_CUES)),

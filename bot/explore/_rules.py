@@ -11,12 +11,15 @@ code, so that they can catch the engine out:
 - ``explore-high-distress``: after a rating at or above the threshold, no prompt or role-play
   line before de-escalation starts (or the session closes).
 - ``explore-step-up-after-distress``: no step up offered or made after a session with a
-  rating at or above the threshold.
+  rating at or above the threshold, or with a crisis hold at any point of it.
 - ``explore-stop``: ``/stop`` and stop words end everything, everywhere: halted, no session,
   exactly one confirmation, every timer and queued message cancelled, and nothing sent
   unprompted afterwards.
 - ``explore-crisis``: crisis language, everywhere, is answered first with the emergency number
   or a crisis line, shows every crisis line, and shows no exercise content.
+- ``explore-not-safe``: crisis language then a typed "not safe", everywhere, ends the exercise,
+  and nothing the client does next (words, ``/resume``, ``/start``, the buttons they had,
+  timers an hour later) reaches exercise content.
 - ``explore-no-end`` (checked on the whole graph, in :mod:`bot.explore._walk`): from every place
   some answer leads to the end of the session.
 - ``explore-engine-error``: the engine raised an exception.
@@ -32,6 +35,7 @@ from bot.crisis import Detector
 from bot.engine import ClientState, Effect, Event, LedgerEntry, Outcome, Policy, TimerFired
 from bot.explore._observe import Labels, Shown, crisis_hold, keyboard_of, shown
 from bot.script import LoadedScript
+from bot.script._model import ExerciseKind
 
 #: How long after a /stop the explorer fires every timer again to see that nothing is sent.
 AFTER_STOP = timedelta(days=1)
@@ -45,11 +49,13 @@ class Watch:
         checked_in: A check-in was answered in this session.
         high: A rating at or above the threshold not yet followed by de-escalation.
         distressed: The session had a rating at or above the threshold.
+        held: A crisis hold was on at some point of the session.
     """
 
     checked_in: bool = False
     high: int | None = None
     distressed: bool = False
+    held: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +103,9 @@ class Rules:
                 ) -> tuple[Watch, list[Problem]]:
         kind, data = entry.kind, entry.data
         if kind == "session_started":
-            return Watch(), []
+            return Watch(held=crisis_hold(state)), []
+        if kind in ("crisis_language", "crisis_hold"):
+            return replace(watch, held=True), []
         if kind == "checkin":
             distress = data.get("distress")
             step = data.get("step")
@@ -112,11 +120,12 @@ class Rules:
         up = kind == "level_offered" or (
             kind == "level_changed" and not data.get("asked")
             and _int(data.get("to_level")) > _int(data.get("from_level")))
-        if up and watch.distressed:
+        if up and (watch.distressed or watch.held):
             what = "offered" if kind == "level_offered" else "made"
+            why = ("a rating at or above the distress threshold" if watch.distressed
+                   else "a crisis hold")
             return watch, [Problem("explore-step-up-after-distress",
-                                   f"a step up was {what} after a session with a rating at or "
-                                   "above the distress threshold")]
+                                   f"a step up was {what} after a session with {why}")]
         return watch, []
 
     def _threshold(self, state: ClientState, step_id: str | None) -> int:
@@ -187,6 +196,70 @@ class Rules:
         elif keyboard_of(out.messages) is None:
             wrong.append("no question follows (\"Are you safe right now?\")")
         return [Problem("explore-crisis", f"crisis language: {w}") for w in wrong]
+
+    def not_safe(self, out: Outcome, after: list[Outcome]) -> list[Problem]:
+        """Crisis language, then "not safe": the exercise ends, and nothing the client does
+        next (words, /resume, /start, old buttons, timers) reaches exercise content."""
+        wrong = _no_exercise([out, *after], self.script, self.labels)
+        if not any(e.kind == "crisis_not_safe" for e in out.ledger):
+            wrong.append("the typed answer was not taken as \"not safe\"")
+        return [Problem("explore-not-safe", f"after \"not safe\": {w}") for w in wrong]
+
+    def stop_request(self, before: ClientState, asked: Outcome, kept: Outcome | None
+                     ) -> list[Problem]:
+        """A stop request in words: asked once, no step taken; "Keep going" changes nothing."""
+        if before.halted:
+            return []
+        wrong: list[str] = []
+        if asked.state.session != before.session or asked.state.halted:
+            wrong.append("the session moved on or ended before the client chose")
+        if kept is None:
+            wrong.append("no \"Keep going\" was offered")
+        elif _place_of(kept.state, before) != _place_of(before, before):
+            wrong.append("\"Keep going\" did not return to the same place")
+        return [Problem("explore-stop-request", f"a stop request in words: {w}") for w in wrong]
+
+    def under_arousal(self, before: ClientState, out: Outcome) -> list[Problem]:
+        """Under-arousal in words at a step of a running session: grounding, then a re-rating."""
+        session = before.session
+        grounding = any(e.kind is ExerciseKind.GROUNDING for e in self.script.exercises.values())
+        if (not grounding or before.halted or before.pending is not None or session is None
+                or session.paused or session.frame.calming or session.frame.closing):
+            return []
+        after = out.state.session
+        exercise = after.frame.calm_exercise if after is not None else None
+        calm = self.script.exercises.get(exercise) if exercise is not None else None
+        if (out.state.crisis_hold_since != before.crisis_hold_since
+                or (after is not None and after.frame.closing)
+                or not any(m.text == self.labels.under for m in out.messages)):
+            return []  # crisis language, the session cap, or not a place that takes words
+        if calm is None or calm.kind is not ExerciseKind.GROUNDING:
+            return [Problem("explore-under-arousal",
+                            "under-arousal in words did not lead to grounding")]
+        return []
+
+
+def _no_exercise(outs: list[Outcome], script: LoadedScript, labels: Labels) -> list[str]:
+    wrong: list[str] = []
+    for out in outs:
+        kinds = {e.kind for e in out.ledger}
+        if out.state.session is not None:
+            wrong.append("an exercise is still under way")
+        if kinds & {"session_started", "prompt", "roleplay_started", "roleplay_turn"}:
+            wrong.append("an exercise went on: " + ", ".join(sorted(
+                kinds & {"session_started", "prompt", "roleplay_started", "roleplay_turn"})))
+        if shown(script, out.state, out, labels) is not None:
+            wrong.append("exercise content was shown")
+    return list(dict.fromkeys(wrong))
+
+
+def _place_of(state: ClientState, before: ClientState) -> object:
+    """Where a client is: what they are asked and the session's place (not the clock, nor
+    the silence follow-up, which any message from the client disarms). When nothing was
+    asked before, the question any text gets there (consent, the menu) may be."""
+    asked_nothing = before.pending is None and before.session is None
+    return state.model_dump(exclude={"last_active", "keyboard", "offered", "silence_armed",
+                                     *(["pending"] if asked_nothing else [])})
 
 
 def timers_after_stop(timers: tuple[tuple[str, datetime], ...], now: datetime

@@ -16,8 +16,31 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from bot.engine import ClientState, Engine, Event, Outcome, Resources, Text, TimerFired
-from bot.explore._clients import CLIENTS, Act, Client, Kind, Place, Planner, crisis_sentence
+from bot.engine import (
+    Button,
+    ClientState,
+    Command,
+    Engine,
+    Event,
+    Outcome,
+    Resources,
+    Start,
+    Text,
+    TimerFired,
+)
+from bot.explore._clients import (
+    AFTER_NOT_SAFE,
+    CLIENTS,
+    NAME,
+    Act,
+    Client,
+    Kind,
+    Place,
+    Planner,
+    crisis_sentence,
+    inputs_after_not_safe,
+    press,
+)
 from bot.explore._observe import (
     Canonical,
     Labels,
@@ -166,7 +189,8 @@ def explore(script: LoadedScript, resources: Resources, *,
         keep_transcript: Keep every transition's record in :attr:`Exploration.transcript`.
     """
     own = Resources(scripts={script.id: script}, texts=Remembered(resources.texts),
-                    crisis=RememberedDetector(resources.crisis), policy=resources.policy)
+                    crisis=RememberedDetector(resources.crisis), intents=resources.intents,
+                    policy=resources.policy)
     return _Walk(script, engine(own), limits, keep_transcript).run(clients)
 
 
@@ -256,6 +280,15 @@ class _Walk:
         elif act.kind is Kind.CRISIS:
             assert isinstance(act.event, Text)
             problems += self.rules.crisis(out, act.event.text)
+        elif act.kind is Kind.NOT_SAFE:
+            after = self._after_not_safe(node, act, out.state, now)
+            problems += self.rules.not_safe(out, after)
+        elif act.kind is Kind.STOP_REQUEST:
+            kept = self._keep_going(node, act, out, now)
+            after = [kept] if kept is not None else []
+            problems += self.rules.stop_request(place.state, out, kept)
+        elif act.kind is Kind.UNDER_AROUSAL:
+            problems += self.rules.under_arousal(place.state, out)
         # A second tick of a button that ticks in place (a body cue) is checked, not walked on
         # from: one tick per keyboard is walked, not every set of them.
         toggled = any(m.replace_keyboard for o in outs for m in o.messages)
@@ -288,6 +321,39 @@ class _Walk:
             outcomes.append(out)
             state = out.state
         return outcomes
+
+    def _after_not_safe(self, node: _Node, act: Act, state: ClientState, now: datetime
+                        ) -> list[Outcome]:
+        """What a client may do after "not safe": write, /resume, /start (and press the first
+        button they are then offered), press the buttons they had, let an hour pass for the
+        timers."""
+        events = [*inputs_after_not_safe(node.place.keyboard),
+                  *(TimerFired(kind=kind, due_iso=(now + AFTER_NOT_SAFE).isoformat())
+                    for kind in ("silence", "reminder"))]
+        outcomes: list[Outcome] = []
+        while events:
+            event = events.pop(0)
+            when = now + AFTER_NOT_SAFE if isinstance(event, TimerFired) else now
+            out = self._handle(node, act, state, event, when)
+            if out is None:
+                break
+            outcomes.append(out)
+            state = out.state
+            offered = keyboard_of(out.messages)
+            if isinstance(event, Start | Command) and offered:
+                events.insert(0, press(offered[0]))
+        return outcomes
+
+    def _keep_going(self, node: _Node, act: Act, asked: Outcome, now: datetime
+                    ) -> Outcome | None:
+        """Press "Keep going" after a stop request, if it was offered."""
+        keep = self.labels.keep_going
+        offered = [b for m in asked.messages for row in m.buttons for b in row
+                   if b.label == keep]
+        if not offered:
+            return None
+        return self._handle(node, act, asked.state,
+                            Button(data=offered[-1].data, display_name=NAME), now)
 
     def _arrive(self, node: _Node, act: Act, outs: list[Outcome], now: datetime,
                 watch: Watch, toggled: bool) -> int | None:

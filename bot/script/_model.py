@@ -265,11 +265,24 @@ class SceneKind(StrEnum):
     REPAIR = "repair"
 
 
+class Relationship(StrEnum):
+    """Who the character is to the client; a partner scene first asks about safety."""
+
+    PARTNER = "partner"
+    FRIEND = "friend"
+
+
 class RolePlay(_Strict):
     """A practice scene: the bot plays a named character, the client rehearses."""
 
     character: Annotated[str, Field(min_length=1, max_length=30)]
     practises: Annotated[SceneKind, Field(strict=False)]
+    relationship: Annotated[Relationship, Field(strict=False)] | None = Field(
+        default=None,
+        description="Who the character is to the client. A `partner` scene first asks whether "
+                    "the client feels safe with their partner, and ends gently, with the "
+                    "partner-abuse lines, if they don't or aren't sure.",
+    )
     scene: Text = Field(description="The setting, shown in the practice-scene frame.")
     turns: Annotated[list[Turn], Field(min_length=1, max_length=20)]
     checkin_every: Annotated[int, Field(ge=1, le=10)] | None = Field(

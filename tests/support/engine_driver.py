@@ -49,6 +49,7 @@ from bot.engine import (
     Text,
     TimerFired,
 )
+from bot.engine._context import Context
 from bot.render import plain_text
 from bot.script import LoadedScript, Severity
 from bot.service import Handled, Rehearsal
@@ -75,7 +76,8 @@ def engine_with(
     res = base.resources
     new_policy: Policy = dataclasses.replace(res.policy, **policy)  # type: ignore[arg-type]
     return Engine(Resources(scripts=res.scripts if scripts is None else scripts,
-                            texts=res.texts, crisis=res.crisis, policy=new_policy))
+                            texts=res.texts, crisis=res.crisis, intents=res.intents,
+                            policy=new_policy))
 
 
 def script_beside_library(folder: Path, name: str, text: str) -> Path:
@@ -99,7 +101,7 @@ def engine_for_files(files: Iterable[Path], **policy: object) -> Engine:
     res = loaded.engine.resources
     new_policy: Policy = dataclasses.replace(res.policy, **policy)  # type: ignore[arg-type]
     return Engine(Resources(scripts=res.scripts, texts=res.texts, crisis=res.crisis,
-                            policy=new_policy))
+                            intents=res.intents, policy=new_policy))
 
 
 def plain_answer(pending: Question | None, part: Part | None, codes: list[str], *,
@@ -124,6 +126,7 @@ def plain_answer(pending: Question | None, part: Part | None, codes: list[str], 
                # "enough for today?": one more, so that every step is seen
                Part.ENOUGH: "mo",
                Part.READY: "st",  # a scene's frame, at a gentle pace
+               Part.SCREEN: "ps",  # a partner scene: safe with them
                Part.PROMPT: "sh", Part.TURN: "sd"}
     if part in presses:
         return "press", presses[part]
@@ -257,6 +260,20 @@ class Driver:
         """A system text as the engine sends it."""
         return str(self.engine.resources.texts.system(key, **context)).strip()
 
+    def local_time(self, when: datetime) -> str:
+        """A moment as the engine shows it to this client (their time zone)."""
+        return Context(self.engine.resources, self.state, self.now, None).local_time(when)
+    def paused_text(self) -> str:
+        """The "paused" reply here: in a scene's role, it steps out of the role."""
+        session = self.state.session
+        script = self.engine.resources.scripts.get(session.script) if session else None
+        step = script.steps.get(session.frame.step) if script and session else None
+        play = step.roleplay if step is not None else None
+        frame = session.frame if session else None
+        in_role = (play is not None and frame is not None and frame.turn < len(play.turns)
+                   and frame.part in (Part.TURN, Part.RATING) and not frame.closing)
+        return self.render("pause.done", character=play.character if in_role and play else None)
+
     def label(self, key: str) -> str:
         """A button label from the system texts (``buttons.KEY``)."""
         return self.engine.resources.texts.label(f"buttons.{key}")
@@ -281,11 +298,13 @@ class Driver:
         """The data of every ledger row of this kind so far."""
         return [e.data for e in self.all_ledger() if e.kind == kind]
 
-    def resources_text(self, text: str | None = None, *, running: bool = False) -> str:
+    def resources_text(self, text: str | None = None, *, running: bool = False,
+                       scene: bool = False) -> str:
         """The first crisis message: for ``text`` (what the client wrote), else for /sos."""
         lines = self.engine.resources.policy.lines(self.state.settings.region)
         detection = self.engine.resources.crisis.scan(text) if text is not None else None
-        return self.render("crisis.resources", **lines.crisis_context(detection, running=running))
+        return self.render("crisis.resources", **lines.crisis_context(detection, running=running,
+                                                                      scene=scene))
 
     # -- places -----------------------------------------------------------------------------
     @property
@@ -440,18 +459,32 @@ def running(d: Driver) -> bool:
     return d.state.session is not None and not d.state.session.paused
 
 
+def in_scene(d: Driver) -> bool:
+    """Whether the bot plays a role-play character now (the scene's frame shown, lines left;
+    not while a partner scene first asks whether the client feels safe with their partner)."""
+    session = d.state.session
+    if session is None:
+        return False
+    play = d.engine.resources.scripts[session.script].steps[session.frame.step].roleplay
+    return (play is not None and session.frame.part not in (Part.SCREEN, Part.READY)
+            and session.frame.turn < min(len(play.turns), d.state.contract.roleplay_turns))
+
+
 def assert_crisis(d: Driver, text: str, *, had_session: bool, running: bool,
-                   plan: bool = False) -> None:
-    """The crisis sequence in order, the session paused, a hold set, the text kept nowhere."""
+                  plan: bool = False, scene: bool = False) -> None:
+    """The crisis sequence in order, the session paused, a hold set, the text kept nowhere.
+
+    ``scene``: the client was inside a role-play scene, which the first message steps out of.
+    """
     texts = d.texts()
-    expected = [d.resources_text(text, running=running)]
+    expected = [d.resources_text(text, running=running, scene=scene and running)]
     if plan:
         plans = d.engine.resources.policy.safety_plans
         expected.append(d.render("crisis.safety_plan", plan=plans[d.state.client_id]))
     expected += [d.render("crisis.are_you_safe")]
     assert texts == expected
     assert [[b.label for b in row] for row in d.messages[-1].buttons] == [
-        [d.label("safe")], [d.label("not_safe")]]
+        [d.label("safe")], [d.label("not_safe")], [d.label("not_sure")]]
     assert d.state.pending == CrisisQuestion()
     assert d.state.crisis_hold_since == d.now
     if had_session:

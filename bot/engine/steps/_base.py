@@ -165,6 +165,16 @@ class StepKind(Handler):
     def before_cap(self, run: Run, step: m.Step) -> None:
         """The session cap closes the session at this step (a role-play steps out)."""
 
+    def in_role(self, run: Run, step: m.Step) -> bool:
+        """Whether the bot is playing a character at this step now (a role-play's scene)."""
+        return False
+    def role(self, run: Run, step: m.Step) -> str | None:
+        """The character the bot is playing at the client's place in the step, if any."""
+        return None
+
+    def reframe(self, run: Run, step: m.Step) -> None:
+        """Back from a pause in the role: say again what the scene is (nothing by default)."""
+
     def after_checkin(self, run: Run, step: m.Step) -> None:
         """A check-in at this step ended well: go on (by default, to the step after it)."""
         run.enter_after(step.id)

@@ -24,6 +24,7 @@ from bot.engine._buttons import (
     ReliefFelt,
 )
 from bot.engine._context import Choice
+from bot.engine._questions import ask_if_safe
 from bot.engine._state import Part
 from bot.engine.steps._base import MAX_TEXT, Handler
 from bot.engine.steps._pages import show_page, turn_page, writes
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 
 #: Calming rounds before a session whose distress stays high closes gently.
 MAX_CALM_ROUNDS = 2
+#: The library's grounding exercise, for under-arousal when the calm list has none.
+LIBRARY_GROUNDING = "grounding-54321"
 #: The parts of a check-in, which the check-in runs at any step.
 CHECKIN_PARTS = (Part.RATING, Part.EXPECTED, Part.ACTUAL, Part.RELIEF, Part.CUES, Part.CALM,
                  Part.RECHECK)
@@ -139,6 +142,9 @@ class CheckIns(Handler):
         if frame.part is Part.ACTUAL:
             ctx.session.actual = value
             ctx.log("checkin_actual", step=frame.step, actual=value)
+            if ctx.session.shared is False:  # nothing shared (all skipped): no relief asked
+                self._after_details(run, step)
+                return
             frame.part = Part.RELIEF
             run.show()
             return
@@ -196,16 +202,20 @@ class CheckIns(Handler):
         frame = ctx.session.frame
         spec = run.kind(step).checkin_of(run, step)
         distress = ctx.session.distress or 0
-        under = any(c.under_arousal for c in frame.cues)
-        if distress >= ctx.threshold(spec.high) or under:
+        # Ticked cues are the first rating's: a low re-rating after grounding goes on.
+        under = frame.part is not Part.RECHECK and any(c.under_arousal for c in frame.cues)
+        high = distress >= ctx.threshold(spec.high)
+        if high or under:
+            frame.under = frame.under or under
             ctx.state.silence_armed = True
             ctx.timer("silence", ctx.now + ctx.res.policy.silence_followup)
-            self._deescalate(run, step, list(spec.calm), distress)
+            self._deescalate(run, step, list(spec.calm), distress, high=high)
             return
         frame.calm_round = 0
-        frame.cues = []
+        frame.cues, frame.under = [], False
         if self._clears_crisis_hold(run):
-            ctx.state.crisis_hold_since = None
+            state = ctx.state
+            state.crisis_hold_since, state.not_safe, state.crisis_kinds = None, False, []
             ctx.log("crisis_hold_cleared", by="check-in")
         ctx.say("checkin.thanks")
         if frame.closing:
@@ -215,29 +225,70 @@ class CheckIns(Handler):
             run.kind(step).after_checkin(run, step)
 
     def _clears_crisis_hold(self, run: Run) -> bool:
+        """A fresh check-in lifts the hold in a session that started after the signal: once
+        the therapist cleared it, or (unless only they may) once the hold's time was up."""
         ctx = run.ctx
-        since = ctx.state.crisis_hold_since
-        if since is None or ctx.session.started_at <= since:
+        since, until = ctx.state.crisis_hold_since, ctx.hold_until()
+        if since is None or until is None or ctx.session.started_at <= since:
             return False
-        return (not ctx.res.policy.crisis_hold_needs_therapist
-                or ctx.state.crisis_hold_cleared_by_therapist)
+        if ctx.state.crisis_hold_cleared_by_therapist:
+            return True
+        return not ctx.res.policy.crisis_hold_needs_therapist and ctx.session.started_at >= until
 
-    def _deescalate(self, run: Run, step: m.Step, calm: list[str], distress: int) -> None:
+    def ground(self, run: Run, step: m.Step) -> None:
+        """Under-arousal in the client's words ("I feel numb"): grounding, then a re-rating."""
+        ctx = run.ctx
+        frame = ctx.session.frame
+        frame.under = True
+        ctx.log("under_arousal", step=frame.step, said="words")  # the fact, never the words
+        ctx.state.silence_armed = True
+        ctx.timer("silence", ctx.now + ctx.res.policy.silence_followup)
+        spec = run.kind(step).checkin_of(run, step)
+        distress = ctx.session.distress or 0
+        self._deescalate(run, step, list(spec.calm), distress,
+                         high=distress >= ctx.threshold(spec.high))
+
+    def _deescalate(self, run: Run, step: m.Step, calm: list[str], distress: int, *,
+                    high: bool) -> None:
         ctx = run.ctx
         frame = ctx.session.frame
         run.kind(step).before_calming(run, step)
+        grounding = _grounding(run, calm) if frame.under else None
+        if grounding is not None:
+            calm = [grounding]  # under-arousal: grounding in every round, never breathing
         if frame.calm_round >= MAX_CALM_ROUNDS or not calm:
             ctx.log("deescalation_closed", step=frame.step, rounds=frame.calm_round)
-            ctx.say("checkin.still_high")
+            sustained = high and frame.calm_round >= MAX_CALM_ROUNDS
+            if sustained:  # still high after every round: crisis lines, the safety question
+                ctx.urgent = True
+                ctx.send(ctx.system("crisis.resources",
+                                    **ctx.lines().crisis_context(None, running=False)))
+                ctx.say_safety_plan()
+            ctx.say("checkin.still_high", sustained=sustained)
             run.end_session(completed=False, reason="distress")
+            if sustained:
+                ctx.state.resting = True  # the menu waits for /start
+                ask_if_safe(ctx)
             return
         exercise = calm[min(frame.calm_round, len(calm) - 1)]
         frame.calm_round += 1
         ctx.session.calmed = True
         ctx.log("deescalation", step=frame.step, exercise=exercise, round=frame.calm_round)
-        ctx.say("checkin.high", distress=distress)
+        if frame.under and distress < ctx.threshold(run.kind(step).checkin_of(run, step).high):
+            ctx.say("checkin.under")  # far away, not "a lot"
+        else:
+            ctx.say("checkin.high", distress=distress)
         frame.part, frame.calm_exercise, frame.page = Part.CALM, exercise, 0
         run.show()
+
+
+def _grounding(run: Run, calm: list[str]) -> str | None:
+    """The grounding exercise for under-arousal: the calm list's, else the library's."""
+    exercises = run.ctx.script.exercises
+    for exercise in calm:
+        if exercise in exercises and exercises[exercise].kind is m.ExerciseKind.GROUNDING:
+            return exercise
+    return LIBRARY_GROUNDING if LIBRARY_GROUNDING in exercises else None
 
 
 def _rating_rows() -> list[list[Choice]]:

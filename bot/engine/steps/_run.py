@@ -94,6 +94,11 @@ class Run:
         step, handler = self._at()
         handler.show(self, step)
 
+    def in_role(self) -> bool:
+        """Whether a role-play scene is under way (a check-in within it included)."""
+        step = self.ctx.script.steps[self.ctx.session.frame.step]
+        return kind_of(step).in_role(self, step)
+
     def on_button(self, press: Press) -> None:
         """Handle a live button press for the current step."""
         match press:
@@ -108,11 +113,20 @@ class Run:
                 handler.on_button(self, step, press)
 
     def on_text(self, text: str) -> None:
-        """Handle free text for the current step (crisis and stop are handled before)."""
+        """Handle free text for the current step (crisis and stop are handled before).
+
+        Under-arousal in words ("everything feels far away") routes to grounding first.
+        """
         ctx = self.ctx
         step, handler = self._at()
         stripped = text.strip()
-        if ctx.session.frame.part in RATING_PARTS:
+        frame = ctx.session.frame
+        takes_words = frame.part in RATING_PARTS or handler.text_limit(self, step) is not None
+        if (takes_words and not (frame.calming or frame.closing)
+                and ctx.res.intents.under_arousal(stripped)):
+            self.checkins.ground(self, step)  # "I feel numb": grounding, whatever was asked
+            return
+        if frame.part in RATING_PARTS:
             value = as_int(stripped)
             if value is None or not 0 <= value <= 10:
                 ctx.say("unexpected.out_of_range", low=0, high=10)
@@ -155,7 +169,20 @@ class Run:
         ctx = self.ctx
         ctx.session.paused = True
         ctx.log("pacing", choice="pause", step=ctx.session.frame.step)
-        ctx.say("pause.done", [[ctx.button("resume", Resume())]])
+        ctx.say("pause.done", [[ctx.button("resume", Resume())]], character=self.role())
+
+    def role(self) -> str | None:
+        """The character the bot is playing at the client's place, if it is in a role."""
+        step = self.ctx.script.steps[self.ctx.session.frame.step]
+        return kind_of(step).role(self, step)
+
+    def resume_in_role(self) -> None:
+        """Back from a pause: in a scene, say again what it is, then show where it was."""
+        step = self.ctx.script.steps[self.ctx.session.frame.step]
+        kind = kind_of(step)
+        if kind.role(self, step) is not None:
+            kind.reframe(self, step)
+        self.show()
 
     def smaller(self) -> None:
         """Honour "smaller step" at once: a gentler wording or a lower level."""
@@ -207,7 +234,7 @@ class Run:
                 distress_after=session.distress, expected=session.expected,
                 actual=session.actual)
         ctx.state.session = None
-        if completed and not (session.high_distress or session.calmed):
+        if completed and not (session.high_distress or session.calmed or session.held):
             _offer_level_up(ctx)
 
 
@@ -215,7 +242,10 @@ def _offer_level_up(ctx: Context) -> None:
     """Ask (never push) about one level up, only when the contract's rule holds."""
     state = ctx.state
     rule = state.contract.advance
-    done = state.progress.completed_at_level.get(str(state.level), 0)
+    key = str(state.level)
+    # After a "Not yet", the rule counts only the completions since.
+    done = (state.progress.completed_at_level.get(key, 0)
+            - state.progress.level_declined_at.get(key, 0))
     if (done >= rule.completed_at_level and state.level < state.contract.max_level
             and not ctx.crisis_hold()):
         state.pending = LevelQuestion()

@@ -171,6 +171,7 @@ class Prompt(StepKind):
             return
         prompt = ctx.script.prompts[frame.prompt]
         ctx.session.prompts_in_a_row += 1
+        ctx.session.shared = True
         progress = ctx.state.progress
         progress.prompts_shared += 1
         if prompt.id not in progress.used_prompts:

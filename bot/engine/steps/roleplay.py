@@ -5,7 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from bot.engine._buttons import Example, Hint, Pause, Press, SaidIt, Skip, Smaller, StartScene
+from bot.engine._buttons import (
+    Example,
+    Hint,
+    PartnerSafe,
+    PartnerUnsure,
+    Pause,
+    Press,
+    SaidIt,
+    Skip,
+    Smaller,
+    StartScene,
+)
 from bot.engine._context import Choice
 from bot.engine._state import Frame, Part
 from bot.engine.steps._base import MAX_TEXT, CheckInSpec, Deeper, Drawing, StepKind, TextAt
@@ -21,7 +32,7 @@ class RolePlay(StepKind):
 
     key = "roleplay"
     noun = "role-play"
-    parts = (Part.READY, Part.TURN, Part.RATING, Part.RECHECK, Part.CALM)
+    parts = (Part.SCREEN, Part.READY, Part.TURN, Part.RATING, Part.RECHECK, Part.CALM)
 
     # -- what the checker and the drawings read -----------------------------------------------
     def texts(self, step: m.Step) -> Iterable[TextAt]:
@@ -47,7 +58,21 @@ class RolePlay(StepKind):
     # -- how the engine runs it ---------------------------------------------------------------
     def begin(self, run: Run, step: m.Step) -> None:
         ctx = run.ctx
+        if ctx.crisis_hold():  # no role-play until the hold lifts
+            ctx.log("roleplay_left_out", step=step.id, reason="crisis-hold")
+            ctx.say("roleplay.held")
+            run.enter_after(step.id)
+            return
         ctx.log("roleplay_started", script=ctx.session.script, step=step.id)
+        if _play(step).relationship is m.Relationship.PARTNER:  # safe with them? asked first
+            ctx.session.frame.part = Part.SCREEN
+            run.show()
+            return
+        self._open(run, step)
+
+    def _open(self, run: Run, step: m.Step) -> None:
+        """The scene's frame: at a gentle pace with "Start", else with its first line."""
+        ctx = run.ctx
         if ctx.state.pace.waits_before_scenes:  # the frame, then a moment before the scene
             ctx.session.frame.part = Part.READY
             run.show()
@@ -78,6 +103,10 @@ class RolePlay(StepKind):
         ctx = run.ctx
         play = _play(step)
         frame = ctx.session.frame
+        if frame.part is Part.SCREEN:
+            ctx.say("roleplay.partner_screen", [[ctx.button("partner_safe", PartnerSafe())],
+                                                [ctx.button("partner_unsure", PartnerUnsure())]])
+            return
         if frame.part is Part.READY:
             self._frame(run, play, [ctx.button("start", StartScene())],
                         [ctx.button("pause", Pause())])
@@ -98,6 +127,11 @@ class RolePlay(StepKind):
     def on_button(self, run: Run, step: m.Step, press: Press) -> None:
         part = run.ctx.session.frame.part
         match press:
+            case PartnerSafe() if part is Part.SCREEN:
+                run.ctx.log("abuse_screen", step=step.id, answer="safe")
+                self._open(run, step)
+            case PartnerUnsure() if part is Part.SCREEN:
+                self._not_safe_with_partner(run, step)
             case StartScene() if part is Part.READY:
                 self._start(run, step)
             case SaidIt() if part is Part.TURN:
@@ -150,11 +184,28 @@ class RolePlay(StepKind):
     def before_cap(self, run: Run, step: m.Step) -> None:
         play = _play(step)
         frame = run.ctx.session.frame
-        if frame.part is Part.READY:  # not yet in the role
+        if frame.part in (Part.SCREEN, Part.READY):  # not yet in the role
             frame.turn = len(play.turns)
         elif frame.turn < len(play.turns):
             run.ctx.say("roleplay.step_out", character=play.character)
             frame.turn = len(play.turns)  # out of the role: not stepped out of twice
+
+    def in_role(self, run: Run, step: m.Step) -> bool:
+        frame = run.ctx.session.frame
+        return (frame.part not in (Part.SCREEN, Part.READY)
+                and frame.turn < self._turn_limit(run, _play(step)))
+
+    def role(self, run: Run, step: m.Step) -> str | None:
+        play = _play(step)
+        frame = run.ctx.session.frame
+        in_scene = frame.part not in (Part.SCREEN, Part.READY) and frame.turn < len(play.turns)
+        return play.character if in_scene and not (frame.closing or frame.calming) else None
+
+    def reframe(self, run: Run, step: m.Step) -> None:
+        play = _play(step)
+        ctx = run.ctx
+        ctx.say("roleplay.reframe", character=play.character,
+                scene=ctx.script_text(play.scene, character=play.character))
 
     def after_checkin(self, run: Run, step: m.Step) -> None:
         ctx = run.ctx
@@ -168,6 +219,16 @@ class RolePlay(StepKind):
             return
         frame.part = Part.TURN
         run.show()
+
+    def _not_safe_with_partner(self, run: Run, step: m.Step) -> None:
+        """Not safe, or not sure, with a partner: the partner-abuse lines, then a gentle end."""
+        ctx = run.ctx
+        ctx.log("abuse_screen", step=step.id, answer="not-safe-or-unsure")
+        lines = ctx.lines()
+        ctx.say("roleplay.partner_unsafe", groups=lines.groups(("partner_abuse",)),
+                emergency=lines.emergency)
+        ctx.say_safety_plan()
+        run.end_session(completed=False, reason="abuse-screen")
 
     # -- turns --------------------------------------------------------------------------------
     def _turn_limit(self, run: Run, play: m.RolePlay) -> int:
@@ -198,6 +259,7 @@ class RolePlay(StepKind):
         ctx.log("roleplay_turn", step=frame.step, turn=frame.turn, level=turn.level,
                 smaller=frame.smaller, response=response)
         frame.turns_since_checkin += 1
+        ctx.session.shared = True
         due = turn.hostile or frame.turns_since_checkin >= checkin_every(run, play)
         self._advance(run, play, checkin=due)
 
