@@ -6,6 +6,7 @@ scripts, texts, crisis rules, intents and policy.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -94,10 +95,26 @@ def load_checked(
 def crisis_detector(prompts_dir: Path, locale: str) -> Detector:
     """The crisis detector for a locale (``prompts/<locale>/crisis_rules.yaml``).
 
+    Loading the rule book is most of the cost of building the app (about a second), and a
+    detector never changes once built, so one built from the same unchanged file (same
+    path, size and modification time) is reused: the CLI's commands and the tests build the
+    app many times in one process.
+
     Raises:
         ScriptError: When the rule book has mistakes (each at ``file:line:col``).
     """
-    return Detector(load_rules(prompts_dir / locale / "crisis_rules.yaml"))
+    path = prompts_dir / locale / "crisis_rules.yaml"
+    try:
+        seen = path.stat()
+    except OSError:
+        return Detector(load_rules(path))  # the loader reports the missing file
+    return _detector(path, seen.st_size, seen.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _detector(path: Path, size: int, mtime_ns: int) -> Detector:
+    """One detector per version of a rule book file (``size`` and ``mtime_ns`` are the key)."""
+    return Detector(load_rules(path))
 
 
 def intents_reader(prompts_dir: Path, locale: str, crisis: Detector) -> Intents:
