@@ -162,7 +162,6 @@ def policy_from(config: Config) -> Policy:
         quiet_end=config.reminders.quiet_hours.end,
         reminders_max_unanswered=config.reminders.max_unanswered,
         default_timezone=config.reminders.default_timezone,
-        safety_plans={client: plan.model_dump() for client, plan in safety.safety_plans.items()},
     )
 
 

@@ -208,8 +208,10 @@ class Region(_Section):
     )
 
 
-class SafetyPlan(_Section):
-    """A client's personal crisis safety plan, written with their therapist."""
+class ConfigPlan(_Section):
+    """A safety plan as earlier releases read it from ``safety.safety_plans``: lists of
+    entries. Only ``rehearse safety-plan --import-config`` reads it now, to move it into the
+    store (:func:`config_plans`); the key itself is refused everywhere else."""
 
     warning_signs: list[Entry] = Field(default_factory=list)
     coping_steps: list[Entry] = Field(default_factory=list)
@@ -383,7 +385,6 @@ class SafetyConfig(_Section):
     #: this many hours after the signal (or once the therapist clears it).
     crisis_hold_hours: Annotated[int, Field(ge=1, le=720)] = 24
     crisis_hold_needs_therapist: bool = False
-    safety_plans: dict[str, SafetyPlan] = Field(default_factory=dict)
 
     @field_validator("region")
     @classmethod
@@ -571,7 +572,43 @@ def load_config(path: Path | None, env: Mapping[str, str] = os.environ) -> Confi
     return config
 
 
-def _load_file(path: Path) -> Config:
+#: The key that held safety plans until they moved into the store.
+PLANS_KEY = "safety_plans"
+PLANS_MOVED = (
+    "`safety.safety_plans` is no longer read: each client's safety plan now lives in the store, "
+    "written by the client with /safetyplan (a therapist can suggest wording with `rehearse "
+    "safety-plan CLIENT --edit` or /safetyplan CLIENT); see docs/safety.md. Move these plans "
+    "into the store once with `rehearse safety-plan --import-config`, then delete this key")
+
+
+def config_plans(path: Path) -> dict[str, dict[str, list[str]]]:
+    """The safety plans a config file still holds under ``safety.safety_plans``, by client.
+
+    Raises:
+        ConfigError: The file is not a valid configuration apart from that key, or a plan in
+            it is not one earlier releases read (each as ``file:line:col: message``).
+    """
+    _load_file(path, importing=True)  # the rest of the file must be valid, as before
+    source = load_yaml(path)
+    data = source.data if isinstance(source.data, dict) else {}
+    safety = data.get("safety")
+    raw = safety.get(PLANS_KEY) if isinstance(safety, dict) else None
+    if raw is None:
+        return {}
+    try:
+        plans = _ConfigPlans.model_validate({PLANS_KEY: raw})
+    except ValidationError as exc:
+        raise ConfigError([
+            _at(source, ("safety", *error["loc"])) + error["msg"]
+            for error in exc.errors()]) from None
+    return {client: plan.model_dump() for client, plan in plans.safety_plans.items()}
+
+
+class _ConfigPlans(_Section):
+    safety_plans: dict[str, ConfigPlan]
+
+
+def _load_file(path: Path, *, importing: bool = False) -> Config:
     if not path.exists():
         raise ConfigError(
             [
@@ -599,6 +636,11 @@ def _load_file(path: Path) -> Config:
     ]
     if secrets:
         raise ConfigError(secrets)
+    safety = data.get("safety")
+    if not importing and isinstance(safety, dict) and PLANS_KEY in safety:
+        raise ConfigError([_at(source, ("safety", PLANS_KEY), key=True) + PLANS_MOVED])
+    if importing and isinstance(safety, dict):
+        data = {**data, "safety": {k: v for k, v in safety.items() if k != PLANS_KEY}}
     try:
         return Config.model_validate(data)
     except ValidationError as exc:

@@ -33,6 +33,8 @@ from bot.engine import (
     Message,
     Opt,
     Outcome,
+    SafetyPlan,
+    Suggestion,
     TimerFired,
 )
 from bot.store import (
@@ -41,6 +43,7 @@ from bot.store import (
     LedgerRecord,
     LedgerRow,
     OutgoingMessage,
+    PlanRecord,
     StaleState,
     Store,
     StoredAnswer,
@@ -66,6 +69,27 @@ STALE_RETRIES = 20
 #: The reader of every client's data: the operator, at the command line. Any other reader is
 #: a therapist's id (``tg:9000``), who reads only the clients in their caseload.
 OPERATOR = "operator"
+
+
+def current_plan(versions: Sequence[PlanRecord], *, reviewed: int
+                 ) -> tuple[SafetyPlan | None, Suggestion | None]:
+    """The client's safety plan and a suggestion waiting for them, from the stored versions.
+
+    Args:
+        versions: Every version, oldest first (`Store.safety_plans`).
+        reviewed: The newest suggestion the client has been through already.
+
+    Returns:
+        The newest accepted version (None: none yet), and the newest suggested one if the
+        client has not been through it (None otherwise).
+    """
+    accepted = [v for v in versions if v.status == "accepted"]
+    suggested = [v for v in versions if v.status == "suggested" and v.version > reviewed]
+    plan = SafetyPlan.model_validate(dict(accepted[-1].parts)) if accepted else None
+    waiting = (Suggestion(version=suggested[-1].version, by=suggested[-1].author,
+                          plan=SafetyPlan.model_validate(dict(suggested[-1].parts)))
+               if suggested else None)
+    return plan, waiting
 
 
 class NotTheirClient(Exception):
@@ -161,6 +185,8 @@ class Rehearsal:
         if Opt.STORE_FREE_TEXT.value in state.consents:
             note = await self.store.latest_answer(client_id, "connection")
         state.progress.last_connection = None if note is None else note.text
+        state.safety_plan, state.plan_suggestion = current_plan(
+            await self.store.safety_plans(client_id), reviewed=state.plan_reviewed)
         return state
 
     async def handle(self, client_id: str, event_id: str, event: Event) -> Handled:
@@ -226,6 +252,9 @@ class Rehearsal:
             outbox=[OutgoingMessage(client_id, chat_id, m.to_payload())
                     for m in outcome.messages],
             answers=[StoredAnswer(a.step, a.text, now, a.kind) for a in outcome.answers],
+            plans=[PlanRecord(parts=p.plan.parts(), author=p.author, status=p.status, at=now,
+                              changed=p.changed, suggestion=p.suggestion)
+                   for p in outcome.plans],
             timers_set=timers,
             timers_cancel=cancel,
             cancel_outbox=Effect.CANCEL_OUTBOX in outcome.effects,

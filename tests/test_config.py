@@ -81,7 +81,7 @@ def test_values_are_read(tmp_path: Path) -> None:
         tmp_path,
         "telegram:\n  admins: [42]\naccess:\n  mode: allowlist\n  allowlist: [7, 8]\n"
         'reminders:\n  quiet_hours:\n    start: "22:30"\n  default_timezone: Europe/Berlin\n'
-        "safety:\n  region: UK\n  safety_plans:\n    '7':\n      coping_steps: [Breathe]\n"
+        "safety:\n  region: UK\n"
         "sending:\n  per_chat_per_second: 1\n",
     )
     config = load_config(path, env={})
@@ -90,7 +90,6 @@ def test_values_are_read(tmp_path: Path) -> None:
     assert config.reminders.quiet_hours.start == "22:30"
     assert config.reminders.quiet_hours.end == "08:00"
     assert config.region.lines.suicide[0].contact == "Call 116 123"
-    assert config.safety.safety_plans["7"].coping_steps == ["Breathe"]
     assert config.sending.per_chat_per_second == 1.0
 
 

@@ -35,7 +35,7 @@ def _assert_not_safe(d: Driver, *, unsure: bool, ended: bool, scene: bool = Fals
     lines = d.engine.resources.policy.lines()
     texts = d.texts()
     assert texts[0] == d.render("crisis.not_safe", emergency=lines.emergency, unsure=unsure,
-                                scene=scene)
+                                scene=scene, plan=d.plan_text())
     assert lines.emergency in texts[0]
     assert texts[-1] == d.render("crisis.practice_ended", ended=ended, until=_until(d))
     for resource in lines.lines["suicide"]:
@@ -69,7 +69,7 @@ def test_a_typed_no_is_answered_as_not_safe(situations: dict[str, Driver], text:
 def test_a_typed_yes_is_answered_as_safe(situations: dict[str, Driver], text: str) -> None:
     d = situations["crisis question"].fork()
     d.text(text)
-    assert d.texts() == [d.render("crisis.safe", paused=True),
+    assert d.texts() == [d.render("crisis.safe", paused=True, has_plan=False),
                          d.render("crisis.hold", until=_until(d), support_only=False)]
     assert d.rows("crisis_safe") == [{"typed": True}]
     session = d.state.session
@@ -117,7 +117,7 @@ def test_not_safe_then_ok_then_resume_never_restarts_the_exercise(
                          d.render("crisis.are_you_safe")]
     assert d.state.session is None and d.state.pending == CrisisQuestion()
     d.press(d.label("safe"))  # safe now: practice still waits for the hold
-    assert d.texts() == [d.render("crisis.safe", paused=False),
+    assert d.texts() == [d.render("crisis.safe", paused=False, has_plan=False),
                          d.render("crisis.hold", until=_until(d), support_only=True)]
     for command in ("resume", "start"):
         d.command(command) if command == "resume" else d.start()
@@ -166,7 +166,7 @@ def test_sos_then_safe_keeps_the_exercise_paused_until_resume(
     d = situations["roleplay turn"].fork()
     d.command("sos")
     d.press(d.label("safe"))
-    assert d.texts()[0] == d.render("crisis.safe", paused=True)
+    assert d.texts()[0] == d.render("crisis.safe", paused=True, has_plan=False)
     assert "stays paused" in d.texts()[0]
     d.text("I told them how I feel")  # the scene does not go on
     assert d.texts() == [d.paused_text()]

@@ -25,6 +25,7 @@ from bot.engine import (
     LevelQuestion,
     MenuQuestion,
     Opt,
+    SafetyPlan,
     SettingsQuestion,
     is_stop_word,
 )
@@ -36,7 +37,6 @@ from tests.support.engine_driver import (
     assert_crisis,
     assert_halted,
     build_situations,
-    engine_with,
     in_scene,
     running,
 )
@@ -266,17 +266,20 @@ def test_crisis_phrasings(situations: dict[str, Driver], name: str, text: str) -
 
 
 def test_crisis_with_a_safety_plan_shows_it_first(loaded: Loaded) -> None:
-    plan = {"warning_signs": ["not sleeping"], "coping_steps": ["walk the dog"],
-            "people_places": ["my sister Jo"], "professionals": ["Dr Lee, 555-0100"],
-            "safe_surroundings": ["give the pills to Jo"]}
-    engine = engine_with(loaded.engine, safety_plans={"test:ada": plan})
+    engine = loaded.engine
     d = Driver.new(engine)
+    d.state.safety_plan = SafetyPlan(  # as the service hands it in from the store
+        warning_signs="not sleeping", internal_coping="walk the dog",
+        people_to_ask="my sister Jo", professionals="Dr Lee, 555-0100",
+        safe_environment="give the pills to Jo")
     d.consent()
     d.pick("first-steps")
     d.at("prompt-1")
     d.text(CRISIS)
     assert_crisis(d, CRISIS, had_session=True, running=True, plan=True)
-    assert "walk the dog" in d.texts()[1] and "Dr Lee" in d.texts()[1]
+    first = d.texts()[0]  # the plan comes right after the emergency number
+    assert "walk the dog" in first and "Dr Lee" in first
+    assert first.index("call 911") < first.index("not sleeping") < first.index("988")
     # another client of the same practice has no plan: none is shown
     other = Driver.new(engine, client_id="test:bo")
     other.start()
@@ -290,7 +293,7 @@ def test_safe_keeps_the_session_paused_and_the_hold(situations: dict[str, Driver
     since = d.state.crisis_hold_since
     assert since is not None
     until = d.local_time(since + d.engine.resources.policy.crisis_hold)
-    assert d.texts() == [d.render("crisis.safe", paused=True),
+    assert d.texts() == [d.render("crisis.safe", paused=True, has_plan=False),
                          d.render("crisis.hold", until=until, support_only=False)]
     assert d.kinds() == ["crisis_safe"]
     session = d.state.session
@@ -304,7 +307,8 @@ def test_another_button_never_counts_as_an_answer_to_are_you_safe(
     d.command("pause")
     d.press(d.label("resume"))
     assert "crisis_safe" not in d.kinds() and "crisis_not_safe" not in d.kinds()
-    assert not d.said("crisis.safe", paused=True) and not d.said("crisis.safe", paused=False)
+    assert not any(d.said("crisis.safe", paused=paused, has_plan=False)
+                   for paused in (True, False))
 
 
 def test_sos_outside_an_exercise_shows_the_same_without_a_hold(
@@ -316,7 +320,7 @@ def test_sos_outside_an_exercise_shows_the_same_without_a_hold(
     assert d.state.crisis_hold_since is None
     d.press(d.label("safe"))
     # nothing is paused, so nothing "stays paused"
-    assert d.texts() == [d.render("crisis.safe", paused=False)]
+    assert d.texts() == [d.render("crisis.safe", paused=False, has_plan=False)]
     assert "stays paused" not in d.texts()[0]
 
 

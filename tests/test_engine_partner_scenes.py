@@ -9,12 +9,13 @@ from __future__ import annotations
 import pytest
 
 from bot.app import Loaded
+from bot.engine import SafetyPlan
 from bot.script import _model as m
-from tests.support.engine_driver import Driver, engine_with
+from tests.support.engine_driver import Driver
 
 PARTNER_SCENES = {"asking-for-reassurance": "scene", "repairing-after-conflict": "scene"}
-PLAN = {"warning_signs": ["not sleeping"], "coping_steps": ["walk the dog"],
-        "people_places": [], "professionals": ["Dr Lee, 555-0100"], "safe_surroundings": []}
+PLAN = SafetyPlan(warning_signs="not sleeping", internal_coping="walk the dog",
+                  professionals="Dr Lee, 555-0100")
 
 
 def _at_screen(d: Driver, script: str) -> None:
@@ -54,17 +55,19 @@ def test_a_partner_scene_asks_before_its_frame(loaded: Loaded, script: str) -> N
 @pytest.mark.parametrize("script", PARTNER_SCENES)
 def test_not_safe_or_not_sure_shows_the_partner_abuse_lines_and_ends_gently(
         loaded: Loaded, script: str) -> None:
-    engine = engine_with(loaded.engine, safety_plans={"test:ada": PLAN})
-    d = Driver.new(engine)
+    d = Driver.new(loaded.engine)
+    d.state.safety_plan = PLAN  # as the service hands it in from the store
     _at_screen(d, script)
     d.press("pu")
-    lines = engine.resources.policy.lines(d.state.settings.region)
+    lines = loaded.engine.resources.policy.lines(d.state.settings.region)
     partner = lines.lines["partner_abuse"]
+    # the plan is in the first message, right after the emergency number
     assert d.texts()[0] == d.render("roleplay.partner_unsafe",
                                     groups=lines.groups(("partner_abuse",)),
-                                    emergency=lines.emergency)
+                                    emergency=lines.emergency, plan=d.plan_text())
     assert all(line.name in d.texts()[0] for line in partner)
-    assert d.texts()[1] == d.render("crisis.safety_plan", plan=PLAN)
+    first = d.texts()[0]
+    assert first.index(f"call {lines.emergency}") < first.index("walk the dog")
     assert d.state.session is None  # the exercise has ended, no scene line was shown
     assert not any("Practice scene" in t for t in d.texts())
     assert d.rows("abuse_screen") == [{"step": "scene", "answer": "not-safe-or-unsure"}]

@@ -343,7 +343,7 @@ async def test_crisis_text_mid_answer_gets_resources_at_once(
     await ada.press("No, I'm not safe")
     policy = loaded.engine.resources.policy
     await ada.expect(say("crisis.not_safe", emergency=policy.emergency, unsure=False,
-                         scene=False))
+                         scene=False, plan=""))
 
     ledger = await store.ledger("tg:1001")
     assert "crisis_language" in [r.kind for r in ledger]

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from bot.app import region_lines
-from bot.config import Config, SafetyPlan
-from bot.engine import BUTTON_KEYS, RISK_KINDS
+from bot.config import Config
+from bot.engine import BUTTON_KEYS, PARTS, RISK_KINDS
 from bot.render import (
     MAX_LABEL_LENGTH,
     MAX_MESSAGE_LENGTH,
@@ -79,7 +79,11 @@ EDGE_CASES: list[tuple[str, dict[str, object]]] = [
     ("delete.done", {"deleted_messages": 0}),
     ("delete.done", {"deleted_messages": 1}),
     ("access.welcome", {"name": ""}),
-    ("crisis.safety_plan", {"plan": SafetyPlan().model_dump()}),
+    ("crisis.safety_plan", {"sections": []}),
+    ("crisis.resources", {**SYSTEM_TEXTS["crisis.resources"], "plan": ""}),
+    ("crisis.safe", {"paused": False, "has_plan": True}),
+    ("safetyplan.part", {**SYSTEM_TEXTS["safetyplan.part"], "current": "", "suggested": ""}),
+    ("safetyplan.overview", {"written": False, "shared": False, "suggested": False}),
     ("menu.needs_consent", {"missing": ["store_free_text"]}),
 ]
 
@@ -207,7 +211,7 @@ def test_crisis_resources_show_every_line_and_the_emergency_number(
     lines = region_lines(Config())[region]
     out = plain_text(renderer.system(
         "crisis.resources", groups=lines.groups(RISK_KINDS), emergency=lines.emergency,
-        noticed=False, paused=False, scene=False, imminent=False))
+        noticed=False, paused=False, scene=False, imminent=False, plan=""))
     assert out.startswith(f"If you or anyone else is in danger right now, call {lines.emergency}")
     for kind in RISK_KINDS:
         for line in lines.lines.get(kind) or lines.lines["suicide"]:
@@ -218,24 +222,36 @@ def test_crisis_resources_show_every_line_and_the_emergency_number(
 def test_not_safe_repeats_the_emergency_number(renderer: Renderer) -> None:
     for unsure in (False, True):
         out = plain_text(renderer.system("crisis.not_safe", emergency="999", unsure=unsure,
-                                         scene=unsure))
+                                         scene=unsure, plan=""))
         assert "Please call 999 now" in out
         # "not sure" says first that it is answered as not safe; stepping out comes next
         assert out.startswith("I wasn't sure I understood") is unsure
         assert ("Stepping out of the practice scene." in out) is unsure
 
 
-def test_safety_plan_sample_matches_the_config_model() -> None:
-    sample = SYSTEM_TEXTS["crisis.safety_plan"]["plan"]
-    assert isinstance(sample, dict)
-    assert set(sample) == set(SafetyPlan.model_fields)
+def test_safety_plan_sample_has_every_part_in_order() -> None:
+    sample = SYSTEM_TEXTS["crisis.safety_plan"]["sections"]
+    assert isinstance(sample, list)
+    assert [s["part"] for s in sample] == list(PARTS)
 
 
-def test_safety_plan_shows_only_filled_sections(renderer: Renderer) -> None:
-    plan = SafetyPlan(coping_steps=["Paced breathing"]).model_dump()
-    out = plain_text(renderer.system("crisis.safety_plan", plan=plan))
-    assert "Paced breathing" in out
-    assert "Warning signs" not in out
+def test_every_part_has_its_own_question(renderer: Renderer) -> None:
+    questions = set()
+    for part in PARTS:
+        out = plain_text(renderer.system("safetyplan.part", **{
+            **SYSTEM_TEXTS["safetyplan.part"], "part": part, "current": "", "suggested": ""}))
+        question = out.splitlines()[1]
+        assert question.endswith(("?", ".")) and len(question) > 40, part
+        questions.add(question)
+    assert len(questions) == len(PARTS)
+
+
+def test_a_plan_shows_its_parts_as_given(renderer: Renderer) -> None:
+    out = plain_text(renderer.system("crisis.safety_plan", sections=[
+        {"part": "internal_coping", "heading": "What I can do on my own",
+         "text": "Paced breathing"}]))
+    assert "1. What I can do on my own\nPaced breathing" in out
+    assert "warning signs" not in out.lower()
 
 
 def test_reminder_is_neutral_on_a_lock_screen(renderer: Renderer) -> None:

@@ -29,6 +29,16 @@ from bot.engine._outcome import (
     Outcome,
     TimerRequest,
 )
+from bot.engine._plan import (
+    CLIENT,
+    PART_CHARS,
+    PARTS,
+    PlanChange,
+    PlanPart,
+    SafetyPlan,
+    Suggestion,
+    plan_from,
+)
 from bot.engine._policy import RISK_KINDS, CrisisResource, Policy, RegionLines
 from bot.engine._questions import (
     ConsentQuestion,
@@ -40,6 +50,7 @@ from bot.engine._questions import (
     Pending,
     Question,
     ReminderTimeQuestion,
+    SafetyPlanQuestion,
     SettingsQuestion,
     StopQuestion,
     StopRequestQuestion,
@@ -67,9 +78,12 @@ from bot.engine._terms import (
 
 __all__ = [
     "BUTTON_KEYS",
+    "CLIENT",
     "COMMANDS",
     "LEVELS",
     "OVER_CUES",
+    "PARTS",
+    "PART_CHARS",
     "RISK_KINDS",
     "STOP_WORDS",
     "UNDER_CUES",
@@ -107,6 +121,8 @@ __all__ = [
     "Pace",
     "Part",
     "Pending",
+    "PlanChange",
+    "PlanPart",
     "Policy",
     "Question",
     "Redeemed",
@@ -115,6 +131,8 @@ __all__ = [
     "ReminderTimeQuestion",
     "Resources",
     "RoleplayTurns",
+    "SafetyPlan",
+    "SafetyPlanQuestion",
     "Session",
     "SessionMinutes",
     "SessionsPerDay",
@@ -123,6 +141,7 @@ __all__ = [
     "Start",
     "StopQuestion",
     "StopRequestQuestion",
+    "Suggestion",
     "Text",
     "Texts",
     "Threshold",
@@ -131,4 +150,5 @@ __all__ = [
     "TimezoneQuestion",
     "is_stop_word",
     "normalise",
+    "plan_from",
 ]

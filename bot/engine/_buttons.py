@@ -44,6 +44,9 @@ ButtonKey = Literal[
     "delete_confirm", "delete_cancel", "delete_answers", "keep_answers",
     "change_pace", "change_free_text", "change_sharing", "toggle_reminders",
     "change_timezone", "change_reminders", "change_region", "close",
+    "plan_write", "plan_not_now", "plan_skip", "plan_keep", "plan_use", "plan_change",
+    "plan_review", "plan_done", "plan_warning_signs", "plan_internal_coping",
+    "plan_distraction", "plan_people_to_ask", "plan_professionals", "plan_safe_environment",
 ]  # fmt: skip
 BUTTON_KEYS: tuple[ButtonKey, ...] = get_args(ButtonKey)
 
@@ -404,6 +407,59 @@ class KeepAnswers(Press, prefix="ak"):
 @dataclass(frozen=True)
 class DeleteAnswers(Press, prefix="ad"):
     """Keep-what-I-type switched off: delete what was kept so far."""
+
+
+# -- the safety plan (/safetyplan) -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlanWrite(Press, prefix="pw"):
+    """Yes, write (and save) my safety plan, one part at a time."""
+
+
+@dataclass(frozen=True)
+class PlanNotNow(Press, prefix="pn"):
+    """Not now: nothing is written or saved."""
+
+
+@dataclass(frozen=True)
+class PlanSkip(Press, prefix="pk"):
+    """Skip this part of the plan, or keep it as it is."""
+
+
+@dataclass(frozen=True)
+class PlanUse(Press, prefix="pg"):
+    """Use the therapist's suggested wording for this part."""
+
+
+@dataclass(frozen=True)
+class PlanEdit(Press, prefix="pe"):
+    """Change one part of the plan (the parts are listed next)."""
+
+
+@dataclass(frozen=True)
+class PlanReview(Press, prefix="pr"):
+    """Go through the therapist's suggestions, one part at a time."""
+
+
+@dataclass(frozen=True)
+class PlanDone(Press, prefix="pd"):
+    """Done with the plan for now."""
+
+
+@dataclass(frozen=True)
+class PlanPartChosen(Press, prefix="pp"):
+    """One part of the plan, by its place in the plan (0–5), to change."""
+
+    index: int
+
+    def _field(self) -> str:
+        return str(self.index)
+
+    @classmethod
+    def _from_field(cls, field: str) -> Self | None:
+        index = _index(field, 6)
+        return None if index is None else cls(index)
 
 
 class Setting(StrEnum):

@@ -10,6 +10,7 @@ from typing import Protocol
 from bot.crisis import Detector
 from bot.engine._buttons import ButtonKey, Press, unpack
 from bot.engine._outcome import ButtonSpec, LedgerEntry, Message, Outcome, TimerRequest
+from bot.engine._plan import PART_LABELS, SafetyPlan
 from bot.engine._policy import Policy, RegionLines
 from bot.engine._reminders import zone
 from bot.engine._state import ClientState, Session
@@ -19,6 +20,8 @@ from bot.script import LoadedScript
 
 #: Characters of the newest connection-log note a script text can show (``last_connection``).
 LAST_CONNECTION_CHARS = 500
+#: Telegram's longest message; a crisis message and the plan share one only within it.
+MESSAGE_CHARS = 4096
 #: A button before it is bound to the current keyboard: its label and what it means.
 Choice = tuple[str, Press]
 
@@ -167,11 +170,34 @@ class Context:
         """The crisis lines of the client's region (the practice's until they choose)."""
         return self.res.policy.lines(self.state.settings.region)
 
-    def say_safety_plan(self) -> None:
-        """Send the client's safety plan, if they have one."""
-        plan = self.res.policy.safety_plans.get(self.state.client_id)
-        if plan and any(plan.values()):
-            self.say("crisis.safety_plan", plan=plan)
+    def plan_sections(self, plan: SafetyPlan | None = None) -> list[dict[str, str]]:
+        """The written parts of a plan (the client's own by default), each under its heading
+        (the label of its button, ``buttons.plan_PART``), in the plan's order."""
+        plan = self.state.safety_plan if plan is None else plan
+        return [{"part": part, "heading": self.label(PART_LABELS[part]), "text": plan.part(part)}
+                for part in plan.filled()] if plan is not None else []
+
+    def plan_text(self) -> str:
+        """The client's safety plan as a message (``crisis.safety_plan``); "" without one."""
+        sections = self.plan_sections()
+        return self.system("crisis.safety_plan", sections=sections) if sections else ""
+
+    def say_first(self, key: str, **context: object) -> None:
+        """Send the first message of a crisis response, with the client's safety plan.
+
+        The text ``key`` carries the emergency number in its first lines; the plan goes right
+        after them (its ``plan`` variable) when the message still fits Telegram's limit, and
+        otherwise comes as the very next message, before anything else.
+        """
+        plan = self.plan_text()
+        without = self.system(key, **{**context, "plan": ""})
+        if not plan:
+            self.send(without)
+        elif len(without) + len(plan) + 2 <= MESSAGE_CHARS:
+            self.send(self.system(key, **{**context, "plan": plan}))
+        else:
+            self.send(without)
+            self.send(plan)
 
     def opted(self, opt: Opt) -> bool:
         """Whether the client holds this opt-in for the current consent version."""

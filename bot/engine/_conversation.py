@@ -19,6 +19,7 @@ from bot.engine._questions import (
     CrisisQuestion,
     MenuQuestion,
     Pending,
+    SafetyPlanQuestion,
     StopQuestion,
     StopRequestQuestion,
 )
@@ -90,9 +91,8 @@ class Conversation:
         ctx.urgent = True  # all of it reaches the client at once, whatever the pacing
         running = state.session is not None and not state.session.paused
         scene = running and self.runner.in_role()
-        ctx.send(ctx.system("crisis.resources", **ctx.lines().crisis_context(
-            detection, running=running, scene=scene)))
-        ctx.say_safety_plan()
+        ctx.say_first("crisis.resources", **ctx.lines().crisis_context(
+            detection, running=running, scene=scene))
         self.ask(CrisisQuestion())
         if detection is None:
             ctx.log("sos_viewed")
@@ -135,7 +135,8 @@ class Conversation:
         if answer is SafetyAnswer.SAFE:
             ctx.log("crisis_safe", **how)
             session = state.session
-            ctx.say("crisis.safe", paused=session is not None and session.paused)
+            ctx.say("crisis.safe", paused=session is not None and session.paused,
+                has_plan=state.safety_plan is not None)
             if ctx.crisis_hold():
                 ctx.say("crisis.hold", until=self._until(), support_only=ctx.support_only())
             return
@@ -143,13 +144,12 @@ class Conversation:
         ctx.log("crisis_not_safe", answer=answer.value, **how)
         session = state.session
         scene = session is not None and self.runner.in_role()
-        ctx.say("crisis.not_safe", emergency=ctx.lines().emergency,
-                unsure=answer is SafetyAnswer.UNSURE, scene=scene)
-        ctx.say_safety_plan()
+        ctx.say_first("crisis.not_safe", emergency=ctx.lines().emergency,
+                      unsure=answer is SafetyAnswer.UNSURE, scene=scene)
         kinds = tuple(state.crisis_kinds) or RISK_KINDS
         ctx.send(ctx.system("crisis.resources", groups=ctx.lines().groups(kinds),
                             emergency=ctx.lines().emergency, noticed=False, paused=False,
-                            scene=False, imminent=False))
+                            scene=False, imminent=False, plan=""))  # the plan came first
         if session is not None:
             ctx.log("session_ended", script=session.script, completed=False, reason="not-safe")
             state.session = None
@@ -158,6 +158,18 @@ class Conversation:
         state.silence_armed = False
         ctx.cancel_timer("silence")
         ctx.say("crisis.practice_ended", ended=session is not None, until=self._until())
+
+    def safety_plan(self) -> None:
+        """``/safetyplan``: the plan so far and what next, or first what saving one means."""
+        state = self.state
+        if not self.consented():  # nothing is written down before the terms are agreed to
+            self.ask_consent()
+            return
+        before = state.pending
+        if isinstance(before, SafetyPlanQuestion):  # asked again: what came before it
+            before = before.before
+        written = state.safety_plan is not None and bool(state.safety_plan.filled())
+        self.ask(SafetyPlanQuestion(step="overview" if written else "intro", before=before))
 
     def support(self) -> None:
         """While only support may follow "not safe": a short reply, never a script step."""

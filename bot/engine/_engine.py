@@ -25,7 +25,9 @@ from bot.engine._events import (
     TimerFired,
 )
 from bot.engine._outcome import Effect, Outcome
+from bot.engine._plan import PlanChange, SafetyPlan
 from bot.engine._questions import DeleteQuestion, SettingsQuestion
+from bot.engine._reminders import in_quiet_hours, zone
 from bot.engine._safety import is_stop_word
 from bot.engine._state import ClientState
 from bot.engine._terms import LEVELS, Opt
@@ -34,7 +36,7 @@ from bot.engine.steps import frame_fits
 #: The commands published to Telegram, with their descriptions' text keys.
 COMMANDS = (
     "start", "stop", "pause", "resume", "smaller", "skip", "progress", "settings",
-    "mydata", "delete", "privacy", "sos", "help",
+    "mydata", "delete", "privacy", "sos", "safetyplan", "help",
 )
 
 
@@ -212,6 +214,8 @@ def _command(talk: Conversation, name: str) -> None:
         ctx.say("stop.halted")
     elif name == "progress":
         _progress(talk)
+    elif name == "safetyplan":
+        talk.safety_plan()
     elif name == "settings":
         if talk.consented():
             talk.ask(SettingsQuestion())
@@ -298,8 +302,20 @@ def _redeemed(talk: Conversation, event: Redeemed) -> None:
 
 
 def _clinician(talk: Conversation, event: Clinician) -> None:
-    """Record a therapist's action; nothing is sent to the client."""
+    """Record a therapist's action; only a suggested safety plan is told to the client (once,
+    outside quiet hours and never after a halt)."""
     ctx, state = talk.ctx, talk.state
+    if event.action == "suggest-plan":
+        plan = SafetyPlan.model_validate(dict(event.parts))  # checked by the edge (plan_from)
+        changed = tuple(plan.filled())
+        ctx.out.plans.append(PlanChange(plan, event.by, "suggested", changed))
+        ctx.log("safety_plan", action="suggested", by=event.by, parts=list(changed))
+        local = ctx.now.astimezone(zone(state.settings.timezone,
+                                        ctx.res.policy.default_timezone)).time()
+        if not state.halted and talk.consented() and not in_quiet_hours(local,
+                                                                         *talk.quiet_hours()):
+            ctx.say("safetyplan.suggested")
+        return
     if event.action == "clear-hold":
         state.crisis_hold_cleared_by_therapist = True
         ctx.log("crisis_hold_cleared", by="therapist", who=event.by)

@@ -81,13 +81,17 @@ class Clinician(Event):
     """An action the therapist takes for this client (checked against the admin list).
 
     Attributes:
-        action: ``clear-hold`` (lift a crisis hold at the next fresh check-in) or
-            ``guardian-consent`` (a parent's or guardian's consent was recorded in person).
+        action: ``clear-hold`` (lift a crisis hold at the next fresh check-in),
+            ``guardian-consent`` (a parent's or guardian's consent was recorded in person) or
+            ``suggest-plan`` (wording for the client's safety plan, which they accept or not).
         by: Who took it, for the ledger.
+        parts: For ``suggest-plan``: the suggested parts, ``(part, text)``, checked by
+            :func:`bot.engine.plan_from`.
     """
 
     action: str
     by: str
+    parts: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from bot.engine._plan import PlanChange
     from bot.engine._state import ClientState
 
 
@@ -96,6 +97,8 @@ class Outcome:
         timers_set: Timers to (re)schedule, one per kind.
         timers_cancel: Timer kinds to cancel; ``"*"`` cancels all.
         effects: Edge actions.
+        plans: Versions of the client's safety plan to save (the client's, or a therapist's
+            suggestion).
     """
 
     state: ClientState
@@ -105,3 +108,4 @@ class Outcome:
     timers_set: list[TimerRequest] = field(default_factory=list)
     timers_cancel: list[str] = field(default_factory=list)
     effects: list[Effect] = field(default_factory=list)
+    plans: list[PlanChange] = field(default_factory=list)

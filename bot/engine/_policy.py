@@ -70,11 +70,14 @@ class RegionLines:
             detection: What the client's words matched; None for ``/sos`` (every kind's lines).
             running: Whether an exercise was running (it is paused now).
             scene: Whether the bot was playing a role-play character (it steps out now).
+
+        ``plan`` is empty: the engine puts the client's safety plan there
+        (:meth:`bot.engine._context.Context.say_first`); someone without a state has none.
         """
         kinds = tuple(k.value for k in detection.kinds) if detection else RISK_KINDS
         return {"groups": self.groups(kinds), "emergency": self.emergency,
                 "noticed": detection is not None, "paused": running, "scene": scene,
-                "imminent": bool(detection and detection.imminent)}
+                "imminent": bool(detection and detection.imminent), "plan": ""}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,8 +109,6 @@ class Policy:
         long_pause: A pause longer than this restarts one level lower.
         long_absence: Time away after which a session restarts one level lower.
         late_reminder: A reminder later than this is skipped, not sent late.
-        safety_plans: Personal crisis safety plans by client id, written with the therapist
-            (warning signs, coping steps, people and places, professionals, safe surroundings).
     """
 
     consent_version: int
@@ -126,7 +127,6 @@ class Policy:
     quiet_end: str
     reminders_max_unanswered: int
     default_timezone: str
-    safety_plans: Mapping[str, Mapping[str, list[str]]]
     long_pause: timedelta = timedelta(days=1)
     long_absence: timedelta = timedelta(days=14)
     late_reminder: timedelta = timedelta(hours=1)

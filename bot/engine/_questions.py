@@ -21,6 +21,7 @@ question                      asked                                       answer
 :class:`StopQuestion`         after /stop: only this, or withdraw?        only this / withdraw
 :class:`StopRequestQuestion`  a stop request in words: stop everything?   stop / keep going
 :class:`DeleteQuestion`       delete all my data?                         delete / keep
+:class:`SafetyPlanQuestion`   ``/safetyplan``: save a plan? each part …   plan buttons, text
 ============================  ==========================================  ====================
 """
 
@@ -44,6 +45,14 @@ from bot.engine._buttons import (
     NotSafe,
     NotSure,
     OnlyThis,
+    PlanDone,
+    PlanEdit,
+    PlanNotNow,
+    PlanPartChosen,
+    PlanReview,
+    PlanSkip,
+    PlanUse,
+    PlanWrite,
     Press,
     RegionChosen,
     Safe,
@@ -54,6 +63,7 @@ from bot.engine._buttons import (
     Yes,
 )
 from bot.engine._outcome import Effect
+from bot.engine._plan import CLIENT, PART_CHARS, PART_LABELS, PARTS, PlanChange, SafetyPlan
 from bot.engine._reminders import in_quiet_hours, parse_hhmm, zone
 from bot.engine._terms import Opt, Pace, ReminderTime
 from bot.intents import SafetyAnswer
@@ -543,11 +553,205 @@ class DeleteQuestion(Question):
             talk.repeat()
 
 
+# -- the safety plan ---------------------------------------------------------------------------
+
+#: Where ``/safetyplan`` is: what saving means (before anything is written), one part's
+#: question, the whole plan and what next, or the list of parts to change one of.
+PlanStep = Literal["intro", "part", "overview", "choose"]
+#: Every part in turn, one chosen part, or the parts a therapist suggested wording for.
+PlanMode = Literal["build", "edit", "review"]
+
+
+class SafetyPlanQuestion(Question):
+    """``/safetyplan``: the client's own safety plan, in their words, one short part at a time.
+
+    Each part the client writes (or whose suggested wording they choose) is saved at once as
+    a new version of the plan, so nothing written is lost when a crisis, a stop or another
+    command interrupts; every part can be skipped. Nothing a therapist suggested becomes the
+    client's plan without their press of "use this wording".
+
+    Attributes:
+        step: See :data:`PlanStep`.
+        part: The part asked, by its place in :data:`~bot.engine._plan.PARTS`.
+        mode: See :data:`PlanMode`.
+        suggestion: The version of the therapist's suggestion this pass shows: "use this
+            wording" counts only while that is still the suggestion waiting.
+        before: The question the client was asked before ``/safetyplan``, asked again after
+            it (None: the session's step, if any).
+    """
+
+    kind: Literal["safety_plan"] = "safety_plan"
+    step: PlanStep = "intro"
+    part: int = Field(default=0, ge=0, lt=len(PARTS))
+    mode: PlanMode = "build"
+    suggestion: int | None = None
+    before: Pending | None = None
+    takes = (PlanWrite, PlanNotNow, PlanSkip, PlanUse, PlanEdit, PlanReview, PlanDone,
+             PlanPartChosen)
+
+    def ask(self, talk: Conversation) -> None:
+        ctx, state = talk.ctx, talk.state
+        shared = ctx.opted(Opt.SHARE_WITH_THERAPIST)
+        suggested = state.plan_suggestion is not None
+        if self.step == "intro":
+            ctx.say("safetyplan.intro", [[ctx.button("plan_write", PlanWrite())],
+                                         [ctx.button("plan_not_now", PlanNotNow())]],
+                    shared=shared, suggested=suggested, parts=len(PARTS))
+        elif self.step == "part":
+            self._ask_part(talk)
+        elif self.step == "overview":
+            plan = ctx.plan_text()
+            if plan:
+                ctx.send(plan)
+            rows = [[ctx.button("plan_change", PlanEdit())]]
+            if suggested:
+                rows.append([ctx.button("plan_review", PlanReview())])
+            rows.append([ctx.button("plan_done", PlanDone())])
+            ctx.say("safetyplan.overview", rows, written=bool(plan), shared=shared,
+                    suggested=suggested)
+        else:
+            ctx.say("safetyplan.choose",
+                    [[ctx.button(PART_LABELS[part], PlanPartChosen(index))]
+                     for index, part in enumerate(PARTS)]
+                    + [[ctx.button("plan_done", PlanDone())]])
+
+    def _ask_part(self, talk: Conversation) -> None:
+        ctx = talk.ctx
+        part = PARTS[self.part]
+        current = _plan(talk).part(part)
+        suggested = self._suggested(talk, self.part, self.suggestion)
+        rows = [[ctx.button("plan_use", PlanUse())]] if suggested else []
+        rows.append([ctx.button("plan_keep" if current else "plan_skip", PlanSkip())])
+        ctx.say("safetyplan.part", rows, part=part, heading=ctx.label(PART_LABELS[part]),
+                number=self.part + 1, total=len(PARTS), current=current, suggested=suggested,
+                chars=PART_CHARS, one_part=self.mode != "build")
+
+    @staticmethod
+    def _suggested(talk: Conversation, index: int, version: int | None) -> str:
+        """The wording suggestion `version` has for a part, if it is still the suggestion
+        waiting and its wording differs from what the plan says."""
+        suggestion = talk.state.plan_suggestion
+        if suggestion is None or suggestion.version != version:
+            return ""
+        text = suggestion.plan.part(PARTS[index])
+        return text if text != _plan(talk).part(PARTS[index]) else ""
+
+    def answer(self, talk: Conversation, press: Press) -> None:
+        ctx, state = talk.ctx, talk.state
+        suggestion = state.plan_suggestion
+        version = suggestion.version if suggestion is not None else None
+        if isinstance(press, PlanWrite):
+            ctx.log("safety_plan", action="write")  # the client's choice to keep a plan
+            self._go(talk, 0, "build", version)
+        elif isinstance(press, PlanNotNow):
+            ctx.say("safetyplan.not_now")
+            self._back(talk)
+        elif isinstance(press, PlanDone):
+            ctx.say("safetyplan.done")
+            self._back(talk)
+        elif isinstance(press, PlanEdit):
+            talk.ask(self.model_copy(update={"step": "choose"}))
+        elif isinstance(press, PlanPartChosen):
+            self._go(talk, press.index, "edit", version)
+        elif isinstance(press, PlanReview):
+            first = self._following(talk, -1, "review", version)
+            if first is None:  # nothing left to look at: the plan says it all already
+                self._reviewed(talk, version)
+                talk.ask(self.model_copy(update={"step": "overview"}))
+            else:
+                self._go(talk, first, "review", version)
+        elif isinstance(press, PlanSkip):
+            self._next(talk)
+        elif isinstance(press, PlanUse):
+            text = self._suggested(talk, self.part, self.suggestion)
+            if not text:  # a newer suggestion came meanwhile: show that one first
+                ctx.say("safetyplan.suggestion_changed")
+                self._go(talk, self.part, self.mode, version)
+                return
+            assert suggestion is not None
+            self._save(talk, text, suggestion=suggestion.version, by=suggestion.by)
+        else:
+            talk.ask(self)
+
+    def typed(self, talk: Conversation, text: str) -> None:
+        if self.step != "part":
+            super().typed(talk, text)
+            return
+        words = text.strip()
+        if len(words) > PART_CHARS:
+            talk.ctx.say("safetyplan.too_long", chars=PART_CHARS, length=len(words))
+            return  # the question stays: the same buttons still answer it
+        if words:
+            self._save(talk, words)
+        else:
+            talk.ask(self)
+
+    # -- moving through the parts -------------------------------------------------------------
+    def _go(self, talk: Conversation, index: int, mode: PlanMode, version: int | None) -> None:
+        talk.ask(self.model_copy(update={"step": "part", "part": index, "mode": mode,
+                                         "suggestion": version}))
+
+    def _save(self, talk: Conversation, text: str, *, suggestion: int | None = None,
+              by: str | None = None) -> None:
+        """Save the part as a new version of the plan (the fact in the ledger, not the text)."""
+        ctx, state = talk.ctx, talk.state
+        part = PARTS[self.part]
+        plan = _plan(talk).with_part(part, text)
+        state.safety_plan = plan
+        ctx.out.plans.append(PlanChange(plan, CLIENT, "accepted", (part,), suggestion))
+        used = {} if suggestion is None else {"suggestion": suggestion, "suggested_by": by}
+        ctx.log("safety_plan", action="saved", part=part, **used)
+        self._next(talk)
+
+    def _next(self, talk: Conversation) -> None:
+        following = self._following(talk, self.part, self.mode, self.suggestion)
+        if following is not None:
+            self._go(talk, following, self.mode, self.suggestion)
+            return
+        if self.mode != "edit":  # every part this pass shows was shown
+            self._reviewed(talk, self.suggestion)
+        talk.ask(self.model_copy(update={"step": "overview"}))
+
+    def _following(self, talk: Conversation, index: int, mode: PlanMode,
+                   version: int | None) -> int | None:
+        """The next part a pass asks after ``index``: every part when building, the parts
+        suggestion `version` has wording for when reviewing it, none after one chosen part."""
+        later = range(index + 1, len(PARTS))
+        if mode == "edit":
+            return None
+        if mode == "review":
+            return next((i for i in later if self._suggested(talk, i, version)), None)
+        return next(iter(later), None)
+
+    def _reviewed(self, talk: Conversation, version: int | None) -> None:
+        """The client has been through this suggestion: it is not offered again."""
+        ctx, state = talk.ctx, talk.state
+        suggestion = state.plan_suggestion
+        if version is None or suggestion is None or suggestion.version != version:
+            return
+        state.plan_reviewed = version
+        state.plan_suggestion = None
+        ctx.log("safety_plan", action="suggestion_reviewed", suggestion=version)
+
+    def _back(self, talk: Conversation) -> None:
+        """Back to what the client was doing before ``/safetyplan``."""
+        if self.before is not None:
+            talk.ask(self.before)
+        else:
+            talk.repeat()
+
+
+def _plan(talk: Conversation) -> SafetyPlan:
+    """The client's plan so far (an empty one before anything is written)."""
+    return talk.state.safety_plan or SafetyPlan()
+
+
 #: What the engine can wait for outside the script, stored as ``{"kind": ..., ...}``.
 Pending = Annotated[
     ConsentQuestion | MenuQuestion | SettingsQuestion | TimezoneQuestion | ReminderTimeQuestion
     | KeptAnswersQuestion | CrisisQuestion | LevelQuestion | StopQuestion | DeleteQuestion
-    | StopRequestQuestion,
+    | StopRequestQuestion | SafetyPlanQuestion,
     Field(discriminator="kind"),
 ]
 StopRequestQuestion.model_rebuild()
+SafetyPlanQuestion.model_rebuild()

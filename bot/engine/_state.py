@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from bot.engine._buttons import Cue, Relief
+from bot.engine._plan import SafetyPlan, Suggestion
 from bot.engine._questions import Pending
 from bot.engine._terms import Contract, Model, Opt, Pace, Settings
 from bot.engine._upgrade import VERSION, upgrade
@@ -173,6 +174,13 @@ class ClientState(Model):
     #: A session closed because distress stayed high: the menu waits for ``/start``.
     resting: bool = False
     last_active: datetime | None = None
+    #: The client's safety plan (the newest version they accepted, from the store) and a
+    #: therapist's suggestion they have not reviewed yet: handed in by the service for each
+    #: event, never stored with the state (the store keeps every version).
+    safety_plan: SafetyPlan | None = Field(default=None, exclude=True)
+    plan_suggestion: Suggestion | None = Field(default=None, exclude=True)
+    #: The version of the newest suggestion the client has been through (used or not).
+    plan_reviewed: int = 0
     session_days: dict[str, int] = Field(default_factory=dict)
     reminders_unanswered: int = 0
     keyboard: int = 0

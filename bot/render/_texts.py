@@ -19,13 +19,23 @@ from bot.render._renderer import MAX_MESSAGE_LENGTH, Renderer, RenderError
 from bot.script._findings import Finding, ScriptError, Severity
 from bot.script._yaml import Mark
 
-_SAFETY_PLAN = {
-    "warning_signs": ["Pulling away from everyone", "Not sleeping", "Feeling like a burden"],
-    "coping_steps": ["Paced breathing for five minutes", "A walk round the block", "A shower"],
-    "people_places": ["Sam (my sister), 0123 456 789", "The library café"],
-    "professionals": ["Dr Rivera, weekdays 9–17, 0123 000 000", "Out-of-hours line: 111"],
-    "safe_surroundings": ["Give my spare medication to Sam to keep"],
-}
+#: A client's plan as ``crisis.safety_plan`` shows it: each written part under its heading.
+_PLAN_SECTIONS = [
+    {"part": "warning_signs", "heading": "My warning signs",
+     "text": "Pulling away from everyone, not sleeping, feeling like a burden"},
+    {"part": "internal_coping", "heading": "What I can do on my own",
+     "text": "Paced breathing for five minutes, a walk round the block, a shower"},
+    {"part": "distraction", "heading": "People and places that distract me",
+     "text": "The library café; my neighbour Ali"},
+    {"part": "people_to_ask", "heading": "People I can ask for help",
+     "text": "Sam (my sister), 0123 456 789"},
+    {"part": "professionals", "heading": "Professionals and crisis lines",
+     "text": "Dr Rivera, weekdays 9–17, 0123 000 000; out of hours: 988"},
+    {"part": "safe_environment", "heading": "Making my surroundings safer",
+     "text": "Give my spare medication to Sam to keep"},
+]
+#: The plan as the first crisis message carries it (rendered ``crisis.safety_plan``).
+_PLAN_TEXT = "Your safety plan, in your own words: 1. My warning signs: not sleeping …"
 _LINE_GROUPS = [
     {"kind": kind, "resources": [
         {"name": "988 Suicide & Crisis Lifeline", "contact": "Call or text 988", "note": "24/7"},
@@ -56,13 +66,14 @@ SYSTEM_TEXTS: Mapping[str, Mapping[str, object]] = {
     "stop.confirm": {},
     "stop.only_this": {},
     "stop.withdraw": {},
-    "crisis.safety_plan": {"plan": _SAFETY_PLAN},
+    "crisis.safety_plan": {"sections": _PLAN_SECTIONS},
     "crisis.resources": {"groups": _LINE_GROUPS, "emergency": "911", "noticed": True,
                          "scene": True,
-                         "paused": True, "imminent": True},
+                         "paused": True, "imminent": True, "plan": _PLAN_TEXT},
     "crisis.are_you_safe": {},
-    "crisis.not_safe": {"emergency": "911", "unsure": True, "scene": True},
-    "crisis.safe": {"paused": True},
+    "crisis.not_safe": {"emergency": "911", "unsure": True, "scene": True,
+                        "plan": _PLAN_TEXT},
+    "crisis.safe": {"paused": True, "has_plan": False},
     "crisis.hold": {"until": "Thu 3 Dec, 14:05", "support_only": True},
     "crisis.practice_ended": {"ended": True, "until": "Thu 3 Dec, 14:05"},
     "crisis.support": {"groups": _LINE_GROUPS, "emergency": "911", "until": "Thu 3 Dec, 14:05"},
@@ -88,7 +99,8 @@ SYSTEM_TEXTS: Mapping[str, Mapping[str, object]] = {
     "roleplay.held": {},
     "roleplay.step_out": {"character": "Sam"},
     "roleplay.partner_screen": {},
-    "roleplay.partner_unsafe": {"groups": _LINE_GROUPS, "emergency": "911"},
+    "roleplay.partner_unsafe": {"groups": _LINE_GROUPS, "emergency": "911",
+                                "plan": _PLAN_TEXT},
     "roleplay.reframe": {
         "character": "Sam",
         "scene": "Sam, your partner, has just asked how your week really was.",
@@ -167,6 +179,17 @@ SYSTEM_TEXTS: Mapping[str, Mapping[str, object]] = {
     "settings.bad_timezone": {},
     "stop.halted": {},
     "stop.request": {},
+    "safetyplan.intro": {"shared": True, "suggested": True, "parts": 6},
+    "safetyplan.part": {"part": "warning_signs", "heading": "My warning signs", "number": 1,
+                        "total": 6, "current": "Not sleeping", "suggested": "Pulling away",
+                        "chars": 400, "one_part": False},
+    "safetyplan.too_long": {"chars": 400, "length": 512},
+    "safetyplan.suggestion_changed": {},
+    "safetyplan.overview": {"written": True, "shared": True, "suggested": True},
+    "safetyplan.choose": {},
+    "safetyplan.not_now": {},
+    "safetyplan.done": {},
+    "safetyplan.suggested": {},
     **{f"commands.{name}": {} for name in COMMANDS},
     **{f"buttons.{name}": {} for name in BUTTON_KEYS},
 }

@@ -92,6 +92,30 @@ class StoredAnswer:
 
 
 @dataclass(frozen=True, slots=True)
+class PlanRecord:
+    """One version of a client's safety plan; every version is kept until erasure.
+
+    Attributes:
+        parts: The whole plan of this version: part name -> text ("" not written).
+        author: ``client``, or the therapist (or ``operator``) who wrote a suggestion.
+        status: ``accepted`` (the client's plan; the newest one is current) or
+            ``suggested`` (a therapist's wording, waiting for the client's yes).
+        at: When it was saved.
+        changed: The parts this version changed.
+        suggestion: The suggested version whose wording the client accepted here, if any.
+        version: Its number, counting the client's versions from 1 (given by the store).
+    """
+
+    parts: Mapping[str, str]
+    author: str
+    status: str
+    at: datetime
+    changed: Sequence[str] = ()
+    suggestion: int | None = None
+    version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Timer:
     """A timer to set (reminder, silence follow-up); unique per client and kind."""
 
@@ -115,7 +139,8 @@ class Commit:
     """Everything one event changes, applied atomically or not at all.
 
     The parts are applied in this order: dedup by `event_id`, `cancel_outbox`,
-    `drop_answers`, `state`, `ledger`, `outbox`, `answers`, `timers_cancel`, `timers_set`.
+    `drop_answers`, `state`, `ledger`, `outbox`, `answers`, `plans`, `timers_cancel`,
+    `timers_set`.
 
     Attributes:
         event_id: Dedup key, e.g. ``"tg:update:12345"``; a second commit with the same key
@@ -126,6 +151,7 @@ class Commit:
         ledger: Ledger rows to append, in order.
         outbox: Messages to queue, in order.
         answers: Free-text answers to store.
+        plans: Versions of the client's safety plan to add, in order (numbered by the store).
         timers_set: Timers to create or replace, keyed by kind.
         timers_cancel: Timer kinds to delete; ``"*"`` deletes all of the client's timers.
         cancel_outbox: Drop the client's unsent messages before queuing `outbox`.
@@ -144,6 +170,7 @@ class Commit:
     ledger: Sequence[LedgerRecord] = ()
     outbox: Sequence[OutgoingMessage] = ()
     answers: Sequence[StoredAnswer] = ()
+    plans: Sequence[PlanRecord] = ()
     timers_set: Sequence[Timer] = ()
     timers_cancel: Sequence[str] = ()
     cancel_outbox: bool = False
@@ -308,11 +335,16 @@ class Store(ABC):
         """Return the client's newest stored answer of this kind, or None."""
 
     @abstractmethod
+    async def safety_plans(self, client_id: str) -> list[PlanRecord]:
+        """Return every version of the client's safety plan, oldest first."""
+
+    @abstractmethod
     async def export(self, client_id: str) -> dict[str, object]:
         """Return everything stored about the client as a JSON-ready dict.
 
         Datetimes are ISO 8601 strings. Keys: client_id, state, updated_at, ledger,
-        answers, timers, outbox, sent_messages, events, failed_codes, invites, therapist
+        answers, safety_plans (every version: version, at, author, status, changed,
+        suggestion, parts), timers, outbox, sent_messages, events, failed_codes, invites, therapist
         (the caseload entry: therapist, since, looked_at; None without a therapist).
         """
 

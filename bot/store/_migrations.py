@@ -172,7 +172,27 @@ _V5: Migration = (
     "INSERT INTO state_versions (id, n) SELECT 1, coalesce(max(version), 0) FROM clients",
 )
 
-MIGRATIONS: Sequence[Migration] = (_V1, _V2, _V3, _V4, _V5)
+#: The client's own safety plan (issue 11 §7): every saved version is kept, numbered per
+#: client from 1, with who wrote it (``client``, or the therapist who suggested wording) and
+#: when; ``accepted`` versions are the client's (the newest is current), ``suggested`` ones
+#: wait for the client's yes. ``parts`` is the whole plan of the version (JSON: part -> text),
+#: ``changed`` the parts it changed (a JSON list). Plans written into the configuration
+#: (``safety.safety_plans``) are moved here by ``rehearse safety-plan --import-config``.
+_V6: Migration = (
+    """CREATE TABLE safety_plans (
+        client_id TEXT NOT NULL,
+        version INTEGER NOT NULL CHECK (version > 0),
+        at TEXT NOT NULL,
+        author TEXT NOT NULL CHECK (author <> ''),
+        status TEXT NOT NULL CHECK (status IN ('accepted', 'suggested')),
+        changed TEXT NOT NULL,
+        suggestion INTEGER,
+        parts TEXT NOT NULL,
+        PRIMARY KEY (client_id, version)
+    ) STRICT, WITHOUT ROWID""",
+)
+
+MIGRATIONS: Sequence[Migration] = (_V1, _V2, _V3, _V4, _V5, _V6)
 
 
 class NewerSchema(StoreError):

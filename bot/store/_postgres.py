@@ -45,6 +45,7 @@ from bot.store._base import (
     Invite,
     LedgerRow,
     OutboxRow,
+    PlanRecord,
     QueuedUpdate,
     StaleState,
     Store,
@@ -53,7 +54,7 @@ from bot.store._base import (
 )
 from bot.store._cleanup import Cleanup
 from bot.store._migrations import NewerSchema
-from bot.store._sqlite import _encode, _Encoded, _json, _ts
+from bot.store._sqlite import _PLAN_COLUMNS, _encode, _Encoded, _json, _ts
 
 _LOG = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -69,6 +70,7 @@ _CLIENT_TABLES = (
     "sent_messages",
     "failed_codes",
     "caseload",
+    "safety_plans",
 )
 #: Tables a clean-up pass may vacuum (their names are put into SQL: only these).
 _VACUUMED = frozenset({*_CLIENT_TABLES, "invites", "updates"})
@@ -308,6 +310,14 @@ class PostgresStore(Store):
             (client_id, kind),
         )
         return None if row is None else StoredAnswer(row[0], row[1], _at(row[2]), row[3])
+
+    async def safety_plans(self, client_id: str) -> list[PlanRecord]:
+        rows = await self._all(
+            f"SELECT {_PLAN_COLUMNS} FROM safety_plans WHERE client_id = %s ORDER BY version",
+            (client_id,),
+        )
+        return [PlanRecord(parts=row[6], author=row[2], status=row[3], at=_at(row[1]),
+                           changed=row[4], suggestion=row[5], version=row[0]) for row in rows]
 
     async def export(self, client_id: str) -> dict[str, object]:
         return await self._run(lambda conn: _export(conn, client_id))
@@ -693,6 +703,18 @@ async def _apply(conn: Connection, c: _Encoded) -> bool:
                     "VALUES (%s, %s, %s, %s, %s)",
                     [(client, step, _json_text(text), at, kind)
                      for client, step, text, at, kind in c.answers])
+            if c.plans:  # one at a time: each version counts the ones before it
+                for plan in c.plans:
+                    await cur.execute(
+                        """INSERT INTO safety_plans
+                               (client_id, version, at, author, status, changed, suggestion,
+                                parts)
+                           SELECT %(client)s, coalesce(max(version), 0) + 1, %(at)s,
+                                  %(author)s, %(status)s, %(changed)s, %(suggestion)s,
+                                  %(parts)s
+                           FROM safety_plans WHERE client_id = %(client)s""",
+                        dict(zip(("client", "at", "author", "status", "changed",
+                                  "suggestion", "parts"), plan, strict=True)))
             for kind in c.timers_cancel:
                 if kind == "*":
                     await cur.execute("DELETE FROM timers WHERE client_id = %s", (c.client_id,))
@@ -761,6 +783,13 @@ async def _export(conn: Connection, client_id: str) -> dict[str, object]:
                 for step, text, at, kind in await rows(
                     "SELECT step, text, at, kind FROM answers WHERE client_id = %s "
                     "ORDER BY at, id")
+            ],
+            "safety_plans": [
+                {"version": version, "at": _ts(at), "author": author, "status": status,
+                 "changed": changed, "suggestion": suggestion, "parts": parts}
+                for version, at, author, status, changed, suggestion, parts in await rows(
+                    f"SELECT {_PLAN_COLUMNS} FROM safety_plans WHERE client_id = %s "
+                    "ORDER BY version")
             ],
             "timers": [
                 {"kind": kind, "due": _ts(due), "payload": _object(payload)}

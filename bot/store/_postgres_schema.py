@@ -5,7 +5,8 @@ in one transaction together with the version bump. Never edit a released migrati
 a new one. Several workers may start at once: the first to take the advisory lock migrates,
 the others find the work done.
 
-The tables are those of the SQLite store (``_migrations``, schema version 5), in
+The tables are those of the SQLite store (``_migrations``; version 1 here is SQLite's 5,
+version 2 SQLite's 6), in
 PostgreSQL's types (a state's version comes from the sequence ``state_versions``): times are
 ``timestamptz``; JSON is ``json``, which keeps the text exactly as written (``jsonb`` would
 refuse ``\\u0000``, which a JSON string may hold); a stored answer's text is a JSON string
@@ -136,4 +137,19 @@ _V1: Migration = (
     )""",
 )
 
-MIGRATIONS: Sequence[Migration] = (_V1,)
+#: The client's own safety plan, every version kept (SQLite's version 6, which explains it).
+_V2: Migration = (
+    """CREATE TABLE safety_plans (
+        client_id text NOT NULL,
+        version integer NOT NULL CHECK (version > 0),
+        at timestamptz NOT NULL,
+        author text NOT NULL CHECK (author <> ''),
+        status text NOT NULL CHECK (status IN ('accepted', 'suggested')),
+        changed json NOT NULL,
+        suggestion integer,
+        parts json NOT NULL,
+        PRIMARY KEY (client_id, version)
+    )""",
+)
+
+MIGRATIONS: Sequence[Migration] = (_V1, _V2)

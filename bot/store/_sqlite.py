@@ -36,6 +36,7 @@ from bot.store._base import (
     Invite,
     LedgerRow,
     OutboxRow,
+    PlanRecord,
     QueuedUpdate,
     StaleState,
     Store,
@@ -68,6 +69,7 @@ _CLIENT_TABLES = (
     "sent_messages",
     "failed_codes",
     "caseload",
+    "safety_plans",
 )
 _MIN_SQLITE = (3, 37, 0)  # STRICT tables
 
@@ -83,6 +85,7 @@ class _Encoded:
     ledger: list[tuple[str, str, str, str]]
     outbox: list[tuple[str, int | None, str, str]]
     answers: list[tuple[str, str, str, str, str]]
+    plans: list[tuple[str, str, str, str, str, int | None, str]]
     timers_set: list[tuple[str, str, str, str]]
     timers_cancel: list[str]
     cancel_outbox: bool
@@ -291,6 +294,15 @@ class SqliteStore(Store):
             (client_id, kind),
         )
         return None if row is None else StoredAnswer(row[0], row[1], _dt(row[2]), row[3])
+
+    async def safety_plans(self, client_id: str) -> list[PlanRecord]:
+        rows = await self._fetchall(
+            f"SELECT {_PLAN_COLUMNS} FROM safety_plans WHERE client_id = ? ORDER BY version",
+            (client_id,),
+        )
+        return [PlanRecord(parts=json.loads(row[6]), author=row[2], status=row[3],
+                           at=_dt(row[1]), changed=json.loads(row[4]), suggestion=row[5],
+                           version=row[0]) for row in rows]
 
     async def export(self, client_id: str) -> dict[str, object]:
         return await self._run(lambda conn: _export(conn, client_id))
@@ -643,6 +655,14 @@ def _apply(conn: sqlite3.Connection, c: _Encoded) -> bool:
             "INSERT INTO answers (client_id, step, text, at, kind) VALUES (?, ?, ?, ?, ?)",
             c.answers,
         )
+    if c.plans:
+        conn.executemany(
+            """INSERT INTO safety_plans
+                   (client_id, version, at, author, status, changed, suggestion, parts)
+               VALUES (?1, (SELECT coalesce(max(version), 0) + 1 FROM safety_plans
+                            WHERE client_id = ?1), ?2, ?3, ?4, ?5, ?6, ?7)""",
+            c.plans,
+        )
     for kind in c.timers_cancel:
         if kind == "*":
             conn.execute("DELETE FROM timers WHERE client_id = ?", (c.client_id,))
@@ -701,6 +721,15 @@ def _export(conn: sqlite3.Connection, client_id: str) -> dict[str, object]:
                 {"step": step, "text": text, "at": at, "kind": kind}
                 for step, text, at, kind in rows(
                     "SELECT step, text, at, kind FROM answers WHERE client_id = ? ORDER BY at, id"
+                )
+            ],
+            "safety_plans": [
+                {"version": version, "at": at, "author": author, "status": status,
+                 "changed": json.loads(changed), "suggestion": suggestion,
+                 "parts": json.loads(parts)}
+                for version, at, author, status, changed, suggestion, parts in rows(
+                    f"SELECT {_PLAN_COLUMNS} FROM safety_plans WHERE client_id = ? "
+                    "ORDER BY version"
                 )
             ],
             "timers": [
@@ -908,12 +937,31 @@ def _encode(c: Commit) -> _Encoded:
         ledger=[(c.client_id, _ts(r.at), r.kind, _json(r.data)) for r in c.ledger],
         outbox=[(m.client_id, m.chat_id, _json(m.payload), at) for m in c.outbox],
         answers=[(c.client_id, a.step, a.text, _ts(a.at), a.kind) for a in c.answers],
+        plans=[_plan_row(c.client_id, p) for p in c.plans],
         timers_set=[(c.client_id, t.kind, _ts(t.due), _json(t.payload)) for t in c.timers_set],
         timers_cancel=list(c.timers_cancel),
         cancel_outbox=c.cancel_outbox,
         drop_answers=c.drop_answers,
         based_on=c.based_on,
     )
+
+
+#: The columns of a safety plan's version, in the order `PlanRecord` is read from them.
+_PLAN_COLUMNS = "version, at, author, status, changed, suggestion, parts"
+
+
+def _plan_row(
+    client_id: str, plan: PlanRecord
+) -> tuple[str, str, str, str, str, int | None, str]:
+    """A plan version as the parameters of its row (the version number comes from SQL)."""
+    if plan.status not in ("accepted", "suggested") or not plan.author:
+        raise ValueError(f"a plan version needs an author and a status, not {plan!r}")
+    return (client_id, _ts(plan.at), plan.author, plan.status, _json_list(plan.changed),
+            plan.suggestion, _json(plan.parts))
+
+
+def _json_list(values: Sequence[str]) -> str:
+    return json.dumps(list(values), ensure_ascii=False)
 
 
 def _ts(value: datetime) -> str:

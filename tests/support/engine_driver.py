@@ -303,8 +303,13 @@ class Driver:
         """The first crisis message: for ``text`` (what the client wrote), else for /sos."""
         lines = self.engine.resources.policy.lines(self.state.settings.region)
         detection = self.engine.resources.crisis.scan(text) if text is not None else None
-        return self.render("crisis.resources", **lines.crisis_context(detection, running=running,
-                                                                      scene=scene))
+        return self.render("crisis.resources", **{
+            **lines.crisis_context(detection, running=running, scene=scene),
+            "plan": self.plan_text()})
+
+    def plan_text(self) -> str:
+        """The client's safety plan as the engine shows it ("" without one)."""
+        return Context(self.engine.resources, self.state, self.now, None).plan_text()
 
     # -- places -----------------------------------------------------------------------------
     @property
@@ -477,11 +482,10 @@ def assert_crisis(d: Driver, text: str, *, had_session: bool, running: bool,
     ``scene``: the client was inside a role-play scene, which the first message steps out of.
     """
     texts = d.texts()
-    expected = [d.resources_text(text, running=running, scene=scene and running)]
-    if plan:
-        plans = d.engine.resources.policy.safety_plans
-        expected.append(d.render("crisis.safety_plan", plan=plans[d.state.client_id]))
-    expected += [d.render("crisis.are_you_safe")]
+    # the client's plan, if any, is in the first message, right after the emergency number
+    assert bool(d.plan_text()) is plan
+    expected = [d.resources_text(text, running=running, scene=scene and running),
+                d.render("crisis.are_you_safe")]
     assert texts == expected
     assert [[b.label for b in row] for row in d.messages[-1].buttons] == [
         [d.label("safe")], [d.label("not_safe")], [d.label("not_sure")]]

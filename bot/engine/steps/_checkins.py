@@ -261,9 +261,8 @@ class CheckIns(Handler):
             sustained = high and frame.calm_round >= MAX_CALM_ROUNDS
             if sustained:  # still high after every round: crisis lines, the safety question
                 ctx.urgent = True
-                ctx.send(ctx.system("crisis.resources",
-                                    **ctx.lines().crisis_context(None, running=False)))
-                ctx.say_safety_plan()
+                ctx.say_first("crisis.resources",
+                              **ctx.lines().crisis_context(None, running=False))
             ctx.say("checkin.still_high", sustained=sustained)
             run.end_session(completed=False, reason="distress")
             if sustained:

@@ -225,9 +225,8 @@ class RolePlay(StepKind):
         ctx = run.ctx
         ctx.log("abuse_screen", step=step.id, answer="not-safe-or-unsure")
         lines = ctx.lines()
-        ctx.say("roleplay.partner_unsafe", groups=lines.groups(("partner_abuse",)),
-                emergency=lines.emergency)
-        ctx.say_safety_plan()
+        ctx.say_first("roleplay.partner_unsafe", groups=lines.groups(("partner_abuse",)),
+                      emergency=lines.emergency)
         run.end_session(completed=False, reason="abuse-screen")
 
     # -- turns --------------------------------------------------------------------------------
