@@ -26,6 +26,7 @@ from bot.store import (
     Invite,
     LedgerRecord,
     OutgoingMessage,
+    PlanRecord,
     SqliteStore,
     StaleState,
     Store,
@@ -450,6 +451,8 @@ async def test_export_contains_everything_as_json(store: Store) -> None:
             ledger=[LedgerRecord("consent", {"core": True}, T0)],
             outbox=[OutgoingMessage("tg:1", 1, {"text": "a"}), OutgoingMessage("tg:1", 1, {})],
             answers=[StoredAnswer("s1", "my answer", T0)],
+            plans=[PlanRecord({"warning_signs": "not sleeping"}, "client", "accepted", T0,
+                              ("warning_signs",))],
             timers_set=[Timer("reminder", T0 + MINUTE, {"k": 1})],
         )
     )
@@ -466,6 +469,9 @@ async def test_export_contains_everything_as_json(store: Store) -> None:
         "updated_at": stamp,
         "ledger": [{"seq": 1, "at": stamp, "kind": "consent", "data": {"core": True}}],
         "answers": [{"step": "s1", "text": "my answer", "at": stamp, "kind": "answer"}],
+        "safety_plans": [{"version": 1, "at": stamp, "author": "client", "status": "accepted",
+                          "changed": ["warning_signs"], "suggestion": None,
+                          "parts": {"warning_signs": "not sleeping"}}],
         "timers": [{"kind": "reminder", "due": "2025-03-01T09:01:00.000000Z", "payload": {"k": 1}}],
         "outbox": [
             {
@@ -530,6 +536,10 @@ async def test_erase_leaves_no_trace_in_the_files(
                     outbox=[OutgoingMessage(client_id, int(client_id[3:]), {"text": text[:500]})],
                     answers=[StoredAnswer("s", text[: rng.randint(5, 200)], at)]
                     if rng.random() < 0.5
+                    else [],
+                    plans=[PlanRecord({"warning_signs": text[: rng.randint(5, 400)]},
+                                      "client", "accepted", at, ("warning_signs",))]
+                    if rng.random() < 0.3
                     else [],
                     timers_set=[Timer(rng.choice("abc"), at, {"m": mark})],
                     timers_cancel=["*"] if rng.random() < 0.2 else [],
@@ -713,7 +723,7 @@ async def test_a_database_of_schema_4_gets_the_update_queue_and_state_versions(
         assert await store.enqueue_update(1, "a", update(1), T0)
         assert [u.update_id for u in await store.claim_updates("w", 5, LEASE)] == [1]
     with sqlite3.connect(db_path) as check:
-        assert check.execute("PRAGMA user_version").fetchone() == (5,)
+        assert check.execute("PRAGMA user_version").fetchone() == (len(_migrations.MIGRATIONS),)
         assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     check.close()
 

@@ -25,6 +25,7 @@ from bot.store import (
     Invite,
     LedgerRecord,
     OutgoingMessage,
+    PlanRecord,
     StoredAnswer,
     StoreError,
     Timer,
@@ -108,6 +109,8 @@ async def plant(store: PostgresStore, victim: str, secret: str) -> None:
                 ledger=[LedgerRecord("share", {"t": text}, at)],
                 outbox=[OutgoingMessage(client_id, int(client_id[3:]), {"text": text})],
                 answers=[StoredAnswer("s", text, at)] if rng.random() < 0.5 else [],
+                plans=[PlanRecord({"warning_signs": text}, "client", "accepted", at,
+                                  ("warning_signs",))] if rng.random() < 0.3 else [],
                 timers_set=[Timer(rng.choice("abc"), at, {"m": mark})],
                 cancel_outbox=rng.random() < 0.3,
             ))
