@@ -13,18 +13,22 @@ import getpass
 import json
 import logging
 import os
+import shlex
 import stat
+import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot._files import write_private
+from bot._plan_file import plan_yaml, read_plan
 from bot.app import build, crisis_detector, resolve, store_from
 from bot.check import check_paths, to_dot, to_mermaid
-from bot.config import Config, ConfigError, load_config
+from bot.config import Config, ConfigError, config_plans, load_config
 from bot.crisis import evaluate, read_cases
-from bot.engine import ClientState, Clinician
+from bot.engine import ClientState, Clinician, SafetyPlan, plan_from
 from bot.explore import Exploration, explore
 from bot.render import RenderError
 from bot.report import (
@@ -36,9 +40,16 @@ from bot.report import (
     progress_report,
     render_report,
 )
-from bot.script import ScriptError, Severity, findings_to_json, json_schema, load_script
+from bot.script import (
+    Finding,
+    ScriptError,
+    Severity,
+    findings_to_json,
+    json_schema,
+    load_script,
+)
 from bot.service import OPERATOR, Rehearsal
-from bot.store import Invite, StoreError, is_postgres
+from bot.store import Commit, Invite, LedgerRecord, PlanRecord, StoreError, is_postgres
 from bot.telegram import bot_username, code_hash, new_code, run_bot, run_workers, user_key
 from bot.terminal import play
 
@@ -169,6 +180,24 @@ def _parser() -> argparse.ArgumentParser:
     purge = sub.add_parser("purge", help="delete data older than the retention periods")
     _common(purge)
 
+    plan = sub.add_parser(
+        "safety-plan", help="show a client's safety plan, suggest wording for it, or move "
+                            "plans from the config file into the database")
+    plan.add_argument("client", nargs="?", help="client id, e.g. tg:123456")
+    how = plan.add_mutually_exclusive_group()
+    how.add_argument("--edit", action="store_true",
+                     help="suggest wording: open $EDITOR on the six parts (the client accepts "
+                          "or changes each part in /safetyplan)")
+    how.add_argument("--from", dest="source", metavar="FILE", default=None,
+                     help="suggest wording from a YAML file of the six parts ('-': standard "
+                          "input), as --edit writes it")
+    how.add_argument("--import-config", action="store_true",
+                     help="move the plans of the config file's safety.safety_plans into the "
+                          "database, once (clients with a stored plan are left as they are)")
+    plan.add_argument("--by", default="operator",
+                      help="who suggests the wording (a therapist's id; default operator)")
+    _common(plan)
+
     for name, text in (("clear-hold", "let a client's crisis hold lift at their next check-in"),
                        ("guardian", "record that a minor's parent or guardian consented")):
         clinician = sub.add_parser(name, help=text)
@@ -199,8 +228,8 @@ def _default_config() -> Path | None:
     return Path(value) if value else None
 
 
-def _config(args: argparse.Namespace) -> Config:
-    config = load_config(args.config)
+def _config(args: argparse.Namespace, *, importing: bool = False) -> Config:
+    config = load_config(args.config, importing=importing)
     if getattr(args, "db", None) is not None:
         config = config.model_copy(update={
             "storage": config.storage.model_copy(update={"database": str(args.db)})})
@@ -576,6 +605,146 @@ def _clinician(args: argparse.Namespace) -> int:
     return asyncio.run(act())
 
 
+def _safety_plan(args: argparse.Namespace) -> int:
+    if args.import_config:
+        if args.client is not None:
+            print("rehearse safety-plan: --import-config moves every plan of the config file; "
+                  "give no CLIENT", file=sys.stderr)
+            return 2
+        return _import_plans(args)
+    if args.client is None:
+        print("rehearse safety-plan: give a CLIENT (or --import-config)", file=sys.stderr)
+        return 2
+    config = _config(args)
+
+    async def act() -> int:
+        loaded = build(config)
+        async with store_from(config) as store:
+            if await store.load_state(args.client) is None:
+                print(f"rehearse safety-plan: no client {args.client}", file=sys.stderr)
+                return 1
+            service = Rehearsal(loaded.engine, store, _utc_now)
+            record = await service.read_record(args.client, OPERATOR, "safety-plan", kinds=())
+            if not (args.edit or args.source):
+                print(_plan_listing(record.state))
+                return 0
+            draft = (record.state.plan_suggestion.plan if record.state.plan_suggestion
+                     else record.state.safety_plan or SafetyPlan())
+            plan = _edited(args.client, draft) if args.edit else _plan_source(args.source)
+            if plan is None:
+                print("rehearse safety-plan: nothing changed; nothing suggested")
+                return 0
+            if not plan.filled():
+                print("rehearse safety-plan: every part is empty; nothing suggested",
+                      file=sys.stderr)
+                return 1
+            await service.handle(args.client, f"cli:suggest-plan:{_utc_now().isoformat()}",
+                                 Clinician(action="suggest-plan", by=args.by,
+                                           parts=tuple(plan.parts().items())))
+        print(f"suggested wording for {', '.join(plan.filled())} to {args.client}; they "
+              "accept or change each part in /safetyplan")
+        return 0
+
+    return asyncio.run(act())
+
+
+def _plan_listing(state: ClientState) -> str:
+    """A client's plan and a suggestion waiting for them, as plain text."""
+    out = []
+    for title, plan in (("the client's plan", state.safety_plan),
+                        ("suggested, waiting for the client",
+                         state.plan_suggestion.plan if state.plan_suggestion else None)):
+        out.append(f"{title}:" if plan and plan.filled() else f"{title}: none")
+        out += [f"  {part}: {plan.part(part)}" for part in plan.filled()] if plan else []
+    return "\n".join(out)
+
+
+def _edited(client_id: str, draft: SafetyPlan) -> SafetyPlan | None:
+    """Open $EDITOR (else $VISUAL, else vi) on the plan's file; None if it was not changed.
+
+    The file (health information) is created owner-only in a private folder and deleted.
+    """
+    editor = shlex.split(os.environ.get("EDITOR") or os.environ.get("VISUAL") or "vi")
+    text = plan_yaml(client_id, draft)
+    with tempfile.TemporaryDirectory(prefix="rehearse-plan-") as folder:
+        path = Path(folder) / "safety-plan.yaml"
+        write_private(path, text)
+        status = subprocess.run([*editor, str(path)], check=False).returncode
+        if status != 0:
+            raise ScriptError([Finding(path.name, 1, 1, Severity.ERROR, f"the editor "
+                                       f"({editor[0]}) exited with status {status}; nothing "
+                                       "was suggested", "safety-plan")])
+        edited = path.read_text(encoding="utf-8")
+        return None if edited == text else read_plan(edited, "safety-plan.yaml")
+
+
+def _plan_source(source: str) -> SafetyPlan:
+    """The plan in a YAML file, or on standard input for ``-``."""
+    if source == "-":
+        return read_plan(sys.stdin.read(), "<stdin>")
+    path = Path(source)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScriptError([Finding(source, 1, 1, Severity.ERROR,
+                                   f"cannot read the file ({exc.strerror})", "safety-plan")]
+                          ) from None
+    return read_plan(text, source)
+
+
+#: Where the lists of a plan in the config file go in the client's plan.
+_CONFIG_PARTS = {"warning_signs": "warning_signs", "coping_steps": "internal_coping",
+                 "people_places": "people_to_ask", "professionals": "professionals",
+                 "safe_surroundings": "safe_environment"}
+
+
+def _import_plans(args: argparse.Namespace) -> int:
+    if args.config is None:
+        print("rehearse safety-plan: --import-config needs the config file (--config FILE or "
+              "$REHEARSE_CONFIG)", file=sys.stderr)
+        return 2
+    found = config_plans(args.config)
+    plans: dict[str, SafetyPlan] = {}
+    problems = []
+    for key, lists in found.items():
+        client = user_key(key) if key.strip().isdigit() else key
+        try:
+            plans[client or key] = plan_from({_CONFIG_PARTS[name]: "\n".join(entries)
+                                             for name, entries in lists.items() if entries})
+        except ValueError as exc:
+            problems.append(f"{args.config}: safety.safety_plans.{key}: {exc}")
+    if problems:
+        print("\n".join([*problems, "nothing was imported"]), file=sys.stderr)
+        return 1
+    config = _config(args, importing=True)  # its plans are what is being moved
+
+    async def move() -> list[str]:
+        report = []
+        now = _utc_now()
+        async with store_from(config) as store:
+            for client, plan in plans.items():
+                if not plan.filled():
+                    continue
+                if await store.safety_plans(client):
+                    report.append(f"{client}: has a plan in the database already; left as it is")
+                    continue
+                parts = plan.filled()
+                await store.commit(Commit(
+                    event_id=f"safety-plan-import:{client}", client_id=client, at=now,
+                    state=None,
+                    ledger=[LedgerRecord("safety_plan", {"action": "imported", "by": OPERATOR,
+                                                         "parts": parts}, now)],
+                    plans=[PlanRecord(plan.parts(), "config", "accepted", now, parts)]))
+                report.append(f"{client}: imported ({', '.join(parts)})")
+        return report
+
+    for line in asyncio.run(move()) or ["the config file holds no safety plans"]:
+        print(line)
+    print("Now delete safety.safety_plans from the config file: the bot refuses to start while "
+          "it is there. Each client's plan is theirs from now on (/safetyplan).")
+    return 0
+
+
 def _purge(args: argparse.Namespace) -> int:
     config = _config(args)
     retention = config.storage.retention
@@ -606,4 +775,5 @@ _COMMANDS = {
     "purge": _purge,
     "clear-hold": _clinician,
     "guardian": _clinician,
+    "safety-plan": _safety_plan,
 }

@@ -533,13 +533,16 @@ class Config(_Section):
         return self.safety.regions[self.safety.region]
 
 
-def load_config(path: Path | None, env: Mapping[str, str] = os.environ) -> Config:
+def load_config(path: Path | None, env: Mapping[str, str] = os.environ, *,
+                importing: bool = False) -> Config:
     """Load the configuration file (all defaults without one) and the environment.
 
     Args:
         path: The YAML file, or None to use the defaults.
         env: Where ``TELEGRAM_BOT_TOKEN``, ``TELEGRAM_API_BASE_URL``,
             ``TELEGRAM_WEBHOOK_SECRET`` and ``REHEARSE_DATABASE_PASSWORD`` are read from.
+        importing: Leave out ``safety.safety_plans`` instead of refusing it (only
+            ``rehearse safety-plan --import-config``, which moves those plans, asks this).
 
     Returns:
         The validated configuration.
@@ -547,7 +550,7 @@ def load_config(path: Path | None, env: Mapping[str, str] = os.environ) -> Confi
     Raises:
         ConfigError: With every problem found, each as ``file:line:col: message``.
     """
-    config = Config() if path is None else _load_file(path)
+    config = Config() if path is None else _load_file(path, importing=importing)
     token = env.get(TOKEN_ENV, "").strip()
     if token and not _TOKEN.fullmatch(token):
         raise ConfigError(
