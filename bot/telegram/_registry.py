@@ -6,8 +6,9 @@ Handlers run in groups, lowest first; a gatekeeper that answers stops the chain:
 * group -1, **access**: invite codes (``/start CODE``, rate-limited) or the allowlist.
   Strangers still get crisis resources when they write crisis language.
 * group 0, **therapists' commands**, only for ids in ``telegram.admins``: ``/invite SCRIPT
-  [MAX_LEVEL]``, ``/clients``, ``/report CLIENT``, ``/clearhold CLIENT``, ``/guardian CLIENT``
-  (see `_therapist`). From anyone else they fall through to the engine, which answers them
+  [MAX_LEVEL]``, ``/clients``, ``/report CLIENT``, ``/clearhold CLIENT``, ``/guardian CLIENT``,
+  ``/safetyplan CLIENT [part: text …]`` (see `_therapist`; ``/safetyplan`` alone is the
+  client's own). From anyone else they fall through to the engine, which answers them
   as unknown commands.
 * group 1, **the dispatcher**: every admitted update becomes an engine event. Inside the
   engine the remaining gatekeepers run before any script logic: crisis language first,
@@ -46,7 +47,7 @@ from bot.telegram._invites import code_hash
 from bot.telegram._recent import Recent
 from bot.telegram._sender import OutboxSender
 from bot.telegram._strangers import StrangerGate
-from bot.telegram._therapist import THERAPIST_COMMANDS, Reply, TherapistDesk
+from bot.telegram._therapist import CLIENT_TOO, THERAPIST_COMMANDS, Reply, TherapistDesk
 
 log = logging.getLogger(__name__)
 Context = ContextTypes.DEFAULT_TYPE
@@ -196,11 +197,13 @@ class Handlers:
             return
         if event.name not in THERAPIST_COMMANDS:
             return
+        if event.name in CLIENT_TOO and not event.args:
+            return  # the therapist's own /safetyplan, as a client
         user_id = int(incoming.client_id.removeprefix("tg:"))
         if user_id not in self.config.telegram.admins:
             return  # the engine answers it as an unknown command
         reply = await self.desk.answer(event.name, event.args.split(), incoming.client_id,
-                                       incoming.event_id)
+                                       incoming.event_id, text=event.args)
         await self._send_reply(context, incoming.chat_id, reply)
         raise ApplicationHandlerStop
 

@@ -1,4 +1,5 @@
-"""Therapists' commands in Telegram: /invite, /clients, /report, /clearhold, /guardian.
+"""Therapists' commands in Telegram: /invite, /clients, /report, /clearhold, /guardian and
+/safetyplan CLIENT (a client's own /safetyplan has no CLIENT).
 
 Only accounts in ``telegram.admins`` get here (the registry checks); each is a therapist whose
 id is their own client key (``tg:<user id>``). An invite records the therapist who made it, and
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot.config import Config
-from bot.engine import LEVELS, Clinician
+from bot.engine import LEVELS, PARTS, ClientState, Clinician, Opt, SafetyPlan, plan_from
 from bot.report import (
     CASELOAD_KINDS,
     REPORT_KINDS,
@@ -30,7 +31,15 @@ from bot.telegram._convert import client_key
 from bot.telegram._invites import code_hash, new_code
 
 #: Commands only therapists' (admin) accounts may use.
-THERAPIST_COMMANDS = frozenset({"invite", "clients", "report", "clearhold", "guardian"})
+THERAPIST_COMMANDS = frozenset({"invite", "clients", "report", "clearhold", "guardian",
+                                "safetyplan"})
+#: Commands that are the client's own without arguments (a therapist may be a client too).
+CLIENT_TOO = frozenset({"safetyplan"})
+PLAN_USAGE = (
+    "Usage: /safetyplan CLIENT shows their safety plan if they share with you. To suggest "
+    "wording, one part a line after it:\n/safetyplan 123456789\nwarning_signs: Staying in bed"
+    "\ninternal_coping: Cold water on my face\nParts: " + ", ".join(PARTS) + ". The client "
+    "accepts or changes each part in /safetyplan; nothing becomes their plan without their yes.")
 #: The accepted spellings of a level argument: exactly "1" … "5".
 LEVEL_ARGS = frozenset(str(level) for level in LEVELS)
 
@@ -76,9 +85,13 @@ class TherapistDesk:
         self.clock = clock
         self.bot_username = bot_username
 
-    async def answer(self, name: str, args: list[str], therapist: str, event_id: str) -> Reply:
+    async def answer(self, name: str, args: list[str], therapist: str, event_id: str,
+                     text: str = "") -> Reply:
         """Carry out one command of `therapist` (their client key); `event_id` is the
-        update's, so that a redelivered command changes nothing twice."""
+        update's, so that a redelivered command changes nothing twice; `text` is everything
+        after the command, as written (lines kept)."""
+        if name == "safetyplan":
+            return await self._plan(text, therapist, event_id)
         if name == "invite":
             return Reply([await self._invite(args, therapist)])
         if name == "clients":
@@ -97,6 +110,47 @@ class TherapistDesk:
         await self.service.handle(client, f"{event_id}:clinician",
                                   Clinician(action=action, by=therapist))
         return Reply([f"Recorded for {client}: {action}."])
+
+    async def _plan(self, text: str, therapist: str, event_id: str) -> Reply:
+        """Show a client's plan (only if they share with their therapist), or suggest parts."""
+        first, _, rest = text.strip().partition("\n")
+        words = first.split(maxsplit=1)
+        client = user_key(words[0]) if words else None
+        lines = [line for line in [*(words[1:] or []), *rest.splitlines()] if line.strip()]
+        parts = dict(line.partition(":")[::2] for line in lines)
+        if client is None or any(":" not in line for line in lines):
+            return Reply([PLAN_USAGE])
+        try:
+            suggested = plan_from({k.strip(): v for k, v in parts.items()})
+        except ValueError as exc:
+            return Reply([f"Nothing was suggested: {html.escape(str(exc))}."])
+        try:
+            await self.service.authorise(client, therapist, "safety-plan")
+        except NotTheirClient:
+            return Reply([f"{client} is not one of your clients. /clients lists yours."])
+        state = await self.service.state_of(client)
+        if not lines:
+            return Reply([await self._shown_plan(client, therapist, state)])
+        waiting = state.plan_suggestion.plan if state.plan_suggestion else SafetyPlan()
+        merged = waiting.model_copy(update={p: suggested.part(p) for p in suggested.filled()})
+        await self.service.handle(client, f"{event_id}:clinician", Clinician(
+            action="suggest-plan", by=therapist, parts=tuple(merged.parts().items())))
+        return Reply([f"Suggested wording for {', '.join(suggested.filled())} to {client}. "
+                      "They accept or change each part in /safetyplan; nothing becomes their "
+                      "plan without their yes."])
+
+    async def _shown_plan(self, client: str, therapist: str, state: ClientState) -> str:
+        """The client's plan for their therapist, if the client shares with them (a read)."""
+        if not state.has(Opt.SHARE_WITH_THERAPIST, self.service.engine.resources.policy
+                         .consent_version):
+            return (f"{client} does not share their practice with you, so their safety plan "
+                    "stays private. You can still suggest wording:\n" + PLAN_USAGE)
+        record = await self.service.read_record(client, therapist, "safety-plan", kinds=())
+        plan = record.state.safety_plan
+        if plan is None or not plan.filled():
+            return f"{client} has not written a safety plan yet."
+        return f"<b>The safety plan of {client}</b>, in their words:\n" + "\n".join(
+            f"• <b>{part}</b>: {html.escape(plan.part(part))}" for part in plan.filled())
 
     async def _invite(self, args: list[str], therapist: str) -> str:
         scripts = self.service.engine.resources.scripts
