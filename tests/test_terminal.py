@@ -116,6 +116,20 @@ async def test_mydata_writes_an_owner_only_file(tmp_path: Path,
     assert [row["kind"] for row in data["ledger"]][-1] == "export_requested"
 
 
+async def test_a_safety_plan_is_written_and_shown_first_on_sos(tmp_path: Path) -> None:
+    lines = [*CONSENT, "/safetyplan", "1",  # "Write my plan"
+             "Not sleeping, pulling away", "1", "1", "1", "1", "1",  # one part, five skipped
+             "2",  # "Done"
+             "/sos"]
+    text = await _play(_only_first_steps(), tmp_path / "t.db", lines)
+    assert "1 of 6: My warning signs" in text and "6 of 6: Making my surroundings safer" in text
+    sos = text.rsplit("If you or anyone else is in danger right now, call 911.", 1)[1]
+    assert sos.index("Not sleeping, pulling away") < sos.index("988")
+    async with SqliteStore(tmp_path / "t.db") as store:
+        [saved] = await store.safety_plans("term:ada")
+    assert saved.parts["warning_signs"] == "Not sleeping, pulling away"
+
+
 async def test_delete_erases(tmp_path: Path) -> None:
     text = await _play(_only_first_steps(), tmp_path / "t.db", [*CONSENT, "/delete", "1"])
     assert "Done. Everything stored about you in Rehearse has been erased." in text
