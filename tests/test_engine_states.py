@@ -51,6 +51,7 @@ from bot.engine._buttons import (
     Cue,
     CueTicked,
     MenuItem,
+    PlanPartChosen,
     Press,
     Rating,
     RegionChosen,
@@ -212,8 +213,9 @@ def test_a_version_1_question_becomes_its_typed_question(old: str, new: Pending)
 def test_every_question_is_stored_under_a_kind_of_its_own() -> None:
     kinds = [q.model_fields["kind"].default for q in Question.__subclasses__()
              for q in [q, *q.__subclasses__()] if "kind" in q.model_fields]
-    assert len(kinds) == len(set(kinds)) == 11
-    since_v1 = {"StopRequestQuestion"}  # a stop request in words (issue 11)
+    assert len(kinds) == len(set(kinds)) == 12
+    # a stop request in words, and /safetyplan (issue 11)
+    since_v1 = {"StopRequestQuestion", "SafetyPlanQuestion"}
     assert {type(q).__name__ for q in V1_QUESTIONS.values()} | since_v1 == {
         q.__name__ for q in get_args(get_args(Pending)[0])}
 
@@ -249,6 +251,7 @@ def _every_button() -> list[Press]:
         ReliefFelt: [ReliefFelt(r) for r in Relief], CueTicked: [CueTicked(c) for c in Cue],
         SettingChosen: [SettingChosen(s) for s in Setting],
         RegionChosen: [RegionChosen(r) for r in [*regions, "X" * 20]],
+        PlanPartChosen: [PlanPartChosen(i) for i in range(6)],
     }
     kinds = Press._kinds
     assert set(fields) <= set(kinds)
@@ -264,7 +267,8 @@ def test_every_button_packs_to_a_code_that_unpacks_to_it() -> None:
         assert len(f"{10**15}:{code}".encode()) <= 64  # Telegram's limit, any keyboard number
 
 
-@pytest.mark.parametrize("code", ["", "x", "r11", "r07", "r-1", "c8", "m9", "s4", "l3",
+@pytest.mark.parametrize("code", ["", "x", "r11", "r07", "r-1", "c8", "m9", "s4", "l3", "pp6",
+                                  "pp01", "pw1",
                                   "kfoo", "gx", "gc:", "gc" + "X" * 21, "go ", "GO", "r٣"])
 def test_a_code_no_button_packs_to_is_refused(code: str) -> None:
     with pytest.raises(UnknownButton):
