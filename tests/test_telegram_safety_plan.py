@@ -26,19 +26,17 @@ from tests.support.telegram_client import (
     running_edge,
     settle,
 )
+from tests.test_therapist_telegram import ADA, LEE, RIVERA
 
 pytestmark = pytest.mark.backends
-LEE, RIVERA, ADA = 9000, 9001, 2001
 QUESTION = "Are you safe right now?"
 
 
 @pytest.fixture
-async def bot(
-    fake_api: FakeBotApi, store: Store, loaded: Loaded, database: str, clock: Clock
-) -> AsyncIterator[TelegramEdge]:
-    """Invite-only, two therapists, on the test clock."""
-    config = edge_config(fake_api, database,
-                         telegram={"poll_timeout": 1, "admins": [LEE, RIVERA]})
+async def bot(fake_api: FakeBotApi, store: Store, loaded: Loaded, database: str,
+              clock: Clock) -> AsyncIterator[TelegramEdge]:
+    """The bot of the therapists' tests: invite-only, Dr Lee and Dr Rivera, the test clock."""
+    config = edge_config(fake_api, database, telegram={"poll_timeout": 1, "admins": [LEE, RIVERA]})
     async with running_edge(config, loaded, store, clock=clock) as edge:
         yield edge
 
