@@ -186,7 +186,7 @@ class Rehearsal:
             note = await self.store.latest_answer(client_id, "connection")
         state.progress.last_connection = None if note is None else note.text
         state.safety_plan, state.plan_suggestion = current_plan(
-            await self.store.safety_plans(client_id), reviewed=state.plan_reviewed)
+            await self.store.safety_plans(client_id, newest=True), reviewed=state.plan_reviewed)
         return state
 
     async def handle(self, client_id: str, event_id: str, event: Event) -> Handled:

@@ -60,6 +60,10 @@ async def test_every_version_is_kept_numbered_per_client(store: Store) -> None:
         "internal_coping"]
     assert [v.at for v in versions] == [T0, T0 + MINUTE, T0 + 2 * MINUTE]
     assert [v.version for v in await store.safety_plans("tg:2")] == [1]
+    # what every event reads: the newest of each status only
+    newest = await store.safety_plans("tg:1", newest=True)
+    assert [(v.version, v.status) for v in newest] == [(2, "suggested"), (3, "accepted")]
+    assert current_plan(newest, reviewed=0) == current_plan(versions, reviewed=0)
     plan, waiting = current_plan(versions, reviewed=0)
     assert plan == SafetyPlan(warning_signs="not sleeping", internal_coping="a walk")
     assert waiting is not None and waiting.version == 2 and waiting.by == "tg:9000"
@@ -164,6 +168,11 @@ async def test_what_the_client_writes_is_committed_and_handed_back(
     handled = await c.send(Command(name="sos"))
     assert handled.outcome is not None
     assert "When I stop answering my phone" in handled.outcome.messages[0].text
+    # and /mydata has every version
+    exported = (await c.send(Command(name="mydata"))).export
+    assert exported is not None
+    assert [v["parts"]["warning_signs"] for v in exported["safety_plans"]] == [  # type: ignore[index, union-attr]
+        "When I stop answering my phone"]
 
 
 async def test_a_suggestion_waits_for_the_client_and_is_never_their_plan_by_itself(

@@ -335,8 +335,9 @@ class Store(ABC):
         """Return the client's newest stored answer of this kind, or None."""
 
     @abstractmethod
-    async def safety_plans(self, client_id: str) -> list[PlanRecord]:
-        """Return every version of the client's safety plan, oldest first."""
+    async def safety_plans(self, client_id: str, *, newest: bool = False) -> list[PlanRecord]:
+        """Return every version of the client's safety plan, oldest first; with `newest`,
+        only the newest version of each status (at most two: what every event reads)."""
 
     @abstractmethod
     async def export(self, client_id: str) -> dict[str, object]:

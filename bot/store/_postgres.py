@@ -54,7 +54,7 @@ from bot.store._base import (
 )
 from bot.store._cleanup import Cleanup
 from bot.store._migrations import NewerSchema
-from bot.store._sqlite import _PLAN_COLUMNS, _encode, _Encoded, _json, _ts
+from bot.store._sqlite import _NEWEST_PLANS, _PLAN_COLUMNS, _encode, _Encoded, _json, _ts
 
 _LOG = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -311,10 +311,12 @@ class PostgresStore(Store):
         )
         return None if row is None else StoredAnswer(row[0], row[1], _at(row[2]), row[3])
 
-    async def safety_plans(self, client_id: str) -> list[PlanRecord]:
+    async def safety_plans(self, client_id: str, *, newest: bool = False) -> list[PlanRecord]:
         rows = await self._all(
-            f"SELECT {_PLAN_COLUMNS} FROM safety_plans WHERE client_id = %s ORDER BY version",
-            (client_id,),
+            f"SELECT {_PLAN_COLUMNS} FROM safety_plans WHERE client_id = %(client)s"
+            + (_NEWEST_PLANS.replace("%s", "%(client)s") if newest else "")
+            + " ORDER BY version",
+            {"client": client_id},
         )
         return [PlanRecord(parts=row[6], author=row[2], status=row[3], at=_at(row[1]),
                            changed=row[4], suggestion=row[5], version=row[0]) for row in rows]

@@ -295,9 +295,10 @@ class SqliteStore(Store):
         )
         return None if row is None else StoredAnswer(row[0], row[1], _dt(row[2]), row[3])
 
-    async def safety_plans(self, client_id: str) -> list[PlanRecord]:
+    async def safety_plans(self, client_id: str, *, newest: bool = False) -> list[PlanRecord]:
         rows = await self._fetchall(
-            f"SELECT {_PLAN_COLUMNS} FROM safety_plans WHERE client_id = ? ORDER BY version",
+            f"SELECT {_PLAN_COLUMNS} FROM safety_plans WHERE client_id = ?1"
+            + (_NEWEST_PLANS.replace("%s", "?1") if newest else "") + " ORDER BY version",
             (client_id,),
         )
         return [PlanRecord(parts=json.loads(row[6]), author=row[2], status=row[3],
@@ -948,6 +949,9 @@ def _encode(c: Commit) -> _Encoded:
 
 #: The columns of a safety plan's version, in the order `PlanRecord` is read from them.
 _PLAN_COLUMNS = "version, at, author, status, changed, suggestion, parts"
+#: Only the newest version of each status (``%s``: the client), for `Store.safety_plans`.
+_NEWEST_PLANS = (" AND version IN (SELECT max(version) FROM safety_plans WHERE client_id = %s"
+                 " GROUP BY status)")
 
 
 def _plan_row(
