@@ -48,7 +48,7 @@ from bot.script import (
     json_schema,
     load_script,
 )
-from bot.service import OPERATOR, Rehearsal
+from bot.service import OPERATOR, NotTheirClient, Rehearsal
 from bot.store import Commit, Invite, LedgerRecord, PlanRecord, StoreError, is_postgres
 from bot.telegram import bot_username, code_hash, new_code, run_bot, run_workers, user_key
 from bot.terminal import play
@@ -194,8 +194,9 @@ def _parser() -> argparse.ArgumentParser:
     how.add_argument("--import-config", action="store_true",
                      help="move the plans of the config file's safety.safety_plans into the "
                           "database, once (clients with a stored plan are left as they are)")
-    plan.add_argument("--by", default="operator",
-                      help="who suggests the wording (a therapist's id; default operator)")
+    plan.add_argument("--by", default=OPERATOR,
+                      help="who suggests the wording: the client's therapist (their Telegram "
+                           "user id) or, by default, operator")
     _common(plan)
 
     for name, text in (("clear-hold", "let a client's crisis hold lift at their next check-in"),
@@ -624,6 +625,14 @@ def _safety_plan(args: argparse.Namespace) -> int:
                 print(f"rehearse safety-plan: no client {args.client}", file=sys.stderr)
                 return 1
             service = Rehearsal(loaded.engine, store, _utc_now)
+            if args.by != OPERATOR and (args.edit or args.source):
+                try:  # a therapist suggests only for their own clients, here as in Telegram
+                    await service.authorise(args.client, user_key(args.by) or args.by,
+                                            "safety-plan")
+                except NotTheirClient:
+                    print(f"rehearse safety-plan: {args.client} is not a client of {args.by}",
+                          file=sys.stderr)
+                    return 1
             record = await service.read_record(args.client, OPERATOR, "safety-plan", kinds=())
             if not (args.edit or args.source):
                 print(_plan_listing(record.state))
@@ -639,7 +648,8 @@ def _safety_plan(args: argparse.Namespace) -> int:
                       file=sys.stderr)
                 return 1
             await service.handle(args.client, f"cli:suggest-plan:{_utc_now().isoformat()}",
-                                 Clinician(action="suggest-plan", by=args.by,
+                                 Clinician(action="suggest-plan",
+                                           by=user_key(args.by) or args.by,
                                            parts=tuple(plan.parts().items())))
         print(f"suggested wording for {', '.join(plan.filled())} to {args.client}; they "
               "accept or change each part in /safetyplan")

@@ -45,13 +45,16 @@ def _no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-def _client(db: Path, client: str = "tg:77") -> None:
-    """A client who agreed to the terms (a state in the database)."""
+def _client(db: Path, client: str = "tg:77", therapist: str | None = "tg:9000") -> None:
+    """A client who agreed to the terms (a state in the database), Dr Lee's (tg:9000)."""
     loaded = build(load_config(None, {}))
 
     async def run() -> None:
         async with SqliteStore(db) as store:
-            await ServiceClient(Rehearsal(loaded.engine, store, lambda: NOW), client).consent()
+            service = Rehearsal(loaded.engine, store, lambda: NOW)
+            await ServiceClient(service, client).consent()
+            if therapist is not None:
+                await service.assign(client, therapist, by="operator")
 
     asyncio.run(run())
 
@@ -153,6 +156,21 @@ def test_a_bad_file_is_located_and_nothing_is_suggested(
     assert main(["safety-plan", "tg:77", "--from", "-", "--db", str(db)]) == 1
     assert capsys.readouterr().err.startswith(message)
     assert _versions(db) == []
+
+
+def test_a_therapist_suggests_only_for_their_own_clients(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    db = tmp_path / "r.db"
+    _client(db)
+    monkeypatch.setattr(sys, "stdin", io.StringIO('distraction: "The library"\n'))
+    assert main(["safety-plan", "tg:77", "--from", "-", "--by", "9001", "--db", str(db)]) == 1
+    assert "tg:77 is not a client of 9001" in capsys.readouterr().err
+    assert _versions(db) == []
+    assert ("access_refused", {"reader": "tg:9001", "what": "safety-plan"}) in _ledger_kinds(db)
+    monkeypatch.setattr(sys, "stdin", io.StringIO('distraction: "The library"\n'))
+    assert main(["safety-plan", "tg:77", "--from", "-", "--by", "9000", "--db", str(db)]) == 0
+    assert [(a, s) for a, s, _ in _versions(db)] == [("tg:9000", "suggested")]
 
 
 def test_no_such_client(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
