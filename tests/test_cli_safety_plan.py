@@ -11,6 +11,7 @@ import asyncio
 import io
 import stat
 import sys
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -124,7 +125,8 @@ def test_edit_opens_the_editor_on_an_owner_only_file_and_reads_it_back(
     [(author, status, parts)] = _versions(db)
     assert (author, status, parts["warning_signs"]) == ("operator", "suggested",
                                                         "Staying in bed")
-    assert not list(Path("/tmp").glob("rehearse-plan-*/safety-plan.yaml"))  # deleted
+    # deleted: no folder of the editor's file is left
+    assert not list(Path(tempfile.gettempdir()).glob("rehearse-plan-*/safety-plan.yaml"))
 
 
 def test_an_editor_that_changes_nothing_suggests_nothing(
