@@ -662,7 +662,8 @@ class SafetyPlanQuestion(Question):
                 self._go(talk, first, "review", version)
         elif isinstance(press, PlanSkip):
             self._next(talk)
-        elif isinstance(press, PlanUse):
+        else:
+            assert isinstance(press, PlanUse)  # the last kind it takes
             text = self._suggested(talk, self.part, self.suggestion)
             if not text:  # a newer suggestion came meanwhile: show that one first
                 ctx.say("safetyplan.suggestion_changed")
@@ -670,8 +671,6 @@ class SafetyPlanQuestion(Question):
                 return
             assert suggestion is not None
             self._save(talk, text, suggestion=suggestion.version, by=suggestion.by)
-        else:
-            talk.ask(self)
 
     def typed(self, talk: Conversation, text: str) -> None:
         if self.step != "part":
