@@ -149,8 +149,10 @@ class TherapistDesk:
         plan = record.state.safety_plan
         if plan is None or not plan.filled():
             return f"{client} has not written a safety plan yet."
+        texts = self.service.engine.resources.texts
         return f"<b>The safety plan of {client}</b>, in their words:\n" + "\n".join(
-            f"• <b>{part}</b>: {html.escape(plan.part(part))}" for part in plan.filled())
+            f"• <b>{html.escape(texts.label(f'buttons.plan_{part}'))}</b> ({part}): "
+            f"{html.escape(plan.part(part))}" for part in plan.filled())
 
     async def _invite(self, args: list[str], therapist: str) -> str:
         scripts = self.service.engine.resources.scripts
