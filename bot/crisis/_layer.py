@@ -1,0 +1,151 @@
+"""The context layer: when a match says the person is *not* at risk now, for every rule.
+
+A rule says what risk sounds like; the layer reads how it is told. A negation that governs
+the match ("i have never wanted to kill myself"), a recovery ("two years clean from cutting,
+i'm doing well"), someone else as the subject ("my cousin tried to kill himself"), or a frame
+(a film, a plan for "if i ever …", a screening question answered no) cancels it, with a reason
+``rehearse crisis explain`` prints. When in doubt a match stays a match: a hedged negation
+("i'm not sure i want to live"), a relapse ("clean for a year, but i did it again"), a match
+in the client's own words inside a story, and any other match in the message all stay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from bot.crisis._normalise import Word
+from bot.crisis._rules import Kind, Layer
+
+#: A part found in the message: (first word, one past the last word).
+Span = tuple[int, int]
+#: Where each concept and literal part occurs.
+Spans = dict[str, list[Span]]
+#: At most this many bridge words between a negator and what it negates.
+_BRIDGE_REACH = 5
+
+
+class Reading:
+    """The layer applied to one message: its clauses and where the layer's parts stand."""
+
+    def __init__(self, layer: Layer, words: list[Word], spans: Spans) -> None:
+        self.layer = layer
+        self.words = words
+        self.spans = spans
+        breaks = {start for part in layer.clause_breaks for start, _ in spans.get(part, ())}
+        self.clause: list[int] = []
+        current = 0
+        for i, word in enumerate(words):
+            if word.opens_clause or i in breaks:
+                current += 1
+            self.clause.append(current)
+        self.breaks = breaks
+        self.bridge = _positions(spans, layer.bridge)
+        self.hedges = _positions(spans, layer.hedges)
+        self.first_person = _positions(spans, layer.first_person)
+        self.people = _positions(spans, layer.people)
+        self.speaker = _positions(spans, layer.speaker)
+
+    def cancelled(self, kind: Kind, found: list[Span]) -> str | None:
+        """Why the layer does not count this occurrence of a match, or None when it counts."""
+        first, last = found[0][0], found[-1][1]
+        matched = {pos for start, end in found for pos in range(start, end)}
+        layer = self.layer
+        if kind in layer.negation_kinds:
+            negator = self._negator(first, last, matched)
+            if negator is not None:
+                return (f"a negation (`{negator}`) governs it: the person says it is not so "
+                        f"(layer.negation, {layer.where})")
+        if kind in layer.recovery_kinds:
+            cue = self._recovery()
+            if cue is not None:
+                return (f"a recovery (`{cue}`) says it is over, and nothing says it is back "
+                        f"(layer.recovery, {layer.where})")
+        person = self._third_party(first, last) if kind in layer.third_party_kinds else None
+        if person is not None:
+            return (f"someone else (`{person}`) is the subject and it does not speak of the "
+                    f"person themselves (layer.third_party, {layer.where})")
+        for frame in layer.frames:
+            cue = self._framed(frame.before, frame.after, frame.around, first, last, matched,
+                               not_self=frame.not_self) if kind in frame.kinds else None
+            if cue is not None:
+                return f"{frame.why}: `{cue}` (layer frame `{frame.id}`, {frame.where})"
+        return None
+
+    # -- readings -----------------------------------------------------------------------------
+    def _text(self, span: Span) -> str:
+        return " ".join(w.text for w in self.words[span[0]:span[1]])
+
+    def _negator(self, first: int, last: int, matched: set[int]) -> str | None:
+        """A negator governing the match: right before it (only bridge words between) or
+        between its words, in its clause, not one of its own words, and not hedged."""
+        clause = self.clause[first]
+        for part in self.layer.negators:
+            for start, end in self.spans.get(part, ()):
+                if matched.intersection(range(start, end)) or self.clause[start] != clause \
+                        or end in self.hedges:
+                    continue
+                if first < start and end <= last:
+                    return self._text((start, end))  # inside the match: "he never hit me"
+                if end <= first and first - end <= _BRIDGE_REACH \
+                        and all(pos in self.bridge for pos in range(end, first)):
+                    return self._text((start, end))
+        return None
+
+    def _recovery(self) -> str | None:
+        """A recovery cue in the message, with no relapse anywhere and no clause break after
+        it ("clean for a year, *but* …")."""
+        layer = self.layer
+        if any(self.spans.get(part) for part in layer.relapse):
+            return None
+        for part in layer.recovery:
+            for start, end in self.spans.get(part, ()):
+                if not any(b > start for b in self.breaks):
+                    return self._text((start, end))
+        return None
+
+    def _third_party(self, first: int, last: int) -> str | None:
+        """Someone else is the subject: the match has no first-person word, a person stands
+        before it in its clause ("my cousin tried to kill himself"), and the speaker ("i")
+        does not (in "i called my brother to say goodbye" the brother is not the subject)."""
+        if self.first_person.intersection(range(first, last)):
+            return None
+        clause = self.clause[first]
+        person = None
+        for pos in range(first - 1, -1, -1):
+            if self.clause[pos] != clause or pos in self.speaker:
+                return None
+            if person is None and pos in self.people:
+                person = self.words[pos].text
+        return person
+
+    def _framed(
+        self, before: tuple[str, ...], after: tuple[str, ...], around: tuple[str, ...],
+        first: int, last: int, matched: set[int], *, not_self: bool,
+    ) -> str | None:
+        """The words of a frame whose every condition holds around the match, or None."""
+        if not_self and self.first_person.intersection(range(first, last)):
+            return None
+        clause = self.clause[first]
+        cues: list[Span] = []
+        checks: tuple[tuple[tuple[str, ...], Callable[[Span], bool]], ...] = (
+            (before, lambda s: s[0] < first and self.clause[s[0]] == clause),
+            (after, lambda s: s[0] >= last),
+            (around, lambda s: self.clause[s[0]] == clause
+             and not matched.intersection(range(*s))),
+        )
+        for parts, fits in checks:
+            if parts:
+                cue = next((s for s in self._occurrences(parts) if fits(s)), None)
+                if cue is None:
+                    return None
+                cues.append(cue)
+        return " … ".join(self._text(cue) for cue in cues) if cues else None
+
+    def _occurrences(self, parts: Iterable[str]) -> Iterable[Span]:
+        return (span for part in parts for span in self.spans.get(part, ()))
+
+
+def _positions(spans: Spans, parts: Iterable[str]) -> set[int]:
+    """Every word position a part covers."""
+    return {pos for part in parts for start, end in spans.get(part, ())
+            for pos in range(start, end)}
