@@ -22,6 +22,9 @@ Span = tuple[int, int]
 Spans = dict[str, list[Span]]
 #: At most this many bridge words between a negator and what it negates.
 _BRIDGE_REACH = 5
+#: An ``undone_by`` word undoes a negation when it starts at most this many words after
+#: the match.
+_UNDONE_REACH = 3
 
 
 class Reading:
@@ -41,6 +44,7 @@ class Reading:
         self.breaks = breaks
         self.bridge = _positions(spans, layer.bridge)
         self.hedges = _positions(spans, layer.hedges)
+        self.undone = _positions(spans, layer.undone_by)
         self.first_person = _positions(spans, layer.first_person)
         self.people = _positions(spans, layer.people)
         self.speaker = _positions(spans, layer.speaker)
@@ -77,8 +81,13 @@ class Reading:
 
     def _negator(self, first: int, last: int, matched: set[int]) -> str | None:
         """A negator governing the match: right before it (only bridge words between) or
-        between its words, in its clause, not one of its own words, and not hedged."""
+        between its words, in its clause, not one of its own words, and not hedged; none
+        when a word right after the match undoes every negation ("never wanted to die *more
+        than now*", "he hasn't hit me *yet*")."""
         clause = self.clause[first]
+        if any(pos in self.undone and self.clause[pos] == clause
+               for pos in range(last, last + _UNDONE_REACH)):
+            return None
         for part in self.layer.negators:
             for start, end in self.spans.get(part, ()):
                 if matched.intersection(range(start, end)) or self.clause[start] != clause \

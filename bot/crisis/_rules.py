@@ -126,6 +126,8 @@ class Layer:
             never *once tried to* kill myself"); any other word ends the negation's reach.
         hedges: Words right after a negator that make the negation no negation ("not *sure*
             i want to live", "he won't *stop* hitting me"): the match stays.
+        undone_by: Words just after the match that undo a negation ("never wanted to die
+            *more than now*", "hasn't hit me *yet*"): the match stays.
         negation_kinds: The kinds the negation reading applies to.
         recovery: Parts that say a risk is over ("two years clean", "in a good place now").
         relapse: Parts that say it is back ("again", "last night"): anywhere in the message,
@@ -144,6 +146,7 @@ class Layer:
     negators: tuple[str, ...] = ()
     bridge: tuple[str, ...] = ()
     hedges: tuple[str, ...] = ()
+    undone_by: tuple[str, ...] = ()
     negation_kinds: frozenset[Kind] = frozenset()
     recovery: tuple[str, ...] = ()
     relapse: tuple[str, ...] = ()
@@ -157,7 +160,8 @@ class Layer:
     def parts(self) -> tuple[str, ...]:
         """Every part the layer names."""
         return (*self.first_person, *self.clause_breaks, *self.negators, *self.bridge,
-                *self.hedges, *self.recovery, *self.relapse, *self.people, *self.speaker,
+                *self.hedges, *self.undone_by, *self.recovery, *self.relapse, *self.people,
+                *self.speaker,
                 *(p for f in self.frames for p in (*f.before, *f.after, *f.around)))
 
 
@@ -384,7 +388,7 @@ class _Reader:
             self._error(("layer",), "`layer` must be a mapping (see the header of the file)")
             return Layer()
         sections: dict[str, tuple[str, ...]] = {
-            "negation": ("negators", "bridge", "hedges", "kinds"),
+            "negation": ("negators", "bridge", "hedges", "undone_by", "kinds"),
             "recovery": ("cues", "relapse", "kinds"),
             "third_party": ("people", "speaker", "kinds"),
         }
@@ -421,6 +425,7 @@ class _Reader:
             negators=parts("negation", "negators"),
             bridge=parts("negation", "bridge"),
             hedges=parts("negation", "hedges"),
+            undone_by=parts("negation", "undone_by"),
             negation_kinds=kinds("negation"),
             recovery=parts("recovery", "cues"),
             relapse=parts("recovery", "relapse"),
