@@ -22,6 +22,9 @@ Span = tuple[int, int]
 Spans = dict[str, list[Span]]
 #: At most this many bridge words between a negator and what it negates.
 _BRIDGE_REACH = 5
+#: A frame with ``not_self`` keeps a match the speaker ("i") stands this close before ("i
+#: self harm, and the essay …").
+_SPEAKER_REACH = 3
 #: An ``undone_by`` word undoes a negation when it starts at most this many words after
 #: the match.
 _UNDONE_REACH = 3
@@ -48,6 +51,7 @@ class Reading:
         self.first_person = _positions(spans, layer.first_person)
         self.people = _positions(spans, layer.people)
         self.speaker = _positions(spans, layer.speaker)
+        self.reports = {start for part in layer.reports for start, _ in spans.get(part, ())}
 
     def cancelled(self, kind: Kind, found: list[Span]) -> str | None:
         """Why the layer does not count this occurrence of a match, or None when it counts."""
@@ -115,14 +119,18 @@ class Reading:
     def _third_party(self, first: int, last: int) -> str | None:
         """Someone else is the subject: the match has no first-person word, a person stands
         before it in its clause ("my cousin tried to kill himself"), and the speaker ("i")
-        does not (in "i called my brother to say goodbye" the brother is not the subject)."""
-        if self.first_person.intersection(range(first, last)):
-            return None
+        does not (in "i called my brother to say goodbye" the brother is not the subject),
+        unless the speaker reports what the person does ("i am worried my friend …"). A
+        match reaching into another clause stays ("…, she'll know why. goodbye")."""
         clause = self.clause[first]
+        if self.first_person.intersection(range(first, last)) or self.clause[last - 1] != clause:
+            return None
         person = None
         for pos in range(first - 1, -1, -1):
-            if self.clause[pos] != clause or pos in self.speaker:
-                return None
+            if self.clause[pos] != clause:
+                break
+            if pos in self.speaker:  # the speaker is the subject, unless reporting the person
+                return person if person is not None and pos + 1 in self.reports else None
             if person is None and pos in self.people:
                 person = self.words[pos].text
         return person
@@ -132,9 +140,11 @@ class Reading:
         first: int, last: int, matched: set[int], *, not_self: bool,
     ) -> str | None:
         """The words of a frame whose every condition holds around the match, or None."""
-        if not_self and self.first_person.intersection(range(first, last)):
-            return None
         clause = self.clause[first]
+        if not_self and (self.first_person.intersection(range(first, last)) or any(
+                pos in self.speaker and self.clause[pos] == clause
+                for pos in range(max(0, first - _SPEAKER_REACH), first))):
+            return None
         cues: list[Span] = []
         checks: tuple[tuple[tuple[str, ...], Callable[[Span], bool]], ...] = (
             (before, lambda s: s[0] < first and self.clause[s[0]] == clause),

@@ -97,8 +97,9 @@ class Frame:
         after: Parts of which one must stand after the match (anywhere later in the message).
         around: Parts of which one must stand in the match's clause, before or after it.
         not_self: The frame does not apply when the match's own words speak of the client
-            (``FIRST_PERSON``): "in the film he kills himself" is a story, "the film made me
-            want to kill myself" is not.
+            (``first_person``) or the speaker stands right before it: "in the film he kills
+            himself" is a story, "the film made me want to kill myself" and "i self harm and
+            wrote an essay on it" are not.
         kinds: The kinds it applies to.
         where: ``file:line:col`` of the frame in the rule book.
     """
@@ -136,6 +137,8 @@ class Layer:
         people: Words for someone else as the subject ("my friend", "she").
         speaker: The speaker as a subject ("i"): before the match, the person is not the
             subject ("i called my brother to say goodbye").
+        reports: Words right after the speaker that report what someone else does, so the
+            person after them is the subject again ("i am worried my friend is cutting").
         third_party_kinds: The kinds the third-party reading applies to.
         frames: The other ways of telling (films, plans for "if i ever", questions answered no).
         where: ``file:line:col`` of the layer in the rule book.
@@ -153,6 +156,7 @@ class Layer:
     recovery_kinds: frozenset[Kind] = frozenset()
     people: tuple[str, ...] = ()
     speaker: tuple[str, ...] = ()
+    reports: tuple[str, ...] = ()
     third_party_kinds: frozenset[Kind] = frozenset()
     frames: tuple[Frame, ...] = ()
     where: str = ""
@@ -161,7 +165,7 @@ class Layer:
         """Every part the layer names."""
         return (*self.first_person, *self.clause_breaks, *self.negators, *self.bridge,
                 *self.hedges, *self.undone_by, *self.recovery, *self.relapse, *self.people,
-                *self.speaker,
+                *self.speaker, *self.reports,
                 *(p for f in self.frames for p in (*f.before, *f.after, *f.around)))
 
 
@@ -390,7 +394,7 @@ class _Reader:
         sections: dict[str, tuple[str, ...]] = {
             "negation": ("negators", "bridge", "hedges", "undone_by", "kinds"),
             "recovery": ("cues", "relapse", "kinds"),
-            "third_party": ("people", "speaker", "kinds"),
+            "third_party": ("people", "speaker", "reports", "kinds"),
         }
         for key in raw:
             if key not in {"first_person", "clause_breaks", "frames", *sections}:
@@ -432,6 +436,7 @@ class _Reader:
             recovery_kinds=kinds("recovery"),
             people=parts("third_party", "people"),
             speaker=parts("third_party", "speaker"),
+            reports=parts("third_party", "reports"),
             third_party_kinds=kinds("third_party"),
             frames=tuple(self._frames(raw.get("frames", []), concepts)),
             where=f"{mark.file}:{mark.line}:{mark.col}",
