@@ -87,21 +87,24 @@ class Reading:
         """A negator governing the match: right before it (only bridge words between) or
         between its words, in its clause, not one of its own words, and not hedged; none
         when a word right after the match undoes every negation ("never wanted to die *more
-        than now*", "he hasn't hit me *yet*")."""
+        than now*", "he hasn't hit me *yet*") or a hedged negator before it in its clause
+        ("i can't *promise* i won't hurt myself")."""
         clause = self.clause[first]
         if any(pos in self.undone and self.clause[pos] == clause
                for pos in range(last, last + _UNDONE_REACH)):
             return None
-        for part in self.layer.negators:
-            for start, end in self.spans.get(part, ()):
-                if matched.intersection(range(start, end)) or self.clause[start] != clause \
-                        or end in self.hedges:
-                    continue
-                if first < start and end <= last:
-                    return self._text((start, end))  # inside the match: "he never hit me"
-                if end <= first and first - end <= _BRIDGE_REACH \
-                        and all(pos in self.bridge for pos in range(end, first)):
-                    return self._text((start, end))
+        negators = [span for part in self.layer.negators for span in self.spans.get(part, ())
+                    if self.clause[span[0]] == clause]
+        if any(end in self.hedges and end <= first for _, end in negators):
+            return None  # "i can't promise i won't hurt myself": the doubt covers the clause
+        for start, end in negators:
+            if matched.intersection(range(start, end)) or end in self.hedges:
+                continue
+            if first < start and end <= last:
+                return self._text((start, end))  # inside the match: "he never hit me"
+            if end <= first and first - end <= _BRIDGE_REACH \
+                    and all(pos in self.bridge for pos in range(end, first)):
+                return self._text((start, end))
         return None
 
     def _recovery(self) -> str | None:
