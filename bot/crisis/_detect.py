@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import permutations
 
+from bot.crisis._layer import Reading
 from bot.crisis._normalise import Speller, Word
 from bot.crisis._rules import KIND_ORDER, Kind, Pattern, Rule, RuleBook
 
@@ -121,6 +122,7 @@ class Detector:
         words = self.speller.words(text)
         spans = self._spans(words)
         masked = self._masked(spans)
+        reading = Reading(self.book.layer, words, spans)
         matches: list[Match] = []
         candidates = sorted(
             (entry for part in spans for entry in self._rules.get(part, ())),
@@ -130,7 +132,7 @@ class Detector:
             if not all(p in spans for p in rule.pattern.parts) \
                     or (rule.near and not any(p in spans for p in rule.near)):
                 continue
-            found = self._find(rule, spans, masked)
+            found = self._find(rule, spans, masked, reading)
             if found is None:
                 continue
             first, last = found[0][0], found[-1][1]
@@ -162,11 +164,12 @@ class Detector:
         detection = self.scan(text)
         matched = set(detection.rules)
         masked = self._masked(spans)
+        reading = Reading(self.book.layer, words, spans)
         for rule in self.book.rules:
             if rule.pattern.id in matched:
                 continue
             for found in self._all(rule.pattern, spans, masked)[:1]:
-                reason = self._cancelled(rule, found, spans)
+                reason = self._cancelled(rule, found, spans, reading)
                 if reason is not None:
                     lines.append(f"not counted: rule `{rule.pattern.id}` "
                                  f"({rule.pattern.where}) would match, but {reason}")
@@ -212,17 +215,19 @@ class Detector:
         return masked
 
     def _find(
-        self, rule: Rule, spans: dict[str, list[_Span]], masked: set[int]
+        self, rule: Rule, spans: dict[str, list[_Span]], masked: set[int], reading: Reading
     ) -> list[_Span] | None:
-        """The first occurrence of the rule's pattern not cancelled by its conditions."""
+        """The first occurrence of the rule's pattern not cancelled by its conditions or by
+        the context layer."""
         for found in self._all(rule.pattern, spans, masked):
-            if self._cancelled(rule, found, spans) is None:
+            if self._cancelled(rule, found, spans, reading) is None:
                 return found
         return None
 
-    def _cancelled(self, rule: Rule, found: list[_Span], spans: dict[str, list[_Span]]
-                   ) -> str | None:
-        """Why an occurrence of a rule's pattern does not count, or None when it does."""
+    def _cancelled(self, rule: Rule, found: list[_Span], spans: dict[str, list[_Span]],
+                   reading: Reading) -> str | None:
+        """Why an occurrence of a rule's pattern does not count, or None when it does: the
+        rule's own conditions first, then the context layer."""
         first, last = found[0][0], found[-1][1]
         window = self.book.negation_window
         before = next((part for part in rule.not_after for start, end in spans.get(part, ())
@@ -240,7 +245,7 @@ class Detector:
         if rule.near and self._close(rule.near, spans, first, last,
                                      self.book.context_window) is None:
             return "the context it needs is missing (`near`)"
-        return None
+        return reading.cancelled(rule.kind, found)
 
     def _negated(self, spans: dict[str, list[_Span]]) -> Callable[[_Span], bool]:
         """Whether a span stands right after a negation, so it is no ``not_near`` context

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -51,7 +51,7 @@ _CHARS = r"a-z0-9@$!|€*"
 #: Single letters with dots between them ("s.h"), a word (with apostrophes and slashes
 #: inside it: "he'll", "s/h"), or any other character.
 _TOKEN = re.compile(rf"(?P<dotted>(?<![a-z])[a-z](?:\.[a-z])+(?![a-z]))"
-                    rf"|(?P<word>[{_CHARS}]+(?:['/][{_CHARS}]+)*)|(?P<other>\S)")
+                    rf"|(?P<word>[{_CHARS}]+(?:['/][{_CHARS}]+)*)|(?P<other>\S|\n)")
 _WORDY = re.compile(r"[a-z]")
 _REPEATS = re.compile(r"(.)\1{2,}")
 _NUMBER_UNIT = re.compile(r"(\d+)([a-z]+)")
@@ -59,6 +59,10 @@ _DIGITS = re.compile(r"(\d+)")
 #: Capital I's right after a small letter (of any alphabet) stand for l's ("kiII" is "kill").
 _CAPITAL_I = re.compile(r"(?<=[^\W\d_])I+")
 _APOSTROPHES = str.maketrans({"’": "'", "ʼ": "'", "`": "'", "‘": "'", "′": "'"})
+#: Marks that end a clause: the context layer keeps a negation or a frame inside its clause.
+_CLAUSE_MARKS = frozenset(".,;:!?…\n")
+#: The note a clause mark carries among the raw tokens.
+_BREAK = "clause mark"
 #: The shortest run of single letters read as one spaced-out word ("d i e").
 _MIN_SPACED = 3
 #: Repairs are bounded so that any message costs time in proportion to its length: a join
@@ -80,11 +84,14 @@ class Word:
         text: The word after folding and repair (e.g. ``kill`` for ``k1ll``).
         forms: The word and its lemma, the strings concepts are matched against.
         repaired: How it was repaired, for explanations (``typo of want``), or "".
+        opens_clause: A sentence mark (``. , ; : ! ?`` or a line break) stands right before
+            it. Rules match across marks; only the context layer reads clauses.
     """
 
     text: str
     forms: frozenset[str]
     repaired: str = ""
+    opens_clause: bool = False
 
 
 def fold(text: str) -> str:
@@ -163,13 +170,21 @@ class Speller:
     def words(self, text: str) -> list[Word]:
         """The message as repaired words, in order."""
         words: list[Word] = []
+        opens = False
         for raw, how in self._tokens(text):
+            if how == _BREAK:
+                opens = bool(words)
+                continue
+            start = len(words)
             if how:  # a pictograph, read as its name and never repaired
                 words.extend(self._expand(raw, how))
-                continue
-            for part in self._repaired(raw):
-                words.extend(self._expand(part.text, part.how, number=part.text.isdigit(),
-                                          also=part.also))
+            else:
+                for part in self._repaired(raw):
+                    words.extend(self._expand(part.text, part.how,
+                                              number=part.text.isdigit(), also=part.also))
+            if opens and len(words) > start:
+                words[start] = replace(words[start], opens_clause=True)
+                opens = False
         return words
 
     # -- tokens -----------------------------------------------------------------------------
@@ -185,6 +200,7 @@ class Speller:
         splits into rule words.
         """
         tokens: list[tuple[str, str]] = []
+        text = text.replace("\n", " \n ")  # a line break is a clause mark, not whitespace
         folded = _fold_chars(text)
         with_l = _fold_chars(text, small_l=True)
         if len(with_l) != len(folded):
@@ -195,9 +211,12 @@ class Speller:
                 continue
             word = found.group("word")
             if word is None:
-                name = _emoji_word(found.group("other"))
+                other = found.group("other")
+                name = _emoji_word(other) if other not in _CLAUSE_MARKS else None
                 if name is not None:
                     tokens.append((name, f"emoji {name}"))
+                elif other in _CLAUSE_MARKS:
+                    tokens.append(("", _BREAK))
                 continue
             word = word.strip("*!|").lstrip("@")
             as_l = with_l[found.start("word"):found.end("word")].strip("*!|").lstrip("@")

@@ -7,7 +7,7 @@ immutable rules or reports every mistake as ``file:line:col: message``.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
@@ -85,6 +85,90 @@ class Rule:
     near: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """A way of telling that puts a match outside the client's present (a film, a plan made
+    in advance, a screening question answered no): the match does not count inside it.
+
+    Attributes:
+        id: A stable name, shown by ``rehearse crisis explain``.
+        why: What the frame means, in plain words.
+        before: Parts of which one must start before the match in its clause.
+        after: Parts of which one must stand after the match (anywhere later in the message).
+        around: Parts of which one must stand in the match's clause, before or after it.
+        not_self: The frame does not apply when the match's own words speak of the client
+            (``first_person``) or the speaker stands right before it: "in the film he kills
+            himself" is a story, "the film made me want to kill myself" and "i self harm and
+            wrote an essay on it" are not.
+        kinds: The kinds it applies to.
+        where: ``file:line:col`` of the frame in the rule book.
+    """
+
+    id: str
+    why: str
+    before: tuple[str, ...]
+    after: tuple[str, ...]
+    around: tuple[str, ...]
+    not_self: bool
+    kinds: frozenset[Kind]
+    where: str
+
+
+@dataclass(frozen=True, slots=True)
+class Layer:
+    """The context layer: general readings that cancel a match of any rule when the message
+    says the person is *not* at risk now. When in doubt, a match stays a match.
+
+    Attributes:
+        first_person: Parts that speak of the client (``i``, ``me``, ``myself``).
+        clause_breaks: Words that start a new clause like a sentence mark does ("but").
+        negators: Parts that negate what follows ("never", "not").
+        bridge: Words that may stand between a negator and the match it negates ("i have
+            never *once tried to* kill myself"); any other word ends the negation's reach.
+        hedges: Words right after a negator that make the negation no negation ("not *sure*
+            i want to live", "he won't *stop* hitting me"): the match stays.
+        undone_by: Words just after the match that undo a negation ("never wanted to die
+            *more than now*", "hasn't hit me *yet*"): the match stays.
+        negation_kinds: The kinds the negation reading applies to.
+        recovery: Parts that say a risk is over ("two years clean", "in a good place now").
+        relapse: Parts that say it is back ("again", "last night"): anywhere in the message,
+            they undo every recovery reading; so does a clause break after the recovery.
+        recovery_kinds: The kinds the recovery reading applies to.
+        people: Words for someone else as the subject ("my friend", "she").
+        speaker: The speaker as a subject ("i"): before the match, the person is not the
+            subject ("i called my brother to say goodbye").
+        reports: Words right after the speaker that report what someone else does, so the
+            person after them is the subject again ("i am worried my friend is cutting").
+        third_party_kinds: The kinds the third-party reading applies to.
+        frames: The other ways of telling (films, plans for "if i ever", questions answered no).
+        where: ``file:line:col`` of the layer in the rule book.
+    """
+
+    first_person: tuple[str, ...] = ()
+    clause_breaks: tuple[str, ...] = ()
+    negators: tuple[str, ...] = ()
+    bridge: tuple[str, ...] = ()
+    hedges: tuple[str, ...] = ()
+    undone_by: tuple[str, ...] = ()
+    negation_kinds: frozenset[Kind] = frozenset()
+    recovery: tuple[str, ...] = ()
+    relapse: tuple[str, ...] = ()
+    recovery_kinds: frozenset[Kind] = frozenset()
+    people: tuple[str, ...] = ()
+    speaker: tuple[str, ...] = ()
+    reports: tuple[str, ...] = ()
+    third_party_kinds: frozenset[Kind] = frozenset()
+    frames: tuple[Frame, ...] = ()
+    where: str = ""
+
+    def parts(self) -> tuple[str, ...]:
+        """Every part the layer names."""
+        return (*self.first_person, *self.clause_breaks, *self.negators, *self.bridge,
+                *self.hedges, *self.undone_by, *self.recovery, *self.relapse, *self.people,
+                *self.speaker, *self.reports,
+                *(p for f in self.frames for p in (*f.before, *f.after, *f.around)))
+
+
 @dataclass(frozen=True)
 class RuleBook:
     """Everything the detector knows for one locale.
@@ -104,6 +188,8 @@ class RuleBook:
         negation_window: How many words before a match a ``not_after`` part may stand.
         near_window: How many words around a match a ``not_near`` part may stand.
         context_window: How many words around a match a ``near`` part may stand.
+        layer: The context layer (negation, recovery, third parties, frames) every rule
+            passes through.
     """
 
     file: str
@@ -119,6 +205,7 @@ class RuleBook:
     negation_window: int = 3
     near_window: int = 5
     context_window: int = 8
+    layer: Layer = field(default_factory=Layer)
 
     def phrases(self) -> frozenset[str]:
         """Every literal part (a word or several) a rule, condition or expression names."""
@@ -127,6 +214,7 @@ class RuleBook:
         parts += [p for pattern in self.harmless for p in pattern.parts]
         parts += self.imminent_when
         parts += self.negations
+        parts += self.layer.parts()
         return frozenset(p for p in parts if not _CONCEPT.fullmatch(p))
 
     def vocabulary(self) -> frozenset[str]:
@@ -161,7 +249,7 @@ class _Reader:
             raise ScriptError(self.findings)
         known = {"locale", "lang", "within", "concepts", "chat", "glue", "rules", "harmless",
                  "imminent_when", "negations", "negation_window", "near_window",
-                 "context_window"}
+                 "context_window", "layer"}
         for key in data:
             if key not in known:
                 self._error((key,), f"unknown key `{key}` (known: {', '.join(sorted(known))})",
@@ -183,6 +271,7 @@ class _Reader:
             negation_window=self._int(data, ("negation_window",), 3),
             near_window=self._int(data, ("near_window",), 5),
             context_window=self._int(data, ("context_window",), 8),
+            layer=self._layer(data.get("layer"), concepts),
         )
         if self.findings:
             raise ScriptError(self.findings)
@@ -295,6 +384,115 @@ class _Reader:
             if pattern is not None:
                 found.append(pattern)
         return found
+
+    def _layer(self, raw: object, concepts: dict[str, tuple[tuple[str, ...], ...]]) -> Layer:
+        if raw is None:
+            return Layer()
+        if not isinstance(raw, dict):
+            self._error(("layer",), "`layer` must be a mapping (see the header of the file)")
+            return Layer()
+        sections: dict[str, tuple[str, ...]] = {
+            "negation": ("negators", "bridge", "hedges", "undone_by", "kinds"),
+            "recovery": ("cues", "relapse", "kinds"),
+            "third_party": ("people", "speaker", "reports", "kinds"),
+        }
+        for key in raw:
+            if key not in {"first_person", "clause_breaks", "frames", *sections}:
+                self._error(("layer", key), f"unknown layer key `{key}` (known: clause_breaks, "
+                            f"first_person, frames, {', '.join(sections)})", key=True)
+        found: dict[str, dict[str, object]] = {}
+        for name, keys in sections.items():
+            section = raw.get(name, {})
+            if not isinstance(section, dict):
+                self._error(("layer", name), f"`layer.{name}` must be a mapping of "
+                            f"{', '.join(keys)}")
+                section = {}
+            for key in section:
+                if key not in keys:
+                    self._error(("layer", name, key), f"unknown key `{key}` in `layer.{name}` "
+                                f"(known: {', '.join(keys)})", key=True)
+            found[name] = section
+
+        def parts(name: str, key: str) -> tuple[str, ...]:
+            return tuple(self._parts(found[name].get(key, []), ("layer", name, key), concepts))
+
+        def kinds(name: str) -> frozenset[Kind]:
+            return self._kinds(found[name].get("kinds", [k.value for k in Kind]),
+                               ("layer", name, "kinds"))
+
+        mark = self.loaded.mark_for(("layer",))
+        return Layer(
+            first_person=tuple(self._parts(raw.get("first_person", []),
+                                           ("layer", "first_person"), concepts)),
+            clause_breaks=tuple(self._parts(raw.get("clause_breaks", []),
+                                            ("layer", "clause_breaks"), concepts)),
+            negators=parts("negation", "negators"),
+            bridge=parts("negation", "bridge"),
+            hedges=parts("negation", "hedges"),
+            undone_by=parts("negation", "undone_by"),
+            negation_kinds=kinds("negation"),
+            recovery=parts("recovery", "cues"),
+            relapse=parts("recovery", "relapse"),
+            recovery_kinds=kinds("recovery"),
+            people=parts("third_party", "people"),
+            speaker=parts("third_party", "speaker"),
+            reports=parts("third_party", "reports"),
+            third_party_kinds=kinds("third_party"),
+            frames=tuple(self._frames(raw.get("frames", []), concepts)),
+            where=f"{mark.file}:{mark.line}:{mark.col}",
+        )
+
+    def _frames(self, raw: object, concepts: dict[str, tuple[tuple[str, ...], ...]]
+                ) -> list[Frame]:
+        if not isinstance(raw, list):
+            self._error(("layer", "frames"), "`layer.frames` must be a list of frames")
+            return []
+        frames: list[Frame] = []
+        seen: set[str] = set()
+        allowed = ("id", "why", "before", "after", "around", "not_self", "kinds")
+        for i, item in enumerate(raw):
+            path: tuple[str | int, ...] = ("layer", "frames", i)
+            if not isinstance(item, dict):
+                self._error(path, "a frame is a mapping with `id`, `why` and `before`, "
+                            "`after` or `around`")
+                continue
+            for key in item:
+                if key not in allowed:
+                    self._error((*path, key), f"unknown frame key `{key}` "
+                                f"(known: {', '.join(allowed)})", key=True)
+            frame_id, why, not_self = item.get("id"), item.get("why"), item.get("not_self", False)
+            if not isinstance(frame_id, str) or not _ID.fullmatch(frame_id) or frame_id in seen:
+                self._error((*path, "id"), "`id` must be lower-case words joined by hyphens, "
+                            "used once")
+                continue
+            seen.add(frame_id)
+            if not isinstance(why, str) or not why.strip():
+                self._error((*path, "why"), "every frame needs `why`: the reason in plain words")
+                continue
+            if not isinstance(not_self, bool):
+                self._error((*path, "not_self"), "`not_self` must be true or false")
+                continue
+            before, after, around = (
+                tuple(self._parts(item.get(k, []), (*path, k), concepts))
+                for k in ("before", "after", "around"))
+            if not (before or after or around):
+                self._error(path, "a frame needs `before`, `after` or `around`")
+                continue
+            mark = self.loaded.mark_for(path)
+            frames.append(Frame(
+                id=frame_id, why=why.strip(), before=before, after=after, around=around,
+                not_self=not_self,
+                kinds=self._kinds(item.get("kinds", [k.value for k in Kind]), (*path, "kinds")),
+                where=f"{mark.file}:{mark.line}:{mark.col}",
+            ))
+        return frames
+
+    def _kinds(self, raw: object, path: tuple[str | int, ...]) -> frozenset[Kind]:
+        values = {k.value for k in Kind}
+        if not isinstance(raw, list) or not raw or not all(k in values for k in raw):
+            self._error(path, f"must be a list of kinds: {', '.join(sorted(values))}")
+            return frozenset()
+        return frozenset(Kind(k) for k in raw)
 
     # -- pieces -------------------------------------------------------------------------------
     def _pattern(
