@@ -735,6 +735,12 @@ def _import_plans(args: argparse.Namespace) -> int:
             for client, plan in plans.items():
                 if not plan.filled():
                     continue
+                if await store.load_state(client) is None:
+                    # never a plan for someone who is not a client: not joined yet, or erased
+                    # (an erasure must not be undone by importing the old config again)
+                    report.append(f"{client}: not a client in the database (not joined yet, or "
+                                  "erased); left out")
+                    continue
                 if await store.safety_plans(client):
                     report.append(f"{client}: has a plan in the database already; left as it is")
                     continue
