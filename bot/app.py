@@ -156,6 +156,7 @@ def policy_from(config: Config) -> Policy:
         silence_followup=timedelta(minutes=safety.silence_followup_minutes),
         crisis_hold=timedelta(hours=safety.crisis_hold_hours),
         crisis_hold_needs_therapist=safety.crisis_hold_needs_therapist,
+        alert_min=timedelta(minutes=safety.alert_min_minutes),
         contract=defaults.contract(distress_threshold=safety.distress_threshold),
         start_level=defaults.start_level,
         quiet_start=config.reminders.quiet_hours.start,

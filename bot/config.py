@@ -385,6 +385,9 @@ class SafetyConfig(_Section):
     #: this many hours after the signal (or once the therapist clears it).
     crisis_hold_hours: Annotated[int, Field(ge=1, le=720)] = 24
     crisis_hold_needs_therapist: bool = False
+    #: At most one alert to the therapist per client in this many minutes (clients who
+    #: opted in); a later signal in the window is ledgered as not sent.
+    alert_min_minutes: Annotated[int, Field(ge=1, le=1440)] = 30
 
     @field_validator("region")
     @classmethod

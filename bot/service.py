@@ -146,6 +146,9 @@ class Rehearsal:
         chat_of: The chat a client's messages go to (None: the edge has no chats).
         retention: How long ledger rows and stored answers are kept (``storage.retention``;
             the configuration's defaults without it).
+        alert_chats: Where a therapist alert goes for a client without a therapist of their
+            own (``telegram.admins``); a client's own therapist gets it at their chat
+            (`chat_of` their id).
     """
 
     def __init__(
@@ -155,8 +158,10 @@ class Rehearsal:
         clock: Callable[[], datetime],
         chat_of: Callable[[str], int | None] = lambda _: None,
         retention: RetentionConfig | None = None,
+        alert_chats: Sequence[int] = (),
     ) -> None:
         self.engine = engine
+        self.alert_chats = tuple(alert_chats)
         self.retention = retention or RetentionConfig()
         self.store = store
         self.clock = clock
@@ -243,14 +248,18 @@ class Rehearsal:
         timers = [Timer(t.kind, t.due, {}) for t in outcome.timers_set]
         if erase:
             timers.append(Timer(ERASE_TIMER, now + ERASE_RETRY_AFTER, {"event_id": event_id}))
+        ledger = [LedgerRecord(e.kind, e.data, now) for e in outcome.ledger]
+        outbox = [OutgoingMessage(client_id, chat_id, m.to_payload()) for m in outcome.messages]
+        if outcome.alerts:
+            ledger, alerts = await self._address_alerts(client_id, outcome, ledger)
+            outbox += alerts
         commit = Commit(
             event_id=event_id,
             client_id=client_id,
             at=now,
             state=outcome.state.model_dump(mode="json"),
-            ledger=[LedgerRecord(e.kind, e.data, now) for e in outcome.ledger],
-            outbox=[OutgoingMessage(client_id, chat_id, m.to_payload())
-                    for m in outcome.messages],
+            ledger=ledger,
+            outbox=outbox,
             answers=[StoredAnswer(a.step, a.text, now, a.kind) for a in outcome.answers],
             plans=[PlanRecord(parts=p.plan.parts(), author=p.author, status=p.status, at=now,
                               changed=p.changed, suggestion=p.suggestion)
@@ -272,6 +281,30 @@ class Rehearsal:
             await self.store.erase(client_id, keep_event=event_id)
             handled.erased = True
         return handled
+
+    async def _address_alerts(
+        self, client_id: str, outcome: Outcome, ledger: list[LedgerRecord]
+    ) -> tuple[list[LedgerRecord], list[OutgoingMessage]]:
+        """The outbox rows of the outcome's therapist alerts, and the ledger saying who got them.
+
+        An alert goes to the client's own therapist (the invite, or ``rehearse assign``,
+        recorded them), else to every `alert_chats`. The rows are the client's, so erasure
+        removes any not yet sent; they are urgent (never held back by a chat's pace) and
+        marked ``alert`` (a halt does not cancel them; a therapist who blocked the bot does
+        not halt the client). Without anyone to send to, the ledger row says so.
+        """
+        entry = await self.store.therapist_of(client_id)
+        own = None if entry is None else self.chat_of(entry.therapist)
+        chats = (own,) if own is not None else self.alert_chats
+        to = None if not chats else "therapist" if own is not None else "admins"
+        rows = [OutgoingMessage(client_id, chat, {"text": alert.text, "urgent": True,
+                                                  "alert": True})
+                for alert in outcome.alerts for chat in chats]
+        addressed = [LedgerRecord(r.kind, {**r.data, "to": to} if to else
+                                  {**r.data, "sent": False, "reason": "no-recipient"}, r.at)
+                     if r.kind == "therapist_alert" and r.data.get("sent") else r
+                     for r in ledger]
+        return addressed, rows
 
     async def reply_to_stranger(
         self, client_id: str, event_id: str, messages: Sequence[Message]

@@ -49,6 +49,7 @@ def _prepare(db: Path, clients: tuple[str, ...] = ("tg:77", "tg:88")) -> None:
                 c = ServiceClient(service, client)
                 await c.send(Start())
                 for label in ("I agree", "Yes", "Yes, please", "No, thanks", "No, thanks",
+                              "No, thanks",
                               "First steps in sharing", "go", "go", "go"):
                     await c.press(label)
                 await c.send(Text(text="2"))

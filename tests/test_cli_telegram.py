@@ -101,7 +101,7 @@ async def drive(service: Rehearsal, client: str, events: Sequence[Event | str]) 
 
 
 CONSENT: list[Event | str] = [
-    Start(), "I agree", "Yes", "No, thanks", "No, thanks", "No, thanks"]
+    Start(), "I agree", "Yes", "No, thanks", "No, thanks", "No, thanks", "No, thanks"]
 
 
 def test_clients_lists_each_client_with_their_status(

@@ -20,8 +20,8 @@ from tests.support.engine_driver import (
     script_beside_library,
 )
 
-OPT_INS = (Opt.STORE_FREE_TEXT, Opt.SHARE_WITH_THERAPIST, Opt.REMINDERS)
-OPT_TEXTS = ("consent.free_text", "consent.share", "consent.reminders")
+OPT_INS = (Opt.STORE_FREE_TEXT, Opt.SHARE_WITH_THERAPIST, Opt.REMINDERS, Opt.ALERT_THERAPIST)
+OPT_TEXTS = ("consent.free_text", "consent.share", "consent.reminders", "consent.alert")
 
 
 #: The consent text's version the shipped configuration has.
@@ -76,18 +76,19 @@ def test_opt_ins_are_separate_and_none_is_preselected(loaded: Loaded) -> None:
         {"opt": "store_free_text", "given": False, "version": version},
         {"opt": "share_with_therapist", "given": False, "version": version},
         {"opt": "reminders", "given": False, "version": version},
+        {"opt": "alert_therapist", "given": False, "version": version},
     ]
     assert [e.data for e in d.all_ledger() if e.kind == "age_confirmed"] == [{"adult": True}]
 
 
-@pytest.mark.parametrize("chosen", [(True, False, False), (False, True, False),
-                                    (True, True, True)])
+@pytest.mark.parametrize("chosen", [(True, False, False, False), (False, True, False, False),
+                                    (False, False, False, True), (True, True, True, True)])
 def test_each_opt_in_is_recorded_with_its_version(
-        loaded: Loaded, chosen: tuple[bool, bool, bool]) -> None:
+        loaded: Loaded, chosen: tuple[bool, bool, bool, bool]) -> None:
     engine = engine_with(loaded.engine, consent_version=7)
     d = Driver.new(engine)
-    free_text, share, reminders = chosen
-    d.consent(free_text=free_text, share=share, reminders=reminders)
+    free_text, share, reminders, alert = chosen
+    d.consent(free_text=free_text, share=share, reminders=reminders, alert=alert)
     for opt, wanted in zip(OPT_INS, chosen, strict=True):
         assert d.state.has(opt, 7) == wanted
     rows = _consent_rows(d)
@@ -207,7 +208,7 @@ def test_a_script_needing_free_text_is_refused_without_the_opt_in(tmp_path: Path
 
 def test_withdrawal_from_the_stop_confirmation(loaded: Loaded) -> None:
     d = Driver.new(loaded.engine)
-    d.consent(free_text=True, share=True, reminders=True)
+    d.consent(free_text=True, share=True, reminders=True, alert=True)
     d.pick("first-steps")
     d.command("stop")
     d.press(d.label("withdraw"))
@@ -215,7 +216,8 @@ def test_withdrawal_from_the_stop_confirmation(loaded: Loaded) -> None:
     assert d.state.consents == {}
     withdrawn = [r for r in d.ledger() if r.kind == "consent"]
     assert {r.data["opt"] for r in withdrawn} == {"core", "store_free_text",
-                                                  "share_with_therapist", "reminders"}
+                                                  "share_with_therapist", "reminders",
+                                                  "alert_therapist"}
     assert all(r.data["given"] is False and r.data["reason"] == "withdrawn" for r in withdrawn)
     assert d.state.pending == DeleteQuestion()
     d.press(d.label("delete_confirm"))

@@ -30,12 +30,13 @@ def _until(d: Driver) -> str:
     return d.local_time(since + d.engine.resources.policy.crisis_hold)
 
 
-def _assert_not_safe(d: Driver, *, unsure: bool, ended: bool, scene: bool = False) -> None:
+def _assert_not_safe(d: Driver, *, unsure: bool, ended: bool, scene: bool = False,
+                     alert: str = "off") -> None:
     """The not-safe response in order, practice ended for the hold, no text kept."""
     lines = d.engine.resources.policy.lines()
     texts = d.texts()
     assert texts[0] == d.render("crisis.not_safe", emergency=lines.emergency, unsure=unsure,
-                                scene=scene, plan=d.plan_text())
+                                scene=scene, plan=d.plan_text(), alert=alert)
     assert lines.emergency in texts[0]
     assert texts[-1] == d.render("crisis.practice_ended", ended=ended, until=_until(d))
     for resource in lines.lines["suicide"]:

@@ -492,7 +492,7 @@ def test_settings(situation: Driver) -> None:
         assert d.state.pending == ConsentQuestion()
         return
     assert d.state.pending == SettingsQuestion()
-    assert d.codes() == ["gp", "gf", "gs", "gr", "gz", "gt", "gc", "gd"]
+    assert d.codes() == ["gp", "gf", "gs", "gr", "ga", "gz", "gt", "gc", "gd"]
 
 
 @pytest.mark.parametrize("name", COMMANDS)

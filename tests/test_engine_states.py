@@ -87,6 +87,10 @@ NEW_SINCE_V1: dict[str, tuple[set[str], str | None]] = {
     "roleplay.reframe": ({"resume", "start"}, None),
     "checkin.under": ({"kd"}, "checkin.high"),
 }
+#: Buttons added since that release (issue 11 §8): the switch of the safety alert to the
+#: therapist in /settings, one row of its own. Taken out of the new keyboards (and the codes
+#: the state offers) before comparing; its label is today's text.
+NEW_BUTTONS_SINCE_V1 = {"ga": "buttons.change_alert"}
 
 
 @cache
@@ -96,7 +100,7 @@ def _engine() -> Engine:
     shipped = engine_for_files(sorted((HERE / "scripts").glob("*.yaml")), consent_version=1)
     texts, _ = load_texts(HERE / "prompts", "en")
     today, _ = load_texts(Path(__file__).resolve().parents[1] / "prompts", "en")
-    texts.update({key: today[key] for key in NEW_SINCE_V1})
+    texts.update({key: today[key] for key in [*NEW_SINCE_V1, *NEW_BUTTONS_SINCE_V1.values()]})
     return Engine(dataclasses.replace(shipped.resources, texts=Renderer(texts)))
 
 
@@ -125,6 +129,10 @@ def _without_new(out: Outcome, expected: dict[str, object], event: list[str]) ->
             assert old[index][0].startswith(_head(replaces)), (new, old[index])
             old[index] = None
     expected["messages"] = [m for m in old if m is not None]
+    kept = [dataclasses.replace(m, buttons=tuple(
+        row for row in m.buttons if not any(b.data.partition(":")[2] in NEW_BUTTONS_SINCE_V1
+                                            for b in row))) for m in kept]
+    out.state.offered = [code for code in out.state.offered if code not in NEW_BUTTONS_SINCE_V1]
     return dataclasses.replace(out, messages=kept)
 
 
@@ -161,7 +169,9 @@ def _known(new: object, old: object) -> object:
 #: is (issue 11, tests/test_engine_crisis_flow.py): at "are you safe right now?", "No, I'm not
 #: safe" now ends the exercise for the crisis hold, typed text is an answer (unclear: "not
 #: sure"), and the question has a third button, "Not sure". Only "Yes, I'm safe" is as before.
-CHANGED = ("crisis question", "crisis during calming")
+#: After the reminders question, the consent questions now ask about the safety alert to the
+#: therapist (issue 11 §8, tests/test_engine_consent.py and tests/test_engine_alert.py).
+CHANGED = ("crisis question", "crisis during calming", "consent reminders")
 
 
 def test_every_situation_is_kept() -> None:

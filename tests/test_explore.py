@@ -24,6 +24,7 @@ from bot.app import build
 from bot.config import load_config
 from bot.crisis import Detection, Detector
 from bot.engine import (
+    Alert,
     Button,
     ClientState,
     Command,
@@ -243,6 +244,37 @@ class _ForgetsNotSafe(Engine):
 def test_exercise_content_after_not_safe_is_found() -> None:
     reports = _only(_walk(_ForgetsNotSafe, clients=0), "explore-not-safe")
     assert any("an exercise went on: session_started" in r for r in reports)
+
+
+class _AlertsEveryone(Engine):
+    """Alerts the therapist on crisis language whether or not the client opted in."""
+
+    def handle(self, state: ClientState, event: Event, now: datetime) -> Outcome:
+        out = super().handle(state, event, now)
+        if isinstance(event, Text) and self.resources.crisis.scan(event.text):
+            out.alerts = out.alerts or [Alert("Rehearse safety alert")]
+        return out
+
+
+def test_an_alert_without_the_opt_in_is_found() -> None:
+    reports = _only(_walk(_AlertsEveryone, clients=0), "explore-alert-consent")
+    assert any("has not opted in" in r for r in reports)
+
+
+class _QuotesTheClient(Engine):
+    """Puts the client's words into the alert to the therapist."""
+
+    def handle(self, state: ClientState, event: Event, now: datetime) -> Outcome:
+        out = super().handle(state, event, now)
+        if isinstance(event, Text):
+            out.alerts = [Alert(f"{a.text} They wrote: {event.text}") for a in out.alerts]
+        return out
+
+
+def test_an_alert_with_the_clients_words_is_found() -> None:
+    assert not [v for v in _walk(clients=1).violations if v.code.startswith("explore-")]
+    reports = _only(_walk(_QuotesTheClient, clients=1), "explore-crisis")
+    assert any("carries the client's words" in r for r in reports)
 
 
 def test_a_step_up_after_a_crisis_hold_in_the_session_is_found() -> None:

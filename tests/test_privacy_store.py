@@ -55,7 +55,7 @@ def stored_state(db: Path, client_id: str) -> str:
 async def to_the_connection_log(c: ServiceClient, store: SqliteStore) -> None:
     """Consent (keeping what they type), then "A story of connection" up to its note."""
     await c.send(Start())
-    for label in ("I agree", "Yes", "Yes, please", "No, thanks", "No, thanks"):
+    for label in ("I agree", "Yes", "Yes, please", "No, thanks", "No, thanks", "No, thanks"):
         await c.press(label)
     await c.press("A story of connection")
     for _ in range(40):

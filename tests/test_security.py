@@ -140,7 +140,7 @@ async def consent(api: FakeBotApi, store: SqliteStore, user: int, *, free_text: 
     """``/start`` and the consent questions: yes to all but reminders (and maybe free text)."""
     await say(api, store, user, "/start", first_name=name)
     for answer in ("I agree", "Yes", "Yes, please" if free_text else "No, thanks",
-                   "No, thanks", "No, thanks"):
+                   "No, thanks", "No, thanks", "No, thanks"):
         assert await press(api, store, user, label=answer), sent_texts(api, user)[-1:]
 
 

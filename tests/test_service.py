@@ -107,7 +107,7 @@ async def test_mydata_exports_the_ledger(
     ledger = export["ledger"]
     assert isinstance(ledger, list)
     kinds = [row["kind"] for row in ledger]
-    assert kinds.count("consent") == 4 and "age_confirmed" in kinds
+    assert kinds.count("consent") == 5 and "age_confirmed" in kinds
     assert kinds[-1] == "export_requested"  # the request itself is in the export
     state = export["state"]
     assert isinstance(state, dict) and state["consents"] == {
@@ -252,7 +252,7 @@ async def test_clients_are_handled_concurrently_and_each_in_order(
     await asyncio.gather(*(c.consent() for c in clients))
     for c in clients:
         kinds = [r.kind for r in await store.ledger(c.client_id)]
-        assert kinds == ["consent", "age_confirmed", "consent", "consent", "consent"]
+        assert kinds == ["consent", "age_confirmed", "consent", "consent", "consent", "consent"]
     assert len(await store.client_ids()) == 20
 
 

@@ -355,6 +355,24 @@ async def test_cancel_outbox_drops_unsent_before_queuing_new(store: Store) -> No
     assert [r.payload["n"] for r in await store.pending_outbox(T0)] == [2, 3]
 
 
+async def test_a_halt_keeps_therapist_alerts_and_a_retried_alert_holds_back_no_chat(
+        store: Store) -> None:
+    """An alert to the therapist (payload ``alert``) is the client's row in another chat: a
+    halt's cancel leaves it, and while it waits for a retry the client's own chat goes on."""
+    await store.commit(make("e1", outbox=[OutgoingMessage("tg:1", 1, {"n": 1}),
+                                          OutgoingMessage("tg:1", 9000, {"n": 2, "alert": True})]))
+    await store.commit(make("e2", cancel_outbox=True,
+                            outbox=[OutgoingMessage("tg:1", 1, {"n": 3})]))
+    assert [r.payload["n"] for r in await store.pending_outbox(T0)] == [2, 3]
+    [alert, _] = await store.pending_outbox(T0)
+    await store.defer_outbox(alert.id, T0 + MINUTE, 1)
+    await store.commit(make("e3", outbox=[OutgoingMessage("tg:1", 1, {"n": 4})]))
+    assert [r.payload["n"] for r in await store.pending_outbox(T0)] == [3, 4]
+    assert [r.payload["n"] for r in await store.pending_outbox(T0 + MINUTE)] == [2, 3, 4]
+    await store.erase("tg:1")
+    assert await store.pending_outbox(T0 + MINUTE) == []
+
+
 # -- timers ----------------------------------------------------------------------------------
 
 

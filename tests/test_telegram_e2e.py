@@ -131,6 +131,8 @@ async def test_invite_then_first_steps_end_to_end(
         await press("No, thanks")
         await ada.expect(say("consent.reminders"))
         await press("No, thanks")
+        await ada.expect(say("consent.alert"))
+        await press("No, thanks")
         await ada.expect(say("consent.done", opt_ins=["store_free_text"]))
         menu = await ada.expect(say("menu.choose"))
         assert labels(menu) == ["First steps in sharing"]  # only the invited script
@@ -343,7 +345,7 @@ async def test_crisis_text_mid_answer_gets_resources_at_once(
     await ada.press("No, I'm not safe")
     policy = loaded.engine.resources.policy
     await ada.expect(say("crisis.not_safe", emergency=policy.emergency, unsure=False,
-                         scene=False, plan=""))
+                         scene=False, plan="", alert="off"))
 
     ledger = await store.ledger("tg:1001")
     assert "crisis_language" in [r.kind for r in ledger]

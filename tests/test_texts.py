@@ -28,8 +28,8 @@ BUTTONS = sorted(key for key in SYSTEM_TEXTS if key.startswith("buttons."))
 
 #: The keys the engine and adapters rely on, by prefix (the registry may only grow beyond these).
 _REQUIRED: dict[str, list[str]] = {
-    "consent": ["intro", "adult", "minor_refused", "free_text", "share", "reminders", "changed",
-                "declined", "done"],
+    "consent": ["intro", "adult", "minor_refused", "free_text", "share", "reminders", "alert",
+                "changed", "declined", "done"],
     "stop": ["confirm", "only_this", "withdraw"],
     "crisis": ["safety_plan", "resources", "are_you_safe", "not_safe", "safe", "hold",
                "welcome_back"],
@@ -211,7 +211,7 @@ def test_crisis_resources_show_every_line_and_the_emergency_number(
     lines = region_lines(Config())[region]
     out = plain_text(renderer.system(
         "crisis.resources", groups=lines.groups(RISK_KINDS), emergency=lines.emergency,
-        noticed=False, paused=False, scene=False, imminent=False, plan=""))
+        noticed=False, paused=False, scene=False, imminent=False, plan="", alerted=False))
     assert out.startswith(f"If you or anyone else is in danger right now, call {lines.emergency}")
     for kind in RISK_KINDS:
         for line in lines.lines.get(kind) or lines.lines["suicide"]:
@@ -224,8 +224,9 @@ def test_crisis_resources_show_every_line_and_the_emergency_number(
 def test_not_safe_repeats_the_emergency_number(renderer: Renderer) -> None:
     for unsure in (False, True):
         out = plain_text(renderer.system("crisis.not_safe", emergency="999", unsure=unsure,
-                                         scene=unsure, plan=""))
+                                         scene=unsure, plan="", alert="off"))
         assert "Please call 999 now" in out
+        assert "Your therapist is not notified automatically" in out
         # "not sure" says first that it is answered as not safe; stepping out comes next
         assert out.startswith("I wasn't sure I understood") is unsure
         assert ("Stepping out of the practice scene." in out) is unsure

@@ -21,6 +21,7 @@ from bot.engine._events import (
     TimerFired,
 )
 from bot.engine._outcome import (
+    Alert,
     Answer,
     ButtonSpec,
     Effect,
@@ -88,6 +89,7 @@ __all__ = [
     "STOP_WORDS",
     "UNDER_CUES",
     "AdvanceRule",
+    "Alert",
     "Answer",
     "Blocked",
     "Button",

@@ -42,7 +42,7 @@ ButtonKey = Literal[
     "safe", "not_safe", "not_sure", "level_yes", "level_no", "only_this", "withdraw",
     "stop_everything", "keep_going", "partner_safe", "partner_unsure",
     "delete_confirm", "delete_cancel", "delete_answers", "keep_answers",
-    "change_pace", "change_free_text", "change_sharing", "toggle_reminders",
+    "change_pace", "change_free_text", "change_sharing", "toggle_reminders", "change_alert",
     "change_timezone", "change_reminders", "change_region", "close",
     "plan_write", "plan_not_now", "plan_skip", "plan_keep", "plan_use", "plan_change",
     "plan_review", "plan_done", "plan_warning_signs", "plan_internal_coping",
@@ -472,6 +472,7 @@ class Setting(StrEnum):
     TIMEZONE = "z"
     REMINDER_TIME = "t"
     REGION = "c"
+    ALERT = "a"
     CLOSE = "d"
 
 

@@ -12,7 +12,7 @@ from datetime import datetime, time, timedelta
 from bot.crisis import Detection
 from bot.engine._buttons import MenuItem, Resume
 from bot.engine._context import Context
-from bot.engine._outcome import Effect
+from bot.engine._outcome import Alert, Effect
 from bot.engine._policy import RISK_KINDS
 from bot.engine._questions import (
     ConsentQuestion,
@@ -91,8 +91,11 @@ class Conversation:
         ctx.urgent = True  # all of it reaches the client at once, whatever the pacing
         running = state.session is not None and not state.session.paused
         scene = running and self.runner.in_role()
-        ctx.say_first("crisis.resources", **ctx.lines().crisis_context(
-            detection, running=running, scene=scene))
+        kinds = [k.value for k in detection.kinds] if detection else []
+        alerted = self._alert("crisis" if detection else "sos", kinds=kinds,
+                              imminent=bool(detection and detection.imminent))
+        ctx.say_first("crisis.resources", **{**ctx.lines().crisis_context(
+            detection, running=running, scene=scene), "alerted": alerted == "sent"})
         self.ask(CrisisQuestion())
         if detection is None:
             ctx.log("sos_viewed")
@@ -101,14 +104,60 @@ class Conversation:
             # rule's name paraphrases them; `rehearse crisis explain` shows rules to a
             # therapist).
             ctx.log("crisis_language", step=state.session.frame.step if state.session else None,
-                    kinds=[k.value for k in detection.kinds], imminent=detection.imminent)
-            state.crisis_kinds = [k.value for k in detection.kinds]
+                    kinds=kinds, imminent=detection.imminent)
+            state.crisis_kinds = kinds
         if detection is not None or running:  # /sos mid-exercise: the same hold and pause
             self._hold(reason="crisis" if detection else "sos")
         if running:
             assert state.session is not None
             state.session.paused = True
             ctx.log("pacing", choice="pause", reason="crisis" if detection else "sos")
+
+    def _alert(self, signal: str, *, kinds: list[str], imminent: bool = False,
+               answer: SafetyAnswer | None = None) -> str:
+        """Tell the client's therapist about a risk signal, if the client opted in to that.
+
+        At most one alert goes out per ``safety.alert_min_minutes``; the answer to the safety
+        question that follows it goes too, once, as a follow-up ("answered: not safe"). A
+        "safe" answer is only ever such a follow-up. A signal inside the window is ledgered
+        as not sent. The alert says which client, when, the kind and the answer, never what
+        the client wrote.
+
+        Args:
+            signal: ``crisis`` (risk language), ``sos``, or the safety answer's value.
+            kinds: The kinds of risk of the signal (empty: /sos or not known).
+            imminent: The words named a plan, means or time.
+            answer: The answer to "are you safe right now?", for a safety answer.
+
+        Returns:
+            ``sent``, ``earlier`` (the therapist was alerted within the window, or nothing
+            new to send), or ``off`` (the client has not opted in).
+        """
+        ctx, state = self.ctx, self.state
+        if not ctx.opted(Opt.ALERT_THERAPIST):
+            return "off"
+        follow_up = answer is not None and state.alert_follow_up
+        since = state.alert_sent_at
+        if not follow_up and (answer is SafetyAnswer.SAFE or (
+                since is not None and ctx.now < since + ctx.res.policy.alert_min)):
+            if answer is not SafetyAnswer.SAFE:
+                ctx.log("therapist_alert", signal=signal, kinds=kinds, sent=False,
+                        reason="rate-limit")
+            return "earlier"
+        policy = ctx.res.policy
+        local = ctx.now.astimezone(zone(None, policy.default_timezone))
+        ctx.out.alerts.append(Alert(ctx.system(
+            "alert.therapist", name=ctx.name, client=state.client_id,
+            when=f"{local:%a} {local.day} {local:%b} {local:%H:%M} ({policy.default_timezone})",
+            signal=signal, kinds=kinds, imminent=imminent,
+            answer=answer.value if answer is not None else "", follow_up=follow_up)))
+        ctx.log("therapist_alert", signal=signal, kinds=kinds, sent=True, follow_up=follow_up)
+        if follow_up:
+            state.alert_follow_up = False
+        else:
+            state.alert_sent_at = ctx.now
+            state.alert_follow_up = answer is None  # the safety question's answer follows
+        return "sent"
 
     def _hold(self, *, reason: str) -> None:
         """Begin (or begin again) the crisis hold, from now."""
@@ -132,6 +181,7 @@ class Conversation:
         the end of practice for the hold."""
         ctx, state = self.ctx, self.state
         how = {"typed": True} if typed else {}  # a tapped answer's row is as it always was
+        alerted = self._alert(answer.value, kinds=state.crisis_kinds, answer=answer)
         if answer is SafetyAnswer.SAFE:
             ctx.log("crisis_safe", **how)
             session = state.session
@@ -145,11 +195,12 @@ class Conversation:
         session = state.session
         scene = session is not None and self.runner.in_role()
         ctx.say_first("crisis.not_safe", emergency=ctx.lines().emergency,
-                      unsure=answer is SafetyAnswer.UNSURE, scene=scene)
+                      unsure=answer is SafetyAnswer.UNSURE, scene=scene, alert=alerted)
         kinds = tuple(state.crisis_kinds) or RISK_KINDS
         ctx.send(ctx.system("crisis.resources", groups=ctx.lines().groups(kinds),
                             emergency=ctx.lines().emergency, noticed=False, paused=False,
-                            scene=False, imminent=False, plan=""))  # the plan came first
+                            scene=False, imminent=False, plan="",  # the plan came first
+                            alerted=False))
         if session is not None:
             ctx.log("session_ended", script=session.script, completed=False, reason="not-safe")
             state.session = None

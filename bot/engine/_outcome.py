@@ -76,6 +76,21 @@ class TimerRequest:
     due: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """A note for the client's therapist after a risk signal (only with the client's opt-in).
+
+    The edge queues it in the outbox, addressed to the client's own therapist (or the
+    practice's admins), as part of the event's commit.
+
+    Attributes:
+        text: Telegram-HTML text: which client, when, the kind of risk, the answer to the
+            safety question; never anything the client wrote.
+    """
+
+    text: str
+
+
 class Effect(StrEnum):
     """Actions only an edge can do, asked for by the engine."""
 
@@ -99,6 +114,7 @@ class Outcome:
         effects: Edge actions.
         plans: Versions of the client's safety plan to save (the client's, or a therapist's
             suggestion).
+        alerts: Notes for the client's therapist (see :class:`Alert`).
     """
 
     state: ClientState
@@ -109,3 +125,4 @@ class Outcome:
     timers_cancel: list[str] = field(default_factory=list)
     effects: list[Effect] = field(default_factory=list)
     plans: list[PlanChange] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)

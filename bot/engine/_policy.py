@@ -73,11 +73,13 @@ class RegionLines:
 
         ``plan`` is empty: the engine puts the client's safety plan there
         (:meth:`bot.engine._context.Context.say_first`); someone without a state has none.
+        ``alerted`` is False: the engine sets it when the client's therapist is sent an alert.
         """
         kinds = tuple(k.value for k in detection.kinds) if detection else RISK_KINDS
         return {"groups": self.groups(kinds), "emergency": self.emergency,
                 "noticed": detection is not None, "paused": running, "scene": scene,
-                "imminent": bool(detection and detection.imminent), "plan": ""}
+                "imminent": bool(detection and detection.imminent), "plan": "",
+                "alerted": False}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,6 +102,7 @@ class Policy:
         crisis_hold: How long a crisis hold lasts at least: it lifts at a check-in in a session
             that starts this long after the signal (or once the therapist clears it).
         crisis_hold_needs_therapist: Whether only the therapist can lift a crisis hold.
+        alert_min: At most one alert to the therapist per client in this window.
         contract: The default contract of a new client.
         start_level: The level a new client starts at (never above the contract's max).
         quiet_start: Start of quiet hours (local ``HH:MM``): no reminders from then.
@@ -121,6 +124,7 @@ class Policy:
     silence_followup: timedelta
     crisis_hold: timedelta
     crisis_hold_needs_therapist: bool
+    alert_min: timedelta
     contract: Contract
     start_level: int
     quiet_start: str

@@ -102,14 +102,16 @@ class Question(BaseModel):
 # -- consent -----------------------------------------------------------------------------------
 
 #: The optional opt-ins, asked in this order after the terms.
-OPT_INS = (Opt.STORE_FREE_TEXT, Opt.SHARE_WITH_THERAPIST, Opt.REMINDERS)
+OPT_INS = (Opt.STORE_FREE_TEXT, Opt.SHARE_WITH_THERAPIST, Opt.REMINDERS, Opt.ALERT_THERAPIST)
 _OPT_IN_TEXTS = {
     Opt.STORE_FREE_TEXT: "consent.free_text",
     Opt.SHARE_WITH_THERAPIST: "consent.share",
     Opt.REMINDERS: "consent.reminders",
+    Opt.ALERT_THERAPIST: "consent.alert",
 }
 #: The consent questions: the terms, being an adult, then each optional opt-in.
-ConsentStep = Literal["intro", "adult", "store_free_text", "share_with_therapist", "reminders"]
+ConsentStep = Literal["intro", "adult", "store_free_text", "share_with_therapist", "reminders",
+                      "alert_therapist"]
 
 
 class ConsentQuestion(Question):
@@ -223,7 +225,7 @@ class MenuQuestion(Question):
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _TOGGLES = {Setting.FREE_TEXT: Opt.STORE_FREE_TEXT, Setting.SHARING: Opt.SHARE_WITH_THERAPIST,
-            Setting.REMINDERS: Opt.REMINDERS}
+            Setting.REMINDERS: Opt.REMINDERS, Setting.ALERT: Opt.ALERT_THERAPIST}
 
 
 class SettingsQuestion(Question):
@@ -247,6 +249,7 @@ class SettingsQuestion(Question):
             [choose("change_free_text", Setting.FREE_TEXT)],
             [choose("change_sharing", Setting.SHARING)],
             [choose("toggle_reminders", Setting.REMINDERS)],
+            [choose("change_alert", Setting.ALERT)],
             [choose("change_timezone", Setting.TIMEZONE),
              choose("change_reminders", Setting.REMINDER_TIME)],
             [choose("change_region", Setting.REGION)],
@@ -254,6 +257,7 @@ class SettingsQuestion(Question):
         ], pace=state.pace, region=ctx.lines().label,
             store_free_text=state.has(Opt.STORE_FREE_TEXT, version),
             share_with_therapist=state.has(Opt.SHARE_WITH_THERAPIST, version),
+            alert_therapist=state.has(Opt.ALERT_THERAPIST, version),
             reminders=reminders, timezone=tz)
 
     def answer(self, talk: Conversation, press: Press) -> None:

@@ -171,6 +171,10 @@ class ClientState(Model):
     #: The client answered "not safe" or "not sure" during this hold: only support, no
     #: exercise, until the hold's time has passed (or the therapist clears it).
     not_safe: bool = False
+    #: When the latest alert went to the therapist (the rate limit's window starts there),
+    #: and whether the answer to its safety question is still owed to them as a follow-up.
+    alert_sent_at: datetime | None = None
+    alert_follow_up: bool = False
     #: A session closed because distress stayed high: the menu waits for ``/start``.
     resting: bool = False
     last_active: datetime | None = None

@@ -41,6 +41,8 @@ class Opt(StrEnum):
     STORE_FREE_TEXT = "store_free_text"
     SHARE_WITH_THERAPIST = "share_with_therapist"
     REMINDERS = "reminders"
+    #: A short note to the therapist after a risk signal or "not safe" (never the words).
+    ALERT_THERAPIST = "alert_therapist"
 
 
 class Pace(StrEnum):

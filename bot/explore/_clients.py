@@ -127,7 +127,8 @@ class Client:
         return state
 
 
-_ALL = frozenset({Opt.STORE_FREE_TEXT, Opt.SHARE_WITH_THERAPIST, Opt.REMINDERS})
+_ALL = frozenset({Opt.STORE_FREE_TEXT, Opt.SHARE_WITH_THERAPIST, Opt.REMINDERS,
+                  Opt.ALERT_THERAPIST})
 #: The clients every script is walked with, in order.
 CLIENTS = (
     Client("level-1", "level 1, due to be offered a step up, no optional opt-in",

@@ -20,6 +20,8 @@ code, so that they can catch the engine out:
 - ``explore-not-safe``: crisis language then a typed "not safe", everywhere, ends the exercise,
   and nothing the client does next (words, ``/resume``, ``/start``, the buttons they had,
   timers an hour later) reaches exercise content.
+- ``explore-alert-consent``: no alert to the therapist is ever queued for a client who has
+  not opted in to it, and no alert carries what the client wrote.
 - ``explore-no-end`` (checked on the whole graph, in :mod:`bot.explore._walk`): from every place
   some answer leads to the end of the session.
 - ``explore-engine-error``: the engine raised an exception.
@@ -32,7 +34,16 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from bot.crisis import Detector
-from bot.engine import ClientState, Effect, Event, LedgerEntry, Outcome, Policy, TimerFired
+from bot.engine import (
+    ClientState,
+    Effect,
+    Event,
+    LedgerEntry,
+    Opt,
+    Outcome,
+    Policy,
+    TimerFired,
+)
 from bot.explore._observe import Labels, Shown, crisis_hold, keyboard_of, shown
 from bot.script import LoadedScript
 from bot.script._model import ExerciseKind
@@ -85,6 +96,9 @@ class Rules:
         for entry in out.ledger:
             watch, found = self._ledger(before, entry, watch)
             problems.extend(found)
+        if out.alerts and not after.has(Opt.ALERT_THERAPIST, self.policy.consent_version):
+            problems.append(Problem("explore-alert-consent", "an alert to the therapist was "
+                                    "queued for a client who has not opted in to it"))
         if after.level > after.contract.max_level:
             problems.append(Problem("explore-level", f"the client's level became {after.level}, "
                                     f"above the contract's max level {after.contract.max_level}"))
@@ -191,6 +205,8 @@ class Rules:
         missing = [c for c in contacts if not any(_carries(t, c) for t in texts)]
         if missing:
             wrong.append("crisis lines are missing: " + ", ".join(missing))
+        if any(text in alert.text for alert in out.alerts):
+            wrong.append("the alert to the therapist carries the client's words")
         if shown(self.script, out.state, out, self.labels) is not None:
             wrong.append("exercise content was shown")
         elif keyboard_of(out.messages) is None:

@@ -154,7 +154,8 @@ class Commit:
         plans: Versions of the client's safety plan to add, in order (numbered by the store).
         timers_set: Timers to create or replace, keyed by kind.
         timers_cancel: Timer kinds to delete; ``"*"`` deletes all of the client's timers.
-        cancel_outbox: Drop the client's unsent messages before queuing `outbox`.
+        cancel_outbox: Drop the client's unsent messages before queuing `outbox`, all but
+            therapist alerts (payload ``alert``): a halt never holds back a safety alert.
         drop_answers: Delete every answer stored for the client (and, as after an
             erasure, their old copies in the files) before storing `answers`.
         based_on: The state version (`Store.load_versioned`) the commit was computed from:
@@ -289,7 +290,8 @@ class Store(ABC):
         """Return up to `limit` messages ready to send, in queue order.
 
         A message is ready when its `not_before` has passed and no earlier message of the
-        same client is still deferred, so each client's messages go out in order.
+        same client to the same chat is still deferred, so each client's messages go out in
+        order (and a therapist alert being retried never holds back the client's own chat).
         """
 
     @abstractmethod

@@ -223,8 +223,9 @@ class PostgresStore(Store):
                WHERE (not_before IS NULL OR not_before <= %(now)s)
                  AND NOT EXISTS (
                      SELECT 1 FROM outbox AS earlier
-                     WHERE earlier.client_id = o.client_id AND earlier.id < o.id
-                       AND earlier.not_before > %(now)s)
+                     WHERE earlier.client_id = o.client_id
+                       AND earlier.chat_id IS NOT DISTINCT FROM o.chat_id
+                       AND earlier.id < o.id AND earlier.not_before > %(now)s)
                ORDER BY id LIMIT %(limit)s""",
             {"now": _ts(now), "limit": limit},
         )
@@ -678,7 +679,8 @@ async def _apply(conn: Connection, c: _Encoded) -> bool:
                 raise StaleState(f"the state of the client of {c.event_id!r} changed meanwhile")
         async with conn.pipeline(), conn.cursor() as cur:
             if c.cancel_outbox:
-                await cur.execute("DELETE FROM outbox WHERE client_id = %s", (c.client_id,))
+                await cur.execute("DELETE FROM outbox WHERE client_id = %s"
+                                  " AND payload->>'alert' IS NULL", (c.client_id,))
             if c.drop_answers:
                 await cur.execute("DELETE FROM answers WHERE client_id = %s", (c.client_id,))
                 await _note_vacuum(cur, ("answers", "clients"), rewrite=True)

@@ -202,8 +202,8 @@ class SqliteStore(Store):
                WHERE (not_before IS NULL OR not_before <= :now)
                  AND NOT EXISTS (
                      SELECT 1 FROM outbox AS earlier
-                     WHERE earlier.client_id = o.client_id AND earlier.id < o.id
-                       AND earlier.not_before > :now)
+                     WHERE earlier.client_id = o.client_id AND earlier.chat_id IS o.chat_id
+                       AND earlier.id < o.id AND earlier.not_before > :now)
                ORDER BY id LIMIT :limit""",
             {"now": _ts(now), "limit": limit},
         )
@@ -627,7 +627,8 @@ def _apply(conn: sqlite3.Connection, c: _Encoded) -> bool:
         if (0 if row is None else row[0]) != c.based_on:
             raise StaleState(f"the state of the client of {c.event_id!r} changed meanwhile")
     if c.cancel_outbox:
-        conn.execute("DELETE FROM outbox WHERE client_id = ?", (c.client_id,))
+        conn.execute("DELETE FROM outbox WHERE client_id = ? AND json_extract(payload, '$.alert')"
+                     " IS NULL", (c.client_id,))
     if c.drop_answers and conn.execute(
         "DELETE FROM answers WHERE client_id = ?", (c.client_id,)
     ).rowcount:

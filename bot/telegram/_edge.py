@@ -184,7 +184,7 @@ class TelegramEdge:
         self.config = config
         self.waits = waits
         self.service = Rehearsal(loaded.engine, store, clock, chat_of,
-                                 config.storage.retention)
+                                 config.storage.retention, alert_chats=config.telegram.admins)
         builder = (
             ApplicationBuilder()
             .application_class(_Application)

@@ -252,6 +252,11 @@ class OutboxSender:
             await self._defer(row, float(seconds), count=False)
             return False
         except Forbidden:
+            if payload.get("alert"):  # the therapist's chat: never a halt of the client
+                log.warning("a therapist alert could not be delivered (the therapist's chat "
+                            "refused it: never started or blocked the bot); dropping it")
+                await self._record_sent(row, [])
+                return True
             log.info("a client blocked the bot; treating it as a halt")
             await self.on_blocked(row.client_id, row.id)
             return False

@@ -324,14 +324,14 @@ class Driver:
 
     # -- common flows -----------------------------------------------------------------------
     def consent(self, *, free_text: bool = False, share: bool = False,
-                reminders: bool = False, timezone: str = "Europe/London",
+                reminders: bool = False, alert: bool = False, timezone: str = "Europe/London",
                 at: str = "19:00") -> Outcome:
         """Start, agree to the terms, confirm being an adult and answer each opt-in."""
         self.start()
         self.press(self.label("agree"))
         if self.state.pending == ConsentQuestion(step="adult"):
             self.press(self.label("yes"))
-        for wanted in (free_text, share, reminders):
+        for wanted in (free_text, share, reminders, alert):
             self.press(self.label("opt_in" if wanted else "opt_out"))
         if reminders:
             self.text(timezone)
@@ -411,7 +411,7 @@ class ServiceClient:
     async def consent(self) -> None:
         """Agree, confirm being an adult, decline every opt-in."""
         await self.send(Start())
-        for label in ("I agree", "Yes", "No, thanks", "No, thanks", "No, thanks"):
+        for label in ("I agree", "Yes", "No, thanks", "No, thanks", "No, thanks", "No, thanks"):
             await self.press(label)
 
     async def answer_current(self, choice: int = 0, *, rating: int = 2,

@@ -30,7 +30,7 @@ async def consent_sharing(client: ServiceClient) -> None:
     """Agree, confirm being an adult, keep nothing typed, share with the therapist, no
     reminders."""
     await client.send(Start())
-    for label in ("I agree", "Yes", "No, thanks", "Yes, please", "No, thanks"):
+    for label in ("I agree", "Yes", "No, thanks", "Yes, please", "No, thanks", "No, thanks"):
         await client.press(label)
 
 

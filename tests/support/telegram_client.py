@@ -232,6 +232,7 @@ async def give_consent(
     free_text: bool = False,
     share: bool = False,
     reminders: tuple[str, str] | None = None,
+    alert: bool = False,
 ) -> None:
     """Answer the consent questions (the intro must be the newest keyboard).
 
@@ -240,6 +241,7 @@ async def give_consent(
         free_text: Opt in to storing typed answers.
         share: Opt in to sharing with the therapist.
         reminders: ``(time zone, "HH:MM")`` to opt in to reminders, None to decline.
+        alert: Opt in to the safety alert to the therapist.
     """
     def yes_no(flag: bool) -> str:
         return "Yes, please" if flag else "No, thanks"
@@ -248,7 +250,7 @@ async def give_consent(
     await client.press("I agree")
     await client.until(lambda m: labels(m) == ["Yes", "No"])
     await client.press("Yes")
-    for flag in (free_text, share, reminders is not None):
+    for flag in (free_text, share, reminders is not None, alert):
         await client.until(lambda m: "Yes, please" in labels(m))
         await client.press(yes_no(flag))
     if reminders is not None:
