@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from bot._locks import KeyedLocks
 from bot.config import RetentionConfig
 from bot.engine import (
+    HISTORY_KINDS,
     Blocked,
     ClientState,
     Clinician,
@@ -36,6 +37,7 @@ from bot.engine import (
     SafetyPlan,
     Suggestion,
     TimerFired,
+    history,
 )
 from bot.store import (
     CaseloadEntry,
@@ -187,6 +189,8 @@ class Rehearsal:
         state.progress.last_connection = None if note is None else note.text
         state.safety_plan, state.plan_suggestion = current_plan(
             await self.store.safety_plans(client_id, newest=True), reviewed=state.plan_reviewed)
+        if state.proposals:  # the agreement's history, for /contract
+            state.contract_history = history(await self.store.ledger(client_id, HISTORY_KINDS))
         return state
 
     async def handle(self, client_id: str, event_id: str, event: Event) -> Handled:
