@@ -82,7 +82,7 @@ def test_a_newer_proposal_replaces_the_waiting_one_whose_buttons_go_stale(d: Dri
     old = d.button("Agree").data
     propose(d, sessions_per_day="1")
     assert d.rows(PROPOSED)[-1]["replaces"] == 1
-    assert "Up to 1 sessions a day" in d.plain()
+    assert "Up to 1 session a day" in d.plain()
     d.press_data(old)
     assert d.said("unexpected.stale_button")
     assert d.state.contract.max_level == 3  # the replaced proposal never takes effect

@@ -1,0 +1,145 @@
+"""The contract as a living agreement, end to end: a therapist proposes a change with
+``/contract CLIENT`` in Telegram or ``rehearse contract`` at the command line; the client gets
+one message and agrees (or asks to talk first); only then does it take effect; both see the
+history. Real bot (python-telegram-bot over HTTP against the fake Bot API), real SQLite file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bot.app import Loaded
+from bot.engine import ClientState
+from bot.store import Store
+from bot.telegram import TelegramEdge
+from tests.conftest import Clock, edge_config
+from tests.support.fake_bot_api import FakeBotApi
+from tests.support.telegram_client import (
+    TelegramClient,
+    button_data,
+    labels,
+    plain,
+    running_edge,
+    settle,
+)
+from tests.test_therapist_telegram import LEE, RIVERA, invited_client
+
+AGREE, TALK = "Agree", "I'd like to talk about it first"
+
+
+@pytest.fixture
+async def bot(
+    fake_api: FakeBotApi, store: Store, loaded: Loaded, database: str, clock: Clock
+) -> AsyncIterator[TelegramEdge]:
+    """Invite-only, two therapists, on the test clock."""
+    config = edge_config(fake_api, database,
+                         telegram={"poll_timeout": 1, "admins": [LEE, RIVERA]})
+    async with running_edge(config, loaded, store, clock=clock) as edge:
+        yield edge
+
+
+async def contract_of(store: Store, client: str = "tg:2001") -> ClientState:
+    raw = await store.load_state(client)
+    assert raw is not None
+    return ClientState.model_validate(raw)
+
+
+async def test_a_therapist_proposes_the_client_agrees_and_only_then_it_takes_effect(
+    bot: TelegramEdge, fake_api: FakeBotApi, store: Store
+) -> None:
+    lee = TelegramClient(fake_api, LEE, "Dr Lee")
+    ada = await invited_client(lee, fake_api)
+    await settle(fake_api, store)
+    seen = len(ada.messages)
+
+    await lee.send("/contract 2001\nmax_level: 3\nsession_minutes: 10")
+    [answer] = await lee.next()
+    assert answer.text == ("Proposed to tg:2001: Max level: 3; Session length: up to 10 "
+                           "minutes. It takes effect only once they agree; /contract tg:2001 "
+                           "shows their answer.")
+    await settle(fake_api, store)
+    [told] = ada.messages[seen:]  # one message, with the change in plain words
+    assert "proposes a change to your agreement" in told.text
+    assert "up to level 3 of 5" in told.text and "up to 10 minutes" in told.text
+    assert labels(told) == [AGREE, TALK]
+    state = await contract_of(store)
+    assert (state.contract.max_level, state.contract.session_minutes) == (2, 15)  # not yet
+
+    await ada.press(AGREE, told)
+    await ada.until(lambda m: "Your agreement now says" in m.text)
+    await settle(fake_api, store)
+    state = await contract_of(store)
+    assert (state.contract.max_level, state.contract.session_minutes) == (3, 10)
+    assert state.level == 1  # nobody is moved up by it
+
+    await lee.send("/contract 2001")
+    [shown] = await lee.next()
+    text = plain(shown.text)
+    assert "Max level: 3" in text and "Session length: up to 10 minutes" in text
+    assert "by tg:9000: Max level: 3; Session length: up to 10 minutes — agreed (" in text
+
+    await ada.send("/contract")
+    [overview] = (await ada.until(lambda m: "How it changed" in m.text))[-1:]
+    assert "your therapist proposed" in overview.text and "You agreed." in overview.text
+    kinds = [r.kind for r in await store.ledger("tg:2001")]
+    assert kinds.count("contract_proposed") == kinds.count("contract_answered") == 1
+    assert "data_read" in kinds  # the therapist's look at the agreement is a read
+
+
+async def test_another_therapist_is_refused_and_a_bad_term_proposes_nothing(
+    bot: TelegramEdge, fake_api: FakeBotApi, store: Store
+) -> None:
+    lee = TelegramClient(fake_api, LEE, "Dr Lee")
+    rivera = TelegramClient(fake_api, RIVERA, "Dr Rivera")
+    ada = await invited_client(lee, fake_api)
+    await settle(fake_api, store)
+    seen, rows = len(ada.messages), len(await store.ledger("tg:2001"))
+
+    await rivera.send("/contract 2001\nmax_level: 5")
+    [refused] = await rivera.next()
+    assert refused.text == "tg:2001 is not one of your clients. /clients lists yours."
+    for wrong, says in (("/contract 2001\nmax_level: 6", "Nothing was proposed: max_level"),
+                        ("/contract 2001\ncolour: blue", "Nothing was proposed: unknown term"),
+                        ("/contract 2001 max_level 4", "Usage: /contract CLIENT"),
+                        ("/contract ada", "Usage: /contract CLIENT"),
+                        ("/contract 2001\nmax_level: 2", "says that already")):
+        await lee.send(wrong)
+        [reply] = await lee.next()
+        assert says in reply.text, (wrong, reply.text)
+    await settle(fake_api, store)
+    assert ada.messages[seen:] == []  # nothing reached the client
+    new = [(r.kind, r.data) for r in (await store.ledger("tg:2001"))[rows:]]
+    assert new == [("access_refused", {"reader": "tg:9001", "what": "contract"})]
+    assert (await contract_of(store)).contract.max_level == 2
+
+
+async def test_talk_first_and_a_replaced_proposals_buttons(
+    bot: TelegramEdge, fake_api: FakeBotApi, store: Store
+) -> None:
+    lee = TelegramClient(fake_api, LEE, "Dr Lee")
+    ada = await invited_client(lee, fake_api)
+    await settle(fake_api, store)
+    await lee.send("/contract 2001 max_level: 3")
+    await lee.next()
+    [first] = (await ada.until(lambda m: AGREE in labels(m)))[-1:]
+    stale = button_data(first, AGREE)
+    await lee.send("/contract 2001\noff_limits: family")
+    await lee.next()
+    [second] = (await ada.until(lambda m: AGREE in labels(m)))[-1:]
+    assert "Topics left out: family" in second.text
+    assert labels(ada.messages[first.message_id - ada.messages[0].message_id]) == []
+    await ada.press_data(first, stale)  # the replaced proposal's button: stale
+    await ada.until(lambda m: "belongs to an earlier message" in m.text)
+    assert (await contract_of(store)).contract.max_level == 2
+    [again] = (await ada.until(lambda m: AGREE in labels(m)))[-1:]  # asked again
+    await ada.press(TALK, again)
+    await ada.until(lambda m: "talk about it first" in m.text)
+    await settle(fake_api, store)
+    state = await contract_of(store)
+    assert state.contract.off_limit_topics == [] and state.proposal is None
+    await lee.send("/contract 2001")
+    [shown] = await lee.next()
+    assert "replaced by a newer proposal" in shown.text
+    assert "asked to talk about it first" in shown.text
