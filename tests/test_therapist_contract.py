@@ -6,13 +6,17 @@ history. Real bot (python-telegram-bot over HTTP against the fake Bot API), real
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from bot.app import Loaded
+from bot.cli import main as rehearse
 from bot.engine import ClientState
-from bot.store import Store
+from bot.service import Rehearsal
+from bot.store import SqliteStore, Store
 from bot.telegram import TelegramEdge
 from tests.conftest import Clock, edge_config
 from tests.support.fake_bot_api import FakeBotApi
@@ -25,6 +29,7 @@ from tests.support.telegram_client import (
     settle,
 )
 from tests.test_therapist_telegram import LEE, RIVERA, invited_client
+from tests.test_therapists import client_of, config_with_admins
 
 AGREE, TALK = "Agree", "I'd like to talk about it first"
 
@@ -143,3 +148,42 @@ async def test_talk_first_and_a_replaced_proposals_buttons(
     [shown] = await lee.next()
     assert "replaced by a newer proposal" in shown.text
     assert "asked to talk about it first" in shown.text
+
+
+def test_the_command_line_proposes_shows_the_history_and_refuses_another_therapist(
+    tmp_path: Path, loaded: Loaded, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db, config = tmp_path / "rehearse.db", config_with_admins(tmp_path, [LEE, RIVERA])
+    common = ["--db", str(db), "--config", str(config)]
+    clock = Clock()
+
+    async def prepare() -> None:
+        async with SqliteStore(db) as store:
+            await client_of(Rehearsal(loaded.engine, store, clock), "tg:5", "tg:9000")
+
+    asyncio.run(prepare())
+    assert rehearse(["contract", "tg:5", "--max-level", "4", "--assign",
+                     "first-steps,setting-a-limit", "--by", "9000", *common]) == 0
+    assert capsys.readouterr().out.strip() == (
+        "proposed to tg:5: Max level: 4; Exercises assigned: First steps in sharing, "
+        "Setting a limit kindly; it takes effect once they agree")
+    assert rehearse(["contract", "tg:5", "--max-level", "5", "--by", "9001", *common]) == 1
+    assert "tg:5 is not a client of 9001" in capsys.readouterr().err
+    assert rehearse(["contract", "tg:5", "--max-level", "9", *common]) == 2
+    assert "nothing proposed: max_level" in capsys.readouterr().err
+    assert rehearse(["contract", "tg:6", "--max-level", "4", *common]) == 1  # nobody
+
+    assert rehearse(["contract", "tg:5", *common]) == 0
+    out = capsys.readouterr().out
+    assert "Max level: 3" in out  # not agreed yet
+    assert "by tg:9000: Max level: 4; Exercises assigned" in out
+    assert "waiting for the client's answer" in out
+
+    async def ledger() -> list[tuple[str, dict[str, object]]]:
+        async with SqliteStore(db) as store:
+            return [(r.kind, r.data) for r in await store.ledger("tg:5")]
+
+    rows = asyncio.run(ledger())
+    assert ("access_refused", {"reader": "tg:9001", "what": "contract"}) in rows
+    assert rows[-1] == ("data_read", {"reader": "operator", "what": "contract"})
+    assert [k for k, _ in rows].count("contract_proposed") == 1
