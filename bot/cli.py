@@ -28,6 +28,7 @@ from bot.app import build, crisis_detector, resolve, store_from
 from bot.check import check_paths, to_dot, to_mermaid
 from bot.config import Config, ConfigError, config_plans, load_config
 from bot.crisis import evaluate, read_cases
+from bot.demo import DEMO_CLIENT, DEMO_THERAPIST, demo_start, make_demo
 from bot.engine import (
     HISTORY_KINDS,
     TERMS,
@@ -216,6 +217,14 @@ def _parser() -> argparse.ArgumentParser:
                       help="who suggests the wording: the client's therapist (their Telegram "
                            "user id) or, by default, operator")
     _common(plan)
+
+    demo = sub.add_parser(
+        "demo-data", help="make a demo client by real engine runs (a client practising daily "
+                          "and sharing), so that 'rehearse report demo:client' shows a full "
+                          "report")
+    demo.add_argument("--days", type=int, default=365,
+                      help="simulated days of daily sessions, ending yesterday (default 365)")
+    _common(demo)
 
     contract = sub.add_parser(
         "contract", help="show a client's agreement (contract) and its history, or propose a "
@@ -648,6 +657,31 @@ def _clinician(args: argparse.Namespace) -> int:
     return asyncio.run(act())
 
 
+def _demo_data(args: argparse.Namespace) -> int:
+    if not 1 <= args.days <= 3650:
+        print("rehearse demo-data: --days is 1 to 3650", file=sys.stderr)
+        return 2
+    config = _config(args)
+
+    async def make() -> int:
+        loaded = build(config)
+        clock = demo_start(args.days, _utc_now())
+        async with store_from(config) as store:
+            service = Rehearsal(loaded.engine, store, clock)
+            try:
+                return await make_demo(service, clock, args.days)
+            except RuntimeError as exc:
+                print(f"rehearse demo-data: {exc}", file=sys.stderr)
+                return -1
+
+    sessions = asyncio.run(make())
+    if sessions < 0:
+        return 1
+    print(f"made {DEMO_CLIENT}: {sessions} daily sessions through the engine, each shared with "
+          f"{DEMO_THERAPIST}; see it with: rehearse report {DEMO_CLIENT} --out demo.html")
+    return 0
+
+
 def _contract(args: argparse.Namespace) -> int:
     config = _config(args)
     written: dict[str, str] = {term: getattr(args, term) for term in TERMS
@@ -870,4 +904,5 @@ _COMMANDS = {
     "guardian": _clinician,
     "safety-plan": _safety_plan,
     "contract": _contract,
+    "demo-data": _demo_data,
 }
