@@ -7,7 +7,6 @@ history. Real bot (python-telegram-bot over HTTP against the fake Bot API), real
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,32 +16,24 @@ from bot.cli import main as rehearse
 from bot.engine import ClientState
 from bot.service import Rehearsal
 from bot.store import SqliteStore, Store
-from bot.telegram import TelegramEdge
-from tests.conftest import Clock, edge_config
+from tests.conftest import Clock
 from tests.support.fake_bot_api import FakeBotApi
 from tests.support.telegram_client import (
     TelegramClient,
     button_data,
     labels,
     plain,
-    running_edge,
     settle,
 )
-from tests.test_therapist_telegram import LEE, RIVERA, invited_client
+from tests.test_therapist_telegram import (
+    LEE,
+    RIVERA,
+    bot,  # noqa: F401  (the running bot these tests use: the same fixture)
+    invited_client,
+)
 from tests.test_therapists import client_of, config_with_admins
 
 AGREE, TALK = "Agree", "I'd like to talk about it first"
-
-
-@pytest.fixture
-async def bot(
-    fake_api: FakeBotApi, store: Store, loaded: Loaded, database: str, clock: Clock
-) -> AsyncIterator[TelegramEdge]:
-    """Invite-only, two therapists, on the test clock."""
-    config = edge_config(fake_api, database,
-                         telegram={"poll_timeout": 1, "admins": [LEE, RIVERA]})
-    async with running_edge(config, loaded, store, clock=clock) as edge:
-        yield edge
 
 
 async def contract_of(store: Store, client: str = "tg:2001") -> ClientState:
@@ -51,8 +42,9 @@ async def contract_of(store: Store, client: str = "tg:2001") -> ClientState:
     return ClientState.model_validate(raw)
 
 
+@pytest.mark.usefixtures("bot")
 async def test_a_therapist_proposes_the_client_agrees_and_only_then_it_takes_effect(
-    bot: TelegramEdge, fake_api: FakeBotApi, store: Store
+    fake_api: FakeBotApi, store: Store
 ) -> None:
     lee = TelegramClient(fake_api, LEE, "Dr Lee")
     ada = await invited_client(lee, fake_api)
@@ -93,8 +85,9 @@ async def test_a_therapist_proposes_the_client_agrees_and_only_then_it_takes_eff
     assert "data_read" in kinds  # the therapist's look at the agreement is a read
 
 
+@pytest.mark.usefixtures("bot")
 async def test_another_therapist_is_refused_and_a_bad_term_proposes_nothing(
-    bot: TelegramEdge, fake_api: FakeBotApi, store: Store
+    fake_api: FakeBotApi, store: Store
 ) -> None:
     lee = TelegramClient(fake_api, LEE, "Dr Lee")
     rivera = TelegramClient(fake_api, RIVERA, "Dr Rivera")
@@ -120,8 +113,9 @@ async def test_another_therapist_is_refused_and_a_bad_term_proposes_nothing(
     assert (await contract_of(store)).contract.max_level == 2
 
 
+@pytest.mark.usefixtures("bot")
 async def test_talk_first_and_a_replaced_proposals_buttons(
-    bot: TelegramEdge, fake_api: FakeBotApi, store: Store
+    fake_api: FakeBotApi, store: Store
 ) -> None:
     lee = TelegramClient(fake_api, LEE, "Dr Lee")
     ada = await invited_client(lee, fake_api)
