@@ -90,11 +90,15 @@ async def make_demo(service: Rehearsal, clock: SimulatedClock, days: int) -> int
     """Make the demo client: invite, consent, then `days` daily sessions; returns sessions.
 
     Raises:
-        RuntimeError: The demo client exists already, or a session did not go as a
-            client's would.
+        RuntimeError: The database holds clients already (the demo client, or real ones:
+            a demo never goes among them), or a session did not go as a client's would.
     """
-    if await service.store.load_state(DEMO_CLIENT) is not None:
+    others = await service.store.client_ids()
+    if DEMO_CLIENT in others:
         raise RuntimeError(f"{DEMO_CLIENT} exists already in this database")
+    if others:
+        raise RuntimeError(f"this database holds {len(others)} client(s) already; make the "
+                           "demo client in a database of its own (--db demo.db)")
     await service.store.assign_therapist(DEMO_CLIENT, DEMO_THERAPIST, clock.now)
     client = DemoClient(service)
     await client.send(Redeemed(script_id=DEMO_SCRIPT, max_level=2, display_name="Demo"))

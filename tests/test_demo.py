@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from bot.cli import main as rehearse
 from bot.demo import DEMO_CLIENT
-from bot.store import SqliteStore
+from bot.store import Commit, SqliteStore
 
 
 def test_demo_data_runs_the_engine_and_its_report_renders(
@@ -47,3 +48,24 @@ def test_demo_data_runs_the_engine_and_its_report_renders(
     assert rehearse(["demo-data", "--db", str(db), "--days", "2"]) == 1
     assert "exists already" in capsys.readouterr().err
     assert asyncio.run(ledger()) == kinds
+
+
+def test_demo_data_never_goes_into_a_database_with_clients(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "practice.db"
+
+    async def a_client() -> None:
+        async with SqliteStore(db) as store:
+            await store.commit(Commit(event_id="e1", client_id="tg:1", at=datetime.now(UTC),
+                                      state={"client_id": "tg:1"}))
+
+    asyncio.run(a_client())
+    assert rehearse(["demo-data", "--db", str(db), "--days", "2"]) == 1
+    assert "holds 1 client(s) already" in capsys.readouterr().err
+
+    async def ids() -> list[str]:
+        async with SqliteStore(db) as store:
+            return list(await store.client_ids())
+
+    assert asyncio.run(ids()) == ["tg:1"]
