@@ -143,6 +143,16 @@ def test_stop_and_crisis_words_still_come_first_while_it_waits(d: Driver) -> Non
     assert d.state.proposal.number == 2
 
 
+def test_during_a_crisis_hold_it_waits_for_contract(d: Driver) -> None:
+    d.text(CRISIS)
+    d.press("sf")  # safe right now: the hold stays on for its hours
+    assert d.state.crisis_hold_since is not None
+    propose(d, max_level="4")
+    assert d.texts() == [] and d.state.proposal is not None  # nothing pushed after a crisis
+    d.command("contract")
+    assert d.labels() == ["Agree", "I'd like to talk about it first"]
+
+
 def test_a_lower_max_level_brings_the_level_down_with_it(d: Driver) -> None:
     d.state.level = 3
     propose(d, max_level="2")

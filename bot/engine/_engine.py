@@ -349,7 +349,8 @@ def _propose(talk: Conversation, change: ContractChange, by: str) -> None:
 
     The client gets one message: with its buttons when nothing else is asked of them (the
     exercise menu at most), otherwise without, so that an exercise or a question under way
-    keeps its buttons; then ``/contract`` answers it.
+    keeps its buttons; then ``/contract`` answers it. During a crisis hold nothing is sent:
+    it waits for the client's ``/contract``.
     """
     ctx, state = talk.ctx, talk.state
     replaced = state.proposal.number if state.proposal is not None else None
@@ -357,7 +358,7 @@ def _propose(talk: Conversation, change: ContractChange, by: str) -> None:
     proposal = state.proposal = Proposal(number=state.proposals, by=by, change=change)
     ctx.log(PROPOSED, number=proposal.number, by=by,
             change=change.model_dump(exclude_none=True), replaces=replaced)
-    if not _may_tell(talk):
+    if not _may_tell(talk) or ctx.crisis_hold():  # after a hard moment it waits for /contract
         return
     pending = state.pending
     if isinstance(pending, ContractQuestion):  # the replaced proposal was showing
