@@ -42,13 +42,20 @@ async def contract_of(store: Store, client: str = "tg:2001") -> ClientState:
     return ClientState.model_validate(raw)
 
 
+async def lee_and_ada(fake_api: FakeBotApi, store: Store
+                      ) -> tuple[TelegramClient, TelegramClient]:
+    """Dr Lee, and Ada who redeemed Dr Lee's invite and consented (sharing), all sent."""
+    lee = TelegramClient(fake_api, LEE, "Dr Lee")
+    ada = await invited_client(lee, fake_api)
+    await settle(fake_api, store)
+    return lee, ada
+
+
 @pytest.mark.usefixtures("bot")
 async def test_a_therapist_proposes_the_client_agrees_and_only_then_it_takes_effect(
     fake_api: FakeBotApi, store: Store
 ) -> None:
-    lee = TelegramClient(fake_api, LEE, "Dr Lee")
-    ada = await invited_client(lee, fake_api)
-    await settle(fake_api, store)
+    lee, ada = await lee_and_ada(fake_api, store)
     seen = len(ada.messages)
 
     await lee.send("/contract 2001\nmax_level: 3\nsession_minutes: 10")
@@ -89,10 +96,8 @@ async def test_a_therapist_proposes_the_client_agrees_and_only_then_it_takes_eff
 async def test_another_therapist_is_refused_and_a_bad_term_proposes_nothing(
     fake_api: FakeBotApi, store: Store
 ) -> None:
-    lee = TelegramClient(fake_api, LEE, "Dr Lee")
+    lee, ada = await lee_and_ada(fake_api, store)
     rivera = TelegramClient(fake_api, RIVERA, "Dr Rivera")
-    ada = await invited_client(lee, fake_api)
-    await settle(fake_api, store)
     seen, rows = len(ada.messages), len(await store.ledger("tg:2001"))
 
     await rivera.send("/contract 2001\nmax_level: 5")
@@ -117,9 +122,7 @@ async def test_another_therapist_is_refused_and_a_bad_term_proposes_nothing(
 async def test_talk_first_and_a_replaced_proposals_buttons(
     fake_api: FakeBotApi, store: Store
 ) -> None:
-    lee = TelegramClient(fake_api, LEE, "Dr Lee")
-    ada = await invited_client(lee, fake_api)
-    await settle(fake_api, store)
+    lee, ada = await lee_and_ada(fake_api, store)
     await lee.send("/contract 2001 max_level: 3")
     await lee.next()
     [first] = (await ada.until(lambda m: AGREE in labels(m)))[-1:]
