@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from bot._locks import KeyedLocks
 from bot.config import RetentionConfig
 from bot.engine import (
+    SESSION_KINDS,
     Blocked,
     ClientState,
     Clinician,
@@ -33,6 +34,7 @@ from bot.engine import (
     Message,
     Opt,
     Outcome,
+    Row,
     SafetyPlan,
     Suggestion,
     TimerFired,
@@ -187,6 +189,8 @@ class Rehearsal:
         state.progress.last_connection = None if note is None else note.text
         state.safety_plan, state.plan_suggestion = current_plan(
             await self.store.safety_plans(client_id, newest=True), reviewed=state.plan_reviewed)
+        state.history = [Row(kind=r.kind, data=r.data, at=r.at)
+                         for r in await self.store.ledger(client_id, SESSION_KINDS)]
         return state
 
     async def handle(self, client_id: str, event_id: str, event: Event) -> Handled:

@@ -54,10 +54,20 @@ from bot.engine._questions import (
     SettingsQuestion,
     StopQuestion,
     StopRequestQuestion,
+    SummaryQuestion,
     TimezoneQuestion,
 )
 from bot.engine._safety import STOP_WORDS, is_stop_word, normalise
 from bot.engine._state import ClientState, Frame, Part, Session
+from bot.engine._summary import (
+    SESSION_KINDS,
+    SHARE_ITEMS,
+    SHARED,
+    WITHDRAWN,
+    Row,
+    Summary,
+    sessions,
+)
 from bot.engine._terms import (
     LEVELS,
     AdvanceRule,
@@ -85,8 +95,12 @@ __all__ = [
     "PARTS",
     "PART_CHARS",
     "RISK_KINDS",
+    "SESSION_KINDS",
+    "SHARED",
+    "SHARE_ITEMS",
     "STOP_WORDS",
     "UNDER_CUES",
+    "WITHDRAWN",
     "AdvanceRule",
     "Answer",
     "Blocked",
@@ -131,6 +145,7 @@ __all__ = [
     "ReminderTimeQuestion",
     "Resources",
     "RoleplayTurns",
+    "Row",
     "SafetyPlan",
     "SafetyPlanQuestion",
     "Session",
@@ -142,6 +157,8 @@ __all__ = [
     "StopQuestion",
     "StopRequestQuestion",
     "Suggestion",
+    "Summary",
+    "SummaryQuestion",
     "Text",
     "Texts",
     "Threshold",
@@ -151,4 +168,5 @@ __all__ = [
     "is_stop_word",
     "normalise",
     "plan_from",
+    "sessions",
 ]

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import ClassVar, Literal, Self, get_args
 
+from bot.engine._summary import SHARE_ITEMS
+
 #: The longest code (the keyboard number and a colon come before it, within 64 bytes).
 MAX_CODE = 40
 
@@ -47,6 +49,11 @@ ButtonKey = Literal[
     "plan_write", "plan_not_now", "plan_skip", "plan_keep", "plan_use", "plan_change",
     "plan_review", "plan_done", "plan_warning_signs", "plan_internal_coping",
     "plan_distraction", "plan_people_to_ask", "plan_professionals", "plan_safe_environment",
+    "summary_share_exercise", "summary_share_ratings", "summary_share_difficulty",
+    "summary_share_relief", "summary_share_pacing", "summary_share_connections",
+    "summary_withdraw_exercise", "summary_withdraw_ratings", "summary_withdraw_difficulty",
+    "summary_withdraw_relief", "summary_withdraw_pacing", "summary_withdraw_connections",
+    "summary_share_all", "summary_done", "summary_older", "summary_newer",
 ]  # fmt: skip
 BUTTON_KEYS: tuple[ButtonKey, ...] = get_args(ButtonKey)
 
@@ -509,3 +516,64 @@ class RegionChosen(Press, prefix="gc"):
     @classmethod
     def _from_field(cls, field: str) -> Self | None:
         return cls(field) if REGION_KEY.fullmatch(field) else None
+
+
+# -- session summaries -------------------------------------------------------------------------
+
+#: How many sessions a page of ``/summary`` lists.
+SUMMARY_PAGE = 5
+
+
+@dataclass(frozen=True)
+class SummaryItem(Press, prefix="ui"):
+    """Share one item of the summary shown, or withdraw it (by its place in SHARE_ITEMS)."""
+
+    index: int
+
+    def _field(self) -> str:
+        return str(self.index)
+
+    @classmethod
+    def _from_field(cls, field: str) -> Self | None:
+        index = _index(field, len(SHARE_ITEMS))
+        return None if index is None else cls(index)
+
+
+@dataclass(frozen=True)
+class SummaryShareAll(Press, prefix="ua"):
+    """Share every item of the summary shown."""
+
+
+@dataclass(frozen=True)
+class SummaryDone(Press, prefix="ud"):
+    """Done with the summaries."""
+
+
+@dataclass(frozen=True)
+class SummaryPicked(Press, prefix="uo"):
+    """One session of the ``/summary`` page shown, by its place on the page."""
+
+    index: int
+
+    def _field(self) -> str:
+        return str(self.index)
+
+    @classmethod
+    def _from_field(cls, field: str) -> Self | None:
+        index = _index(field, SUMMARY_PAGE)
+        return None if index is None else cls(index)
+
+
+@dataclass(frozen=True)
+class SummaryPage(Press, prefix="up"):
+    """Another page of ``/summary`` (0: the newest sessions)."""
+
+    page: int
+
+    def _field(self) -> str:
+        return str(self.page)
+
+    @classmethod
+    def _from_field(cls, field: str) -> Self | None:
+        page = _index(field, 10_000)
+        return None if page is None else cls(page)

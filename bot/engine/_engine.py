@@ -26,7 +26,7 @@ from bot.engine._events import (
 )
 from bot.engine._outcome import Effect, Outcome
 from bot.engine._plan import PlanChange, SafetyPlan
-from bot.engine._questions import DeleteQuestion, SettingsQuestion
+from bot.engine._questions import DeleteQuestion, SettingsQuestion, SummaryQuestion
 from bot.engine._reminders import in_quiet_hours, zone
 from bot.engine._safety import is_stop_word
 from bot.engine._state import ClientState
@@ -35,7 +35,7 @@ from bot.engine.steps import frame_fits
 
 #: The commands published to Telegram, with their descriptions' text keys.
 COMMANDS = (
-    "start", "stop", "pause", "resume", "smaller", "skip", "progress", "settings",
+    "start", "stop", "pause", "resume", "smaller", "skip", "progress", "summary", "settings",
     "mydata", "delete", "privacy", "sos", "safetyplan", "help",
 )
 
@@ -216,6 +216,11 @@ def _command(talk: Conversation, name: str) -> None:
         _progress(talk)
     elif name == "safetyplan":
         talk.safety_plan()
+    elif name == "summary":
+        if talk.consented():
+            talk.ask(SummaryQuestion())
+        else:  # nothing is kept, or shared, before the terms are agreed to
+            talk.ask_consent()
     elif name == "settings":
         if talk.consented():
             talk.ask(SettingsQuestion())
