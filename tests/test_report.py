@@ -112,6 +112,41 @@ async def test_only_what_was_shared_appears_and_every_number_comes_from_it(
                                           "embed", "form", "base"})
 
 
+async def test_what_the_client_shares_from_summary_is_all_the_report_shows(
+    store: SqliteStore, loaded: Loaded, clock: Clock
+) -> None:
+    """The share rows here are written by the client's own presses in ``/summary``."""
+    service = Rehearsal(loaded.engine, store, clock)
+    ada = ServiceClient(service, "tg:2001")
+    await consent_sharing(ada)
+    await store.assign_therapist(ada.client_id, LEE, clock.now)
+    first = await practise(ada, before=5, after=2, expected=6, actual=4)
+    clock.advance(days=1)
+    second = await practise(ada, before=4, after=1, expected=6, actual=2)
+    await ada.send(Command(name="summary"))
+    await ada.press(ada.keyboard[1].label)  # the older session: the first
+    await ada.press("Share my ratings")
+    await ada.press("Share the exercise")
+    await ada.press("Stop sharing my ratings")  # withdrawn again
+    await ada.press("ud")  # back to the list
+    await ada.press(ada.keyboard[0].label)  # the newer session: the second
+    await ada.press("Share all of it")
+    await ada.press("Stop sharing how hard it was")
+    await ada.press("ud")
+    await ada.press("ud")
+
+    report = report_of(await service.read_record(ada.client_id, LEE), loaded, clock)
+    one, two = first.date().isoformat(), second.date().isoformat()
+    assert report.sharing and report.shared_sessions == 2
+    assert chart(report, "distress") == [(two, "4", "1")]  # the first's were withdrawn
+    assert chart(report, "difficulty") == []  # shared, then withdrawn
+    assert [row[0] for row in report.sessions.rows] == [one, two]
+    kinds = [row.kind for row in await store.ledger(ada.client_id)
+             if row.kind in ("summary_shared", "summary_withdrawn")]
+    assert kinds == ["summary_shared", "summary_shared", "summary_withdrawn",
+                     "summary_shared", "summary_withdrawn"]
+
+
 async def test_without_the_sharing_opt_in_only_the_agreement_and_status_show(
     store: SqliteStore, loaded: Loaded, clock: Clock
 ) -> None:
