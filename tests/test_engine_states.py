@@ -25,6 +25,7 @@ import pytest
 from pydantic import ValidationError
 
 from bot.engine import (
+    SHARE_ITEMS,
     Button,
     ClientState,
     Command,
@@ -61,6 +62,9 @@ from bot.engine._buttons import (
     SettingChosen,
     SkipReason,
     SkipWhy,
+    SummaryItem,
+    SummaryPage,
+    SummaryPicked,
     UnknownButton,
     unpack,
 )
@@ -213,9 +217,9 @@ def test_a_version_1_question_becomes_its_typed_question(old: str, new: Pending)
 def test_every_question_is_stored_under_a_kind_of_its_own() -> None:
     kinds = [q.model_fields["kind"].default for q in Question.__subclasses__()
              for q in [q, *q.__subclasses__()] if "kind" in q.model_fields]
-    assert len(kinds) == len(set(kinds)) == 12
-    # a stop request in words, and /safetyplan (issue 11)
-    since_v1 = {"StopRequestQuestion", "SafetyPlanQuestion"}
+    assert len(kinds) == len(set(kinds)) == 13
+    # a stop request in words, and /safetyplan (issue 11); session summaries (issue 12)
+    since_v1 = {"StopRequestQuestion", "SafetyPlanQuestion", "SummaryQuestion"}
     assert {type(q).__name__ for q in V1_QUESTIONS.values()} | since_v1 == {
         q.__name__ for q in get_args(get_args(Pending)[0])}
 
@@ -252,6 +256,9 @@ def _every_button() -> list[Press]:
         SettingChosen: [SettingChosen(s) for s in Setting],
         RegionChosen: [RegionChosen(r) for r in [*regions, "X" * 20]],
         PlanPartChosen: [PlanPartChosen(i) for i in range(6)],
+        SummaryItem: [SummaryItem(i) for i in range(len(SHARE_ITEMS))],
+        SummaryPicked: [SummaryPicked(i) for i in range(5)],
+        SummaryPage: [SummaryPage(i) for i in (0, 1, 9999)],
     }
     kinds = Press._kinds
     assert set(fields) <= set(kinds)
@@ -268,7 +275,8 @@ def test_every_button_packs_to_a_code_that_unpacks_to_it() -> None:
 
 
 @pytest.mark.parametrize("code", ["", "x", "r11", "r07", "r-1", "c8", "m9", "s4", "l3", "pp6",
-                                  "pp01", "pw1",
+                                  "pp01", "pw1", "ui6", "ui01", "uo5", "up10000", "up01",
+                                  "ud1", "ua0",
                                   "kfoo", "gx", "gc:", "gc" + "X" * 21, "go ", "GO", "r٣"])
 def test_a_code_no_button_packs_to_is_refused(code: str) -> None:
     with pytest.raises(UnknownButton):

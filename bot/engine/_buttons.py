@@ -71,6 +71,8 @@ class Press:
 
     def __init_subclass__(cls, prefix: str = "", **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
+        if not prefix and cls.__name__.startswith("_"):
+            return  # a private base of other kinds (`_Numbered`), never a button itself
         if not prefix:
             raise TypeError(f"{cls.__name__} needs a prefix")
         cls.prefix = prefix
@@ -111,6 +113,22 @@ def _index(field: str, count: int) -> int | None:
     if field.isascii() and field.isdigit() and str(int(field)) == field and int(field) < count:
         return int(field)
     return None
+
+
+@dataclass(frozen=True)
+class _Numbered(Press):
+    """A button that carries one number below :attr:`below`: a place in a list, a page."""
+
+    below: ClassVar[int]
+    index: int
+
+    def _field(self) -> str:
+        return str(self.index)
+
+    @classmethod
+    def _from_field(cls, field: str) -> Self | None:
+        index = _index(field, cls.below)
+        return None if index is None else cls(index)
 
 
 # -- moving through a step ---------------------------------------------------------------------
@@ -177,18 +195,10 @@ class Enough(Press, prefix="en"):
 
 
 @dataclass(frozen=True)
-class ChoiceMade(Press, prefix="c"):
+class ChoiceMade(_Numbered, prefix="c"):
     """One of an ``ask`` step's choices, by its position (at most 8)."""
 
-    index: int
-
-    def _field(self) -> str:
-        return str(self.index)
-
-    @classmethod
-    def _from_field(cls, field: str) -> Self | None:
-        index = _index(field, 8)
-        return None if index is None else cls(index)
+    below = 8
 
 
 class SkipReason(StrEnum):
@@ -327,18 +337,10 @@ class No(Press, prefix="n"):
 
 
 @dataclass(frozen=True)
-class MenuItem(Press, prefix="m"):
+class MenuItem(_Numbered, prefix="m"):
     """An exercise on the menu, by its position (at most 8)."""
 
-    index: int
-
-    def _field(self) -> str:
-        return str(self.index)
-
-    @classmethod
-    def _from_field(cls, field: str) -> Self | None:
-        index = _index(field, 8)
-        return None if index is None else cls(index)
+    below = 8
 
 
 @dataclass(frozen=True)
@@ -455,18 +457,10 @@ class PlanDone(Press, prefix="pd"):
 
 
 @dataclass(frozen=True)
-class PlanPartChosen(Press, prefix="pp"):
+class PlanPartChosen(_Numbered, prefix="pp"):
     """One part of the plan, by its place in the plan (0–5), to change."""
 
-    index: int
-
-    def _field(self) -> str:
-        return str(self.index)
-
-    @classmethod
-    def _from_field(cls, field: str) -> Self | None:
-        index = _index(field, 6)
-        return None if index is None else cls(index)
+    below = 6
 
 
 class Setting(StrEnum):
@@ -525,18 +519,10 @@ SUMMARY_PAGE = 5
 
 
 @dataclass(frozen=True)
-class SummaryItem(Press, prefix="ui"):
+class SummaryItem(_Numbered, prefix="ui"):
     """Share one item of the summary shown, or withdraw it (by its place in SHARE_ITEMS)."""
 
-    index: int
-
-    def _field(self) -> str:
-        return str(self.index)
-
-    @classmethod
-    def _from_field(cls, field: str) -> Self | None:
-        index = _index(field, len(SHARE_ITEMS))
-        return None if index is None else cls(index)
+    below = len(SHARE_ITEMS)
 
 
 @dataclass(frozen=True)
@@ -550,30 +536,14 @@ class SummaryDone(Press, prefix="ud"):
 
 
 @dataclass(frozen=True)
-class SummaryPicked(Press, prefix="uo"):
+class SummaryPicked(_Numbered, prefix="uo"):
     """One session of the ``/summary`` page shown, by its place on the page."""
 
-    index: int
-
-    def _field(self) -> str:
-        return str(self.index)
-
-    @classmethod
-    def _from_field(cls, field: str) -> Self | None:
-        index = _index(field, SUMMARY_PAGE)
-        return None if index is None else cls(index)
+    below = SUMMARY_PAGE
 
 
 @dataclass(frozen=True)
-class SummaryPage(Press, prefix="up"):
+class SummaryPage(_Numbered, prefix="up"):
     """Another page of ``/summary`` (0: the newest sessions)."""
 
-    page: int
-
-    def _field(self) -> str:
-        return str(self.page)
-
-    @classmethod
-    def _from_field(cls, field: str) -> Self | None:
-        page = _index(field, 10_000)
-        return None if page is None else cls(page)
+    below = 10_000

@@ -845,7 +845,7 @@ class SummaryQuestion(Question):
     def answer(self, talk: Conversation, press: Press) -> None:
         ctx = talk.ctx
         if isinstance(press, SummaryPage):
-            talk.ask(self.model_copy(update={"page": press.page}))
+            talk.ask(self.model_copy(update={"page": press.index}))
         elif isinstance(press, SummaryPicked):
             start = self.page * SUMMARY_PAGE + press.index
             ended = summaries(ctx)
