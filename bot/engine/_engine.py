@@ -7,6 +7,7 @@ no I/O, no clock (``now`` is passed in), no randomness.
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime
 
 from bot.engine._buttons import Resume
@@ -64,7 +65,10 @@ class Engine:
         Returns:
             The new state and everything to send, log, store and schedule.
         """
-        ctx = Context(self.resources, state.model_copy(deep=True), now, event.display_name)
+        # The ledger's session rows are only ever read: shared, not copied (a year of them
+        # would cost more to copy than the rest of the event).
+        fresh = copy.deepcopy(state, {id(state.history): state.history})
+        ctx = Context(self.resources, fresh, now, event.display_name)
         _dispatch(Conversation(ctx, previous=state.last_active), event)
         return ctx.out
 
