@@ -25,6 +25,7 @@ import pytest
 from pydantic import ValidationError
 
 from bot.engine import (
+    HELPED,
     SHARE_ITEMS,
     Button,
     ClientState,
@@ -51,6 +52,7 @@ from bot.engine._buttons import (
     ChoiceMade,
     Cue,
     CueTicked,
+    HelpedRated,
     MenuItem,
     PlanPartChosen,
     Press,
@@ -259,6 +261,7 @@ def _every_button() -> list[Press]:
         SummaryItem: [SummaryItem(i) for i in range(len(SHARE_ITEMS))],
         SummaryPicked: [SummaryPicked(i) for i in range(5)],
         SummaryPage: [SummaryPage(i) for i in (0, 1, 9999)],
+        HelpedRated: [HelpedRated(i) for i in range(len(HELPED))],
     }
     kinds = Press._kinds
     assert set(fields) <= set(kinds)
@@ -275,7 +278,7 @@ def test_every_button_packs_to_a_code_that_unpacks_to_it() -> None:
 
 
 @pytest.mark.parametrize("code", ["", "x", "r11", "r07", "r-1", "c8", "m9", "s4", "l3", "pp6",
-                                  "pp01", "pw1", "ui6", "ui01", "uo5", "up10000", "up01",
+                                  "pp01", "pw1", "ui7", "ui01", "uh3", "uo5", "up10000", "up01",
                                   "ud1", "ua0",
                                   "kfoo", "gx", "gc:", "gc" + "X" * 21, "go ", "GO", "r٣"])
 def test_a_code_no_button_packs_to_is_refused(code: str) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from bot.app import Loaded
 from bot.engine import (
+    RATED,
     SHARED,
     WITHDRAWN,
     CrisisQuestion,
@@ -58,6 +59,7 @@ def test_the_summary_follows_a_finished_session_and_everything_starts_private(
     assert "Your summary: First steps in sharing" in summary
     assert summary.count("Private") == 4 and "Shared" not in summary
     assert d.labels() == [d.label(k) for k in (
+        "helped_yes", "helped_a_little", "helped_not_really",
         "summary_share_exercise", "summary_share_ratings", "summary_share_difficulty",
         "summary_share_relief", "summary_share_all", "summary_done")]
     assert share_rows(d) == []
@@ -96,7 +98,8 @@ def test_keep_private_is_done_without_a_row_and_the_level_offer_follows(
 def test_without_the_sharing_opt_in_the_summary_is_the_clients_alone(loaded: Loaded) -> None:
     d = finished(loaded, share=False)
     assert "yours alone" in d.texts()[-1] and "Private" not in d.texts()[-1]
-    assert d.labels() == [d.label("summary_done")]
+    assert d.labels() == [d.label(k) for k in (
+        "helped_yes", "helped_a_little", "helped_not_really", "summary_done")]
     # A forged share press (never offered on this keyboard) is stale and writes nothing.
     d.press_data(f"{d.state.keyboard}:ui1")
     assert d.said("unexpected.stale_button") and share_rows(d) == []
@@ -177,3 +180,19 @@ def _intro(loaded: Loaded) -> dict[str, object]:
             "therapist_delay": policy.therapist_delay,
             "crisis_hold_hours": policy.crisis_hold_hours}
 
+
+
+def test_did_this_help_is_asked_once_and_shared_only_when_the_client_says_so(
+        loaded: Loaded) -> None:
+    d = finished(loaded)
+    session = d.state.pending.session.isoformat()  # type: ignore[union-attr]
+    assert "Did this help?" in d.texts()[-1]
+    d.press(d.label("helped_a_little"))
+    assert [(e.kind, e.data) for e in d.ledger()] == [
+        (RATED, {"session": session, "script": FIRST, "helped": "a-little"})]
+    assert "You said: a little" in d.texts()[-1] and "Did this help?" not in d.texts()[-1]
+    assert not d.has_button(d.label("helped_yes"))  # answered: not asked again
+    assert shown_items(d) == []  # the answer too is private until shared
+    d.press(d.label("summary_share_helped"))
+    assert shown_items(d) == ["helped"]
+    assert share_rows(d) == [(SHARED, session, ["helped"])]

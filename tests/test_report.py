@@ -147,6 +147,24 @@ async def test_what_the_client_shares_from_summary_is_all_the_report_shows(
                      "summary_shared", "summary_withdrawn"]
 
 
+async def test_did_it_help_shows_by_exercise_only_where_shared(
+    store: SqliteStore, loaded: Loaded, clock: Clock
+) -> None:
+    service = Rehearsal(loaded.engine, store, clock)
+    ada = ServiceClient(service, "tg:2001")
+    await consent_sharing(ada)
+    sessions = []
+    for helped in ("It helped", "A little", "Not really"):
+        sessions.append(await practise(ada, helped=helped))
+        clock.advance(days=1)
+    await share(store, ada.client_id, sessions[0], ["exercise", "helped"], clock.now)
+    await share(store, ada.client_id, sessions[1], ["helped"], clock.now)
+    await share(store, ada.client_id, sessions[2], ["exercise"], clock.now)  # its answer: not
+    report = report_of(await service.read_record(ada.client_id, OPERATOR), loaded, clock)
+    assert chart(report, "helped") == [("First steps in sharing", "1", "1", "0")]
+    assert [row[-1] for row in report.sessions.rows] == ["It helped", "A little", "not shared"]
+
+
 async def test_without_the_sharing_opt_in_only_the_agreement_and_status_show(
     store: SqliteStore, loaded: Loaded, clock: Clock
 ) -> None:

@@ -182,7 +182,8 @@ async def test_invite_then_first_steps_end_to_end(
         # Her summary, hers alone: she did not opt in to sharing, so only "Done" is offered.
         summary = await ada.next_one()
         assert "Your summary: First steps in sharing" in summary.text
-        assert "yours alone" in summary.text and labels(summary) == ["Done"]
+        assert "yours alone" in summary.text
+        assert labels(summary) == ["It helped", "A little", "Not really", "Done"]
         await press("Done")
         await ada.expect(say("summary.closed"))
         await settle(fake_api, store)

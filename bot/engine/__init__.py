@@ -60,6 +60,8 @@ from bot.engine._questions import (
 from bot.engine._safety import STOP_WORDS, is_stop_word, normalise
 from bot.engine._state import ClientState, Frame, Part, Session
 from bot.engine._summary import (
+    HELPED,
+    RATED,
     SESSION_KINDS,
     SHARE_ITEMS,
     SHARED,
@@ -90,10 +92,12 @@ __all__ = [
     "BUTTON_KEYS",
     "CLIENT",
     "COMMANDS",
+    "HELPED",
     "LEVELS",
     "OVER_CUES",
     "PARTS",
     "PART_CHARS",
+    "RATED",
     "RISK_KINDS",
     "SESSION_KINDS",
     "SHARED",

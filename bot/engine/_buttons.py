@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import ClassVar, Literal, Self, get_args
 
-from bot.engine._summary import SHARE_ITEMS
+from bot.engine._summary import HELPED, SHARE_ITEMS
 
 #: The longest code (the keyboard number and a colon come before it, within 64 bytes).
 MAX_CODE = 40
@@ -53,6 +53,8 @@ ButtonKey = Literal[
     "summary_share_relief", "summary_share_pacing", "summary_share_connections",
     "summary_withdraw_exercise", "summary_withdraw_ratings", "summary_withdraw_difficulty",
     "summary_withdraw_relief", "summary_withdraw_pacing", "summary_withdraw_connections",
+    "summary_share_helped", "summary_withdraw_helped", "helped_yes", "helped_a_little",
+    "helped_not_really",
     "summary_share_all", "summary_done", "summary_older", "summary_newer",
 ]  # fmt: skip
 BUTTON_KEYS: tuple[ButtonKey, ...] = get_args(ButtonKey)
@@ -547,3 +549,10 @@ class SummaryPage(_Numbered, prefix="up"):
     """Another page of ``/summary`` (0: the newest sessions)."""
 
     below = 10_000
+
+
+@dataclass(frozen=True)
+class HelpedRated(_Numbered, prefix="uh"):
+    """The answer to "Did this help?" for the summary shown (by its place in HELPED)."""
+
+    below = len(HELPED)

@@ -39,6 +39,7 @@ from bot.engine._buttons import (
     DeleteAnswers,
     DeleteNo,
     DeleteYes,
+    HelpedRated,
     KeepAnswers,
     KeepGoing,
     LevelStay,
@@ -73,7 +74,16 @@ from bot.engine._buttons import (
 from bot.engine._outcome import Effect
 from bot.engine._plan import CLIENT, PART_CHARS, PART_LABELS, PARTS, PlanChange, SafetyPlan
 from bot.engine._reminders import in_quiet_hours, parse_hhmm, zone
-from bot.engine._summary import SHARE_ITEMS, SHARED, WITHDRAWN, Row, Summary, sessions
+from bot.engine._summary import (
+    HELPED,
+    RATED,
+    SHARE_ITEMS,
+    SHARED,
+    WITHDRAWN,
+    Row,
+    Summary,
+    sessions,
+)
 from bot.engine._terms import Opt, Pace, ReminderTime
 from bot.intents import SafetyAnswer
 
@@ -759,11 +769,14 @@ def _plan(talk: Conversation) -> SafetyPlan:
 _SHARE_KEYS: dict[str, ButtonKey] = {
     "exercise": "summary_share_exercise", "ratings": "summary_share_ratings",
     "difficulty": "summary_share_difficulty", "relief": "summary_share_relief",
-    "pacing": "summary_share_pacing", "connections": "summary_share_connections"}
+    "pacing": "summary_share_pacing", "connections": "summary_share_connections",
+    "helped": "summary_share_helped"}
 _WITHDRAW_KEYS: dict[str, ButtonKey] = {
     "exercise": "summary_withdraw_exercise", "ratings": "summary_withdraw_ratings",
     "difficulty": "summary_withdraw_difficulty", "relief": "summary_withdraw_relief",
-    "pacing": "summary_withdraw_pacing", "connections": "summary_withdraw_connections"}
+    "pacing": "summary_withdraw_pacing", "connections": "summary_withdraw_connections",
+    "helped": "summary_withdraw_helped"}
+_HELPED_KEYS: tuple[ButtonKey, ...] = ("helped_yes", "helped_a_little", "helped_not_really")
 
 
 class SummaryQuestion(Question):
@@ -787,7 +800,7 @@ class SummaryQuestion(Question):
     page: int = Field(default=0, ge=0)
     listed: bool = False
     offer_level: bool = False
-    takes = (SummaryItem, SummaryShareAll, SummaryDone, SummaryPicked, SummaryPage)
+    takes = (SummaryItem, SummaryShareAll, SummaryDone, SummaryPicked, SummaryPage, HelpedRated)
 
     def ask(self, talk: Conversation) -> None:
         self.show(talk.ctx)
@@ -805,6 +818,9 @@ class SummaryQuestion(Question):
         sharing = ctx.opted(Opt.SHARE_WITH_THERAPIST)
         holds = shown.holds()
         rows: list[list[tuple[str, Press]]] = []
+        if shown.helped is None:  # "Did this help?", answered once (or never: it is optional)
+            rows.append([ctx.button(key, HelpedRated(index))
+                         for index, key in enumerate(_HELPED_KEYS)])
         if sharing:
             for item in holds:
                 key = _WITHDRAW_KEYS[item] if shown.shares(item) else _SHARE_KEYS[item]
@@ -817,7 +833,7 @@ class SummaryQuestion(Question):
                 distress_before=shown.distress_before, distress_after=shown.distress_after,
                 expected=shown.expected, actual=shown.actual, relief=shown.relief,
                 smaller_steps=shown.smaller_steps, skips=shown.skips,
-                connections=shown.connections, items=list(holds),
+                connections=shown.connections, helped=shown.helped, items=list(holds),
                 shared=[item for item in holds if shown.shares(item)], sharing=sharing)
 
     def _show_list(self, ctx: Context) -> None:
@@ -864,10 +880,16 @@ class SummaryQuestion(Question):
             self._choose(talk, press)
 
     def _choose(self, talk: Conversation, press: Press) -> None:
-        """Share an item (or all of them), or withdraw one: a ledger row, then the summary
-        again as it now stands."""
+        """Answer "Did this help?", share an item (or all of them), or withdraw one: a ledger
+        row, then the summary again as it now stands."""
         ctx = talk.ctx
         shown = self._shown(ctx)
+        if isinstance(press, HelpedRated):
+            if shown is not None and shown.helped is None:
+                ctx.log(RATED, session=shown.id.isoformat(), script=shown.script,
+                        helped=HELPED[press.index])
+            talk.ask(self)
+            return
         if shown is None or not ctx.opted(Opt.SHARE_WITH_THERAPIST):
             talk.ask(self)  # nothing to share, or no opt-in (any more): nothing is written
             return

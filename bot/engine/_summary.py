@@ -7,7 +7,9 @@ The client's choices are ledger rows, never edits of older rows:
 
 * ``summary_shared`` ``{"session": ID, "items": [ITEM, …]}`` — these items of the session
   reach the therapist;
-* ``summary_withdrawn`` ``{"session": ID, "items": [ITEM, …]}`` — these no longer do.
+* ``summary_withdrawn`` ``{"session": ID, "items": [ITEM, …]}`` — these no longer do;
+* ``session_rated`` ``{"session": ID, "script": SCRIPT, "helped": HELPED}`` — the client's
+  answer to "Did this help?" (one of :data:`HELPED`; a later answer replaces an earlier one).
 
 ``ID`` is the session's start time in ISO 8601 (``Session.started_at``, equal to the ``at``
 of its ``session_started`` row); ``ITEM`` is one of :data:`SHARE_ITEMS`. Rows apply in ledger
@@ -30,13 +32,18 @@ from bot.engine._terms import Model
 #: ``exercise`` which exercise, when, at which level, finished or not; ``ratings`` the
 #: distress check-ins (0–10); ``difficulty`` expected vs actual difficulty; ``relief`` the
 #: relief that followed; ``pacing`` smaller steps and skips, as the client's choices;
-#: ``connections`` how many moments of connection were noted (never the note's words).
-SHARE_ITEMS = ("exercise", "ratings", "difficulty", "relief", "pacing", "connections")
+#: ``connections`` how many moments of connection were noted (never the note's words);
+#: ``helped`` the client's answer to "Did this help?".
+SHARE_ITEMS = ("exercise", "ratings", "difficulty", "relief", "pacing", "connections",
+               "helped")
 SHARED = "summary_shared"
 WITHDRAWN = "summary_withdrawn"
+RATED = "session_rated"
+#: The answers to "Did this help?", in the order of their buttons.
+HELPED = ("yes", "a-little", "not-really")
 #: The ledger rows a session is read from (the rest of a ledger plays no part in it).
 SESSION_KINDS = frozenset({"session_started", "session_ended", "checkin", "relief", "pacing",
-                           "connection_noted", SHARED, WITHDRAWN})
+                           "connection_noted", SHARED, WITHDRAWN, RATED})
 
 
 class LedgerLike(Protocol):
@@ -77,6 +84,7 @@ class Summary:
         smaller_steps: Smaller steps the client chose.
         skips: Steps the client chose to skip.
         connections: Moments of connection noted.
+        helped: The answer to "Did this help?" (one of :data:`HELPED`), if given.
         items: What the client shares of it now.
         shared_at: When the client last shared something of it.
     """
@@ -95,6 +103,7 @@ class Summary:
     smaller_steps: int = 0
     skips: int = 0
     connections: int = 0
+    helped: str | None = None
     items: set[str] = field(default_factory=set)
     shared_at: datetime | None = None
 
@@ -108,7 +117,7 @@ class Summary:
                "difficulty": self.expected is not None or self.actual is not None,
                "relief": self.relief is not None,
                "pacing": bool(self.smaller_steps or self.skips),
-               "connections": bool(self.connections)}
+               "connections": bool(self.connections), "helped": self.helped is not None}
         return tuple(item for item in SHARE_ITEMS if has[item])
 
 
@@ -121,8 +130,8 @@ def sessions(ledger: Iterable[LedgerLike]) -> list[Summary]:
         if kind == "session_started":
             current = Summary(id=row.at, script=str(data.get("script", "")))
             found.setdefault(row.at, current)
-        elif kind in (SHARED, WITHDRAWN):
-            _apply_share(found, row)
+        elif kind in (SHARED, WITHDRAWN, RATED):
+            _apply_choice(found, row)
         elif current is not None and _session_row(current, kind, data):
             current.ended_at = row.at
             current = None
@@ -154,9 +163,10 @@ def _session_row(session: Summary, kind: str, data: dict[str, object]) -> bool:
     return False
 
 
-def _apply_share(found: dict[datetime, Summary], row: LedgerLike) -> None:
-    ident, items = row.data.get("session"), row.data.get("items")
-    if not isinstance(ident, str) or not isinstance(items, list):
+def _apply_choice(found: dict[datetime, Summary], row: LedgerLike) -> None:
+    """A share, withdrawal or rating of an ended session (by its id), if well formed."""
+    ident = row.data.get("session")
+    if not isinstance(ident, str):
         return
     try:
         started = datetime.fromisoformat(ident)
@@ -164,6 +174,14 @@ def _apply_share(found: dict[datetime, Summary], row: LedgerLike) -> None:
         return
     session = found.get(started) if started.tzinfo is not None else None
     if session is None:
+        return
+    if row.kind == RATED:
+        helped = row.data.get("helped")
+        if helped in HELPED:
+            session.helped = str(helped)
+        return
+    items = row.data.get("items")
+    if not isinstance(items, list):
         return
     chosen = {item for item in items if item in SHARE_ITEMS}
     if row.kind == SHARED:

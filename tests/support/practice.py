@@ -46,6 +46,7 @@ async def practise(
     actual: int = 3,
     smaller: int = 0,
     level_up: bool = False,
+    helped: str | None = None,
 ) -> datetime:
     """One whole session of an exercise, from the menu to its end.
 
@@ -61,6 +62,7 @@ async def practise(
         actual: How hard it was.
         smaller: How many times to choose a smaller step at a prompt.
         level_up: Say yes if a step up a level is offered at the end.
+        helped: The button to answer "Did this help?" with (None: leave it unanswered).
 
     Returns:
         The session's id: its start time.
@@ -75,6 +77,8 @@ async def practise(
         state = await client.service.state_of(client.client_id)
         if state.session is None:
             if isinstance(state.pending, SummaryQuestion):  # the session's summary: as it is
+                if helped is not None:
+                    await client.press(helped)
                 await client.press("ud")
                 state = await client.service.state_of(client.client_id)
             if state.pending == LevelQuestion():
