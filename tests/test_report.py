@@ -23,6 +23,7 @@ from bot.report import (
     ProgressReport,
     caseload_line,
     caseload_messages,
+    caseload_table,
     progress_report,
     render_report,
 )
@@ -163,6 +164,26 @@ async def test_did_it_help_shows_by_exercise_only_where_shared(
     report = report_of(await service.read_record(ada.client_id, OPERATOR), loaded, clock)
     assert chart(report, "helped") == [("First steps in sharing", "1", "1", "0")]
     assert [row[-1] for row in report.sessions.rows] == ["It helped", "A little", "not shared"]
+
+
+async def test_the_caseload_shows_how_each_exercise_was_rated_by_the_sharing_clients(
+    store: SqliteStore, loaded: Loaded, clock: Clock
+) -> None:
+    service = Rehearsal(loaded.engine, store, clock)
+    for client, helped, shared in (("tg:2001", "It helped", True), ("tg:2002", "A little", True),
+                                   ("tg:2003", "Not really", False)):
+        someone = ServiceClient(service, client)
+        await consent_sharing(someone)
+        await store.assign_therapist(client, LEE, clock.now)
+        session = await practise(someone, helped=helped)
+        if shared:  # the third keeps their answer private
+            await share(store, client, session, ["helped"], clock.now)
+    records = await service.read_caseload(LEE, kinds=CASELOAD_KINDS)
+    lines = [caseload_line(r.state, r.ledger, now=clock.now, default_zone="UTC",
+                           therapist=r.therapist) for r in records]
+    rated = "first-steps: helped 1 · a little 1 · not really 0 (2 clients)"
+    assert rated in "\n".join(caseload_messages(lines))
+    assert caseload_table(lines).endswith(rated)
 
 
 async def test_without_the_sharing_opt_in_only_the_agreement_and_status_show(
