@@ -196,3 +196,16 @@ def test_did_this_help_is_asked_once_and_shared_only_when_the_client_says_so(
     d.press(d.label("summary_share_helped"))
     assert shown_items(d) == ["helped"]
     assert share_rows(d) == [(SHARED, session, ["helped"])]
+
+
+def test_summary_mid_session_then_done_goes_back_to_the_step(loaded: Loaded) -> None:
+    d = finished(loaded)
+    d.press(d.label("summary_done"))
+    d.advance(hours=20)
+    d.pick(FIRST)
+    d.press("go")
+    step = d.step
+    d.command("summary")
+    assert d.said("summary.list", page=1, pages=1, sharing=True)
+    d.press(d.label("summary_done"))
+    assert d.said("summary.closed") and d.step == step and d.has_button("go")

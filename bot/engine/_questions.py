@@ -876,6 +876,8 @@ class SummaryQuestion(Question):
             ctx.say("summary.closed")
             if self.offer_level:
                 talk.runner.offer_level_up()
+            else:  # back to the step of a session under way, if any
+                talk.repeat()
         else:
             self._choose(talk, press)
 
