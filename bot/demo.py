@@ -4,9 +4,9 @@ One client redeems their therapist's invite, consents (sharing with the therapis
 practises once a day for N simulated days. Every step goes through the real service, engine
 and store, event by event, as the bot would handle a client's presses and ratings: only the
 client's answers are scripted (ratings that ease over the year, a smaller step now and then,
-yes to a level up when asked). After each session the client shares it with the rows the
-in-chat summary flow writes (``summary_shared``, docs/therapists.md), and half way through the
-therapist proposes a change to the agreement, which the client agrees to. So ``rehearse
+yes to a level up when asked). After each session the client answers "Did this help?" and
+shares the whole summary with the summary's own buttons, and half way through the therapist
+proposes a change to the agreement, which the client agrees to. So ``rehearse
 report DEMO`` shows a full report at once; nothing about a real person is in it.
 """
 
@@ -25,19 +25,17 @@ from bot.engine import (
     Part,
     Redeemed,
     Start,
+    SummaryQuestion,
     Text,
     change_from,
 )
 from bot.service import Rehearsal
-from bot.store import Commit, LedgerRecord
 
 #: The demo client and their therapist (ids no Telegram account has: digits only there).
 DEMO_CLIENT = "demo:client"
 DEMO_THERAPIST = "demo:therapist"
 #: The exercise the demo client practises, and the one added when the agreement changes.
 DEMO_SCRIPT = "first-steps"
-#: The items a demo session shares (every one the report shows).
-DEMO_ITEMS = ("exercise", "ratings", "difficulty", "relief", "pacing", "connections")
 #: Events one session may take before the demo gives up on it (a script that never ends).
 MAX_EVENTS = 300
 
@@ -102,19 +100,15 @@ async def make_demo(service: Rehearsal, clock: SimulatedClock, days: int) -> int
     await service.store.assign_therapist(DEMO_CLIENT, DEMO_THERAPIST, clock.now)
     client = DemoClient(service)
     await client.send(Redeemed(script_id=DEMO_SCRIPT, max_level=2, display_name="Demo"))
-    for code in ("y", "y", "n", "y", "n"):  # terms, adult, keep typing no, share yes, reminders no
+    # terms, adult, keep typing no, share yes, reminders no, alert to the therapist no
+    for code in ("y", "y", "n", "y", "n", "n"):
         await client.press(code)
     first = clock.now
     for day in range(days):
         clock.now = first + timedelta(days=day + 1)  # each evening at the same time
         if day == days // 2:
             await _agreement_changes(service, client)
-        started = await _session(client, day, days)
-        clock.now += timedelta(minutes=20)
-        await service.store.commit(Commit(
-            event_id=f"demo:share:{day}", client_id=DEMO_CLIENT, at=clock.now, state=None,
-            ledger=[LedgerRecord("summary_shared", {"session": started.isoformat(),
-                                                    "items": list(DEMO_ITEMS)}, clock.now)]))
+        await _session(client, day, days)
     return days
 
 
@@ -129,15 +123,14 @@ async def _agreement_changes(service: Rehearsal, client: DemoClient) -> None:
     await client.send(Button(data=f"{state.keyboard}:ca{state.proposal.number}"))
 
 
-async def _session(client: DemoClient, day: int, days: int) -> datetime:
-    """One whole session, from the menu to its end; returns its start (its id)."""
+async def _session(client: DemoClient, day: int, days: int) -> None:
+    """One whole session, from the menu to its end, its summary shared."""
     await client.send(Start())
     menu = [b.data.partition(":")[2] for b in client.keyboard]
     await client.press("m1" if day % 2 and "m1" in menu else "m0")
     state = await client.state()
     if state.session is None:
         raise RuntimeError("the demo session did not start")
-    started = state.session.started_at
     progress = day / max(days - 1, 1)  # ratings ease over the demo's time
     before, after = 6 - round(3 * progress) + day % 2, 4 - round(3 * progress) + day % 2
     expected, actual = 6 - round(2 * progress) + day % 3, 5 - round(3 * progress) + day % 2
@@ -145,9 +138,14 @@ async def _session(client: DemoClient, day: int, days: int) -> datetime:
     for _ in range(MAX_EVENTS):
         state = await client.state()
         if state.session is None:
+            if isinstance(state.pending, SummaryQuestion):  # the session's own summary
+                await client.press(f"uh{day % 2}")  # "It helped" / "A little"
+                await client.press("ua")  # share all of it
+                await client.press("ud")
+                state = await client.state()
             if state.pending == LevelQuestion():
                 await client.press("ly")
-            return started
+            return
         part = state.session.frame.part
         codes = [b.data.partition(":")[2] for b in client.keyboard]
         if part in (Part.RATING, Part.RECHECK):

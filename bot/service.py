@@ -25,6 +25,7 @@ from bot._locks import KeyedLocks
 from bot.config import RetentionConfig
 from bot.engine import (
     HISTORY_KINDS,
+    SESSION_KINDS,
     Blocked,
     ClientState,
     Clinician,
@@ -35,6 +36,7 @@ from bot.engine import (
     Message,
     Opt,
     Outcome,
+    Row,
     SafetyPlan,
     Suggestion,
     TimerFired,
@@ -197,6 +199,8 @@ class Rehearsal:
             await self.store.safety_plans(client_id, newest=True), reviewed=state.plan_reviewed)
         if state.proposals:  # the agreement's history, for /contract
             state.contract_history = history(await self.store.ledger(client_id, HISTORY_KINDS))
+        state.history = [Row(kind=r.kind, data=r.data, at=r.at)
+                         for r in await self.store.ledger(client_id, SESSION_KINDS)]
         return state
 
     async def handle(self, client_id: str, event_id: str, event: Event) -> Handled:

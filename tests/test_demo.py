@@ -39,7 +39,7 @@ def test_demo_data_runs_the_engine_and_its_report_renders(
     page = tmp_path / "demo.html"
     assert rehearse(["report", DEMO_CLIENT, "--db", str(db), "--out", str(page)]) == 0
     html = page.read_text(encoding="utf-8")
-    assert html.count('data-chart="') == 4 and html.count("<svg") >= 4
+    assert html.count('data-chart="') == 5 and html.count("<svg") >= 5
     assert "Max level: 3; Exercises assigned: First steps in sharing" in html
     assert "agreed (" in html
 

@@ -25,6 +25,8 @@ import pytest
 from pydantic import ValidationError
 
 from bot.engine import (
+    HELPED,
+    SHARE_ITEMS,
     Button,
     ClientState,
     Command,
@@ -52,6 +54,7 @@ from bot.engine._buttons import (
     ContractTalk,
     Cue,
     CueTicked,
+    HelpedRated,
     MenuItem,
     PlanPartChosen,
     Press,
@@ -63,6 +66,9 @@ from bot.engine._buttons import (
     SettingChosen,
     SkipReason,
     SkipWhy,
+    SummaryItem,
+    SummaryPage,
+    SummaryPicked,
     UnknownButton,
     unpack,
 )
@@ -229,10 +235,11 @@ def test_a_version_1_question_becomes_its_typed_question(old: str, new: Pending)
 def test_every_question_is_stored_under_a_kind_of_its_own() -> None:
     kinds = [q.model_fields["kind"].default for q in Question.__subclasses__()
              for q in [q, *q.__subclasses__()] if "kind" in q.model_fields]
-    assert len(kinds) == len(set(kinds)) == 13
-    # a stop request in words, /safetyplan (issue 11), a proposed change to the contract
-    # (issue 12)
-    since_v1 = {"StopRequestQuestion", "SafetyPlanQuestion", "ContractQuestion"}
+    assert len(kinds) == len(set(kinds)) == 14
+    # a stop request in words, /safetyplan (issue 11); a proposed change to the contract and
+    # session summaries (issue 12)
+    since_v1 = {"StopRequestQuestion", "SafetyPlanQuestion", "ContractQuestion",
+                "SummaryQuestion"}
     assert {type(q).__name__ for q in V1_QUESTIONS.values()} | since_v1 == {
         q.__name__ for q in get_args(get_args(Pending)[0])}
 
@@ -271,6 +278,10 @@ def _every_button() -> list[Press]:
         PlanPartChosen: [PlanPartChosen(i) for i in range(6)],
         ContractAgree: [ContractAgree(n) for n in (1, 2, 10**9 - 1)],
         ContractTalk: [ContractTalk(n) for n in (1, 2, 10**9 - 1)],
+        SummaryItem: [SummaryItem(i) for i in range(len(SHARE_ITEMS))],
+        SummaryPicked: [SummaryPicked(i) for i in range(5)],
+        SummaryPage: [SummaryPage(i) for i in (0, 1, 9999)],
+        HelpedRated: [HelpedRated(i) for i in range(len(HELPED))],
     }
     kinds = Press._kinds
     assert set(fields) <= set(kinds)
@@ -288,6 +299,7 @@ def test_every_button_packs_to_a_code_that_unpacks_to_it() -> None:
 
 @pytest.mark.parametrize("code", ["", "x", "r11", "r07", "r-1", "c8", "m9", "s4", "l3", "pp6",
                                   "pp01", "pw1", "ca0", "ca01", "ct", "ca1000000000",
+                                  "ui7", "ui01", "uh3", "uo5", "up10000", "up01", "ud1", "ua0",
                                   "kfoo", "gx", "gc:", "gc" + "X" * 21, "go ", "GO", "r٣"])
 def test_a_code_no_button_packs_to_is_refused(code: str) -> None:
     with pytest.raises(UnknownButton):

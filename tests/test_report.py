@@ -23,6 +23,7 @@ from bot.report import (
     ProgressReport,
     caseload_line,
     caseload_messages,
+    caseload_table,
     progress_report,
     render_report,
 )
@@ -110,6 +111,79 @@ async def test_only_what_was_shared_appears_and_every_number_comes_from_it(
         assert "4 → 1" not in row and "3 → 0" not in row
     assert tags_of(page).tags.isdisjoint({"script", "img", "iframe", "link", "object",
                                           "embed", "form", "base"})
+
+
+async def test_what_the_client_shares_from_summary_is_all_the_report_shows(
+    store: SqliteStore, loaded: Loaded, clock: Clock
+) -> None:
+    """The share rows here are written by the client's own presses in ``/summary``."""
+    service = Rehearsal(loaded.engine, store, clock)
+    ada = ServiceClient(service, "tg:2001")
+    await consent_sharing(ada)
+    await store.assign_therapist(ada.client_id, LEE, clock.now)
+    first = await practise(ada, before=5, after=2, expected=6, actual=4)
+    clock.advance(days=1)
+    second = await practise(ada, before=4, after=1, expected=6, actual=2)
+    await ada.send(Command(name="summary"))
+    await ada.press(ada.keyboard[1].label)  # the older session: the first
+    await ada.press("Share my ratings")
+    await ada.press("Share the exercise")
+    await ada.press("Stop sharing my ratings")  # withdrawn again
+    await ada.press("ud")  # back to the list
+    await ada.press(ada.keyboard[0].label)  # the newer session: the second
+    await ada.press("Share all of it")
+    await ada.press("Stop sharing how hard it was")
+    await ada.press("ud")
+    await ada.press("ud")
+
+    report = report_of(await service.read_record(ada.client_id, LEE), loaded, clock)
+    one, two = first.date().isoformat(), second.date().isoformat()
+    assert report.sharing and report.shared_sessions == 2
+    assert chart(report, "distress") == [(two, "4", "1")]  # the first's were withdrawn
+    assert chart(report, "difficulty") == []  # shared, then withdrawn
+    assert [row[0] for row in report.sessions.rows] == [one, two]
+    kinds = [row.kind for row in await store.ledger(ada.client_id)
+             if row.kind in ("summary_shared", "summary_withdrawn")]
+    assert kinds == ["summary_shared", "summary_shared", "summary_withdrawn",
+                     "summary_shared", "summary_withdrawn"]
+
+
+async def test_did_it_help_shows_by_exercise_only_where_shared(
+    store: SqliteStore, loaded: Loaded, clock: Clock
+) -> None:
+    service = Rehearsal(loaded.engine, store, clock)
+    ada = ServiceClient(service, "tg:2001")
+    await consent_sharing(ada)
+    sessions = []
+    for helped in ("It helped", "A little", "Not really"):
+        sessions.append(await practise(ada, helped=helped))
+        clock.advance(days=1)
+    await share(store, ada.client_id, sessions[0], ["exercise", "helped"], clock.now)
+    await share(store, ada.client_id, sessions[1], ["helped"], clock.now)
+    await share(store, ada.client_id, sessions[2], ["exercise"], clock.now)  # its answer: not
+    report = report_of(await service.read_record(ada.client_id, OPERATOR), loaded, clock)
+    assert chart(report, "helped") == [("First steps in sharing", "1", "1", "0")]
+    assert [row[-1] for row in report.sessions.rows] == ["It helped", "A little", "not shared"]
+
+
+async def test_the_caseload_shows_how_each_exercise_was_rated_by_the_sharing_clients(
+    store: SqliteStore, loaded: Loaded, clock: Clock
+) -> None:
+    service = Rehearsal(loaded.engine, store, clock)
+    for client, helped, shared in (("tg:2001", "It helped", True), ("tg:2002", "A little", True),
+                                   ("tg:2003", "Not really", False)):
+        someone = ServiceClient(service, client)
+        await consent_sharing(someone)
+        await store.assign_therapist(client, LEE, clock.now)
+        session = await practise(someone, helped=helped)
+        if shared:  # the third keeps their answer private
+            await share(store, client, session, ["helped"], clock.now)
+    records = await service.read_caseload(LEE, kinds=CASELOAD_KINDS)
+    lines = [caseload_line(r.state, r.ledger, now=clock.now, default_zone="UTC",
+                           therapist=r.therapist) for r in records]
+    rated = "first-steps: helped 1 · a little 1 · not really 0 (2 clients)"
+    assert rated in "\n".join(caseload_messages(lines))
+    assert caseload_table(lines).endswith(rated)
 
 
 async def test_without_the_sharing_opt_in_only_the_agreement_and_status_show(

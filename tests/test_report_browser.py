@@ -65,7 +65,8 @@ def write_report(tmp_path: Path, loaded: Loaded) -> Path:
             for day in range(21):
                 session = await practise(ada, before=3 + day % 4, after=1 + day % 3,
                                          expected=6 - day // 7, actual=4 - day // 7,
-                                         smaller=day % 2, level_up=True)
+                                         smaller=day % 2, level_up=True,
+                                         helped=("It helped", "A little")[day % 2])
                 items = SHARE_ITEMS if day % 5 else ("exercise", "ratings")
                 await share(store, ada.client_id, session, items, clock.advance(minutes=30))
                 if day == 10:
@@ -95,7 +96,8 @@ def test_the_report_draws_every_chart_offline_without_errors(
             assert page.errors == [], page.errors
             assert page.console == [] and page.exceptions == []
             charts = await browser.evaluate(CHARTS)
-            assert [c["key"] for c in charts] == ["distress", "difficulty", "level", "weekly"]
+            assert [c["key"] for c in charts] == ["distress", "difficulty", "level", "weekly",
+                                                   "helped"]
             for chart in charts:
                 assert chart["svg"] and chart["width"] > 300, chart
                 assert chart["marks"] > 0 and chart["rows"] > 0, chart

@@ -181,6 +181,13 @@ async def test_invite_then_first_steps_end_to_end(
         await ada.expect(say("checkin.thanks"))
         assert (await ada.next_one()).text.startswith("That's it for today.")
         await ada.expect(say("exercise.done", title="First steps in sharing"))
+        # Her summary, hers alone: she did not opt in to sharing, so only "Done" is offered.
+        summary = await ada.next_one()
+        assert "Your summary: First steps in sharing" in summary.text
+        assert "yours alone" in summary.text
+        assert labels(summary) == ["It helped", "A little", "Not really", "Done"]
+        await press("Done")
+        await ada.expect(say("summary.closed"))
         await settle(fake_api, store)
         assert not ada.unread
 

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import ClassVar, Literal, Self, get_args
 
+from bot.engine._summary import HELPED, SHARE_ITEMS
+
 #: The longest code (the keyboard number and a colon come before it, within 64 bytes).
 MAX_CODE = 40
 
@@ -48,6 +50,13 @@ ButtonKey = Literal[
     "plan_review", "plan_done", "plan_warning_signs", "plan_internal_coping",
     "plan_distraction", "plan_people_to_ask", "plan_professionals", "plan_safe_environment",
     "contract_agree", "contract_talk",
+    "summary_share_exercise", "summary_share_ratings", "summary_share_difficulty",
+    "summary_share_relief", "summary_share_pacing", "summary_share_connections",
+    "summary_withdraw_exercise", "summary_withdraw_ratings", "summary_withdraw_difficulty",
+    "summary_withdraw_relief", "summary_withdraw_pacing", "summary_withdraw_connections",
+    "summary_share_helped", "summary_withdraw_helped", "helped_yes", "helped_a_little",
+    "helped_not_really",
+    "summary_share_all", "summary_done", "summary_older", "summary_newer",
 ]  # fmt: skip
 BUTTON_KEYS: tuple[ButtonKey, ...] = get_args(ButtonKey)
 
@@ -65,6 +74,8 @@ class Press:
 
     def __init_subclass__(cls, prefix: str = "", **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
+        if not prefix and cls.__name__.startswith("_"):
+            return  # a private base of other kinds (`_Numbered`), never a button itself
         if not prefix:
             raise TypeError(f"{cls.__name__} needs a prefix")
         cls.prefix = prefix
@@ -105,6 +116,22 @@ def _index(field: str, count: int) -> int | None:
     if field.isascii() and field.isdigit() and str(int(field)) == field and int(field) < count:
         return int(field)
     return None
+
+
+@dataclass(frozen=True)
+class _Numbered(Press):
+    """A button that carries one number below :attr:`below`: a place in a list, a page."""
+
+    below: ClassVar[int]
+    index: int
+
+    def _field(self) -> str:
+        return str(self.index)
+
+    @classmethod
+    def _from_field(cls, field: str) -> Self | None:
+        index = _index(field, cls.below)
+        return None if index is None else cls(index)
 
 
 # -- moving through a step ---------------------------------------------------------------------
@@ -171,18 +198,10 @@ class Enough(Press, prefix="en"):
 
 
 @dataclass(frozen=True)
-class ChoiceMade(Press, prefix="c"):
+class ChoiceMade(_Numbered, prefix="c"):
     """One of an ``ask`` step's choices, by its position (at most 8)."""
 
-    index: int
-
-    def _field(self) -> str:
-        return str(self.index)
-
-    @classmethod
-    def _from_field(cls, field: str) -> Self | None:
-        index = _index(field, 8)
-        return None if index is None else cls(index)
+    below = 8
 
 
 class SkipReason(StrEnum):
@@ -321,18 +340,10 @@ class No(Press, prefix="n"):
 
 
 @dataclass(frozen=True)
-class MenuItem(Press, prefix="m"):
+class MenuItem(_Numbered, prefix="m"):
     """An exercise on the menu, by its position (at most 8)."""
 
-    index: int
-
-    def _field(self) -> str:
-        return str(self.index)
-
-    @classmethod
-    def _from_field(cls, field: str) -> Self | None:
-        index = _index(field, 8)
-        return None if index is None else cls(index)
+    below = 8
 
 
 @dataclass(frozen=True)
@@ -449,18 +460,10 @@ class PlanDone(Press, prefix="pd"):
 
 
 @dataclass(frozen=True)
-class PlanPartChosen(Press, prefix="pp"):
+class PlanPartChosen(_Numbered, prefix="pp"):
     """One part of the plan, by its place in the plan (0–5), to change."""
 
-    index: int
-
-    def _field(self) -> str:
-        return str(self.index)
-
-    @classmethod
-    def _from_field(cls, field: str) -> Self | None:
-        index = _index(field, 6)
-        return None if index is None else cls(index)
+    below = 6
 
 
 # -- the agreement (/contract) -----------------------------------------------------------------
@@ -540,3 +543,47 @@ class RegionChosen(Press, prefix="gc"):
     @classmethod
     def _from_field(cls, field: str) -> Self | None:
         return cls(field) if REGION_KEY.fullmatch(field) else None
+
+
+# -- session summaries -------------------------------------------------------------------------
+
+#: How many sessions a page of ``/summary`` lists.
+SUMMARY_PAGE = 5
+
+
+@dataclass(frozen=True)
+class SummaryItem(_Numbered, prefix="ui"):
+    """Share one item of the summary shown, or withdraw it (by its place in SHARE_ITEMS)."""
+
+    below = len(SHARE_ITEMS)
+
+
+@dataclass(frozen=True)
+class SummaryShareAll(Press, prefix="ua"):
+    """Share every item of the summary shown."""
+
+
+@dataclass(frozen=True)
+class SummaryDone(Press, prefix="ud"):
+    """Done with the summaries."""
+
+
+@dataclass(frozen=True)
+class SummaryPicked(_Numbered, prefix="uo"):
+    """One session of the ``/summary`` page shown, by its place on the page."""
+
+    below = SUMMARY_PAGE
+
+
+@dataclass(frozen=True)
+class SummaryPage(_Numbered, prefix="up"):
+    """Another page of ``/summary`` (0: the newest sessions)."""
+
+    below = 10_000
+
+
+@dataclass(frozen=True)
+class HelpedRated(_Numbered, prefix="uh"):
+    """The answer to "Did this help?" for the summary shown (by its place in HELPED)."""
+
+    below = len(HELPED)

@@ -7,6 +7,7 @@ no I/O, no clock (``now`` is passed in), no randomness.
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime
 
 from bot.engine._agreement import PROPOSED, ContractChange, Proposal
@@ -32,6 +33,7 @@ from bot.engine._questions import (
     DeleteQuestion,
     MenuQuestion,
     SettingsQuestion,
+    SummaryQuestion,
     agreement_lines,
 )
 from bot.engine._reminders import in_quiet_hours, zone
@@ -42,7 +44,7 @@ from bot.engine.steps import frame_fits
 
 #: The commands published to Telegram, with their descriptions' text keys.
 COMMANDS = (
-    "start", "stop", "pause", "resume", "smaller", "skip", "progress", "settings",
+    "start", "stop", "pause", "resume", "smaller", "skip", "progress", "summary", "settings",
     "mydata", "delete", "privacy", "sos", "safetyplan", "contract", "help",
 )
 
@@ -71,7 +73,10 @@ class Engine:
         Returns:
             The new state and everything to send, log, store and schedule.
         """
-        ctx = Context(self.resources, state.model_copy(deep=True), now, event.display_name)
+        # The ledger's session rows are only ever read: shared, not copied (a year of them
+        # would cost more to copy than the rest of the event).
+        fresh = copy.deepcopy(state, {id(state.history): state.history})
+        ctx = Context(self.resources, fresh, now, event.display_name)
         _dispatch(Conversation(ctx, previous=state.last_active), event)
         return ctx.out
 
@@ -225,6 +230,11 @@ def _command(talk: Conversation, name: str) -> None:
         talk.safety_plan()
     elif name == "contract":
         talk.contract()
+    elif name == "summary":
+        if talk.consented():
+            talk.ask(SummaryQuestion())
+        else:  # nothing is kept, or shared, before the terms are agreed to
+            talk.ask_consent()
     elif name == "settings":
         if talk.consented():
             talk.ask(SettingsQuestion())

@@ -23,23 +23,27 @@ question                      asked                                       answer
 :class:`DeleteQuestion`       delete all my data?                         delete / keep
 :class:`SafetyPlanQuestion`   ``/safetyplan``: save a plan? each part …   plan buttons, text
 :class:`ContractQuestion`     a change the therapist proposed: agree?     agree / talk first
+:class:`SummaryQuestion`      ``/summary``, a session's end: share what?  summary buttons
 ============================  ==========================================  ====================
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.engine._agreement import ANSWERED, Term, current_terms
 from bot.engine._buttons import (
+    SUMMARY_PAGE,
     ButtonKey,
     ContractAgree,
     ContractTalk,
     DeleteAnswers,
     DeleteNo,
     DeleteYes,
+    HelpedRated,
     KeepAnswers,
     KeepGoing,
     LevelStay,
@@ -63,12 +67,27 @@ from bot.engine._buttons import (
     Setting,
     SettingChosen,
     StopEverything,
+    SummaryDone,
+    SummaryItem,
+    SummaryPage,
+    SummaryPicked,
+    SummaryShareAll,
     Withdraw,
     Yes,
 )
 from bot.engine._outcome import Effect
 from bot.engine._plan import CLIENT, PART_CHARS, PART_LABELS, PARTS, PlanChange, SafetyPlan
 from bot.engine._reminders import in_quiet_hours, parse_hhmm, zone
+from bot.engine._summary import (
+    HELPED,
+    RATED,
+    SHARE_ITEMS,
+    SHARED,
+    WITHDRAWN,
+    Row,
+    Summary,
+    sessions,
+)
 from bot.engine._terms import Opt, Pace, ReminderTime
 from bot.intents import SafetyAnswer
 
@@ -830,11 +849,171 @@ def _plan(talk: Conversation) -> SafetyPlan:
     return talk.state.safety_plan or SafetyPlan()
 
 
+# -- session summaries -------------------------------------------------------------------------
+
+_SHARE_KEYS: dict[str, ButtonKey] = {
+    "exercise": "summary_share_exercise", "ratings": "summary_share_ratings",
+    "difficulty": "summary_share_difficulty", "relief": "summary_share_relief",
+    "pacing": "summary_share_pacing", "connections": "summary_share_connections",
+    "helped": "summary_share_helped"}
+_WITHDRAW_KEYS: dict[str, ButtonKey] = {
+    "exercise": "summary_withdraw_exercise", "ratings": "summary_withdraw_ratings",
+    "difficulty": "summary_withdraw_difficulty", "relief": "summary_withdraw_relief",
+    "pacing": "summary_withdraw_pacing", "connections": "summary_withdraw_connections",
+    "helped": "summary_withdraw_helped"}
+_HELPED_KEYS: tuple[ButtonKey, ...] = ("helped_yes", "helped_a_little", "helped_not_really")
+
+
+class SummaryQuestion(Question):
+    """A session's summary, item by item the client's to share or keep private; or the
+    ``/summary`` list of their sessions, newest first, a page at a time.
+
+    Nothing is shared until the client presses a share button, and only while they hold the
+    sharing opt-in; every press is a ``summary_shared`` or ``summary_withdrawn`` ledger row
+    (:mod:`bot.engine._summary`), so the summary itself is read from the ledger, never kept in
+    the state.
+
+    Attributes:
+        session: The session shown (its start time); None: the list.
+        page: The list's page (0: the newest sessions), to go back to.
+        listed: The session was chosen from the list: "Done" goes back to it.
+        offer_level: Shown as a session ended: "Done" may ask about one level up next.
+    """
+
+    kind: Literal["summary"] = "summary"
+    session: datetime | None = None
+    page: int = Field(default=0, ge=0)
+    listed: bool = False
+    offer_level: bool = False
+    takes = (SummaryItem, SummaryShareAll, SummaryDone, SummaryPicked, SummaryPage, HelpedRated)
+
+    def ask(self, talk: Conversation) -> None:
+        self.show(talk.ctx)
+
+    def show(self, ctx: Context) -> None:
+        """Show the session's summary, or the list (``pending`` must be this question)."""
+        if self.session is None:
+            self._show_list(ctx)
+            return
+        shown = self._shown(ctx)
+        if shown is None:  # erased meanwhile, or older than the ledger keeps
+            ctx.say("summary.none")
+            ctx.state.pending = None
+            return
+        sharing = ctx.opted(Opt.SHARE_WITH_THERAPIST)
+        holds = shown.holds()
+        rows: list[list[tuple[str, Press]]] = []
+        if shown.helped is None:  # "Did this help?", answered once (or never: it is optional)
+            rows.append([ctx.button(key, HelpedRated(index))
+                         for index, key in enumerate(_HELPED_KEYS)])
+        if sharing:
+            for item in holds:
+                key = _WITHDRAW_KEYS[item] if shown.shares(item) else _SHARE_KEYS[item]
+                rows.append([ctx.button(key, SummaryItem(SHARE_ITEMS.index(item)))])
+            if any(not shown.shares(item) for item in holds):
+                rows.append([ctx.button("summary_share_all", SummaryShareAll())])
+        rows.append([ctx.button("summary_done", SummaryDone())])
+        ctx.say("summary.session", rows, title=_title(ctx, shown), date=ctx.local_time(shown.id),
+                completed=shown.completed, level=shown.level,
+                distress_before=shown.distress_before, distress_after=shown.distress_after,
+                expected=shown.expected, actual=shown.actual, relief=shown.relief,
+                smaller_steps=shown.smaller_steps, skips=shown.skips,
+                connections=shown.connections, helped=shown.helped, items=list(holds),
+                shared=[item for item in holds if shown.shares(item)], sharing=sharing)
+
+    def _show_list(self, ctx: Context) -> None:
+        ended = summaries(ctx)
+        if not ended:
+            ctx.say("summary.none")
+            ctx.state.pending = None
+            return
+        pages = (len(ended) + SUMMARY_PAGE - 1) // SUMMARY_PAGE
+        page = min(self.page, pages - 1)
+        if page != self.page:
+            ctx.state.pending = self.model_copy(update={"page": page})
+        shown = ended[page * SUMMARY_PAGE:(page + 1) * SUMMARY_PAGE]
+        rows: list[list[tuple[str, Press]]] = [
+            [(f"{ctx.local_time(s.id)} · {_title(ctx, s)}"[:40], SummaryPicked(index))]
+            for index, s in enumerate(shown)]
+        turn = [ctx.button("summary_newer", SummaryPage(page - 1))] if page else []
+        if page + 1 < pages:
+            turn.append(ctx.button("summary_older", SummaryPage(page + 1)))
+        rows += [turn] if turn else []
+        rows.append([ctx.button("summary_done", SummaryDone())])
+        ctx.say("summary.list", rows, page=page + 1, pages=pages,
+                sharing=ctx.opted(Opt.SHARE_WITH_THERAPIST))
+
+    def answer(self, talk: Conversation, press: Press) -> None:
+        ctx = talk.ctx
+        if isinstance(press, SummaryPage):
+            talk.ask(self.model_copy(update={"page": press.index}))
+        elif isinstance(press, SummaryPicked):
+            start = self.page * SUMMARY_PAGE + press.index
+            ended = summaries(ctx)
+            if start < len(ended):
+                talk.ask(SummaryQuestion(session=ended[start].id, page=self.page, listed=True))
+            else:
+                talk.ask(self)
+        elif isinstance(press, SummaryDone):
+            if self.session is not None and self.listed:
+                talk.ask(SummaryQuestion(page=self.page))
+                return
+            ctx.say("summary.closed")
+            if self.offer_level:
+                talk.runner.offer_level_up()
+            else:  # back to the step of a session under way, if any
+                talk.repeat()
+        else:
+            self._choose(talk, press)
+
+    def _choose(self, talk: Conversation, press: Press) -> None:
+        """Answer "Did this help?", share an item (or all of them), or withdraw one: a ledger
+        row, then the summary again as it now stands."""
+        ctx = talk.ctx
+        shown = self._shown(ctx)
+        if isinstance(press, HelpedRated):
+            if shown is not None and shown.helped is None:
+                ctx.log(RATED, session=shown.id.isoformat(), script=shown.script,
+                        helped=HELPED[press.index])
+            talk.ask(self)
+            return
+        if shown is None or not ctx.opted(Opt.SHARE_WITH_THERAPIST):
+            talk.ask(self)  # nothing to share, or no opt-in (any more): nothing is written
+            return
+        holds = shown.holds()
+        if isinstance(press, SummaryItem):
+            item = SHARE_ITEMS[press.index]
+            if item in holds:
+                ctx.log(WITHDRAWN if shown.shares(item) else SHARED,
+                        session=shown.id.isoformat(), items=[item])
+        else:
+            fresh = [item for item in holds if not shown.shares(item)]
+            if fresh:
+                ctx.log(SHARED, session=shown.id.isoformat(), items=fresh)
+        talk.ask(self)
+
+    def _shown(self, ctx: Context) -> Summary | None:
+        return next((s for s in summaries(ctx) if s.id == self.session), None)
+
+
+def summaries(ctx: Context) -> list[Summary]:
+    """The client's ended sessions, newest first, with every choice made so far applied
+    (those of this event too)."""
+    now = [Row(kind=e.kind, data=e.data, at=ctx.now) for e in ctx.out.ledger]
+    return [s for s in reversed(sessions([*ctx.state.history, *now]))
+            if s.ended_at is not None]
+
+
+def _title(ctx: Context, shown: Summary) -> str:
+    script = ctx.res.scripts.get(shown.script)
+    return script.meta.title if script is not None else shown.script
+
+
 #: What the engine can wait for outside the script, stored as ``{"kind": ..., ...}``.
 Pending = Annotated[
     ConsentQuestion | MenuQuestion | SettingsQuestion | TimezoneQuestion | ReminderTimeQuestion
     | KeptAnswersQuestion | CrisisQuestion | LevelQuestion | StopQuestion | DeleteQuestion
-    | StopRequestQuestion | SafetyPlanQuestion | ContractQuestion,
+    | StopRequestQuestion | SafetyPlanQuestion | ContractQuestion | SummaryQuestion,
     Field(discriminator="kind"),
 ]
 StopRequestQuestion.model_rebuild()

@@ -3,17 +3,20 @@
 Status and level are the agreement and always show. The last session and the sessions
 this week count shared sessions only (and show as not shared without the opt-in). A flag
 marks a crisis hold that began, or a shared session with a rating at or above the client's
-threshold that was shared, since the therapist last read the client's report.
+threshold that was shared, since the therapist last read the client's report. Beneath the
+lines, each exercise's "Did this help?" answers across the clients who share them, so that
+scripts can be refined.
 """
 
 from __future__ import annotations
 
 import html
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.engine import ClientState
+from bot.engine import HELPED, RATED, ClientState
 from bot.report._shares import SHARED, WITHDRAWN, shared_sessions, sharing
 from bot.report._status import client_status, client_zone
 from bot.store import CaseloadEntry, LedgerRow
@@ -21,7 +24,9 @@ from bot.store import CaseloadEntry, LedgerRow
 CRISIS_FLAG = "crisis hold"
 RATING_FLAG = "high rating"
 #: The ledger rows an overview line reads: a read of these alone gives the same line.
-CASELOAD_KINDS = frozenset({"session_started", "session_ended", "checkin", SHARED, WITHDRAWN})
+CASELOAD_KINDS = frozenset({"session_started", "session_ended", "checkin", SHARED, WITHDRAWN,
+                            RATED})
+_HELPED_WORDS = {"yes": "helped", "a-little": "a little", "not-really": "not really"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +42,7 @@ class CaseloadLine:
         level: Their current level.
         max_level: Their contract's max level.
         flags: What is new since the therapist last looked (``crisis hold``, ``high rating``).
+        helped: ``(script, answer)`` for each shared answer to "Did this help?".
     """
 
     client_id: str
@@ -47,6 +53,7 @@ class CaseloadLine:
     level: int
     max_level: int
     flags: tuple[str, ...]
+    helped: tuple[tuple[str, str], ...] = ()
 
 
 def caseload_line(
@@ -84,7 +91,25 @@ def caseload_line(
         level=state.level,
         max_level=state.contract.max_level,
         flags=tuple(flags),
+        helped=tuple((s.script, s.helped) for s in shared
+                     if s.shares("helped") and s.helped is not None),
     )
+
+
+def script_ratings(lines: Sequence[CaseloadLine]) -> list[str]:
+    """Each exercise's shared "Did this help?" answers across the clients, one line each
+    (``first-steps: helped 3 · a little 1 · not really 0 (2 clients)``), by script id."""
+    answers: dict[str, Counter[str]] = {}
+    clients: Counter[str] = Counter()
+    for line in lines:
+        for script in {script for script, _ in line.helped}:
+            clients[script] += 1
+        for script, helped in line.helped:
+            answers.setdefault(script, Counter())[helped] += 1
+    return [f"{script}: " + " · ".join(f"{_HELPED_WORDS[h]} {answers[script][h]}"
+                                        for h in HELPED)
+            + f" ({clients[script]} client{'s' if clients[script] != 1 else ''})"
+            for script in sorted(answers)]
 
 
 def caseload_messages(lines: Sequence[CaseloadLine], limit: int = 4000) -> list[str]:
@@ -100,6 +125,10 @@ def caseload_messages(lines: Sequence[CaseloadLine], limit: int = 4000) -> list[
             f"level {line.level}/{line.max_level}{flag}\n"
             f"last shared session: {line.last_session or 'none'} · this week: "
             f"{'not shared' if line.this_week is None else line.this_week}")
+    ratings = script_ratings(lines)
+    if ratings:
+        blocks.append("<b>Did it help? Shared answers, by exercise</b>\n"
+                      + "\n".join(html.escape(r) for r in ratings))
     blocks.append("/report CLIENT sends a client's progress report.")
     messages = [blocks[0]]
     for block in blocks[1:]:
@@ -118,4 +147,7 @@ def caseload_table(lines: Sequence[CaseloadLine]) -> str:
             line.client_id, line.therapist or "-", line.status, line.last_session or "-",
             "not shared" if line.this_week is None else str(line.this_week),
             f"{line.level}/{line.max_level}", ", ".join(line.flags) or "-")))
+    ratings = script_ratings(lines)
+    if ratings:
+        rows += ["", "Did it help? Shared answers, by exercise", *ratings]
     return "\n".join(rows)

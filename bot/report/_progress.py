@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
 
-from bot.engine import HISTORY_KINDS, ClientState, current_terms
+from bot.engine import HELPED, HISTORY_KINDS, ClientState, current_terms
 from bot.report import _charts
 from bot.report._agreement import HISTORY_COLUMNS, TERM_NAMES, history_rows, term_value
 from bot.report._shares import SESSION_KINDS, SHARE_ITEMS, Session, shared_sessions, sharing
@@ -40,7 +40,9 @@ _ITEM_WORDS = {
     "relief": "relief",
     "pacing": "pacing",
     "connections": "connections",
+    "helped": "whether it helped",
 }
+_HELPED_WORDS = {"yes": "It helped", "a-little": "A little", "not-really": "Not really"}
 NOT_SHARED = "not shared"
 #: The ledger rows the report reads: a read of these alone builds the same report.
 REPORT_KINDS = SESSION_KINDS | {"level_changed", "crisis_language", *HISTORY_KINDS}
@@ -152,6 +154,7 @@ def progress_report(
             _difficulty_chart(sessions, zone),
             _level_chart(sessions, zone, level_ups),
             _weekly_chart(sessions, zone),
+            _helped_chart(sessions, titles),
         ],
         sessions=_session_table(sessions, zone, titles),
         contract=_contract(state, titles),
@@ -298,6 +301,23 @@ def _weekly_chart(sessions: Sequence[Session], zone: ZoneInfo) -> Chart:
     return Chart("weekly", title, "Weeks start on Monday.", svg, table)
 
 
+def _helped_chart(sessions: Sequence[Session], titles: Mapping[str, str]) -> Chart:
+    """Each exercise's answers to "Did this help?", from the sessions that share them."""
+    answers: dict[str, Counter[str]] = {}
+    for s in sessions:
+        if s.shares("helped") and s.helped is not None:
+            answers.setdefault(titles.get(s.script, s.script), Counter())[s.helped] += 1
+    scripts = sorted(answers)
+    table = Table(("Exercise", *_HELPED_WORDS.values()),
+                  [(name, *(str(answers[name][h]) for h in HELPED)) for name in scripts])
+    title = "Did it help? The client's answers, by exercise"
+    svg = _charts.bars(title, scripts, [
+        (words, [answers[name][h] for name in scripts], {})
+        for h, words in _HELPED_WORDS.items()]) if scripts else None
+    return Chart("helped", title, "Asked after each exercise, answered only if the client "
+                 "chose to: feedback on the exercise, never a score of the client.", svg, table)
+
+
 # -- tables ----------------------------------------------------------------------------------
 def _session_table(sessions: Sequence[Session], zone: ZoneInfo,
                    titles: Mapping[str, str]) -> Table:
@@ -322,9 +342,10 @@ def _session_table(sessions: Sequence[Session], zone: ZoneInfo,
             shown(s, "relief", _RELIEF.get(s.relief or "", "not asked")),
             shown(s, "pacing", choices),
             shown(s, "connections", str(s.connections)),
+            shown(s, "helped", _HELPED_WORDS.get(s.helped or "", "not asked")),
         ))
     return Table(("Date", "Shared", "Exercise", "Distress (0–10)", "Difficulty", "Relief",
-                  "Pacing choices", "Connections noted"), rows)
+                  "Pacing choices", "Connections noted", "Did it help?"), rows)
 
 
 def _contract(state: ClientState, titles: Mapping[str, str]) -> Table:

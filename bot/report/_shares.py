@@ -1,85 +1,22 @@
-"""What a client shared: sessions read from the ledger, and the share rows that open them.
+"""What a client shared: the sessions of the ledger (:mod:`bot.engine._summary` reads them,
+with the share rows the client's ``/summary`` choices wrote) that the therapist may see.
 
-The data contract with the in-chat summary flow (docs/therapists.md, "What the report is
-made of"): at the end of a session, or later from ``/summary``, the client's choices are
-ledger rows
-
-* ``summary_shared`` ``{"session": ID, "items": [ITEM, …]}`` — these items of the session
-  reach the therapist;
-* ``summary_withdrawn`` ``{"session": ID, "items": [ITEM, …]}`` — these no longer do.
-
-``ID`` is the session's start time in ISO 8601 (``Session.started_at``, equal to the ``at``
-of its ``session_started`` row); ``ITEM`` is one of :data:`SHARE_ITEMS`. Rows apply in ledger
-order; rows naming no session of the ledger, or malformed ones, change nothing, and unknown
-items are ignored (a newer flow may share more than this report shows). Nothing reaches
-the therapist while the client does not hold the sharing opt-in, whatever was shared before.
+The data contract with the in-chat summary flow is documented in docs/therapists.md ("What
+the report is made of"). Nothing reaches the therapist while the client does not hold the
+sharing opt-in, whatever was shared before.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Sequence
 
-from bot.engine import ClientState, Opt
+from bot.engine import SESSION_KINDS, SHARE_ITEMS, SHARED, WITHDRAWN, ClientState, Opt
+from bot.engine import Summary as Session
+from bot.engine import sessions as _sessions
 from bot.store import LedgerRow
 
-#: What one shared session can show, each shared (and withdrawn) on its own:
-#: ``exercise`` which exercise, when, at which level, finished or not; ``ratings`` the
-#: distress check-ins (0–10); ``difficulty`` expected vs actual difficulty; ``relief`` the
-#: relief that followed; ``pacing`` smaller steps and skips, as the client's choices;
-#: ``connections`` how many moments of connection were noted (never the note's words).
-SHARE_ITEMS = ("exercise", "ratings", "difficulty", "relief", "pacing", "connections")
-SHARED = "summary_shared"
-WITHDRAWN = "summary_withdrawn"
-#: The ledger rows a session is read from (the rest of a ledger plays no part in it).
-SESSION_KINDS = frozenset({"session_started", "session_ended", "checkin", "relief", "pacing",
-                           "connection_noted", SHARED, WITHDRAWN})
-
-
-@dataclass(slots=True)
-class Session:
-    """One session as its ledger rows tell it (nothing typed is ever in them).
-
-    Attributes:
-        id: Its start time (the session id of the share rows).
-        script: The script's id.
-        ended_at: When it ended (None while it runs).
-        completed: Whether it ran to its end.
-        level: The level it ran at.
-        distress_before: The first rating.
-        distress_after: The last rating.
-        ratings: Every distress rating, in order.
-        expected: How hard the client expected it to be (0–10).
-        actual: How hard it was (0–10).
-        relief: ``yes``, ``a-little`` or ``no``.
-        smaller_steps: Smaller steps the client chose.
-        skips: Steps the client chose to skip.
-        connections: Moments of connection noted.
-        items: What the client shares of it now.
-        shared_at: When the client last shared something of it.
-    """
-
-    id: datetime
-    script: str
-    ended_at: datetime | None = None
-    completed: bool = False
-    level: int | None = None
-    distress_before: int | None = None
-    distress_after: int | None = None
-    ratings: list[int] = field(default_factory=list)
-    expected: int | None = None
-    actual: int | None = None
-    relief: str | None = None
-    smaller_steps: int = 0
-    skips: int = 0
-    connections: int = 0
-    items: set[str] = field(default_factory=set)
-    shared_at: datetime | None = None
-
-    def shares(self, item: str) -> bool:
-        """Whether the client shares this item of the session."""
-        return item in self.items
+__all__ = ["SESSION_KINDS", "SHARED", "SHARE_ITEMS", "WITHDRAWN", "Session", "shared_sessions",
+           "sharing"]
 
 
 def sharing(state: ClientState) -> bool:
@@ -93,69 +30,3 @@ def shared_sessions(state: ClientState, ledger: Sequence[LedgerRow]) -> list[Ses
     if not sharing(state):
         return []
     return [s for s in _sessions(ledger) if s.items and s.ended_at is not None]
-
-
-def _sessions(ledger: Iterable[LedgerRow]) -> list[Session]:
-    """Every session of the ledger, with the share rows applied."""
-    sessions: dict[datetime, Session] = {}
-    current: Session | None = None
-    for row in ledger:
-        data, kind = row.data, row.kind
-        if kind == "session_started":
-            current = Session(id=row.at, script=str(data.get("script", "")))
-            sessions.setdefault(row.at, current)
-        elif kind in (SHARED, WITHDRAWN):
-            _apply_share(sessions, row)
-        elif current is not None and _session_row(current, kind, data):
-            current.ended_at = row.at
-            current = None
-    return list(sessions.values())
-
-
-def _session_row(session: Session, kind: str, data: dict[str, object]) -> bool:
-    """Add one row to the running session; True when it is the row that ends it."""
-    if kind == "checkin":
-        rating = _int(data.get("distress"))
-        if rating is not None:
-            session.ratings.append(rating)
-    elif kind == "relief":
-        session.relief = str(data.get("relief"))
-    elif kind == "pacing":
-        choice = data.get("choice")
-        session.smaller_steps += choice == "smaller"
-        session.skips += choice == "skip"
-    elif kind == "connection_noted":
-        session.connections += 1
-    elif kind == "session_ended":
-        session.completed = data.get("completed") is True
-        session.level = _int(data.get("level"))
-        session.distress_before = _int(data.get("distress_before"))
-        session.distress_after = _int(data.get("distress_after"))
-        session.expected = _int(data.get("expected"))
-        session.actual = _int(data.get("actual"))
-        return True
-    return False
-
-
-def _apply_share(sessions: dict[datetime, Session], row: LedgerRow) -> None:
-    ident, items = row.data.get("session"), row.data.get("items")
-    if not isinstance(ident, str) or not isinstance(items, list):
-        return
-    try:
-        started = datetime.fromisoformat(ident)
-    except ValueError:
-        return
-    session = sessions.get(started) if started.tzinfo is not None else None
-    if session is None:
-        return
-    chosen = {item for item in items if item in SHARE_ITEMS}
-    if row.kind == SHARED:
-        session.items |= chosen
-        if chosen:
-            session.shared_at = row.at
-    else:
-        session.items -= chosen
-
-
-def _int(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None

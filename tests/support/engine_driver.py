@@ -25,6 +25,7 @@ from bot.app import build
 from bot.config import load_config
 from bot.engine import (
     RISK_KINDS,
+    SESSION_KINDS,
     Button,
     ButtonSpec,
     ClientState,
@@ -44,6 +45,7 @@ from bot.engine import (
     Policy,
     Question,
     Resources,
+    Row,
     Start,
     StopQuestion,
     Text,
@@ -152,10 +154,12 @@ class Driver:
         last: The outcome of the last event.
         history: Every outcome so far, oldest first.
         keyboard: The buttons of the newest message that had any.
+        session_rows: The ledger's session rows, handed in with every event as the service does
+            (None: none are, as in the explorer; session summaries are then never shown).
     """
 
     def __init__(self, engine: Engine, state: ClientState, now: datetime = T0,
-                 name: str | None = "Ada") -> None:
+                 name: str | None = "Ada", session_rows: list[Row] | None = None) -> None:
         self.engine = engine
         self.state = state
         self.now = now
@@ -163,15 +167,18 @@ class Driver:
         self.last = Outcome(state=state)
         self.history: list[Outcome] = []
         self.keyboard: list[ButtonSpec] = []
+        self.session_rows = session_rows
 
     @classmethod
-    def new(cls, engine: Engine, client_id: str = "test:ada", now: datetime = T0) -> Driver:
-        """A client the engine has never seen."""
-        return cls(engine, engine.new_state(client_id), now)
+    def new(cls, engine: Engine, client_id: str = "test:ada", now: datetime = T0, *,
+            ledger: bool = False) -> Driver:
+        """A client the engine has never seen (``ledger``: hand in their session rows)."""
+        return cls(engine, engine.new_state(client_id), now, session_rows=[] if ledger else None)
 
     def fork(self) -> Driver:
         """An independent copy at the same place (for trying several answers)."""
-        copy = Driver(self.engine, self.state.model_copy(deep=True), self.now, self.name)
+        copy = Driver(self.engine, self.state.model_copy(deep=True), self.now, self.name,
+                      None if self.session_rows is None else list(self.session_rows))
         copy.keyboard = list(self.keyboard)
         copy.history = list(self.history)
         copy.last = self.last
@@ -180,7 +187,12 @@ class Driver:
     # -- events ---------------------------------------------------------------------------
     def send(self, event: Event) -> Outcome:
         """Handle one event and remember its outcome."""
+        if self.session_rows is not None:
+            self.state = self.state.model_copy(update={"history": list(self.session_rows)})
         out = self.engine.handle(self.state, event, self.now)
+        if self.session_rows is not None:
+            self.session_rows += [Row(kind=e.kind, data=e.data, at=self.now) for e in out.ledger
+                          if e.kind in SESSION_KINDS]
         self.state = out.state
         self.last = out
         self.history.append(out)

@@ -2,8 +2,10 @@
 
 A therapist's report is built from a client's ledger. These helpers make that ledger the
 way the bot does — every button press and rating goes through :class:`bot.service.Rehearsal`
-into a real SQLite file — and then add the share rows exactly as the in-chat summary flow
-will commit them (``summary_shared`` / ``summary_withdrawn``, docs/therapists.md)::
+into a real SQLite file, leaving each session's summary as it is (private) — and then add
+the share rows exactly as the in-chat summary flow commits them (``summary_shared`` /
+``summary_withdrawn``, docs/therapists.md; tests/test_engine_summary.py presses the real
+buttons)::
 
     client = ServiceClient(service, "tg:2001")
     await consent_sharing(client)
@@ -17,7 +19,7 @@ import itertools
 from collections.abc import Iterable
 from datetime import datetime
 
-from bot.engine import LevelQuestion, Part, Start, Text
+from bot.engine import LevelQuestion, Part, Start, SummaryQuestion, Text
 from bot.report import SHARED, WITHDRAWN
 from bot.store import Commit, LedgerRecord, Store
 from tests.support.engine_driver import ServiceClient
@@ -44,6 +46,7 @@ async def practise(
     actual: int = 3,
     smaller: int = 0,
     level_up: bool = False,
+    helped: str | None = None,
 ) -> datetime:
     """One whole session of an exercise, from the menu to its end.
 
@@ -59,6 +62,7 @@ async def practise(
         actual: How hard it was.
         smaller: How many times to choose a smaller step at a prompt.
         level_up: Say yes if a step up a level is offered at the end.
+        helped: The button to answer "Did this help?" with (None: leave it unanswered).
 
     Returns:
         The session's id: its start time.
@@ -72,6 +76,11 @@ async def practise(
     for _ in range(300):
         state = await client.service.state_of(client.client_id)
         if state.session is None:
+            if isinstance(state.pending, SummaryQuestion):  # the session's summary: as it is
+                if helped is not None:
+                    await client.press(helped)
+                await client.press("ud")
+                state = await client.service.state_of(client.client_id)
             if state.pending == LevelQuestion():
                 await client.press("ly" if level_up else "ln")
             return started
@@ -93,7 +102,7 @@ async def practise(
 async def share(store: Store, client_id: str, session: datetime, items: Iterable[str],
                 at: datetime, *, withdraw: bool = False) -> None:
     """Commit the row the summary flow writes when the client shares (or withdraws) items
-    of a session."""
+    of a session (any session, any day: faster than pressing through ``/summary``)."""
     kind = WITHDRAWN if withdraw else SHARED
     data = {"session": session.isoformat(), "items": list(items)}
     await store.commit(Commit(event_id=f"test-share:{next(_ids)}", client_id=client_id, at=at,

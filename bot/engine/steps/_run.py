@@ -13,7 +13,7 @@ import unicodedata
 from bot.engine._buttons import LevelStay, LevelUp, Pause, Press, Resume, Skip, Smaller
 from bot.engine._context import Context
 from bot.engine._outcome import Answer
-from bot.engine._questions import LevelQuestion
+from bot.engine._questions import LevelQuestion, SummaryQuestion, summaries
 from bot.engine._state import Frame, Part
 from bot.engine._terms import Opt
 from bot.engine.steps._base import Handler, StepKind
@@ -234,8 +234,18 @@ class Run:
                 distress_after=session.distress, expected=session.expected,
                 actual=session.actual)
         ctx.state.session = None
-        if completed and not (session.high_distress or session.calmed or session.held):
+        level_up = completed and not (session.high_distress or session.calmed or session.held)
+        if completed and any(s.id == session.started_at for s in summaries(ctx)):
+            # The client's summary first; "Done" on it may ask about a level up next.
+            question = SummaryQuestion(session=session.started_at, offer_level=level_up)
+            ctx.state.pending = question
+            question.show(ctx)
+        elif level_up:
             _offer_level_up(ctx)
+
+    def offer_level_up(self) -> None:
+        """Ask about one level up if the contract's rule holds (after a session's summary)."""
+        _offer_level_up(self.ctx)
 
 
 def _offer_level_up(ctx: Context) -> None:

@@ -1,0 +1,211 @@
+"""The client's session summaries: every choice (share, keep private, withdraw), the list.
+
+The real engine over the shipped scripts, with the ledger's session rows handed in as the
+service does (``Driver.new(..., ledger=True)``). Nothing is shared until the client presses
+a share button while holding the sharing opt-in; each press is one ledger row.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.app import Loaded
+from bot.engine import (
+    RATED,
+    SHARED,
+    WITHDRAWN,
+    CrisisQuestion,
+    LevelQuestion,
+    SummaryQuestion,
+    sessions,
+)
+from tests.support.engine_driver import CRISIS, Driver, assert_crisis, assert_halted
+
+FIRST = "first-steps"
+
+
+def finished(loaded: Loaded, *, share: bool = True, times: int = 1) -> Driver:
+    """A client who finished first-steps `times` times, the last summary showing."""
+    d = Driver.new(loaded.engine, ledger=True)
+    d.consent(share=share)
+    for n in range(times):
+        if n:
+            d.press(d.label("summary_done"))
+            d.advance(hours=20)
+        d.pick(FIRST)
+        d.walk_to_end()
+    return d
+
+
+def share_rows(d: Driver) -> list[tuple[str, object, object]]:
+    return [(e.kind, e.data["session"], e.data["items"]) for e in d.all_ledger()
+            if e.kind in (SHARED, WITHDRAWN)]
+
+
+def shown_items(d: Driver) -> list[str]:
+    """What the summary on screen shares now (the engine's own reading of the rows)."""
+    pending = d.state.pending
+    assert isinstance(pending, SummaryQuestion) and d.session_rows is not None
+    [mine] = [s for s in sessions(d.session_rows) if s.id == pending.session]
+    return sorted(mine.items)
+
+
+def test_the_summary_follows_a_finished_session_and_everything_starts_private(
+        loaded: Loaded) -> None:
+    d = finished(loaded)
+    started = d.session_rows[0].at if d.session_rows else None
+    assert d.state.pending == SummaryQuestion(session=started, offer_level=True)
+    summary = d.texts()[-1]
+    assert "Your summary: First steps in sharing" in summary
+    assert summary.count("Private") == 4 and "Shared" not in summary
+    assert d.labels() == [d.label(k) for k in (
+        "helped_yes", "helped_a_little", "helped_not_really",
+        "summary_share_exercise", "summary_share_ratings", "summary_share_difficulty",
+        "summary_share_relief", "summary_share_all", "summary_done")]
+    assert share_rows(d) == []
+
+
+def test_share_one_item_then_withdraw_it_each_a_ledger_row(loaded: Loaded) -> None:
+    d = finished(loaded)
+    session = d.state.pending.session.isoformat()  # type: ignore[union-attr]
+    d.press(d.label("summary_share_ratings"))
+    assert d.kinds() == [SHARED] and shown_items(d) == ["ratings"]
+    assert d.has_button(d.label("summary_withdraw_ratings"))
+    assert "<i>Shared</i> · How you felt" in d.texts()[-1]
+    d.press(d.label("summary_withdraw_ratings"))
+    assert d.kinds() == [WITHDRAWN] and shown_items(d) == []
+    assert share_rows(d) == [(SHARED, session, ["ratings"]), (WITHDRAWN, session, ["ratings"])]
+
+
+def test_share_all_shares_only_what_is_not_shared_yet(loaded: Loaded) -> None:
+    d = finished(loaded)
+    d.press(d.label("summary_share_exercise"))
+    d.press(d.label("summary_share_all"))
+    session = d.state.pending.session.isoformat()  # type: ignore[union-attr]
+    assert share_rows(d)[-1] == (SHARED, session, ["ratings", "difficulty", "relief"])
+    assert shown_items(d) == sorted(["exercise", "ratings", "difficulty", "relief"])
+    assert not d.has_button(d.label("summary_share_all"))  # nothing left to share
+
+
+def test_keep_private_is_done_without_a_row_and_the_level_offer_follows(
+        loaded: Loaded) -> None:
+    d = finished(loaded, times=3)  # the default rule: three completions at a level
+    d.press(d.label("summary_done"))
+    assert d.said("summary.closed") and d.said("level.offer", level=1, next_level=2)
+    assert d.state.pending == LevelQuestion() and share_rows(d) == []
+
+
+def test_without_the_sharing_opt_in_the_summary_is_the_clients_alone(loaded: Loaded) -> None:
+    d = finished(loaded, share=False)
+    assert "yours alone" in d.texts()[-1] and "Private" not in d.texts()[-1]
+    assert d.labels() == [d.label(k) for k in (
+        "helped_yes", "helped_a_little", "helped_not_really", "summary_done")]
+    # A forged share press (never offered on this keyboard) is stale and writes nothing.
+    d.press_data(f"{d.state.keyboard}:ui1")
+    assert d.said("unexpected.stale_button") and share_rows(d) == []
+
+
+def test_stale_and_forged_presses_change_nothing(loaded: Loaded) -> None:
+    d = finished(loaded)
+    old = d.button(d.label("summary_share_ratings")).data
+    d.press(d.label("summary_share_exercise"))
+    before = share_rows(d)
+    d.press_data(old)  # an older keyboard
+    assert d.said("unexpected.stale_button") and share_rows(d) == before
+    d.press_data(f"{d.state.keyboard}:ui9")  # no such item
+    assert d.said("unexpected.stale_button") and share_rows(d) == before
+    assert isinstance(d.state.pending, SummaryQuestion)
+
+
+def test_typed_text_at_the_summary_asks_for_a_button(loaded: Loaded) -> None:
+    d = finished(loaded)
+    d.text("ok thanks")
+    assert d.said("unexpected.text_at_buttons") and share_rows(d) == []
+    assert isinstance(d.state.pending, SummaryQuestion)
+
+
+def test_crisis_words_at_the_summary_show_resources_first(loaded: Loaded) -> None:
+    d = finished(loaded)
+    d.text(CRISIS)
+    assert_crisis(d, CRISIS, had_session=False, running=False)
+    assert d.state.pending == CrisisQuestion() and share_rows(d) == []
+
+
+def test_stop_at_the_summary_stops_at_once(loaded: Loaded) -> None:
+    d = finished(loaded)
+    d.command("stop")
+    assert_halted(d, had_session=False, via="command")
+    d.command("summary")
+    assert d.said("stop.halted")
+
+
+def test_summary_lists_every_session_page_by_page(loaded: Loaded) -> None:
+    d = finished(loaded, times=7)
+    d.press(d.label("summary_done"))
+    if d.state.pending == LevelQuestion():
+        d.press(d.label("level_no"))
+    d.command("summary")
+    assert d.said("summary.list", page=1, pages=2, sharing=True)
+    assert len(d.labels()) == 5 + 2  # five sessions, "Older", "Done"
+    d.press(d.label("summary_older"))
+    assert d.said("summary.list", page=2, pages=2, sharing=True)
+    assert d.labels()[2:] == [d.label("summary_newer"), d.label("summary_done")]
+    d.press(d.labels()[1])  # the oldest session
+    pending = d.state.pending
+    assert isinstance(pending, SummaryQuestion) and pending.listed
+    assert d.session_rows is not None and pending.session == d.session_rows[0].at
+    d.press(d.label("summary_share_exercise"))
+    d.press(d.label("summary_done"))  # back to the page it was chosen from
+    assert d.said("summary.list", page=2, pages=2, sharing=True)
+    d.press(d.label("summary_done"))
+    assert d.said("summary.closed") and d.state.pending is None
+    assert [r[0] for r in share_rows(d)] == [SHARED]
+
+
+@pytest.mark.parametrize("consented", [False, True])
+def test_summary_with_nothing_to_show(loaded: Loaded, consented: bool) -> None:
+    d = Driver.new(loaded.engine, ledger=True)
+    if consented:
+        d.consent()
+        d.command("summary")
+        assert d.said("summary.none") and d.state.pending is None
+    else:
+        d.command("summary")  # nothing before the terms are agreed to
+        assert d.said("consent.intro", **_intro(loaded))
+
+
+def _intro(loaded: Loaded) -> dict[str, object]:
+    policy = loaded.engine.resources.policy
+    return {"retention_days": policy.retention_days, "answers_days": policy.answers_days,
+            "therapist_delay": policy.therapist_delay,
+            "crisis_hold_hours": policy.crisis_hold_hours}
+
+
+
+def test_did_this_help_is_asked_once_and_shared_only_when_the_client_says_so(
+        loaded: Loaded) -> None:
+    d = finished(loaded)
+    session = d.state.pending.session.isoformat()  # type: ignore[union-attr]
+    assert "Did this help?" in d.texts()[-1]
+    d.press(d.label("helped_a_little"))
+    assert [(e.kind, e.data) for e in d.ledger()] == [
+        (RATED, {"session": session, "script": FIRST, "helped": "a-little"})]
+    assert "You said: a little" in d.texts()[-1] and "Did this help?" not in d.texts()[-1]
+    assert not d.has_button(d.label("helped_yes"))  # answered: not asked again
+    assert shown_items(d) == []  # the answer too is private until shared
+    d.press(d.label("summary_share_helped"))
+    assert shown_items(d) == ["helped"]
+    assert share_rows(d) == [(SHARED, session, ["helped"])]
+
+
+def test_summary_mid_session_then_done_goes_back_to_the_step(loaded: Loaded) -> None:
+    d = finished(loaded)
+    d.press(d.label("summary_done"))
+    d.advance(hours=20)
+    d.pick(FIRST)
+    d.press("go")
+    step = d.step
+    d.command("summary")
+    assert d.said("summary.list", page=1, pages=1, sharing=True)
+    d.press(d.label("summary_done"))
+    assert d.said("summary.closed") and d.step == step and d.has_button("go")
