@@ -480,7 +480,7 @@ class SendingConfig(_Section):
 class ConsentConfig(_Section):
     """The consent text's version and promises."""
 
-    version: Annotated[int, Field(ge=1)] = 2
+    version: Annotated[int, Field(ge=1)] = 3
     therapist_delay: Annotated[str, Field(min_length=1, max_length=80)] = "before your next session"
 
 
