@@ -574,7 +574,7 @@ async def test_the_token_never_appears_in_any_log(
     root_level = root.level
     root.addHandler(handler)
     caplog.set_level(logging.DEBUG)
-    for name in ("httpx", "httpcore", "telegram", "bot", "aiosqlite"):
+    for name in ("httpx", "httpcore", "telegram", "bot"):
         caplog.set_level(logging.DEBUG, logger=name)  # even httpx, which logs request URLs
     try:
         config = edge_config(fake_api, database, access=ALLOWED)
