@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import html
+import io
 import logging
 import math
 import re
@@ -288,8 +289,12 @@ class OutboxSender:
         payload = row.payload
         text = str(payload.get("text", ""))
         markup = _markup(payload.get("buttons"))
+        file = payload.get("file")
         try:
-            ids = await self._send(chat, text, markup, bool(payload.get("replace_keyboard")))
+            if isinstance(file, dict):
+                ids = await self._send_file(chat, str(file["name"]), str(file["content"]))
+            else:
+                ids = await self._send(chat, text, markup, bool(payload.get("replace_keyboard")))
         except RetryAfter as exc:
             seconds = exc.retry_after if isinstance(exc.retry_after, int | float) else (
                 exc.retry_after.total_seconds())
@@ -349,6 +354,11 @@ class OutboxSender:
                                               reply_markup=markup)
         if markup is not None:
             self._keyboards.put(chat, message.message_id)
+        return [message.message_id]
+
+    async def _send_file(self, chat: int, name: str, content: str) -> list[int]:
+        message = await self.bot.send_document(chat, io.BytesIO(content.encode()),
+                                               filename=name)
         return [message.message_id]
 
     async def _bad_request(
