@@ -8,7 +8,9 @@ runs in a child process, as in production:
 * **ours** — ``TelegramEdge`` on a ``SqliteStore`` in a temporary file (WAL,
   ``synchronous=FULL``: every update's state, ledger rows and outbox are durable before a
   reply goes out), logging at INFO to a file with token redaction installed, pacing off
-  (``Pacer(per_chat=0, overall=0)``);
+  (``Pacer(per_chat=0, overall=0)``); **shipped** is the same bot with the shipped pacing
+  (``sending``: a burst of 3 per chat, then 1 a second; 30 a second in all), run in the paced
+  run only, for how long a reply of several messages takes to arrive in full;
 * **echo** — a plain python-telegram-bot ``Application`` with the same ``concurrent_updates``
   limit (512): one ``MessageHandler`` that echoes a text and one ``CallbackQueryHandler``
   that answers the query and replies, each reply carrying one button, so the same clients
@@ -22,7 +24,8 @@ its next input goes out as soon as its reply is complete; in the paced run (100 
 first pauses 0.5–1.5 s, like someone reading. Measured per run: updates per second (all
 clients' inputs / wall time), the latency from the moment the fake server queued a client's
 update to the bot's first message in reply (p50, p99; each client's first two inputs left
-out), the bot process's peak RSS and its CPU time per update.
+out), the bot process's peak RSS and its CPU time per update; and for every reply of more
+than one message, how long its last message trailed its first (p50, p99).
 
 Afterwards, in the child that served 1,000 clients: RSS and Python's allocated blocks once
 they finished, then after 10,000 and after 20,000 more clients started (``/start`` through
@@ -41,6 +44,7 @@ import gc
 import itertools
 import json
 import logging
+import math
 import os
 import random
 import resource
@@ -128,7 +132,9 @@ async def _serve_ours(args: argparse.Namespace) -> None:
     })
     loaded = build(config)
     async with SqliteStore(config.storage.database) as store:
-        edge = TelegramEdge(config, loaded, store, pacer=Pacer(per_chat=0, overall=0))
+        pacer = (Pacer.configured(config.sending) if args.serve == "shipped"
+                 else Pacer(per_chat=0, overall=0))
+        edge = TelegramEdge(config, loaded, store, pacer=pacer)
         _install_stats(Path(args.stats), lambda: {
             "admitted": len(edge.handlers._admitted),
             "keyboards": len(edge.sender._keyboards),
@@ -184,7 +190,7 @@ def serve(args: argparse.Namespace) -> None:
     """The child process: run one bot until SIGTERM (under cProfile with ``--profile``)."""
     exit_with_parent()
     _logging(Path(args.log), args.token)
-    run = _serve_ours if args.serve == "ours" else _serve_echo
+    run = _serve_echo if args.serve == "echo" else _serve_ours
     if not args.profile:
         asyncio.run(run(args))
         return
@@ -209,6 +215,7 @@ class Client:
     sent: int = 0  # inputs sent so far
     gap: asyncio.TimerHandle | None = None
     done: bool = False
+    reply: list[float] = field(default_factory=list)  # when each message of the reply came
 
 
 @dataclass
@@ -226,13 +233,16 @@ class Run:
     parent_cpu_seconds: float
     typed: int
     timeouts: int
+    trails: list[float] = field(default_factory=list)
 
     @property
     def rate(self) -> float:
         return self.updates / self.seconds
 
-    def percentile(self, p: float) -> float:
-        ordered = sorted(self.latencies)
+    def percentile(self, p: float, of: list[float] | None = None) -> float:
+        ordered = sorted(self.latencies if of is None else of)
+        if not ordered:
+            return math.nan
         return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000
 
 
@@ -246,6 +256,7 @@ class Harness:
     random: random.Random = field(default_factory=lambda: random.Random(7))
     clients: dict[int, Client] = field(default_factory=dict)
     latencies: list[float] = field(default_factory=list)
+    trails: list[float] = field(default_factory=list)  # last message of a reply after its first
     updates: int = 0
     typed: int = 0  # inputs typed after a message without buttons (each after text_gap)
     timeouts: int = 0
@@ -291,6 +302,7 @@ class Harness:
             asyncio.get_running_loop().call_later(delay, self._send, client, send)
 
     def _send(self, client: Client, send: Callable[[], Coroutine[Any, Any, int]]) -> None:
+        self._reply_done(client)
         client.sent += 1
         client.sent_at = time.perf_counter()
         self.updates += 1
@@ -298,13 +310,20 @@ class Harness:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _reply_done(self, client: Client) -> None:
+        if len(client.reply) > 1:
+            self.trails.append(client.reply[-1] - client.reply[0])
+        client.reply.clear()
+
     def _finish(self, client: Client) -> None:
+        self._reply_done(client)
         if not client.done:
             client.done = True
             if all(c.done for c in self.clients.values()):
                 self.finished.set()
 
     def _on_message(self, client: Client, params: dict[str, Any], result: Any) -> None:
+        client.reply.append(time.perf_counter())
         if client.sent_at is not None:
             if client.sent > self.warmup:
                 self.latencies.append(time.perf_counter() - client.sent_at)
@@ -438,7 +457,7 @@ async def measure(bot: str, clients: int, inputs: int, text_gap: float, workdir:
                 cpu_seconds=_cpu_seconds(child.process.pid) - cpu_before,
                 parent_cpu_seconds=(parent_after.ru_utime + parent_after.ru_stime
                                     - parent_before.ru_utime - parent_before.ru_stime),
-                typed=harness.typed, timeouts=harness.timeouts,
+                typed=harness.typed, timeouts=harness.timeouts, trails=list(harness.trails),
             )
             if idle:
                 await asyncio.sleep(1.0)  # let the last sends finish
@@ -484,6 +503,12 @@ def report(runs: list[Run], memory: dict[str, dict[str, int]], idle: int) -> Non
         print(f"{label:>10} {ours.rate / echo.rate:>19.2f} {cpu:>16.2f} "
               f"{ours.percentile(50) - echo.percentile(50):>13.1f} "
               f"{ours.percentile(99) - echo.percentile(99):>13.1f}")
+    for run in runs:
+        if run.bot == "shipped":
+            print(f"\nshipped pacing, {_label(run)} clients: {len(run.trails)} replies of "
+                  f"several messages; the last trailed the first by "
+                  f"{run.percentile(50, run.trails):.1f} ms (p50), "
+                  f"{run.percentile(99, run.trails):.1f} ms (p99)")
     if memory:
         active, half, after = (memory[key] for key in ("after_active", "after_half_idle",
                                                        "after_idle"))
@@ -514,7 +539,7 @@ async def bench(quick: bool, text_gap: float, workdir: Path) -> None:
     runs: list[Run] = []
     memory: dict[str, dict[str, int]] = {}
     for clients, inputs, think in plan:
-        for bot in ("echo", "ours"):
+        for bot in ("echo", "ours", "shipped") if think else ("echo", "ours"):
             last = (clients, inputs, think) == plan[-1] and bot == "ours"
             run, found = await measure(bot, clients, inputs, text_gap, workdir,
                                        idle=idle if last else 0, think=think)
@@ -534,7 +559,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="ms a client waits after a message without buttons before typing")
     parser.add_argument("--profile", type=Path, default=None,
                         help="profile the bots with cProfile into PROFILE-BOT-USERS.prof")
-    parser.add_argument("--serve", choices=("ours", "echo"), help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=("ours", "shipped", "echo"), help=argparse.SUPPRESS)
     for hidden in ("--db", "--log", "--stats", "--base-url", "--token"):
         parser.add_argument(hidden, help=argparse.SUPPRESS)
     parser.add_argument("--first", type=int, default=FIRST_USER, help=argparse.SUPPRESS)

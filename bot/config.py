@@ -119,6 +119,7 @@ class TelegramConfig(_Section):
     webhook: WebhookConfig = Field(default_factory=WebhookConfig)
     admins: list[int] = Field(default_factory=list)
     drop_pending_updates: bool = False
+    connection_pool_size: Annotated[int, Field(ge=1, le=256)] = 8
     #: Whether ``/report`` sends progress reports to therapists over Telegram.
     send_reports: bool = True
 
@@ -471,6 +472,7 @@ class SendingConfig(_Section):
     """Rate limits and retries for messages to Telegram."""
 
     per_chat_per_second: Annotated[float, Field(gt=0, le=30)] = 1.0
+    per_chat_burst: Annotated[int, Field(ge=1, le=10)] = 3
     global_per_second: Annotated[float, Field(gt=0, le=30)] = 30.0
     backoff_seconds: Annotated[
         list[Annotated[float, Field(gt=0, le=3600)]], Field(min_length=1)

@@ -326,12 +326,34 @@ class Rehearsal:
         Returns:
             False when the event was a duplicate (already answered).
         """
-        now = self.clock()
+        return await self._queue(client_id, event_id,
+                                 [{**m.to_payload(), "stranger": True} for m in messages])
+
+    async def send_file(self, client_id: str, event_id: str, name: str, content: str) -> bool:
+        """Queue a file for a client (their ``/mydata`` export) after what is queued already.
+
+        It goes through the outbox — durable, retried, sent once, after the messages before
+        it — as ``{"file": {"name": ..., "content": ...}}``; erasure deletes it unsent.
+
+        Args:
+            client_id: The client.
+            event_id: The event that asked for it (the file's own id is derived from it).
+            name: The file name the client sees.
+            content: The file's text (UTF-8).
+
+        Returns:
+            False when the file was queued already.
+        """
+        return await self._queue(client_id, f"{event_id}:file",
+                                 [{"file": {"name": name, "content": content}}])
+
+    async def _queue(self, client_id: str, event_id: str,
+                     payloads: Sequence[dict[str, object]]) -> bool:
+        """Commit outbox rows alone: no state, ledger row or answer is written."""
         chat_id = self.chat_of(client_id)
         return await self.store.commit(Commit(
-            event_id=event_id, client_id=client_id, at=now, state=None,
-            outbox=[OutgoingMessage(client_id, chat_id, {**m.to_payload(), "stranger": True})
-                    for m in messages],
+            event_id=event_id, client_id=client_id, at=self.clock(), state=None,
+            outbox=[OutgoingMessage(client_id, chat_id, payload) for payload in payloads],
         ))
 
     async def fire_due_timers(self) -> int:

@@ -272,6 +272,22 @@ async def test_concurrent_commits_share_a_transaction(
     assert len(group_sizes) == 2
 
 
+async def test_sent_messages_are_recorded_in_the_group_commit(
+    sqlite_store: SqliteStore, group_sizes: list[int]
+) -> None:
+    store = sqlite_store
+    await store.commit(make("e0", outbox=[OutgoingMessage("tg:1", 11, {"n": n}) for n in range(3)]))
+    rows = await store.pending_outbox(T0)
+    group_sizes.clear()
+    await asyncio.gather(
+        *(store.mark_sent(row.id, T0, [100 + n]) for n, row in enumerate(rows)),
+        store.commit(make("e1", "tg:2")),
+    )
+    assert group_sizes == [4]  # three sends and a commit: one transaction, one fsync
+    assert await store.pending_outbox(T0) == []
+    assert await store.recent_sent_messages("tg:1", T0) == [(11, 100), (11, 101), (11, 102)]
+
+
 async def test_each_clients_commits_keep_submission_order(store: Store) -> None:
     rng = random.Random(7)
     submissions = [(f"tg:{rng.randint(1, 3)}", number) for number in range(150)]

@@ -14,7 +14,7 @@ import logging
 import re
 import sqlite3
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from telegram import Update
@@ -490,6 +490,30 @@ async def test_mydata_sends_the_export_as_a_json_document_after_its_intro(
     assert "consent" in kinds and kinds[-1] == "export_requested"
 
 
+async def test_mydata_file_goes_through_the_outbox_and_is_retried(
+    edge: TelegramEdge, fake_api: FakeBotApi, store: Store, say: Say
+) -> None:
+    """Telegram fails the upload (a 502): the file stays queued, is sent on the retry, and
+    leaves the outbox only once Telegram took it."""
+    ada = TelegramClient(fake_api, 1001, "Ada")
+    await ada.send("/start")
+    await give_consent(ada)
+    await ada.until(lambda m: "First steps in sharing" in labels(m))
+    fake_api.fail("sendDocument", status=502)
+    await ada.send("/mydata")
+    await ada.expect(say("mydata.intro"))
+    await fake_api.wait_for(lambda: fake_api.calls("sendDocument"))
+    far = datetime.now(UTC) + timedelta(days=1)
+    [queued] = [row for row in await store.pending_outbox(far) if "file" in row.payload]
+    assert queued.payload["file"]["name"] == "rehearse-my-data.json"  # type: ignore[index]
+    document = await ada.next_one(timeout=10)
+    assert document.document is not None
+    assert json.loads(document.document["content"])["client_id"] == "tg:1001"
+    assert len(fake_api.calls("sendDocument")) == 2
+    await settle(fake_api, store)
+    assert not ada.unread
+
+
 async def test_delete_erases_the_client_and_the_bots_recent_messages(
     edge: TelegramEdge, fake_api: FakeBotApi, store: Store, loaded: Loaded, say: Say
 ) -> None:
@@ -583,7 +607,7 @@ async def test_the_token_never_appears_in_any_log(
     root_level = root.level
     root.addHandler(handler)
     caplog.set_level(logging.DEBUG)
-    for name in ("httpx", "httpcore", "telegram", "bot", "aiosqlite"):
+    for name in ("httpx", "httpcore", "telegram", "bot"):
         caplog.set_level(logging.DEBUG, logger=name)  # even httpx, which logs request URLs
     try:
         config = edge_config(fake_api, database, access=ALLOWED)

@@ -1,11 +1,12 @@
-"""SQLite backend: aiosqlite, one connection, one writer task, group commit.
+"""SQLite backend: one connection on its own thread, one writer task, group commit.
 
 Every SQL statement of the store lives here or in `_migrations`. Each database job (a
-whole transaction) runs as one call on aiosqlite's thread.
+whole transaction) runs as one call on the store's single database thread, which owns the
+connection (`sqlite3` blocks, so the event loop never waits on it).
 
-Group commit: `commit` queues the encoded commit; the writer task takes everything queued
-(up to `MAX_GROUP`), applies it in one ``BEGIN IMMEDIATE`` transaction with each commit in
-its own savepoint, and resolves the callers' futures only after ``COMMIT`` returned. With
+Group commit: `commit` and `mark_sent` queue their writes; the writer task takes everything
+queued (up to `MAX_GROUP`), applies it in one ``BEGIN IMMEDIATE`` transaction with each write
+in its own savepoint, and resolves the callers' futures only after ``COMMIT`` returned. With
 ``journal_mode=WAL`` and ``synchronous=FULL`` that ``COMMIT`` is fsync'd, so one fsync
 serves the whole group. A duplicate event or a failing commit rolls back only its own
 savepoint. The queue is FIFO, so each client's commits apply in submission order.
@@ -14,19 +15,19 @@ savepoint. The queue is FIFO, so each client's commits apply in submission order
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import logging
 import os
 import sqlite3
 from collections import deque
-from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar
 
-import aiosqlite
 import orjson
 
 from bot.store import _migrations
@@ -95,8 +96,17 @@ class _Encoded:
 
 
 @dataclass(frozen=True, slots=True)
+class _Sent:
+    """A sent outbox row, to delete and remember in the next group (`mark_sent`)."""
+
+    outbox_id: int
+    sent_at: str
+    message_ids: Sequence[int]
+
+
+@dataclass(frozen=True, slots=True)
 class _Pending:
-    encoded: _Encoded
+    write: _Encoded | _Sent
     future: asyncio.Future[bool]
 
 
@@ -121,7 +131,8 @@ class SqliteStore(Store):
         self, path: str | Path, *, cleanup_retry: float = 5.0, sent_cleanup_delay: float = 1.0
     ) -> None:
         self._path = Path(path)
-        self._db: aiosqlite.Connection | None = None
+        self._db: sqlite3.Connection | None = None
+        self._thread: concurrent.futures.ThreadPoolExecutor | None = None
         self._pending: deque[_Pending] = deque()
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
@@ -139,13 +150,13 @@ class SqliteStore(Store):
         except OSError as exc:
             raise StoreError(f"{path}: cannot create or open the database ({exc.strerror}); "
                              "check the path and the permissions of its folder") from exc
-        db = await aiosqlite.connect(path, isolation_level=None)
-        self._db = db
+        self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sqlite")
         try:
+            self._db = await self._on_thread(
+                lambda: sqlite3.connect(path, isolation_level=None))
             before = await self._run(lambda conn: _setup(conn, path))
         except BaseException:
-            self._db = None
-            await db.close()
+            await self._disconnect()
             raise
         if before != len(_migrations.MIGRATIONS):
             _LOG.info(
@@ -161,8 +172,7 @@ class SqliteStore(Store):
         self._cleanup.request()  # what a crash may have left, and a VACUUM still owed
 
     async def close(self) -> None:
-        db = self._db
-        if db is None:
+        if self._db is None:
             return
         self._closing = True
         self._wake.set()
@@ -172,15 +182,26 @@ class SqliteStore(Store):
         await self._cleanup.stop()
         if self._cleanup.owed:
             await self._cleanup.now()  # a last try; a VACUUM still owed is noted in the file
-        self._db = None
-        await db.close()
+        await self._disconnect()
+
+    async def _disconnect(self) -> None:
+        """Close the connection on its thread, then the thread."""
+        db, thread = self._db, self._thread
+        self._db = self._thread = None
+        if db is not None and thread is not None:
+            await asyncio.get_running_loop().run_in_executor(thread, db.close)
+        if thread is not None:
+            thread.shutdown()  # idle by now: returns at once
 
     async def commit(self, commit: Commit) -> bool:
-        encoded = _encode(commit)
+        return await self._queue(_encode(commit))
+
+    async def _queue(self, write: _Encoded | _Sent) -> bool:
+        """Queue a write for the next group and wait until its group is durable."""
         if self._writer is None or self._closing:
             raise StoreError("the store is not open")
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(encoded, future))
+        self._pending.append(_Pending(write, future))
         self._wake.set()
         return await future
 
@@ -223,8 +244,7 @@ class SqliteStore(Store):
     async def mark_sent(
         self, outbox_id: int, sent_at: datetime, message_ids: Sequence[int] = ()
     ) -> None:
-        at = _ts(sent_at)
-        await self._run(lambda conn: _mark_sent(conn, outbox_id, at, message_ids))
+        await self._queue(_Sent(outbox_id, _ts(sent_at), tuple(message_ids)))
         self._cleanup.request(self._sent_cleanup_delay)
 
     async def changed_elsewhere(self) -> bool:
@@ -470,15 +490,22 @@ class SqliteStore(Store):
             return False
 
     async def _run(self, job: Callable[[sqlite3.Connection], _T]) -> _T:
-        """Run `job` on the connection's thread as one call; wrap SQLite errors."""
+        """Run `job` on the connection's thread as one call; wrap SQLite errors.
+
+        A whole transaction is one call: a thread hop per statement (~80 µs) would cost more
+        than the fsync that group commit saves.
+        """
         db = self._db
         if db is None:
             raise StoreError("the store is not open")
-        # aiosqlite has no public way to run several statements in one call, and a thread
-        # hop per statement (~80 µs) costs more than the fsync that group commit saves.
-        execute = cast(Callable[[Callable[[], _T]], Awaitable[_T]], db._execute)
+        return await self._on_thread(lambda: job(db))
+
+    async def _on_thread(self, call: Callable[[], _T]) -> _T:
+        """Run `call` on the database thread; wrap SQLite errors."""
+        if self._thread is None:
+            raise StoreError("the store is not open")
         try:
-            return await execute(lambda: job(db._conn))
+            return await asyncio.get_running_loop().run_in_executor(self._thread, call)
         except sqlite3.Error as exc:
             raise StoreError(str(exc)) from exc
 
@@ -510,7 +537,7 @@ class SqliteStore(Store):
 
     async def _write_group(self, group: list[_Pending]) -> None:
         try:
-            batch = [pending.encoded for pending in group]
+            batch = [pending.write for pending in group]
             outcomes = await self._run(lambda conn: _apply_group(conn, batch))
         except asyncio.CancelledError:
             for pending in group:
@@ -520,9 +547,10 @@ class SqliteStore(Store):
             for pending in group:
                 _fail(pending.future, _error(f"group commit failed: {exc}", exc))
             return
-        if any(pending.encoded.drop_answers for pending in group):
+        commits = [p.write for p in group if isinstance(p.write, _Encoded)]
+        if any(encoded.drop_answers for encoded in commits):
             self._cleanup.request()  # the dropped answers' old copies (a VACUUM is owed)
-        elif any(pending.encoded.cancel_outbox for pending in group):
+        elif any(encoded.cancel_outbox for encoded in commits):
             self._cleanup.request(self._sent_cleanup_delay)  # dropped messages' old copies
         for pending, outcome in zip(group, outcomes, strict=True):
             if isinstance(outcome, StoreError):
@@ -596,20 +624,25 @@ def _transaction(
         raise
 
 
-def _apply_group(conn: sqlite3.Connection, group: Sequence[_Encoded]) -> list[bool | StoreError]:
-    """Apply commits in one transaction, each in a savepoint; return each outcome."""
+def _apply_group(
+    conn: sqlite3.Connection, group: Sequence[_Encoded | _Sent]
+) -> list[bool | StoreError]:
+    """Apply writes in one transaction, each in a savepoint; return each outcome."""
     outcomes: list[bool | StoreError] = []
     with _transaction(conn):
-        for encoded in group:
+        for write in group:
             conn.execute("SAVEPOINT one_commit")
             try:
-                outcomes.append(_apply(conn, encoded))
+                outcomes.append(_apply(conn, write) if isinstance(write, _Encoded)
+                                else _mark_sent(conn, write))
             except Exception as exc:
                 if not conn.in_transaction:  # SQLite rolled back everything (I/O error, full)
                     raise
                 conn.execute("ROLLBACK TO one_commit")
+                what = (f"commit {write.event_id!r}" if isinstance(write, _Encoded)
+                        else f"marking outbox row {write.outbox_id} sent")
                 outcomes.append(exc if isinstance(exc, StaleState) else
-                                _error(f"commit {encoded.event_id!r} failed: {exc}", exc))
+                                _error(f"{what} failed: {exc}", exc))
             conn.execute("RELEASE one_commit")
     return outcomes
 
@@ -681,16 +714,15 @@ def _apply(conn: sqlite3.Connection, c: _Encoded) -> bool:
     return True
 
 
-def _mark_sent(
-    conn: sqlite3.Connection, outbox_id: int, sent_at: str, message_ids: Sequence[int]
-) -> None:
-    with _transaction(conn):
-        rows = conn.execute(
-            "DELETE FROM outbox WHERE id = ? RETURNING client_id, chat_id", (outbox_id,)
-        ).fetchall()
-        if rows and rows[0][1] is not None:
-            client_id, chat_id = rows[0]
-            _remember_sent(conn, client_id, chat_id, message_ids, sent_at)
+def _mark_sent(conn: sqlite3.Connection, sent: _Sent) -> bool:
+    """Delete a sent outbox row and remember its messages; False if it was gone already."""
+    rows = conn.execute(
+        "DELETE FROM outbox WHERE id = ? RETURNING client_id, chat_id", (sent.outbox_id,)
+    ).fetchall()
+    if rows and rows[0][1] is not None:
+        client_id, chat_id = rows[0]
+        _remember_sent(conn, client_id, chat_id, sent.message_ids, sent.sent_at)
+    return bool(rows)
 
 
 def _remember_sent(

@@ -111,11 +111,6 @@ DRAIN_SECONDS = 8.0
 STOP_GRACE = 2.0
 #: Failures in a row after which a loop is no longer restarted and the bot stops.
 MAX_RESTARTS = 5
-#: Connections to the Bot API for everything but polling (python-telegram-bot's default is
-#: 256). httpx checks every idle connection on every request, so a large pool costs CPU on
-#: each one; 8 carry 160 requests a second at a 50 ms round trip, well above what
-#: Telegram's limit of about 30 messages a second needs (docs/performance.md).
-HTTP_CONNECTIONS = 8
 #: Seconds a request may wait for a free connection before it fails as a timeout (and is
 #: retried like one).
 POOL_TIMEOUT = 30.0
@@ -192,7 +187,7 @@ class TelegramEdge:
             .updater(None)
             .concurrent_updates(PerClientProcessor())
             .get_updates_request(_PollRequest(connection_pool_size=1))
-            .connection_pool_size(HTTP_CONNECTIONS)
+            .connection_pool_size(config.telegram.connection_pool_size)
             .pool_timeout(POOL_TIMEOUT)
         )
         if config.api_base_url:
@@ -201,9 +196,8 @@ class TelegramEdge:
         sending = config.sending
         self.sender = self.sender_class(
             self.app.bot, store, clock, self._blocked,
-            pacer or Pacer(per_chat=sending.per_chat_per_second,
-                           overall=sending.global_per_second),
-            backoff=sending.backoff_seconds,
+            pacer or Pacer.configured(sending),
+            backoff=sending.backoff_seconds, connections=config.telegram.connection_pool_size,
         )
         self.handlers = Handlers(config, self.service, self.sender, loaded.renderer, clock)
         self.handlers.register(self.app)

@@ -52,8 +52,6 @@ from bot.telegram._therapist import CLIENT_TOO, THERAPIST_COMMANDS, Reply, Thera
 log = logging.getLogger(__name__)
 Context = ContextTypes.DEFAULT_TYPE
 
-#: Longest wait for a client's queued messages (e.g. "here is your data") before a file.
-FLUSH_BEFORE_FILE_SECONDS = 5.0
 
 
 class Handlers:
@@ -169,7 +167,7 @@ class Handlers:
         self._admitted.put(incoming.client_id, True)
         event = Redeemed(script_id=invite.script_id, max_level=invite.max_level,
                          display_name=name)
-        await self._after(context, incoming.chat_id,
+        await self._after(context, incoming,
                           await self.service.handle(incoming.client_id, incoming.event_id, event))
         return True
 
@@ -236,7 +234,7 @@ class Handlers:
                                             update=update)
         handled = await self.service.handle(incoming.client_id, incoming.event_id,
                                             incoming.event)
-        await self._after(context, incoming.chat_id, handled)
+        await self._after(context, incoming, handled)
 
     async def _settle_press(self, query: CallbackQuery, chat_id: int) -> None:
         """Stop the pressed button's spinner and edit its keyboard away, both at once."""
@@ -253,20 +251,14 @@ class Handlers:
             await asyncio.gather(
                 answer(), self.sender.keyboard_answered(chat_id, query.message.message_id))
 
-    async def _after(self, context: Context, chat_id: int, handled: Handled) -> None:
+    async def _after(self, context: Context, incoming: Incoming, handled: Handled) -> None:
         """Carry out what only this edge can do: send an export, finish an erasure."""
+        chat_id = incoming.chat_id
+        if handled.export is not None:  # after "here is your data", through the outbox
+            data = json.dumps(handled.export, ensure_ascii=False, indent=2)
+            await self.service.send_file(incoming.client_id, incoming.event_id,
+                                         "rehearse-my-data.json", data)
         self.sender.wake.set()
-        if handled.export is not None:
-            await self._outbox_sent(client_key(chat_id))
-            data = json.dumps(handled.export, ensure_ascii=False, indent=2).encode()
-            try:
-                document = await context.bot.send_document(chat_id, io.BytesIO(data),
-                                                           filename="rehearse-my-data.json")
-            except TelegramError:
-                log.warning("could not send a client's export")
-            else:  # so that /delete deletes it from the chat, too
-                await self.service.store.record_sent(client_key(chat_id), chat_id,
-                                                     [document.message_id], self.clock())
         if handled.erased:
             self._admitted.pop(client_key(chat_id))
             deleted = 0
@@ -277,17 +269,6 @@ class Handlers:
                     continue
             await self._reply(context, chat_id,
                               self.texts.system("delete.done", deleted_messages=deleted))
-
-    async def _outbox_sent(self, client_id: str) -> None:
-        """Wait (briefly) until the client's queued messages went out, to keep their order."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + FLUSH_BEFORE_FILE_SECONDS
-        horizon = self.clock() + timedelta(days=1)
-        while loop.time() < deadline:
-            rows = await self.service.store.pending_outbox(horizon, limit=500)
-            if not any(row.client_id == client_id for row in rows):
-                return
-            await asyncio.sleep(0.05)
 
     async def _reply(self, context: Context, chat_id: int, text: str) -> None:
         """Answer outside the outbox: only for people with no stored state at all."""

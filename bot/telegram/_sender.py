@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import html
+import io
 import logging
 import math
 import re
@@ -28,24 +29,27 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
+from bot.config import SendingConfig
 from bot.store import OutboxRow, Store, StoreError
 from bot.telegram._recent import Recent
 
 log = logging.getLogger(__name__)
 _TAGS = re.compile(r"<[^>]+>")
+#: Seconds by which one request may reach Telegram later than the next (`Pacer.wait`).
+LATENESS = 0.2
 #: Longest sleep of the sender: deferred rows (a retry after a 5xx, a timeout or a 429, or
 #: rows deferred before a restart) become ready without anything waking the sender.
 IDLE_CHECK_SECONDS = 1.0
-#: Chats sent to at the same time (each chat's own messages always go one by one): half
-#: of the edge's HTTP connections, leaving the rest for answering presses.
-CONCURRENT_CHATS = 4
 
 
 @dataclass
 class Pacer:
-    """Token buckets: a small burst per chat, then ``per_chat`` a second; ``overall`` in all.
+    """Token buckets: ``burst`` messages at once per chat, then ``per_chat`` a second; under
+    ``overall`` a second in all (a burst of one second's worth).
 
-    A rate of 0 switches that limit off (benchmarks against a server without limits).
+    Telegram allows short bursts to one chat, so a reply of a few messages arrives together,
+    while a long run of messages to one chat slows to ``per_chat``. A rate of 0 switches that
+    limit off (benchmarks against a server without limits).
     """
 
     per_chat: float = 1.0
@@ -56,8 +60,14 @@ class Pacer:
     _overall: tuple[float, float] | None = None
     _hold_until: float = 0.0
 
-    def wait(self, chat_id: int, *, urgent: bool = False) -> float:
-        """Seconds until a message may go to this chat (0: now).
+    @classmethod
+    def configured(cls, sending: SendingConfig) -> Pacer:
+        """The pacing ``sending`` (the configuration's section) asks for."""
+        return cls(per_chat=sending.per_chat_per_second, overall=sending.global_per_second,
+                   burst=sending.per_chat_burst)
+
+    def wait(self, chat_id: int, *, urgent: bool = False, calls: int = 1) -> float:
+        """Seconds until ``calls`` requests may go to this chat (0: now).
 
         An urgent message (a crisis response) waits only for the overall limit and a 429,
         never for the chat's own pace: Telegram allows short bursts to one chat.
@@ -65,21 +75,31 @@ class Pacer:
         now = self.clock()
         waits = [self._hold_until - now]
         if self.overall > 0:
-            waits.append(_bucket_wait(self._overall, self.overall, self.burst * 10, now))
+            # Requests reach Telegram after varying delays, so several sent a little apart
+            # can arrive closer together than they left: keep LATENESS seconds' worth spare.
+            waits.append(_bucket_wait(self._overall, self.overall, self._overall_size, now,
+                                      calls + self.overall * LATENESS))
         if self.per_chat > 0 and not urgent:
-            waits.append(_bucket_wait(self._chats.get(chat_id), self.per_chat, self.burst, now))
+            waits.append(_bucket_wait(self._chats.get(chat_id), self.per_chat, self.burst, now,
+                                      calls))
         return max(0.0, *waits)
 
     def take(self, chat_id: int) -> None:
-        """Record a message sent to this chat."""
+        """Record a request to this chat (a message sent, or a keyboard edited away)."""
         now = self.clock()
         if self.overall > 0:
-            self._overall = _bucket_take(self._overall, self.overall, self.burst * 10, now)
+            self._overall = _bucket_take(self._overall, self.overall, self._overall_size, now)
         if self.per_chat > 0:
-            self._chats[chat_id] = _bucket_take(self._chats.get(chat_id), self.per_chat,
-                                                self.burst, now)
+            tokens, at = _bucket_take(self._chats.get(chat_id), self.per_chat, self.burst, now)
+            # A chat's burst used up: its next request is paced, and may reach Telegram up to
+            # LATENESS late; refilling from LATENESS later keeps it a pace, not a near miss.
+            self._chats[chat_id] = (tokens, at + LATENESS if tokens < 1 else at)
             if len(self._chats) > 10_000:
                 self._forget(now)
+
+    @property
+    def _overall_size(self) -> int:
+        return max(1, int(self.overall))
 
     def hold(self, seconds: float) -> None:
         """Send nothing at all for a while (after a 429)."""
@@ -91,9 +111,12 @@ class Pacer:
             del self._chats[chat]
 
 
-def _bucket_wait(bucket: tuple[float, float] | None, rate: float, size: int, now: float) -> float:
+def _bucket_wait(
+    bucket: tuple[float, float] | None, rate: float, size: int, now: float, needed: float
+) -> float:
+    needed = min(needed, size)  # a bucket never holds more than its size
     tokens = _tokens(bucket, rate, size, now)
-    return 0.0 if tokens >= 1 else (1 - tokens) / rate
+    return 0.0 if tokens >= needed else (needed - tokens) / rate
 
 
 def _bucket_take(
@@ -119,6 +142,8 @@ class OutboxSender:
         on_blocked: Called with a client id when Telegram says the bot was blocked.
         pacer: Rate limits.
         backoff: Seconds to wait after the 1st, 2nd, … failed attempt (the last repeats).
+        connections: The bot's HTTP connections: half of them send to different chats at
+            once (each chat's own messages always go one by one), the rest answer presses.
     """
 
     def __init__(
@@ -129,6 +154,7 @@ class OutboxSender:
         on_blocked: Callable[[str, int], Awaitable[None]],
         pacer: Pacer | None = None,
         backoff: Sequence[float] = (1, 2, 5, 10, 30, 60),
+        connections: int = 8,
     ) -> None:
         self.bot = bot
         self.store = store
@@ -136,6 +162,7 @@ class OutboxSender:
         self.on_blocked = on_blocked
         self.pacer = pacer or Pacer()
         self.backoff = tuple(backoff)
+        self._chats_at_once = max(1, connections // 2)
         self.wake = asyncio.Event()
         #: The message showing each chat's live keyboard (recent chats only).
         self._keyboards: Recent[int, int] = Recent()
@@ -184,7 +211,7 @@ class OutboxSender:
     async def send_ready(self) -> float | None:
         """Send what may go now; return 0 to go on at once, seconds to wait, or None if idle.
 
-        Different chats are served concurrently (at most :data:`CONCURRENT_CHATS` at once),
+        Different chats are served concurrently (half the HTTP connections at once),
         each chat's messages one after another, in order. Messages sent but not recorded
         yet are recorded first, and never sent again.
         """
@@ -206,7 +233,7 @@ class OutboxSender:
             return (0 if urgent else 2) + stranger
 
         by_chat = dict(sorted(by_chat.items(), key=lambda item: priority(item[1])))
-        slots = asyncio.Semaphore(CONCURRENT_CHATS)
+        slots = asyncio.Semaphore(self._chats_at_once)
 
         async def serve(chat: int, queue: list[OutboxRow]) -> tuple[bool, float]:
             async with slots:
@@ -218,20 +245,35 @@ class OutboxSender:
         return min((wait for _, wait in results), default=0.5)
 
     async def _send_in_order(self, chat: int, rows: list[OutboxRow]) -> tuple[bool, float]:
-        """Send one chat's rows while its pace allows: (whether any went, seconds to wait)."""
+        """Send one chat's rows while its pace allows: (whether any went, seconds to wait).
+
+        Each sent row is recorded while the next is sent (the records share group commits),
+        and all are recorded before this returns, so none is fetched to be sent again.
+        """
         # A crisis response waiting behind earlier messages takes them along at once, so the
         # chat's order is kept and the crisis lines are not paced.
         urgent = any(row.payload.get("urgent") for row in rows)
-        for index, row in enumerate(rows):
-            if time.monotonic() >= self._deadline:
-                return index > 0, math.inf
-            wait = self.pacer.wait(chat, urgent=urgent)
-            if wait > 0:
-                return index > 0, wait
-            self.pacer.take(chat)
-            if not await self._deliver(row, chat):
-                return True, 0.05  # deferred or halted: the rest of this chat waits
-        return True, 0.0
+        records: list[asyncio.Task[None]] = []
+        try:
+            for index, row in enumerate(rows):
+                if time.monotonic() >= self._deadline:
+                    return index > 0, math.inf
+                wait = self.pacer.wait(chat, urgent=urgent, calls=self._calls(chat, row))
+                if wait > 0:
+                    return index > 0, wait
+                self.pacer.take(chat)
+                if not await self._deliver(row, chat, records):
+                    return True, 0.05  # deferred or halted: the rest of this chat waits
+            return True, 0.0
+        finally:
+            await asyncio.gather(*records)
+
+    def _calls(self, chat: int, row: OutboxRow) -> int:
+        """Requests sending ``row`` takes: 2 when a new keyboard replaces a live one."""
+        payload = row.payload
+        tidies = (bool(payload.get("buttons")) and not payload.get("replace_keyboard")
+                  and self._keyboards.get(chat) is not None)
+        return 1 + tidies
 
     async def keyboard_answered(self, chat_id: int, message_id: int) -> None:
         """Edit the keyboard away from a message whose button was pressed."""
@@ -239,12 +281,20 @@ class OutboxSender:
             self._keyboards.pop(chat_id)
         await self._remove_keyboard(chat_id, message_id)
 
-    async def _deliver(self, row: OutboxRow, chat: int) -> bool:
+    async def _deliver(
+        self, row: OutboxRow, chat: int, records: list[asyncio.Task[None]]
+    ) -> bool:
+        """Send a row; False when it was deferred or the chat halted. Recording it as sent
+        starts as a task in ``records``."""
         payload = row.payload
         text = str(payload.get("text", ""))
         markup = _markup(payload.get("buttons"))
+        file = payload.get("file")
         try:
-            ids = await self._send(chat, text, markup, bool(payload.get("replace_keyboard")))
+            if isinstance(file, dict):
+                ids = await self._send_file(chat, str(file["name"]), str(file["content"]))
+            else:
+                ids = await self._send(chat, text, markup, bool(payload.get("replace_keyboard")))
         except RetryAfter as exc:
             seconds = exc.retry_after if isinstance(exc.retry_after, int | float) else (
                 exc.retry_after.total_seconds())
@@ -261,12 +311,12 @@ class OutboxSender:
             await self.on_blocked(row.client_id, row.id)
             return False
         except BadRequest as exc:
-            return await self._bad_request(row, chat, text, exc)
+            return await self._bad_request(row, chat, text, exc, records)
         except TelegramError as exc:  # timeouts, dropped connections, 5xx, anything else
             log.warning("sending failed (%s); will retry", type(exc).__name__)
             await self._defer(row, self.backoff[min(row.attempts, len(self.backoff) - 1)])
             return False
-        await self._record_sent(row, ids)
+        records.append(asyncio.create_task(self._record_sent(row, ids)))
         return True
 
     async def _record_sent(self, row: OutboxRow, message_ids: list[int]) -> None:
@@ -311,7 +361,15 @@ class OutboxSender:
             self._keyboards.put(chat, message.message_id)
         return [message.message_id]
 
-    async def _bad_request(self, row: OutboxRow, chat: int, text: str, exc: BadRequest) -> bool:
+    async def _send_file(self, chat: int, name: str, content: str) -> list[int]:
+        message = await self.bot.send_document(chat, io.BytesIO(content.encode()),
+                                               filename=name)
+        return [message.message_id]
+
+    async def _bad_request(
+        self, row: OutboxRow, chat: int, text: str, exc: BadRequest,
+        records: list[asyncio.Task[None]],
+    ) -> bool:
         """A message Telegram refuses: send it as plain text once, else drop it (logged)."""
         if "parse entities" in str(exc).lower():
             try:
@@ -320,10 +378,10 @@ class OutboxSender:
             except TelegramError as retry_exc:
                 exc = retry_exc if isinstance(retry_exc, BadRequest) else exc
             else:
-                await self._record_sent(row, [message.message_id])
+                records.append(asyncio.create_task(self._record_sent(row, [message.message_id])))
                 return True
         log.error("Telegram refused outbox message %s (%s); dropping it", row.id, exc.message)
-        await self._record_sent(row, [])
+        records.append(asyncio.create_task(self._record_sent(row, [])))
         return True
 
     async def _defer(self, row: OutboxRow, seconds: float, *, count: bool = True) -> None:
@@ -332,7 +390,9 @@ class OutboxSender:
                                       attempts)
 
     async def _remove_keyboard(self, chat: int, message_id: int) -> None:
-        # Cosmetic: a press on a keyboard left behind is answered kindly anyway.
+        # Cosmetic: a press on a keyboard left behind is answered kindly anyway. The edit
+        # counts against the chat's limits like a message.
+        self.pacer.take(chat)
         with contextlib.suppress(TelegramError):
             await self.bot.edit_message_reply_markup(chat_id=chat, message_id=message_id,
                                                      reply_markup=None)

@@ -162,10 +162,12 @@ class ApiError(Exception):
 
 
 class ApiRequest(NamedTuple):
-    """One request the bot made: canonical method name and decoded parameters."""
+    """One request the bot made: canonical method name, decoded parameters, and when it
+    arrived (``time.monotonic()``)."""
 
     method: str
     params: JSONDict
+    at: float = 0.0
 
 
 @dataclass
@@ -536,6 +538,8 @@ class FakeBotApi:
         #: The most calls of a method (lower case) in progress at once: in all, and to one chat.
         self.peak_calls: Counter[str] = Counter()
         self.peak_calls_per_chat: Counter[str] = Counter()
+        #: Requests refused with 429 by the flood limits (``rate_limits``).
+        self.flood_refusals = 0
         self._calls: Counter[tuple[str, object]] = Counter()
         self.callback_answers: list[CallbackAnswer] = []
         self.commands: list[JSONDict] = []
@@ -1008,7 +1012,7 @@ class FakeBotApi:
         calling: list[tuple[str, object]] = []
         try:
             params = await self._read_params(request)
-            self.requests.append(ApiRequest(name, params))
+            self.requests.append(ApiRequest(name, params, time.monotonic()))
             calling = [(name.lower(), None), (name.lower(), params.get("chat_id"))]
             self._count_call(calling, +1)
             if time.monotonic() < self._outage_until:
@@ -1111,6 +1115,7 @@ class FakeBotApi:
         ]
         wait = max(bucket.wait(now) for bucket in buckets)
         if wait > 0:
+            self.flood_refusals += 1
             retry_after = math.ceil(wait)
             raise ApiError(429, f"Too Many Requests: retry after {retry_after}", retry_after)
         for bucket in buckets:
