@@ -104,7 +104,7 @@ def test_ledger_prints_the_ledger_and_logs_the_read(
     ledger = data["ledger"]
     assert isinstance(ledger, list)
     kinds = [row["kind"] for row in ledger]
-    assert kinds.count("consent") == 4 and "prompt" in kinds
+    assert kinds.count("consent") == 5 and "prompt" in kinds
     assert kinds[-1] == "data_read"
     assert main(["ledger", "tg:77", "--db", str(db)]) == 0
     again = _json(capsys)["ledger"]

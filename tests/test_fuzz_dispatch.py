@@ -117,8 +117,8 @@ _name = st.one_of(st.none(), _short_text)
 #: Where a step takes free text (prompts, role-play turns, the connection log, asks, pages).
 TEXT_SUBS = ("prompt", "turn", "connection", "ask", "page", "calm")
 #: Consent given to everything but storing free text: intro, adult, free text, sharing,
-#: reminders; then the menu's first exercise.
-DECLINE_FREE_TEXT = (("y",), ("y",), ("n",), ("y",), ("n",))
+#: reminders, the safety alert to the therapist; then the menu's first exercise.
+DECLINE_FREE_TEXT = (("y",), ("y",), ("n",), ("y",), ("n",), ("y",))
 
 
 # -- 1. engine and service, real store -------------------------------------------------------
@@ -259,7 +259,7 @@ def test_the_privacy_check_would_notice_a_stored_text(loaded: Loaded) -> None:
                 clock = Clock()
                 run = Run(Rehearsal(loaded.engine, store, clock), store, clock)
                 await run.send(Redeemed(script_id="first-steps"))
-                for code in ("y", "y", "y", "n", "n", "m0"):
+                for code in ("y", "y", "y", "n", "n", "n", "m0"):
                     await run.press(code)
                 for _ in range(30):
                     state = await run.state()

@@ -29,7 +29,7 @@ from bot.terminal import play
 
 ROOT = Path(__file__).resolve().parent.parent
 FIRST_STEPS = ROOT / "scripts" / "first-steps.yaml"
-CONSENT = ["1", "1", "2", "2", "2"]  # agree, adult, no to each of the three opt-ins
+CONSENT = ["1", "1", "2", "2", "2", "2"]  # agree, adult, no to each of the four opt-ins
 #: From the menu (first-steps only) to the end: ratings are typed, buttons by number.
 WALK = ["1",                  # First steps in sharing
         "1", "1", "1",        # three "Go on"
@@ -67,7 +67,7 @@ async def test_a_newcomer_rehearses_a_script_to_the_end(tmp_path: Path) -> None:
     assert "You've finished “First steps in sharing”" in text
     async with SqliteStore(tmp_path / "t.db") as store:
         kinds = [r.kind for r in await store.ledger("term:ada")]
-        assert kinds.count("consent") == 4
+        assert kinds.count("consent") == 5
         ended = [r.data for r in await store.ledger("term:ada") if r.kind == "session_ended"]
         assert ended and ended[-1]["completed"] is True
 
