@@ -335,6 +335,10 @@ class Conversation:
         state.session = Session(script=script_id, script_version=script.meta.version,
                                 started_at=ctx.now, frame=Frame(step=first),
                                 level=level, held=ctx.crisis_hold(), shared=False)
+        if restarting is not None:  # started afresh, it is still the session that needed calming
+            state.session.high_distress = restarting.high_distress
+            state.session.calmed = restarting.calmed
+            state.session.held = state.session.held or restarting.held
         ctx.log("session_started", script=script_id, version=script.meta.version,
                 level=ctx.effective_level())
         self.runner.enter(first)
