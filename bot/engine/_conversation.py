@@ -231,6 +231,14 @@ class Conversation:
                 until=self._until())
         self.ask(CrisisQuestion())
 
+    def ground(self) -> None:
+        """Under-arousal in words outside a running exercise: a short grounding, then what
+        was on offer before (the menu, or the paused exercise's way back)."""
+        ctx = self.ctx
+        ctx.log("under_arousal", step=None, said="words")  # the fact, never the words
+        ctx.say("grounding.offer")
+        self.repeat()
+
     def practice_waits(self) -> None:
         """``/start``, ``/resume`` or the menu while only support may follow "not safe"."""
         self.ctx.say("crisis.practice_waits", until=self._until())

@@ -26,7 +26,7 @@ from bot.engine._events import (
 )
 from bot.engine._outcome import Effect, Outcome
 from bot.engine._plan import PlanChange, SafetyPlan
-from bot.engine._questions import DeleteQuestion, SettingsQuestion
+from bot.engine._questions import DeleteQuestion, MenuQuestion, SettingsQuestion
 from bot.engine._reminders import in_quiet_hours, zone
 from bot.engine._safety import is_stop_word
 from bot.engine._state import ClientState
@@ -172,8 +172,12 @@ def _check_place(talk: Conversation) -> None:
 
 def _text(talk: Conversation, text: str) -> None:
     ctx, state = talk.ctx, talk.state
+    idle = state.session is None or state.session.paused
     if state.halted:
         ctx.say("stop.halted")
+    elif (idle and state.pending in (None, MenuQuestion()) and talk.consented()
+          and not ctx.support_only() and ctx.res.intents.under_arousal(text)):
+        talk.ground()  # "I feel numb" at the menu, or with the exercise paused
     elif state.pending is not None:
         state.pending.typed(talk, text)
     elif ctx.support_only():
