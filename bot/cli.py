@@ -28,14 +28,25 @@ from bot.app import build, crisis_detector, resolve, store_from
 from bot.check import check_paths, to_dot, to_mermaid
 from bot.config import Config, ConfigError, config_plans, load_config
 from bot.crisis import evaluate, read_cases
-from bot.engine import ClientState, Clinician, SafetyPlan, plan_from
+from bot.demo import DEMO_CLIENT, DEMO_THERAPIST, demo_start, make_demo
+from bot.engine import (
+    HISTORY_KINDS,
+    TERMS,
+    ClientState,
+    Clinician,
+    SafetyPlan,
+    change_from,
+    plan_from,
+)
 from bot.explore import Exploration, explore
 from bot.render import RenderError
 from bot.report import (
     CASELOAD_KINDS,
     REPORT_KINDS,
+    agreement_text,
     caseload_line,
     caseload_table,
+    change_words,
     client_status,
     progress_report,
     render_report,
@@ -50,7 +61,15 @@ from bot.script import (
 )
 from bot.service import OPERATOR, NotTheirClient, Rehearsal
 from bot.store import Commit, Invite, LedgerRecord, PlanRecord, StoreError, is_postgres
-from bot.telegram import bot_username, code_hash, new_code, run_bot, run_workers, user_key
+from bot.telegram import (
+    bot_username,
+    code_hash,
+    new_code,
+    run_bot,
+    run_workers,
+    runnable,
+    user_key,
+)
 from bot.terminal import play
 
 log = logging.getLogger("rehearse")
@@ -199,6 +218,26 @@ def _parser() -> argparse.ArgumentParser:
                            "user id) or, by default, operator")
     _common(plan)
 
+    demo = sub.add_parser(
+        "demo-data", help="make a demo client by real engine runs (a client practising daily "
+                          "and sharing), so that 'rehearse report demo:client' shows a full "
+                          "report")
+    demo.add_argument("--days", type=int, default=365,
+                      help="simulated days of daily sessions, ending yesterday (default 365)")
+    _common(demo)
+
+    contract = sub.add_parser(
+        "contract", help="show a client's agreement (contract) and its history, or propose a "
+                         "change to it, which takes effect once the client agrees")
+    contract.add_argument("client", help="client id, e.g. tg:123456")
+    for term, metavar, text in _CONTRACT_OPTIONS:
+        contract.add_argument(f"--{term.replace('_', '-')}", dest=term, metavar=metavar,
+                              default=None, help=text)
+    contract.add_argument("--by", default=OPERATOR,
+                          help="who proposes it: the client's therapist (their Telegram user "
+                               "id) or, by default, operator")
+    _common(contract)
+
     for name, text in (("clear-hold", "let a client's crisis hold lift at their next check-in"),
                        ("guardian", "record that a minor's parent or guardian consented")):
         clinician = sub.add_parser(name, help=text)
@@ -206,6 +245,18 @@ def _parser() -> argparse.ArgumentParser:
         clinician.add_argument("--by", default="operator", help="who took the action")
         _common(clinician)
     return parser
+
+
+#: The options of `rehearse contract`, one for each term a change can propose.
+_CONTRACT_OPTIONS = (
+    ("max_level", "N", "propose this max level (1-5); the client's level moves up only when "
+                       "they say yes later"),
+    ("off_limits", "TOPICS", "propose these topics left out, comma-separated ('none': none)"),
+    ("assign", "SCRIPTS", "propose these exercises, comma-separated script ids"),
+    ("session_minutes", "N", "propose this session length in minutes (2-60)"),
+    ("sessions_per_day", "N", "propose at most this many sessions a day (1-10)"),
+)
+assert tuple(term for term, _, _ in _CONTRACT_OPTIONS) == TERMS
 
 
 def _duration(text: str) -> timedelta:
@@ -606,6 +657,72 @@ def _clinician(args: argparse.Namespace) -> int:
     return asyncio.run(act())
 
 
+def _demo_data(args: argparse.Namespace) -> int:
+    if not 1 <= args.days <= 3650:
+        print("rehearse demo-data: --days is 1 to 3650", file=sys.stderr)
+        return 2
+    config = _config(args)
+
+    async def make() -> int:
+        loaded = build(config)
+        clock = demo_start(args.days, _utc_now())
+        async with store_from(config) as store:
+            service = Rehearsal(loaded.engine, store, clock)
+            try:
+                return await make_demo(service, clock, args.days)
+            except RuntimeError as exc:
+                print(f"rehearse demo-data: {exc}", file=sys.stderr)
+                return -1
+
+    sessions = asyncio.run(make())
+    if sessions < 0:
+        return 1
+    print(f"made {DEMO_CLIENT}: {sessions} daily sessions through the engine, each shared with "
+          f"{DEMO_THERAPIST}; see it with: rehearse report {DEMO_CLIENT} --out demo.html")
+    return 0
+
+
+def _contract(args: argparse.Namespace) -> int:
+    config = _config(args)
+    written: dict[str, str] = {term: getattr(args, term) for term in TERMS
+                               if getattr(args, term) is not None}
+    by = OPERATOR if args.by == OPERATOR else user_key(args.by) or args.by
+
+    async def act() -> int:
+        loaded = build(config)
+        titles = {sid: script.meta.title for sid, script in loaded.scripts.items()}
+        try:
+            change = change_from(written, scripts=runnable(loaded.scripts)) if written else None
+        except ValueError as exc:
+            print(f"rehearse contract: nothing proposed: {exc}", file=sys.stderr)
+            return 2
+        async with store_from(config) as store:
+            if await store.load_state(args.client) is None:
+                print(f"rehearse contract: no client {args.client}", file=sys.stderr)
+                return 1
+            service = Rehearsal(loaded.engine, store, _utc_now)
+            try:
+                if change is None:
+                    record = await service.read_record(args.client, by, "contract",
+                                                       kinds=HISTORY_KINDS, look=False)
+                    print(agreement_text(record.state, record.ledger, titles=titles,
+                                         default_zone=config.reminders.default_timezone))
+                    return 0
+                proposed = await service.propose_contract(
+                    args.client, by, change, f"cli:contract:{_utc_now().isoformat()}")
+            except NotTheirClient:
+                print(f"rehearse contract: {args.client} is not a client of {args.by}",
+                      file=sys.stderr)
+                return 1
+        words = change_words(change, titles)
+        print(f"proposed to {args.client}: {words}; it takes effect once they agree"
+              if proposed else f"the agreement of {args.client} says that already ({words}); "
+                               "nothing proposed")
+        return 0
+
+    return asyncio.run(act())
+
+
 def _safety_plan(args: argparse.Namespace) -> int:
     if args.import_config:
         if args.client is not None:
@@ -735,6 +852,12 @@ def _import_plans(args: argparse.Namespace) -> int:
             for client, plan in plans.items():
                 if not plan.filled():
                     continue
+                if await store.load_state(client) is None:
+                    # never a plan for someone who is not a client: not joined yet, or erased
+                    # (an erasure must not be undone by importing the old config again)
+                    report.append(f"{client}: not a client in the database (not joined yet, or "
+                                  "erased); left out")
+                    continue
                 if await store.safety_plans(client):
                     report.append(f"{client}: has a plan in the database already; left as it is")
                     continue
@@ -786,4 +909,6 @@ _COMMANDS = {
     "clear-hold": _clinician,
     "guardian": _clinician,
     "safety-plan": _safety_plan,
+    "contract": _contract,
+    "demo-data": _demo_data,
 }

@@ -24,9 +24,11 @@ from pydantic import ValidationError
 from bot._locks import KeyedLocks
 from bot.config import RetentionConfig
 from bot.engine import (
+    HISTORY_KINDS,
     Blocked,
     ClientState,
     Clinician,
+    ContractChange,
     Effect,
     Engine,
     Event,
@@ -36,6 +38,7 @@ from bot.engine import (
     SafetyPlan,
     Suggestion,
     TimerFired,
+    history,
 )
 from bot.store import (
     CaseloadEntry,
@@ -192,6 +195,8 @@ class Rehearsal:
         state.progress.last_connection = None if note is None else note.text
         state.safety_plan, state.plan_suggestion = current_plan(
             await self.store.safety_plans(client_id, newest=True), reviewed=state.plan_reviewed)
+        if state.proposals:  # the agreement's history, for /contract
+            state.contract_history = history(await self.store.ledger(client_id, HISTORY_KINDS))
         return state
 
     async def handle(self, client_id: str, event_id: str, event: Event) -> Handled:
@@ -368,7 +373,8 @@ class Rehearsal:
         return await self.store.export(client_id)
 
     async def read_record(self, client_id: str, reader: str, what: str = "report", *,
-                          kinds: Collection[str] | None = None) -> ClientRecord:
+                          kinds: Collection[str] | None = None,
+                          look: bool = True) -> ClientRecord:
         """Read a client's state and ledger for a report, logging the read as `read_for` does.
 
         A therapist reading their client's report is noted as their last look (what is new
@@ -379,6 +385,8 @@ class Rehearsal:
             reader: `OPERATOR`, or a therapist's id.
             what: What is read, for the ledger row.
             kinds: Only the ledger rows of these kinds (all by default).
+            look: Whether the read counts as the therapist's look (a glance at the
+                agreement does not: what is flagged stays flagged).
 
         Raises:
             NotTheirClient: The reader is a therapist and the client is not theirs.
@@ -386,7 +394,7 @@ class Rehearsal:
         entry = await self._allow(client_id, reader, what)
         record = ClientRecord(client_id, await self.state_of(client_id),
                               await self.store.ledger(client_id, kinds), entry)
-        if reader != OPERATOR:
+        if reader != OPERATOR and look:
             await self.store.mark_looked(client_id, reader, self.clock())
         return record
 
@@ -410,6 +418,29 @@ class Rehearsal:
         return [ClientRecord(client_id, await self.state_of(client_id),
                              await self.store.ledger(client_id, kinds), entries.get(client_id))
                 for client_id in ids]
+
+    async def propose_contract(self, client_id: str, by: str, change: ContractChange,
+                               event_id: str) -> bool:
+        """Propose a change to the client's contract; it takes effect once they agree.
+
+        Args:
+            client_id: The client.
+            by: `OPERATOR` or a therapist's id (their own clients only).
+            change: The change (:func:`bot.engine.change_from`).
+            event_id: A unique id, so that a redelivered command proposes nothing twice.
+
+        Returns:
+            False when the contract says all of it already (nothing is proposed).
+
+        Raises:
+            NotTheirClient: `by` is a therapist and the client is not theirs.
+        """
+        await self.authorise(client_id, by, "contract")
+        if not change.changes((await self.state_of(client_id)).contract):
+            return False
+        await self.handle(client_id, event_id,
+                          Clinician(action="propose-contract", by=by, change=change))
+        return True
 
     async def assign(self, client_id: str, therapist: str | None, by: str) -> None:
         """Make `therapist` the client's therapist (None: none), noted in the client's ledger."""

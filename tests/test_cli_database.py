@@ -77,6 +77,7 @@ COMMANDS = {
     "purge": ["purge"],
     "invite": ["invite", "--script", "first-steps"],
     "clear-hold": ["clear-hold", "tg:1"],
+    "contract": ["contract", "tg:1", "--max-level", "4"],
 }
 
 

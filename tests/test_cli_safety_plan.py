@@ -196,6 +196,7 @@ def test_import_config_moves_the_plans_once(
     config = tmp_path / "config.yaml"
     config.write_text(OLD_CONFIG, encoding="utf-8")
     _client(db)
+    _client(db, "term:ada")
     assert main(["safety-plan", "--import-config", "--config", str(config), "--db",
                  str(db)]) == 0
     out = capsys.readouterr().out
@@ -216,6 +217,29 @@ def test_import_config_moves_the_plans_once(
                  str(db)]) == 0
     assert "tg:77: has a plan in the database already" in capsys.readouterr().out
     assert len(_versions(db)) == 1
+
+
+def test_import_config_leaves_out_who_is_not_a_client_and_an_erasure_stays(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "r.db"
+    config = tmp_path / "config.yaml"
+    config.write_text(OLD_CONFIG, encoding="utf-8")
+    _client(db)
+    assert main(["safety-plan", "--import-config", "--config", str(config), "--db",
+                 str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "term:ada: not a client in the database (not joined yet, or erased); left out" in out
+    assert _versions(db, "term:ada") == []
+
+    async def erase() -> None:
+        async with SqliteStore(db) as store:
+            await store.erase("tg:77")
+
+    asyncio.run(erase())
+    assert main(["safety-plan", "--import-config", "--config", str(config), "--db",
+                 str(db)]) == 0
+    assert "tg:77: not a client in the database" in capsys.readouterr().out
+    assert _versions(db) == []
 
 
 def test_import_config_refuses_a_plan_too_long_and_imports_nothing(

@@ -211,6 +211,8 @@ def shipped() -> Detector:
     "i'm writing an essay about suicide prevention",
     "if i ever feel like hurting myself again i'll call my therapist",
     "my doctor asked if i'd thought about suicide and i said no",
+    "i'm a barrister and i spent the day on a rape trial",
+    "i'm a solicitor and i spent the day on a sexual assault case",
 ])
 def test_the_shipped_layer_hears_not_at_risk(shipped: Detector, text: str) -> None:
     assert not shipped.scan(text), "\n".join(shipped.explain(text))
@@ -230,6 +232,10 @@ def test_the_shipped_layer_hears_not_at_risk(shipped: Detector, text: str) -> No
     ("he hasn't hit me yet but he says he will", Kind.PARTNER_ABUSE),
     ("he wouldn't stop when i told him no", Kind.SEXUAL_VIOLENCE),
     ("i'm not safe at home", Kind.PARTNER_ABUSE),
+    ("i'm a nurse and i've been cutting myself again", Kind.SUICIDE),
+    ("as a paramedic i went to a suicide call on my shift", Kind.SUICIDE),
+    ("i'm a social worker and i want to kill myself", Kind.SUICIDE),
+    ("i'm a teacher and a pupil told me her dad hits her", Kind.CHILD_AT_RISK),
 ])
 def test_the_shipped_layer_keeps_risk(shipped: Detector, text: str, kind: Kind) -> None:
     assert kind in shipped.scan(text).kinds, "\n".join(shipped.explain(text))

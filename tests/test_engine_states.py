@@ -48,6 +48,8 @@ from bot.engine import (
 )
 from bot.engine._buttons import (
     ChoiceMade,
+    ContractAgree,
+    ContractTalk,
     Cue,
     CueTicked,
     MenuItem,
@@ -91,6 +93,9 @@ NEW_SINCE_V1: dict[str, tuple[set[str], str | None]] = {
 #: therapist in /settings, one row of its own. Taken out of the new keyboards (and the codes
 #: the state offers) before comparing; its label is today's text.
 NEW_BUTTONS_SINCE_V1 = {"ga": "buttons.change_alert"}
+#: System texts added since the first release that are rendered only into other texts (the
+#: contract's terms, in ``settings.menu``: that release's menu does not show them).
+INSIDE_SINCE_V1 = ("contract.term",)
 
 
 @cache
@@ -100,7 +105,8 @@ def _engine() -> Engine:
     shipped = engine_for_files(sorted((HERE / "scripts").glob("*.yaml")), consent_version=1)
     texts, _ = load_texts(HERE / "prompts", "en")
     today, _ = load_texts(Path(__file__).resolve().parents[1] / "prompts", "en")
-    texts.update({key: today[key] for key in [*NEW_SINCE_V1, *NEW_BUTTONS_SINCE_V1.values()]})
+    texts.update({key: today[key] for key in
+                  (*NEW_SINCE_V1, *NEW_BUTTONS_SINCE_V1.values(), *INSIDE_SINCE_V1)})
     return Engine(dataclasses.replace(shipped.resources, texts=Renderer(texts)))
 
 
@@ -223,9 +229,10 @@ def test_a_version_1_question_becomes_its_typed_question(old: str, new: Pending)
 def test_every_question_is_stored_under_a_kind_of_its_own() -> None:
     kinds = [q.model_fields["kind"].default for q in Question.__subclasses__()
              for q in [q, *q.__subclasses__()] if "kind" in q.model_fields]
-    assert len(kinds) == len(set(kinds)) == 12
-    # a stop request in words, and /safetyplan (issue 11)
-    since_v1 = {"StopRequestQuestion", "SafetyPlanQuestion"}
+    assert len(kinds) == len(set(kinds)) == 13
+    # a stop request in words, /safetyplan (issue 11), a proposed change to the contract
+    # (issue 12)
+    since_v1 = {"StopRequestQuestion", "SafetyPlanQuestion", "ContractQuestion"}
     assert {type(q).__name__ for q in V1_QUESTIONS.values()} | since_v1 == {
         q.__name__ for q in get_args(get_args(Pending)[0])}
 
@@ -262,6 +269,8 @@ def _every_button() -> list[Press]:
         SettingChosen: [SettingChosen(s) for s in Setting],
         RegionChosen: [RegionChosen(r) for r in [*regions, "X" * 20]],
         PlanPartChosen: [PlanPartChosen(i) for i in range(6)],
+        ContractAgree: [ContractAgree(n) for n in (1, 2, 10**9 - 1)],
+        ContractTalk: [ContractTalk(n) for n in (1, 2, 10**9 - 1)],
     }
     kinds = Press._kinds
     assert set(fields) <= set(kinds)
@@ -278,7 +287,7 @@ def test_every_button_packs_to_a_code_that_unpacks_to_it() -> None:
 
 
 @pytest.mark.parametrize("code", ["", "x", "r11", "r07", "r-1", "c8", "m9", "s4", "l3", "pp6",
-                                  "pp01", "pw1",
+                                  "pp01", "pw1", "ca0", "ca01", "ct", "ca1000000000",
                                   "kfoo", "gx", "gc:", "gc" + "X" * 21, "go ", "GO", "r٣"])
 def test_a_code_no_button_packs_to_is_refused(code: str) -> None:
     with pytest.raises(UnknownButton):

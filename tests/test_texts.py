@@ -217,6 +217,8 @@ def test_crisis_resources_show_every_line_and_the_emergency_number(
         for line in lines.lines.get(kind) or lines.lines["suicide"]:
             assert line.name in out
             assert line.contact in out
+            # each line on a line of its own, never run on after the sentence before it
+            assert f"\n• {line.name}" in out
 
 
 def test_not_safe_repeats_the_emergency_number(renderer: Renderer) -> None:

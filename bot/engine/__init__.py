@@ -5,6 +5,17 @@ It knows nothing of Telegram, SQL or the clock. Edges turn their input into
 :class:`Outcome` (store it atomically, then send its messages).
 """
 
+from bot.engine._agreement import (
+    HISTORY_KINDS,
+    TERMS,
+    Agreed,
+    ContractChange,
+    Proposal,
+    Term,
+    change_from,
+    current_terms,
+    history,
+)
 from bot.engine._buttons import BUTTON_KEYS, OVER_CUES, UNDER_CUES, ButtonKey, Cue
 from bot.engine._context import Resources, Texts
 from bot.engine._engine import COMMANDS, Engine
@@ -43,6 +54,7 @@ from bot.engine._plan import (
 from bot.engine._policy import RISK_KINDS, CrisisResource, Policy, RegionLines
 from bot.engine._questions import (
     ConsentQuestion,
+    ContractQuestion,
     CrisisQuestion,
     DeleteQuestion,
     KeptAnswersQuestion,
@@ -81,14 +93,17 @@ __all__ = [
     "BUTTON_KEYS",
     "CLIENT",
     "COMMANDS",
+    "HISTORY_KINDS",
     "LEVELS",
     "OVER_CUES",
     "PARTS",
     "PART_CHARS",
     "RISK_KINDS",
     "STOP_WORDS",
+    "TERMS",
     "UNDER_CUES",
     "AdvanceRule",
+    "Agreed",
     "Alert",
     "Answer",
     "Blocked",
@@ -102,6 +117,8 @@ __all__ = [
     "CompletedAtLevel",
     "ConsentQuestion",
     "Contract",
+    "ContractChange",
+    "ContractQuestion",
     "CrisisQuestion",
     "CrisisResource",
     "Cue",
@@ -126,6 +143,7 @@ __all__ = [
     "PlanChange",
     "PlanPart",
     "Policy",
+    "Proposal",
     "Question",
     "Redeemed",
     "RegionLines",
@@ -144,12 +162,16 @@ __all__ = [
     "StopQuestion",
     "StopRequestQuestion",
     "Suggestion",
+    "Term",
     "Text",
     "Texts",
     "Threshold",
     "TimerFired",
     "TimerRequest",
     "TimezoneQuestion",
+    "change_from",
+    "current_terms",
+    "history",
     "is_stop_word",
     "normalise",
     "plan_from",

@@ -47,6 +47,7 @@ ButtonKey = Literal[
     "plan_write", "plan_not_now", "plan_skip", "plan_keep", "plan_use", "plan_change",
     "plan_review", "plan_done", "plan_warning_signs", "plan_internal_coping",
     "plan_distraction", "plan_people_to_ask", "plan_professionals", "plan_safe_environment",
+    "contract_agree", "contract_talk",
 ]  # fmt: skip
 BUTTON_KEYS: tuple[ButtonKey, ...] = get_args(ButtonKey)
 
@@ -460,6 +461,35 @@ class PlanPartChosen(Press, prefix="pp"):
     def _from_field(cls, field: str) -> Self | None:
         index = _index(field, 6)
         return None if index is None else cls(index)
+
+
+# -- the agreement (/contract) -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Answering:
+    """A button answering one proposal, by the proposal's number (1, 2, …): a press shown
+    with an older proposal is told apart from one for the proposal waiting."""
+
+    number: int
+
+    def _field(self) -> str:
+        return str(self.number)
+
+    @classmethod
+    def _from_field(cls, field: str) -> Self | None:
+        number = _index(field, 10**9)
+        return cls(number) if number else None
+
+
+@dataclass(frozen=True)
+class ContractAgree(_Answering, Press, prefix="ca"):
+    """Agree to the proposed change to the agreement."""
+
+
+@dataclass(frozen=True)
+class ContractTalk(_Answering, Press, prefix="ct"):
+    """"I'd like to talk about it first": the proposed change does not take effect."""
 
 
 class Setting(StrEnum):

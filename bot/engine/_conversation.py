@@ -10,18 +10,21 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 
 from bot.crisis import Detection
+from bot.engine._agreement import current_terms
 from bot.engine._buttons import MenuItem, Resume
 from bot.engine._context import Context
 from bot.engine._outcome import Alert, Effect
 from bot.engine._policy import RISK_KINDS
 from bot.engine._questions import (
     ConsentQuestion,
+    ContractQuestion,
     CrisisQuestion,
     MenuQuestion,
     Pending,
     SafetyPlanQuestion,
     StopQuestion,
     StopRequestQuestion,
+    agreement_lines,
 )
 from bot.engine._reminders import next_reminder, parse_hhmm, zone
 from bot.engine._state import Frame, Session
@@ -221,6 +224,25 @@ class Conversation:
             before = before.before
         written = state.safety_plan is not None and bool(state.safety_plan.filled())
         self.ask(SafetyPlanQuestion(step="overview" if written else "intro", before=before))
+
+    def contract(self) -> None:
+        """``/contract``: the agreement as it is, its history, then a change waiting, if any."""
+        ctx, state = self.ctx, self.state
+        if not self.consented():
+            self.ask_consent()
+            return
+        history = [{"date": ctx.local_time(agreed.at), "status": agreed.status,
+                    "terms": agreement_lines(ctx, agreed.change.terms())}
+                   for agreed in state.contract_history]
+        ctx.say("contract.overview", terms=agreement_lines(ctx, current_terms(state.contract)),
+                history=history, waiting=state.proposal is not None)
+        if state.proposal is None:
+            self.repeat()
+            return
+        before = state.pending
+        if isinstance(before, ContractQuestion):  # asked again: what came before it
+            before = before.before
+        self.ask(ContractQuestion(number=state.proposal.number, before=before))
 
     def support(self) -> None:
         """While only support may follow "not safe": a short reply, never a script step."""

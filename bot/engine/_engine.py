@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from bot.engine._agreement import PROPOSED, ContractChange, Proposal
 from bot.engine._buttons import Resume
 from bot.engine._context import Context, Resources
 from bot.engine._conversation import Conversation
@@ -26,7 +27,13 @@ from bot.engine._events import (
 )
 from bot.engine._outcome import Effect, Outcome
 from bot.engine._plan import PlanChange, SafetyPlan
-from bot.engine._questions import DeleteQuestion, MenuQuestion, SettingsQuestion
+from bot.engine._questions import (
+    ContractQuestion,
+    DeleteQuestion,
+    MenuQuestion,
+    SettingsQuestion,
+    agreement_lines,
+)
 from bot.engine._reminders import in_quiet_hours, zone
 from bot.engine._safety import is_stop_word
 from bot.engine._state import ClientState
@@ -36,7 +43,7 @@ from bot.engine.steps import frame_fits
 #: The commands published to Telegram, with their descriptions' text keys.
 COMMANDS = (
     "start", "stop", "pause", "resume", "smaller", "skip", "progress", "settings",
-    "mydata", "delete", "privacy", "sos", "safetyplan", "help",
+    "mydata", "delete", "privacy", "sos", "safetyplan", "contract", "help",
 )
 
 
@@ -220,6 +227,8 @@ def _command(talk: Conversation, name: str) -> None:
         _progress(talk)
     elif name == "safetyplan":
         talk.safety_plan()
+    elif name == "contract":
+        talk.contract()
     elif name == "settings":
         if talk.consented():
             talk.ask(SettingsQuestion())
@@ -306,18 +315,19 @@ def _redeemed(talk: Conversation, event: Redeemed) -> None:
 
 
 def _clinician(talk: Conversation, event: Clinician) -> None:
-    """Record a therapist's action; only a suggested safety plan is told to the client (once,
-    outside quiet hours and never after a halt)."""
+    """Record a therapist's action; only a suggested safety plan and a proposed change to the
+    contract are told to the client (once, outside quiet hours and never after a halt)."""
     ctx, state = talk.ctx, talk.state
+    if event.action == "propose-contract":
+        assert event.change is not None  # checked by the edge (change_from)
+        _propose(talk, event.change, event.by)
+        return
     if event.action == "suggest-plan":
         plan = SafetyPlan.model_validate(dict(event.parts))  # checked by the edge (plan_from)
         changed = tuple(plan.filled())
         ctx.out.plans.append(PlanChange(plan, event.by, "suggested", changed))
         ctx.log("safety_plan", action="suggested", by=event.by, parts=list(changed))
-        local = ctx.now.astimezone(zone(state.settings.timezone,
-                                        ctx.res.policy.default_timezone)).time()
-        if not state.halted and talk.consented() and not in_quiet_hours(local,
-                                                                         *talk.quiet_hours()):
+        if _may_tell(talk):
             ctx.say("safetyplan.suggested")
         return
     if event.action == "clear-hold":
@@ -326,6 +336,42 @@ def _clinician(talk: Conversation, event: Clinician) -> None:
     elif event.action == "guardian-consent":
         state.guardian_consent = True
         ctx.log("guardian_consent", given=True, recorded_by=event.by)
+
+
+def _may_tell(talk: Conversation) -> bool:
+    """Whether a therapist's action may be told to the client now: not after a halt, not
+    before consent, not in quiet hours."""
+    ctx, state = talk.ctx, talk.state
+    local = ctx.now.astimezone(zone(state.settings.timezone,
+                                    ctx.res.policy.default_timezone)).time()
+    return (not state.halted and talk.consented()
+            and not in_quiet_hours(local, *talk.quiet_hours()))
+
+
+def _propose(talk: Conversation, change: ContractChange, by: str) -> None:
+    """A change to the contract, waiting for the client's answer (it replaces one waiting).
+
+    The client gets one message: with its buttons when nothing else is asked of them (the
+    exercise menu at most), otherwise without, so that an exercise or a question under way
+    keeps its buttons; then ``/contract`` answers it. During a crisis hold nothing is sent:
+    it waits for the client's ``/contract``.
+    """
+    ctx, state = talk.ctx, talk.state
+    replaced = state.proposal.number if state.proposal is not None else None
+    state.proposals += 1
+    proposal = state.proposal = Proposal(number=state.proposals, by=by, change=change)
+    ctx.log(PROPOSED, number=proposal.number, by=by,
+            change=change.model_dump(exclude_none=True), replaces=replaced)
+    if not _may_tell(talk) or ctx.crisis_hold():  # after a hard moment it waits for /contract
+        return
+    pending = state.pending
+    if isinstance(pending, ContractQuestion):  # the replaced proposal was showing
+        pending = pending.before
+    running = state.session is not None and not state.session.paused
+    if not running and (pending is None or isinstance(pending, MenuQuestion)):
+        talk.ask(ContractQuestion(number=proposal.number, before=pending))
+    else:
+        ctx.say("contract.proposed", terms=agreement_lines(ctx, change.terms()), later=True)
 
 
 def _timer(talk: Conversation, kind: str, due: datetime) -> None:

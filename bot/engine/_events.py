@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.engine._agreement import ContractChange
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,15 +87,20 @@ class Clinician(Event):
     Attributes:
         action: ``clear-hold`` (lift a crisis hold at the next fresh check-in),
             ``guardian-consent`` (a parent's or guardian's consent was recorded in person) or
-            ``suggest-plan`` (wording for the client's safety plan, which they accept or not).
+            ``suggest-plan`` (wording for the client's safety plan, which they accept or not)
+            or ``propose-contract`` (a change to the contract, which takes effect only once
+            the client agrees).
         by: Who took it, for the ledger.
         parts: For ``suggest-plan``: the suggested parts, ``(part, text)``, checked by
             :func:`bot.engine.plan_from`.
+        change: For ``propose-contract``: the change, checked by
+            :func:`bot.engine.change_from`.
     """
 
     action: str
     by: str
     parts: tuple[tuple[str, str], ...] = ()
+    change: ContractChange | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ question                      asked                                       answer
 :class:`StopRequestQuestion`  a stop request in words: stop everything?   stop / keep going
 :class:`DeleteQuestion`       delete all my data?                         delete / keep
 :class:`SafetyPlanQuestion`   ``/safetyplan``: save a plan? each part …   plan buttons, text
+:class:`ContractQuestion`     a change the therapist proposed: agree?     agree / talk first
 ============================  ==========================================  ====================
 """
 
@@ -31,8 +32,11 @@ from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bot.engine._agreement import ANSWERED, Term, current_terms
 from bot.engine._buttons import (
     ButtonKey,
+    ContractAgree,
+    ContractTalk,
     DeleteAnswers,
     DeleteNo,
     DeleteYes,
@@ -258,7 +262,9 @@ class SettingsQuestion(Question):
             store_free_text=state.has(Opt.STORE_FREE_TEXT, version),
             share_with_therapist=state.has(Opt.SHARE_WITH_THERAPIST, version),
             alert_therapist=state.has(Opt.ALERT_THERAPIST, version),
-            reminders=reminders, timezone=tz)
+            reminders=reminders, timezone=tz,
+            agreement=agreement_lines(ctx, current_terms(state.contract)),
+            proposal_waiting=state.proposal is not None)
 
     def answer(self, talk: Conversation, press: Press) -> None:
         ctx, state = talk.ctx, talk.state
@@ -738,10 +744,85 @@ class SafetyPlanQuestion(Question):
 
     def _back(self, talk: Conversation) -> None:
         """Back to what the client was doing before ``/safetyplan``."""
-        if self.before is not None:
-            talk.ask(self.before)
-        else:
-            talk.repeat()
+        _back(talk, self.before)
+
+
+# -- the agreement -----------------------------------------------------------------------------
+
+
+def agreement_lines(ctx: Context, terms: dict[Term, int | list[str]]) -> list[str]:
+    """Each term in plain words (``contract.term``), scripts by their titles."""
+    scripts = ctx.res.scripts
+    return [ctx.system("contract.term", term=term, value=[
+        scripts[s].meta.title if s in scripts else s for s in value]
+        if term == "assign" and isinstance(value, list) else value)
+        for term, value in terms.items()]
+
+
+class ContractQuestion(Question):
+    """A change to the agreement the therapist proposed: agree, or talk about it first?
+
+    Only "Agree" makes the change; nobody is moved up a level by it (a higher max level
+    lets the client be asked later), and a lower one brings their level down with it.
+
+    Attributes:
+        number: The proposal asked about: a press for any other (replaced meanwhile) is
+            told so and changes nothing.
+        before: The question the client was asked before, asked again after the answer.
+    """
+
+    kind: Literal["contract"] = "contract"
+    number: int
+    before: Pending | None = None
+    takes = (ContractAgree, ContractTalk)
+
+    def ask(self, talk: Conversation) -> None:
+        ctx, proposal = talk.ctx, talk.state.proposal
+        if proposal is None or proposal.number != self.number:
+            talk.state.pending = None
+            ctx.say("contract.replaced")
+            self._back(talk)
+            return
+        ctx.say("contract.proposed",
+                [[ctx.button("contract_agree", ContractAgree(self.number))],
+                 [ctx.button("contract_talk", ContractTalk(self.number))]],
+                terms=agreement_lines(ctx, proposal.change.terms()), later=False)
+
+    def answer(self, talk: Conversation, press: Press) -> None:
+        ctx, state = talk.ctx, talk.state
+        assert isinstance(press, ContractAgree | ContractTalk)
+        proposal = state.proposal
+        if proposal is None or proposal.number != press.number:
+            ctx.say("contract.replaced")
+            self._back(talk)
+            return
+        state.proposal = None
+        if isinstance(press, ContractTalk):
+            ctx.log(ANSWERED, number=proposal.number, answer="talk_first")
+            ctx.say("contract.talk_first")
+            self._back(talk)
+            return
+        state.contract = proposal.change.applied_to(state.contract)
+        ctx.log(ANSWERED, number=proposal.number, answer="agreed")
+        if state.level > state.contract.max_level:
+            ctx.log("level_changed", from_level=state.level, to_level=state.contract.max_level,
+                    asked=True, reason="contract")
+            state.level = state.contract.max_level
+        ctx.say("contract.agreed", terms=agreement_lines(ctx, proposal.change.terms()))
+        self._back(talk)
+
+    def _back(self, talk: Conversation) -> None:
+        """Back to what the client was doing before."""
+        _back(talk, self.before)
+
+
+def _back(talk: Conversation, before: Pending | None) -> None:
+    """Back to what the client was doing: the question asked before (`before`), or the
+    session's step."""
+    if before is not None:
+        talk.ask(before)
+    else:
+        talk.repeat()
 
 
 def _plan(talk: Conversation) -> SafetyPlan:
@@ -753,8 +834,9 @@ def _plan(talk: Conversation) -> SafetyPlan:
 Pending = Annotated[
     ConsentQuestion | MenuQuestion | SettingsQuestion | TimezoneQuestion | ReminderTimeQuestion
     | KeptAnswersQuestion | CrisisQuestion | LevelQuestion | StopQuestion | DeleteQuestion
-    | StopRequestQuestion | SafetyPlanQuestion,
+    | StopRequestQuestion | SafetyPlanQuestion | ContractQuestion,
     Field(discriminator="kind"),
 ]
 StopRequestQuestion.model_rebuild()
 SafetyPlanQuestion.model_rebuild()
+ContractQuestion.model_rebuild()

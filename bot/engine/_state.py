@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
+from bot.engine._agreement import Agreed, Proposal
 from bot.engine._buttons import Cue, Relief
 from bot.engine._plan import SafetyPlan, Suggestion
 from bot.engine._questions import Pending
@@ -160,6 +161,13 @@ class ClientState(Model):
     halted: bool = False
     level: int = 1
     contract: Contract = Field(default_factory=Contract)
+    #: A change to the contract the therapist proposed, waiting for the client's answer, and
+    #: how many proposals there have been (the number of the newest).
+    proposal: Proposal | None = None
+    proposals: int = 0
+    #: Every proposal and what became of it, from the ledger: handed in by the service for
+    #: each event of a client who had one, never stored with the state.
+    contract_history: list[Agreed] = Field(default_factory=list, exclude=True)
     settings: Settings = Field(default_factory=Settings)
     progress: Progress = Field(default_factory=Progress)
     session: Session | None = None

@@ -19,6 +19,14 @@ from bot.render._renderer import MAX_MESSAGE_LENGTH, Renderer, RenderError
 from bot.script._findings import Finding, ScriptError, Severity
 from bot.script._yaml import Mark
 
+#: A contract's terms in plain words, as ``contract.term`` renders them (its longest values).
+_AGREEMENT = [
+    "Exercises may go up to level 4 of 5 (you move up a level only when you say yes)",
+    "Topics left out: family, work, a-topic-id-of-forty-characters-for-length",
+    "Exercises: First steps in sharing, Saying no kindly, Receiving closeness",
+    "A session lasts up to 15 minutes",
+    "Up to 3 sessions a day",
+]
 #: A client's plan as ``crisis.safety_plan`` shows it: each written part under its heading.
 _PLAN_SECTIONS = [
     {"part": "warning_signs", "heading": "My warning signs",
@@ -139,6 +147,8 @@ SYSTEM_TEXTS: Mapping[str, Mapping[str, object]] = {
         "reminders": ["Mon 19:00", "Thu 19:00"],
         "timezone": "Europe/London",
         "region": "United Kingdom",
+        "agreement": _AGREEMENT,
+        "proposal_waiting": True,
     },
     "settings.ask_timezone": {},
     "settings.ask_region": {"suggested": "Deutschland"},
@@ -198,6 +208,14 @@ SYSTEM_TEXTS: Mapping[str, Mapping[str, object]] = {
     "safetyplan.not_now": {},
     "safetyplan.done": {},
     "safetyplan.suggested": {},
+    "contract.term": {"term": "assign", "value": ["First steps in sharing", "Saying no kindly"]},
+    "contract.proposed": {"terms": _AGREEMENT, "later": True},
+    "contract.agreed": {"terms": _AGREEMENT},
+    "contract.talk_first": {},
+    "contract.replaced": {},
+    "contract.overview": {"terms": _AGREEMENT, "waiting": True, "history": [
+        {"date": "Thu 3 Dec, 14:05", "status": status, "terms": _AGREEMENT[:2]}
+        for status in ("agreed", "talk_first", "replaced", "waiting")]},
     **{f"commands.{name}": {} for name in COMMANDS},
     **{f"buttons.{name}": {} for name in BUTTON_KEYS},
 }

@@ -6,6 +6,7 @@ Both are built from a client's state and ledger only, and show only what the cli
 (:meth:`bot.service.Rehearsal.read_record`); this package only turns it into views.
 """
 
+from bot.report._agreement import agreement_text, change_words
 from bot.report._caseload import (
     CASELOAD_KINDS,
     CRISIS_FLAG,
@@ -33,9 +34,11 @@ __all__ = [
     "ProgressReport",
     "Session",
     "Table",
+    "agreement_text",
     "caseload_line",
     "caseload_messages",
     "caseload_table",
+    "change_words",
     "client_status",
     "progress_report",
     "render_report",

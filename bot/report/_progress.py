@@ -16,8 +16,9 @@ from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
 
-from bot.engine import ClientState
+from bot.engine import HISTORY_KINDS, ClientState, current_terms
 from bot.report import _charts
+from bot.report._agreement import HISTORY_COLUMNS, TERM_NAMES, history_rows, term_value
 from bot.report._shares import SESSION_KINDS, SHARE_ITEMS, Session, shared_sessions, sharing
 from bot.report._status import client_status, client_zone
 from bot.script import LoadedScript
@@ -42,7 +43,7 @@ _ITEM_WORDS = {
 }
 NOT_SHARED = "not shared"
 #: The ledger rows the report reads: a read of these alone builds the same report.
-REPORT_KINDS = SESSION_KINDS | {"level_changed", "crisis_language"}
+REPORT_KINDS = SESSION_KINDS | {"level_changed", "crisis_language", *HISTORY_KINDS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +91,7 @@ class ProgressReport:
         charts: The charts, each with its table.
         sessions: The shared sessions in order, item by item.
         contract: The current agreement.
+        contract_history: Each proposed change to it and what became of it.
         crisis: Crisis events as dates and kinds (empty without sharing).
     """
 
@@ -106,6 +108,7 @@ class ProgressReport:
     charts: list[Chart]
     sessions: Table
     contract: Table
+    contract_history: Table
     crisis: Table
 
 
@@ -152,6 +155,7 @@ def progress_report(
         ],
         sessions=_session_table(sessions, zone, titles),
         contract=_contract(state, titles),
+        contract_history=Table(HISTORY_COLUMNS, history_rows(ledger, zone, titles)),
         crisis=_crisis(ledger, zone) if shares else Table(("Date", "Kind"), []),
     )
 
@@ -327,7 +331,6 @@ def _contract(state: ClientState, titles: Mapping[str, str]) -> Table:
     contract = state.contract
     rule = contract.advance
     pace = state.settings.pace or contract.pace
-    scripts = ", ".join(titles.get(s, s) for s in contract.scripts) or "every exercise"
     rule_text = (f"after {_plural(rule.completed_at_level, 'finished exercise')} at a level "
                  f"with distress at most {rule.max_after_distress} at the end"
                  + (" and none harder than expected"
@@ -335,11 +338,9 @@ def _contract(state: ClientState, titles: Mapping[str, str]) -> Table:
                  + "; always asked, never automatic")
     return Table(("Agreement", "Now"), [
         ("Current level", f"{state.level} of at most {contract.max_level}"),
-        ("Exercises assigned", scripts),
-        ("Topics left out", ", ".join(contract.off_limit_topics) or "none"),
+        *((TERM_NAMES[term], term_value(term, value, titles))
+          for term, value in current_terms(contract).items() if term != "max_level"),
         ("Pace", pace),
-        ("Session length", f"up to {contract.session_minutes} minutes"),
-        ("Sessions per day", f"up to {contract.sessions_per_day}"),
         ("Role-play turns", f"up to {contract.roleplay_turns} per scene"),
         ("High distress from", f"{contract.distress_threshold} of 10"),
         ("A step up is offered", rule_text),

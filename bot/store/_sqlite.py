@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
 import aiosqlite
+import orjson
 
 from bot.store import _migrations
 from bot.store._base import (
@@ -997,7 +998,7 @@ def _plain(value: object) -> object:
 
 
 def _object(text: str) -> dict[str, object]:
-    value = json.loads(text)
+    value = orjson.loads(text)
     if not isinstance(value, dict):
         raise StoreError("stored JSON is not an object")
     return value

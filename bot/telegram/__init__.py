@@ -22,7 +22,7 @@ from bot.telegram._invites import code_hash, new_code
 from bot.telegram._logging import install_token_redaction
 from bot.telegram._queue import QueuedEdge, Timing
 from bot.telegram._sender import OutboxSender, Pacer
-from bot.telegram._therapist import user_key
+from bot.telegram._therapist import runnable, user_key
 from bot.telegram._workers import run_workers
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ __all__ = [
     "new_code",
     "run_bot",
     "run_workers",
+    "runnable",
     "user_key",
 ]
 

@@ -1,5 +1,6 @@
-"""Therapists' commands in Telegram: /invite, /clients, /report, /clearhold, /guardian and
-/safetyplan CLIENT (a client's own /safetyplan has no CLIENT).
+"""Therapists' commands in Telegram: /invite, /clients, /report, /clearhold, /guardian,
+/safetyplan CLIENT and /contract CLIENT (a client's own /safetyplan and /contract have no
+CLIENT).
 
 Only accounts in ``telegram.admins`` get here (the registry checks); each is a therapist whose
 id is their own client key (``tg:<user id>``). An invite records the therapist who made it, and
@@ -11,20 +12,34 @@ nobody, and is noted in that client's ledger (the service does both).
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot.config import Config
-from bot.engine import LEVELS, PARTS, ClientState, Clinician, Opt, SafetyPlan, plan_from
+from bot.engine import (
+    HISTORY_KINDS,
+    LEVELS,
+    PARTS,
+    TERMS,
+    ClientState,
+    Clinician,
+    Opt,
+    SafetyPlan,
+    change_from,
+    plan_from,
+)
 from bot.report import (
     CASELOAD_KINDS,
     REPORT_KINDS,
+    agreement_text,
     caseload_line,
     caseload_messages,
+    change_words,
     progress_report,
     render_report,
 )
+from bot.script import LoadedScript
 from bot.service import NotTheirClient, Rehearsal
 from bot.store import Invite
 from bot.telegram._convert import client_key
@@ -32,14 +47,19 @@ from bot.telegram._invites import code_hash, new_code
 
 #: Commands only therapists' (admin) accounts may use.
 THERAPIST_COMMANDS = frozenset({"invite", "clients", "report", "clearhold", "guardian",
-                                "safetyplan"})
+                                "safetyplan", "contract"})
 #: Commands that are the client's own without arguments (a therapist may be a client too).
-CLIENT_TOO = frozenset({"safetyplan"})
+CLIENT_TOO = frozenset({"safetyplan", "contract"})
 PLAN_USAGE = (
     "Usage: /safetyplan CLIENT shows their safety plan if they share with you. To suggest "
     "wording, one part a line after it:\n/safetyplan 123456789\nwarning_signs: Staying in bed"
     "\ninternal_coping: Cold water on my face\nParts: " + ", ".join(PARTS) + ". The client "
     "accepts or changes each part in /safetyplan; nothing becomes their plan without their yes.")
+CONTRACT_USAGE = (
+    "Usage: /contract CLIENT shows their agreement and its history. To propose a change, one "
+    "term a line after it:\n/contract 123456789\nmax_level: 4\noff_limits: family, work\n"
+    "Terms: " + ", ".join(TERMS) + " (off_limits and assign take a list, or none). The client "
+    "agrees or asks to talk first; nothing changes without their yes.")
 #: The accepted spellings of a level argument: exactly "1" … "5".
 LEVEL_ARGS = frozenset(str(level) for level in LEVELS)
 
@@ -49,6 +69,28 @@ def user_key(text: str) -> str | None:
     digits = text.strip().removeprefix("tg:")
     # isdigit() alone accepts "²" and other digits int() refuses.
     return client_key(int(digits)) if digits.isascii() and digits.isdigit() else None
+
+
+def runnable(scripts: Mapping[str, LoadedScript]) -> list[str]:
+    """The scripts a client can be given (those with a first step), sorted."""
+    return sorted(sid for sid, loaded in scripts.items() if loaded.first_step)
+
+
+def _client_and_terms(text: str) -> tuple[str | None, dict[str, str] | None]:
+    """A command's client and its ``name: value`` lines (after the client, or one a line).
+
+    Returns:
+        The client key (None: none given), and the lines by name (None: a line without a
+        colon).
+    """
+    first, _, rest = text.strip().partition("\n")
+    words = first.split(maxsplit=1)
+    client = user_key(words[0]) if words else None
+    lines = [line for line in [*words[1:], *rest.splitlines()] if line.strip()]
+    if any(":" not in line for line in lines):
+        return client, None
+    return client, {name.strip(): value for name, _, value in
+                    (line.partition(":") for line in lines)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +134,8 @@ class TherapistDesk:
         after the command, as written (lines kept)."""
         if name == "safetyplan":
             return await self._plan(text, therapist, event_id)
+        if name == "contract":
+            return await self._contract(text, therapist, event_id)
         if name == "invite":
             return Reply([await self._invite(args, therapist)])
         if name == "clients":
@@ -111,17 +155,42 @@ class TherapistDesk:
                                   Clinician(action=action, by=therapist))
         return Reply([f"Recorded for {client}: {action}."])
 
+    async def _contract(self, text: str, therapist: str, event_id: str) -> Reply:
+        """Show a client's agreement and its history, or propose a change to it."""
+        client, terms = _client_and_terms(text)
+        if client is None or terms is None:
+            return Reply([CONTRACT_USAGE])
+        scripts = self.service.engine.resources.scripts
+        try:
+            change = change_from(terms, scripts=runnable(scripts)) if terms else None
+        except ValueError as exc:
+            return Reply([f"Nothing was proposed: {html.escape(str(exc))}."])
+        titles = {sid: loaded.meta.title for sid, loaded in scripts.items()}
+        try:
+            if change is None:
+                record = await self.service.read_record(client, therapist, "contract",
+                                                        kinds=HISTORY_KINDS, look=False)
+                return Reply([html.escape(agreement_text(
+                    record.state, record.ledger, titles=titles,
+                    default_zone=self.config.reminders.default_timezone))])
+            proposed = await self.service.propose_contract(client, therapist, change,
+                                                           f"{event_id}:clinician")
+        except NotTheirClient:
+            return Reply([f"{client} is not one of your clients. /clients lists yours."])
+        words = html.escape(change_words(change, titles))
+        if not proposed:
+            return Reply([f"The agreement of {client} says that already ({words}); nothing "
+                          "was proposed."])
+        return Reply([f"Proposed to {client}: {words}. It takes effect only once they agree; "
+                      f"/contract {client} shows their answer."])
+
     async def _plan(self, text: str, therapist: str, event_id: str) -> Reply:
         """Show a client's plan (only if they share with their therapist), or suggest parts."""
-        first, _, rest = text.strip().partition("\n")
-        words = first.split(maxsplit=1)
-        client = user_key(words[0]) if words else None
-        lines = [line for line in [*(words[1:] or []), *rest.splitlines()] if line.strip()]
-        parts = dict(line.partition(":")[::2] for line in lines)
-        if client is None or any(":" not in line for line in lines):
+        client, parts = _client_and_terms(text)
+        if client is None or parts is None:
             return Reply([PLAN_USAGE])
         try:
-            suggested = plan_from({k.strip(): v for k, v in parts.items()})
+            suggested = plan_from(parts)
         except ValueError as exc:
             return Reply([f"Nothing was suggested: {html.escape(str(exc))}."])
         try:
@@ -129,7 +198,7 @@ class TherapistDesk:
         except NotTheirClient:
             return Reply([f"{client} is not one of your clients. /clients lists yours."])
         state = await self.service.state_of(client)
-        if not lines:
+        if not parts:
             return Reply([await self._shown_plan(client, therapist, state)])
         waiting = state.plan_suggestion.plan if state.plan_suggestion else SafetyPlan()
         merged = waiting.model_copy(update={p: suggested.part(p) for p in suggested.filled()})
@@ -155,12 +224,11 @@ class TherapistDesk:
             f"{html.escape(plan.part(part))}" for part in plan.filled())
 
     async def _invite(self, args: list[str], therapist: str) -> str:
-        scripts = self.service.engine.resources.scripts
-        runnable = sorted(s for s, loaded in scripts.items() if loaded.first_step)
-        if (not args or args[0] not in runnable or len(args) > 2
+        scripts = runnable(self.service.engine.resources.scripts)
+        if (not args or args[0] not in scripts or len(args) > 2
                 or (len(args) == 2 and args[1] not in LEVEL_ARGS)):
             return (f"Usage: /invite SCRIPT [MAX_LEVEL {LEVELS[0]}-{LEVELS[-1]}]. "
-                    "Scripts: " + ", ".join(runnable))
+                    "Scripts: " + ", ".join(scripts))
         days = self.config.access.invite_ttl_days
         code, now = new_code(), self.clock()
         await self.service.store.add_invite(Invite(
