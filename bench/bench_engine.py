@@ -1,7 +1,7 @@
 """Throughput of the dialogue engine, alone and with its durable store.
 
 Run ``python -m bench.bench_engine [--dir DIR] [--seconds S]``. Clients walk the shipped
-``first-steps`` script over and over: consent (6 events), then three sessions of 13 events
+``first-steps`` script over and over: consent (7 events), then three sessions of 13 events
 each (the menu, three "Go on", the check-in before with the expected difficulty, a prompt
 answered, "enough for today", "Go on", the check-in after with actual difficulty and relief),
 then the next client (the contract allows three sessions a day). Every case is measured for
@@ -41,7 +41,7 @@ NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 #: ("start", ""), ("text", what to type) or ("press", button code).
 Step = tuple[str, str]
 CONSENT: list[Step] = [("start", ""), ("press", "y"), ("press", "y"), ("press", "n"),
-                       ("press", "n"), ("press", "n")]
+                       ("press", "n"), ("press", "n"), ("press", "n")]
 
 
 def session_steps(menu_code: str) -> list[Step]:

@@ -439,7 +439,7 @@ async def main(db):
             await send(Button(data=f"{state.keyboard}:{code}"))
 
         await send(Start(display_name="Erin"))
-        for code in ("y", "y", "y", "n", "n"):
+        for code in ("y", "y", "y", "n", "n", "n"):
             await press(code)
         await send(Command(name="delete"))
 

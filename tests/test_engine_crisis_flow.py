@@ -329,3 +329,32 @@ def test_no_level_up_after_a_hold_lifted_in_the_same_session(loaded: Loaded) -> 
     assert "crisis_hold_cleared" in [e.kind for e in d.all_ledger()]
     assert d.state.pending != LevelQuestion()
     assert "level_offered" not in [e.kind for e in d.all_ledger()]
+
+
+def test_no_level_up_after_a_restart_of_a_session_that_needed_calming(loaded: Loaded) -> None:
+    """A session that needed calming, paused and started afresh a day later (one level
+    lower), is still the session that needed calming: its end brings no "practising steadily"
+    offer, however many completions the rule counts."""
+    d = Driver.new(loaded.engine)
+    d.consent()
+    d.state.progress.completed_at_level = {"1": 9}
+    d.pick("first-steps")
+    d.at("checkin-before", "rating")
+    d.text("9")  # high: calming
+    d.walk_until(lambda x: x.part == "recheck")
+    d.text("2")
+    d.command("pause")
+    d.advance(days=1, hours=1)
+    d.command("resume")
+    assert "long-pause" in [r.get("reason") for r in d.rows("session_ended")]
+    session = d.state.session
+    assert session is not None and session.calmed and session.high_distress
+    d.at("checkin-before", "rating")
+    d.text("2")
+    d.text("5")
+    d.at("checkin-after", "rating")
+    d.text("2")
+    d.text("3")
+    d.walk_until(lambda x: x.state.session is None or x.state.pending == LevelQuestion())
+    assert d.state.pending != LevelQuestion()
+    assert "level_offered" not in [e.kind for e in d.all_ledger()]

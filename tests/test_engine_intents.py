@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from bot.app import Loaded
-from bot.engine import ClientState, StopRequestQuestion
+from bot.engine import ClientState, MenuQuestion, StopRequestQuestion
 from tests.support.engine_driver import SITUATIONS, Driver, build_situations
 
 WAITING = tuple(s for s in SITUATIONS if s != "halted")
@@ -99,7 +99,10 @@ def _calming_exercise(d: Driver) -> str | None:
 
 
 @pytest.mark.parametrize("name", ["prompt", "roleplay turn", "checkin rating",
-                                  "ask with free text", "connection"])
+                                  "ask with free text", "connection",
+                                  # steps that wait for a button take the words too
+                                  "say", "ask with buttons", "exercise page", "skip reason",
+                                  "checkin cues", "checkin relief", "roleplay check-in"])
 @pytest.mark.parametrize("words", UNDER_WORDS)
 def test_under_arousal_in_words_routes_to_grounding(
         situations: dict[str, Driver], name: str, words: str) -> None:
@@ -144,3 +147,22 @@ def test_under_arousal_at_a_high_rating_is_grounding_in_every_round(
     d.text("9")
     exercises.append(_calming_exercise(d))
     assert exercises == ["grounding-54321", "grounding-54321"]
+
+
+@pytest.mark.parametrize("name", ["menu pending", "paused"])
+@pytest.mark.parametrize("words", UNDER_WORDS)
+def test_under_arousal_in_words_outside_an_exercise_gets_a_grounding(
+        situations: dict[str, Driver], name: str, words: str) -> None:
+    """At the menu, or with the exercise paused, the words get a short grounding, then what
+    was on offer before; nothing starts by itself."""
+    d = situations[name].fork()
+    before = d.state.session
+    d.text(words)
+    assert d.texts()[0] == d.render("grounding.offer")
+    assert not d.said("unexpected.text_at_buttons")
+    assert d.rows("under_arousal") == [{"step": None, "said": "words"}]
+    assert d.state.session == before and not d.last.answers
+    if name == "paused":
+        assert d.texts()[1:] == [d.paused_text()]
+    else:
+        assert d.state.pending == MenuQuestion() and len(d.texts()) == 2

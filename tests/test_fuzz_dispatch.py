@@ -117,8 +117,8 @@ _name = st.one_of(st.none(), _short_text)
 #: Where a step takes free text (prompts, role-play turns, the connection log, asks, pages).
 TEXT_SUBS = ("prompt", "turn", "connection", "ask", "page", "calm")
 #: Consent given to everything but storing free text: intro, adult, free text, sharing,
-#: reminders, the therapist alert; then the menu's first exercise.
-DECLINE_FREE_TEXT = (("y",), ("y",), ("n",), ("y",), ("n",), ("n",))
+#: reminders, the safety alert to the therapist; then the menu's first exercise.
+DECLINE_FREE_TEXT = (("y",), ("y",), ("n",), ("y",), ("n",), ("y",))
 
 
 # -- 1. engine and service, real store -------------------------------------------------------

@@ -253,6 +253,14 @@ class Conversation:
                 until=self._until())
         self.ask(CrisisQuestion())
 
+    def ground(self) -> None:
+        """Under-arousal in words outside a running exercise: a short grounding, then what
+        was on offer before (the menu, or the paused exercise's way back)."""
+        ctx = self.ctx
+        ctx.log("under_arousal", step=None, said="words")  # the fact, never the words
+        ctx.say("grounding.offer")
+        self.repeat()
+
     def practice_waits(self) -> None:
         """``/start``, ``/resume`` or the menu while only support may follow "not safe"."""
         self.ctx.say("crisis.practice_waits", until=self._until())
@@ -357,6 +365,10 @@ class Conversation:
         state.session = Session(script=script_id, script_version=script.meta.version,
                                 started_at=ctx.now, frame=Frame(step=first),
                                 level=level, held=ctx.crisis_hold(), shared=False)
+        if restarting is not None:  # started afresh, it is still the session that needed calming
+            state.session.high_distress = restarting.high_distress
+            state.session.calmed = restarting.calmed
+            state.session.held = state.session.held or restarting.held
         ctx.log("session_started", script=script_id, version=script.meta.version,
                 level=ctx.effective_level())
         self.runner.enter(first)

@@ -184,8 +184,12 @@ def _check_place(talk: Conversation) -> None:
 
 def _text(talk: Conversation, text: str) -> None:
     ctx, state = talk.ctx, talk.state
+    idle = state.session is None or state.session.paused
     if state.halted:
         ctx.say("stop.halted")
+    elif (idle and state.pending in (None, MenuQuestion()) and talk.consented()
+          and not ctx.support_only() and ctx.res.intents.under_arousal(text)):
+        talk.ground()  # "I feel numb" at the menu, or with the exercise paused
     elif state.pending is not None:
         state.pending.typed(talk, text)
     elif ctx.support_only():

@@ -67,6 +67,7 @@ SYSTEM_TEXTS: Mapping[str, Mapping[str, object]] = {
     "consent.share": {},
     "consent.reminders": {},
     "consent.alert": {},
+    "grounding.offer": {},
     "consent.changed": {},
     "consent.declined": {},
     "consent.done": {"opt_ins": ["store_free_text", "share_with_therapist", "reminders",

@@ -115,14 +115,14 @@ class Run:
     def on_text(self, text: str) -> None:
         """Handle free text for the current step (crisis and stop are handled before).
 
-        Under-arousal in words ("everything feels far away") routes to grounding first.
+        Under-arousal in words ("everything feels far away") routes to grounding first, at
+        every step: one that takes words or a rating, and one that waits for a button too.
         """
         ctx = self.ctx
         step, handler = self._at()
         stripped = text.strip()
         frame = ctx.session.frame
-        takes_words = frame.part in RATING_PARTS or handler.text_limit(self, step) is not None
-        if (takes_words and not (frame.calming or frame.closing)
+        if (not (frame.calming or frame.closing)
                 and ctx.res.intents.under_arousal(stripped)):
             self.checkins.ground(self, step)  # "I feel numb": grounding, whatever was asked
             return
