@@ -190,15 +190,20 @@ def test_the_old_config_key_is_refused_where_it_stands(tmp_path: Path) -> None:
     assert "rehearse safety-plan --import-config" in message
 
 
+def _import_old_config(tmp_path: Path) -> int:
+    """``rehearse safety-plan --import-config`` on the old config file, into ``r.db``."""
+    config = tmp_path / "config.yaml"
+    config.write_text(OLD_CONFIG, encoding="utf-8")
+    return main(["safety-plan", "--import-config", "--config", str(config), "--db",
+                 str(tmp_path / "r.db")])
+
+
 def test_import_config_moves_the_plans_once(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "r.db"
-    config = tmp_path / "config.yaml"
-    config.write_text(OLD_CONFIG, encoding="utf-8")
     _client(db)
     _client(db, "term:ada")
-    assert main(["safety-plan", "--import-config", "--config", str(config), "--db",
-                 str(db)]) == 0
+    assert _import_old_config(tmp_path) == 0
     out = capsys.readouterr().out
     assert "tg:77: imported (warning_signs, internal_coping, people_to_ask)" in out
     assert "term:ada: imported (safe_environment)" in out
@@ -213,8 +218,7 @@ def test_import_config_moves_the_plans_once(
                             "parts": ["warning_signs", "internal_coping", "people_to_ask"]}
             ) in _ledger_kinds(db)
     # once: a second run leaves the stored plans as they are
-    assert main(["safety-plan", "--import-config", "--config", str(config), "--db",
-                 str(db)]) == 0
+    assert _import_old_config(tmp_path) == 0
     assert "tg:77: has a plan in the database already" in capsys.readouterr().out
     assert len(_versions(db)) == 1
 
@@ -222,11 +226,8 @@ def test_import_config_moves_the_plans_once(
 def test_import_config_leaves_out_who_is_not_a_client_and_an_erasure_stays(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "r.db"
-    config = tmp_path / "config.yaml"
-    config.write_text(OLD_CONFIG, encoding="utf-8")
     _client(db)
-    assert main(["safety-plan", "--import-config", "--config", str(config), "--db",
-                 str(db)]) == 0
+    assert _import_old_config(tmp_path) == 0
     out = capsys.readouterr().out
     assert "term:ada: not a client in the database (not joined yet, or erased); left out" in out
     assert _versions(db, "term:ada") == []
@@ -236,8 +237,7 @@ def test_import_config_leaves_out_who_is_not_a_client_and_an_erasure_stays(
             await store.erase("tg:77")
 
     asyncio.run(erase())
-    assert main(["safety-plan", "--import-config", "--config", str(config), "--db",
-                 str(db)]) == 0
+    assert _import_old_config(tmp_path) == 0
     assert "tg:77: not a client in the database" in capsys.readouterr().out
     assert _versions(db) == []
 
