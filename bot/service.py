@@ -197,10 +197,14 @@ class Rehearsal:
         state.progress.last_connection = None if note is None else note.text
         state.safety_plan, state.plan_suggestion = current_plan(
             await self.store.safety_plans(client_id, newest=True), reviewed=state.plan_reviewed)
-        if state.proposals:  # the agreement's history, for /contract
-            state.contract_history = history(await self.store.ledger(client_id, HISTORY_KINDS))
-        state.history = [Row(kind=r.kind, data=r.data, at=r.at)
-                         for r in await self.store.ledger(client_id, SESSION_KINDS)]
+        # one read of the ledger: the sessions (summaries) and, once the therapist has proposed
+        # a change, the agreement's history (for /contract)
+        kinds = SESSION_KINDS | set(HISTORY_KINDS) if state.proposals else SESSION_KINDS
+        rows = [Row(kind=r.kind, data=r.data, at=r.at)
+                for r in await self.store.ledger(client_id, kinds)]
+        if state.proposals:
+            state.contract_history = history(rows)  # other kinds are ignored there
+        state.history = [row for row in rows if row.kind in SESSION_KINDS]
         return state
 
     async def handle(self, client_id: str, event_id: str, event: Event) -> Handled:
