@@ -153,3 +153,15 @@ def test_not_safe_after_sustained_distress_alerts(loaded: Loaded, first: str) ->
     [alert] = d.last.alerts
     answer = "NOT safe" if first == "not_safe" else "not sure"
     assert "follow-up" not in alert.text and answer in alert.text
+
+
+
+@pytest.mark.parametrize("minutes", [30, 120])
+def test_the_consent_text_says_how_often_an_alert_may_go_from_the_setting(
+        loaded: Loaded, minutes: int) -> None:
+    """The opt-in's promise ("at most one alert every N minutes") is the setting's value."""
+    d = Driver.new(engine_with(loaded.engine, alert_min=timedelta(minutes=minutes)))
+    d.consent()  # the alert is the last opt-in: its text is in the history
+    asked = [text for out in d.history for text in (m.text for m in out.messages)
+             if "a short alert to your therapist" in text]
+    assert asked and f"At most one alert is sent every {minutes} minutes" in asked[0]

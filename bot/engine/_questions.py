@@ -156,8 +156,11 @@ class ConsentQuestion(Question):
         elif self.step == "adult":
             ctx.say("consent.adult", [[ctx.button("yes", Yes())], [ctx.button("no", No())]])
         else:
+            # the alert's text says how often at most, from the setting that decides it
+            often = ({"alert_minutes": int(policy.alert_min.total_seconds() // 60)}
+                     if self.step == Opt.ALERT_THERAPIST.value else {})
             ctx.say(_OPT_IN_TEXTS[Opt(self.step)], [[ctx.button("opt_in", Yes())],
-                                                    [ctx.button("opt_out", No())]])
+                                                    [ctx.button("opt_out", No())]], **often)
 
     def answer(self, talk: Conversation, press: Press) -> None:
         ctx, state = talk.ctx, talk.state

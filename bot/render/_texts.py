@@ -66,7 +66,7 @@ SYSTEM_TEXTS: Mapping[str, Mapping[str, object]] = {
     "consent.free_text": {},
     "consent.share": {},
     "consent.reminders": {},
-    "consent.alert": {},
+    "consent.alert": {"alert_minutes": 30},
     "grounding.offer": {},
     "consent.changed": {},
     "consent.declined": {},
