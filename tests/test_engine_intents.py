@@ -117,6 +117,11 @@ def test_under_arousal_in_words_routes_to_grounding(
         assert d.texts()[0] == d.render("roleplay.step_out", character="Robin")
     d.walk_until(lambda x: x.part == "recheck")
     assert d.texts()[-1] == d.render("checkin.question")  # then a re-rating
+    d.text("1")  # low after grounding: the exercise goes on from where the client was
+    assert d.said("checkin.thanks") and not d.said("session.closed"), (name, d.plain())
+    # (at the last check-in of a script, going on is its end)
+    assert d.state.session is None or not d.state.session.frame.calming
+    assert not [r for r in d.rows("session_ended") if r.get("reason") == "script-changed"]
 
 
 def test_a_negated_cue_is_not_under_arousal(situations: dict[str, Driver]) -> None:

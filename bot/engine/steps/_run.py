@@ -39,6 +39,8 @@ def frame_fits(script: LoadedScript, frame: Frame) -> bool:
         return calm is not None and frame.page < len(calm.pages)
     if frame.closing:
         return frame.part in (Part.RATING, Part.RECHECK)
+    if frame.part is Part.RECHECK:  # a re-rating after calming, at whatever step it began
+        return True
     return kind_of(step).fits(script, step, frame)
 
 
