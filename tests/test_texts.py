@@ -119,6 +119,21 @@ def test_every_text_renders_with_sample_values_within_limits(renderer: Renderer,
     assert "{%" not in out
 
 
+#: A sentence run on into the next with no space ("…when you're ready.If that changes"): a
+#: block tag at a line's end swallows the line break after it.
+RUN_ON = re.compile(r"[a-z)][.!?:][A-Z•]")
+
+
+@pytest.mark.parametrize("key", MESSAGES)
+@pytest.mark.parametrize("flag", [True, False])
+def test_no_sentence_runs_into_the_next(renderer: Renderer, key: str, flag: bool) -> None:
+    """With every yes/no variable of the sample set one way, then the other."""
+    context = {name: flag if isinstance(value, bool) else value
+               for name, value in SYSTEM_TEXTS[key].items()}
+    out = plain_text(renderer.system(key, **context))
+    assert not RUN_ON.search(out), (key, RUN_ON.search(out), out)
+
+
 @pytest.mark.parametrize(("key", "context"), EDGE_CASES)
 def test_texts_render_at_the_edges(
     renderer: Renderer, key: str, context: dict[str, object]
