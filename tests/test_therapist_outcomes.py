@@ -65,6 +65,11 @@ async def test_a_therapist_switches_it_on_and_the_client_is_asked_at_their_next_
     await settle(fake_api, store)
 
     rows = [(r.kind, r.data) for r in await store.ledger("tg:2001")]
+    exported = await store.export("tg:2001")  # what /mydata sends the client
+    ledger = exported["ledger"]
+    assert isinstance(ledger, list)
+    assert {"kind": "outcomes_switched", "data": {"on": True, "by": "tg:9000"}} in [
+        {"kind": row["kind"], "data": row["data"]} for row in ledger]
     assert ("access_refused", {"reader": "tg:9001", "what": "outcomes"}) in rows
     assert ("outcomes_switched", {"on": True, "by": "tg:9000"}) in rows
     assert [d for k, d in rows if k == "outcome_rated"] == [
