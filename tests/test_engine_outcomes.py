@@ -20,7 +20,7 @@ from bot.engine import (
     OutcomeQuestion,
     StopQuestion,
 )
-from tests.support.engine_driver import CRISIS, Driver, assert_crisis
+from tests.support.engine_driver import CRISIS, Driver, assert_crisis, build_situations
 
 THERAPIST = "tg:9000"
 SKIP, NOT_THIS_WEEK = "Skip this question", "Not this week"
@@ -162,3 +162,10 @@ def test_stale_and_forged_presses_change_nothing(d: Driver) -> None:
         assert d.said("unexpected.stale_button"), forged
         assert d.state.pending == OutcomeQuestion()
     assert not d.rows(OUTCOME_RATED) and not d.rows(OUTCOMES_DECLINED)
+
+
+def test_the_shared_situations_include_the_check_in(loaded: Loaded) -> None:
+    """tests/test_engine_globals.py runs /stop, /sos, crisis words and every global command
+    against it, like every other situation."""
+    assert build_situations(loaded.engine)["weekly check-in pending"].state.pending == (
+        OutcomeQuestion())
