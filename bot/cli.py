@@ -238,6 +238,19 @@ def _parser() -> argparse.ArgumentParser:
                                "id) or, by default, operator")
     _common(contract)
 
+    outcomes = sub.add_parser(
+        "outcomes", help="switch a client's optional weekly outcome check-in on or off "
+                         "(off by default)")
+    outcomes.add_argument("client", help="client id, e.g. tg:123456")
+    switch = outcomes.add_mutually_exclusive_group(required=True)
+    switch.add_argument("--on", dest="on", action="store_true",
+                        help="ask it at their next session start, then weekly")
+    switch.add_argument("--off", dest="on", action="store_false", help="never ask it")
+    outcomes.add_argument("--by", default=OPERATOR,
+                          help="who switches it: the client's therapist (their Telegram user "
+                               "id) or, by default, operator")
+    _common(outcomes)
+
     for name, text in (("clear-hold", "let a client's crisis hold lift at their next check-in"),
                        ("guardian", "record that a minor's parent or guardian consented")):
         clinician = sub.add_parser(name, help=text)
@@ -723,6 +736,30 @@ def _contract(args: argparse.Namespace) -> int:
     return asyncio.run(act())
 
 
+def _outcomes(args: argparse.Namespace) -> int:
+    config = _config(args)
+    by = OPERATOR if args.by == OPERATOR else user_key(args.by) or args.by
+
+    async def act() -> int:
+        loaded = build(config)
+        async with store_from(config) as store:
+            if await store.load_state(args.client) is None:
+                print(f"rehearse outcomes: no client {args.client}", file=sys.stderr)
+                return 1
+            service = Rehearsal(loaded.engine, store, _utc_now)
+            try:
+                await service.switch_outcomes(args.client, by, args.on,
+                                              f"cli:outcomes:{_utc_now().isoformat()}")
+            except NotTheirClient:
+                print(f"rehearse outcomes: {args.client} is not a client of {args.by}",
+                      file=sys.stderr)
+                return 1
+        print(f"weekly check-in {'on' if args.on else 'off'} for {args.client}")
+        return 0
+
+    return asyncio.run(act())
+
+
 def _safety_plan(args: argparse.Namespace) -> int:
     if args.import_config:
         if args.client is not None:
@@ -910,5 +947,6 @@ _COMMANDS = {
     "guardian": _clinician,
     "safety-plan": _safety_plan,
     "contract": _contract,
+    "outcomes": _outcomes,
     "demo-data": _demo_data,
 }

@@ -6,7 +6,9 @@ and store, event by event, as the bot would handle a client's presses and rating
 client's answers are scripted (ratings that ease over the year, a smaller step now and then,
 yes to a level up when asked). After each session the client answers "Did this help?" and
 shares the whole summary with the summary's own buttons, and half way through the therapist
-proposes a change to the agreement, which the client agrees to. So ``rehearse
+proposes a change to the agreement, which the client agrees to. The therapist switches the
+weekly outcome check-in on, and the client answers it each week (a question skipped now and
+then). So ``rehearse
 report DEMO`` shows a full report at once; nothing about a real person is in it.
 """
 
@@ -17,11 +19,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 
 from bot.engine import (
+    OUTCOME_ITEMS,
     Button,
     ButtonSpec,
     ClientState,
     Event,
     LevelQuestion,
+    OutcomeQuestion,
     Part,
     Redeemed,
     Start,
@@ -103,6 +107,7 @@ async def make_demo(service: Rehearsal, clock: SimulatedClock, days: int) -> int
     # terms, adult, keep typing no, share yes, reminders no, alert to the therapist no
     for code in ("y", "y", "n", "y", "n", "n"):
         await client.press(code)
+    await service.switch_outcomes(DEMO_CLIENT, DEMO_THERAPIST, True, "demo:outcomes")
     first = clock.now
     for day in range(days):
         clock.now = first + timedelta(days=day + 1)  # each evening at the same time
@@ -126,12 +131,18 @@ async def _agreement_changes(service: Rehearsal, client: DemoClient) -> None:
 async def _session(client: DemoClient, day: int, days: int) -> None:
     """One whole session, from the menu to its end, its summary shared."""
     await client.send(Start())
+    progress = day / max(days - 1, 1)  # ratings ease over the demo's time
+    for item in range(len(OUTCOME_ITEMS)):  # the weekly check-in, when /start asks it
+        if not isinstance((await client.state()).pending, OutcomeQuestion):
+            break
+        week = day // 7
+        skipped = (week + item) % 5 == 0
+        await client.press("oi" if skipped else f"r{3 + item % 2 + round(4 * progress)}")
     menu = [b.data.partition(":")[2] for b in client.keyboard]
     await client.press("m1" if day % 2 and "m1" in menu else "m0")
     state = await client.state()
     if state.session is None:
         raise RuntimeError("the demo session did not start")
-    progress = day / max(days - 1, 1)  # ratings ease over the demo's time
     before, after = 6 - round(3 * progress) + day % 2, 4 - round(3 * progress) + day % 2
     expected, actual = 6 - round(2 * progress) + day % 3, 5 - round(3 * progress) + day % 2
     rated, smaller = 0, day % 4 == 0

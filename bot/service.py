@@ -472,6 +472,22 @@ class Rehearsal:
                           Clinician(action="propose-contract", by=by, change=change))
         return True
 
+    async def switch_outcomes(self, client_id: str, by: str, on: bool, event_id: str) -> None:
+        """Switch the client's weekly outcome check-in on or off (a ledger row they see).
+
+        Args:
+            client_id: The client.
+            by: `OPERATOR` or a therapist's id (their own clients only).
+            on: On (asked at their next session start) or off.
+            event_id: A unique id, so that a redelivered command switches nothing twice.
+
+        Raises:
+            NotTheirClient: `by` is a therapist and the client is not theirs.
+        """
+        await self.authorise(client_id, by, "outcomes")
+        await self.handle(client_id, event_id, Clinician(
+            action="outcomes-on" if on else "outcomes-off", by=by))
+
     async def assign(self, client_id: str, therapist: str | None, by: str) -> None:
         """Make `therapist` the client's therapist (None: none), noted in the client's ledger."""
         now = self.clock()

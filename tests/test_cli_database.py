@@ -78,6 +78,7 @@ COMMANDS = {
     "invite": ["invite", "--script", "first-steps"],
     "clear-hold": ["clear-hold", "tg:1"],
     "contract": ["contract", "tg:1", "--max-level", "4"],
+    "outcomes": ["outcomes", "tg:1", "--on"],
 }
 
 

@@ -35,11 +35,13 @@ def test_demo_data_runs_the_engine_and_its_report_renders(
     assert kinds["checkin"] >= 12 and kinds["prompt"] > 0  # the engine's own rows
     assert kinds["level_offered"] >= 1 and kinds["level_changed"] >= 1  # asked, then agreed
     assert kinds["contract_proposed"] == kinds["contract_answered"] == 1
+    assert kinds["outcomes_switched"] == 1 and kinds["outcome_rated"] == 2  # one skipped
 
     page = tmp_path / "demo.html"
     assert rehearse(["report", DEMO_CLIENT, "--db", str(db), "--out", str(page)]) == 0
     html = page.read_text(encoding="utf-8")
-    assert html.count('data-chart="') == 5 and html.count("<svg") >= 5
+    assert html.count('data-chart="') == 6 and html.count("<svg") >= 6
+    assert 'data-chart="outcomes"' in html
     assert "Max level: 3; Exercises assigned: First steps in sharing" in html
     assert "agreed (" in html
 

@@ -235,11 +235,11 @@ def test_a_version_1_question_becomes_its_typed_question(old: str, new: Pending)
 def test_every_question_is_stored_under_a_kind_of_its_own() -> None:
     kinds = [q.model_fields["kind"].default for q in Question.__subclasses__()
              for q in [q, *q.__subclasses__()] if "kind" in q.model_fields]
-    assert len(kinds) == len(set(kinds)) == 14
-    # a stop request in words, /safetyplan (issue 11); a proposed change to the contract and
-    # session summaries (issue 12)
+    assert len(kinds) == len(set(kinds)) == 15
+    # a stop request in words, /safetyplan (issue 11); a proposed change to the contract,
+    # session summaries and the weekly outcome check-in (issue 12)
     since_v1 = {"StopRequestQuestion", "SafetyPlanQuestion", "ContractQuestion",
-                "SummaryQuestion"}
+                "SummaryQuestion", "OutcomeQuestion"}
     assert {type(q).__name__ for q in V1_QUESTIONS.values()} | since_v1 == {
         q.__name__ for q in get_args(get_args(Pending)[0])}
 

@@ -400,3 +400,38 @@ async def test_reading_only_the_rows_a_view_uses_gives_the_same_view(
 
     assert line(only_line) == line(whole_line)
     assert line(whole_line).flags  # a high rating and a hold, never looked at
+
+
+async def test_the_weekly_check_in_is_plotted_by_week_only_while_the_client_shares(
+    store: SqliteStore, loaded: Loaded, clock: Clock
+) -> None:
+    service = Rehearsal(loaded.engine, store, clock)
+    ada = ServiceClient(service, "tg:2001")
+    await consent_sharing(ada)
+    await store.assign_therapist(ada.client_id, LEE, clock.now)
+    never = report_of(await service.read_record(ada.client_id, LEE), loaded, clock)
+    assert "outcomes" not in [c.key for c in never.charts]  # never switched on: no chart
+
+    await service.switch_outcomes(ada.client_id, LEE, True, "ev:on")
+    weeks = []
+    for answers in (("7", "Skip this question", "9"), ("5", "6", "Not this week")):
+        weeks.append((clock.now - timedelta(days=clock.now.weekday())).date().isoformat())
+        await ada.send(Command(name="start"))
+        for answer in answers:
+            await ada.press(answer)
+        clock.advance(days=7)
+    report = report_of(await service.read_record(ada.client_id, LEE), loaded, clock)
+    assert chart(report, "outcomes") == [(weeks[0], "7", "", "9"), (weeks[1], "5", "6", "")]
+    [drawn] = [c for c in report.charts if c.key == "outcomes"]
+    assert drawn.svg is not None and drawn.table.columns == (
+        "Week of", "Felt close to someone", "Easy to say what I need",
+        "Willing to reach out for support")
+    page = render_report(report)
+    assert 'data-chart="outcomes"' in page and "Weekly check-in" in page
+
+    await ada.send(Command(name="settings"))
+    await ada.press("gs")  # sharing with my therapist: off
+    await ada.press("gd")
+    private = report_of(await service.read_record(ada.client_id, LEE), loaded, clock)
+    assert chart(private, "outcomes") == []
+    assert all(c.svg is None for c in private.charts)

@@ -442,8 +442,9 @@ async def test_guessing_invite_codes_is_rate_limited(
 # -- admin actions -------------------------------------------------------------------------
 
 ADMIN_LOOKING = ("/invite first-steps", "/invite first-steps 5", "/clearhold tg:4502",
-                 "/clearhold 4502", "/guardian 4502", "/export tg:4502", "/ledger tg:4502",
-                 "/erase tg:4502", "/admin", "/clients", "/setlevel 4502 5", "/broadcast hi")
+                 "/clearhold 4502", "/guardian 4502", "/outcomes 4502 on", "/export tg:4502",
+                 "/ledger tg:4502", "/erase tg:4502", "/admin", "/clients", "/setlevel 4502 5",
+                 "/broadcast hi")
 
 
 async def test_clinician_commands_answer_admins_only(

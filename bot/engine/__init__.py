@@ -53,6 +53,10 @@ from bot.engine._plan import (
 )
 from bot.engine._policy import RISK_KINDS, CrisisResource, Policy, RegionLines
 from bot.engine._questions import (
+    OUTCOME_ITEMS,
+    OUTCOME_RATED,
+    OUTCOMES_DECLINED,
+    OUTCOMES_SWITCHED,
     ConsentQuestion,
     ContractQuestion,
     CrisisQuestion,
@@ -60,6 +64,7 @@ from bot.engine._questions import (
     KeptAnswersQuestion,
     LevelQuestion,
     MenuQuestion,
+    OutcomeQuestion,
     Pending,
     Question,
     ReminderTimeQuestion,
@@ -108,6 +113,10 @@ __all__ = [
     "HELPED",
     "HISTORY_KINDS",
     "LEVELS",
+    "OUTCOMES_DECLINED",
+    "OUTCOMES_SWITCHED",
+    "OUTCOME_ITEMS",
+    "OUTCOME_RATED",
     "OVER_CUES",
     "PARTS",
     "PART_CHARS",
@@ -155,6 +164,7 @@ __all__ = [
     "NonText",
     "Opt",
     "Outcome",
+    "OutcomeQuestion",
     "Pace",
     "Part",
     "Pending",

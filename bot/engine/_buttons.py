@@ -57,6 +57,7 @@ ButtonKey = Literal[
     "summary_share_helped", "summary_withdraw_helped", "helped_yes", "helped_a_little",
     "helped_not_really",
     "summary_share_all", "summary_done", "summary_older", "summary_newer",
+    "outcomes_skip", "outcomes_not_this_week",
 ]  # fmt: skip
 BUTTON_KEYS: tuple[ButtonKey, ...] = get_args(ButtonKey)
 
@@ -587,3 +588,16 @@ class HelpedRated(_Numbered, prefix="uh"):
     """The answer to "Did this help?" for the summary shown (by its place in HELPED)."""
 
     below = len(HELPED)
+
+
+# -- the weekly outcome check-in ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutcomeSkip(Press, prefix="oi"):
+    """Skip this item of the weekly check-in (its 0–10 answers are :class:`Rating` buttons)."""
+
+
+@dataclass(frozen=True)
+class OutcomeNotThisWeek(Press, prefix="ow"):
+    """"Not this week": skip the whole weekly check-in."""

@@ -16,10 +16,12 @@ from bot.engine._context import Context
 from bot.engine._outcome import Alert, Effect
 from bot.engine._policy import RISK_KINDS
 from bot.engine._questions import (
+    OUTCOMES_EVERY,
     ConsentQuestion,
     ContractQuestion,
     CrisisQuestion,
     MenuQuestion,
+    OutcomeQuestion,
     Pending,
     SafetyPlanQuestion,
     StopQuestion,
@@ -306,8 +308,29 @@ class Conversation:
             self.practice_waits()
         elif state.session is not None:
             self.resume()
-        else:
+        elif not self.check_in_weekly():
             self.menu()
+
+    def check_in_weekly(self, script: str | None = None) -> bool:
+        """Ask the weekly outcome check-in if it is due; True when it was asked.
+
+        It is due when the therapist switched it on and a week has passed since the last one
+        (or none was asked since it was switched on), and only as a session starts: never
+        before consent, after /stop, during a session or while only support may follow
+        "not safe".
+
+        Args:
+            script: The exercise chosen from the menu, started after the check-in.
+        """
+        ctx, state = self.ctx, self.state
+        last = state.outcomes_asked_at
+        if (not state.outcomes or state.halted or state.session is not None
+                or not self.consented() or ctx.support_only()
+                or (last is not None and ctx.now - last < OUTCOMES_EVERY)):
+            return False
+        state.outcomes_asked_at = ctx.now
+        self.ask(OutcomeQuestion(script=script))
+        return True
 
     def available(self) -> list[str]:
         """The scripts the client may choose: those assigned to them, else every one."""

@@ -29,6 +29,7 @@ from bot.engine._events import (
 from bot.engine._outcome import Effect, Outcome
 from bot.engine._plan import PlanChange, SafetyPlan
 from bot.engine._questions import (
+    OUTCOMES_SWITCHED,
     ContractQuestion,
     DeleteQuestion,
     MenuQuestion,
@@ -326,7 +327,8 @@ def _redeemed(talk: Conversation, event: Redeemed) -> None:
 
 def _clinician(talk: Conversation, event: Clinician) -> None:
     """Record a therapist's action; only a suggested safety plan and a proposed change to the
-    contract are told to the client (once, outside quiet hours and never after a halt)."""
+    contract are told to the client (once, outside quiet hours and never after a halt); the
+    weekly outcome check-in switched on is asked at their next session start."""
     ctx, state = talk.ctx, talk.state
     if event.action == "propose-contract":
         assert event.change is not None  # checked by the edge (change_from)
@@ -339,6 +341,13 @@ def _clinician(talk: Conversation, event: Clinician) -> None:
         ctx.log("safety_plan", action="suggested", by=event.by, parts=list(changed))
         if _may_tell(talk):
             ctx.say("safetyplan.suggested")
+        return
+    if event.action in ("outcomes-on", "outcomes-off"):
+        on = event.action == "outcomes-on"
+        if on and not state.outcomes:  # the first session start after it asks
+            state.outcomes_asked_at = None
+        state.outcomes = on
+        ctx.log(OUTCOMES_SWITCHED, on=on, by=event.by)
         return
     if event.action == "clear-hold":
         state.crisis_hold_cleared_by_therapist = True

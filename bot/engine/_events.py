@@ -89,7 +89,8 @@ class Clinician(Event):
             ``guardian-consent`` (a parent's or guardian's consent was recorded in person) or
             ``suggest-plan`` (wording for the client's safety plan, which they accept or not)
             or ``propose-contract`` (a change to the contract, which takes effect only once
-            the client agrees).
+            the client agrees) or ``outcomes-on`` / ``outcomes-off`` (the weekly outcome
+            check-in).
         by: Who took it, for the ledger.
         parts: For ``suggest-plan``: the suggested parts, ``(part, text)``, checked by
             :func:`bot.engine.plan_from`.

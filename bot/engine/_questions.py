@@ -24,12 +24,13 @@ question                      asked                                       answer
 :class:`SafetyPlanQuestion`   ``/safetyplan``: save a plan? each part …   plan buttons, text
 :class:`ContractQuestion`     a change the therapist proposed: agree?     agree / talk first
 :class:`SummaryQuestion`      ``/summary``, a session's end: share what?  summary buttons
+:class:`OutcomeQuestion`      the weekly check-in, one item at a time     0–10, typed or not
 ============================  ==========================================  ====================
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -53,6 +54,8 @@ from bot.engine._buttons import (
     NotSafe,
     NotSure,
     OnlyThis,
+    OutcomeNotThisWeek,
+    OutcomeSkip,
     PlanDone,
     PlanEdit,
     PlanNotNow,
@@ -62,6 +65,7 @@ from bot.engine._buttons import (
     PlanUse,
     PlanWrite,
     Press,
+    Rating,
     RegionChosen,
     Safe,
     Setting,
@@ -92,7 +96,7 @@ from bot.engine._terms import Opt, Pace, ReminderTime
 from bot.intents import SafetyAnswer
 
 if TYPE_CHECKING:
-    from bot.engine._context import Context
+    from bot.engine._context import Choice, Context
     from bot.engine._conversation import Conversation
 
 
@@ -242,7 +246,8 @@ class MenuQuestion(Question):
         assert isinstance(press, MenuItem)
         available = talk.available()
         if press.index < len(available):
-            talk.begin_session(available[press.index])
+            if not talk.check_in_weekly(available[press.index]):
+                talk.begin_session(available[press.index])
         else:
             talk.menu()
 
@@ -1012,11 +1017,89 @@ def _title(ctx: Context, shown: Summary) -> str:
     return script.meta.title if script is not None else shown.script
 
 
+# -- the weekly outcome check-in ---------------------------------------------------------------
+
+#: The check-in's items, in the order asked (``outcomes.item`` words each): worded from the
+#: seeds' "track changes in relationship satisfaction, communication quality, and
+#: willingness to seek support". Ledger rows name them; never a diagnosis, never a score.
+OUTCOME_ITEMS = ("closeness", "saying_needs", "reaching_out")
+#: How long after one check-in the next is asked (at the first session start after it).
+OUTCOMES_EVERY = timedelta(days=7)
+#: The ledger rows: the therapist switched it (``{"on": BOOL, "by": WHO}``), an item's answer
+#: (``{"item": ITEM, "value": 0–10}``) and "Not this week" (``{"item": ITEM}``, where it was).
+OUTCOMES_SWITCHED, OUTCOME_RATED, OUTCOMES_DECLINED = (
+    "outcomes_switched", "outcome_rated", "outcomes_declined")
+
+
+def rating_rows() -> list[list[Choice]]:
+    """The 0–10 buttons, in two rows."""
+    return [[(str(i), Rating(i)) for i in range(6)], [(str(i), Rating(i)) for i in range(6, 11)]]
+
+
+class OutcomeQuestion(Question):
+    """The weekly outcome check-in: each item 0–10, pressed or typed, or skipped; "Not this
+    week" skips the rest. Then what the client came for: the exercise they chose, or the menu.
+
+    Attributes:
+        item: The item asked (its place in :data:`OUTCOME_ITEMS`).
+        script: The exercise chosen from the menu before the check-in came (None: /start).
+    """
+
+    kind: Literal["outcomes"] = "outcomes"
+    item: int = 0
+    script: str | None = None
+    takes = (Rating, OutcomeSkip, OutcomeNotThisWeek)
+
+    def ask(self, talk: Conversation) -> None:
+        ctx = talk.ctx
+        ctx.say("outcomes.item", [*rating_rows(), [ctx.button("outcomes_skip", OutcomeSkip())],
+                                  [ctx.button("outcomes_not_this_week", OutcomeNotThisWeek())]],
+                item=OUTCOME_ITEMS[self.item], number=self.item + 1, of=len(OUTCOME_ITEMS))
+
+    def answer(self, talk: Conversation, press: Press) -> None:
+        if isinstance(press, OutcomeNotThisWeek):
+            talk.ctx.log(OUTCOMES_DECLINED, item=OUTCOME_ITEMS[self.item])
+            talk.ctx.say("outcomes.not_this_week")
+            self._then(talk)
+        elif isinstance(press, Rating):
+            self._rated(talk, press.value)
+        else:
+            self._next(talk)
+
+    def typed(self, talk: Conversation, text: str) -> None:
+        value = text.strip()
+        if value.isascii() and value.isdigit() and int(value) <= 10:
+            talk.state.pending = None
+            self._rated(talk, int(value))
+        else:
+            talk.ctx.say("outcomes.number")
+            self.ask(talk)
+
+    def _rated(self, talk: Conversation, value: int) -> None:
+        talk.ctx.log(OUTCOME_RATED, item=OUTCOME_ITEMS[self.item], value=value)
+        self._next(talk)
+
+    def _next(self, talk: Conversation) -> None:
+        if self.item + 1 < len(OUTCOME_ITEMS):
+            talk.ask(self.model_copy(update={"item": self.item + 1}))
+        else:
+            talk.ctx.say("outcomes.thanks")
+            self._then(talk)
+
+    def _then(self, talk: Conversation) -> None:
+        talk.state.pending = None
+        if self.script is not None and self.script in talk.available():
+            talk.begin_session(self.script)
+        else:
+            talk.menu()
+
+
 #: What the engine can wait for outside the script, stored as ``{"kind": ..., ...}``.
 Pending = Annotated[
     ConsentQuestion | MenuQuestion | SettingsQuestion | TimezoneQuestion | ReminderTimeQuestion
     | KeptAnswersQuestion | CrisisQuestion | LevelQuestion | StopQuestion | DeleteQuestion
-    | StopRequestQuestion | SafetyPlanQuestion | ContractQuestion | SummaryQuestion,
+    | StopRequestQuestion | SafetyPlanQuestion | ContractQuestion | SummaryQuestion
+    | OutcomeQuestion,
     Field(discriminator="kind"),
 ]
 StopRequestQuestion.model_rebuild()

@@ -184,6 +184,10 @@ class ClientState(Model):
     #: and whether the answer to its safety question is still owed to them as a follow-up.
     alert_sent_at: datetime | None = None
     alert_follow_up: bool = False
+    #: The therapist switched the weekly outcome check-in on, and when it was last asked
+    #: (None: not since it was switched on).
+    outcomes: bool = False
+    outcomes_asked_at: datetime | None = None
     #: A session closed because distress stayed high: the menu waits for ``/start``.
     resting: bool = False
     last_active: datetime | None = None

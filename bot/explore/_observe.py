@@ -21,9 +21,11 @@ from bot.script import LoadedScript, parse_condition
 
 #: State fields that never change what the engine does next: the keyboard counter (it numbers
 #: button data so that stale presses are recognised) and counters the engine only reports in
-#: ``/progress``, which the walk never asks for.
+#: ``/progress``, which the walk never asks for; and when the weekly outcome check-in was last
+#: asked (a time, new at every check-in; the walk never switches the check-in on).
 VOLATILE: dict[str, object] = {
     "keyboard": True,
+    "outcomes_asked_at": True,
     "progress": {"prompts_shared": True, "smaller_steps": True},
 }
 

@@ -228,6 +228,10 @@ SYSTEM_TEXTS: Mapping[str, Mapping[str, object]] = {
     "contract.overview": {"terms": _AGREEMENT, "waiting": True, "history": [
         {"date": "Thu 3 Dec, 14:05", "status": status, "terms": _AGREEMENT[:2]}
         for status in ("agreed", "talk_first", "replaced", "waiting")]},
+    "outcomes.item": {"item": "reaching_out", "number": 1, "of": 3},
+    "outcomes.number": {},
+    "outcomes.thanks": {},
+    "outcomes.not_this_week": {},
     **{f"commands.{name}": {} for name in COMMANDS},
     **{f"buttons.{name}": {} for name in BUTTON_KEYS},
 }

@@ -16,7 +16,15 @@ from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
 
-from bot.engine import HELPED, HISTORY_KINDS, ClientState, current_terms
+from bot.engine import (
+    HELPED,
+    HISTORY_KINDS,
+    OUTCOME_ITEMS,
+    OUTCOME_RATED,
+    OUTCOMES_SWITCHED,
+    ClientState,
+    current_terms,
+)
 from bot.report import _charts
 from bot.report._agreement import HISTORY_COLUMNS, TERM_NAMES, history_rows, term_value
 from bot.report._shares import SESSION_KINDS, SHARE_ITEMS, Session, shared_sessions, sharing
@@ -45,7 +53,11 @@ _ITEM_WORDS = {
 _HELPED_WORDS = {"yes": "It helped", "a-little": "A little", "not-really": "Not really"}
 NOT_SHARED = "not shared"
 #: The ledger rows the report reads: a read of these alone builds the same report.
-REPORT_KINDS = SESSION_KINDS | {"level_changed", "crisis_language", *HISTORY_KINDS}
+REPORT_KINDS = SESSION_KINDS | {"level_changed", "crisis_language", *HISTORY_KINDS,
+                                OUTCOMES_SWITCHED, OUTCOME_RATED}
+#: How the report names each item of the weekly outcome check-in.
+_OUTCOME_WORDS = {"closeness": "Felt close to someone", "saying_needs": "Easy to say what I need",
+                  "reaching_out": "Willing to reach out for support"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +73,8 @@ class Chart:
     """One chart and the table of its numbers.
 
     Attributes:
-        key: A stable name (``distress``, ``difficulty``, ``level``, ``weekly``).
+        key: A stable name (``distress``, ``difficulty``, ``level``, ``weekly``, ``helped``,
+            ``outcomes``).
         title: Its heading.
         note: One sentence on how to read it.
         svg: The drawing, or None when no shared session has its numbers.
@@ -155,6 +168,7 @@ def progress_report(
             _level_chart(sessions, zone, level_ups),
             _weekly_chart(sessions, zone),
             _helped_chart(sessions, titles),
+            *_outcomes_chart(ledger, zone, shares),
         ],
         sessions=_session_table(sessions, zone, titles),
         contract=_contract(state, titles),
@@ -316,6 +330,31 @@ def _helped_chart(sessions: Sequence[Session], titles: Mapping[str, str]) -> Cha
         for h, words in _HELPED_WORDS.items()]) if scripts else None
     return Chart("helped", title, "Asked after each exercise, answered only if the client "
                  "chose to: feedback on the exercise, never a score of the client.", svg, table)
+
+
+def _outcomes_chart(ledger: Sequence[LedgerRow], zone: ZoneInfo, shares: bool) -> list[Chart]:
+    """The weekly check-in's answers per week (the week's last answer to each item), only
+    while the client shares; no chart at all for a client whose check-in was never on."""
+    if not any(r.kind == OUTCOMES_SWITCHED and r.data.get("on") is True for r in ledger):
+        return []
+    weeks: dict[date, dict[str, int]] = {}
+    for row in ledger if shares else ():
+        item, value = row.data.get("item"), row.data.get("value")
+        if (row.kind == OUTCOME_RATED and item in OUTCOME_ITEMS and isinstance(value, int)
+                and not isinstance(value, bool) and 0 <= value <= 10):
+            local = row.at.astimezone(zone).date()
+            weeks.setdefault(local - timedelta(days=local.weekday()), {})[str(item)] = value
+    order = sorted(weeks)
+    table = Table(("Week of", *(_OUTCOME_WORDS[i] for i in OUTCOME_ITEMS)),
+                  [(week.isoformat(), *(_number(weeks[week].get(i)) for i in OUTCOME_ITEMS))
+                   for week in order])
+    title = "Weekly check-in: the client's answers (0–10)"
+    svg = _charts.line(title, [w.isoformat() for w in order], [
+        (_OUTCOME_WORDS[i], [weeks[w].get(i) for w in order], {}) for i in OUTCOME_ITEMS],
+        y_range=(0, 10)) if order else None
+    return [Chart("outcomes", title, "Optional, asked at most once a week: how the week felt "
+                  "to the client, each question skippable; never a score of the client.",
+                  svg, table)]
 
 
 # -- tables ----------------------------------------------------------------------------------

@@ -7,9 +7,9 @@ Handlers run in groups, lowest first; a gatekeeper that answers stops the chain:
   Strangers still get crisis resources when they write crisis language.
 * group 0, **therapists' commands**, only for ids in ``telegram.admins``: ``/invite SCRIPT
   [MAX_LEVEL]``, ``/clients``, ``/report CLIENT``, ``/clearhold CLIENT``, ``/guardian CLIENT``,
-  ``/safetyplan CLIENT [part: text …]`` (see `_therapist`; ``/safetyplan`` alone is the
-  client's own). From anyone else they fall through to the engine, which answers them
-  as unknown commands.
+  ``/outcomes CLIENT on|off``, ``/safetyplan CLIENT [part: text …]`` (see `_therapist`;
+  ``/safetyplan`` alone is the client's own). From anyone else they fall through to the
+  engine, which answers them as unknown commands.
 * group 1, **the dispatcher**: every admitted update becomes an engine event. Inside the
   engine the remaining gatekeepers run before any script logic: crisis language first,
   then ``/stop`` and the STOP-like words (opt-out), then consent.

@@ -1,6 +1,6 @@
 """Therapists' commands in Telegram: /invite, /clients, /report, /clearhold, /guardian,
-/safetyplan CLIENT and /contract CLIENT (a client's own /safetyplan and /contract have no
-CLIENT).
+/outcomes CLIENT on|off, /safetyplan CLIENT and /contract CLIENT (a client's own /safetyplan
+and /contract have no CLIENT).
 
 Only accounts in ``telegram.admins`` get here (the registry checks); each is a therapist whose
 id is their own client key (``tg:<user id>``). An invite records the therapist who made it, and
@@ -47,7 +47,7 @@ from bot.telegram._invites import code_hash, new_code
 
 #: Commands only therapists' (admin) accounts may use.
 THERAPIST_COMMANDS = frozenset({"invite", "clients", "report", "clearhold", "guardian",
-                                "safetyplan", "contract"})
+                                "outcomes", "safetyplan", "contract"})
 #: Commands that are the client's own without arguments (a therapist may be a client too).
 CLIENT_TOO = frozenset({"safetyplan", "contract"})
 PLAN_USAGE = (
@@ -140,6 +140,8 @@ class TherapistDesk:
             return Reply([await self._invite(args, therapist)])
         if name == "clients":
             return await self._clients(therapist)
+        if name == "outcomes":
+            return await self._outcomes(args, therapist, event_id)
         client = user_key(args[0]) if len(args) == 1 else None
         if client is None:
             return Reply([f"Usage: /{name} CLIENT (a Telegram user id, e.g. 123456789). "
@@ -154,6 +156,23 @@ class TherapistDesk:
         await self.service.handle(client, f"{event_id}:clinician",
                                   Clinician(action=action, by=therapist))
         return Reply([f"Recorded for {client}: {action}."])
+
+    async def _outcomes(self, args: list[str], therapist: str, event_id: str) -> Reply:
+        """Switch a client's weekly outcome check-in on or off."""
+        client = user_key(args[0]) if len(args) == 2 else None
+        if client is None or args[1].lower() not in ("on", "off"):
+            return Reply(["Usage: /outcomes CLIENT on|off (a Telegram user id, e.g. "
+                          "123456789). When on, the client is asked three short 0–10 "
+                          "questions about their week, at most once a week; they may skip "
+                          "them. /clients lists yours."])
+        on = args[1].lower() == "on"
+        try:
+            await self.service.switch_outcomes(client, therapist, on, f"{event_id}:clinician")
+        except NotTheirClient:
+            return Reply([f"{client} is not one of your clients. /clients lists yours."])
+        return Reply([f"The weekly check-in is {'on' if on else 'off'} for {client}."
+                      + (" They are asked at their next session start; you see the answers "
+                         "in their report only while they share with you." if on else "")])
 
     async def _contract(self, text: str, therapist: str, event_id: str) -> Reply:
         """Show a client's agreement and its history, or propose a change to it."""

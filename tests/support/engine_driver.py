@@ -29,6 +29,7 @@ from bot.engine import (
     Button,
     ButtonSpec,
     ClientState,
+    Clinician,
     Command,
     ConsentQuestion,
     CrisisQuestion,
@@ -573,6 +574,8 @@ def build_situations(engine: Engine) -> dict[str, Driver]:
     s["halted"] = _then(s["prompt"], lambda d: d.command("stop"))
     s["crisis question"] = _then(s["prompt"], lambda d: d.text(CRISIS))
     s["settings pending"] = _then(s["prompt"], lambda d: d.command("settings"))
+    s["weekly check-in pending"] = _then(menu, lambda d: (
+        d.send(Clinician(action="outcomes-on", by="tg:9000")), d.start()))
 
     leveller = Driver.new(engine)
     leveller.state.contract.advance.completed_at_level = 1
@@ -589,6 +592,7 @@ SITUATIONS = (
     "checkin actual", "checkin relief", "checkin cues", "exercise page", "ask with free text",
     "roleplay turn", "roleplay check-in", "connection", "journaling write page", "paused",
     "halted", "crisis question", "settings pending", "level offer pending",
+    "weekly check-in pending",
 )
 #: Situations with a session running and waiting for an answer to a script step.
 AT_STEP = {

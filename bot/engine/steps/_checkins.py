@@ -24,7 +24,7 @@ from bot.engine._buttons import (
     ReliefFelt,
 )
 from bot.engine._context import Choice
-from bot.engine._questions import ask_if_safe
+from bot.engine._questions import ask_if_safe, rating_rows
 from bot.engine._state import Part
 from bot.engine.steps._base import MAX_TEXT, Handler
 from bot.engine.steps._pages import show_page, turn_page, writes
@@ -56,11 +56,11 @@ class CheckIns(Handler):
                 question = run.kind(step).checkin_of(run, step).question
                 asked = question if frame.part is Part.RATING else None
                 text = ctx.script_text(asked) if asked else ctx.system("checkin.question")
-                ctx.send(text, _rating_rows())
+                ctx.send(text, rating_rows())
             case Part.EXPECTED:
-                ctx.send(ctx.system("checkin.expected"), _rating_rows())
+                ctx.send(ctx.system("checkin.expected"), rating_rows())
             case Part.ACTUAL:
-                ctx.send(ctx.system("checkin.actual"), _rating_rows())
+                ctx.send(ctx.system("checkin.actual"), rating_rows())
             case Part.RELIEF:
                 ctx.say("checkin.relief", [[ctx.button("relief_yes", ReliefFelt(Relief.YES)),
                                             ctx.button("relief_little",
@@ -288,7 +288,3 @@ def _grounding(run: Run, calm: list[str]) -> str | None:
         if exercise in exercises and exercises[exercise].kind is m.ExerciseKind.GROUNDING:
             return exercise
     return LIBRARY_GROUNDING if LIBRARY_GROUNDING in exercises else None
-
-
-def _rating_rows() -> list[list[Choice]]:
-    return [[(str(i), Rating(i)) for i in range(6)], [(str(i), Rating(i)) for i in range(6, 11)]]
