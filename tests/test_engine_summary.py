@@ -46,7 +46,7 @@ def shown_items(d: Driver) -> list[str]:
     """What the summary on screen shares now (the engine's own reading of the rows)."""
     pending = d.state.pending
     assert isinstance(pending, SummaryQuestion) and d.session_rows is not None
-    [mine] = [s for s in sessions(d.session_rows) if s.id == pending.session]
+    [mine] = [s for s in sessions(d.session_rows, d.kept) if s.id == pending.session]
     return sorted(mine.items)
 
 
@@ -209,3 +209,91 @@ def test_summary_mid_session_then_done_goes_back_to_the_step(loaded: Loaded) -> 
     assert d.said("summary.list", page=1, pages=1, sharing=True)
     d.press(d.label("summary_done"))
     assert d.said("summary.closed") and d.step == step and d.has_button("go")
+
+
+# -- typed answers ---------------------------------------------------------------------------
+def wrote(loaded: Loaded, *, free_text: bool = True, share: bool = True) -> Driver:
+    """A client who typed their own words at every writing step of first-steps."""
+    d = Driver.new(loaded.engine, ledger=True)
+    d.consent(free_text=free_text, share=share)
+    d.pick(FIRST)
+    while d.state.session is not None:
+        trial = d.fork()
+        trial.text("My own words")
+        if trial.last.answers or (not free_text and d.part == "page"
+                                  and not trial.said("unexpected.text_at_buttons")):
+            d.text("My own words")
+        else:
+            d.answer_current()
+    return d
+
+
+def test_kept_answers_are_listed_private_and_can_be_shared_and_withdrawn(
+        loaded: Loaded) -> None:
+    d = wrote(loaded)
+    session = d.state.pending.session.isoformat()  # type: ignore[union-attr]
+    summary = d.texts()[-1]
+    assert "What you wrote" in summary and summary.count("My own words") == 3
+    d.press("Share answer 2")
+    assert share_rows(d) == [(SHARED, session, ["answer:1"])]
+    assert "<i>Shared</i> · My own words" in d.texts()[-1]
+    d.press("Stop sharing answer 2")
+    assert share_rows(d)[-1] == (WITHDRAWN, session, ["answer:1"])
+    d.press(d.label("summary_share_all"))
+    assert {"answer:0", "answer:1", "answer:2"} <= set(shown_items(d))
+
+
+def test_an_edit_is_the_shown_version_and_the_ledger_holds_no_words(loaded: Loaded) -> None:
+    d = wrote(loaded)
+    d.press("Edit answer 1")
+    assert "Type the new version of answer 1" in d.texts()[-1]
+    assert d.state.pending.editing == 0  # type: ignore[union-attr]
+    d.text("What I really meant")
+    [edit] = d.last.answers
+    assert edit.kind == "edit" and edit.text == "What I really meant"
+    [row] = [e for e in d.last.ledger if e.kind == "answer_edited"]
+    assert row.data["item"] == "answer:0" and "What I really meant" not in str(row.data)
+    summary = d.texts()[-1]
+    assert "What I really meant <i>(your edited version)</i>" in summary
+    assert summary.count("My own words") == 2
+    d.press("Share answer 1")
+    [mine] = [s for s in sessions(d.session_rows or [], d.kept)]
+    assert mine.answers[0].text == "What I really meant" and mine.shares("answer:0")
+
+
+def test_keep_it_as_it_is_leaves_the_answer(loaded: Loaded) -> None:
+    d = wrote(loaded)
+    d.press("Edit answer 2")
+    d.press(d.label("summary_keep_answer"))
+    assert d.last.answers == [] and "edited version" not in d.texts()[-1]
+    assert d.state.pending.editing is None  # type: ignore[union-attr]
+
+
+def test_without_keeping_what_they_type_no_answers_are_listed(loaded: Loaded) -> None:
+    d = wrote(loaded, free_text=False)
+    assert "What you wrote" not in d.texts()[-1]
+    assert not any("answer" in label for label in d.labels())
+    d.press_data(f"{d.state.keyboard}:ue0")  # forged: never offered
+    assert d.said("unexpected.stale_button") and d.last.answers == []
+
+
+def test_a_forged_answer_press_changes_nothing(loaded: Loaded) -> None:
+    d = wrote(loaded)
+    d.press_data(f"{d.state.keyboard}:uw7")  # no eighth answer on this keyboard
+    assert d.said("unexpected.stale_button") and share_rows(d) == []
+
+
+def test_crisis_words_while_editing_show_resources_and_store_nothing(loaded: Loaded) -> None:
+    d = wrote(loaded)
+    d.press("Edit answer 1")
+    d.text(CRISIS)
+    assert_crisis(d, CRISIS, had_session=False, running=False)
+    assert d.last.answers == [] and not any(e.kind == "answer_edited" for e in d.all_ledger())
+
+
+def test_stop_while_editing_halts(loaded: Loaded) -> None:
+    d = wrote(loaded)
+    d.press("Edit answer 1")
+    d.command("stop")
+    assert_halted(d, had_session=False, via="command")
+    assert not any(a.kind == "edit" for a in d.kept)

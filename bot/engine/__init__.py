@@ -73,12 +73,14 @@ from bot.engine._questions import (
 from bot.engine._safety import STOP_WORDS, is_stop_word, normalise
 from bot.engine._state import ClientState, Frame, Part, Session
 from bot.engine._summary import (
+    EDIT,
     HELPED,
     RATED,
     SESSION_KINDS,
     SHARE_ITEMS,
     SHARED,
     WITHDRAWN,
+    Kept,
     Row,
     Summary,
     sessions,
@@ -105,6 +107,7 @@ __all__ = [
     "BUTTON_KEYS",
     "CLIENT",
     "COMMANDS",
+    "EDIT",
     "HELPED",
     "HISTORY_KINDS",
     "LEVELS",
@@ -145,6 +148,7 @@ __all__ = [
     "Engine",
     "Event",
     "Frame",
+    "Kept",
     "KeptAnswersQuestion",
     "LedgerEntry",
     "Level",

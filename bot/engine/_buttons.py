@@ -57,6 +57,8 @@ ButtonKey = Literal[
     "summary_share_helped", "summary_withdraw_helped", "helped_yes", "helped_a_little",
     "helped_not_really",
     "summary_share_all", "summary_done", "summary_older", "summary_newer",
+    "summary_share_answer", "summary_withdraw_answer", "summary_edit_answer",
+    "summary_keep_answer",
 ]  # fmt: skip
 BUTTON_KEYS: tuple[ButtonKey, ...] = get_args(ButtonKey)
 
@@ -549,6 +551,9 @@ class RegionChosen(Press, prefix="gc"):
 
 #: How many sessions a page of ``/summary`` lists.
 SUMMARY_PAGE = 5
+#: At most this many typed answers of one session are shown, each with its buttons (a
+#: script has a few writing steps).
+SUMMARY_ANSWERS = 8
 
 
 @dataclass(frozen=True)
@@ -556,6 +561,25 @@ class SummaryItem(_Numbered, prefix="ui"):
     """Share one item of the summary shown, or withdraw it (by its place in SHARE_ITEMS)."""
 
     below = len(SHARE_ITEMS)
+
+
+@dataclass(frozen=True)
+class SummaryAnswer(_Numbered, prefix="uw"):
+    """Share one typed answer of the summary shown, or withdraw it (by its place)."""
+
+    below = SUMMARY_ANSWERS
+
+
+@dataclass(frozen=True)
+class SummaryEdit(_Numbered, prefix="ue"):
+    """Edit one typed answer of the summary shown (by its place): the next text replaces it."""
+
+    below = SUMMARY_ANSWERS
+
+
+@dataclass(frozen=True)
+class SummaryKeep(Press, prefix="uk"):
+    """Leave the answer being edited as it is."""
 
 
 @dataclass(frozen=True)

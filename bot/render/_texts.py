@@ -164,8 +164,13 @@ SYSTEM_TEXTS: Mapping[str, Mapping[str, object]] = {
         "helped": "a-little",
         "items": ["exercise", "ratings", "difficulty", "relief", "pacing", "connections",
                   "helped"],
-        "shared": ["exercise", "ratings"], "sharing": True,
+        # As many answers as a summary shows, each as long as it shows them.
+        "answers": [{"text": ("I would like to talk about the holidays with my sister. " * 5)[:239]
+                     + "…", "edited": n % 2 == 0, "shared": n % 3 == 0} for n in range(8)],
+        "shared": ["exercise", "ratings", "answer:say-it"], "sharing": True,
     },
+    "summary.edit": {"number": 2, "chars": 4000, "text": (
+        "I would like to talk about the holidays with my sister. " * 70)[:3499] + "…"},
     "summary.list": {"page": 1, "pages": 2, "sharing": True},
     "summary.none": {},
     "summary.closed": {},
@@ -230,6 +235,8 @@ SYSTEM_TEXTS: Mapping[str, Mapping[str, object]] = {
         for status in ("agreed", "talk_first", "replaced", "waiting")]},
     **{f"commands.{name}": {} for name in COMMANDS},
     **{f"buttons.{name}": {} for name in BUTTON_KEYS},
+    # A typed answer's buttons name it by its place in the summary.
+    **{f"buttons.summary_{act}_answer": {"number": 12} for act in ("share", "withdraw", "edit")},
 }
 
 
