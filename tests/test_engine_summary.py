@@ -297,3 +297,57 @@ def test_stop_while_editing_halts(loaded: Loaded) -> None:
     d.command("stop")
     assert_halted(d, had_session=False, via="command")
     assert not any(a.kind == "edit" for a in d.kept)
+
+
+# -- a comment on "Did this help?" -------------------------------------------------------------
+def test_a_comment_follows_the_answer_is_private_and_can_be_shared(loaded: Loaded) -> None:
+    d = wrote(loaded)
+    assert not d.has_button(d.label("summary_comment"))  # only once "Did this help?" is answered
+    d.press(d.label("helped_a_little"))
+    assert "add a comment on it" in d.texts()[-1]
+    d.press(d.label("summary_comment"))
+    assert "Type your comment" in d.texts()[-1]
+    d.text("The breathing part worked, the last prompt was too much")
+    [comment] = d.last.answers
+    assert comment.kind == "comment"
+    session = d.state.pending.session.isoformat()  # type: ignore[union-attr]
+    assert comment.step == session
+    assert [e.data for e in d.last.ledger] == [{"session": session}]  # the fact, no words
+    assert "<i>Private</i> · Your comment on it: The breathing part" in d.texts()[-1]
+    d.press(d.label("summary_share_comment"))
+    assert share_rows(d) == [(SHARED, session, ["comment"])]
+    d.press(d.label("summary_change_comment"))
+    d.press(d.label("summary_keep_answer"))
+    assert d.last.answers == [] and "The breathing part" in d.texts()[-1]
+
+
+def test_a_comment_too_long_is_asked_again(loaded: Loaded) -> None:
+    d = wrote(loaded)
+    d.press(d.label("helped_yes"))
+    d.press(d.label("summary_comment"))
+    d.text("x" * 501)
+    assert d.said("unexpected.too_long", limit=500) and d.last.answers == []
+    assert d.state.pending.commenting  # type: ignore[union-attr]
+    d.text("short")
+    assert [a.text for a in d.last.answers] == ["short"]
+
+
+def test_without_keeping_what_they_type_no_comment_is_offered_or_stored(
+        loaded: Loaded) -> None:
+    d = wrote(loaded, free_text=False)
+    d.press(d.label("helped_yes"))
+    assert not d.has_button(d.label("summary_comment"))
+    assert "add a comment" not in d.texts()[-1]
+    d.press_data(f"{d.state.keyboard}:uc")  # forged: never offered
+    assert d.said("unexpected.stale_button")
+    d.text("my comment anyway")
+    assert d.said("unexpected.text_at_buttons") and d.last.answers == []
+
+
+def test_crisis_words_in_a_comment_show_resources_and_store_nothing(loaded: Loaded) -> None:
+    d = wrote(loaded)
+    d.press(d.label("helped_not_really"))
+    d.press(d.label("summary_comment"))
+    d.text(CRISIS)
+    assert_crisis(d, CRISIS, had_session=False, running=False)
+    assert d.last.answers == []

@@ -163,7 +163,7 @@ async def test_did_it_help_shows_by_exercise_only_where_shared(
     await share(store, ada.client_id, sessions[2], ["exercise"], clock.now)  # its answer: not
     report = report_of(await service.read_record(ada.client_id, OPERATOR), loaded, clock)
     assert chart(report, "helped") == [("First steps in sharing", "1", "1", "0")]
-    assert [row[-2] for row in report.sessions.rows] == ["It helped", "A little", "not shared"]
+    assert [row[-3] for row in report.sessions.rows] == ["It helped", "A little", "not shared"]
 
 
 async def test_the_caseload_shows_how_each_exercise_was_rated_by_the_sharing_clients(
@@ -464,3 +464,20 @@ async def test_a_shared_answer_leaves_the_report_with_the_sharing_opt_in(
     report = report_of(await service.read_record(ada.client_id, OPERATOR), loaded, clock)
     assert report.sessions.rows == []
     assert "What I really meant" not in html.unescape(render_report(report))
+
+
+async def test_a_comment_on_did_this_help_shows_only_when_shared(
+    store: SqliteStore, loaded: Loaded, clock: Clock
+) -> None:
+    service = Rehearsal(loaded.engine, store, clock)
+    ada = await wrote_and_edited(service, "tg:2001")
+    await ada.press("A little")
+    await ada.press("Add a comment")
+    await ada.send(Text(text="zq9 the second prompt was a lot"))
+    report = report_of(await service.read_record(ada.client_id, OPERATOR), loaded, clock)
+    assert "zq9" not in html.unescape(render_report(report))  # private until shared
+    await ada.press("Share my comment")
+    report = report_of(await service.read_record(ada.client_id, OPERATOR), loaded, clock)
+    [row] = report.sessions.rows
+    assert row[-2] == "“zq9 the second prompt was a lot”" and "their comment" in row[1]
+    assert "zq9" not in str([r.data for r in await store.ledger(ada.client_id)])

@@ -58,7 +58,8 @@ ButtonKey = Literal[
     "helped_not_really",
     "summary_share_all", "summary_done", "summary_older", "summary_newer",
     "summary_share_answer", "summary_withdraw_answer", "summary_edit_answer",
-    "summary_keep_answer",
+    "summary_keep_answer", "summary_share_comment", "summary_withdraw_comment",
+    "summary_comment", "summary_change_comment",
 ]  # fmt: skip
 BUTTON_KEYS: tuple[ButtonKey, ...] = get_args(ButtonKey)
 
@@ -579,7 +580,12 @@ class SummaryEdit(_Numbered, prefix="ue"):
 
 @dataclass(frozen=True)
 class SummaryKeep(Press, prefix="uk"):
-    """Leave the answer being edited as it is."""
+    """Leave the answer (or the comment) being edited as it is."""
+
+
+@dataclass(frozen=True)
+class SummaryComment(Press, prefix="uc"):
+    """Write (or change) a comment on "Did this help?": the next text is the comment."""
 
 
 @dataclass(frozen=True)

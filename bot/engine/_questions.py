@@ -69,6 +69,7 @@ from bot.engine._buttons import (
     SettingChosen,
     StopEverything,
     SummaryAnswer,
+    SummaryComment,
     SummaryDone,
     SummaryEdit,
     SummaryItem,
@@ -83,6 +84,8 @@ from bot.engine._outcome import Answer, Effect
 from bot.engine._plan import CLIENT, PART_CHARS, PART_LABELS, PARTS, PlanChange, SafetyPlan
 from bot.engine._reminders import in_quiet_hours, parse_hhmm, zone
 from bot.engine._summary import (
+    COMMENT,
+    COMMENTED,
     EDIT,
     EDITED,
     HELPED,
@@ -864,17 +867,19 @@ _SHARE_KEYS: dict[str, ButtonKey] = {
     "exercise": "summary_share_exercise", "ratings": "summary_share_ratings",
     "difficulty": "summary_share_difficulty", "relief": "summary_share_relief",
     "pacing": "summary_share_pacing", "connections": "summary_share_connections",
-    "helped": "summary_share_helped"}
+    "helped": "summary_share_helped", "comment": "summary_share_comment"}
 _WITHDRAW_KEYS: dict[str, ButtonKey] = {
     "exercise": "summary_withdraw_exercise", "ratings": "summary_withdraw_ratings",
     "difficulty": "summary_withdraw_difficulty", "relief": "summary_withdraw_relief",
     "pacing": "summary_withdraw_pacing", "connections": "summary_withdraw_connections",
-    "helped": "summary_withdraw_helped"}
+    "helped": "summary_withdraw_helped", "comment": "summary_withdraw_comment"}
 _HELPED_KEYS: tuple[ButtonKey, ...] = ("helped_yes", "helped_a_little", "helped_not_really")
 #: How much of a typed answer the summary shows (and of the answer being edited): a
 #: summary with every answer of a session stays one message.
 _PREVIEW = 240
 _EDIT_PREVIEW = 3_500
+#: The longest comment on "Did this help?" taken: a short comment, not another exercise.
+COMMENT_CHARS = 500
 
 
 def _preview(text: str, chars: int) -> str:
@@ -897,6 +902,7 @@ class SummaryQuestion(Question):
         offer_level: Shown as a session ended: "Done" may ask about one level up next.
         editing: The typed answer (its place in the session's answers) the client's next
             text replaces; None: no edit under way.
+        commenting: The client's next text is their comment on "Did this help?".
     """
 
     kind: Literal["summary"] = "summary"
@@ -905,8 +911,9 @@ class SummaryQuestion(Question):
     listed: bool = False
     offer_level: bool = False
     editing: int | None = Field(default=None, ge=0)
+    commenting: bool = False
     takes = (SummaryItem, SummaryShareAll, SummaryDone, SummaryPicked, SummaryPage, HelpedRated,
-             SummaryAnswer, SummaryEdit, SummaryKeep)
+             SummaryAnswer, SummaryEdit, SummaryKeep, SummaryComment)
 
     def ask(self, talk: Conversation) -> None:
         self.show(talk.ctx)
@@ -929,12 +936,21 @@ class SummaryQuestion(Question):
                         chars=MAX_TEXT)
                 return
             ctx.state.pending = self.model_copy(update={"editing": None})
+        keeps = ctx.opted(Opt.STORE_FREE_TEXT)
+        if self.commenting and keeps and shown.helped is not None:
+            ctx.say("summary.comment", [[ctx.button("summary_keep_answer", SummaryKeep())]],
+                    comment=shown.comment, chars=COMMENT_CHARS)
+            return
         sharing = ctx.opted(Opt.SHARE_WITH_THERAPIST)
         holds = shown.holds()
         rows: list[list[tuple[str, Press]]] = []
         if shown.helped is None:  # "Did this help?", answered once (or never: it is optional)
             rows.append([ctx.button(key, HelpedRated(index))
                          for index, key in enumerate(_HELPED_KEYS)])
+        can_comment = keeps and shown.helped is not None
+        if can_comment:
+            rows.append([ctx.button("summary_change_comment" if shown.comment is not None
+                                    else "summary_comment", SummaryComment())])
         answers = shown.answers[:SUMMARY_ANSWERS]
         if sharing:
             for item in holds:
@@ -957,6 +973,7 @@ class SummaryQuestion(Question):
                 expected=shown.expected, actual=shown.actual, relief=shown.relief,
                 smaller_steps=shown.smaller_steps, skips=shown.skips,
                 connections=shown.connections, helped=shown.helped,
+                comment=_preview(shown.comment or "", _PREVIEW), can_comment=can_comment,
                 items=[item for item in holds if item in SHARE_ITEMS],
                 answers=[{"text": _preview(t.text, _PREVIEW), "edited": t.edited,
                           "shared": shown.shares(t.item)} for t in answers],
@@ -1013,7 +1030,11 @@ class SummaryQuestion(Question):
         ctx = talk.ctx
         shown = self._shown(ctx)
         if isinstance(press, SummaryKeep):
-            talk.ask(self.model_copy(update={"editing": None}))
+            talk.ask(self.model_copy(update={"editing": None, "commenting": False}))
+            return
+        if isinstance(press, SummaryComment):  # only once "Did this help?" has its answer
+            talk.ask(self.model_copy(update={
+                "commenting": shown is not None and shown.helped is not None}))
             return
         if isinstance(press, SummaryEdit):  # an answer no longer kept: the summary again
             typed = None if shown is None else self._typed(ctx, shown, press.index)
@@ -1046,8 +1067,12 @@ class SummaryQuestion(Question):
         talk.ask(self)
 
     def typed(self, talk: Conversation, text: str) -> None:
-        """The new version of the answer being edited (crisis words were caught before)."""
+        """The new version of the answer being edited, or the comment (crisis words were
+        caught before)."""
         ctx = talk.ctx
+        if self.commenting:
+            self._comment(talk, text)
+            return
         shown = self._shown(ctx) if self.editing is not None else None
         typed = None if shown is None or self.editing is None else self._typed(
             ctx, shown, self.editing)
@@ -1066,6 +1091,22 @@ class SummaryQuestion(Question):
                                           kind=EDIT))
             ctx.log(EDITED, session=shown.id.isoformat(), item=typed.item)
         talk.ask(self.model_copy(update={"editing": None}))
+
+    def _comment(self, talk: Conversation, text: str) -> None:
+        """Store the comment on "Did this help?" (only while the client keeps what they type)."""
+        ctx = talk.ctx
+        shown = self._shown(ctx)
+        words = text.strip()
+        if shown is None or shown.helped is None or not ctx.opted(Opt.STORE_FREE_TEXT):
+            talk.ask(self.model_copy(update={"commenting": False}))
+            return
+        if len(words) > COMMENT_CHARS:
+            ctx.say("unexpected.too_long", limit=COMMENT_CHARS)
+            return  # still commenting: the next text is the comment
+        if words and words != shown.comment:
+            ctx.out.answers.append(Answer(step=shown.id.isoformat(), text=words, kind=COMMENT))
+            ctx.log(COMMENTED, session=shown.id.isoformat())
+        talk.ask(self.model_copy(update={"commenting": False}))
 
     def _shown(self, ctx: Context) -> Summary | None:
         return next((s for s in summaries(ctx) if s.id == self.session), None)

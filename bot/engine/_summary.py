@@ -22,6 +22,8 @@ free-text opt-in) whose time falls within the session, in the order typed. An ed
 stored answer of kind :data:`EDIT` whose step is :func:`edit_key` (the session and place):
 the newest edit is the answer's shown version, the original stays as it was, and the ledger
 row ``answer_edited`` ``{"session": ID, "item": ITEM}`` records the fact, never the words.
+A comment on "Did this help?" is a stored answer of kind :data:`COMMENT` whose step is ``ID``
+(the newest one counts); its ledger row is ``session_commented`` ``{"session": ID}``.
 """
 
 from __future__ import annotations
@@ -41,9 +43,10 @@ from bot.engine._terms import Model
 #: distress check-ins (0–10); ``difficulty`` expected vs actual difficulty; ``relief`` the
 #: relief that followed; ``pacing`` smaller steps and skips, as the client's choices;
 #: ``connections`` how many moments of connection were noted (never the note's words);
-#: ``helped`` the client's answer to "Did this help?".
+#: ``helped`` the client's answer to "Did this help?"; ``comment`` their comment on it, in
+#: words (a stored answer of kind :data:`COMMENT`, kept only with the free-text opt-in).
 SHARE_ITEMS = ("exercise", "ratings", "difficulty", "relief", "pacing", "connections",
-               "helped")
+               "helped", "comment")
 SHARED = "summary_shared"
 WITHDRAWN = "summary_withdrawn"
 RATED = "session_rated"
@@ -55,6 +58,10 @@ ANSWER = "answer:"
 EDIT = "edit"
 #: The ledger row of an edit (the fact, never the text).
 EDITED = "answer_edited"
+#: The stored answer kind of a comment on "Did this help?" (its step: the session's id).
+COMMENT = "comment"
+#: The ledger row of a comment written or changed (the fact, never the text).
+COMMENTED = "session_commented"
 #: The ledger rows a session is read from (the rest of a ledger plays no part in it).
 SESSION_KINDS = frozenset({"session_started", "session_ended", "checkin", "relief", "pacing",
                            "connection_noted", SHARED, WITHDRAWN, RATED})
@@ -138,6 +145,7 @@ class Summary:
         skips: Steps the client chose to skip.
         connections: Moments of connection noted.
         helped: The answer to "Did this help?" (one of :data:`HELPED`), if given.
+        comment: The client's comment on "Did this help?", if they wrote one (and keep it).
         answers: The client's typed answers, in the order typed (only those they kept).
         items: What the client shares of it now.
         shared_at: When the client last shared something of it.
@@ -158,6 +166,7 @@ class Summary:
     skips: int = 0
     connections: int = 0
     helped: str | None = None
+    comment: str | None = None
     answers: list[Typed] = field(default_factory=list)
     items: set[str] = field(default_factory=set)
     shared_at: datetime | None = None
@@ -173,7 +182,8 @@ class Summary:
                "difficulty": self.expected is not None or self.actual is not None,
                "relief": self.relief is not None,
                "pacing": bool(self.smaller_steps or self.skips),
-               "connections": bool(self.connections), "helped": self.helped is not None}
+               "connections": bool(self.connections), "helped": self.helped is not None,
+               "comment": self.comment is not None}
         return (*(item for item in SHARE_ITEMS if has[item]),
                 *(typed.item for typed in self.answers))
 
@@ -199,11 +209,13 @@ def sessions(ledger: Iterable[LedgerLike], kept: Sequence[Kept] = ()) -> list[Su
 
 
 def _add_answers(ordered: list[Summary], kept: Sequence[Kept]) -> None:
-    """Put each typed answer in the session it was typed in, with its newest edit; shares of
-    answers no longer kept (deleted, or past their retention) drop out."""
+    """Put each typed answer in the session it was typed in, with its newest edit, and each
+    comment in its session; shares of answers no longer kept (deleted, or past their
+    retention) drop out."""
     if kept:
         starts = [s.id for s in ordered]
         by_key: dict[str, list[Typed]] = {}
+        by_id = {s.id.isoformat(): s for s in ordered}
         for answer in kept:
             if answer.kind == "answer":
                 place = bisect_right(starts, answer.at) - 1
@@ -217,6 +229,8 @@ def _add_answers(ordered: list[Summary], kept: Sequence[Kept]) -> None:
                 typed = by_key.get(ident, [])
                 if number.isdigit() and int(number) < len(typed):
                     typed[int(number)] = Typed(int(number), answer.text, edited=True)
+            elif answer.kind == COMMENT and answer.step in by_id:
+                by_id[answer.step].comment = answer.text
         for session in ordered:
             session.answers = by_key.get(session.id.isoformat(), [])
     for session in ordered:

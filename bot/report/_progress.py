@@ -41,6 +41,7 @@ _ITEM_WORDS = {
     "pacing": "pacing",
     "connections": "connections",
     "helped": "whether it helped",
+    "comment": "their comment",
 }
 _HELPED_WORDS = {"yes": "It helped", "a-little": "A little", "not-really": "Not really"}
 NOT_SHARED = "not shared"
@@ -346,10 +347,12 @@ def _session_table(sessions: Sequence[Session], zone: ZoneInfo,
             shown(s, "pacing", choices),
             shown(s, "connections", str(s.connections)),
             shown(s, "helped", _HELPED_WORDS.get(s.helped or "", "not asked")),
+            shown(s, "comment", f"“{s.comment}”" if s.comment is not None else ""),
             "; ".join(wrote) or NOT_SHARED,
         ))
     return Table(("Date", "Shared", "Exercise", "Distress (0–10)", "Difficulty", "Relief",
-                  "Pacing choices", "Connections noted", "Did it help?", "What they wrote"),
+                  "Pacing choices", "Connections noted", "Did it help?", "Their comment",
+                  "What they wrote"),
                  rows)
 
 

@@ -195,6 +195,7 @@ _V6: Migration = (
 #: A client can edit a typed answer in its session summary: the edit is an answer of its own
 #: (``kind = 'edit'``, its step naming the session and the answer it replaces), so the
 #: answers' retention, export, opt-out and erasure cover it; the original stays as typed.
+#: So is their comment on "Did this help?" (``kind = 'comment'``, its step the session).
 #: SQLite cannot change a CHECK in place: the table is rebuilt, rows and ids kept.
 _V7: Migration = (
     """CREATE TABLE answers_v7 (
@@ -203,7 +204,8 @@ _V7: Migration = (
         step TEXT NOT NULL,
         text TEXT NOT NULL,
         at TEXT NOT NULL,
-        kind TEXT NOT NULL DEFAULT 'answer' CHECK (kind IN ('answer', 'connection', 'edit'))
+        kind TEXT NOT NULL DEFAULT 'answer'
+            CHECK (kind IN ('answer', 'connection', 'edit', 'comment'))
     ) STRICT""",
     """INSERT INTO answers_v7 (id, client_id, step, text, at, kind)
        SELECT id, client_id, step, text, at, kind FROM answers""",
