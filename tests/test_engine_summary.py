@@ -15,6 +15,7 @@ from bot.engine import (
     SHARED,
     WITHDRAWN,
     CrisisQuestion,
+    Kept,
     LevelQuestion,
     SummaryQuestion,
     sessions,
@@ -351,3 +352,19 @@ def test_crisis_words_in_a_comment_show_resources_and_store_nothing(loaded: Load
     d.text(CRISIS)
     assert_crisis(d, CRISIS, had_session=False, running=False)
     assert d.last.answers == []
+
+
+def test_answers_beyond_what_the_summary_shows_are_never_shared_unseen(loaded: Loaded) -> None:
+    d = wrote(loaded)
+    start = d.state.pending.session  # type: ignore[union-attr]
+    assert start is not None
+    d.kept += [Kept(step="prompt-3", text=f"more words {n}", at=start) for n in range(9)]
+    d.press(d.label("summary_done"))
+    d.command("summary")
+    d.press(d.labels()[0])
+    assert d.labels().count("Edit answer 8") == 1
+    assert "Edit answer 9" not in d.labels() and d.texts()[-1].count("more words") == 5
+    d.press(d.label("summary_share_all"))
+    [(_, _, items)] = [r for r in share_rows(d) if "answer:0" in r[2]]  # type: ignore[operator]
+    assert {i for i in items if i.startswith("answer:")} == {  # type: ignore[union-attr]
+        f"answer:{n}" for n in range(8)}

@@ -942,7 +942,7 @@ class SummaryQuestion(Question):
                     comment=shown.comment, chars=COMMENT_CHARS)
             return
         sharing = ctx.opted(Opt.SHARE_WITH_THERAPIST)
-        holds = shown.holds()
+        holds = _offered(shown)
         rows: list[list[tuple[str, Press]]] = []
         if shown.helped is None:  # "Did this help?", answered once (or never: it is optional)
             rows.append([ctx.button(key, HelpedRated(index))
@@ -965,7 +965,7 @@ class SummaryQuestion(Question):
                 row.append(ctx.button(key, SummaryAnswer(index), number=index + 1))
             rows.append(row)
         if sharing and any(not shown.shares(item) for item in holds):
-                rows.append([ctx.button("summary_share_all", SummaryShareAll())])
+            rows.append([ctx.button("summary_share_all", SummaryShareAll())])
         rows.append([ctx.button("summary_done", SummaryDone())])
         ctx.say("summary.session", rows, title=_title(ctx, shown), date=ctx.local_time(shown.id),
                 completed=shown.completed, level=shown.level,
@@ -1049,7 +1049,7 @@ class SummaryQuestion(Question):
         if shown is None or not ctx.opted(Opt.SHARE_WITH_THERAPIST):
             talk.ask(self)  # nothing to share, or no opt-in (any more): nothing is written
             return
-        holds = shown.holds()
+        holds = _offered(shown)
         if isinstance(press, SummaryAnswer):
             typed = self._typed(ctx, shown, press.index)
             if typed is not None:
@@ -1117,6 +1117,14 @@ class SummaryQuestion(Question):
         if not ctx.opted(Opt.STORE_FREE_TEXT) or index >= len(shown.answers):
             return None
         return shown.answers[index]
+
+
+def _offered(shown: Summary) -> tuple[str, ...]:
+    """What the summary shows and so offers to share: every item it holds, but typed
+    answers only as far as they are shown (nothing unseen is shared by "Share all")."""
+    shown_answers = {typed.item for typed in shown.answers[:SUMMARY_ANSWERS]}
+    return tuple(item for item in shown.holds()
+                 if item in SHARE_ITEMS or item in shown_answers)
 
 
 def summaries(ctx: Context) -> list[Summary]:
