@@ -33,6 +33,7 @@ from bot.engine import (
     Effect,
     Engine,
     Event,
+    Kept,
     Message,
     Opt,
     Outcome,
@@ -194,6 +195,8 @@ class Rehearsal:
         note = None
         if Opt.STORE_FREE_TEXT.value in state.consents:
             note = await self.store.latest_answer(client_id, "connection")
+            state.kept = [Kept(step=a.step, text=a.text, at=a.at, kind=a.kind)
+                          for a in await self.store.answers(client_id)]
         state.progress.last_connection = None if note is None else note.text
         state.safety_plan, state.plan_suggestion = current_plan(
             await self.store.safety_plans(client_id, newest=True), reviewed=state.plan_reviewed)

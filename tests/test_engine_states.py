@@ -49,6 +49,7 @@ from bot.engine import (
     TimezoneQuestion,
 )
 from bot.engine._buttons import (
+    SUMMARY_ANSWERS,
     ChoiceMade,
     ContractAgree,
     ContractTalk,
@@ -66,6 +67,8 @@ from bot.engine._buttons import (
     SettingChosen,
     SkipReason,
     SkipWhy,
+    SummaryAnswer,
+    SummaryEdit,
     SummaryItem,
     SummaryPage,
     SummaryPicked,
@@ -282,6 +285,8 @@ def _every_button() -> list[Press]:
         SummaryPicked: [SummaryPicked(i) for i in range(5)],
         SummaryPage: [SummaryPage(i) for i in (0, 1, 9999)],
         HelpedRated: [HelpedRated(i) for i in range(len(HELPED))],
+        SummaryAnswer: [SummaryAnswer(i) for i in range(SUMMARY_ANSWERS)],
+        SummaryEdit: [SummaryEdit(i) for i in range(SUMMARY_ANSWERS)],
     }
     kinds = Press._kinds
     assert set(fields) <= set(kinds)
@@ -299,7 +304,8 @@ def test_every_button_packs_to_a_code_that_unpacks_to_it() -> None:
 
 @pytest.mark.parametrize("code", ["", "x", "r11", "r07", "r-1", "c8", "m9", "s4", "l3", "pp6",
                                   "pp01", "pw1", "ca0", "ca01", "ct", "ca1000000000",
-                                  "ui7", "ui01", "uh3", "uo5", "up10000", "up01", "ud1", "ua0",
+                                  "ui8", "ui01", "uh3", "uw8", "ue8", "ue01", "uk0", "uc1",
+                                  "uo5", "up10000", "up01", "ud1", "ua0",
                                   "kfoo", "gx", "gc:", "gc" + "X" * 21, "go ", "GO", "r٣"])
 def test_a_code_no_button_packs_to_is_refused(code: str) -> None:
     with pytest.raises(UnknownButton):

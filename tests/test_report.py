@@ -13,7 +13,7 @@ from datetime import timedelta
 from html.parser import HTMLParser
 
 from bot.app import Loaded
-from bot.engine import Command, Text
+from bot.engine import Command, Part, Start, Text
 from bot.report import (
     CASELOAD_KINDS,
     CRISIS_FLAG,
@@ -163,7 +163,7 @@ async def test_did_it_help_shows_by_exercise_only_where_shared(
     await share(store, ada.client_id, sessions[2], ["exercise"], clock.now)  # its answer: not
     report = report_of(await service.read_record(ada.client_id, OPERATOR), loaded, clock)
     assert chart(report, "helped") == [("First steps in sharing", "1", "1", "0")]
-    assert [row[-1] for row in report.sessions.rows] == ["It helped", "A little", "not shared"]
+    assert [row[-3] for row in report.sessions.rows] == ["It helped", "A little", "not shared"]
 
 
 async def test_the_caseload_shows_how_each_exercise_was_rated_by_the_sharing_clients(
@@ -435,3 +435,84 @@ async def test_the_weekly_check_in_is_plotted_by_week_only_while_the_client_shar
     private = report_of(await service.read_record(ada.client_id, LEE), loaded, clock)
     assert chart(private, "outcomes") == []
     assert all(c.svg is None for c in private.charts)
+
+
+async def wrote_and_edited(service: Rehearsal, client_id: str) -> ServiceClient:
+    """A client who keeps what they type and shares: typed an answer at each prompt of
+    first-steps, then in its summary edited the first and shared it (the second stays
+    private)."""
+    ada = ServiceClient(service, client_id)
+    await ada.send(Start())
+    for label in ("I agree", "Yes", "Yes, please", "Yes, please", "No, thanks", "No, thanks"):
+        await ada.press(label)
+    await ada.press("First steps in sharing")
+    for number in range(300):
+        state = await service.state_of(ada.client_id)
+        if state.session is None:
+            break
+        if state.session.frame.part is Part.PROMPT:
+            await ada.send(Text(text=f"the words I typed first, number {number}"))
+        else:
+            await ada.answer_current()
+    await ada.press("Edit answer 1")
+    await ada.send(Text(text="What I really meant to say"))
+    await ada.press("Share answer 1")
+    return ada
+
+
+async def test_a_shared_answer_shows_in_its_edited_version_only_while_shared(
+    store: SqliteStore, loaded: Loaded, clock: Clock
+) -> None:
+    service = Rehearsal(loaded.engine, store, clock)
+    ada = await wrote_and_edited(service, "tg:2001")
+    originals = [a.text for a in await store.answers(ada.client_id) if a.kind == "answer"]
+    assert len(originals) == 3  # the original stays as typed
+    report = report_of(await service.read_record(ada.client_id, OPERATOR), loaded, clock)
+    [row] = report.sessions.rows
+    assert row[-1] == "“What I really meant to say” (edited by the client)"
+    assert row[1] == "what they wrote"
+    page = html.unescape(render_report(report))
+    assert "What I really meant to say" in page and "the words I typed first" not in page
+    ledger = await store.ledger(ada.client_id)
+    [started] = [r.at for r in ledger if r.kind == "session_started"]
+    edits = [r.data for r in ledger if r.kind == "answer_edited"]
+    assert edits == [{"session": started.isoformat(), "item": "answer:0"}]
+    assert "What I really meant" not in str([r.data for r in await store.ledger(ada.client_id)])
+
+    await ada.press("ud")  # done with the summary
+    await ada.send(Command(name="summary"))
+    await ada.press(ada.keyboard[0].label)
+    await ada.press("Stop sharing answer 1")
+    report = report_of(await service.read_record(ada.client_id, OPERATOR), loaded, clock)
+    assert "What I really meant" not in html.unescape(render_report(report))
+
+
+async def test_a_shared_answer_leaves_the_report_with_the_sharing_opt_in(
+    store: SqliteStore, loaded: Loaded, clock: Clock
+) -> None:
+    service = Rehearsal(loaded.engine, store, clock)
+    ada = await wrote_and_edited(service, "tg:2001")
+    await ada.press("ud")
+    await ada.send(Command(name="settings"))
+    await ada.press("gs")  # sharing with my therapist: off
+    await ada.press("gd")
+    report = report_of(await service.read_record(ada.client_id, OPERATOR), loaded, clock)
+    assert report.sessions.rows == []
+    assert "What I really meant" not in html.unescape(render_report(report))
+
+
+async def test_a_comment_on_did_this_help_shows_only_when_shared(
+    store: SqliteStore, loaded: Loaded, clock: Clock
+) -> None:
+    service = Rehearsal(loaded.engine, store, clock)
+    ada = await wrote_and_edited(service, "tg:2001")
+    await ada.press("A little")
+    await ada.press("Add a comment")
+    await ada.send(Text(text="zq9 the second prompt was a lot"))
+    report = report_of(await service.read_record(ada.client_id, OPERATOR), loaded, clock)
+    assert "zq9" not in html.unescape(render_report(report))  # private until shared
+    await ada.press("Share my comment")
+    report = report_of(await service.read_record(ada.client_id, OPERATOR), loaded, clock)
+    [row] = report.sessions.rows
+    assert row[-2] == "“zq9 the second prompt was a lot”" and "their comment" in row[1]
+    assert "zq9" not in str([r.data for r in await store.ledger(ada.client_id)])

@@ -80,3 +80,42 @@ async def test_share_at_the_end_withdraw_later_and_the_report_follows(
     [distress] = [c for c in report.charts if c.key == "distress"]
     assert list(distress.table.rows) == []  # the ratings were withdrawn; the exercise stays
     assert len(report.sessions.rows) == 1
+
+
+async def test_a_typed_answer_edited_and_shared_reaches_the_report_in_its_edited_version(
+    edge: TelegramEdge, fake_api: FakeBotApi, store: Store, loaded: Loaded,
+) -> None:
+    ada = TelegramClient(fake_api, 1002, "Ada")
+    await ada.send("/start")
+    await give_consent(ada, free_text=True, share=True)
+    await choose_script(ada, "First steps")
+    for _ in range(60):
+        [*_, newest] = await ada.until(lambda m: bool(labels(m)))
+        if "Your summary" in newest.text:
+            break
+        if "I shared it" in labels(newest):  # a prompt: the client writes it down instead
+            await ada.send("zq7 the words I typed first")
+        else:
+            await ada.press(next(label for label in _PLAIN if label in labels(newest)))
+    assert "What you wrote" in newest.text and "zq7 the words I typed first" in newest.text
+    await ada.press("Edit answer 1")
+    await ada.until(lambda m: "Type the new version of answer 1" in m.text)
+    await ada.send("zq8 what I really meant")
+    [*_, shown] = await ada.until(lambda m: "zq8 what I really meant" in m.text)
+    assert "your edited version" in shown.text
+    await ada.press("Share answer 1")
+    await ada.until(lambda m: "Stop sharing answer 1" in labels(m))
+    await settle(fake_api, store)
+
+    client = "tg:1002"
+    ledger = await store.ledger(client)
+    assert [r.data["items"] for r in ledger if r.kind == "summary_shared"] == [["answer:0"]]
+    assert [r.data["item"] for r in ledger if r.kind == "answer_edited"] == ["answer:0"]
+    assert "zq8" not in str([r.data for r in ledger])  # the ledger holds the fact, not words
+    assert "zq7 the words I typed first" in [a.text for a in await store.answers(client)]
+    now = datetime.now(UTC)
+    record = await Rehearsal(loaded.engine, store, lambda: now).read_record(client, OPERATOR)
+    report = progress_report(record.state, record.ledger, now=now, default_zone="UTC",
+                             scripts=loaded.scripts, therapist=record.therapist)
+    [row] = report.sessions.rows
+    assert row[-1] == "“zq8 what I really meant” (edited by the client)"

@@ -143,10 +143,11 @@ def test_texts_render_at_the_edges(
 
 @pytest.mark.parametrize("key", BUTTONS)
 def test_button_labels_are_short_plain_text(renderer: Renderer, key: str) -> None:
-    label = renderer.label(key)
+    label = renderer.label(key, **SYSTEM_TEXTS[key])
     assert 0 < len(label) <= MAX_LABEL_LENGTH
     assert "\n" not in label
-    assert renderer.system(key) == label  # no tags or entities: the same either way
+    # no tags or entities: the same either way
+    assert renderer.system(key, **SYSTEM_TEXTS[key]) == label
 
 
 @pytest.mark.parametrize("key", sorted(k for k in SYSTEM_TEXTS if k.startswith("commands.")))
@@ -204,7 +205,8 @@ def test_consent_says_what_rehearse_is_not(renderer: Renderer) -> None:
 @pytest.mark.parametrize("key", sorted(TEXTS))
 def test_no_text_claims_feelings_therapy_or_streaks(renderer: Renderer, key: str) -> None:
     sample = SYSTEM_TEXTS[key]
-    out = renderer.label(key) if key in BUTTONS else plain_text(renderer.system(key, **sample))
+    out = (renderer.label(key, **sample) if key in BUTTONS
+           else plain_text(renderer.system(key, **sample)))
     assert not FORBIDDEN.search(out), out
     # the bot's own voice is not a person beside the client: no "we", "us", "let's"
     assert not BOT_AS_PERSON.search(out), out

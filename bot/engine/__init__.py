@@ -78,12 +78,14 @@ from bot.engine._questions import (
 from bot.engine._safety import STOP_WORDS, is_stop_word, normalise
 from bot.engine._state import ClientState, Frame, Part, Session
 from bot.engine._summary import (
+    EDIT,
     HELPED,
     RATED,
     SESSION_KINDS,
     SHARE_ITEMS,
     SHARED,
     WITHDRAWN,
+    Kept,
     Row,
     Summary,
     sessions,
@@ -110,6 +112,7 @@ __all__ = [
     "BUTTON_KEYS",
     "CLIENT",
     "COMMANDS",
+    "EDIT",
     "HELPED",
     "HISTORY_KINDS",
     "LEVELS",
@@ -154,6 +157,7 @@ __all__ = [
     "Engine",
     "Event",
     "Frame",
+    "Kept",
     "KeptAnswersQuestion",
     "LedgerEntry",
     "Level",

@@ -58,6 +58,9 @@ ButtonKey = Literal[
     "helped_not_really",
     "summary_share_all", "summary_done", "summary_older", "summary_newer",
     "outcomes_skip", "outcomes_not_this_week",
+    "summary_share_answer", "summary_withdraw_answer", "summary_edit_answer",
+    "summary_keep_answer", "summary_share_comment", "summary_withdraw_comment",
+    "summary_comment", "summary_change_comment",
 ]  # fmt: skip
 BUTTON_KEYS: tuple[ButtonKey, ...] = get_args(ButtonKey)
 
@@ -550,6 +553,9 @@ class RegionChosen(Press, prefix="gc"):
 
 #: How many sessions a page of ``/summary`` lists.
 SUMMARY_PAGE = 5
+#: At most this many typed answers of one session are shown, each with its buttons (a
+#: script has a few writing steps).
+SUMMARY_ANSWERS = 8
 
 
 @dataclass(frozen=True)
@@ -557,6 +563,30 @@ class SummaryItem(_Numbered, prefix="ui"):
     """Share one item of the summary shown, or withdraw it (by its place in SHARE_ITEMS)."""
 
     below = len(SHARE_ITEMS)
+
+
+@dataclass(frozen=True)
+class SummaryAnswer(_Numbered, prefix="uw"):
+    """Share one typed answer of the summary shown, or withdraw it (by its place)."""
+
+    below = SUMMARY_ANSWERS
+
+
+@dataclass(frozen=True)
+class SummaryEdit(_Numbered, prefix="ue"):
+    """Edit one typed answer of the summary shown (by its place): the next text replaces it."""
+
+    below = SUMMARY_ANSWERS
+
+
+@dataclass(frozen=True)
+class SummaryKeep(Press, prefix="uk"):
+    """Leave the answer (or the comment) being edited as it is."""
+
+
+@dataclass(frozen=True)
+class SummaryComment(Press, prefix="uc"):
+    """Write (or change) a comment on "Did this help?": the next text is the comment."""
 
 
 @dataclass(frozen=True)

@@ -73,9 +73,9 @@ class Context:
         """Render a system text."""
         return self.res.texts.system(key, **context)
 
-    def label(self, key: ButtonKey) -> str:
+    def label(self, key: ButtonKey, **context: object) -> str:
         """A button label from the system texts (``buttons.KEY``)."""
-        return self.res.texts.label(f"buttons.{key}")
+        return self.res.texts.label(f"buttons.{key}", **context)
 
     def script_text(self, source: str, **extra: object) -> str:
         """Render script text with the client's variables.
@@ -136,9 +136,9 @@ class Context:
         """Send a system text."""
         self.send(self.system(key, **context), rows)
 
-    def button(self, key: ButtonKey, press: Press) -> Choice:
+    def button(self, key: ButtonKey, press: Press, **context: object) -> Choice:
         """A button whose label is the system text ``buttons.KEY``."""
-        return (self.label(key), press)
+        return (self.label(key, **context), press)
 
     def pressed(self, data: str) -> Press | None:
         """The button a press of the live keyboard means, or None for a stale or forged press.

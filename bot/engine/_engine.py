@@ -74,9 +74,10 @@ class Engine:
         Returns:
             The new state and everything to send, log, store and schedule.
         """
-        # The ledger's session rows are only ever read: shared, not copied (a year of them
-        # would cost more to copy than the rest of the event).
-        fresh = copy.deepcopy(state, {id(state.history): state.history})
+        # The ledger's session rows and the kept answers are only ever read: shared, not
+        # copied (a year of them would cost more to copy than the rest of the event).
+        shared = {id(state.history): state.history, id(state.kept): state.kept}
+        fresh = copy.deepcopy(state, shared)
         ctx = Context(self.resources, fresh, now, event.display_name)
         _dispatch(Conversation(ctx, previous=state.last_active), event)
         return ctx.out

@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.engine._agreement import ANSWERED, Term, current_terms
 from bot.engine._buttons import (
+    SUMMARY_ANSWERS,
     SUMMARY_PAGE,
     ButtonKey,
     ContractAgree,
@@ -71,28 +72,39 @@ from bot.engine._buttons import (
     Setting,
     SettingChosen,
     StopEverything,
+    SummaryAnswer,
+    SummaryComment,
     SummaryDone,
+    SummaryEdit,
     SummaryItem,
+    SummaryKeep,
     SummaryPage,
     SummaryPicked,
     SummaryShareAll,
     Withdraw,
     Yes,
 )
-from bot.engine._outcome import Effect
+from bot.engine._outcome import Answer, Effect
 from bot.engine._plan import CLIENT, PART_CHARS, PART_LABELS, PARTS, PlanChange, SafetyPlan
 from bot.engine._reminders import in_quiet_hours, parse_hhmm, zone
 from bot.engine._summary import (
+    COMMENT,
+    COMMENTED,
+    EDIT,
+    EDITED,
     HELPED,
     RATED,
     SHARE_ITEMS,
     SHARED,
     WITHDRAWN,
+    Kept,
     Row,
     Summary,
+    Typed,
+    edit_key,
     sessions,
 )
-from bot.engine._terms import Opt, Pace, ReminderTime
+from bot.engine._terms import MAX_TEXT, Opt, Pace, ReminderTime
 from bot.intents import SafetyAnswer
 
 if TYPE_CHECKING:
@@ -863,13 +875,23 @@ _SHARE_KEYS: dict[str, ButtonKey] = {
     "exercise": "summary_share_exercise", "ratings": "summary_share_ratings",
     "difficulty": "summary_share_difficulty", "relief": "summary_share_relief",
     "pacing": "summary_share_pacing", "connections": "summary_share_connections",
-    "helped": "summary_share_helped"}
+    "helped": "summary_share_helped", "comment": "summary_share_comment"}
 _WITHDRAW_KEYS: dict[str, ButtonKey] = {
     "exercise": "summary_withdraw_exercise", "ratings": "summary_withdraw_ratings",
     "difficulty": "summary_withdraw_difficulty", "relief": "summary_withdraw_relief",
     "pacing": "summary_withdraw_pacing", "connections": "summary_withdraw_connections",
-    "helped": "summary_withdraw_helped"}
+    "helped": "summary_withdraw_helped", "comment": "summary_withdraw_comment"}
 _HELPED_KEYS: tuple[ButtonKey, ...] = ("helped_yes", "helped_a_little", "helped_not_really")
+#: How much of a typed answer the summary shows (and of the answer being edited): a
+#: summary with every answer of a session stays one message.
+_PREVIEW = 240
+_EDIT_PREVIEW = 3_500
+#: The longest comment on "Did this help?" taken: a short comment, not another exercise.
+COMMENT_CHARS = 500
+
+
+def _preview(text: str, chars: int) -> str:
+    return text if len(text) <= chars else text[:chars - 1].rstrip() + "…"
 
 
 class SummaryQuestion(Question):
@@ -886,6 +908,9 @@ class SummaryQuestion(Question):
         page: The list's page (0: the newest sessions), to go back to.
         listed: The session was chosen from the list: "Done" goes back to it.
         offer_level: Shown as a session ended: "Done" may ask about one level up next.
+        editing: The typed answer (its place in the session's answers) the client's next
+            text replaces; None: no edit under way.
+        commenting: The client's next text is their comment on "Did this help?".
     """
 
     kind: Literal["summary"] = "summary"
@@ -893,7 +918,10 @@ class SummaryQuestion(Question):
     page: int = Field(default=0, ge=0)
     listed: bool = False
     offer_level: bool = False
-    takes = (SummaryItem, SummaryShareAll, SummaryDone, SummaryPicked, SummaryPage, HelpedRated)
+    editing: int | None = Field(default=None, ge=0)
+    commenting: bool = False
+    takes = (SummaryItem, SummaryShareAll, SummaryDone, SummaryPicked, SummaryPage, HelpedRated,
+             SummaryAnswer, SummaryEdit, SummaryKeep, SummaryComment)
 
     def ask(self, talk: Conversation) -> None:
         self.show(talk.ctx)
@@ -908,25 +936,55 @@ class SummaryQuestion(Question):
             ctx.say("summary.none")
             ctx.state.pending = None
             return
+        if self.editing is not None:
+            typed = self._typed(ctx, shown, self.editing)
+            if typed is not None:
+                ctx.say("summary.edit", [[ctx.button("summary_keep_answer", SummaryKeep())]],
+                        number=self.editing + 1, text=_preview(typed.text, _EDIT_PREVIEW),
+                        chars=MAX_TEXT)
+                return
+            ctx.state.pending = self.model_copy(update={"editing": None})
+        keeps = ctx.opted(Opt.STORE_FREE_TEXT)
+        if self.commenting and keeps and shown.helped is not None:
+            ctx.say("summary.comment", [[ctx.button("summary_keep_answer", SummaryKeep())]],
+                    comment=shown.comment, chars=COMMENT_CHARS)
+            return
         sharing = ctx.opted(Opt.SHARE_WITH_THERAPIST)
-        holds = shown.holds()
+        holds = _offered(shown)
         rows: list[list[tuple[str, Press]]] = []
         if shown.helped is None:  # "Did this help?", answered once (or never: it is optional)
             rows.append([ctx.button(key, HelpedRated(index))
                          for index, key in enumerate(_HELPED_KEYS)])
+        can_comment = keeps and shown.helped is not None
+        if can_comment:
+            rows.append([ctx.button("summary_change_comment" if shown.comment is not None
+                                    else "summary_comment", SummaryComment())])
+        answers = shown.answers[:SUMMARY_ANSWERS]
         if sharing:
             for item in holds:
-                key = _WITHDRAW_KEYS[item] if shown.shares(item) else _SHARE_KEYS[item]
-                rows.append([ctx.button(key, SummaryItem(SHARE_ITEMS.index(item)))])
-            if any(not shown.shares(item) for item in holds):
-                rows.append([ctx.button("summary_share_all", SummaryShareAll())])
+                if item in SHARE_ITEMS:
+                    key = _WITHDRAW_KEYS[item] if shown.shares(item) else _SHARE_KEYS[item]
+                    rows.append([ctx.button(key, SummaryItem(SHARE_ITEMS.index(item)))])
+        for index, typed in enumerate(answers):
+            row = [ctx.button("summary_edit_answer", SummaryEdit(index), number=index + 1)]
+            if sharing:
+                key = ("summary_withdraw_answer" if shown.shares(typed.item)
+                       else "summary_share_answer")
+                row.append(ctx.button(key, SummaryAnswer(index), number=index + 1))
+            rows.append(row)
+        if sharing and any(not shown.shares(item) for item in holds):
+            rows.append([ctx.button("summary_share_all", SummaryShareAll())])
         rows.append([ctx.button("summary_done", SummaryDone())])
         ctx.say("summary.session", rows, title=_title(ctx, shown), date=ctx.local_time(shown.id),
                 completed=shown.completed, level=shown.level,
                 distress_before=shown.distress_before, distress_after=shown.distress_after,
                 expected=shown.expected, actual=shown.actual, relief=shown.relief,
                 smaller_steps=shown.smaller_steps, skips=shown.skips,
-                connections=shown.connections, helped=shown.helped, items=list(holds),
+                connections=shown.connections, helped=shown.helped,
+                comment=_preview(shown.comment or "", _PREVIEW), can_comment=can_comment,
+                items=[item for item in holds if item in SHARE_ITEMS],
+                answers=[{"text": _preview(t.text, _PREVIEW), "edited": t.edited,
+                          "shared": shown.shares(t.item)} for t in answers],
                 shared=[item for item in holds if shown.shares(item)], sharing=sharing)
 
     def _show_list(self, ctx: Context) -> None:
@@ -979,6 +1037,17 @@ class SummaryQuestion(Question):
         row, then the summary again as it now stands."""
         ctx = talk.ctx
         shown = self._shown(ctx)
+        if isinstance(press, SummaryKeep):
+            talk.ask(self.model_copy(update={"editing": None, "commenting": False}))
+            return
+        if isinstance(press, SummaryComment):  # only once "Did this help?" has its answer
+            talk.ask(self.model_copy(update={
+                "commenting": shown is not None and shown.helped is not None}))
+            return
+        if isinstance(press, SummaryEdit):  # an answer no longer kept: the summary again
+            typed = None if shown is None else self._typed(ctx, shown, press.index)
+            talk.ask(self.model_copy(update={"editing": press.index if typed else None}))
+            return
         if isinstance(press, HelpedRated):
             if shown is not None and shown.helped is None:
                 ctx.log(RATED, session=shown.id.isoformat(), script=shown.script,
@@ -988,8 +1057,13 @@ class SummaryQuestion(Question):
         if shown is None or not ctx.opted(Opt.SHARE_WITH_THERAPIST):
             talk.ask(self)  # nothing to share, or no opt-in (any more): nothing is written
             return
-        holds = shown.holds()
-        if isinstance(press, SummaryItem):
+        holds = _offered(shown)
+        if isinstance(press, SummaryAnswer):
+            typed = self._typed(ctx, shown, press.index)
+            if typed is not None:
+                ctx.log(WITHDRAWN if shown.shares(typed.item) else SHARED,
+                        session=shown.id.isoformat(), items=[typed.item])
+        elif isinstance(press, SummaryItem):
             item = SHARE_ITEMS[press.index]
             if item in holds:
                 ctx.log(WITHDRAWN if shown.shares(item) else SHARED,
@@ -1000,15 +1074,76 @@ class SummaryQuestion(Question):
                 ctx.log(SHARED, session=shown.id.isoformat(), items=fresh)
         talk.ask(self)
 
+    def typed(self, talk: Conversation, text: str) -> None:
+        """The new version of the answer being edited, or the comment (crisis words were
+        caught before)."""
+        ctx = talk.ctx
+        if self.commenting:
+            self._comment(talk, text)
+            return
+        shown = self._shown(ctx) if self.editing is not None else None
+        typed = None if shown is None or self.editing is None else self._typed(
+            ctx, shown, self.editing)
+        if shown is None or typed is None:
+            super().typed(talk, text)
+            return
+        words = text.strip()
+        if len(words) > MAX_TEXT:
+            ctx.say("unexpected.too_long", limit=MAX_TEXT)
+            return  # still editing: the next text is the new version
+        if not words:
+            talk.ask(self)
+            return
+        if words != typed.text:
+            ctx.out.answers.append(Answer(step=edit_key(shown.id, typed.place), text=words,
+                                          kind=EDIT))
+            ctx.log(EDITED, session=shown.id.isoformat(), item=typed.item)
+        talk.ask(self.model_copy(update={"editing": None}))
+
+    def _comment(self, talk: Conversation, text: str) -> None:
+        """Store the comment on "Did this help?" (only while the client keeps what they type)."""
+        ctx = talk.ctx
+        shown = self._shown(ctx)
+        words = text.strip()
+        if shown is None or shown.helped is None or not ctx.opted(Opt.STORE_FREE_TEXT):
+            talk.ask(self.model_copy(update={"commenting": False}))
+            return
+        if len(words) > COMMENT_CHARS:
+            ctx.say("unexpected.too_long", limit=COMMENT_CHARS)
+            return  # still commenting: the next text is the comment
+        if words and words != shown.comment:
+            ctx.out.answers.append(Answer(step=shown.id.isoformat(), text=words, kind=COMMENT))
+            ctx.log(COMMENTED, session=shown.id.isoformat())
+        talk.ask(self.model_copy(update={"commenting": False}))
+
     def _shown(self, ctx: Context) -> Summary | None:
         return next((s for s in summaries(ctx) if s.id == self.session), None)
+
+    @staticmethod
+    def _typed(ctx: Context, shown: Summary, index: int) -> Typed | None:
+        """The session's typed answer at `index`, while the client keeps what they type."""
+        if not ctx.opted(Opt.STORE_FREE_TEXT) or index >= len(shown.answers):
+            return None
+        return shown.answers[index]
+
+
+def _offered(shown: Summary) -> tuple[str, ...]:
+    """What the summary shows and so offers to share: every item it holds, but typed
+    answers only as far as they are shown (nothing unseen is shared by "Share all")."""
+    shown_answers = {typed.item for typed in shown.answers[:SUMMARY_ANSWERS]}
+    return tuple(item for item in shown.holds()
+                 if item in SHARE_ITEMS or item in shown_answers)
 
 
 def summaries(ctx: Context) -> list[Summary]:
     """The client's ended sessions, newest first, with every choice made so far applied
-    (those of this event too)."""
+    (those of this event too), and their typed answers while the client keeps them."""
     now = [Row(kind=e.kind, data=e.data, at=ctx.now) for e in ctx.out.ledger]
-    return [s for s in reversed(sessions([*ctx.state.history, *now]))
+    kept = [*ctx.state.kept, *(Kept(step=a.step, text=a.text, at=ctx.now, kind=a.kind)
+                               for a in ctx.out.answers)]
+    if not ctx.opted(Opt.STORE_FREE_TEXT):
+        kept = []
+    return [s for s in reversed(sessions([*ctx.state.history, *now], kept))
             if s.ended_at is not None]
 
 

@@ -18,7 +18,7 @@ from bot.engine._agreement import Agreed, Proposal
 from bot.engine._buttons import Cue, Relief
 from bot.engine._plan import SafetyPlan, Suggestion
 from bot.engine._questions import Pending
-from bot.engine._summary import Row
+from bot.engine._summary import Kept, Row
 from bot.engine._terms import Contract, Model, Opt, Pace, Settings
 from bot.engine._upgrade import VERSION, upgrade
 
@@ -200,6 +200,10 @@ class ClientState(Model):
     #: handed in by the service for each event, never stored with the state (the ledger
     #: keeps them, and a state that held them would be new after every session).
     history: list[Row] = Field(default_factory=list, exclude=True)
+    #: The client's stored typed answers and their edits, oldest first, for the summaries:
+    #: handed in by the service only while the client holds the free-text opt-in, never
+    #: stored with the state.
+    kept: list[Kept] = Field(default_factory=list, exclude=True)
     #: The version of the newest suggestion the client has been through (used or not).
     plan_reviewed: int = 0
     session_days: dict[str, int] = Field(default_factory=dict)

@@ -14,6 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 #: The disclosure levels a contract can allow: 1 light … 5 core (as in the script language).
 LEVELS = range(1, 6)
+#: The longest free text a step (or an edit of a typed answer) takes, unless the step says
+#: otherwise.
+MAX_TEXT = 4000
 
 # The bounds of a contract's terms: the configuration's defaults (``contract_defaults``) are
 # checked against the same ones.

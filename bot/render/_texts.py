@@ -161,11 +161,19 @@ SYSTEM_TEXTS: Mapping[str, Mapping[str, object]] = {
         "title": "Sharing a small thing", "date": "Thu 3 Dec, 14:05", "completed": True,
         "level": 2, "distress_before": 5, "distress_after": 3, "expected": 6, "actual": 4,
         "relief": "a-little", "smaller_steps": 1, "skips": 1, "connections": 1,
-        "helped": "a-little",
+        "helped": "a-little", "can_comment": True,
+        "comment": ("It was easier than I expected to say it out loud. " * 5)[:239] + "…",
         "items": ["exercise", "ratings", "difficulty", "relief", "pacing", "connections",
-                  "helped"],
-        "shared": ["exercise", "ratings"], "sharing": True,
+                  "helped", "comment"],
+        # As many answers as a summary shows, each as long as it shows them.
+        "answers": [{"text": ("I would like to talk about the holidays with my sister. " * 5)[:239]
+                     + "…", "edited": n % 2 == 0, "shared": n % 3 == 0} for n in range(8)],
+        "shared": ["exercise", "ratings", "answer:say-it"], "sharing": True,
     },
+    "summary.edit": {"number": 2, "chars": 4000, "text": (
+        "I would like to talk about the holidays with my sister. " * 70)[:3499] + "…"},
+    "summary.comment": {"chars": 500, "comment": (
+        "It was easier than I expected to say it out loud. " * 10)[:500]},
     "summary.list": {"page": 1, "pages": 2, "sharing": True},
     "summary.none": {},
     "summary.closed": {},
@@ -234,6 +242,8 @@ SYSTEM_TEXTS: Mapping[str, Mapping[str, object]] = {
     "outcomes.not_this_week": {},
     **{f"commands.{name}": {} for name in COMMANDS},
     **{f"buttons.{name}": {} for name in BUTTON_KEYS},
+    # A typed answer's buttons name it by its place in the summary.
+    **{f"buttons.summary_{act}_answer": {"number": 12} for act in ("share", "withdraw", "edit")},
 }
 
 

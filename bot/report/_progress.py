@@ -49,6 +49,7 @@ _ITEM_WORDS = {
     "pacing": "pacing",
     "connections": "connections",
     "helped": "whether it helped",
+    "comment": "their comment",
 }
 _HELPED_WORDS = {"yes": "It helped", "a-little": "A little", "not-really": "Not really"}
 NOT_SHARED = "not shared"
@@ -372,9 +373,12 @@ def _session_table(sessions: Sequence[Session], zone: ZoneInfo,
         choices = ", ".join(part for part in (
             _plural(s.smaller_steps, "smaller step") if s.smaller_steps else "",
             _plural(s.skips, "skip") if s.skips else "") if part) or "went step by step"
+        wrote = [f"“{t.text}”" + (" (edited by the client)" if t.edited else "")
+                 for t in s.answers if s.shares(t.item)]
         rows.append((
             _day(s.id, zone),
-            ", ".join(_ITEM_WORDS[item] for item in SHARE_ITEMS if s.shares(item)),
+            ", ".join([*(_ITEM_WORDS[item] for item in SHARE_ITEMS if s.shares(item)),
+                       *(["what they wrote"] if wrote else [])]),
             shown(s, "exercise", exercise),
             shown(s, "ratings", distress),
             shown(s, "difficulty", difficulty),
@@ -382,9 +386,13 @@ def _session_table(sessions: Sequence[Session], zone: ZoneInfo,
             shown(s, "pacing", choices),
             shown(s, "connections", str(s.connections)),
             shown(s, "helped", _HELPED_WORDS.get(s.helped or "", "not asked")),
+            shown(s, "comment", f"“{s.comment}”" if s.comment is not None else ""),
+            "; ".join(wrote) or NOT_SHARED,
         ))
     return Table(("Date", "Shared", "Exercise", "Distress (0–10)", "Difficulty", "Relief",
-                  "Pacing choices", "Connections noted", "Did it help?"), rows)
+                  "Pacing choices", "Connections noted", "Did it help?", "Their comment",
+                  "What they wrote"),
+                 rows)
 
 
 def _contract(state: ClientState, titles: Mapping[str, str]) -> Table:

@@ -26,7 +26,8 @@ def sharing(state: ClientState) -> bool:
 
 def shared_sessions(state: ClientState, ledger: Sequence[LedgerRow]) -> list[Session]:
     """The ended sessions the client shares something of, oldest first (none without the
-    sharing opt-in)."""
+    sharing opt-in), with their typed answers as the client last edited them (the state holds
+    them only while the client keeps what they type)."""
     if not sharing(state):
         return []
-    return [s for s in _sessions(ledger) if s.items and s.ended_at is not None]
+    return [s for s in _sessions(ledger, state.kept) if s.items and s.ended_at is not None]

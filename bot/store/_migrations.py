@@ -192,7 +192,29 @@ _V6: Migration = (
     ) STRICT, WITHOUT ROWID""",
 )
 
-MIGRATIONS: Sequence[Migration] = (_V1, _V2, _V3, _V4, _V5, _V6)
+#: A client can edit a typed answer in its session summary: the edit is an answer of its own
+#: (``kind = 'edit'``, its step naming the session and the answer it replaces), so the
+#: answers' retention, export, opt-out and erasure cover it; the original stays as typed.
+#: So is their comment on "Did this help?" (``kind = 'comment'``, its step the session).
+#: SQLite cannot change a CHECK in place: the table is rebuilt, rows and ids kept.
+_V7: Migration = (
+    """CREATE TABLE answers_v7 (
+        id INTEGER PRIMARY KEY,
+        client_id TEXT NOT NULL,
+        step TEXT NOT NULL,
+        text TEXT NOT NULL,
+        at TEXT NOT NULL,
+        kind TEXT NOT NULL DEFAULT 'answer'
+            CHECK (kind IN ('answer', 'connection', 'edit', 'comment'))
+    ) STRICT""",
+    """INSERT INTO answers_v7 (id, client_id, step, text, at, kind)
+       SELECT id, client_id, step, text, at, kind FROM answers""",
+    "DROP TABLE answers",
+    "ALTER TABLE answers_v7 RENAME TO answers",
+    "CREATE INDEX answers_client ON answers (client_id, at)",
+)
+
+MIGRATIONS: Sequence[Migration] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 
 
 class NewerSchema(StoreError):

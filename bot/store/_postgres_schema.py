@@ -152,4 +152,12 @@ _V2: Migration = (
     )""",
 )
 
-MIGRATIONS: Sequence[Migration] = (_V1, _V2)
+#: An edit of a typed answer, and a comment on "Did this help?", are answers of their own
+#: (SQLite's version 7, which explains it).
+_V3: Migration = (
+    """ALTER TABLE answers DROP CONSTRAINT answers_kind_check,
+       ADD CONSTRAINT answers_kind_check
+           CHECK (kind IN ('answer', 'connection', 'edit', 'comment'))""",
+)
+
+MIGRATIONS: Sequence[Migration] = (_V1, _V2, _V3)

@@ -36,11 +36,13 @@ from bot.engine import (
     Effect,
     Engine,
     Event,
+    Kept,
     LedgerEntry,
     LevelQuestion,
     MenuQuestion,
     Message,
     NonText,
+    Opt,
     Outcome,
     Part,
     Policy,
@@ -157,6 +159,8 @@ class Driver:
         keyboard: The buttons of the newest message that had any.
         session_rows: The ledger's session rows, handed in with every event as the service does
             (None: none are, as in the explorer; session summaries are then never shown).
+        kept: The answers the client's events stored (with their time), handed in with the
+            session rows while the client keeps what they type, as the service does.
     """
 
     def __init__(self, engine: Engine, state: ClientState, now: datetime = T0,
@@ -169,6 +173,7 @@ class Driver:
         self.history: list[Outcome] = []
         self.keyboard: list[ButtonSpec] = []
         self.session_rows = session_rows
+        self.kept: list[Kept] = []
 
     @classmethod
     def new(cls, engine: Engine, client_id: str = "test:ada", now: datetime = T0, *,
@@ -180,6 +185,7 @@ class Driver:
         """An independent copy at the same place (for trying several answers)."""
         copy = Driver(self.engine, self.state.model_copy(deep=True), self.now, self.name,
                       None if self.session_rows is None else list(self.session_rows))
+        copy.kept = list(self.kept)
         copy.keyboard = list(self.keyboard)
         copy.history = list(self.history)
         copy.last = self.last
@@ -189,11 +195,17 @@ class Driver:
     def send(self, event: Event) -> Outcome:
         """Handle one event and remember its outcome."""
         if self.session_rows is not None:
-            self.state = self.state.model_copy(update={"history": list(self.session_rows)})
+            keeps = Opt.STORE_FREE_TEXT.value in self.state.consents
+            self.state = self.state.model_copy(update={
+                "history": list(self.session_rows), "kept": list(self.kept) if keeps else []})
         out = self.engine.handle(self.state, event, self.now)
         if self.session_rows is not None:
             self.session_rows += [Row(kind=e.kind, data=e.data, at=self.now) for e in out.ledger
                           if e.kind in SESSION_KINDS]
+            if Effect.DROP_ANSWERS in out.effects:
+                self.kept = []
+            self.kept += [Kept(step=a.step, text=a.text, at=self.now, kind=a.kind)
+                          for a in out.answers]
         self.state = out.state
         self.last = out
         self.history.append(out)

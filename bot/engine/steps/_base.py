@@ -24,8 +24,6 @@ from bot.script._yaml import Path_
 if TYPE_CHECKING:
     from bot.engine.steps._run import Run
 
-#: The longest free text a step takes, unless the step says otherwise.
-MAX_TEXT = 4000
 
 
 @dataclass(frozen=True, slots=True)

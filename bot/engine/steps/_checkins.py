@@ -26,7 +26,8 @@ from bot.engine._buttons import (
 from bot.engine._context import Choice
 from bot.engine._questions import ask_if_safe, rating_rows
 from bot.engine._state import Part
-from bot.engine.steps._base import MAX_TEXT, Handler
+from bot.engine._terms import MAX_TEXT
+from bot.engine.steps._base import Handler
 from bot.engine.steps._pages import show_page, turn_page, writes
 from bot.script import _model as m
 

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 from bot.engine._buttons import Pause, Skip
 from bot.engine._state import Part
-from bot.engine._terms import Opt
-from bot.engine.steps._base import MAX_TEXT, StepKind, TextAt
+from bot.engine._terms import MAX_TEXT, Opt
+from bot.engine.steps._base import StepKind, TextAt
 from bot.script import _model as m
 
 if TYPE_CHECKING:

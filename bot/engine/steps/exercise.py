@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 from bot.engine._buttons import GoOn, Press
 from bot.engine._state import Frame, Part
-from bot.engine.steps._base import MAX_TEXT, Drawing, StepKind
+from bot.engine._terms import MAX_TEXT
+from bot.engine.steps._base import Drawing, StepKind
 from bot.engine.steps._pages import show_page, turn_page, writes
 from bot.script import LoadedScript
 from bot.script import _model as m

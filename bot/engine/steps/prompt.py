@@ -23,7 +23,8 @@ from bot.engine._buttons import (
     Smaller,
 )
 from bot.engine._state import Part
-from bot.engine.steps._base import MAX_TEXT, Deeper, Drawing, StepKind, TextAt
+from bot.engine._terms import MAX_TEXT
+from bot.engine.steps._base import Deeper, Drawing, StepKind, TextAt
 from bot.script import LoadedScript
 from bot.script import _model as m
 

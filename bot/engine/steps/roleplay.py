@@ -19,7 +19,8 @@ from bot.engine._buttons import (
 )
 from bot.engine._context import Choice
 from bot.engine._state import Frame, Part
-from bot.engine.steps._base import MAX_TEXT, CheckInSpec, Deeper, Drawing, StepKind, TextAt
+from bot.engine._terms import MAX_TEXT
+from bot.engine.steps._base import CheckInSpec, Deeper, Drawing, StepKind, TextAt
 from bot.script import LoadedScript
 from bot.script import _model as m
 
