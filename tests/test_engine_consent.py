@@ -63,7 +63,8 @@ def test_opt_ins_are_separate_and_none_is_preselected(loaded: Loaded) -> None:
     assert not d.state.consents  # nothing holds before the age is confirmed
     d.press(d.label("yes"))
     for opt, key in zip(OPT_INS, OPT_TEXTS, strict=True):
-        assert d.texts()[-1] == d.render(key)
+        minutes = int(d.engine.resources.policy.alert_min.total_seconds() // 60)
+        assert d.texts()[-1] == d.render(key, alert_minutes=minutes)
         assert d.labels() == [d.label("opt_in"), d.label("opt_out")]
         assert not any("✓" in label for label in d.labels())
         assert not d.state.has(opt, version)  # asked, never assumed

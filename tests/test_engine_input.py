@@ -57,6 +57,8 @@ def _kind_reply_for_text(d: Driver, name: str) -> str:
         return d.paused_text()
     if d.state.pending is None and d.part in RATING_SUBS:
         return d.render("unexpected.out_of_range", low=0, high=10)
+    if name == "weekly check-in pending":  # its items take a typed number too
+        return d.render("outcomes.number")
     return d.render("unexpected.text_at_buttons")
 
 

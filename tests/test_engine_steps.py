@@ -333,7 +333,12 @@ def test_a_script_edited_under_a_running_session(loaded: Loaded, tmp_path: Path)
     edited = tmp_path / "first-steps.yaml"
     (tmp_path / "library.yaml").write_text(LIBRARY.read_text(encoding="utf-8"),
                                            encoding="utf-8")
-    edited.write_text(source.replace("  version: 1\n", "  version: 2\n", 1), encoding="utf-8")
+    version = load_script(ROOT / "scripts" / "first-steps.yaml").meta.version
+
+    def at_version(text: str, number: int) -> str:
+        return text.replace(f"  version: {version}\n", f"  version: {number}\n", 1)
+
+    edited.write_text(at_version(source, version + 1), encoding="utf-8")
     newer = load_script(edited)
     d = _client(loaded, "first-steps")
     d.at("how-it-works")
@@ -341,7 +346,7 @@ def test_a_script_edited_under_a_running_session(loaded: Loaded, tmp_path: Path)
     d.press("go")
     assert d.kinds()[0] == "script_updated" and d.step == "privacy-is-a-choice"
     gone = source.replace("  - id: privacy-is-a-choice\n", "  - id: privacy-renamed\n", 1)
-    edited.write_text(gone.replace("  version: 1\n", "  version: 3\n", 1), encoding="utf-8")
+    edited.write_text(at_version(gone, version + 2), encoding="utf-8")
     d.engine = engine_with(loaded.engine,
                            scripts={**loaded.scripts, "first-steps": load_script(edited)})
     d.press("go")

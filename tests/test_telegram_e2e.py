@@ -131,7 +131,7 @@ async def test_invite_then_first_steps_end_to_end(
         await press("No, thanks")
         await ada.expect(say("consent.reminders"))
         await press("No, thanks")
-        await ada.expect(say("consent.alert"))
+        await ada.expect(say("consent.alert", alert_minutes=30))
         await press("No, thanks")
         await ada.expect(say("consent.done", opt_ins=["store_free_text"]))
         menu = await ada.expect(say("menu.choose"))
@@ -181,11 +181,13 @@ async def test_invite_then_first_steps_end_to_end(
         await ada.expect(say("checkin.thanks"))
         assert (await ada.next_one()).text.startswith("That's it for today.")
         await ada.expect(say("exercise.done", title="First steps in sharing"))
-        # Her summary, hers alone: she did not opt in to sharing, so only "Done" is offered.
+        # Her summary, hers alone: she did not opt in to sharing, so nothing can be shared;
+        # she keeps what she types, so her typed answer is listed, and she may edit it.
         summary = await ada.next_one()
         assert "Your summary: First steps in sharing" in summary.text
         assert "yours alone" in summary.text
-        assert labels(summary) == ["It helped", "A little", "Not really", "Done"]
+        assert "I enjoyed a walk by the river" in summary.text
+        assert labels(summary) == ["It helped", "A little", "Not really", "Edit answer 1", "Done"]
         await press("Done")
         await ada.expect(say("summary.closed"))
         await settle(fake_api, store)
