@@ -11,10 +11,10 @@ runs in a child process, as in production:
   (``Pacer(per_chat=0, overall=0)``); **shipped** is the same bot with the shipped pacing
   (``sending``: a burst of 3 per chat, then 1 a second; 30 a second in all), run in the paced
   run only, for how long a reply of several messages takes to arrive in full;
-* **echo** — a plain python-telegram-bot ``Application`` with the same ``concurrent_updates``
-  limit (512): one ``MessageHandler`` that echoes a text and one ``CallbackQueryHandler``
-  that answers the query and replies, each reply carrying one button, so the same clients
-  can drive it.
+* **echo** — a plain python-telegram-bot ``Application`` with a ``concurrent_updates``
+  limit of 512 (ours handles a polled batch concurrently): one ``MessageHandler`` that
+  echoes a text and one ``CallbackQueryHandler`` that answers the query and replies, each
+  reply carrying one button, so the same clients can drive it.
 
 Each client (its own user id, allowlisted) starts with ``/start`` and reacts to the bot:
 when a message with buttons arrives it presses one (the first, or "Done"/"Go on" where the

@@ -5,32 +5,50 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Hashable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class _Entry:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+    owner: asyncio.Task[object] | None = None
 
 
 class KeyedLocks:
     """One :class:`asyncio.Lock` per key (e.g. per client), created on demand.
 
     Waiters are served in arrival order, so events of one key keep their order; the lock
-    is forgotten when its last user leaves, so memory stays flat in the number of keys.
+    is forgotten when its last user leaves, so memory stays flat in the number of keys. The
+    task holding a key may hold it again (the Telegram edge holds a client's turn for the
+    whole update, and the service's ``handle`` inside it takes the same turn).
     """
 
     def __init__(self) -> None:
-        self._locks: dict[Hashable, tuple[asyncio.Lock, int]] = {}
+        self._locks: dict[Hashable, _Entry] = {}
 
     @asynccontextmanager
     async def hold(self, key: Hashable) -> AsyncIterator[None]:
         """Hold the lock of ``key`` for the duration of the ``async with`` block."""
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
+        task = asyncio.current_task()
+        entry = self._locks.get(key)
+        if entry is not None and task is not None and entry.owner is task:
+            yield  # already this task's
+            return
+        if entry is None:
+            entry = self._locks[key] = _Entry()
+        entry.users += 1
         try:
-            async with lock:
-                yield
+            async with entry.lock:
+                entry.owner = task
+                try:
+                    yield
+                finally:
+                    entry.owner = None
         finally:
-            lock, users = self._locks[key]
-            if users == 1:
+            entry.users -= 1
+            if not entry.users:
                 del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
 
     def __len__(self) -> int:
         return len(self._locks)

@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -70,6 +71,8 @@ ERASE_RETRY_AFTER = timedelta(minutes=1)
 #: meanwhile, by another worker say, or never admitted) they would create a state, and so
 #: store a person who is not a client: they are dropped.
 NEEDS_A_STATE = (TimerFired, Blocked, Clinician)
+#: A client's stored state and its version, as `Store.load_versioned` returns them.
+Versioned = tuple[dict[str, object] | None, int]
 #: How often an event is computed again because another process changed its client meanwhile.
 STALE_RETRIES = 20
 #: The reader of every client's data: the operator, at the command line. Any other reader is
@@ -210,32 +213,46 @@ class Rehearsal:
         state.history = [row for row in rows if row.kind in SESSION_KINDS]
         return state
 
-    async def handle(self, client_id: str, event_id: str, event: Event) -> Handled:
+    @asynccontextmanager
+    async def turn(self, client_id: str) -> AsyncIterator[None]:
+        """The client's turn: their events are handled one at a time, in arrival order.
+
+        `handle` takes it; an edge that must also check the client in order (access, say)
+        takes it around the whole update, and `handle` inside then runs in the same turn.
+        """
+        async with self._locks.hold(client_id):
+            yield
+        if client_id not in self._locks:  # nobody else waits: a later event is a new start
+            self._erased_with_waiters.discard(client_id)
+
+    async def handle(self, client_id: str, event_id: str, event: Event,
+                     stored: Versioned | None = None) -> Handled:
         """Handle one event for one client, in order with the client's other events.
 
         Args:
             client_id: The store key of the client.
             event_id: A unique id of the event, for dedup (a repeat changes nothing).
             event: The event.
+            stored: The client's stored state and version, read in this turn already
+                (`Store.load_versioned`), so it is not read again.
         """
-        async with self._locks.hold(client_id):
+        async with self.turn(client_id):
             if client_id in self._erased_with_waiters:
                 # It was let in before the erasure and waited behind it: handled now, it
                 # would store a fresh state and so let the erased client in again.
                 log.info("dropped an event that arrived while its client was being erased")
-                handled = Handled(applied=False)
-            else:
-                handled = await self._handle_locked(client_id, event_id, event)
-                if handled.erased:
-                    self._erased_with_waiters.add(client_id)
-        if client_id not in self._locks:  # nobody else waits: a later event is a new start
-            self._erased_with_waiters.discard(client_id)
-        return handled
+                return Handled(applied=False)
+            handled = await self._handle_locked(client_id, event_id, event, stored)
+            if handled.erased:
+                self._erased_with_waiters.add(client_id)
+            return handled
 
-    async def _handle_locked(self, client_id: str, event_id: str, event: Event) -> Handled:
+    async def _handle_locked(self, client_id: str, event_id: str, event: Event,
+                             stored: Versioned | None) -> Handled:
         now = self.clock()
         for _ in range(STALE_RETRIES):
-            raw, version = await self.store.load_versioned(client_id)
+            raw, version = stored or await self.store.load_versioned(client_id)
+            stored = None  # a stale state is read afresh
             if raw is None and isinstance(event, NEEDS_A_STATE):
                 log.info("dropped a %s event for a client without a state",
                          type(event).__name__)
@@ -385,7 +402,7 @@ class Rehearsal:
 
     async def _finish_erasure(self, client_id: str, event_id: str | None) -> None:
         """Erase a client whose erasure was committed but cut short (a crash, a failure)."""
-        async with self._locks.hold(client_id):
+        async with self.turn(client_id):
             log.warning("finishing an erasure that was interrupted")
             await self.store.erase(client_id, keep_event=event_id)
 

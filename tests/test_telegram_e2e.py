@@ -18,7 +18,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from telegram import Update
-from telegram.ext import ContextTypes, TypeHandler
 
 from bot import cli
 from bot.app import Loaded
@@ -259,19 +258,15 @@ async def test_two_clients_at_once_stay_apart_and_in_order(
 async def test_python_telegram_bot_keeps_nothing_per_client(
     edge: TelegramEdge, fake_api: FakeBotApi, store: Store
 ) -> None:
-    """State lives in the store: the Application holds no per-client data or id sets.
-
-    (python-telegram-bot 22 would otherwise collect every chat and user id it sees for a
-    persistence this bot does not have: memory growing with every client ever seen.)
-    """
+    """State lives in the store: once the updates are handled, the edge holds no
+    per-client lock or press, and python-telegram-bot no ``Application`` (whose user and
+    chat id sets would grow with every client ever seen)."""
     strangers = range(5000, 5040)  # not admitted: each gets one "invite needed" reply
     for user in (1001, 1002, *strangers):
         await fake_api.send_text(user, "/start")
     await settle(fake_api, store)
-    app = edge.app
-    assert not app.user_data and not app.chat_data
-    assert not app._user_ids_to_be_updated_in_persistence
-    assert not app._chat_ids_to_be_updated_in_persistence
+    assert not hasattr(edge, "app")
+    assert not len(edge.service._locks) and not edge.handlers._presses
 
 
 # -- /stop in the middle of a role-play ------------------------------------------------------
@@ -599,6 +594,7 @@ async def test_the_token_never_appears_in_any_log(
     loaded: Loaded,
     database: str,
     caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     token = fake_api.token
     undo = install_token_redaction(token)
@@ -617,12 +613,15 @@ async def test_the_token_never_appears_in_any_log(
                                 waits=Waits(refetch_after_failure=0.1)) as edge:
             raised: list[int] = []
 
-            async def fail_once(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+            handle = edge.handlers.handle
+
+            async def fail_once(update: Update) -> None:  # after the update was handled
+                await handle(update)
                 if not raised:
                     raised.append(update.update_id)
                     raise RuntimeError(f"boom at {fake_api.base_url}{token}/sendMessage")
 
-            edge.app.add_handler(TypeHandler(Update, fail_once), group=5)
+            monkeypatch.setattr(edge.handlers, "handle", fail_once)
             ada = TelegramClient(fake_api, 1001, "Ada")
             fake_api.fail("sendMessage", status=500)  # a warning, then a retry
             await ada.send("/start")

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pytest
 from telegram import Update
-from telegram.ext import ContextTypes, TypeHandler
 
 from bot.app import Loaded
 from bot.config import Config
@@ -273,25 +272,28 @@ async def test_polling_resumes_after_get_updates_failures(
 # -- an update that can never be handled -----------------------------------------------------
 async def test_an_update_that_always_fails_is_given_up_and_holds_nobody_up(
     bot: TelegramEdge, fake_api: FakeBotApi, store: SqliteStore, say: Say,
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A bug that fails one update every time: tried a few times, then its sender is told.
 
-    The failing update is injected with an extra handler on the real application, ahead of
-    the gatekeepers (a bug in any handler looks the same to the poller). No later handler
+    The failing update is injected ahead of the gatekeepers, around the edge's real pass
+    over each update (a bug anywhere in it looks the same to the poller). No later handler
     sees the failed update (a failing gatekeeper fails closed); its sender is asked to send
     it again; the other client's messages go on being answered at once; nothing typed is
     logged.
     """
     tried: list[int] = []
 
-    async def poisoned(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    handle = bot.handlers.handle
+
+    async def poisoned(update: Update) -> None:
         message = update.effective_message
         if message is not None and message.text == "unhandleable 🧪 qzx":
             tried.append(update.update_id)
             raise ValueError(f"cannot handle {message.text!r}")
+        await handle(update)
 
-    bot.app.add_handler(TypeHandler(Update, poisoned), group=-5)
+    monkeypatch.setattr(bot.handlers, "handle", poisoned)
     ada, bea = TelegramClient(fake_api, 1001, "Ada"), TelegramClient(fake_api, 1002, "Bea")
     await consented(ada)
     await consented(bea)
@@ -320,17 +322,20 @@ async def test_a_storage_failure_is_waited_out_however_long_it_lasts(
 
 async def _waited_out(bot: TelegramEdge, fake_api: FakeBotApi, say: Say) -> None:
     failures: list[int] = []
+    handle = bot.handlers.handle
 
-    async def store_down(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    async def store_down(update: Update) -> None:
         if len(failures) < 3 * edge_module.MAX_ATTEMPTS:
             failures.append(update.update_id)
             raise StoreError("database or disk is full")
+        await handle(update)
 
     ada = TelegramClient(fake_api, 1001, "Ada")
     await consented(ada)
-    bot.app.add_handler(TypeHandler(Update, store_down), group=-5)
-    await ada.send("/help")
-    await ada.expect(say("help"), timeout=10)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(bot.handlers, "handle", store_down)
+        await ada.send("/help")
+        await ada.expect(say("help"), timeout=10)
     assert len(failures) == 3 * edge_module.MAX_ATTEMPTS
     assert count(ada, say("error.generic")) == 0
 

@@ -31,7 +31,6 @@ from pathlib import Path
 
 import pytest
 from telegram import Update
-from telegram.ext import ContextTypes, TypeHandler
 
 from bot.app import Loaded
 from bot.store import Commit, SqliteStore, StoredAnswer
@@ -310,12 +309,15 @@ async def test_a_lone_surrogate_in_a_kept_answer_is_stored_replaced_and_holds_no
 
 async def test_a_storage_error_caused_by_one_updates_data_is_not_waited_out(
     bot: TelegramEdge, fake_api: FakeBotApi, store: SqliteStore, say: Say,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """SQLite refusing data (here: a string it cannot encode) fails again however long the
     bot waits: that update is given up like a bug, not refetched every 5 s forever."""
     tried: list[int] = []
 
-    async def unstorable(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    handle = bot.handlers.handle
+
+    async def unstorable(update: Update) -> None:  # before the gatekeepers
         message = update.effective_message
         if message is not None and message.text == "/progress":
             tried.append(update.update_id)
@@ -323,8 +325,9 @@ async def test_a_storage_error_caused_by_one_updates_data_is_not_waited_out(
             await store.commit(Commit(
                 event_id=f"test:{update.update_id}:{len(tried)}", client_id="tg:1001", at=now,
                 state=None, answers=[StoredAnswer("step", "\ud800", now)]))
+        await handle(update)
 
-    bot.app.add_handler(TypeHandler(Update, unstorable), group=-5)
+    monkeypatch.setattr(bot.handlers, "handle", unstorable)
     ada, bea = TelegramClient(fake_api, ADA, "Ada"), TelegramClient(fake_api, BEA, "Bea")
     await ada.send("/progress")
     await ada.expect(say("error.generic"), timeout=10)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import gc
 import logging
 import signal
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from telegram import BotCommand, Update
+from telegram import Bot, BotCommand, Update
 from telegram.constants import ParseMode
 from telegram.error import (
     BadRequest,
@@ -43,13 +44,6 @@ from telegram.error import (
     TelegramError,
     TimedOut,
 )
-from telegram.ext import (
-    Application,
-    ApplicationBuilder,
-    ApplicationHandlerStop,
-    ContextTypes,
-    Job,
-)
 from telegram.request import HTTPXRequest
 
 from bot.app import Loaded
@@ -59,7 +53,6 @@ from bot.service import Rehearsal
 from bot.store import Store, StoreError
 from bot.telegram._batch import Batch, read_batch, read_body
 from bot.telegram._logging import keep_payloads_out_of_logs
-from bot.telegram._processor import PerClientProcessor
 from bot.telegram._registry import Handlers
 from bot.telegram._sender import OutboxSender, Pacer
 
@@ -111,6 +104,8 @@ DRAIN_SECONDS = 8.0
 STOP_GRACE = 2.0
 #: Failures in a row after which a loop is no longer restarted and the bot stops.
 MAX_RESTARTS = 5
+#: The Bot API's address when ``telegram.api_base_url`` does not name another.
+TELEGRAM_API = "https://api.telegram.org/bot"
 #: Seconds a request may wait for a free connection before it fails as a timeout (and is
 #: retried like one).
 POOL_TIMEOUT = 30.0
@@ -125,21 +120,15 @@ class _PollRequest(HTTPXRequest):
         return read_body(payload)
 
 
-class _Application(Application):  # type: ignore[type-arg]
-    """python-telegram-bot's ``Application`` without a memory cost per client ever seen.
+class Failure(enum.Enum):
+    """What becomes of an update whose handling failed."""
 
-    Without a persistence, python-telegram-bot 22 still adds every update's chat id and user
-    id to two sets that only writing to a persistence empties, so they grow with every
-    client for the life of the process. This bot keeps no state in python-telegram-bot.
-    """
-
-    __slots__ = ()
-
-    def _mark_for_persistence_update(
-        self, *, update: object | None = None, job: Job | None = None  # type: ignore[type-arg]
-    ) -> None:
-        if self.persistence is not None:
-            super()._mark_for_persistence_update(update=update, job=job)
+    #: Storage or the network failed: the batch is fetched again after a pause.
+    UNAVAILABLE = "unavailable"
+    #: Anything else, before its :data:`MAX_ATTEMPTS`: the batch is fetched again at once.
+    AGAIN = "again"
+    #: Anything else, at its last attempt: given up, its sender told.
+    GIVEN_UP = "given up"
 
 
 def chat_of(client_id: str) -> int | None:
@@ -150,7 +139,10 @@ def chat_of(client_id: str) -> int | None:
 
 
 class TelegramEdge:
-    """The running bot: python-telegram-bot in front of the service.
+    """The running bot: python-telegram-bot's ``Bot`` in front of the service.
+
+    Each update is handled in one pass (`Handlers.handle`), per client in order and
+    clients concurrently; python-telegram-bot's ``Application`` is not used.
 
     Args:
         config: The configuration (token and base URL included).
@@ -180,28 +172,20 @@ class TelegramEdge:
         self.waits = waits
         self.service = Rehearsal(loaded.engine, store, clock, chat_of,
                                  config.storage.retention, alert_chats=config.telegram.admins)
-        builder = (
-            ApplicationBuilder()
-            .application_class(_Application)
-            .token(config.token.get_secret_value())
-            .updater(None)
-            .concurrent_updates(PerClientProcessor())
-            .get_updates_request(_PollRequest(connection_pool_size=1))
-            .connection_pool_size(config.telegram.connection_pool_size)
-            .pool_timeout(POOL_TIMEOUT)
+        self.bot = Bot(
+            config.token.get_secret_value(),
+            base_url=config.api_base_url or TELEGRAM_API,
+            request=HTTPXRequest(connection_pool_size=config.telegram.connection_pool_size,
+                                 pool_timeout=POOL_TIMEOUT),
+            get_updates_request=_PollRequest(connection_pool_size=1),
         )
-        if config.api_base_url:
-            builder = builder.base_url(config.api_base_url)
-        self.app: Application = builder.build()  # type: ignore[type-arg]
         sending = config.sending
         self.sender = self.sender_class(
-            self.app.bot, store, clock, self._blocked,
+            self.bot, store, clock, self._blocked,
             pacer or Pacer.configured(sending),
             backoff=sending.backoff_seconds, connections=config.telegram.connection_pool_size,
         )
         self.handlers = Handlers(config, self.service, self.sender, loaded.renderer, clock)
-        self.handlers.register(self.app)
-        self.app.add_error_handler(self._note_failure)
         keep_payloads_out_of_logs()
         #: Set to stop polling and timers; then, once the updates in hand are handled, the
         #: sender's ``_handled`` is set and it drains the outbox.
@@ -211,27 +195,22 @@ class TelegramEdge:
         self.token_refused = False
         #: A loop kept failing (the edge then stops by itself; ``rehearse run`` exits 1).
         self.failed = False
-        #: Handling failed in the current batch: for lack of storage or network / otherwise.
-        self._unavailable = False
-        self._failed = False
-        #: Until the batch is confirmed: failed attempts per update id, the ids given up or
-        #: unreadable (never handled again), and the updates given up but not apologised for.
+        #: Until the batch is confirmed: failed attempts per update id, and the ids given up
+        #: or unreadable (never handled again).
         self._attempts: Counter[int] = Counter()
         self._settled: set[int] = set()
-        self._given_up: list[Update] = []
         #: Polling, sending, timers.
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         """Connect, publish the commands, and start polling, sending and timers."""
-        await self.app.initialize()
+        await self.bot.initialize()
         await self._open_intake()
         texts = self.handlers.texts
-        await self.app.bot.set_my_commands([
+        await self.bot.set_my_commands([
             BotCommand(name, texts.system(f"commands.{name}").strip()[:256])
             for name in COMMANDS
         ])
-        await self.app.start()
         self._tasks = [
             asyncio.create_task(self._supervised(self.intake_name, self._intake)),
             asyncio.create_task(self._supervised(
@@ -256,13 +235,12 @@ class TelegramEdge:
             if await _finish([poll, timers], by=deadline):
                 log.warning("stopped while handling updates; Telegram delivers the ones not "
                             "committed again at the next start")
+            with contextlib.suppress(TimeoutError):  # button presses still being answered
+                await asyncio.wait_for(self.handlers.settled(),
+                                       max(0.0, deadline - time.monotonic()))
             self._handled.set()
             await _finish([sending], by=deadline + STOP_GRACE)
-        if self.app.running:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.app.stop(), max(0.0, deadline + STOP_GRACE
-                                                           - time.monotonic()))
-        await self.app.shutdown()
+        await self.bot.shutdown()
 
     def request_stop(self) -> None:
         """Ask the edge to stop (safe from a signal handler)."""
@@ -275,7 +253,7 @@ class TelegramEdge:
     # -- loops ------------------------------------------------------------------------------
     async def _open_intake(self) -> None:
         """Make Telegram hand updates to this edge: long polling needs any webhook gone."""
-        await self.app.bot.delete_webhook(
+        await self.bot.delete_webhook(
             drop_pending_updates=self.config.telegram.drop_pending_updates)
 
     async def _intake(self) -> None:
@@ -304,7 +282,7 @@ class TelegramEdge:
                 results = await self._long_poll(offset)
                 if results is None:
                     break  # stopped during a long poll
-                batch = read_batch(results, self.app.bot)
+                batch = read_batch(results, self.bot)
             except (InvalidToken, Forbidden):
                 log.critical("Telegram refused the bot token; stopping")
                 self.token_refused = True
@@ -354,32 +332,30 @@ class TelegramEdge:
             log.error("update %d could not be read (python-telegram-bot does not know its "
                       "form); skipping it", skipped.update_id)
             self._settled.add(skipped.update_id)
-        self._unavailable = self._failed = False
-        await self._process([u for u in batch.updates if u.update_id not in self._settled])
-        given_up, self._given_up = self._given_up, []
+        failed = await self._process([u for u in batch.updates
+                                      if u.update_id not in self._settled])
+        verdicts = {self._failure(update, error) for update, error in failed}
         chats = [u.chat_id for u in unreadable if u.chat_id is not None]
-        chats += [chat.id for u in given_up
-                  if (chat := u.effective_chat) is not None and chat.type == chat.PRIVATE]
+        chats += [chat.id for update, error in failed if update.update_id in self._settled
+                  and (chat := update.effective_chat) is not None
+                  and chat.type == chat.PRIVATE]
         await self._apologise(chats)
-        if self._unavailable:
+        if Failure.UNAVAILABLE in verdicts:
             await self._pause(self.waits.refetch_after_failure)
             return False
-        if self._failed:
+        if Failure.AGAIN in verdicts:
             return False
         self._attempts.clear()
         self._settled.clear()
         return True
 
-    async def _process(self, updates: Sequence[Update]) -> None:
-        """Run the handlers on each update: per client in order, clients concurrently."""
-        processor = self.app.update_processor
-        outcomes = await asyncio.gather(
-            *(processor.process_update(update, self.app.process_update(update))
-              for update in updates),
-            return_exceptions=True)
-        for update, outcome in zip(updates, outcomes, strict=True):
-            if isinstance(outcome, Exception):  # outside any handler (those go to the
-                self._decide_after_failure(update, outcome)  # error handler)
+    async def _process(self, updates: Sequence[Update]) -> list[tuple[Update, Exception]]:
+        """Handle each update, per client in order (their turn is taken in arrival order),
+        clients concurrently; return the updates whose handling failed, with the error."""
+        outcomes = await asyncio.gather(*(self.handlers.handle(u) for u in updates),
+                                        return_exceptions=True)
+        return [(update, outcome) for update, outcome in zip(updates, outcomes, strict=True)
+                if isinstance(outcome, Exception)]
 
     async def _confirm(self, offset: int) -> None:
         """Confirm the last handled batch when stopping, so it is not delivered again."""
@@ -411,7 +387,7 @@ class TelegramEdge:
         fails; its own route to the API, ``Bot._post``, with the polling connection, is used
         instead.
         """
-        result: object = await self.app.bot._post(
+        result: object = await self.bot._post(
             "getUpdates",
             {"offset": offset, "timeout": poll, "limit": limit,
              "allowed_updates": ALLOWED_UPDATES},
@@ -445,39 +421,28 @@ class TelegramEdge:
     async def _blocked(self, client_id: str, outbox_id: int) -> None:
         await self.service.handle(client_id, f"tg:blocked:{outbox_id}", Blocked())
 
-    async def _note_failure(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """PTB's error handler: decide whether the failed update is fetched again.
-
-        Raises:
-            ApplicationHandlerStop: Always: no later handler group sees an update that
-                failed (a gatekeeper that failed must not let it through).
-        """
-        self._decide_after_failure(update, context.error)
-        raise ApplicationHandlerStop
-
-    def _decide_after_failure(self, update: object, error: BaseException | None) -> None:
-        if _is_unavailability(error) or not isinstance(update, Update):
+    def _failure(self, update: Update, error: Exception) -> Failure:
+        """What becomes of an update whose handling failed (one given up is settled)."""
+        if _is_unavailability(error):
             # SQLite's and Telegram's own messages: they never quote what a client typed.
             log.error("handling updates failed (%s: %s); fetching them again shortly",
                       type(error).__name__, error)
-            self._unavailable = True
-            return
+            return Failure.UNAVAILABLE
         self._attempts[update.update_id] += 1
         attempt = self._attempts[update.update_id]
         # The type and the frames only: an exception's message may quote what a client typed.
         log.error("handling update %d failed (%s), attempt %d of %d\n%s", update.update_id,
                   _kind(error), attempt, MAX_ATTEMPTS, _frames(error))
         if attempt < MAX_ATTEMPTS:
-            self._failed = True
-        else:
-            self._settled.add(update.update_id)
-            self._given_up.append(update)
+            return Failure.AGAIN
+        self._settled.add(update.update_id)
+        return Failure.GIVEN_UP
 
     async def _apologise(self, chat_ids: Sequence[int]) -> None:
         """Tell each private chat that its update was not handled (``error.generic``)."""
         for chat_id in chat_ids:
             try:
-                await self.app.bot.send_message(
+                await self.bot.send_message(
                     chat_id, self.handlers.texts.system("error.generic"),
                     parse_mode=ParseMode.HTML)
             except TelegramError as exc:

@@ -191,9 +191,9 @@ class QueuedEdge(TelegramEdge):
         settings, secret = self.config.telegram.webhook, self.config.webhook_secret
         assert settings.url is not None and secret is not None
         self._server = WebhookServer(urlsplit(settings.url).path, secret.get_secret_value(),
-                                     self.app.bot, self._store_batch)
+                                     self.bot, self._store_batch)
         await self._server.start(settings.listen, settings.port)
-        await self.app.bot.set_webhook(
+        await self.bot.set_webhook(
             settings.url, secret_token=secret.get_secret_value(),
             allowed_updates=ALLOWED_UPDATES, max_connections=settings.max_connections,
             drop_pending_updates=self.config.telegram.drop_pending_updates)
@@ -267,7 +267,7 @@ class QueuedEdge(TelegramEdge):
                 continue
             ids = [update.update_id for update in claimed]
             batch = read_batch([u.body if u.readable else Cut(u.body) for u in claimed],
-                               self.app.bot)
+                               self.bot)
             renewing = asyncio.create_task(self._renew_claims())
             try:
                 settled = await self._handle(batch)

@@ -1,20 +1,22 @@
-"""The one place where every Telegram handler is registered.
+"""The one place where an update meets the gatekeepers, in order, then the engine.
 
-Handlers run in groups, lowest first; a gatekeeper that answers stops the chain:
+`Handlers.handle` makes one pass over each update (one conversion, one turn of the client,
+one read of their state); a gatekeeper that answers ends the pass:
 
-* group -2, **private chats only**: groups and channels get one polite refusal.
-* group -1, **access**: invite codes (``/start CODE``, rate-limited) or the allowlist.
+* **private chats only**: groups and channels get one polite refusal.
+* **access**: invite codes (``/start CODE``, rate-limited) or the allowlist.
   Strangers still get crisis resources when they write crisis language.
-* group 0, **therapists' commands**, only for ids in ``telegram.admins``: ``/invite SCRIPT
+* **therapists' commands**, only for ids in ``telegram.admins``: ``/invite SCRIPT
   [MAX_LEVEL]``, ``/clients``, ``/report CLIENT``, ``/clearhold CLIENT``, ``/guardian CLIENT``,
   ``/outcomes CLIENT on|off``, ``/safetyplan CLIENT [part: text …]`` (see `_therapist`;
   ``/safetyplan`` alone is the client's own). From anyone else they fall through to the
   engine, which answers them as unknown commands.
-* group 1, **the dispatcher**: every admitted update becomes an engine event. Inside the
-  engine the remaining gatekeepers run before any script logic: crisis language first,
-  then ``/stop`` and the STOP-like words (opt-out), then consent.
+* **the engine**: every admitted update becomes an engine event. Inside the engine the
+  remaining gatekeepers run before any script logic: crisis language first, then ``/stop``
+  and the STOP-like words (opt-out), then consent.
 
-Script state lives in the store, never in ``ConversationHandler`` or ``user_data``.
+A failure is an exception out of `Handlers.handle` (the edge decides whether the update is
+fetched again). Script state lives in the store, never in python-telegram-bot.
 """
 
 from __future__ import annotations
@@ -24,24 +26,18 @@ import io
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from telegram import CallbackQuery, Update
 from telegram.constants import ChatType, ParseMode
 from telegram.error import TelegramError
-from telegram.ext import (
-    Application,
-    ApplicationHandlerStop,
-    BaseHandler,
-    ContextTypes,
-    TypeHandler,
-)
 
 from bot.config import Config
 from bot.crisis import Detection
 from bot.engine import Blocked, Command, Message, Redeemed, Start
 from bot.render import Renderer
-from bot.service import Handled, Rehearsal
+from bot.service import Handled, Rehearsal, Versioned
 from bot.telegram._convert import Incoming, client_key, convert
 from bot.telegram._invites import code_hash
 from bot.telegram._recent import Recent
@@ -50,8 +46,18 @@ from bot.telegram._strangers import StrangerGate
 from bot.telegram._therapist import CLIENT_TOO, THERAPIST_COMMANDS, Reply, TherapistDesk
 
 log = logging.getLogger(__name__)
-Context = ContextTypes.DEFAULT_TYPE
 
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """A client the access gate let in.
+
+    Attributes:
+        stored: Their stored state and version when the gate read them (not cached), so
+            that the engine's pass does not read them again.
+    """
+
+    stored: Versioned | None = None
 
 
 class Handlers:
@@ -68,6 +74,7 @@ class Handlers:
         self.config = config
         self.service = service
         self.sender = sender
+        self.bot = sender.bot
         self.texts = texts
         self.crisis = service.engine.resources.crisis
         self.clock = clock
@@ -78,102 +85,107 @@ class Handlers:
         #: Clients let in lately (a cache of the store; bounded, so flat in idle clients).
         self._admitted: Recent[str, bool] = Recent()
         self._refused_groups: Recent[int, bool] = Recent()
+        #: Button presses being answered while their update is handled (`settled`).
+        self._presses: set[asyncio.Task[None]] = set()
 
-    def register(self, app: Application) -> None:  # type: ignore[type-arg]
-        """Register every handler of the bot, gatekeepers first."""
-        handlers: list[tuple[int, BaseHandler]] = [  # type: ignore[type-arg]
-            (-2, TypeHandler(Update, self.private_only)),
-            (-1, TypeHandler(Update, self.access)),
-            (0, TypeHandler(Update, self.clinician)),
-            (1, TypeHandler(Update, self.dispatch)),
-        ]
-        for group, handler in handlers:
-            app.add_handler(handler, group=group)
+    async def handle(self, update: Update) -> None:
+        """One pass over an update: the gatekeepers in order, then the engine.
 
-    # -- gatekeepers ------------------------------------------------------------------------
-    async def private_only(self, update: Update, context: Context) -> None:
-        """Refuse groups and channels, once per chat."""
+        Raises:
+            Exception: Whatever failed (storage, the network, a bug); nothing after the
+                failing gatekeeper ran, and the edge decides whether to try again.
+        """
         chat = update.effective_chat
-        if chat is None or chat.type == ChatType.PRIVATE:
+        if chat is not None and chat.type != ChatType.PRIVATE:
+            await self._refuse_group(update, chat.id)
             return
-        if update.message is not None and chat.id not in self._refused_groups:
-            self._refused_groups.put(chat.id, True)
-            await self._reply(context, chat.id, self.texts.system("group.refusal"))
-        raise ApplicationHandlerStop
-
-    async def access(self, update: Update, context: Context) -> None:
-        """Let admitted clients through; handle invite codes and strangers."""
         incoming = convert(update)
         if incoming is None:
-            raise ApplicationHandlerStop
+            return
+        async with self.service.turn(incoming.client_id):
+            admitted = await self._access(incoming)
+            if admitted is None or await self._clinician(incoming):
+                return
+            await self._dispatch(update, incoming, admitted)
+
+    async def settled(self) -> None:
+        """Wait until every button press in hand has been answered."""
+        while self._presses:
+            await asyncio.gather(*self._presses, return_exceptions=True)
+
+    # -- gatekeepers ------------------------------------------------------------------------
+    async def _refuse_group(self, update: Update, chat_id: int) -> None:
+        """Refuse groups and channels, once per chat."""
+        if update.message is not None and chat_id not in self._refused_groups:
+            self._refused_groups.put(chat_id, True)
+            await self._reply(chat_id, self.texts.system("group.refusal"))
+
+    async def _access(self, incoming: Incoming) -> Admitted | None:
+        """Let admitted clients through (None: the gate answered, or ignored the update);
+        handle invite codes and strangers."""
         event = incoming.event
         if isinstance(event, Start) and event.payload:
-            if await self._redeem(incoming, event.payload, event.display_name, context):
-                raise ApplicationHandlerStop
-            if await self.admitted(incoming.client_id):
-                return
-            raise ApplicationHandlerStop
-        if await self.admitted(incoming.client_id):
-            return
-        if isinstance(event, Blocked):
-            raise ApplicationHandlerStop
+            admitted = await self._admission(incoming.client_id)
+            if await self._redeem(incoming, event.payload, event.display_name, admitted):
+                return None
+            return admitted
+        admitted = await self._admission(incoming.client_id)
+        if admitted is not None or isinstance(event, Blocked):
+            return admitted
         # Strangers, including clients who erased their data, are answered in a crisis too:
         # crisis language anywhere, and /sos (published in everyone's command menu).
         detection = self.crisis.scan(incoming.free_text)
         if detection or (isinstance(event, Command) and event.name == "sos"):
-            await self._stranger_crisis(context, incoming, detection)
+            await self._stranger_crisis(incoming, detection)
         elif self.strangers.may_greet(int(incoming.client_id.removeprefix("tg:")),
                                       asked=_asks_for_greeting(event)):
-            await self._reply(context, incoming.chat_id, self.texts.system("access.invite_needed"))
-        raise ApplicationHandlerStop
+            await self._reply(incoming.chat_id, self.texts.system("access.invite_needed"))
+        return None
 
     def forget_admitted(self) -> None:
         """Drop the cache of admitted clients (the store changed behind the bot's back)."""
         self._admitted = Recent()
 
-    async def admitted(self, client_id: str) -> bool:
+    async def _admission(self, client_id: str) -> Admitted | None:
         """Whether a client may use the bot: allowlisted, an admin, or redeemed an invite."""
         if self._admitted.get(client_id):
-            return True
+            return Admitted()
         user_id = int(client_id.removeprefix("tg:"))
         listed = self.config.access.mode == "allowlist" and user_id in self.config.access.allowlist
-        known = await self.service.store.load_state(client_id) is not None
-        if listed or known or user_id in self.config.telegram.admins:
+        stored = await self.service.store.load_versioned(client_id)
+        if listed or stored[0] is not None or user_id in self.config.telegram.admins:
             self._admitted.put(client_id, True)
-            return True
-        return False
+            return Admitted(stored)
+        return None
 
     async def _redeem(
-        self, incoming: Incoming, code: str, name: str | None, context: Context
+        self, incoming: Incoming, code: str, name: str | None, admitted: Admitted | None
     ) -> bool:
         """Try an invite code; True when it was redeemed and handled."""
         store, now = self.service.store, self.clock()
         access = self.config.access
         window = timedelta(minutes=access.wrong_code_window_minutes)
-        admitted = await self.admitted(incoming.client_id)
-        if not admitted and not self.strangers.may_try_code():
+        if admitted is None and not self.strangers.may_try_code():
             return False  # a flood of guesses: not checked, not recorded, not answered
         if await store.failed_codes(incoming.client_id, now, window) >= access.wrong_code_limit:
-            if admitted or self.strangers.may_reply():
-                await self._reply(context, incoming.chat_id,
-                                  self.texts.system("access.too_many_codes"))
+            if admitted is not None or self.strangers.may_reply():
+                await self._reply(incoming.chat_id, self.texts.system("access.too_many_codes"))
             return False
         invite = await store.redeem_invite(code_hash(code), incoming.client_id, now)
         if invite is None:
             await store.record_failed_code(incoming.client_id, now, window)
-            if not admitted and self.strangers.may_reply():
-                await self._reply(context, incoming.chat_id, self.texts.system("access.bad_code"))
+            if admitted is None and self.strangers.may_reply():
+                await self._reply(incoming.chat_id, self.texts.system("access.bad_code"))
             return False
         self._admitted.put(incoming.client_id, True)
         event = Redeemed(script_id=invite.script_id, max_level=invite.max_level,
                          display_name=name)
-        await self._after(context, incoming,
-                          await self.service.handle(incoming.client_id, incoming.event_id, event))
+        stored = None if admitted is None else admitted.stored
+        await self._after(incoming, await self.service.handle(
+            incoming.client_id, incoming.event_id, event, stored))
         return True
 
-    async def _stranger_crisis(
-        self, context: Context, incoming: Incoming, detection: Detection
-    ) -> None:
+    async def _stranger_crisis(self, incoming: Incoming, detection: Detection) -> None:
         """Crisis lines for someone the bot has no state for (the region their language
         suggests, else the practice's); the fact and kinds are logged, never the text."""
         policy = self.service.engine.resources.policy
@@ -187,32 +199,30 @@ class Handlers:
         self.sender.wake.set()
 
     # -- therapists' commands ---------------------------------------------------------------
-    async def clinician(self, update: Update, context: Context) -> None:
-        """Therapists' commands from an admin account; anyone else falls through."""
-        incoming = convert(update)
-        event = incoming.event if incoming else None
-        if incoming is None or not isinstance(event, Command):
-            return
-        if event.name not in THERAPIST_COMMANDS:
-            return
+    async def _clinician(self, incoming: Incoming) -> bool:
+        """Therapists' commands from an admin account (True: answered); anyone else's
+        fall through."""
+        event = incoming.event
+        if not isinstance(event, Command) or event.name not in THERAPIST_COMMANDS:
+            return False
         if event.name in CLIENT_TOO and not event.args:
-            return  # the therapist's own /safetyplan, as a client
+            return False  # the therapist's own /safetyplan, as a client
         user_id = int(incoming.client_id.removeprefix("tg:"))
         if user_id not in self.config.telegram.admins:
-            return  # the engine answers it as an unknown command
+            return False  # the engine answers it as an unknown command
         reply = await self.desk.answer(event.name, event.args.split(), incoming.client_id,
                                        incoming.event_id, text=event.args)
-        await self._send_reply(context, incoming.chat_id, reply)
-        raise ApplicationHandlerStop
+        await self._send_reply(incoming.chat_id, reply)
+        return True
 
-    async def _send_reply(self, context: Context, chat_id: int, reply: Reply) -> None:
+    async def _send_reply(self, chat_id: int, reply: Reply) -> None:
         for text in reply.texts:
-            await self._reply(context, chat_id, text)
+            await self._reply(chat_id, text)
         if reply.document is None:
             return
         name, content = reply.document
         try:
-            sent = await context.bot.send_document(chat_id, io.BytesIO(content), filename=name)
+            sent = await self.bot.send_document(chat_id, io.BytesIO(content), filename=name)
         except TelegramError:
             log.warning("could not send a report to a therapist")
             return
@@ -221,20 +231,18 @@ class Handlers:
                                                  self.clock())
 
     # -- the dispatcher ---------------------------------------------------------------------
-    async def dispatch(self, update: Update, context: Context) -> None:
+    async def _dispatch(self, update: Update, incoming: Incoming, admitted: Admitted) -> None:
         """Hand an admitted update to the engine through the service."""
-        incoming = convert(update)
-        if incoming is None:
-            return
         query = update.callback_query
         if query is not None:
             # Telegram requests the engine need not wait for, nor the poller: they run while
-            # the press is handled, and python-telegram-bot finishes them before it stops.
-            context.application.create_task(self._settle_press(query, incoming.chat_id),
-                                            update=update)
+            # the press is handled, and the edge waits for them before it stops (`settled`).
+            press = asyncio.create_task(self._settle_press(query, incoming.chat_id))
+            self._presses.add(press)
+            press.add_done_callback(self._presses.discard)
         handled = await self.service.handle(incoming.client_id, incoming.event_id,
-                                            incoming.event)
-        await self._after(context, incoming, handled)
+                                            incoming.event, admitted.stored)
+        await self._after(incoming, handled)
 
     async def _settle_press(self, query: CallbackQuery, chat_id: int) -> None:
         """Stop the pressed button's spinner and edit its keyboard away, both at once."""
@@ -245,13 +253,16 @@ class Handlers:
             except TelegramError:
                 log.info("could not answer a button press; handling it anyway")
 
-        if query.message is None:
-            await answer()
-        else:
-            await asyncio.gather(
-                answer(), self.sender.keyboard_answered(chat_id, query.message.message_id))
+        try:
+            if query.message is None:
+                await answer()
+            else:
+                await asyncio.gather(
+                    answer(), self.sender.keyboard_answered(chat_id, query.message.message_id))
+        except Exception as error:  # the press is handled anyway; its spinner times out
+            log.warning("could not settle a button press (%s)", type(error).__name__)
 
-    async def _after(self, context: Context, incoming: Incoming, handled: Handled) -> None:
+    async def _after(self, incoming: Incoming, handled: Handled) -> None:
         """Carry out what only this edge can do: send an export, finish an erasure."""
         chat_id = incoming.chat_id
         if handled.export is not None:  # after "here is your data", through the outbox
@@ -264,16 +275,15 @@ class Handlers:
             deleted = 0
             for chat, message_id in handled.deletable:
                 try:
-                    deleted += bool(await context.bot.delete_message(chat, message_id))
+                    deleted += bool(await self.bot.delete_message(chat, message_id))
                 except TelegramError:
                     continue
-            await self._reply(context, chat_id,
-                              self.texts.system("delete.done", deleted_messages=deleted))
+            await self._reply(chat_id, self.texts.system("delete.done", deleted_messages=deleted))
 
-    async def _reply(self, context: Context, chat_id: int, text: str) -> None:
+    async def _reply(self, chat_id: int, text: str) -> None:
         """Answer outside the outbox: only for people with no stored state at all."""
         try:
-            await context.bot.send_message(chat_id, text, parse_mode=ParseMode.HTML)
+            await self.bot.send_message(chat_id, text, parse_mode=ParseMode.HTML)
         except TelegramError as exc:
             log.warning("could not answer a chat (%s)", type(exc).__name__)
 
