@@ -124,9 +124,11 @@ def _index(field: str, count: int) -> int | None:
 
 @dataclass(frozen=True)
 class _Numbered(Press):
-    """A button that carries one number below :attr:`below`: a place in a list, a page."""
+    """A button that carries one number from :attr:`lowest` to below :attr:`below`: a place
+    in a list, a page, a proposal's number."""
 
     below: ClassVar[int]
+    lowest: ClassVar[int] = 0
     index: int
 
     def _field(self) -> str:
@@ -135,7 +137,7 @@ class _Numbered(Press):
     @classmethod
     def _from_field(cls, field: str) -> Self | None:
         index = _index(field, cls.below)
-        return None if index is None else cls(index)
+        return None if index is None or index < cls.lowest else cls(index)
 
 
 # -- moving through a step ---------------------------------------------------------------------
@@ -474,29 +476,21 @@ class PlanPartChosen(_Numbered, prefix="pp"):
 
 
 @dataclass(frozen=True)
-class _Answering:
-    """A button answering one proposal, by the proposal's number (1, 2, …): a press shown
-    with an older proposal is told apart from one for the proposal waiting."""
+class ContractAgree(_Numbered, prefix="ca"):
+    """Agree to the proposed change to the agreement (by the proposal's number, 1, 2, …: a
+    press shown with an older proposal is told apart from one for the proposal waiting)."""
 
-    number: int
-
-    def _field(self) -> str:
-        return str(self.number)
-
-    @classmethod
-    def _from_field(cls, field: str) -> Self | None:
-        number = _index(field, 10**9)
-        return cls(number) if number else None
+    below = 10**9
+    lowest = 1
 
 
 @dataclass(frozen=True)
-class ContractAgree(_Answering, Press, prefix="ca"):
-    """Agree to the proposed change to the agreement."""
+class ContractTalk(_Numbered, prefix="ct"):
+    """"I'd like to talk about it first": the proposed change does not take effect (by the
+    proposal's number, as :class:`ContractAgree`)."""
 
-
-@dataclass(frozen=True)
-class ContractTalk(_Answering, Press, prefix="ct"):
-    """"I'd like to talk about it first": the proposed change does not take effect."""
+    below = 10**9
+    lowest = 1
 
 
 class Setting(StrEnum):

@@ -831,7 +831,7 @@ class ContractQuestion(Question):
         ctx, state = talk.ctx, talk.state
         assert isinstance(press, ContractAgree | ContractTalk)
         proposal = state.proposal
-        if proposal is None or proposal.number != press.number:
+        if proposal is None or proposal.number != press.index:
             ctx.say("contract.replaced")
             self._back(talk)
             return
