@@ -213,9 +213,7 @@ def _parser() -> argparse.ArgumentParser:
     how.add_argument("--import-config", action="store_true",
                      help="move the plans of the config file's safety.safety_plans into the "
                           "database, once (clients with a stored plan are left as they are)")
-    plan.add_argument("--by", default=OPERATOR,
-                      help="who suggests the wording: the client's therapist (their Telegram "
-                           "user id) or, by default, operator")
+    _by(plan, "suggests the wording")
     _common(plan)
 
     demo = sub.add_parser(
@@ -233,9 +231,7 @@ def _parser() -> argparse.ArgumentParser:
     for term, metavar, text in _CONTRACT_OPTIONS:
         contract.add_argument(f"--{term.replace('_', '-')}", dest=term, metavar=metavar,
                               default=None, help=text)
-    contract.add_argument("--by", default=OPERATOR,
-                          help="who proposes it: the client's therapist (their Telegram user "
-                               "id) or, by default, operator")
+    _by(contract, "proposes it")
     _common(contract)
 
     outcomes = sub.add_parser(
@@ -246,9 +242,7 @@ def _parser() -> argparse.ArgumentParser:
     switch.add_argument("--on", dest="on", action="store_true",
                         help="ask it at their next session start, then weekly")
     switch.add_argument("--off", dest="on", action="store_false", help="never ask it")
-    outcomes.add_argument("--by", default=OPERATOR,
-                          help="who switches it: the client's therapist (their Telegram user "
-                               "id) or, by default, operator")
+    _by(outcomes, "switches it")
     _common(outcomes)
 
     for name, text in (("clear-hold", "let a client's crisis hold lift at their next check-in"),
@@ -279,6 +273,14 @@ def _duration(text: str) -> timedelta:
     if unit not in units or not number.isdigit() or int(number) == 0:
         raise argparse.ArgumentTypeError("use a whole number and d, h or m, e.g. 7d")
     return timedelta(**{units[unit]: int(number)})
+
+
+def _by(parser: argparse.ArgumentParser, does: str) -> None:
+    """``--by``: a therapist acting on their own client (their Telegram user id), or the
+    operator."""
+    parser.add_argument("--by", default=OPERATOR,
+                        help=f"who {does}: the client's therapist (their Telegram user id) or, "
+                             "by default, operator")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
