@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import json
 import logging
@@ -18,13 +19,14 @@ import stat
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from bot._files import write_private
 from bot._plan_file import plan_yaml, read_plan
-from bot.app import build, crisis_detector, resolve, store_from
+from bot.app import Loaded, build, crisis_detector, resolve, store_from
 from bot.check import check_paths, to_dot, to_mermaid
 from bot.config import Config, ConfigError, config_plans, load_config
 from bot.crisis import evaluate, read_cases
@@ -249,7 +251,7 @@ def _parser() -> argparse.ArgumentParser:
                        ("guardian", "record that a minor's parent or guardian consented")):
         clinician = sub.add_parser(name, help=text)
         clinician.add_argument("client", help="client id, e.g. tg:123456")
-        clinician.add_argument("--by", default="operator", help="who took the action")
+        _by(clinician, "took the action")
         _common(clinician)
     return parser
 
@@ -497,6 +499,46 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class _Refused(Exception):
+    """A command that cannot go on: its message for stderr (after ``rehearse COMMAND:``)."""
+
+
+def _acting(args: argparse.Namespace) -> str:
+    """Who ``--by`` names: `OPERATOR`, or a therapist's key from their Telegram user id."""
+    by: str = args.by
+    return OPERATOR if by == OPERATOR else user_key(by) or by
+
+
+@contextlib.asynccontextmanager
+async def _client_service(
+    config: Config, client_id: str, clock: Callable[[], datetime] = _utc_now
+) -> AsyncIterator[tuple[Loaded, Rehearsal]]:
+    """The shipped engine and the service on the configured store, for a client who exists.
+
+    Raises:
+        _Refused: There is no such client.
+    """
+    loaded = build(config)
+    async with store_from(config) as store:
+        if await store.load_state(client_id) is None:
+            raise _Refused(f"no client {client_id}")
+        yield loaded, Rehearsal(loaded.engine, store, clock)
+
+
+def _run_for_client(
+    args: argparse.Namespace, act: Callable[[], Coroutine[Any, Any, int]]
+) -> int:
+    """Run a command on one client; a refusal (no such client, not theirs) exits 1."""
+    try:
+        return asyncio.run(act())
+    except _Refused as exc:
+        print(f"rehearse {args.command}: {exc}", file=sys.stderr)
+    except NotTheirClient:
+        print(f"rehearse {args.command}: {args.client} is not a client of {args.by}",
+              file=sys.stderr)
+    return 1
+
+
 def _invite(args: argparse.Namespace) -> int:
     config = _config(args)
     loaded = build(config)
@@ -546,18 +588,13 @@ def _assign(args: argparse.Namespace) -> int:
         return 2
 
     async def act() -> int:
-        loaded = build(config)
-        async with store_from(config) as store:
-            if await store.load_state(args.client) is None:
-                print(f"rehearse assign: no client {args.client}", file=sys.stderr)
-                return 1
-            await Rehearsal(loaded.engine, store, _utc_now).assign(
-                args.client, therapist, by=OPERATOR)
+        async with _client_service(config, args.client) as (_, service):
+            await service.assign(args.client, therapist, by=OPERATOR)
         print(f"{args.client} is now a client of {therapist}" if therapist
               else f"{args.client} has no therapist now")
         return 0
 
-    return asyncio.run(act())
+    return _run_for_client(args, act)
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -655,21 +692,17 @@ def _clients(args: argparse.Namespace) -> int:
 def _clinician(args: argparse.Namespace) -> int:
     config = _config(args)
     action = "clear-hold" if args.command == "clear-hold" else "guardian-consent"
+    by = _acting(args)
 
     async def act() -> int:
-        loaded = build(config)
-        async with store_from(config) as store:
-            if await store.load_state(args.client) is None:
-                print(f"rehearse {args.command}: no client {args.client}", file=sys.stderr)
-                return 1
-            service = Rehearsal(loaded.engine, store, _utc_now)
-            now = _utc_now().isoformat()
-            await service.handle(args.client, f"cli:{action}:{now}",
-                                 Clinician(action=action, by=args.by))
+        async with _client_service(config, args.client) as (_, service):
+            await service.authorise(args.client, by, args.command)
+            await service.handle(args.client, f"cli:{action}:{_utc_now().isoformat()}",
+                                 Clinician(action=action, by=by))
         print(f"recorded for {args.client}: {action}")
         return 0
 
-    return asyncio.run(act())
+    return _run_for_client(args, act)
 
 
 def _demo_data(args: argparse.Namespace) -> int:
@@ -701,65 +734,46 @@ def _contract(args: argparse.Namespace) -> int:
     config = _config(args)
     written: dict[str, str] = {term: getattr(args, term) for term in TERMS
                                if getattr(args, term) is not None}
-    by = OPERATOR if args.by == OPERATOR else user_key(args.by) or args.by
+    by = _acting(args)
 
     async def act() -> int:
-        loaded = build(config)
-        titles = {sid: script.meta.title for sid, script in loaded.scripts.items()}
-        try:
-            change = change_from(written, scripts=runnable(loaded.scripts)) if written else None
-        except ValueError as exc:
-            print(f"rehearse contract: nothing proposed: {exc}", file=sys.stderr)
-            return 2
-        async with store_from(config) as store:
-            if await store.load_state(args.client) is None:
-                print(f"rehearse contract: no client {args.client}", file=sys.stderr)
-                return 1
-            service = Rehearsal(loaded.engine, store, _utc_now)
+        async with _client_service(config, args.client) as (loaded, service):
+            titles = {sid: script.meta.title for sid, script in loaded.scripts.items()}
             try:
-                if change is None:
-                    record = await service.read_record(args.client, by, "contract",
-                                                       kinds=HISTORY_KINDS, look=False)
-                    print(agreement_text(record.state, record.ledger, titles=titles,
-                                         default_zone=config.reminders.default_timezone))
-                    return 0
-                proposed = await service.propose_contract(
-                    args.client, by, change, f"cli:contract:{_utc_now().isoformat()}")
-            except NotTheirClient:
-                print(f"rehearse contract: {args.client} is not a client of {args.by}",
-                      file=sys.stderr)
-                return 1
+                change = (change_from(written, scripts=runnable(loaded.scripts)) if written
+                          else None)
+            except ValueError as exc:
+                print(f"rehearse contract: nothing proposed: {exc}", file=sys.stderr)
+                return 2
+            if change is None:
+                record = await service.read_record(args.client, by, "contract",
+                                                   kinds=HISTORY_KINDS, look=False)
+                print(agreement_text(record.state, record.ledger, titles=titles,
+                                     default_zone=config.reminders.default_timezone))
+                return 0
+            proposed = await service.propose_contract(
+                args.client, by, change, f"cli:contract:{_utc_now().isoformat()}")
         words = change_words(change, titles)
         print(f"proposed to {args.client}: {words}; it takes effect once they agree"
               if proposed else f"the agreement of {args.client} says that already ({words}); "
                                "nothing proposed")
         return 0
 
-    return asyncio.run(act())
+    return _run_for_client(args, act)
 
 
 def _outcomes(args: argparse.Namespace) -> int:
     config = _config(args)
-    by = OPERATOR if args.by == OPERATOR else user_key(args.by) or args.by
+    by = _acting(args)
 
     async def act() -> int:
-        loaded = build(config)
-        async with store_from(config) as store:
-            if await store.load_state(args.client) is None:
-                print(f"rehearse outcomes: no client {args.client}", file=sys.stderr)
-                return 1
-            service = Rehearsal(loaded.engine, store, _utc_now)
-            try:
-                await service.switch_outcomes(args.client, by, args.on,
-                                              f"cli:outcomes:{_utc_now().isoformat()}")
-            except NotTheirClient:
-                print(f"rehearse outcomes: {args.client} is not a client of {args.by}",
-                      file=sys.stderr)
-                return 1
+        async with _client_service(config, args.client) as (_, service):
+            await service.switch_outcomes(args.client, by, args.on,
+                                          f"cli:outcomes:{_utc_now().isoformat()}")
         print(f"weekly check-in {'on' if args.on else 'off'} for {args.client}")
         return 0
 
-    return asyncio.run(act())
+    return _run_for_client(args, act)
 
 
 def _safety_plan(args: argparse.Namespace) -> int:
@@ -774,21 +788,13 @@ def _safety_plan(args: argparse.Namespace) -> int:
         return 2
     config = _config(args)
 
+    by = _acting(args)
+
     async def act() -> int:
-        loaded = build(config)
-        async with store_from(config) as store:
-            if await store.load_state(args.client) is None:
-                print(f"rehearse safety-plan: no client {args.client}", file=sys.stderr)
-                return 1
-            service = Rehearsal(loaded.engine, store, _utc_now)
-            if args.by != OPERATOR and (args.edit or args.source):
-                try:  # a therapist suggests only for their own clients, here as in Telegram
-                    await service.authorise(args.client, user_key(args.by) or args.by,
-                                            "safety-plan")
-                except NotTheirClient:
-                    print(f"rehearse safety-plan: {args.client} is not a client of {args.by}",
-                          file=sys.stderr)
-                    return 1
+        async with _client_service(config, args.client) as (_, service):
+            if by != OPERATOR and (args.edit or args.source):
+                # A therapist suggests only for their own clients, here as in Telegram.
+                await service.authorise(args.client, by, "safety-plan")
             record = await service.read_record(args.client, OPERATOR, "safety-plan", kinds=())
             if not (args.edit or args.source):
                 print(_plan_listing(record.state))
@@ -804,14 +810,13 @@ def _safety_plan(args: argparse.Namespace) -> int:
                       file=sys.stderr)
                 return 1
             await service.handle(args.client, f"cli:suggest-plan:{_utc_now().isoformat()}",
-                                 Clinician(action="suggest-plan",
-                                           by=user_key(args.by) or args.by,
+                                 Clinician(action="suggest-plan", by=by,
                                            parts=tuple(plan.parts().items())))
         print(f"suggested wording for {', '.join(plan.filled())} to {args.client}; they "
               "accept or change each part in /safetyplan")
         return 0
 
-    return asyncio.run(act())
+    return _run_for_client(args, act)
 
 
 def _plan_listing(state: ClientState) -> str:

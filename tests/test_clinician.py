@@ -7,6 +7,8 @@ import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from bot.app import Loaded
 from bot.cli import main
 from bot.engine import (
@@ -135,20 +137,31 @@ async def test_clinician_commands_are_admin_only(
         await edge.stop(drain_seconds=1)
 
 
-def test_cli_clear_hold(tmp_path: Path, loaded: Loaded) -> None:
+def test_cli_clear_hold(tmp_path: Path, loaded: Loaded,
+                        capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "rehearse.db"
 
     async def prepare() -> None:
         async with SqliteStore(db) as store:
             service = Rehearsal(loaded.engine, store, lambda: NOW)
             await service.handle("tg:5", "e1", Start())
+            await store.assign_therapist("tg:5", "tg:9000", NOW)
 
     asyncio.run(prepare())
-    assert main(["clear-hold", "tg:5", "--db", str(db), "--by", "dr-lee"]) == 0
+    # --by is checked: a therapist acts on their own clients only, as in Telegram.
+    assert main(["clear-hold", "tg:5", "--db", str(db), "--by", "9001"]) == 1
+    assert "tg:5 is not a client of 9001" in capsys.readouterr().err
+    assert main(["clear-hold", "tg:5", "--db", str(db), "--by", "9000"]) == 0
+    assert main(["guardian", "tg:5", "--db", str(db)]) == 0
     assert main(["clear-hold", "tg:6", "--db", str(db)]) == 1
+    assert "rehearse clear-hold: no client tg:6" in capsys.readouterr().err
 
     async def ledger() -> list[str]:
         async with SqliteStore(db) as store:
-            return [f"{r.kind}:{r.data.get('who')}" for r in await store.ledger("tg:5")]
+            return [f"{r.kind}:{r.data.get('who', r.data.get('reader'))}"
+                    for r in await store.ledger("tg:5")]
 
-    assert "crisis_hold_cleared:dr-lee" in asyncio.run(ledger())
+    kinds = asyncio.run(ledger())
+    assert "access_refused:tg:9001" in kinds
+    assert "crisis_hold_cleared:tg:9000" in kinds
+    assert "crisis_hold_cleared:tg:9001" not in kinds
