@@ -1,7 +1,11 @@
 """End to end: simulated clients walk the shipped scripts through the real bot, against a baseline.
 
 Run ``python -m bench.bench_e2e`` (a few minutes) or ``python -m bench.bench_e2e --quick``
-(a smoke run, < 30 s). The parent process runs the fake Bot API server
+(a smoke run, < 30 s); ``--runs`` chooses some of the runs (comma-separated, in any order;
+they run in this order): ``1``, ``10``, ``100`` (closed runs of that many clients, echo and
+ours), ``paced`` (100 paced clients, echo and ours), ``shipped`` (the same clients, shipped
+pacing), ``1000`` and ``idle`` (the memory check below); ``--quick`` has no ``100`` or
+``1000``. The report shows only what ran. The parent process runs the fake Bot API server
 (``tests.support.fake_bot_api``, Telegram's rate limits off) and the simulated clients; the bot
 runs in a child process, as in production:
 
@@ -9,8 +13,8 @@ runs in a child process, as in production:
   ``synchronous=FULL``: every update's state, ledger rows and outbox are durable before a
   reply goes out), logging at INFO to a file with token redaction installed, pacing off
   (``Pacer(per_chat=0, overall=0)``); **shipped** is the same bot with the shipped pacing
-  (``sending``: a burst of 3 per chat, then 1 a second; 30 a second in all), run in the paced
-  run only, for how long a reply of several messages takes to arrive in full;
+  (``sending``: a burst of 3 per chat, then 1 a second; 30 a second in all), run with the
+  paced run's clients only, for how long a reply of several messages takes to arrive in full;
 * **echo** — a plain python-telegram-bot ``Application`` with a ``concurrent_updates``
   limit of 512 (ours handles a polled batch concurrently): one ``MessageHandler`` that
   echoes a text and one ``CallbackQueryHandler`` that answers the query and replies, each
@@ -27,11 +31,11 @@ update to the bot's first message in reply (p50, p99; each client's first two in
 out), the bot process's peak RSS and its CPU time per update; and for every reply of more
 than one message, how long its last message trailed its first (p50, p99).
 
-Afterwards, in the child that served 1,000 clients: RSS and Python's allocated blocks once
-they finished, then after 10,000 and after 20,000 more clients started (``/start`` through
-Telegram and the service, the consent question, nothing else) and went idle. The first
-10,000 fill the edge's bounded caches of recent chats; over the second 10,000 memory should
-not grow with idle clients.
+Afterwards (``idle``), in the child of the last run of ours (1,000 clients when all run):
+RSS and Python's allocated blocks once they finished, then after 10,000 and after 20,000 more
+clients started (``/start`` through Telegram and the service, the consent question, nothing
+else) and went idle. The first 10,000 fill the edge's bounded caches of recent chats; over
+the second 10,000 memory should not grow with idle clients.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -491,14 +495,16 @@ def report(runs: list[Run], memory: dict[str, dict[str, int]], idle: int) -> Non
               f"{run.peak_rss_kb / 1024:>11.1f} {run.cpu_seconds / run.updates * 1000:>14.2f} "
               f"{run.parent_cpu_seconds / run.updates * 1000:>18.2f}"
               + (f"  ({run.timeouts} stuck inputs)" if run.timeouts else ""))
-    print()
-    print(f"{'clients':>10} {'throughput vs echo':>19} {'CPU/upd vs echo':>16} "
-          f"{'p50 added ms':>13} {'p99 added ms':>13}")
     by = {(r.bot, _label(r)): r for r in runs}
-    for label in dict.fromkeys(_label(r) for r in runs):
-        ours, echo = by.get(("ours", label)), by.get(("echo", label))
-        if ours is None or echo is None:
-            continue
+    pairs = [(by[("ours", label)], by[("echo", label)])
+             for label in dict.fromkeys(_label(r) for r in runs)
+             if ("ours", label) in by and ("echo", label) in by]
+    if pairs:
+        print()
+        print(f"{'clients':>10} {'throughput vs echo':>19} {'CPU/upd vs echo':>16} "
+              f"{'p50 added ms':>13} {'p99 added ms':>13}")
+    for ours, echo in pairs:
+        label = _label(ours)
         cpu = (ours.cpu_seconds / ours.updates) / (echo.cpu_seconds / echo.updates)
         print(f"{label:>10} {ours.rate / echo.rate:>19.2f} {cpu:>16.2f} "
               f"{ours.percentile(50) - echo.percentile(50):>13.1f} "
@@ -512,9 +518,10 @@ def report(runs: list[Run], memory: dict[str, dict[str, int]], idle: int) -> Non
     if memory:
         active, half, after = (memory[key] for key in ("after_active", "after_half_idle",
                                                        "after_idle"))
+        host = next(run for run in reversed(runs) if run.bot == "ours")
         print()
-        print(f"memory of the bot (RSS, Python blocks) once its active clients finished: "
-              f"{active['VmRSS'] / 1024:.1f} MB, {active['blocks']:,}")
+        print(f"memory of ours (RSS, Python blocks) once the {_label(host)} clients of its last "
+              f"run finished: {active['VmRSS'] / 1024:.1f} MB, {active['blocks']:,}")
         print(f"after {idle // 2:,} more clients started and went idle: "
               f"{half['VmRSS'] / 1024:.1f} MB, {half['blocks']:,}")
         print(f"after {idle:,}: {after['VmRSS'] / 1024:.1f} MB, {after['blocks']:,}; "
@@ -526,33 +533,80 @@ def report(runs: list[Run], memory: dict[str, dict[str, int]], idle: int) -> Non
               f"{(after['blocks'] - half['blocks']) / second:+.2f} Python blocks")
 
 
-async def bench(quick: bool, text_gap: float, workdir: Path) -> None:
-    """Run the plan: closed-loop runs, one paced run, then the idle-memory check."""
-    closed = [(1, 20), (10, 30)] if quick else [(1, 100), (10, 150), (100, 30), (1000, 8)]
-    paced = (100, 3) if quick else (100, 15)
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One bot measured with one group of clients: part of the run named `run`."""
+
+    run: str
+    bot: str
+    clients: int
+    inputs: int  # per client
+    think: tuple[float, float] | None = None  # the paced runs' pause before each input
+
+
+READING = (0.5, 1.5)
+"""Seconds a client of a paced run pauses before each input, like someone reading."""
+
+RUN_NAMES = ("1", "10", "100", "paced", "shipped", "1000", "idle")
+"""The runs ``--runs`` chooses from, in the order they run."""
+
+QUICK_RUNS = ("1", "10", "paced", "shipped", "idle")
+"""The runs ``--quick`` has (smaller)."""
+
+
+def plan(quick: bool, runs: Collection[str]) -> list[Step]:
+    """The steps of the chosen runs, in `RUN_NAMES` order (``idle`` is no step of its own:
+    it follows the last step of ours, see `bench`)."""
+    closed = ((("1", 1, 20), ("10", 10, 30)) if quick
+              else (("1", 1, 100), ("10", 10, 150), ("100", 100, 30)))
+    paced = 3 if quick else 15
+    every = [Step(name, bot, clients, inputs)
+             for name, clients, inputs in closed for bot in ("echo", "ours")]
+    every += [Step("paced", "echo", 100, paced, READING),
+              Step("paced", "ours", 100, paced, READING),
+              Step("shipped", "shipped", 100, paced, READING)]
+    if not quick:
+        every += [Step("1000", bot, 1000, 8) for bot in ("echo", "ours")]
+    return [step for step in every if step.run in runs]
+
+
+async def bench(quick: bool, runs: Collection[str], text_gap: float, workdir: Path) -> None:
+    """Run the chosen runs in order; the idle-memory check (``idle``) follows the last step
+    of ours, in the same child process."""
+    steps = plan(quick, runs)
     # 2 x 10,000: the first half fills the edge's caches of recent chats (RECENT_CHATS), so
     # the second shows what an idle client costs once they are full.
-    idle = 300 if quick else 2 * RECENT_CHATS
-    plan: list[tuple[int, int, tuple[float, float] | None]] = [
-        (clients, inputs, None) for clients, inputs in closed]
-    plan.insert(len(plan) - 1 if len(plan) > 2 else len(plan), (*paced, (0.5, 1.5)))
-    runs: list[Run] = []
+    idle = (300 if quick else 2 * RECENT_CHATS) if "idle" in runs else 0
+    host = max((n for n, step in enumerate(steps) if step.bot == "ours"), default=None)
+    measured: list[Run] = []
     memory: dict[str, dict[str, int]] = {}
-    for clients, inputs, think in plan:
-        for bot in ("echo", "ours", "shipped") if think else ("echo", "ours"):
-            last = (clients, inputs, think) == plan[-1] and bot == "ours"
-            run, found = await measure(bot, clients, inputs, text_gap, workdir,
-                                       idle=idle if last else 0, think=think)
-            runs.append(run)
-            memory.update(found)
-            print(f"{bot:>5} {_label(run):>10} clients: {run.updates} updates in "
-                  f"{run.seconds:.1f} s", flush=True)
-    report(runs, memory, idle)
+    for n, step in enumerate(steps):
+        run, found = await measure(step.bot, step.clients, step.inputs, text_gap, workdir,
+                                   idle=idle if n == host else 0, think=step.think)
+        measured.append(run)
+        memory.update(found)
+        print(f"{step.bot:>5} {_label(run):>10} clients: {run.updates} updates in "
+              f"{run.seconds:.1f} s", flush=True)
+    report(measured, memory, idle)
+
+
+def _runs(text: str) -> frozenset[str]:
+    """``--runs``: comma-separated run names."""
+    names = frozenset(name.strip() for name in text.split(","))
+    unknown = names - set(RUN_NAMES)
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown run {', '.join(map(repr, sorted(unknown)))} "
+                                         f"(choose from {', '.join(RUN_NAMES)})")
+    return names
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a small smoke run (< 30 s)")
+    parser.add_argument("--runs", type=_runs, default=None, metavar="RUN,RUN,...",
+                        help=f"only these runs, of {', '.join(RUN_NAMES)} (default: all; "
+                             f"--quick has {', '.join(QUICK_RUNS)}); idle needs a run of "
+                             "ours (1, 10, 100, paced or 1000) to follow")
     parser.add_argument("--dir", type=Path, default=None,
                         help="where the database goes (default: a temporary directory)")
     parser.add_argument("--text-gap", type=float, default=30.0,
@@ -568,11 +622,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.serve:
         serve(args)
         return
+    runs = args.runs or frozenset(QUICK_RUNS if args.quick else RUN_NAMES)
+    if args.quick and runs - set(QUICK_RUNS):
+        parser.error(f"--quick has no run {', '.join(sorted(runs - set(QUICK_RUNS)))}")
+    if "idle" in runs and not any(step.bot == "ours" for step in plan(args.quick, runs)):
+        parser.error("idle measures the bot of the last run of ours: add 1, 10, 100, paced "
+                     "or 1000")
     global PROFILE  # noqa: PLW0603 - one setting for the children this run starts
     PROFILE = args.profile.resolve() if args.profile else None
     with (tempfile.TemporaryDirectory(prefix="bench-e2e-", dir=args.dir) as tmp,
           contextlib.suppress(KeyboardInterrupt)):
-        asyncio.run(bench(args.quick, args.text_gap / 1000, Path(tmp)))
+        asyncio.run(bench(args.quick, runs, args.text_gap / 1000, Path(tmp)))
 
 
 if __name__ == "__main__":

@@ -55,6 +55,27 @@ def test_the_end_to_end_benchmark_runs(tmp_path: Path) -> None:
     assert "echo" in out and "ours" in out and "vs echo" in out
 
 
+@pytest.mark.slow
+def test_the_end_to_end_benchmark_runs_only_the_chosen_runs(tmp_path: Path) -> None:
+    out = run_bench("bench.bench_e2e", "--quick", "--runs", "shipped,1", "--dir", str(tmp_path))
+    steps = [line.partition(" clients: ")[0].split() for line in out.splitlines()
+             if " updates in " in line]
+    assert steps == [["echo", "1"], ["ours", "1"], ["shipped", "100", "paced"]]
+    assert "vs echo" in out and "shipped pacing, 100 paced clients" in out
+    assert "memory of ours" not in out  # no idle run
+
+
+@pytest.mark.parametrize(("args", "error"), [
+    (["--runs", "1,ten"], "unknown run 'ten'"),
+    (["--quick", "--runs", "10,100"], "--quick has no run 100"),
+    (["--runs", "shipped,idle"], "idle measures the bot of the last run of ours"),
+])
+def test_the_end_to_end_benchmark_refuses_runs_it_cannot_do(args: list[str], error: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "bench.bench_e2e", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2 and error in done.stderr
+
+
 def test_the_explore_benchmark_runs() -> None:
     out = run_bench("bench.bench_explore", "--quick")
     assert "events/cpu s" in out and "slowest script" in out and "Engine.handle alone" in out

@@ -27,7 +27,12 @@ from bot.store import Commit, OutgoingMessage, Store, store_for
 from bot.telegram import TelegramEdge, Waits, chat_of, install_token_redaction
 from bot.telegram._logging import REDACTED
 from tests.conftest import Clock, edge_config
-from tests.support.fake_bot_api import DEFAULT_GROUP_CHAT_ID, FakeBotApi, SentMessage
+from tests.support.fake_bot_api import (
+    DEFAULT_GROUP_CHAT_ID,
+    DEFAULT_SUPERGROUP_CHAT_ID,
+    FakeBotApi,
+    SentMessage,
+)
 from tests.support.telegram_client import (
     Say,
     TelegramClient,
@@ -465,6 +470,26 @@ async def test_groups_get_one_polite_refusal_then_silence(
     assert len(fake_api.messages(DEFAULT_GROUP_CHAT_ID)) == 1
     assert fake_api.messages(1001) == [] and fake_api.messages(1002) == []
     assert await store.client_ids() == []  # nothing about group members is stored
+
+
+async def test_a_refused_group_stays_refused_after_a_restart(
+    fake_api: FakeBotApi, loaded: Loaded, database: str, say: Say
+) -> None:
+    config = edge_config(fake_api, database, access=ALLOWED)
+    async with store_for(database) as store, running_edge(config, loaded, store):
+        await fake_api.send_text(1001, "/start", chat_type="group")
+        [refusal] = await fake_api.wait_for_messages(DEFAULT_GROUP_CHAT_ID, 1)
+        assert refusal.text.strip() == say("group.refusal")
+        await settle(fake_api, store)
+
+    async with store_for(database) as store, running_edge(config, loaded, store):
+        await fake_api.send_text(1002, "is anyone there?", chat_type="group")
+        await fake_api.send_text(1001, "/start", chat_type="supergroup")  # another group
+        [other] = await fake_api.wait_for_messages(DEFAULT_SUPERGROUP_CHAT_ID, 1)
+        assert other.text.strip() == say("group.refusal")
+        await settle(fake_api, store)
+        assert len(fake_api.messages(DEFAULT_GROUP_CHAT_ID)) == 1
+        assert await store.client_ids() == []
 
 
 # -- the client's data -----------------------------------------------------------------------

@@ -451,6 +451,15 @@ class Store(ABC):
     async def record_failed_code(self, client_id: str, now: datetime, window: timedelta) -> int:
         """Record a wrong invite code; return the client's failures within `window`."""
 
+    @abstractmethod
+    async def refuse_group(self, chat_id: int) -> bool:
+        """Note that a group or channel was refused; return whether it was new (atomically:
+        of several workers at once, exactly one is told True, and only once ever).
+
+        Only the chat id is kept, for good and in no client's data, so that the bot refuses
+        each group once, not once per start.
+        """
+
     # -- the update queue and leases: webhook mode and several workers ---------------------
     #
     # Updates are stored before Telegram is answered and handled from here, by any worker.

@@ -214,7 +214,14 @@ _V7: Migration = (
     "CREATE INDEX answers_client ON answers (client_id, at)",
 )
 
-MIGRATIONS: Sequence[Migration] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
+#: Groups and channels the bot refused (issue 13 §4): each gets one polite refusal ever, not
+#: one per start. Only the chat id is kept, in no client's data (a group is no client): no
+#: erasure, export or retention touches it.
+_V8: Migration = (
+    "CREATE TABLE refused_groups (chat_id INTEGER PRIMARY KEY) STRICT",
+)
+
+MIGRATIONS: Sequence[Migration] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
 
 
 class NewerSchema(StoreError):

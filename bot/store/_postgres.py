@@ -458,6 +458,11 @@ class PostgresStore(Store):
 
         return await self._run(job)
 
+    async def refuse_group(self, chat_id: int) -> bool:
+        return bool(await self._write(
+            "INSERT INTO refused_groups (chat_id) VALUES (%s) ON CONFLICT DO NOTHING",
+            (chat_id,)))
+
     async def enqueue_update(
         self, update_id: int, client_id: str, body: Mapping[str, object], at: datetime,
         *, readable: bool = True,

@@ -6,7 +6,7 @@ a new one. Several workers may start at once: the first to take the advisory loc
 the others find the work done.
 
 The tables are those of the SQLite store (``_migrations``; version 1 here is SQLite's 5,
-version 2 SQLite's 6), in
+version 2 SQLite's 6, and so on), in
 PostgreSQL's types (a state's version comes from the sequence ``state_versions``): times are
 ``timestamptz``; JSON is ``json``, which keeps the text exactly as written (``jsonb`` would
 refuse ``\\u0000``, which a JSON string may hold); a stored answer's text is a JSON string
@@ -160,4 +160,9 @@ _V3: Migration = (
            CHECK (kind IN ('answer', 'connection', 'edit', 'comment'))""",
 )
 
-MIGRATIONS: Sequence[Migration] = (_V1, _V2, _V3)
+#: Groups and channels the bot refused, each once ever (SQLite's version 8, which explains it).
+_V4: Migration = (
+    "CREATE TABLE refused_groups (chat_id bigint PRIMARY KEY)",
+)
+
+MIGRATIONS: Sequence[Migration] = (_V1, _V2, _V3, _V4)

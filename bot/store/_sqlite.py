@@ -424,6 +424,10 @@ class SqliteStore(Store):
             lambda conn: _record_failed_code(conn, client_id, now_text, window_start)
         )
 
+    async def refuse_group(self, chat_id: int) -> bool:
+        return bool(await self._write(
+            "INSERT INTO refused_groups (chat_id) VALUES (?) ON CONFLICT DO NOTHING", (chat_id,)))
+
     async def enqueue_update(
         self, update_id: int, client_id: str, body: Mapping[str, object], at: datetime,
         *, readable: bool = True,

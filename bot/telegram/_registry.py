@@ -3,7 +3,8 @@
 `Handlers.handle` makes one pass over each update (one conversion, one turn of the client,
 one read of their state); a gatekeeper that answers ends the pass:
 
-* **private chats only**: groups and channels get one polite refusal.
+* **private chats only**: groups and channels get one polite refusal, ever (the store
+  remembers them).
 * **access**: invite codes (``/start CODE``, rate-limited) or the allowlist.
   Strangers still get crisis resources when they write crisis language.
 * **therapists' commands**, only for ids in ``telegram.admins``: ``/invite SCRIPT
@@ -84,6 +85,7 @@ class Handlers:
         self.desk = TherapistDesk(config, service, clock, lambda: sender.bot.username)
         #: Clients let in lately (a cache of the store; bounded, so flat in idle clients).
         self._admitted: Recent[str, bool] = Recent()
+        #: Groups refused (a cache of `Store.refuse_group`; bounded alike).
         self._refused_groups: Recent[int, bool] = Recent()
         #: Button presses being answered while their update is handled (`settled`).
         self._presses: set[asyncio.Task[None]] = set()
@@ -115,9 +117,13 @@ class Handlers:
 
     # -- gatekeepers ------------------------------------------------------------------------
     async def _refuse_group(self, update: Update, chat_id: int) -> None:
-        """Refuse groups and channels, once per chat."""
-        if update.message is not None and chat_id not in self._refused_groups:
-            self._refused_groups.put(chat_id, True)
+        """Refuse groups and channels, once per chat ever: the store remembers them across
+        restarts (and workers); the cache in front spares it a write per group message."""
+        if update.message is None or chat_id in self._refused_groups:
+            return
+        new = await self.service.store.refuse_group(chat_id)
+        self._refused_groups.put(chat_id, True)
+        if new:
             await self._reply(chat_id, self.texts.system("group.refusal"))
 
     async def _access(self, incoming: Incoming) -> Admitted | None:
