@@ -77,6 +77,7 @@ class Detector:
         chat_words = frozenset(s for s in book.chat if s.isalpha() and len(s) >= _CHAT_PART)
         self.speller = Speller(book.chat, vocabulary, book.glue | vocabulary | chat_words,
                                book.lang)
+        self.speller.prepare()
         # Every entry (one word or several) → the concepts and literal parts it stands for.
         names: dict[tuple[str, ...], list[str]] = defaultdict(list)
         for name, entries in book.concepts.items():

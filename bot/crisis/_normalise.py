@@ -167,6 +167,14 @@ class Speller:
     #: Repairs already worked out, by raw word (a message often repeats its words).
     _cache: dict[str, list[_Repaired]] = field(default_factory=dict, compare=False, repr=False)
 
+    def prepare(self) -> None:
+        """Load what repairs look words up in now (simplemma's dictionary of known words,
+        the typo targets), so that a client's first message does not wait for it."""
+        _known("the", self.lang)
+        for short in (False, True):
+            _targets(self.vocabulary, frozenset(self.chat), short=short)
+        _targets(self.vocabulary, frozenset(), short=False)
+
     def words(self, text: str) -> list[Word]:
         """The message as repaired words, in order."""
         words: list[Word] = []
