@@ -147,7 +147,7 @@ async def test_time_zone_and_time_chosen_in_settings(
     # 08:15 on Thursday in Tokyo (UTC+9) is Wednesday 23:15 UTC.
     timer = await reminder_timer(store)
     assert timer is not None and timer.due == datetime(2026, 11, 25, 23, 15, tzinfo=UTC)
-    ada.read = len(ada.messages)
+    await ada.next(len(ada.unread))  # the menu after "Saved."
     clock.now = timer.due + timedelta(seconds=5)
     await ada.expect(say("reminder"))
 

@@ -133,9 +133,9 @@ async def test_talk_first_and_a_replaced_proposals_buttons(
     assert "Topics left out: family" in second.text
     assert labels(ada.messages[first.message_id - ada.messages[0].message_id]) == []
     await ada.press_data(first, stale)  # the replaced proposal's button: stale
-    await ada.until(lambda m: "belongs to an earlier message" in m.text)
+    [again] = (await ada.until(lambda m: "belongs to an earlier message" in m.text))[-1:]
     assert (await contract_of(store)).contract.max_level == 2
-    [again] = (await ada.until(lambda m: AGREE in labels(m)))[-1:]  # asked again
+    assert AGREE in labels(again)  # asked again, in the same message
     await ada.press(TALK, again)
     await ada.until(lambda m: "talk about it first" in m.text)
     await settle(fake_api, store)

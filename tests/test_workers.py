@@ -27,6 +27,7 @@ from bot.service import Rehearsal
 from bot.store import Commit, Invite, OutgoingMessage, Store, store_for
 from bot.telegram import QueuedEdge, Timing, chat_of, code_hash
 from bot.telegram._convert import client_key
+from bot.telegram._sender import MESSAGE_LIMIT
 from tests.conftest import Clock
 from tests.support.fake_bot_api import FakeBotApi
 from tests.support.postgres import free_port
@@ -166,18 +167,24 @@ async def test_three_workers_handle_every_client_in_order_and_exactly_once(
         assert max(seen) == 1 and seen.count(1) >= 0.9 * len(seen), seen
 
 
+def long_text(chat: int, n: int) -> str:
+    """Message ``n`` to ``chat``, longer than half of what one message holds."""
+    return f"{chat}:{n}".ljust(MESSAGE_LIMIT // 2 + 1, ".")
+
+
 async def test_the_outbox_is_sent_once_in_order_at_the_shared_rate(
     fake_api: FakeBotApi, loaded: Loaded, postgres_url: str, clock: Clock
 ) -> None:
-    """60 queued messages, a global limit of 10 a second (bursts of 30): three workers send
-    them once, each chat's in order, no faster than one sender may."""
+    """60 queued messages (each too long to share a message with the next), a global limit
+    of 10 a second (bursts of 30): three workers send them once, each chat's in order, no
+    faster than one sender may."""
     chats = range(4001, 4013)
     async with store_for(postgres_url) as store:
         for chat in chats:
             fake_api.add_user(chat)
             await store.commit(Commit(
                 event_id=f"queued:{chat}", client_id=f"tg:{chat}", at=clock.now, state=None,
-                outbox=[OutgoingMessage(f"tg:{chat}", chat, {"text": f"{chat}:{n}"})
+                outbox=[OutgoingMessage(f"tg:{chat}", chat, {"text": long_text(chat, n)})
                         for n in range(5)]))
     config = webhook_config(fake_api, postgres_url, free_port(),
                             sending={"per_chat_per_second": 30.0, "global_per_second": 10.0})
@@ -187,7 +194,7 @@ async def test_the_outbox_is_sent_once_in_order_at_the_shared_rate(
         took = time.monotonic() - started
         await asyncio.sleep(0.5)  # nothing more comes
     for chat in chats:
-        assert [m.text for m in fake_api.messages(chat)] == [f"{chat}:{n}" for n in range(5)]
+        assert [m.text for m in fake_api.messages(chat)] == [long_text(chat, n) for n in range(5)]
     assert fake_api.sent_count == 60
     assert took >= (60 - 30) / 10 - 0.2, f"sent at more than the global rate: {took:.1f} s"
 

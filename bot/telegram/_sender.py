@@ -1,6 +1,7 @@
 """Sending: every message leaves through the outbox, paced under Telegram's limits.
 
-Rows are sent in order per client, different clients concurrently. A 429 holds sending for
+Rows are sent in order per client, different clients concurrently; consecutive texts of one
+chat go out as one message where they fit (:func:`message_runs`). A 429 holds sending for
 ``retry_after``; timeouts, dropped connections and 5xx are retried with backoff and never
 dropped; "bot was blocked" counts as a halt. A message is removed from the outbox only
 after Telegram accepted it, so after a crash unsent rows go out on restart (at least once:
@@ -37,6 +38,11 @@ log = logging.getLogger(__name__)
 _TAGS = re.compile(r"<[^>]+>")
 #: Seconds by which one request may reach Telegram later than the next (`Pacer.wait`).
 LATENESS = 0.2
+#: The longest text of one message (Telegram's limit), counted on its HTML source, tags and
+#: all: a merged message never comes near what Telegram refuses.
+MESSAGE_LIMIT = 4096
+#: Between the texts of one merged message: a blank line.
+JOINER = "\n\n"
 #: Longest sleep of the sender: deferred rows (a retry after a 5xx, a timeout or a 429, or
 #: rows deferred before a restart) become ready without anything waking the sender.
 IDLE_CHECK_SECONDS = 1.0
@@ -130,6 +136,49 @@ def _tokens(bucket: tuple[float, float] | None, rate: float, size: int, now: flo
         return float(size)
     tokens, at = bucket
     return min(float(size), tokens + (now - at) * rate)
+
+
+def message_runs(rows: Sequence[OutboxRow], limit: int = MESSAGE_LIMIT) -> list[list[OutboxRow]]:
+    """Split one chat's rows, in order, into runs that each go out as one message.
+
+    A run is consecutive texts of one client, joined by a blank line (:func:`joined`) within
+    ``limit`` characters; it may end with one text that carries buttons (they go on the
+    message). A file, a therapist alert and a keyboard replacement each go alone, and a crisis
+    response (urgent) never shares a message with what came before it, so its first message
+    starts with the crisis lines. A text too long to join starts the next run.
+    """
+    runs: list[list[OutboxRow]] = []
+    length = 0  # of the last run's text
+    for row in rows:
+        size = len(_text(row))
+        if runs and _joins(runs[-1][-1], row) and length + len(JOINER) + size <= limit:
+            runs[-1].append(row)
+            length += len(JOINER) + size
+        else:
+            runs.append([row])
+            length = size
+    return runs
+
+
+def joined(run: Sequence[OutboxRow]) -> str:
+    """The text of a run's one message: its texts, each stripped, a blank line apart."""
+    return JOINER.join(_text(row) for row in run)
+
+
+def _text(row: OutboxRow) -> str:
+    return str(row.payload.get("text", "")).strip()
+
+
+def _joins(last: OutboxRow, row: OutboxRow) -> bool:
+    """Whether ``row`` may go on the same message as ``last``, the row before it."""
+    return (_mergeable(last) and _mergeable(row) and not last.payload.get("buttons")
+            and row.client_id == last.client_id
+            and bool(row.payload.get("urgent")) == bool(last.payload.get("urgent")))
+
+
+def _mergeable(row: OutboxRow) -> bool:
+    payload = row.payload
+    return not (payload.get("file") or payload.get("alert") or payload.get("replace_keyboard"))
 
 
 class OutboxSender:
@@ -247,22 +296,23 @@ class OutboxSender:
     async def _send_in_order(self, chat: int, rows: list[OutboxRow]) -> tuple[bool, float]:
         """Send one chat's rows while its pace allows: (whether any went, seconds to wait).
 
-        Each sent row is recorded while the next is sent (the records share group commits),
-        and all are recorded before this returns, so none is fetched to be sent again.
+        Consecutive texts go as one message (:func:`message_runs`). Each sent row is recorded
+        while the next message is sent (the records share group commits), and all are
+        recorded before this returns, so none is fetched to be sent again.
         """
         # A crisis response waiting behind earlier messages takes them along at once, so the
         # chat's order is kept and the crisis lines are not paced.
         urgent = any(row.payload.get("urgent") for row in rows)
         records: list[asyncio.Task[None]] = []
         try:
-            for index, row in enumerate(rows):
+            for index, run in enumerate(message_runs(rows)):
                 if time.monotonic() >= self._deadline:
                     return index > 0, math.inf
-                wait = self.pacer.wait(chat, urgent=urgent, calls=self._calls(chat, row))
+                wait = self.pacer.wait(chat, urgent=urgent, calls=self._calls(chat, run[-1]))
                 if wait > 0:
                     return index > 0, wait
                 self.pacer.take(chat)
-                if not await self._deliver(row, chat, records):
+                if not await self._deliver(run, chat, records):
                     return True, 0.05  # deferred or halted: the rest of this chat waits
             return True, 0.0
         finally:
@@ -282,42 +332,52 @@ class OutboxSender:
         await self._remove_keyboard(chat_id, message_id)
 
     async def _deliver(
-        self, row: OutboxRow, chat: int, records: list[asyncio.Task[None]]
+        self, run: list[OutboxRow], chat: int, records: list[asyncio.Task[None]]
     ) -> bool:
-        """Send a row; False when it was deferred or the chat halted. Recording it as sent
-        starts as a task in ``records``."""
-        payload = row.payload
-        text = str(payload.get("text", ""))
-        markup = _markup(payload.get("buttons"))
-        file = payload.get("file")
+        """Send a run of rows as one message; False when it was deferred or the chat halted.
+
+        Every row of the run shares the message's fate: recorded as sent (tasks in
+        ``records``), deferred, or halted together.
+        """
+        first, last = run[0], run[-1]
+        text = joined(run)
+        markup = _markup(last.payload.get("buttons"))
+        file = first.payload.get("file")  # a file, an alert or a replacement is a run of one
         try:
             if isinstance(file, dict):
                 ids = await self._send_file(chat, str(file["name"]), str(file["content"]))
             else:
-                ids = await self._send(chat, text, markup, bool(payload.get("replace_keyboard")))
+                ids = await self._send(chat, text, markup,
+                                       bool(first.payload.get("replace_keyboard")))
         except RetryAfter as exc:
             seconds = exc.retry_after if isinstance(exc.retry_after, int | float) else (
                 exc.retry_after.total_seconds())
             self.pacer.hold(float(seconds))
-            await self._defer(row, float(seconds), count=False)
+            await self._defer(run, float(seconds), count=False)
             return False
         except Forbidden:
-            if payload.get("alert"):  # the therapist's chat: never a halt of the client
+            if first.payload.get("alert"):  # the therapist's chat: never a halt of the client
                 log.warning("a therapist alert could not be delivered (the therapist's chat "
                             "refused it: never started or blocked the bot); dropping it")
-                await self._record_sent(row, [])
+                await self._record_sent(first, [])
                 return True
             log.info("a client blocked the bot; treating it as a halt")
-            await self.on_blocked(row.client_id, row.id)
+            await self.on_blocked(first.client_id, first.id)
             return False
         except BadRequest as exc:
-            return await self._bad_request(row, chat, text, exc, records)
+            return await self._bad_request(run, chat, text, exc, records)
         except TelegramError as exc:  # timeouts, dropped connections, 5xx, anything else
             log.warning("sending failed (%s); will retry", type(exc).__name__)
-            await self._defer(row, self.backoff[min(row.attempts, len(self.backoff) - 1)])
+            await self._defer(run, self.backoff[min(first.attempts, len(self.backoff) - 1)])
             return False
-        records.append(asyncio.create_task(self._record_sent(row, ids)))
+        self._record_run(run, ids, records)
         return True
+
+    def _record_run(
+        self, run: list[OutboxRow], message_ids: list[int], records: list[asyncio.Task[None]]
+    ) -> None:
+        """Start recording every row of a sent run (one message) as sent, as tasks."""
+        records.extend(asyncio.create_task(self._record_sent(row, message_ids)) for row in run)
 
     async def _record_sent(self, row: OutboxRow, message_ids: list[int]) -> None:
         """Remove a sent message from the outbox, or remember it as sent if that fails."""
@@ -367,7 +427,7 @@ class OutboxSender:
         return [message.message_id]
 
     async def _bad_request(
-        self, row: OutboxRow, chat: int, text: str, exc: BadRequest,
+        self, run: list[OutboxRow], chat: int, text: str, exc: BadRequest,
         records: list[asyncio.Task[None]],
     ) -> bool:
         """A message Telegram refuses: send it as plain text once, else drop it (logged)."""
@@ -378,16 +438,19 @@ class OutboxSender:
             except TelegramError as retry_exc:
                 exc = retry_exc if isinstance(retry_exc, BadRequest) else exc
             else:
-                records.append(asyncio.create_task(self._record_sent(row, [message.message_id])))
+                self._record_run(run, [message.message_id], records)
                 return True
-        log.error("Telegram refused outbox message %s (%s); dropping it", row.id, exc.message)
-        records.append(asyncio.create_task(self._record_sent(row, [])))
+        log.error("Telegram refused outbox message %s (%s); dropping it",
+                  ", ".join(str(row.id) for row in run), exc.message)
+        self._record_run(run, [], records)
         return True
 
-    async def _defer(self, row: OutboxRow, seconds: float, *, count: bool = True) -> None:
-        attempts = row.attempts + 1 if count else row.attempts
-        await self.store.defer_outbox(row.id, self.clock() + timedelta(seconds=seconds),
-                                      attempts)
+    async def _defer(self, run: list[OutboxRow], seconds: float, *, count: bool = True) -> None:
+        """Hold every row of a run back for ``seconds``, so that they come back together."""
+        not_before = self.clock() + timedelta(seconds=seconds)
+        for row in run:
+            await self.store.defer_outbox(row.id, not_before,
+                                          row.attempts + 1 if count else row.attempts)
 
     async def _remove_keyboard(self, chat: int, message_id: int) -> None:
         # Cosmetic: a press on a keyboard left behind is answered kindly anyway. The edit

@@ -2,7 +2,9 @@
 
 :class:`TelegramClient` plays one person in their private chat with the bot: it types text,
 presses buttons by their label, and reads the bot's messages in order, remembering which ones
-it has already read::
+it has already read. The bot sends consecutive texts as one message, a blank line apart
+(``bot.telegram._sender.message_runs``), so :meth:`TelegramClient.expect` reads one text at
+a time, which may be the first, a middle or the last part of a message::
 
     ada = TelegramClient(fake_api, 1001, "Ada")
     await ada.send("/start")
@@ -17,15 +19,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import html
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
 from datetime import UTC, datetime, timedelta
 
 from bot.app import Loaded
 from bot.config import Config
 from bot.store import Store
 from bot.telegram import Pacer, TelegramEdge, Waits
+from bot.telegram._sender import JOINER
 from tests.support.fake_bot_api import FakeBotApi, SentMessage
 
 _TAGS = re.compile(r"<[^>]+>")
@@ -35,6 +39,41 @@ FAR_FUTURE_YEARS = 50
 def plain(text: str) -> str:
     """A Telegram-HTML text as the client sees it (tags removed, entities decoded)."""
     return html.unescape(_TAGS.sub("", text)).strip()
+
+
+def transcript(texts: Iterable[str]) -> str:
+    """Texts (of messages, or of outbox rows) as one, each stripped, a blank line apart: the
+    same however the bot merged them into messages (nothing lost, doubled or reordered)."""
+    return JOINER.join(text.strip() for text in texts)
+
+
+def parts(text: str, known: Collection[str]) -> list[str] | None:
+    """The ``known`` texts (stripped) a message's ``text`` is made of, a blank line apart, in
+    order; None when it is not made of them (an apology, say)."""
+    whole, wanted = text.strip(), {k.strip() for k in known}
+
+    @functools.cache
+    def split(at: int) -> tuple[str, ...] | None:
+        for part in wanted:
+            end = at + len(part)
+            if not whole.startswith(part, at):
+                continue
+            if end == len(whole):
+                return (part,)
+            rest = split(end + len(JOINER)) if whole.startswith(JOINER, end) else None
+            if rest is not None:
+                return (part, *rest)
+        return None
+
+    found = split(0)
+    return None if found is None else list(found)
+
+
+def opens(whole: str, text: str) -> bool:
+    """Whether ``text`` is all of a message's text ``whole`` or its first part (the crisis
+    lines, say)."""
+    whole, part = whole.strip(), text.strip()
+    return whole == part or whole.startswith(part + JOINER)
 
 
 def labels(message: SentMessage) -> list[str]:
@@ -70,6 +109,8 @@ class TelegramClient:
         self.user_id = user_id
         self.name = name
         self.read = 0
+        #: Characters of message ``read`` read by :meth:`expect` (its first parts).
+        self.read_of_next = 0
         api.add_user(user_id, name)
 
     # -- what the bot sent ------------------------------------------------------------------
@@ -85,14 +126,19 @@ class TelegramClient:
 
     @property
     def unread(self) -> list[SentMessage]:
-        """Messages not yet returned by :meth:`next`."""
+        """Messages not yet returned by :meth:`next` (a message partly read included)."""
         return self.messages[self.read:]
 
+    def _read_up_to(self, position: int) -> None:
+        """Mark every message before ``position`` read, and none of the next one."""
+        self.read, self.read_of_next = position, 0
+
     async def next(self, count: int = 1, timeout: float = 5.0) -> list[SentMessage]:  # noqa: ASYNC109
-        """Wait for the bot's next ``count`` messages and mark them read."""
+        """Wait for the bot's next ``count`` messages (a message partly read first) and mark
+        them read."""
         messages = await self.api.wait_for_messages(self.user_id, self.read + count, timeout)
         new = messages[self.read:self.read + count]
-        self.read += count
+        self._read_up_to(self.read + count)
         return new
 
     async def next_one(self, timeout: float = 5.0) -> SentMessage:  # noqa: ASYNC109
@@ -133,16 +179,65 @@ class TelegramClient:
         position = found()
         assert position is not None
         read = self.messages[self.read:position + 1]
-        self.read = position + 1
+        self._read_up_to(position + 1)
         return read
 
     async def expect(self, text: str, timeout: float = 5.0) -> SentMessage:  # noqa: ASYNC109
-        """The next message must be exactly ``text`` (HTML, compared stripped)."""
-        message = await self.next_one(timeout)
-        assert message.text.strip() == text.strip(), (
-            f"expected {plain(text)[:80]!r}, got {plain(message.text)[:80]!r}"
-        )
+        """The next text must be exactly ``text`` (HTML, compared stripped): all that is
+        left of the next message, or its next part (then the rest stays unread).
+
+        Returns:
+            The message carrying it (its buttons are those of the message's last part).
+        """
+        await self.api.wait_for_messages(self.user_id, self.read + 1, timeout)
+        message = self.messages[self.read]
+        rest, wanted = message.text.strip()[self.read_of_next:], text.strip()
+        if rest == wanted:
+            self._read_up_to(self.read + 1)
+        elif rest.startswith(wanted + JOINER):
+            self.read_of_next += len(wanted + JOINER)
+        else:
+            raise AssertionError(f"expected {plain(wanted)[:80]!r}, got {plain(rest)[:80]!r}")
         return message
+
+    async def before(self, text: str, timeout: float = 5.0) -> str:  # noqa: ASYNC109
+        """Read up to and including the next text ``text`` (a whole part of a message);
+        return the texts read before it, a blank line apart ("" if it came next)."""
+        wanted = text.strip()
+
+        def found() -> tuple[str, int] | None:
+            # The unread texts as one stream, and where each message ends in it.
+            unread = [m.text.strip() for m in self.unread]
+            if unread:
+                unread[0] = unread[0][self.read_of_next:]
+            stream = JOINER.join(unread)
+            at = 0
+            while (at := stream.find(wanted, at)) >= 0:
+                end = at + len(wanted)
+                if ((at == 0 or stream[:at].endswith(JOINER))
+                        and (end == len(stream) or stream[end:].startswith(JOINER))):
+                    return stream[:at].removesuffix(JOINER), end
+                at += 1
+            return None
+
+        try:
+            await self.api.wait_for(lambda: found() is not None, timeout)
+        except TimeoutError:
+            unread = [plain(m.text)[:60] for m in self.unread]
+            raise AssertionError(f"{plain(wanted)[:60]!r} never came; unread: {unread}") from None
+        result = found()
+        assert result is not None
+        earlier, end = result
+        for message in self.unread:  # move the reading position to ``end`` of the stream
+            rest = len(message.text.strip()) - self.read_of_next
+            if end < rest:
+                self.read_of_next += end + len(JOINER)
+                break
+            self._read_up_to(self.read + 1)
+            end -= rest + len(JOINER)
+            if end < 0:
+                break
+        return earlier
 
     def keyboard(self) -> SentMessage:
         """The newest message that still shows buttons."""
