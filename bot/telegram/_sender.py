@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 _TAGS = re.compile(r"<[^>]+>")
 #: Seconds by which one request may reach Telegram later than the next (`Pacer.wait`).
 LATENESS = 0.2
+#: Telegram's longest message text (characters after entity parsing).
+MAX_TEXT = 4096
 #: Longest sleep of the sender: deferred rows (a retry after a 5xx, a timeout or a 429, or
 #: rows deferred before a restart) become ready without anything waking the sender.
 IDLE_CHECK_SECONDS = 1.0
@@ -132,6 +134,25 @@ def _tokens(bucket: tuple[float, float] | None, rate: float, size: int, now: flo
     return min(float(size), tokens + (now - at) * rate)
 
 
+@dataclass(frozen=True, slots=True)
+class Press:
+    """A button press waiting for its reply (`OutboxSender.pressed`).
+
+    Attributes:
+        message_id: The message whose button was pressed.
+        text: That message's text as Telegram HTML.
+        label: The pressed button's label.
+    """
+
+    message_id: int
+    text: str
+    label: str
+
+    def folded(self, reply: str) -> str:
+        """The pressed message's text with the choice and ``reply`` under it."""
+        return f"{self.text}\n\n» <i>{html.escape(self.label)}</i>\n\n{reply}"
+
+
 class OutboxSender:
     """Sends queued messages through the Bot API.
 
@@ -166,6 +187,10 @@ class OutboxSender:
         self.wake = asyncio.Event()
         #: The message showing each chat's live keyboard (recent chats only).
         self._keyboards: Recent[int, int] = Recent()
+        #: Each chat's newest message, the bot's or the client's (recent chats only).
+        self._newest: Recent[int, int] = Recent()
+        #: Each chat's press whose reply is not sent yet (recent chats only).
+        self._presses: Recent[int, Press] = Recent()
         #: Messages Telegram accepted that the store could not record yet: outbox id ->
         #: (when sent, Telegram's message ids). They are never sent again.
         self._unrecorded: dict[int, tuple[datetime, list[int]]] = {}
@@ -269,17 +294,59 @@ class OutboxSender:
             await asyncio.gather(*records)
 
     def _calls(self, chat: int, row: OutboxRow) -> int:
-        """Requests sending ``row`` takes: 2 when a new keyboard replaces a live one."""
+        """Requests sending ``row`` takes: 1 more for each keyboard it edits away (a live one
+        a new keyboard replaces, a pressed one its reply does not fold into)."""
         payload = row.payload
         tidies = (bool(payload.get("buttons")) and not payload.get("replace_keyboard")
                   and self._keyboards.get(chat) is not None)
-        return 1 + tidies
+        unfolded = chat in self._presses and self._fold(chat, row) is None
+        return 1 + tidies + unfolded
+
+    def seen(self, chat_id: int, message_id: int) -> None:
+        """Note a message in a chat (the client's, or one sent outside the outbox): a press
+        above it no longer takes its reply (`pressed`)."""
+        self._newest.put(chat_id, max(message_id, self._newest.get(chat_id) or 0))
+
+    def pressed(self, chat_id: int, message_id: int, press: Press | None) -> bool:
+        """Note a press on ``message_id``; True when its reply is to go into that message.
+
+        While the pressed message is the chat's newest, the first row sent to the chat after
+        the press goes into it by one ``editMessageText`` (its text, the choice, the reply),
+        unless `_fold` finds it must be a message of its own. False (the message is not the
+        newest, or there is no ``press``: no text, or a button it does not show): edit the
+        keyboard away now (`keyboard_answered`).
+        """
+        if self._keyboards.get(chat_id) == message_id:
+            self._keyboards.pop(chat_id)
+        if press is None or self._newest.get(chat_id) != message_id:
+            return False
+        self._presses.put(chat_id, press)
+        return True
 
     async def keyboard_answered(self, chat_id: int, message_id: int) -> None:
         """Edit the keyboard away from a message whose button was pressed."""
-        if self._keyboards.get(chat_id) == message_id:
-            self._keyboards.pop(chat_id)
         await self._remove_keyboard(chat_id, message_id)
+
+    async def unanswered(self, chat_id: int, message_id: int) -> None:
+        """A press on ``message_id`` that `pressed` kept brought no reply (or failed): edit
+        its keyboard away, unless a row went into its message meanwhile."""
+        press = self._presses.get(chat_id)
+        if press is not None and press.message_id == message_id:
+            self._presses.pop(chat_id)
+            await self._remove_keyboard(chat_id, message_id)
+
+    def _fold(self, chat: int, row: OutboxRow) -> Press | None:
+        """The press whose message takes ``row`` by one edit, or None: ``row`` is a message
+        of its own when it is urgent (a crisis response notifies), a file, a therapist
+        alert, too long together with the pressed message, or the pressed message is no
+        longer the chat's newest."""
+        press = self._presses.get(chat)
+        payload = row.payload
+        if (press is None or payload.get("urgent") or payload.get("alert") or "file" in payload
+                or self._newest.get(chat) != press.message_id):
+            return None
+        folded = press.folded(str(payload.get("text", "")))
+        return press if len(html.unescape(_TAGS.sub("", folded))) <= MAX_TEXT else None
 
     async def _deliver(
         self, row: OutboxRow, chat: int, records: list[asyncio.Task[None]]
@@ -290,10 +357,14 @@ class OutboxSender:
         text = str(payload.get("text", ""))
         markup = _markup(payload.get("buttons"))
         file = payload.get("file")
+        press = self._presses.get(chat)
+        fold = self._fold(chat, row)
         try:
-            if isinstance(file, dict):
+            ids = None if fold is None else await self._edit_in(chat, fold, text, markup)
+            folded = ids is not None
+            if ids is None and isinstance(file, dict):
                 ids = await self._send_file(chat, str(file["name"]), str(file["content"]))
-            else:
+            elif ids is None:
                 ids = await self._send(chat, text, markup, bool(payload.get("replace_keyboard")))
         except RetryAfter as exc:
             seconds = exc.retry_after if isinstance(exc.retry_after, int | float) else (
@@ -311,13 +382,24 @@ class OutboxSender:
             await self.on_blocked(row.client_id, row.id)
             return False
         except BadRequest as exc:
+            await self._replied(chat, press, folded=False)
             return await self._bad_request(row, chat, text, exc, records)
         except TelegramError as exc:  # timeouts, dropped connections, 5xx, anything else
             log.warning("sending failed (%s); will retry", type(exc).__name__)
             await self._defer(row, self.backoff[min(row.attempts, len(self.backoff) - 1)])
             return False
+        await self._replied(chat, press, folded=folded)
         records.append(asyncio.create_task(self._record_sent(row, ids)))
         return True
+
+    async def _replied(self, chat: int, press: Press | None, *, folded: bool) -> None:
+        """A chat's row is done: a press waiting for its reply is answered; its keyboard is
+        edited away unless the row went into its message."""
+        if press is None:
+            return
+        self._presses.pop(chat)
+        if not folded:
+            await self._remove_keyboard(chat, press.message_id)
 
     async def _record_sent(self, row: OutboxRow, message_ids: list[int]) -> None:
         """Remove a sent message from the outbox, or remember it as sent if that fails."""
@@ -340,6 +422,24 @@ class OutboxSender:
             del self._unrecorded[row_id]
         return True
 
+    async def _edit_in(
+        self, chat: int, press: Press, text: str, markup: InlineKeyboardMarkup | None
+    ) -> list[int] | None:
+        """Put a reply into the pressed message (`Press.folded`); None when Telegram refuses
+        the edit (the message was deleted, or is too old to edit): then it is sent anew."""
+        try:
+            await self.bot.edit_message_text(press.folded(text), chat_id=chat,
+                                             message_id=press.message_id,
+                                             parse_mode=ParseMode.HTML, reply_markup=markup)
+        except BadRequest as exc:
+            if "not modified" not in str(exc).lower():  # else it shows the reply already
+                log.info("could not put a reply into the pressed message (%s); sending it as "
+                         "a message of its own", exc.message)
+                return None
+        if markup is not None:
+            self._keyboards.put(chat, press.message_id)
+        return [press.message_id]
+
     async def _send(
         self, chat: int, text: str, markup: InlineKeyboardMarkup | None, replace: bool
     ) -> list[int]:
@@ -357,6 +457,7 @@ class OutboxSender:
             await self._remove_keyboard(chat, previous)
         message = await self.bot.send_message(chat, text, parse_mode=ParseMode.HTML,
                                               reply_markup=markup)
+        self.seen(chat, message.message_id)
         if markup is not None:
             self._keyboards.put(chat, message.message_id)
         return [message.message_id]
@@ -364,6 +465,7 @@ class OutboxSender:
     async def _send_file(self, chat: int, name: str, content: str) -> list[int]:
         message = await self.bot.send_document(chat, io.BytesIO(content.encode()),
                                                filename=name)
+        self.seen(chat, message.message_id)
         return [message.message_id]
 
     async def _bad_request(
@@ -374,10 +476,11 @@ class OutboxSender:
         if "parse entities" in str(exc).lower():
             try:
                 plain = html.unescape(_TAGS.sub("", text))
-                message: Message = await self.bot.send_message(chat, plain[:4096])
+                message: Message = await self.bot.send_message(chat, plain[:MAX_TEXT])
             except TelegramError as retry_exc:
                 exc = retry_exc if isinstance(retry_exc, BadRequest) else exc
             else:
+                self.seen(chat, message.message_id)
                 records.append(asyncio.create_task(self._record_sent(row, [message.message_id])))
                 return True
         log.error("Telegram refused outbox message %s (%s); dropping it", row.id, exc.message)

@@ -2,7 +2,8 @@
 
 :class:`TelegramClient` plays one person in their private chat with the bot: it types text,
 presses buttons by their label, and reads the bot's messages in order, remembering which ones
-it has already read::
+it has already read. A reply the bot put into the pressed message (one ``editMessageText``:
+the question, the choice, the reply) is read like a new message, the reply part alone::
 
     ada = TelegramClient(fake_api, 1001, "Ada")
     await ada.send("/start")
@@ -26,7 +27,7 @@ from bot.app import Loaded
 from bot.config import Config
 from bot.store import Store
 from bot.telegram import Pacer, TelegramEdge, Waits
-from tests.support.fake_bot_api import FakeBotApi, SentMessage
+from tests.support.fake_bot_api import FakeBotApi, JSONDict, SentMessage
 
 _TAGS = re.compile(r"<[^>]+>")
 FAR_FUTURE_YEARS = 50
@@ -43,6 +44,11 @@ def labels(message: SentMessage) -> list[str]:
     return [button["text"] for row in markup.get("inline_keyboard", []) for button in row]
 
 
+def choice_line(label: str) -> str:
+    """The line recording a pressed button's label in the message a reply went into."""
+    return f"\n\n» <i>{html.escape(label)}</i>\n\n"
+
+
 def button_data(message: SentMessage, label: str) -> str:
     """The callback data of the button labelled ``label`` (exact, or its only prefix match)."""
     markup = message.reply_markup or {}
@@ -54,6 +60,32 @@ def button_data(message: SentMessage, label: str) -> str:
             f"message {message.message_id} has no single button {label!r}: {labels(message)}"
         )
     return str(found[0]["callback_data"])
+
+
+class ReplyInPressed(SentMessage):
+    """A reply the bot put into the pressed message, read as a message of its own: the
+    reply's text as it came; the message's buttons and state as they are now."""
+
+    def __init__(self, message: SentMessage, text: str, plain_text: str) -> None:
+        self._message = message
+        self.chat_id, self.message_id, self.date = message.chat_id, message.message_id, message.date
+        self.text, self.plain_text, self.parse_mode = text, plain_text, message.parse_mode
+        self.entities, self.document = [], None
+
+    @property  # type: ignore[override]
+    def reply_markup(self) -> JSONDict | None:
+        """The buttons the message shows now."""
+        return self._message.reply_markup
+
+    @property  # type: ignore[override]
+    def edit_date(self) -> int | None:
+        """When the message was last edited."""
+        return self._message.edit_date
+
+    @property  # type: ignore[override]
+    def deleted(self) -> bool:
+        """Whether the bot deleted the message."""
+        return self._message.deleted
 
 
 class TelegramClient:
@@ -70,6 +102,9 @@ class TelegramClient:
         self.user_id = user_id
         self.name = name
         self.read = 0
+        #: The last press whose reply may still go into its message: (message id, its text
+        #: when pressed, the label).
+        self._pressed: tuple[int, str, str] | None = None
         api.add_user(user_id, name)
 
     # -- what the bot sent ------------------------------------------------------------------
@@ -85,15 +120,42 @@ class TelegramClient:
 
     @property
     def unread(self) -> list[SentMessage]:
-        """Messages not yet returned by :meth:`next`."""
-        return self.messages[self.read:]
+        """Messages not yet returned by :meth:`next`: a reply put into the pressed message
+        first (as a message of the reply's text and buttons), then the new messages."""
+        reply = self._reply_in_pressed()
+        return ([] if reply is None else [reply]) + self.messages[self.read:]
+
+    def _reply_in_pressed(self) -> SentMessage | None:
+        """The reply the bot put into the last pressed message, once it is there."""
+        if self._pressed is None:
+            return None
+        message_id, before, label = self._pressed
+        message = next(m for m in self.messages if m.message_id == message_id)
+        line, plain_line = choice_line(label), f"\n\n» {label}\n\n"
+        at, plain_at = message.text.rfind(line), message.plain_text.rfind(plain_line)
+        if message.text == before or at < 0 or plain_at < 0:
+            return None
+        return ReplyInPressed(message, message.text[at + len(line):],
+                              message.plain_text[plain_at + len(plain_line):])
+
+    def _take(self, count: int) -> list[SentMessage]:
+        """Mark the first ``count`` unread messages read; return them."""
+        taken = self.unread[:count]
+        if self._reply_in_pressed() is not None:
+            self._pressed = None
+            count -= 1
+        self.read += count
+        return taken
 
     async def next(self, count: int = 1, timeout: float = 5.0) -> list[SentMessage]:  # noqa: ASYNC109
         """Wait for the bot's next ``count`` messages and mark them read."""
-        messages = await self.api.wait_for_messages(self.user_id, self.read + count, timeout)
-        new = messages[self.read:self.read + count]
-        self.read += count
-        return new
+        try:
+            await self.api.wait_for(lambda: len(self.unread) >= count, timeout)
+        except TimeoutError:
+            texts = [plain(m.text)[:60] for m in self.unread]
+            raise TimeoutError(f"expected {count} messages in chat {self.user_id} within "
+                               f"{timeout} s, got {texts}") from None
+        return self._take(count)
 
     async def next_one(self, timeout: float = 5.0) -> SentMessage:  # noqa: ASYNC109
         """Wait for the bot's next message and mark it read."""
@@ -120,10 +182,8 @@ class TelegramClient:
             matches = condition
 
         def found() -> int | None:
-            for index, message in enumerate(self.messages[self.read:]):
-                if matches(message):
-                    return self.read + index
-            return None
+            return next((index for index, message in enumerate(self.unread)
+                         if matches(message)), None)
 
         try:
             await self.api.wait_for(lambda: found() is not None, timeout)
@@ -132,9 +192,7 @@ class TelegramClient:
             raise AssertionError(f"no message matched; unread: {unread}") from None
         position = found()
         assert position is not None
-        read = self.messages[self.read:position + 1]
-        self.read = position + 1
-        return read
+        return self._take(position + 1)
 
     async def expect(self, text: str, timeout: float = 5.0) -> SentMessage:  # noqa: ASYNC109
         """The next message must be exactly ``text`` (HTML, compared stripped)."""
@@ -163,7 +221,12 @@ class TelegramClient:
             The message whose button was pressed.
         """
         target = message or self.keyboard()
-        await self.api.press_button(self.user_id, target.message_id, button_data(target, label))
+        data = button_data(target, label)
+        shown = next(m for m in self.messages if m.message_id == target.message_id)
+        exact = [b["text"] for row in (shown.reply_markup or {}).get("inline_keyboard", [])
+                 for b in row if b["callback_data"] == data]
+        self._pressed = (target.message_id, shown.text, exact[0])
+        await self.api.press_button(self.user_id, target.message_id, data)
         return target
 
     async def press_data(self, message: SentMessage, data: str) -> int:
