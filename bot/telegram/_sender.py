@@ -9,6 +9,9 @@ a send that timed out after Telegram accepted it can arrive twice).
 A message Telegram accepted is never sent again because the store could not record it (a
 full disk, a read-only database): it is remembered as sent and recording it is retried, so
 only a crash or stop before the record succeeds can send it once more.
+
+A press's first reply goes into the pressed message by one edit while that message is the
+chat's newest (`OutboxSender.pressed`), instead of a keyboard edit and a new message.
 """
 
 from __future__ import annotations
