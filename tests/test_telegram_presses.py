@@ -286,3 +286,20 @@ async def test_a_press_that_brings_no_reply_still_loses_its_keyboard(
     assert shown.plain_text == "Ready?" and labels(shown) == []
     assert reminder.text == "Later, a reminder."
     assert len(fake_api.calls("editMessageReplyMarkup")) == 1
+
+
+async def test_a_press_while_earlier_rows_wait_to_be_sent_keeps_no_reply_for_them(
+    fake_api: FakeBotApi, sqlite: SqliteStore
+) -> None:
+    async with sending(fake_api, sqlite) as chat:
+        await chat.queue({"text": "Ready?", "buttons": [[["Yes", "q:y"]]]})
+        [shown] = await chat.sent(1)
+        fake_api.fail("sendMessage")  # the next row waits for its retry, a second later
+        await chat.queue({"text": "Queued before the press.", "buttons": []})
+        await fake_api.wait_for(lambda: len(fake_api.calls("sendMessage")) == 2)
+        assert not chat.sender.pressed(CLIENT, shown.message_id,
+                                       Press(shown.message_id, "Ready?", "Yes"))
+        await chat.sender.keyboard_answered(CLIENT, shown.message_id)
+        [_, earlier] = await chat.sent(2)
+    assert shown.plain_text == "Ready?" and labels(shown) == []
+    assert earlier.text == "Queued before the press."

@@ -194,6 +194,8 @@ class OutboxSender:
         self._newest: Recent[int, int] = Recent()
         #: Each chat's press whose reply is not sent yet (recent chats only).
         self._presses: Recent[int, Press] = Recent()
+        #: Chats with rows in hand not sent yet: a press's reply would come after them.
+        self._behind: Recent[int, bool] = Recent()
         #: Messages Telegram accepted that the store could not record yet: outbox id ->
         #: (when sent, Telegram's message ids). They are never sent again.
         self._unrecorded: dict[int, tuple[datetime, list[int]]] = {}
@@ -282,6 +284,7 @@ class OutboxSender:
         # chat's order is kept and the crisis lines are not paced.
         urgent = any(row.payload.get("urgent") for row in rows)
         records: list[asyncio.Task[None]] = []
+        self._behind.put(chat, True)
         try:
             for index, row in enumerate(rows):
                 if time.monotonic() >= self._deadline:
@@ -292,6 +295,7 @@ class OutboxSender:
                 self.pacer.take(chat)
                 if not await self._deliver(row, chat, records):
                     return True, 0.05  # deferred or halted: the rest of this chat waits
+            self._behind.pop(chat)
             return True, 0.0
         finally:
             await asyncio.gather(*records)
@@ -316,12 +320,13 @@ class OutboxSender:
         While the pressed message is the chat's newest, the first row sent to the chat after
         the press goes into it by one ``editMessageText`` (its text, the choice, the reply),
         unless `_fold` finds it must be a message of its own. False (the message is not the
-        newest, or there is no ``press``: no text, or a button it does not show): edit the
-        keyboard away now (`keyboard_answered`).
+        newest, rows for the chat wait to be sent, or there is no ``press``: no text, or a
+        button it does not show): edit the keyboard away now (`keyboard_answered`).
         """
         if self._keyboards.get(chat_id) == message_id:
             self._keyboards.pop(chat_id)
-        if press is None or self._newest.get(chat_id) != message_id:
+        if (press is None or self._newest.get(chat_id) != message_id
+                or chat_id in self._behind):
             return False
         self._presses.put(chat_id, press)
         return True
