@@ -33,6 +33,7 @@ from tests.support.telegram_client import (
     wait_until,
 )
 from tests.test_telegram_crisis_flow import ANSWERS, QUESTION, WORDS
+from tests.test_telegram_e2e import to_first_say
 
 CLIENT = 1001
 #: The Bot API methods a press and its reply may cost.
@@ -140,6 +141,32 @@ async def test_a_press_on_an_older_message_or_a_forged_one_edits_its_keyboard_aw
     await settle(fake_api, store)
     assert labels(shown) == [] and "» " not in shown.plain_text
     assert not fake_api.calls("editMessageText")
+
+
+async def test_a_toggle_replaces_only_the_reply_in_the_pressed_message(
+    bot: TelegramEdge, fake_api: FakeBotApi, store: SqliteStore
+) -> None:
+    """Body cues, ticked one by one: each tick shows the same question with the new ticks,
+    under the earlier question and its answer, by one edit."""
+    ada = TelegramClient(fake_api, CLIENT)
+    await to_first_say(ada, "Noticing the body")
+    for _ in range(2):
+        await ada.until(lambda m: "Go on" in labels(m))
+        await ada.press("Go on")
+    for rating in ("3", "4"):
+        await ada.until(lambda m: "10" in labels(m))
+        await ada.press(rating)
+    [*_, cues] = await ada.until(lambda m: "Tight chest" in labels(m))
+    await settle(fake_api, store)
+    before, shown = counts(fake_api), plain(cues.text)
+    for label in ("Tight chest", "Tense jaw"):
+        await ada.press(label)
+        await settle(fake_api, store)
+    [message] = [m for m in ada.messages if m.message_id == cues.message_id]
+    assert message.plain_text.endswith(f"\n\n» 4\n\n{shown}")  # the question once, ticked:
+    assert labels(message)[:3] == ["✓ Tight chest", "Shallow breath", "✓ Tense jaw"]
+    assert since(fake_api, before) == {"sendMessage": 0, "editMessageText": 2,
+                                       "editMessageReplyMarkup": 0, "sendDocument": 0}
 
 
 # -- the sender alone -----------------------------------------------------------------------
@@ -303,3 +330,17 @@ async def test_a_press_while_earlier_rows_wait_to_be_sent_keeps_no_reply_for_the
         [_, earlier] = await chat.sent(2)
     assert shown.plain_text == "Ready?" and labels(shown) == []
     assert earlier.text == "Queued before the press."
+
+
+async def test_a_reply_that_replaces_the_keyboard_replaces_the_pressed_message(
+    fake_api: FakeBotApi, sqlite: SqliteStore
+) -> None:
+    """A toggle (body cues ticked one by one): the same question with the new buttons."""
+    async with sending(fake_api, sqlite) as chat:
+        shown = await chat.question()
+        await chat.queue({"text": "Ready? (1 ticked)", "buttons": [[["✓ Yes", "q:y"]]],
+                          "replace_keyboard": True})
+        await fake_api.wait_for(lambda: shown.edit_date is not None)
+        await chat.sent(1)
+    assert shown.plain_text == "Ready? (1 ticked)" and labels(shown) == ["✓ Yes"]
+    assert len(fake_api.calls("editMessageText")) == 1 and len(fake_api.messages(CLIENT)) == 1

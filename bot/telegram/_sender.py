@@ -151,9 +151,10 @@ class Press:
     text: str
     label: str
 
-    def folded(self, reply: str) -> str:
-        """The pressed message's text with the choice and ``reply`` under it."""
-        return f"{self.text}\n\n» <i>{html.escape(self.label)}</i>\n\n{reply}"
+    @property
+    def head(self) -> str:
+        """The pressed message's text and the choice: what a reply goes under."""
+        return f"{self.text}\n\n» <i>{html.escape(self.label)}</i>\n\n"
 
 
 class OutboxSender:
@@ -196,6 +197,8 @@ class OutboxSender:
         self._presses: Recent[int, Press] = Recent()
         #: Chats with rows in hand not sent yet: a press's reply would come after them.
         self._behind: Recent[int, bool] = Recent()
+        #: Each chat's last message a reply went into, and the text above the reply.
+        self._heads: Recent[int, tuple[int, str]] = Recent()
         #: Messages Telegram accepted that the store could not record yet: outbox id ->
         #: (when sent, Telegram's message ids). They are never sent again.
         self._unrecorded: dict[int, tuple[datetime, list[int]]] = {}
@@ -310,8 +313,8 @@ class OutboxSender:
         return 1 + tidies + unfolded
 
     def seen(self, chat_id: int, message_id: int) -> None:
-        """Note a message in a chat (the client's, or one sent outside the outbox): a press
-        above it no longer takes its reply (`pressed`)."""
+        """Note a message in a chat (one the bot sent, or the client's): a press above it no
+        longer takes its reply (`pressed`)."""
         self._newest.put(chat_id, max(message_id, self._newest.get(chat_id) or 0))
 
     def pressed(self, chat_id: int, message_id: int, press: Press | None) -> bool:
@@ -343,18 +346,24 @@ class OutboxSender:
             self._presses.pop(chat_id)
             await self._remove_keyboard(chat_id, message_id)
 
-    def _fold(self, chat: int, row: OutboxRow) -> Press | None:
-        """The press whose message takes ``row`` by one edit, or None: ``row`` is a message
-        of its own when it is urgent (a crisis response notifies), a file, a therapist
-        alert, too long together with the pressed message, or the pressed message is no
-        longer the chat's newest."""
+    def _fold(self, chat: int, row: OutboxRow) -> tuple[Press, str, str] | None:
+        """The press whose message takes ``row`` by one edit, the text above the reply and the
+        reply; None when ``row`` is a message of its own: it is urgent (a crisis response
+        notifies), a file, a therapist alert, too long together with the pressed message, or
+        the pressed message is no longer the chat's newest. A row that replaces the keyboard
+        (a toggle) replaces the reply shown before, under the same text."""
         press = self._presses.get(chat)
         payload = row.payload
         if (press is None or payload.get("urgent") or payload.get("alert") or "file" in payload
                 or self._newest.get(chat) != press.message_id):
             return None
-        folded = press.folded(str(payload.get("text", "")))
-        return press if len(html.unescape(_TAGS.sub("", folded))) <= MAX_TEXT else None
+        head = press.head
+        if payload.get("replace_keyboard"):
+            shown = self._heads.get(chat)
+            head = shown[1] if shown is not None and shown[0] == press.message_id else ""
+        reply = str(payload.get("text", ""))
+        fits = len(html.unescape(_TAGS.sub("", head + reply))) <= MAX_TEXT
+        return (press, head, reply) if fits else None
 
     async def _deliver(
         self, row: OutboxRow, chat: int, records: list[asyncio.Task[None]]
@@ -368,7 +377,7 @@ class OutboxSender:
         press = self._presses.get(chat)
         fold = self._fold(chat, row)
         try:
-            ids = None if fold is None else await self._edit_in(chat, fold, text, markup)
+            ids = None if fold is None else await self._edit_in(chat, *fold, markup)
             folded = ids is not None
             if ids is None and isinstance(file, dict):
                 ids = await self._send_file(chat, str(file["name"]), str(file["content"]))
@@ -431,12 +440,14 @@ class OutboxSender:
         return True
 
     async def _edit_in(
-        self, chat: int, press: Press, text: str, markup: InlineKeyboardMarkup | None
+        self, chat: int, press: Press, head: str, reply: str,
+        markup: InlineKeyboardMarkup | None,
     ) -> list[int] | None:
-        """Put a reply into the pressed message (`Press.folded`); None when Telegram refuses
-        the edit (the message was deleted, or is too old to edit): then it is sent anew."""
+        """Put a reply into the pressed message under ``head`` (see `_fold`); None when
+        Telegram refuses the edit (the message was deleted, or is too old to edit): then it
+        is sent anew."""
         try:
-            await self.bot.edit_message_text(press.folded(text), chat_id=chat,
+            await self.bot.edit_message_text(head + reply, chat_id=chat,
                                              message_id=press.message_id,
                                              parse_mode=ParseMode.HTML, reply_markup=markup)
         except BadRequest as exc:
@@ -444,6 +455,7 @@ class OutboxSender:
                 log.info("could not put a reply into the pressed message (%s); sending it as "
                          "a message of its own", exc.message)
                 return None
+        self._heads.put(chat, (press.message_id, head))
         if markup is not None:
             self._keyboards.put(chat, press.message_id)
         return [press.message_id]
