@@ -53,7 +53,7 @@ from bot.config import Config
 from bot.store import Store, StoreError
 from bot.telegram._batch import Batch, Cut, read_batch
 from bot.telegram._edge import ALLOWED_UPDATES, TelegramEdge, Waits
-from bot.telegram._sender import OutboxSender, Pacer
+from bot.telegram._sender import OutboxSender, Pacer, Press
 
 if TYPE_CHECKING:
     from bot.telegram._webhook import WebhookServer
@@ -100,6 +100,12 @@ class FencedSender(OutboxSender):
         """Stop sending by `deadline`, or earlier if the lease ends first."""
         self._stop_by = deadline
         super().finish_by(min(self._fence, deadline))
+
+    def pressed(self, chat_id: int, message_id: int, press: Press | None) -> bool:
+        """Never keep a press for its reply: another worker may send it, and may not know
+        the chat's newest message; its keyboard is edited away at once."""
+        super().pressed(chat_id, message_id, None)
+        return False
 
 
 class QueuedEdge(TelegramEdge):

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from telegram import CallbackQuery, Update
+from telegram import Message as TelegramMessage
 from telegram.constants import ChatType, ParseMode
 from telegram.error import TelegramError
 
@@ -42,7 +43,7 @@ from bot.service import Handled, Rehearsal, Versioned
 from bot.telegram._convert import Incoming, client_key, convert
 from bot.telegram._invites import code_hash
 from bot.telegram._recent import Recent
-from bot.telegram._sender import OutboxSender
+from bot.telegram._sender import OutboxSender, Press
 from bot.telegram._strangers import StrangerGate
 from bot.telegram._therapist import CLIENT_TOO, THERAPIST_COMMANDS, Reply, TherapistDesk
 
@@ -104,6 +105,8 @@ class Handlers:
         incoming = convert(update)
         if incoming is None:
             return
+        if update.message is not None:  # before any turn: a press above it keeps its reply out
+            self.sender.seen(incoming.chat_id, update.message.message_id)
         async with self.service.turn(incoming.client_id):
             admitted = await self._access(incoming)
             if admitted is None or await self._clinician(incoming):
@@ -240,18 +243,30 @@ class Handlers:
     async def _dispatch(self, update: Update, incoming: Incoming, admitted: Admitted) -> None:
         """Hand an admitted update to the engine through the service."""
         query = update.callback_query
+        pressed = None  # the pressed message, while its reply may go into it
         if query is not None:
+            if query.message is not None and self.sender.pressed(
+                    incoming.chat_id, query.message.message_id, _press(query)):
+                pressed = query.message.message_id
             # Telegram requests the engine need not wait for, nor the poller: they run while
             # the press is handled, and the edge waits for them before it stops (`settled`).
-            press = asyncio.create_task(self._settle_press(query, incoming.chat_id))
+            press = asyncio.create_task(self._settle_press(query, incoming.chat_id,
+                                                           waits=pressed is not None))
             self._presses.add(press)
             press.add_done_callback(self._presses.discard)
-        handled = await self.service.handle(incoming.client_id, incoming.event_id,
-                                            incoming.event, admitted.stored)
+        replied = False
+        try:
+            handled = await self.service.handle(incoming.client_id, incoming.event_id,
+                                                incoming.event, admitted.stored)
+            replied = handled.outcome is not None and bool(handled.outcome.messages)
+        finally:
+            if pressed is not None and not replied:
+                await self.sender.unanswered(incoming.chat_id, pressed)
         await self._after(incoming, handled)
 
-    async def _settle_press(self, query: CallbackQuery, chat_id: int) -> None:
-        """Stop the pressed button's spinner and edit its keyboard away, both at once."""
+    async def _settle_press(self, query: CallbackQuery, chat_id: int, *, waits: bool) -> None:
+        """Stop the pressed button's spinner and, unless its reply is to go into the pressed
+        message (``waits``), edit its keyboard away, both at once."""
 
         async def answer() -> None:
             try:
@@ -260,7 +275,7 @@ class Handlers:
                 log.info("could not answer a button press; handling it anyway")
 
         try:
-            if query.message is None:
+            if query.message is None or waits:
                 await answer()
             else:
                 await asyncio.gather(
@@ -292,6 +307,17 @@ class Handlers:
             await self.bot.send_message(chat_id, text, parse_mode=ParseMode.HTML)
         except TelegramError as exc:
             log.warning("could not answer a chat (%s)", type(exc).__name__)
+
+
+def _press(query: CallbackQuery) -> Press | None:
+    """The pressed message's text and the pressed button's label, for its reply to go into
+    it; None for a message without text or a button it does not show (a forged press)."""
+    message = query.message
+    if not isinstance(message, TelegramMessage) or not message.text or not message.reply_markup:
+        return None
+    labels = [button.text for row in message.reply_markup.inline_keyboard for button in row
+              if button.callback_data == query.data]
+    return Press(message.message_id, message.text_html, labels[0]) if labels else None
 
 
 def _asks_for_greeting(event: object) -> bool:

@@ -10,6 +10,9 @@ a send that timed out after Telegram accepted it can arrive twice).
 A message Telegram accepted is never sent again because the store could not record it (a
 full disk, a read-only database): it is remembered as sent and recording it is retried, so
 only a crash or stop before the record succeeds can send it once more.
+
+A press's first reply goes into the pressed message by one edit while that message is the
+chat's newest (`OutboxSender.pressed`), instead of a keyboard edit and a new message.
 """
 
 from __future__ import annotations
@@ -181,6 +184,26 @@ def _mergeable(row: OutboxRow) -> bool:
     return not (payload.get("file") or payload.get("alert") or payload.get("replace_keyboard"))
 
 
+@dataclass(frozen=True, slots=True)
+class Press:
+    """A button press waiting for its reply (`OutboxSender.pressed`).
+
+    Attributes:
+        message_id: The message whose button was pressed.
+        text: That message's text as Telegram HTML.
+        label: The pressed button's label.
+    """
+
+    message_id: int
+    text: str
+    label: str
+
+    @property
+    def head(self) -> str:
+        """The pressed message's text and the choice: what a reply goes under."""
+        return f"{self.text}\n\n» <i>{html.escape(self.label)}</i>\n\n"
+
+
 class OutboxSender:
     """Sends queued messages through the Bot API.
 
@@ -215,6 +238,14 @@ class OutboxSender:
         self.wake = asyncio.Event()
         #: The message showing each chat's live keyboard (recent chats only).
         self._keyboards: Recent[int, int] = Recent()
+        #: Each chat's newest message, the bot's or the client's (recent chats only).
+        self._newest: Recent[int, int] = Recent()
+        #: Each chat's press whose reply is not sent yet (recent chats only).
+        self._presses: Recent[int, Press] = Recent()
+        #: Chats with rows in hand not sent yet: a press's reply would come after them.
+        self._behind: Recent[int, bool] = Recent()
+        #: Each chat's last message a reply went into, and the text above the reply.
+        self._heads: Recent[int, tuple[int, str]] = Recent()
         #: Messages Telegram accepted that the store could not record yet: outbox id ->
         #: (when sent, Telegram's message ids). They are never sent again.
         self._unrecorded: dict[int, tuple[datetime, list[int]]] = {}
@@ -304,32 +335,84 @@ class OutboxSender:
         # chat's order is kept and the crisis lines are not paced.
         urgent = any(row.payload.get("urgent") for row in rows)
         records: list[asyncio.Task[None]] = []
+        self._behind.put(chat, True)
         try:
             for index, run in enumerate(message_runs(rows)):
                 if time.monotonic() >= self._deadline:
                     return index > 0, math.inf
-                wait = self.pacer.wait(chat, urgent=urgent, calls=self._calls(chat, run[-1]))
+                wait = self.pacer.wait(chat, urgent=urgent, calls=self._calls(chat, run))
                 if wait > 0:
                     return index > 0, wait
                 self.pacer.take(chat)
                 if not await self._deliver(run, chat, records):
                     return True, 0.05  # deferred or halted: the rest of this chat waits
+            self._behind.pop(chat)
             return True, 0.0
         finally:
             await asyncio.gather(*records)
 
-    def _calls(self, chat: int, row: OutboxRow) -> int:
-        """Requests sending ``row`` takes: 2 when a new keyboard replaces a live one."""
-        payload = row.payload
+    def _calls(self, chat: int, run: list[OutboxRow]) -> int:
+        """Requests sending ``run`` (one message) takes: 1 more for each keyboard it edits away
+        (a live one a new keyboard replaces, a pressed one its reply does not fold into)."""
+        payload = run[-1].payload
         tidies = (bool(payload.get("buttons")) and not payload.get("replace_keyboard")
                   and self._keyboards.get(chat) is not None)
-        return 1 + tidies
+        unfolded = chat in self._presses and self._fold(chat, run) is None
+        return 1 + tidies + unfolded
+
+    def seen(self, chat_id: int, message_id: int) -> None:
+        """Note a message in a chat (one the bot sent, or the client's): a press above it no
+        longer takes its reply (`pressed`)."""
+        self._newest.put(chat_id, max(message_id, self._newest.get(chat_id) or 0))
+
+    def pressed(self, chat_id: int, message_id: int, press: Press | None) -> bool:
+        """Note a press on ``message_id``; True when its reply is to go into that message.
+
+        While the pressed message is the chat's newest, the first row sent to the chat after
+        the press goes into it by one ``editMessageText`` (its text, the choice, the reply),
+        unless `_fold` finds it must be a message of its own. False (the message is not the
+        newest, rows for the chat wait to be sent, or there is no ``press``: no text, or a
+        button it does not show): edit the keyboard away now (`keyboard_answered`).
+        """
+        if self._keyboards.get(chat_id) == message_id:
+            self._keyboards.pop(chat_id)
+        if (press is None or self._newest.get(chat_id) != message_id
+                or chat_id in self._behind):
+            return False
+        self._presses.put(chat_id, press)
+        return True
 
     async def keyboard_answered(self, chat_id: int, message_id: int) -> None:
         """Edit the keyboard away from a message whose button was pressed."""
-        if self._keyboards.get(chat_id) == message_id:
-            self._keyboards.pop(chat_id)
         await self._remove_keyboard(chat_id, message_id)
+
+    async def unanswered(self, chat_id: int, message_id: int) -> None:
+        """A press on ``message_id`` that `pressed` kept brought no reply (or failed): edit
+        its keyboard away, unless a row went into its message meanwhile."""
+        press = self._presses.get(chat_id)
+        if press is not None and press.message_id == message_id:
+            self._presses.pop(chat_id)
+            await self._remove_keyboard(chat_id, message_id)
+
+    def _fold(self, chat: int, run: list[OutboxRow]) -> tuple[Press, str, str] | None:
+        """The press whose message takes ``run`` (one message) by one edit, the text above
+        the reply and the reply; None when the run is a message of its own: it is urgent (a
+        crisis response notifies), a file, a therapist alert, too long together with the
+        pressed message, or the pressed message is no longer the chat's newest. A row that
+        replaces the keyboard (a toggle, always a run of one) replaces the reply shown
+        before, under the same text."""
+        press = self._presses.get(chat)
+        payload = run[0].payload  # a file, an alert or a replacement is a run of one
+        if (press is None or run[-1].payload.get("urgent") or payload.get("alert")
+                or "file" in payload or self._newest.get(chat) != press.message_id):
+            return None
+        head = press.head
+        if payload.get("replace_keyboard"):
+            shown = self._heads.get(chat)
+            head = shown[1] if shown is not None and shown[0] == press.message_id else ""
+        reply = joined(run)
+        fits = len(html.unescape(_TAGS.sub("", head + reply))) <= MESSAGE_LIMIT
+        return (press, head, reply) if fits else None
 
     async def _deliver(
         self, run: list[OutboxRow], chat: int, records: list[asyncio.Task[None]]
@@ -343,10 +426,15 @@ class OutboxSender:
         text = joined(run)
         markup = _markup(last.payload.get("buttons"))
         file = first.payload.get("file")  # a file, an alert or a replacement is a run of one
+        press = self._presses.get(chat)
+        fold = self._fold(chat, run)
+        folded = False
         try:
-            if isinstance(file, dict):
+            ids = None if fold is None else await self._edit_in(chat, *fold, markup)
+            folded = ids is not None
+            if ids is None and isinstance(file, dict):
                 ids = await self._send_file(chat, str(file["name"]), str(file["content"]))
-            else:
+            elif ids is None:
                 ids = await self._send(chat, text, markup,
                                        bool(first.payload.get("replace_keyboard")))
         except RetryAfter as exc:
@@ -365,13 +453,24 @@ class OutboxSender:
             await self.on_blocked(first.client_id, first.id)
             return False
         except BadRequest as exc:
+            await self._replied(chat, press, folded=False)
             return await self._bad_request(run, chat, text, exc, records)
         except TelegramError as exc:  # timeouts, dropped connections, 5xx, anything else
             log.warning("sending failed (%s); will retry", type(exc).__name__)
             await self._defer(run, self.backoff[min(first.attempts, len(self.backoff) - 1)])
             return False
+        await self._replied(chat, press, folded=folded)
         self._record_run(run, ids, records)
         return True
+
+    async def _replied(self, chat: int, press: Press | None, *, folded: bool) -> None:
+        """A chat's message is done: a press waiting for its reply is answered; its keyboard
+        is edited away unless the message went into it."""
+        if press is None:
+            return
+        self._presses.pop(chat)
+        if not folded:
+            await self._remove_keyboard(chat, press.message_id)
 
     def _record_run(
         self, run: list[OutboxRow], message_ids: list[int], records: list[asyncio.Task[None]]
@@ -400,6 +499,27 @@ class OutboxSender:
             del self._unrecorded[row_id]
         return True
 
+    async def _edit_in(
+        self, chat: int, press: Press, head: str, reply: str,
+        markup: InlineKeyboardMarkup | None,
+    ) -> list[int] | None:
+        """Put a reply into the pressed message under ``head`` (see `_fold`); None when
+        Telegram refuses the edit (the message was deleted, or is too old to edit): then it
+        is sent anew."""
+        try:
+            await self.bot.edit_message_text(head + reply, chat_id=chat,
+                                             message_id=press.message_id,
+                                             parse_mode=ParseMode.HTML, reply_markup=markup)
+        except BadRequest as exc:
+            if "not modified" not in str(exc).lower():  # else it shows the reply already
+                log.info("could not put a reply into the pressed message (%s); sending it as "
+                         "a message of its own", exc.message)
+                return None
+        self._heads.put(chat, (press.message_id, head))
+        if markup is not None:
+            self._keyboards.put(chat, press.message_id)
+        return [press.message_id]
+
     async def _send(
         self, chat: int, text: str, markup: InlineKeyboardMarkup | None, replace: bool
     ) -> list[int]:
@@ -417,6 +537,7 @@ class OutboxSender:
             await self._remove_keyboard(chat, previous)
         message = await self.bot.send_message(chat, text, parse_mode=ParseMode.HTML,
                                               reply_markup=markup)
+        self.seen(chat, message.message_id)
         if markup is not None:
             self._keyboards.put(chat, message.message_id)
         return [message.message_id]
@@ -424,6 +545,7 @@ class OutboxSender:
     async def _send_file(self, chat: int, name: str, content: str) -> list[int]:
         message = await self.bot.send_document(chat, io.BytesIO(content.encode()),
                                                filename=name)
+        self.seen(chat, message.message_id)
         return [message.message_id]
 
     async def _bad_request(
@@ -434,10 +556,11 @@ class OutboxSender:
         if "parse entities" in str(exc).lower():
             try:
                 plain = html.unescape(_TAGS.sub("", text))
-                message: Message = await self.bot.send_message(chat, plain[:4096])
+                message: Message = await self.bot.send_message(chat, plain[:MESSAGE_LIMIT])
             except TelegramError as retry_exc:
                 exc = retry_exc if isinstance(retry_exc, BadRequest) else exc
             else:
+                self.seen(chat, message.message_id)
                 self._record_run(run, [message.message_id], records)
                 return True
         log.error("Telegram refused outbox message %s (%s); dropping it",

@@ -4,7 +4,9 @@
 presses buttons by their label, and reads the bot's messages in order, remembering which ones
 it has already read. The bot sends consecutive texts as one message, a blank line apart
 (``bot.telegram._sender.message_runs``), so :meth:`TelegramClient.expect` reads one text at
-a time, which may be the first, a middle or the last part of a message::
+a time, which may be the first, a middle or the last part of a message. A reply the bot put
+into the pressed message (one ``editMessageText``: the question, the choice, the reply) is
+read like a new message, the reply part alone::
 
     ada = TelegramClient(fake_api, 1001, "Ada")
     await ada.send("/start")
@@ -30,7 +32,7 @@ from bot.config import Config
 from bot.store import Store
 from bot.telegram import Pacer, TelegramEdge, Waits
 from bot.telegram._sender import JOINER
-from tests.support.fake_bot_api import FakeBotApi, SentMessage
+from tests.support.fake_bot_api import FakeBotApi, JSONDict, SentMessage
 
 _TAGS = re.compile(r"<[^>]+>")
 FAR_FUTURE_YEARS = 50
@@ -82,6 +84,11 @@ def labels(message: SentMessage) -> list[str]:
     return [button["text"] for row in markup.get("inline_keyboard", []) for button in row]
 
 
+def choice_line(label: str) -> str:
+    """The line recording a pressed button's label in the message a reply went into."""
+    return f"\n\n» <i>{html.escape(label)}</i>\n\n"
+
+
 def button_data(message: SentMessage, label: str) -> str:
     """The callback data of the button labelled ``label`` (exact, or its only prefix match)."""
     markup = message.reply_markup or {}
@@ -93,6 +100,32 @@ def button_data(message: SentMessage, label: str) -> str:
             f"message {message.message_id} has no single button {label!r}: {labels(message)}"
         )
     return str(found[0]["callback_data"])
+
+
+class ReplyInPressed(SentMessage):
+    """A reply the bot put into the pressed message, read as a message of its own: the
+    reply's text as it came; the message's buttons and state as they are now."""
+
+    def __init__(self, message: SentMessage, text: str, plain_text: str) -> None:
+        self._message = message
+        self.chat_id, self.message_id, self.date = message.chat_id, message.message_id, message.date
+        self.text, self.plain_text, self.parse_mode = text, plain_text, message.parse_mode
+        self.entities, self.document = [], None
+
+    @property  # type: ignore[override]
+    def reply_markup(self) -> JSONDict | None:
+        """The buttons the message shows now."""
+        return self._message.reply_markup
+
+    @property  # type: ignore[override]
+    def edit_date(self) -> int | None:
+        """When the message was last edited."""
+        return self._message.edit_date
+
+    @property  # type: ignore[override]
+    def deleted(self) -> bool:
+        """Whether the bot deleted the message."""
+        return self._message.deleted
 
 
 class TelegramClient:
@@ -109,8 +142,11 @@ class TelegramClient:
         self.user_id = user_id
         self.name = name
         self.read = 0
-        #: Characters of message ``read`` read by :meth:`expect` (its first parts).
+        #: Characters of the first unread message read by :meth:`expect` (its first parts).
         self.read_of_next = 0
+        #: The last press whose reply may still go into its message: (message id, its text
+        #: when pressed, the label).
+        self._pressed: tuple[int, str, str] | None = None
         api.add_user(user_id, name)
 
     # -- what the bot sent ------------------------------------------------------------------
@@ -126,20 +162,45 @@ class TelegramClient:
 
     @property
     def unread(self) -> list[SentMessage]:
-        """Messages not yet returned by :meth:`next` (a message partly read included)."""
-        return self.messages[self.read:]
+        """Messages not yet returned by :meth:`next` (a message partly read included): a
+        reply put into the pressed message first (as a message of the reply's text and
+        buttons), then the new messages."""
+        reply = self._reply_in_pressed()
+        return ([] if reply is None else [reply]) + self.messages[self.read:]
 
-    def _read_up_to(self, position: int) -> None:
-        """Mark every message before ``position`` read, and none of the next one."""
-        self.read, self.read_of_next = position, 0
+    def _reply_in_pressed(self) -> SentMessage | None:
+        """The reply the bot put into the last pressed message, once it is there."""
+        if self._pressed is None:
+            return None
+        message_id, before, label = self._pressed
+        message = next(m for m in self.messages if m.message_id == message_id)
+        line, plain_line = choice_line(label), f"\n\n» {label}\n\n"
+        at, plain_at = message.text.rfind(line), message.plain_text.rfind(plain_line)
+        if message.text == before or at < 0 or plain_at < 0:
+            return None
+        return ReplyInPressed(message, message.text[at + len(line):],
+                              message.plain_text[plain_at + len(plain_line):])
+
+    def _take(self, count: int) -> list[SentMessage]:
+        """Mark the first ``count`` unread messages read; return them."""
+        taken = self.unread[:count]
+        if self._reply_in_pressed() is not None:
+            self._pressed = None
+            count -= 1
+        self.read += count
+        self.read_of_next = 0
+        return taken
 
     async def next(self, count: int = 1, timeout: float = 5.0) -> list[SentMessage]:  # noqa: ASYNC109
         """Wait for the bot's next ``count`` messages (a message partly read first) and mark
         them read."""
-        messages = await self.api.wait_for_messages(self.user_id, self.read + count, timeout)
-        new = messages[self.read:self.read + count]
-        self._read_up_to(self.read + count)
-        return new
+        try:
+            await self.api.wait_for(lambda: len(self.unread) >= count, timeout)
+        except TimeoutError:
+            texts = [plain(m.text)[:60] for m in self.unread]
+            raise TimeoutError(f"expected {count} messages in chat {self.user_id} within "
+                               f"{timeout} s, got {texts}") from None
+        return self._take(count)
 
     async def next_one(self, timeout: float = 5.0) -> SentMessage:  # noqa: ASYNC109
         """Wait for the bot's next message and mark it read."""
@@ -166,10 +227,8 @@ class TelegramClient:
             matches = condition
 
         def found() -> int | None:
-            for index, message in enumerate(self.messages[self.read:]):
-                if matches(message):
-                    return self.read + index
-            return None
+            return next((index for index, message in enumerate(self.unread)
+                         if matches(message)), None)
 
         try:
             await self.api.wait_for(lambda: found() is not None, timeout)
@@ -178,9 +237,7 @@ class TelegramClient:
             raise AssertionError(f"no message matched; unread: {unread}") from None
         position = found()
         assert position is not None
-        read = self.messages[self.read:position + 1]
-        self._read_up_to(position + 1)
-        return read
+        return self._take(position + 1)
 
     async def expect(self, text: str, timeout: float = 5.0) -> SentMessage:  # noqa: ASYNC109
         """The next text must be exactly ``text`` (HTML, compared stripped): all that is
@@ -189,11 +246,15 @@ class TelegramClient:
         Returns:
             The message carrying it (its buttons are those of the message's last part).
         """
-        await self.api.wait_for_messages(self.user_id, self.read + 1, timeout)
-        message = self.messages[self.read]
+        try:
+            await self.api.wait_for(lambda: bool(self.unread), timeout)
+        except TimeoutError:
+            raise TimeoutError(f"expected {plain(text)[:60]!r} in chat {self.user_id} within "
+                               f"{timeout} s; nothing came") from None
+        message = self.unread[0]
         rest, wanted = message.text.strip()[self.read_of_next:], text.strip()
         if rest == wanted:
-            self._read_up_to(self.read + 1)
+            self._take(1)
         elif rest.startswith(wanted + JOINER):
             self.read_of_next += len(wanted + JOINER)
         else:
@@ -233,7 +294,7 @@ class TelegramClient:
             if end < rest:
                 self.read_of_next += end + len(JOINER)
                 break
-            self._read_up_to(self.read + 1)
+            self._take(1)
             end -= rest + len(JOINER)
             if end < 0:
                 break
@@ -258,7 +319,12 @@ class TelegramClient:
             The message whose button was pressed.
         """
         target = message or self.keyboard()
-        await self.api.press_button(self.user_id, target.message_id, button_data(target, label))
+        data = button_data(target, label)
+        shown = next(m for m in self.messages if m.message_id == target.message_id)
+        exact = [b["text"] for row in (shown.reply_markup or {}).get("inline_keyboard", [])
+                 for b in row if b["callback_data"] == data]
+        self._pressed = (target.message_id, shown.text, exact[0])
+        await self.api.press_button(self.user_id, target.message_id, data)
         return target
 
     async def press_data(self, message: SentMessage, data: str) -> int:
