@@ -234,12 +234,30 @@ async def test_only_the_first_reply_row_goes_into_the_pressed_message(
     async with sending(fake_api, sqlite) as chat:
         shown = await chat.question()
         before = counts(fake_api)
-        await chat.queue({"text": "Good.", "buttons": []},
-                         {"text": "Next?", "buttons": [[["Go on", "n:g"]]]})
+        # Two messages (a text after buttons is not merged with them, §2): only the first
+        # goes into the pressed message.
+        await chat.queue({"text": "Good.", "buttons": [[["Go on", "n:g"]]]},
+                         {"text": "Next?", "buttons": []})
         [edited, nxt] = await chat.sent(2)
     assert edited is shown and edited.plain_text == "Ready?\n\n» Yes\n\nGood."
-    assert labels(edited) == [] and labels(nxt) == ["Go on"]
+    assert labels(edited) == ["Go on"] and labels(nxt) == [] and nxt.plain_text == "Next?"
     assert since(fake_api, before) == {"sendMessage": 1, "editMessageText": 1,
+                                       "editMessageReplyMarkup": 0, "sendDocument": 0}
+
+
+async def test_a_reply_of_texts_goes_into_the_pressed_message_as_one(
+    fake_api: FakeBotApi, sqlite: SqliteStore
+) -> None:
+    """Consecutive texts are one message (§2), so all of them go into the pressed message."""
+    async with sending(fake_api, sqlite) as chat:
+        shown = await chat.question()
+        before = counts(fake_api)
+        await chat.queue({"text": "Good.", "buttons": []},
+                         {"text": "Next?", "buttons": [[["Go on", "n:g"]]]})
+        [edited] = await chat.sent(1)
+    assert edited is shown and edited.plain_text == "Ready?\n\n» Yes\n\nGood.\n\nNext?"
+    assert labels(edited) == ["Go on"]
+    assert since(fake_api, before) == {"sendMessage": 0, "editMessageText": 1,
                                        "editMessageReplyMarkup": 0, "sendDocument": 0}
 
 

@@ -43,10 +43,15 @@ def plain(text: str) -> str:
     return html.unescape(_TAGS.sub("", text)).strip()
 
 
+#: A choice line the bot put into a pressed message above its reply (see `choice_line`).
+_CHOICE = re.compile(r"\n\n» <i>[^<]*</i>\n\n")
+
+
 def transcript(texts: Iterable[str]) -> str:
     """Texts (of messages, or of outbox rows) as one, each stripped, a blank line apart: the
-    same however the bot merged them into messages (nothing lost, doubled or reordered)."""
-    return JOINER.join(text.strip() for text in texts)
+    same however the bot merged them into messages or put a reply into a pressed message
+    (choice lines are left out), so nothing lost, doubled or reordered shows."""
+    return _CHOICE.sub(JOINER, JOINER.join(text.strip() for text in texts))
 
 
 def parts(text: str, known: Collection[str]) -> list[str] | None:
