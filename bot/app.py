@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bot.check import check_script
 from bot.config import Config
-from bot.crisis import Detector, load_rules
+from bot.crisis import Detector, load_reader, load_rules, reader_path
 from bot.engine import (
     RISK_KINDS,
     CrisisResource,
@@ -93,28 +93,37 @@ def load_checked(
 
 
 def crisis_detector(prompts_dir: Path, locale: str) -> Detector:
-    """The crisis detector for a locale (``prompts/<locale>/crisis_rules.yaml``).
+    """The crisis detector for a locale: its rules (``prompts/<locale>/crisis_rules.yaml``)
+    and, when the package ships one, its second reader (``bot/crisis/reader_<locale>.json``).
 
     Loading the rule book is most of the cost of building the app (about a second), and a
-    detector never changes once built, so one built from the same unchanged file (same
-    path, size and modification time) is reused: the CLI's commands and the tests build the
-    app many times in one process.
+    detector never changes once built, so one built from the same unchanged files (same
+    paths, sizes and modification times) is reused: the CLI's commands and the tests build
+    the app many times in one process.
 
     Raises:
-        ScriptError: When the rule book has mistakes (each at ``file:line:col``).
+        ScriptError: When the rule book or the reader's file has mistakes.
     """
     path = prompts_dir / locale / "crisis_rules.yaml"
+    reader = reader_path(locale)
     try:
         seen = path.stat()
     except OSError:
         return Detector(load_rules(path))  # the loader reports the missing file
-    return _detector(path, seen.st_size, seen.st_mtime_ns)
+    try:
+        weights = reader.stat()
+    except OSError:
+        return _detector(path, seen.st_size, seen.st_mtime_ns, None, 0, 0)
+    return _detector(path, seen.st_size, seen.st_mtime_ns, reader, weights.st_size,
+                     weights.st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=4)
-def _detector(path: Path, size: int, mtime_ns: int) -> Detector:
-    """One detector per version of a rule book file (``size`` and ``mtime_ns`` are the key)."""
-    return Detector(load_rules(path))
+def _detector(path: Path, size: int, mtime_ns: int, reader: Path | None, reader_size: int,
+              reader_mtime_ns: int) -> Detector:
+    """One detector per version of a rule book and reader file (sizes and modification
+    times are the key)."""
+    return Detector(load_rules(path), None if reader is None else load_reader(reader))
 
 
 def intents_reader(prompts_dir: Path, locale: str, crisis: Detector) -> Intents:
