@@ -126,10 +126,6 @@ class Reader:
                       for (a, b), w in ranked[:top]),
         )
 
-    def with_threshold(self, threshold: float) -> Reader:
-        """The same weights with another threshold."""
-        return Reader(self.kinds, self.bias, threshold, self.weights, self.where)
-
     def to_json(self) -> str:
         """The data file's text: sorted, so that the same weights give the same file."""
         return json.dumps({
