@@ -82,7 +82,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     cases = read_cases(args.corpus)
-    detector = crisis_detector(ROOT / "prompts", "en")
+    detector = crisis_detector(ROOT / "prompts", "en", second_reader=True)
     rules_only = detector.with_reader(None)
     old = PhraseMatcher(ROOT / "bench/data/substring_phrases.yaml")
 

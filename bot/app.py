@@ -92,9 +92,10 @@ def load_checked(
     return scripts, findings
 
 
-def crisis_detector(prompts_dir: Path, locale: str) -> Detector:
+def crisis_detector(prompts_dir: Path, locale: str, *, second_reader: bool = False) -> Detector:
     """The crisis detector for a locale: its rules (``prompts/<locale>/crisis_rules.yaml``)
-    and, when the package ships one, its second reader (``bot/crisis/reader_<locale>.json``).
+    and, with ``second_reader`` and when the package has one for the locale, its second
+    reader (``bot/crisis/reader_<locale>.json``).
 
     Loading the rule book is most of the cost of building the app (about a second), and a
     detector never changes once built, so one built from the same unchanged files (same
@@ -105,14 +106,13 @@ def crisis_detector(prompts_dir: Path, locale: str) -> Detector:
         ScriptError: When the rule book or the reader's file has mistakes.
     """
     path = prompts_dir / locale / "crisis_rules.yaml"
-    reader = reader_path(locale)
     try:
         seen = path.stat()
     except OSError:
         return Detector(load_rules(path))  # the loader reports the missing file
-    try:
-        weights = reader.stat()
-    except OSError:
+    reader = reader_path(locale) if second_reader else None
+    weights = reader.stat() if reader is not None and reader.is_file() else None
+    if reader is None or weights is None:
         return _detector(path, seen.st_size, seen.st_mtime_ns, None, 0, 0)
     return _detector(path, seen.st_size, seen.st_mtime_ns, reader, weights.st_size,
                      weights.st_mtime_ns)
@@ -186,7 +186,8 @@ def build(config: Config, script_paths: Sequence[Path] | None = None) -> Loaded:
     renderer = Renderer.from_dir(prompts, config.prompts.locale)
     paths = script_paths or [resolve(Path(p)) for p in config.scripts.paths]
     scripts, findings = load_checked(script_files(paths), renderer, script_folders(paths))
-    crisis = crisis_detector(prompts, config.prompts.locale)
+    crisis = crisis_detector(prompts, config.prompts.locale,
+                             second_reader=config.safety.second_reader)
     resources = Resources(scripts=scripts, texts=renderer, crisis=crisis,
                           intents=intents_reader(prompts, config.prompts.locale, crisis),
                           policy=policy_from(config))

@@ -131,6 +131,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--measure", action="store_true",
                        help="also print rules alone, reader alone and both by cross-validation "
                             "and with each file held out (a few minutes)")
+    for action in (explain, test):
+        action.add_argument("--reader", action="store_true",
+                            help="use the second reader whatever safety.second_reader says")
     for action in (explain, test, train):
         action.add_argument("--config", type=Path, default=_default_config(),
                             help="configuration file (for prompts.path and prompts.locale)")
@@ -357,8 +360,11 @@ def _explore(args: argparse.Namespace) -> list[Exploration]:
 
 
 def _crisis(args: argparse.Namespace) -> int:
-    prompts = load_config(args.config).prompts
-    detector = crisis_detector(resolve(Path(prompts.path)), prompts.locale)
+    config = load_config(args.config)
+    prompts = config.prompts
+    detector = crisis_detector(
+        resolve(Path(prompts.path)), prompts.locale,
+        second_reader=config.safety.second_reader or getattr(args, "reader", False))
     if args.crisis_command == "explain":
         print("\n".join(detector.explain(args.text)))
         return 0

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import Loaded, crisis_detector
+from bot.app import Loaded, build, crisis_detector
+from bot.config import load_config
 from bot.crisis import (
     KIND_ORDER,
     Detector,
@@ -26,7 +27,7 @@ from bot.crisis import (
     reader_path,
 )
 from bot.crisis._detect import READER_RULE
-from bot.script import ScriptError
+from bot.script import ScriptError, load_yaml
 from tests.support.engine_driver import Driver, assert_crisis
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +40,15 @@ MADE_UP = "zorbly"
 
 @pytest.fixture(scope="module")
 def shipped() -> Detector:
-    return crisis_detector(ROOT / "prompts", "en")
+    """The shipped rules with the shipped reader (``safety.second_reader: true``)."""
+    return crisis_detector(ROOT / "prompts", "en", second_reader=True)
+
+
+@pytest.fixture(scope="module")
+def with_reader(tmp_path_factory: pytest.TempPathFactory) -> Loaded:
+    config = tmp_path_factory.mktemp("reader") / "config.yaml"
+    config.write_text("safety:\n  second_reader: true\n", encoding="utf-8")
+    return build(load_config(config, {}))
 
 
 def made_up_reader(kind: Kind) -> Reader:
@@ -47,6 +56,11 @@ def made_up_reader(kind: Kind) -> Reader:
     heads = [80.0] + [80.0 if k is kind else 0.0 for k in KIND_ORDER]
     return Reader(KIND_ORDER, (-6.0,) * (len(KIND_ORDER) + 1), 0.5,
                   {"w:" + MADE_UP: tuple(heads)}, "made-up")
+
+
+def test_the_reader_is_off_unless_configured(loaded: Loaded, with_reader: Loaded) -> None:
+    assert loaded.engine.resources.crisis.reader is None
+    assert with_reader.engine.resources.crisis.reader == load_reader(reader_path("en"))
 
 
 def test_the_shipped_reader_loads_and_is_small(shipped: Detector) -> None:
@@ -91,9 +105,12 @@ def test_retraining_reproduces_the_shipped_file(tmp_path: Path) -> None:
 
 
 def test_explain_prints_the_readers_scores_and_words() -> None:
-    done = subprocess.run([sys.executable, "-m", "bot", "crisis", "explain",
-                           "nobody would even notice if i was gone"],
-                          capture_output=True, text=True, check=True, cwd=ROOT)
+    text = "nobody would even notice if i was gone"
+    command = [sys.executable, "-m", "bot", "crisis", "explain", text]
+    without = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)
+    assert "reader:" not in without.stdout
+    done = subprocess.run([*command, "--reader"], capture_output=True, text=True, check=True,
+                          cwd=ROOT)
     lines = done.stdout.splitlines()
     risk = next(line for line in lines if line.startswith("reader: risk "))
     assert "(threshold 0." in risk and "+ '" in risk, risk
@@ -131,8 +148,8 @@ def test_the_context_layer_cancels_a_reader_only_match(shipped: Detector, text: 
     assert "over the threshold" in explained and reason in explained, explained
 
 
-def test_a_reader_only_detection_reaches_the_engine_as_its_kind(loaded: Loaded) -> None:
-    detector = loaded.engine.resources.crisis
+def test_a_reader_only_detection_reaches_the_engine_as_its_kind(with_reader: Loaded) -> None:
+    detector = with_reader.engine.resources.crisis
     found = None
     for case in read_cases(CRISIS / "probes_en.tsv"):
         detection = detector.scan(case.text)
@@ -141,7 +158,7 @@ def test_a_reader_only_detection_reaches_the_engine_as_its_kind(loaded: Loaded) 
             break
     assert found is not None, "the shipped reader adds no match the rules miss in the probes"
     case, detection = found
-    d = Driver.new(loaded.engine)
+    d = Driver.new(with_reader.engine)
     d.text(case.text)
     assert_crisis(d, case.text, had_session=False, running=False)
     rows = [e.data for e in d.ledger() if e.kind == "crisis_language"]
@@ -159,6 +176,19 @@ def test_the_reader_adds_few_false_alarms(shipped: Detector, name: str) -> None:
     rules, both = evaluate(shipped.with_reader(None), cases), evaluate(shipped, cases)
     added = [c.text for c in both.false_alarms if c not in rules.false_alarms]
     assert both.false_alarm_rate <= rules.false_alarm_rate + ADDED_FALSE_ALARMS, added
+
+
+def test_no_phrase_of_the_intent_book_is_a_reader_match(shipped: Detector) -> None:
+    """Stop requests, answers to "are you safe?" and under-arousal words are everyday
+    messages the bot expects; the reader must not turn one into a crisis."""
+    book = load_yaml(ROOT / "prompts" / "en" / "intents.yaml").data
+    assert isinstance(book, dict)
+    phrases = [*book["stop_requests"]] + [
+        p for key in ("safety", "under_arousal") for entries in book[key].values()
+        if isinstance(entries, list) for p in entries]
+    assert len(phrases) > 150
+    flagged = [p for p in phrases if shipped.scan(p).rules == (READER_RULE,)]
+    assert not flagged, flagged
 
 
 def test_the_reader_costs_well_under_a_millisecond(shipped: Detector) -> None:

@@ -7,8 +7,8 @@ sexual violence, a child at risk, harm to others). Messages are folded and repai
 (look-alike letters, invisible characters, digits for letters, chat spelling, words run
 together, typos), so that the rules see what the client meant. A second reader, a small
 linear classifier trained offline on the labelled files (``reader_<locale>.json``), scores
-the same words and adds what the rules miss; it never takes a rule's match away. No network;
-the text is scanned in memory and never stored.
+the same words and, when the configuration turns it on, adds what the rules miss; it never
+takes a rule's match away. No network; the text is scanned in memory and never stored.
 """
 
 from bot.crisis._detect import Detection, Detector, Match, SecondReading

@@ -6,7 +6,7 @@ read (:class:`~bot.crisis.Speller`) and turns them into features — word forms 
 lemma and stem), pairs of neighbouring words and letter groups of three to five inside a
 word — each with learned weights: one for *risk or not*, one per kind for *which kind*. A
 score is the logistic of a bias plus the weights of the features present, divided by the
-square root of their number (so a long message is not louder than a short one); the message
+square root of their number (at least :data:`_SCALE_FROM`, see there); the message
 counts as a risk from the risk score's threshold on, as the kind scored highest. Scoring is
 dictionary look-ups and sums in pure Python, deterministic, and explainable: every
 contribution is a named feature.
@@ -31,6 +31,10 @@ from bot.script import Finding, ScriptError, Severity
 FORMAT = 1
 #: Letter groups of these lengths, inside a word padded with a space at each end.
 _CHAR_SIZES = (3, 4, 5)
+#: A score's sum is divided by the square root of the number of features, or of this many for
+#: a message with fewer: so a long message is not louder than a short one, and a short one
+#: ("keep them", "i want to stop") does not get loud on the little it says.
+_SCALE_FROM = 150
 #: A word position: (first word, one past the last word).
 _Span = tuple[int, int]
 
@@ -52,6 +56,11 @@ def features(words: Sequence[Word]) -> dict[str, _Span]:
             for start in range(len(padded) - size + 1):
                 found.setdefault("c:" + padded[start:start + size], span)
     return found
+
+
+def scale_for(count: int) -> float:
+    """What the weights of a message with ``count`` features are multiplied by."""
+    return 1.0 / math.sqrt(max(count, _SCALE_FROM))
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +114,7 @@ class Reader:
         found = features(words)
         if not found:
             return None
-        scale = 1.0 / math.sqrt(len(found))
+        scale = scale_for(len(found))
         sums = list(self.bias)
         by_words: dict[_Span, float] = {}
         for feature, span in found.items():

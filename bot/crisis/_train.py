@@ -29,7 +29,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from bot.crisis._detect import Detector
 from bot.crisis._evaluate import BENIGN, Case
-from bot.crisis._reader import Reader, features
+from bot.crisis._reader import Reader, features, scale_for
 from bot.crisis._rules import KIND_ORDER, Kind
 
 #: Regularisation (scikit-learn's C: larger fits the examples more closely).
@@ -60,8 +60,8 @@ def prepare(detector: Detector, cases: Sequence[Case]) -> list[_Row]:
     rows = []
     for case in cases:
         found = features(rules.speller.words(case.text))
-        scale = 1.0 / math.sqrt(len(found)) if found else 0.0
-        rows.append(_Row(case, dict.fromkeys(found, scale), bool(rules.scan(case.text))))
+        rows.append(_Row(case, dict.fromkeys(found, scale_for(len(found))),
+                         bool(rules.scan(case.text))))
     return rows
 
 
