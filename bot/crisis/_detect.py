@@ -95,8 +95,9 @@ class Detector:
     """Scans free text for risk, deterministically and only in memory.
 
     A message is a risk when a rule matches it or, failing that, when the second reader
-    (:class:`~bot.crisis.Reader`, if there is one) scores a kind at or above its threshold
-    and the context layer does not cancel the word that weighed most.
+    (:class:`~bot.crisis.Reader`, if there is one) scores it a risk at or above its threshold
+    and the context layer does not cancel the word that weighed most; the kind is then the
+    reader's most likely kind.
     """
 
     def __init__(self, book: RuleBook, reader: Reader | None = None) -> None:

@@ -171,10 +171,9 @@ def measure(detector: Detector, rows: Sequence[_Row],
         for i in test_at:
             row = rows[i]
             detection = with_reader.scan(row.case.text)
-            by_reader = row.rules is False and bool(detection)
-            if row.rules:  # the reader is only asked when no rule matched: ask it here too
-                found = with_reader.second_reading(row.case.text)
-                by_reader = found is not None and found.counts
+            # asked directly: the scan asks the reader only when no rule matched
+            found = with_reader.second_reading(row.case.text)
+            by_reader = found is not None and found.counts
             tallies["rules"].add(row.case, row.rules)
             tallies["reader"].add(row.case, by_reader)
             tallies["rules+reader"].add(row.case, bool(detection))
