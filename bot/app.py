@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bot.check import check_script
 from bot.config import Config
-from bot.crisis import Detector, load_rules
+from bot.crisis import Detector, load_reader, load_rules, reader_path
 from bot.engine import (
     RISK_KINDS,
     CrisisResource,
@@ -92,29 +92,38 @@ def load_checked(
     return scripts, findings
 
 
-def crisis_detector(prompts_dir: Path, locale: str) -> Detector:
-    """The crisis detector for a locale (``prompts/<locale>/crisis_rules.yaml``).
+def crisis_detector(prompts_dir: Path, locale: str, *, second_reader: bool = False) -> Detector:
+    """The crisis detector for a locale: its rules (``prompts/<locale>/crisis_rules.yaml``)
+    and, with ``second_reader`` and when the package has one for the locale, its second
+    reader (``bot/crisis/reader_<locale>.json``).
 
     Loading the rule book is most of the cost of building the app (about a second), and a
-    detector never changes once built, so one built from the same unchanged file (same
-    path, size and modification time) is reused: the CLI's commands and the tests build the
-    app many times in one process.
+    detector never changes once built, so one built from the same unchanged files (same
+    paths, sizes and modification times) is reused: the CLI's commands and the tests build
+    the app many times in one process.
 
     Raises:
-        ScriptError: When the rule book has mistakes (each at ``file:line:col``).
+        ScriptError: When the rule book or the reader's file has mistakes.
     """
     path = prompts_dir / locale / "crisis_rules.yaml"
     try:
         seen = path.stat()
     except OSError:
         return Detector(load_rules(path))  # the loader reports the missing file
-    return _detector(path, seen.st_size, seen.st_mtime_ns)
+    reader = reader_path(locale) if second_reader else None
+    weights = reader.stat() if reader is not None and reader.is_file() else None
+    if reader is None or weights is None:
+        return _detector(path, seen.st_size, seen.st_mtime_ns, None, 0, 0)
+    return _detector(path, seen.st_size, seen.st_mtime_ns, reader, weights.st_size,
+                     weights.st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=4)
-def _detector(path: Path, size: int, mtime_ns: int) -> Detector:
-    """One detector per version of a rule book file (``size`` and ``mtime_ns`` are the key)."""
-    return Detector(load_rules(path))
+def _detector(path: Path, size: int, mtime_ns: int, reader: Path | None, reader_size: int,
+              reader_mtime_ns: int) -> Detector:
+    """One detector per version of a rule book and reader file (sizes and modification
+    times are the key)."""
+    return Detector(load_rules(path), None if reader is None else load_reader(reader))
 
 
 def intents_reader(prompts_dir: Path, locale: str, crisis: Detector) -> Intents:
@@ -177,7 +186,8 @@ def build(config: Config, script_paths: Sequence[Path] | None = None) -> Loaded:
     renderer = Renderer.from_dir(prompts, config.prompts.locale)
     paths = script_paths or [resolve(Path(p)) for p in config.scripts.paths]
     scripts, findings = load_checked(script_files(paths), renderer, script_folders(paths))
-    crisis = crisis_detector(prompts, config.prompts.locale)
+    crisis = crisis_detector(prompts, config.prompts.locale,
+                             second_reader=config.safety.second_reader)
     resources = Resources(scripts=scripts, texts=renderer, crisis=crisis,
                           intents=intents_reader(prompts, config.prompts.locale, crisis),
                           policy=policy_from(config))

@@ -29,7 +29,7 @@ from bot._plan_file import plan_yaml, read_plan
 from bot.app import Loaded, build, crisis_detector, resolve, store_from
 from bot.check import check_paths, to_dot, to_mermaid
 from bot.config import Config, ConfigError, config_plans, load_config
-from bot.crisis import evaluate, read_cases
+from bot.crisis import Detector, evaluate, read_cases, reader_path
 from bot.demo import DEMO_CLIENT, DEMO_THERAPIST, demo_start, make_demo
 from bot.engine import (
     HISTORY_KINDS,
@@ -123,7 +123,20 @@ def _parser() -> argparse.ArgumentParser:
     test = crisis_sub.add_parser("test", help="recall per kind and false alarms on a TSV file")
     test.add_argument("file", type=Path,
                       help="kind<TAB>imminent<TAB>category<TAB>text rows (tests/crisis/README.md)")
+    train = crisis_sub.add_parser(
+        "train", help="train the second reader on labelled TSV files (needs the train extra)")
+    train.add_argument("files", nargs="+", type=Path, metavar="FILE",
+                       help="labelled files to train on (never a sealed held-out file)")
+    train.add_argument("--out", type=Path, default=None,
+                       help="where to write the reader (default: the package's "
+                            "bot/crisis/reader_<locale>.json)")
+    train.add_argument("--measure", action="store_true",
+                       help="also print rules alone, reader alone and both by cross-validation "
+                            "and with each file held out (a few minutes)")
     for action in (explain, test):
+        action.add_argument("--reader", action="store_true",
+                            help="use the second reader whatever safety.second_reader says")
+    for action in (explain, test, train):
         action.add_argument("--config", type=Path, default=_default_config(),
                             help="configuration file (for prompts.path and prompts.locale)")
 
@@ -349,15 +362,43 @@ def _explore(args: argparse.Namespace) -> list[Exploration]:
 
 
 def _crisis(args: argparse.Namespace) -> int:
-    prompts = load_config(args.config).prompts
-    detector = crisis_detector(resolve(Path(prompts.path)), prompts.locale)
+    config = load_config(args.config)
+    prompts = config.prompts
+    detector = crisis_detector(
+        resolve(Path(prompts.path)), prompts.locale,
+        second_reader=config.safety.second_reader or getattr(args, "reader", False))
     if args.crisis_command == "explain":
         print("\n".join(detector.explain(args.text)))
         return 0
+    if args.crisis_command == "train":
+        return _crisis_train(args, detector, prompts.locale)
     if not args.file.is_file():
         print(f"rehearse crisis test: no such file: {args.file}", file=sys.stderr)
         return 2
     print("\n".join(evaluate(detector, read_cases(args.file)).report()))
+    return 0
+
+
+def _crisis_train(args: argparse.Namespace, detector: Detector, locale: str) -> int:
+    missing = [str(f) for f in args.files if not f.is_file()]
+    if missing:
+        print(f"rehearse crisis train: no such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    try:
+        from bot.crisis import _train  # noqa: PLC0415 (scikit-learn only for this command)
+    except ImportError as exc:
+        print(f"rehearse crisis train: {exc.name} is missing: "
+              "pip install -e '.[train]'", file=sys.stderr)
+        return 2
+    files = [(f.name, read_cases(f)) for f in args.files]
+    rows = _train.prepare(detector, [case for _, cases in files for case in cases])
+    reader = _train.train(detector, rows)
+    out = args.out or reader_path(locale)
+    out.write_text(reader.to_json(), encoding="utf-8")
+    print(f"wrote {out}: {len(reader.weights)} features, threshold {reader.threshold:.3f}, "
+          f"from {len(rows)} rows")
+    if args.measure:
+        print("\n".join(_train.report(detector, files)))
     return 0
 
 

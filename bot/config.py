@@ -386,6 +386,9 @@ class SafetyConfig(_Section):
     #: this many hours after the signal (or once the therapist clears it).
     crisis_hold_hours: Annotated[int, Field(ge=1, le=720)] = 24
     crisis_hold_needs_therapist: bool = False
+    #: Whether the crisis detector's second reader (a learned classifier, docs/safety.md §1)
+    #: may add matches the rules miss; off until it is shown to help on unseen text.
+    second_reader: bool = False
     #: At most one alert to the therapist per client in this many minutes (clients who
     #: opted in); a later signal in the window is ledgered as not sent.
     alert_min_minutes: Annotated[int, Field(ge=1, le=1440)] = 30

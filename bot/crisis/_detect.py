@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from itertools import permutations
 
 from bot.crisis._layer import Reading
 from bot.crisis._normalise import Speller, Word
+from bot.crisis._reader import Reader, Verdict
 from bot.crisis._rules import KIND_ORDER, Kind, Pattern, Rule, RuleBook
 
 #: A part found in the message: (first word, one past the last word).
@@ -17,6 +19,8 @@ _Span = tuple[int, int]
 _CHAT_PART = 4
 #: A `not_near` context at most this many words after a negation is negated ("not for camping").
 _NEGATED_GAP = 1
+#: The rule id of a match by the second reader alone.
+READER_RULE = "reader"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,11 +72,37 @@ class Detection:
         return tuple(m.rule for m in self.matches)
 
 
-class Detector:
-    """Scans free text for risk, deterministically and only in memory."""
+@dataclass(frozen=True, slots=True)
+class SecondReading:
+    """The second reader's verdict on a message, and whether the context layer cancels it.
 
-    def __init__(self, book: RuleBook) -> None:
+    Attributes:
+        verdict: The reader's scores.
+        cancelled: Why the context layer cancels it (asked about the word that weighed most
+            for risk), or None.
+    """
+
+    verdict: Verdict
+    cancelled: str | None
+
+    @property
+    def counts(self) -> bool:
+        """Whether it makes the message a risk: over the threshold and not cancelled."""
+        return self.verdict.over and self.cancelled is None and self.verdict.anchor is not None
+
+
+class Detector:
+    """Scans free text for risk, deterministically and only in memory.
+
+    A message is a risk when a rule matches it or, failing that, when the second reader
+    (:class:`~bot.crisis.Reader`, if there is one) scores it a risk at or above its threshold
+    and the context layer does not cancel the word that weighed most; the kind is then the
+    reader's most likely kind.
+    """
+
+    def __init__(self, book: RuleBook, reader: Reader | None = None) -> None:
         self.book = book
+        self.reader = reader
         vocabulary = book.vocabulary()
         chat_words = frozenset(s for s in book.chat if s.isalpha() and len(s) >= _CHAT_PART)
         self.speller = Speller(book.chat, vocabulary, book.glue | vocabulary | chat_words,
@@ -106,6 +136,12 @@ class Detector:
         self._harmless: dict[str, list[Pattern]] = defaultdict(list)
         for pattern in book.harmless:
             self._harmless[self._anchor(pattern)].append(pattern)
+
+    def with_reader(self, reader: Reader | None) -> Detector:
+        """This detector with another second reader, or none (the rules are shared)."""
+        other = copy.copy(self)
+        other.reader = reader
+        return other
 
     def _anchor(self, pattern: Pattern) -> str:
         """The part of a pattern least likely to occur: the one whose shortest entry is longest
@@ -148,7 +184,38 @@ class Detector:
                 repairs=tuple(dict.fromkeys(w.repaired for w in words if w.repaired)),
                 where=rule.pattern.where,
             ))
+        if not matches and self.reader is not None:
+            second = self._second_match(self.reader, words, spans, reading)
+            if second is not None:
+                matches.append(second)
         return Detection(tuple(matches))
+
+    def second_reading(self, text: str) -> SecondReading | None:
+        """The second reader's verdict, or None without a reader or words."""
+        if self.reader is None or not text.strip():
+            return None
+        words = self.speller.words(text)
+        spans = self._spans(words)
+        return _verdict(self.reader, words, Reading(self.book.layer, words, spans))
+
+    def _second_match(self, reader: Reader, words: list[Word], spans: dict[str, list[_Span]],
+                      reading: Reading) -> Match | None:
+        """The reader's verdict as a match when it is over the threshold and not cancelled."""
+        found = _verdict(reader, words, reading)
+        if found is None or not found.counts or found.verdict.anchor is None:
+            return None
+        verdict = found.verdict
+        first, last = found.verdict.anchor
+        return Match(
+            rule=READER_RULE, kind=verdict.kind,
+            why=f"the second reader scores it a risk at {verdict.score:.2f} (threshold "
+                f"{verdict.threshold:.2f}), most likely {verdict.kind.value}",
+            imminent=verdict.kind is Kind.SUICIDE
+            and any(p in spans for p in self.book.imminent_when),
+            words=tuple(w.text for w in words[first:last]),
+            repairs=tuple(dict.fromkeys(w.repaired for w in words if w.repaired)),
+            where=reader.where,
+        )
 
     def explain(self, text: str) -> list[str]:
         """Plain lines saying which rules matched and why, or that none did."""
@@ -174,14 +241,32 @@ class Detector:
                 if reason is not None:
                     lines.append(f"not counted: rule `{rule.pattern.id}` "
                                  f"({rule.pattern.where}) would match, but {reason}")
+        lines += self._explain_reader(text)
         if not detection:
-            lines.append("no rule matched: no crisis response")
+            lines.append("no rule matched: no crisis response" if self.reader is None else
+                         "no rule matched and the reader did not count it: no crisis response")
             return lines
         for match in detection.matches:
             urgency = ", imminent" if match.imminent else ""
             lines.append(f"MATCH {match.kind.value}{urgency}: rule `{match.rule}` "
                          f"({match.where}): {match.why} — on \"{' '.join(match.words)}\"")
         lines.append("response: crisis support for " + ", ".join(k.value for k in detection.kinds))
+        return lines
+
+    def _explain_reader(self, text: str) -> list[str]:
+        """The reader's lines: the risk score and the features that weighed most, each kind's
+        score, and a cancellation by the context layer."""
+        found = self.second_reading(text)
+        if found is None:
+            return []
+        verdict, cancelled = found.verdict, found.cancelled
+        top = ", ".join(f"{'+' if w > 0 else '-'} '{words}'" for words, w in verdict.top)
+        mark = ", over the threshold" if verdict.over else ""
+        lines = [f"reader: risk {verdict.score:.2f} (threshold {verdict.threshold:.2f}{mark}; "
+                 f"{top})",
+                 "reader: kind " + ", ".join(f"{k.value} {s:.2f}" for k, s in verdict.kinds)]
+        if verdict.over and cancelled is not None:
+            lines.append(f"  not counted: {cancelled}")
         return lines
 
     # -- matching -----------------------------------------------------------------------------
@@ -304,3 +389,13 @@ class Detector:
         for parts in orders:
             extend(parts, 0, [])
         return results
+
+
+def _verdict(reader: Reader, words: list[Word], reading: Reading) -> SecondReading | None:
+    """The reader's verdict, with why the context layer cancels it."""
+    verdict = reader.read(words)
+    if verdict is None:
+        return None
+    anchor = verdict.anchor
+    return SecondReading(verdict, None if anchor is None
+                         else reading.cancelled(verdict.kind, [anchor]))

@@ -1,0 +1,205 @@
+"""The second reader: its shipped file, determinism, explanations, the context layer, the
+engine, its false alarms on the files it was trained on, and its cost.
+
+``tests/test_crisis_corpus.py`` asserts the rules' own targets; what the reader adds is
+measured by cross-validation (``rehearse crisis train --measure``, docs/safety.md §5).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bot.app import Loaded, build, crisis_detector
+from bot.config import load_config
+from bot.crisis import (
+    KIND_ORDER,
+    Detector,
+    Kind,
+    Reader,
+    evaluate,
+    load_reader,
+    read_cases,
+    reader_path,
+)
+from bot.crisis._detect import READER_RULE
+from bot.script import ScriptError, load_yaml
+from tests.support.engine_driver import Driver, assert_crisis
+
+ROOT = Path(__file__).resolve().parents[1]
+CRISIS = ROOT / "tests" / "crisis"
+#: The files the shipped reader is trained on (never a sealed held-out file).
+TRAINED_ON = ["corpus_en.tsv", "holdout_en.tsv", "holdout2_en.tsv", "probes_en.tsv"]
+#: A word no labelled file has, for a reader made by hand.
+MADE_UP = "zorbly"
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Detector:
+    """The shipped rules with the shipped reader (``safety.second_reader: true``)."""
+    return crisis_detector(ROOT / "prompts", "en", second_reader=True)
+
+
+@pytest.fixture(scope="module")
+def with_reader(tmp_path_factory: pytest.TempPathFactory) -> Loaded:
+    config = tmp_path_factory.mktemp("reader") / "config.yaml"
+    config.write_text("safety:\n  second_reader: true\n", encoding="utf-8")
+    return build(load_config(config, {}))
+
+
+def made_up_reader(kind: Kind) -> Reader:
+    """A reader that counts a message with the made-up word as a risk of ``kind``."""
+    heads = [80.0] + [80.0 if k is kind else 0.0 for k in KIND_ORDER]
+    return Reader(KIND_ORDER, (-6.0,) * (len(KIND_ORDER) + 1), 0.5,
+                  {"w:" + MADE_UP: tuple(heads)}, "made-up")
+
+
+def test_the_reader_is_off_unless_configured(loaded: Loaded, with_reader: Loaded) -> None:
+    assert loaded.engine.resources.crisis.reader is None
+    assert with_reader.engine.resources.crisis.reader == load_reader(reader_path("en"))
+
+
+def test_the_shipped_reader_loads_and_is_small(shipped: Detector) -> None:
+    path = reader_path("en")
+    assert path.stat().st_size < 2_000_000
+    reader = load_reader(path)
+    assert reader.kinds == KIND_ORDER
+    assert 0.5 < reader.threshold <= 1.0
+    assert all(any(w) and len(w) == len(KIND_ORDER) + 1 for w in reader.weights.values())
+    assert shipped.reader == reader
+
+
+def test_a_broken_reader_file_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "reader_en.json"
+    path.write_text('{"format": 1, "kinds": ["suicide"], "bias": [0], "threshold": 0.5, '
+                    '"weights": {}}', encoding="utf-8")
+    with pytest.raises(ScriptError, match="one number for risk and one per kind"):
+        load_reader(path)
+
+
+def test_the_file_round_trips_and_scores_are_deterministic(shipped: Detector,
+                                                           tmp_path: Path) -> None:
+    assert shipped.reader is not None
+    path = tmp_path / "reader_en.json"
+    path.write_text(shipped.reader.to_json(), encoding="utf-8")
+    assert path.read_bytes() == reader_path("en").read_bytes()
+    again = shipped.with_reader(load_reader(path))
+    for case in read_cases(CRISIS / "corpus_en.tsv")[:200]:
+        first, second = shipped.second_reading(case.text), again.second_reading(case.text)
+        assert first is not None
+        assert first == second, case.text
+
+
+@pytest.mark.slow
+def test_retraining_reproduces_the_shipped_file(tmp_path: Path) -> None:
+    out = tmp_path / "reader_en.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "crisis", "train", *(str(CRISIS / f) for f in TRAINED_ON),
+         "--out", str(out)], capture_output=True, text=True, check=False, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes() == reader_path("en").read_bytes()
+
+
+def test_explain_prints_the_readers_scores_and_words() -> None:
+    text = "nobody would even notice if i was gone"
+    command = [sys.executable, "-m", "bot", "crisis", "explain", text]
+    without = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)
+    assert "reader:" not in without.stdout
+    done = subprocess.run([*command, "--reader"], capture_output=True, text=True, check=True,
+                          cwd=ROOT)
+    lines = done.stdout.splitlines()
+    risk = next(line for line in lines if line.startswith("reader: risk "))
+    assert "(threshold 0." in risk and "+ '" in risk, risk
+    kinds = next(line for line in lines if line.startswith("reader: kind "))
+    assert all(k.value in kinds for k in Kind), kinds
+
+
+def test_a_reader_only_match_has_the_readers_kind(shipped: Detector) -> None:
+    detector = shipped.with_reader(made_up_reader(Kind.PARTNER_ABUSE))
+    assert not shipped.scan(f"it is {MADE_UP} at home")
+    detection = detector.scan(f"it is {MADE_UP} at home")
+    assert detection.rules == (READER_RULE,)
+    assert detection.kinds == (Kind.PARTNER_ABUSE,)
+    assert detection.matches[0].words == (MADE_UP,)
+    assert "the second reader scores it a risk" in detection.matches[0].why
+
+
+def test_a_rule_match_keeps_the_rules_kind(shipped: Detector) -> None:
+    detector = shipped.with_reader(made_up_reader(Kind.HARM_TO_OTHERS))
+    detection = detector.scan(f"i want to kill myself, {MADE_UP}")
+    assert READER_RULE not in detection.rules
+    assert detection.kinds == (Kind.SUICIDE,)
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    (f"i have never been {MADE_UP}", "a negation (`never`) governs it"),
+    (f"my cousin is {MADE_UP}", "someone else (`cousin`) is the subject"),
+])
+def test_the_context_layer_cancels_a_reader_only_match(shipped: Detector, text: str,
+                                                       reason: str) -> None:
+    detector = shipped.with_reader(made_up_reader(Kind.SUICIDE))
+    assert detector.scan(f"i am {MADE_UP}")
+    assert not detector.scan(text)
+    explained = "\n".join(detector.explain(text))
+    assert "over the threshold" in explained and reason in explained, explained
+
+
+def test_a_reader_only_detection_reaches_the_engine_as_its_kind(with_reader: Loaded) -> None:
+    detector = with_reader.engine.resources.crisis
+    found = None
+    for case in read_cases(CRISIS / "probes_en.tsv"):
+        detection = detector.scan(case.text)
+        if case.kind != "none" and detection.rules == (READER_RULE,):
+            found = case, detection
+            break
+    assert found is not None, "the shipped reader adds no match the rules miss in the probes"
+    case, detection = found
+    d = Driver.new(with_reader.engine)
+    d.text(case.text)
+    assert_crisis(d, case.text, had_session=False, running=False)
+    rows = [e.data for e in d.ledger() if e.kind == "crisis_language"]
+    assert rows[0]["kinds"] == [k.value for k in detection.kinds]
+
+
+#: The reader may add at most this share of false alarms to the rules' own on a file it was
+#: trained on (its threshold keeps rules and reader together near 2% over all of them).
+ADDED_FALSE_ALARMS = 0.01
+
+
+@pytest.mark.parametrize("name", TRAINED_ON)
+def test_the_reader_adds_few_false_alarms(shipped: Detector, name: str) -> None:
+    cases = read_cases(CRISIS / name)
+    rules, both = evaluate(shipped.with_reader(None), cases), evaluate(shipped, cases)
+    added = [c.text for c in both.false_alarms if c not in rules.false_alarms]
+    assert both.false_alarm_rate <= rules.false_alarm_rate + ADDED_FALSE_ALARMS, added
+
+
+def test_no_phrase_of_the_intent_book_is_a_reader_match(shipped: Detector) -> None:
+    """Stop requests, answers to "are you safe?" and under-arousal words are everyday
+    messages the bot expects; the reader must not turn one into a crisis."""
+    book = load_yaml(ROOT / "prompts" / "en" / "intents.yaml").data
+    assert isinstance(book, dict)
+    phrases = [*book["stop_requests"]] + [
+        p for key in ("safety", "under_arousal") for entries in book[key].values()
+        if isinstance(entries, list) for p in entries]
+    assert len(phrases) > 150
+    flagged = [p for p in phrases if shipped.scan(p).rules == (READER_RULE,)]
+    assert not flagged, flagged
+
+
+def test_the_reader_costs_well_under_a_millisecond(shipped: Detector) -> None:
+    reader = shipped.reader
+    assert reader is not None
+    texts = [c.text for c in read_cases(CRISIS / "corpus_en.tsv")]
+    words = [shipped.speller.words(t) for t in texts]
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for w in words:
+            reader.read(w)
+        best = min(best, (time.perf_counter() - start) / len(words))
+    assert best < 0.0005, f"{best * 1e6:.0f} µs per message"
