@@ -56,6 +56,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -238,6 +239,8 @@ class Run:
     typed: int
     timeouts: int
     trails: list[float] = field(default_factory=list)
+    #: Bot API requests the bot made during the run, by method.
+    requests: dict[str, int] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -446,6 +449,7 @@ async def measure(bot: str, clients: int, inputs: int, text_gap: float, workdir:
         child = await start_bot(api, bot, workdir, clients + idle)
         watchdog = asyncio.create_task(harness.watchdog())
         try:
+            requests_before = len(api.requests)
             cpu_before = _cpu_seconds(child.process.pid)
             parent_before = resource.getrusage(resource.RUSAGE_SELF)
             started = time.perf_counter()
@@ -462,6 +466,7 @@ async def measure(bot: str, clients: int, inputs: int, text_gap: float, workdir:
                 parent_cpu_seconds=(parent_after.ru_utime + parent_after.ru_stime
                                     - parent_before.ru_utime - parent_before.ru_stime),
                 typed=harness.typed, timeouts=harness.timeouts, trails=list(harness.trails),
+                requests=dict(Counter(r.method for r in api.requests[requests_before:])),
             )
             if idle:
                 await asyncio.sleep(1.0)  # let the last sends finish
@@ -509,6 +514,12 @@ def report(runs: list[Run], memory: dict[str, dict[str, int]], idle: int) -> Non
         print(f"{label:>10} {ours.rate / echo.rate:>19.2f} {cpu:>16.2f} "
               f"{ours.percentile(50) - echo.percentile(50):>13.1f} "
               f"{ours.percentile(99) - echo.percentile(99):>13.1f}")
+    print()
+    print(f"{'clients':>10} {'bot':>7} {'requests/upd':>12}  by method")
+    for run in runs:
+        per = {m: n / run.updates for m, n in sorted(run.requests.items(), key=lambda i: -i[1])}
+        print(f"{_label(run):>10} {run.bot:>7} {sum(per.values()):>12.2f}  "
+              + ", ".join(f"{m} {n:.2f}" for m, n in per.items()))
     for run in runs:
         if run.bot == "shipped":
             print(f"\nshipped pacing, {_label(run)} clients: {len(run.trails)} replies of "
