@@ -162,3 +162,12 @@ def test_the_issues_risk_examples_are_detected_as_their_kind(text: str, kind: Ki
 @pytest.mark.parametrize("text", BENIGN)
 def test_the_issues_benign_examples_raise_no_alarm(text: str) -> None:
     assert not _detector().scan(text), "\n".join(_detector().explain(text))
+
+
+@pytest.mark.parametrize("path", sorted(CRISIS.glob("*.tsv")), ids=lambda p: p.name)
+def test_every_labelled_file_reads(path: Path) -> None:
+    """Sealed files too are checked for form (never scored here): each reads without a
+    finding and holds risk and benign rows."""
+    cases = read_cases(path)
+    kinds = {case.kind for case in cases}
+    assert "none" in kinds and len(kinds) == 6, (path.name, kinds)
