@@ -28,6 +28,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from telegram.constants import ParseMode
@@ -507,9 +508,8 @@ class OutboxSender:
         Telegram refuses the edit (the message was deleted, or is too old to edit): then it
         is sent anew."""
         try:
-            await self.bot.edit_message_text(head + reply, chat_id=chat,
-                                             message_id=press.message_id,
-                                             parse_mode=ParseMode.HTML, reply_markup=markup)
+            await self._call("editMessageText", chat_id=chat, message_id=press.message_id,
+                             text=head + reply, parse_mode=ParseMode.HTML, reply_markup=markup)
         except BadRequest as exc:
             if "not modified" not in str(exc).lower():  # else it shows the reply already
                 log.info("could not put a reply into the pressed message (%s); sending it as "
@@ -526,8 +526,8 @@ class OutboxSender:
         previous = self._keyboards.get(chat)
         if replace and previous is not None:
             try:
-                await self.bot.edit_message_text(text, chat_id=chat, message_id=previous,
-                                                 parse_mode=ParseMode.HTML, reply_markup=markup)
+                await self._call("editMessageText", chat_id=chat, message_id=previous, text=text,
+                                 parse_mode=ParseMode.HTML, reply_markup=markup)
                 return []
             except BadRequest as exc:
                 if "not modified" in str(exc).lower():
@@ -535,12 +535,23 @@ class OutboxSender:
         if markup is not None and previous is not None:
             self._keyboards.pop(chat)
             await self._remove_keyboard(chat, previous)
-        message = await self.bot.send_message(chat, text, parse_mode=ParseMode.HTML,
-                                              reply_markup=markup)
-        self.seen(chat, message.message_id)
+        sent = await self._call("sendMessage", chat_id=chat, text=text,
+                                parse_mode=ParseMode.HTML, reply_markup=markup)
+        message_id = int(sent["message_id"])
+        self.seen(chat, message_id)
         if markup is not None:
-            self._keyboards.put(chat, message.message_id)
-        return [message.message_id]
+            self._keyboards.put(chat, message_id)
+        return [message_id]
+
+    async def _call(self, method: str, **params: object) -> Any:
+        """One Bot API request through python-telegram-bot's own route (``Bot._post``: its
+        HTTP, its retries, its errors as exceptions), its result left as Telegram's JSON.
+
+        The sender reads only a sent message's id; building a `Message` (python-telegram-bot
+        parses every HTML entity of the text it returns) cost about as much CPU as the
+        request itself. The poller reads updates the same way (`_edge._get_updates`).
+        """
+        return await self.bot._post(method, {k: v for k, v in params.items() if v is not None})
 
     async def _send_file(self, chat: int, name: str, content: str) -> list[int]:
         message = await self.bot.send_document(chat, io.BytesIO(content.encode()),
@@ -580,8 +591,7 @@ class OutboxSender:
         # counts against the chat's limits like a message.
         self.pacer.take(chat)
         with contextlib.suppress(TelegramError):
-            await self.bot.edit_message_reply_markup(chat_id=chat, message_id=message_id,
-                                                     reply_markup=None)
+            await self._call("editMessageReplyMarkup", chat_id=chat, message_id=message_id)
 
 
 def _markup(rows: object) -> InlineKeyboardMarkup | None:
