@@ -134,9 +134,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="also print rules alone, reader alone and both by cross-validation "
                             "and with each file held out (a few minutes)")
     for action in (explain, test):
-        action.add_argument("--rules-only", action="store_true",
-                            help="leave the second reader out (the rules alone), whatever "
-                                 "safety.second_reader says")
+        action.add_argument("--reader", action="store_true",
+                            help="use the second reader whatever safety.second_reader says")
     for action in (explain, test, train):
         action.add_argument("--config", type=Path, default=_default_config(),
                             help="configuration file (for prompts.path and prompts.locale)")
@@ -367,7 +366,7 @@ def _crisis(args: argparse.Namespace) -> int:
     prompts = config.prompts
     detector = crisis_detector(
         resolve(Path(prompts.path)), prompts.locale,
-        second_reader=config.safety.second_reader and not getattr(args, "rules_only", False))
+        second_reader=config.safety.second_reader or getattr(args, "reader", False))
     if args.crisis_command == "explain":
         print("\n".join(detector.explain(args.text)))
         return 0

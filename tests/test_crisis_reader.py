@@ -45,9 +45,9 @@ def shipped() -> Detector:
 
 
 @pytest.fixture(scope="module")
-def rules_only(tmp_path_factory: pytest.TempPathFactory) -> Loaded:
+def with_reader(tmp_path_factory: pytest.TempPathFactory) -> Loaded:
     config = tmp_path_factory.mktemp("reader") / "config.yaml"
-    config.write_text("safety:\n  second_reader: false\n", encoding="utf-8")
+    config.write_text("safety:\n  second_reader: true\n", encoding="utf-8")
     return build(load_config(config, {}))
 
 
@@ -58,9 +58,9 @@ def made_up_reader(kind: Kind) -> Reader:
                   {"w:" + MADE_UP: tuple(heads)}, "made-up")
 
 
-def test_the_reader_is_on_unless_switched_off(loaded: Loaded, rules_only: Loaded) -> None:
-    assert loaded.engine.resources.crisis.reader == load_reader(reader_path("en"))
-    assert rules_only.engine.resources.crisis.reader is None
+def test_the_reader_is_off_unless_configured(loaded: Loaded, with_reader: Loaded) -> None:
+    assert loaded.engine.resources.crisis.reader is None
+    assert with_reader.engine.resources.crisis.reader == load_reader(reader_path("en"))
 
 
 def test_the_shipped_reader_loads_and_is_small(shipped: Detector) -> None:
@@ -107,10 +107,10 @@ def test_retraining_reproduces_the_shipped_file(tmp_path: Path) -> None:
 def test_explain_prints_the_readers_scores_and_words() -> None:
     text = "nobody would even notice if i was gone"
     command = [sys.executable, "-m", "bot", "crisis", "explain", text]
-    without = subprocess.run([*command, "--rules-only"], capture_output=True, text=True,
-                             check=True, cwd=ROOT)
+    without = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)
     assert "reader:" not in without.stdout
-    done = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)
+    done = subprocess.run([*command, "--reader"], capture_output=True, text=True, check=True,
+                          cwd=ROOT)
     lines = done.stdout.splitlines()
     risk = next(line for line in lines if line.startswith("reader: risk "))
     assert "(threshold 0." in risk and "+ '" in risk, risk
@@ -148,8 +148,8 @@ def test_the_context_layer_cancels_a_reader_only_match(shipped: Detector, text: 
     assert "over the threshold" in explained and reason in explained, explained
 
 
-def test_a_reader_only_detection_reaches_the_engine_as_its_kind(loaded: Loaded) -> None:
-    detector = loaded.engine.resources.crisis
+def test_a_reader_only_detection_reaches_the_engine_as_its_kind(with_reader: Loaded) -> None:
+    detector = with_reader.engine.resources.crisis
     found = None
     for case in read_cases(CRISIS / "probes_en.tsv"):
         detection = detector.scan(case.text)
@@ -158,7 +158,7 @@ def test_a_reader_only_detection_reaches_the_engine_as_its_kind(loaded: Loaded) 
             break
     assert found is not None, "the shipped reader adds no match the rules miss in the probes"
     case, detection = found
-    d = Driver.new(loaded.engine)
+    d = Driver.new(with_reader.engine)
     d.text(case.text)
     assert_crisis(d, case.text, had_session=False, running=False)
     rows = [e.data for e in d.ledger() if e.kind == "crisis_language"]

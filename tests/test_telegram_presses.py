@@ -362,3 +362,18 @@ async def test_a_reply_that_replaces_the_keyboard_replaces_the_pressed_message(
         await chat.sent(1)
     assert shown.plain_text == "Ready? (1 ticked)" and labels(shown) == ["✓ Yes"]
     assert len(fake_api.calls("editMessageText")) == 1 and len(fake_api.messages(CLIENT)) == 1
+
+
+async def test_a_double_tap_puts_no_reply_under_either_choice(
+    fake_api: FakeBotApi, sqlite: SqliteStore
+) -> None:
+    """Two presses before the first one's reply (both in one batch of updates): the reply
+    is a message of its own, never shown under the second press's label."""
+    async with sending(fake_api, sqlite) as chat:
+        shown = await chat.question()
+        assert not chat.sender.pressed(CLIENT, shown.message_id,
+                                       Press(shown.message_id, "Ready?", "No"))
+        await chat.queue({"text": "Reply to Yes.", "buttons": []})
+        [pressed, reply] = await chat.sent(2)
+    assert pressed.plain_text == "Ready?" and "»" not in pressed.text
+    assert reply.plain_text == "Reply to Yes."

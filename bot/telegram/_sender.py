@@ -372,13 +372,19 @@ class OutboxSender:
         While the pressed message is the chat's newest, the first row sent to the chat after
         the press goes into it by one ``editMessageText`` (its text, the choice, the reply),
         unless `_fold` finds it must be a message of its own. False (the message is not the
-        newest, rows for the chat wait to be sent, or there is no ``press``: no text, or a
-        button it does not show): edit the keyboard away now (`keyboard_answered`).
+        newest, rows for the chat wait to be sent, an earlier press waits for its reply, or
+        there is no ``press``: no text, or a button it does not show): edit the keyboard
+        away now (`keyboard_answered`).
         """
         if self._keyboards.get(chat_id) == message_id:
             self._keyboards.pop(chat_id)
         if (press is None or self._newest.get(chat_id) != message_id
                 or chat_id in self._behind):
+            return False
+        if self._presses.get(chat_id) is not None:
+            # A second press before the first one's reply (a double tap): neither reply goes
+            # into the message, so none shows under the wrong choice.
+            self._presses.pop(chat_id)
             return False
         self._presses.put(chat_id, press)
         return True
