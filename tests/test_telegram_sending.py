@@ -150,12 +150,16 @@ async def test_a_failed_merged_send_holds_back_all_its_rows(
         await sqlite.commit(Commit(event_id="e1", client_id="tg:1001", at=datetime.now(UTC),
                                    state={}, outbox=[
                                        OutgoingMessage("tg:1001", 1001, {"text": "<b>one</b>"}),
-                                       OutgoingMessage("tg:1001", 1001, {"text": "two"})]))
+                                       OutgoingMessage("tg:1001", 1001, {
+                                           "text": "two", "buttons": [[["Go on", "b:go"]]]})]))
         api.fail("sendMessage", **fault)
         await send_all(api, sqlite, Pacer(per_chat=0, overall=0), {1001: 1})
         await asyncio.sleep(0.2)  # a second copy would have gone by now
         [sent] = api.messages(1001)
         assert sent.text == ("one\n\ntwo" if fault["status"] == 400 else "<b>one</b>\n\ntwo")
+        # The last text's buttons stay on the message, plain text or not.
+        assert sent.reply_markup == {"inline_keyboard": [[{"text": "Go on",
+                                                           "callback_data": "b:go"}]]}
         assert len(api.calls("sendMessage")) == 2  # the failed try, then the one message
         assert not await sqlite.pending_outbox(datetime.now(UTC) + timedelta(days=1))
 

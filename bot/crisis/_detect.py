@@ -208,8 +208,8 @@ class Detector:
         first, last = found.verdict.anchor
         return Match(
             rule=READER_RULE, kind=verdict.kind,
-            why=f"the second reader scores it a risk at {verdict.score:.2f} (threshold "
-                f"{verdict.threshold:.2f}), most likely {verdict.kind.value}",
+            why=f"the second reader scores it a risk at {verdict.score:.3f} (threshold "
+                f"{verdict.threshold:.3f}), most likely {verdict.kind.value}",
             imminent=verdict.kind is Kind.SUICIDE
             and any(p in spans for p in self.book.imminent_when),
             words=tuple(w.text for w in words[first:last]),
@@ -262,7 +262,7 @@ class Detector:
         verdict, cancelled = found.verdict, found.cancelled
         top = ", ".join(f"{'+' if w > 0 else '-'} '{words}'" for words, w in verdict.top)
         mark = ", over the threshold" if verdict.over else ""
-        lines = [f"reader: risk {verdict.score:.2f} (threshold {verdict.threshold:.2f}{mark}; "
+        lines = [f"reader: risk {verdict.score:.3f} (threshold {verdict.threshold:.3f}{mark}; "
                  f"{top})",
                  "reader: kind " + ", ".join(f"{k.value} {s:.2f}" for k, s in verdict.kinds)]
         if verdict.over and cancelled is not None:

@@ -461,7 +461,7 @@ class OutboxSender:
             return False
         except BadRequest as exc:
             await self._replied(chat, press, folded=False)
-            return await self._bad_request(run, chat, text, exc, records)
+            return await self._bad_request(run, chat, text, markup, exc, records)
         except TelegramError as exc:  # timeouts, dropped connections, 5xx, anything else
             log.warning("sending failed (%s); will retry", type(exc).__name__)
             await self._defer(run, self.backoff[min(first.attempts, len(self.backoff) - 1)])
@@ -566,18 +566,22 @@ class OutboxSender:
         return [message.message_id]
 
     async def _bad_request(
-        self, run: list[OutboxRow], chat: int, text: str, exc: BadRequest,
-        records: list[asyncio.Task[None]],
+        self, run: list[OutboxRow], chat: int, text: str, markup: InlineKeyboardMarkup | None,
+        exc: BadRequest, records: list[asyncio.Task[None]],
     ) -> bool:
-        """A message Telegram refuses: send it as plain text once, else drop it (logged)."""
+        """A message Telegram refuses: send it as plain text once (with its buttons: a merged
+        message's last text may carry them), else drop it (logged)."""
         if "parse entities" in str(exc).lower():
             try:
                 plain = html.unescape(_TAGS.sub("", text))
-                message: Message = await self.bot.send_message(chat, plain[:MESSAGE_LIMIT])
+                message: Message = await self.bot.send_message(chat, plain[:MESSAGE_LIMIT],
+                                                               reply_markup=markup)
             except TelegramError as retry_exc:
                 exc = retry_exc if isinstance(retry_exc, BadRequest) else exc
             else:
                 self.seen(chat, message.message_id)
+                if markup is not None:
+                    self._keyboards.put(chat, message.message_id)
                 self._record_run(run, [message.message_id], records)
                 return True
         log.error("Telegram refused outbox message %s (%s); dropping it",
