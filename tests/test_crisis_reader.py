@@ -27,13 +27,15 @@ from bot.crisis import (
     reader_path,
 )
 from bot.crisis._detect import READER_RULE
+from bot.crisis._reader import features
 from bot.script import ScriptError, load_yaml
 from tests.support.engine_driver import Driver, assert_crisis
 
 ROOT = Path(__file__).resolve().parents[1]
 CRISIS = ROOT / "tests" / "crisis"
 #: The files the shipped reader is trained on (never a sealed held-out file).
-TRAINED_ON = ["corpus_en.tsv", "holdout_en.tsv", "holdout2_en.tsv", "probes_en.tsv"]
+TRAINED_ON = ["corpus_en.tsv", "holdout_en.tsv", "holdout2_en.tsv", "probes_en.tsv",
+              "exercise_en.tsv"]
 #: A word no labelled file has, for a reader made by hand.
 MADE_UP = "zorbly"
 
@@ -71,6 +73,14 @@ def test_the_shipped_reader_loads_and_is_small(shipped: Detector) -> None:
     assert 0.5 < reader.threshold <= 1.0
     assert all(any(w) and len(w) == len(KIND_ORDER) + 1 for w in reader.weights.values())
     assert shipped.reader == reader
+
+
+def test_function_words_count_only_beside_a_content_word(shipped: Detector) -> None:
+    found = features(shipped.speller.words("i just want you to hear me"))
+    assert set(found) == {"b:to hear", "b:hear me", "w:hear", "c: he", "c:hea", "c:ear",
+                          "c:ar ", "c: hea", "c:hear", "c:ear ", "c: hear", "c:hear "}
+    assert found["b:hear me"] == (5, 7)
+    assert features(shipped.speller.words("and i want you to")) == {}
 
 
 def test_a_broken_reader_file_is_reported(tmp_path: Path) -> None:

@@ -37,20 +37,49 @@ _CHAR_SIZES = (3, 4, 5)
 _SCALE_FROM = 150
 #: A word position: (first word, one past the last word).
 _Span = tuple[int, int]
+#: Function words: no word-form or letter-group feature of their own, and no pair made of two
+#: of them. Trained with them, the reader put its weight on "want", "me", "you", "and" — words
+#: every exercise answer has ("I just want you to hear me") — and raised a crisis response on
+#: about 1 in 13 of them (docs/safety.md §5). Their letter groups go too, or " me " and "want"
+#: would carry the same weight. A pair with one content word stays ("to die", "kill myself",
+#: "not wake"), so they still read in context. Content words that risk and the exercises share
+#: ("stop", "leave", "alone", "hide", "here", "done") are kept: the exercise answers among the
+#: benign rows teach their ordinary senses, and a pair tells "make it stop" from "stop
+#: apologising".
+STOP_WORDS = frozenset({
+    # pronouns
+    "i", "me", "my", "mine", "myself", "you", "your", "yours", "yourself", "he", "him", "his",
+    "himself", "she", "her", "hers", "herself", "it", "its", "itself", "we", "us", "our",
+    "ours", "ourselves", "they", "them", "their", "theirs", "themselves",
+    # articles and demonstratives
+    "a", "an", "the", "this", "that", "these", "those",
+    # auxiliaries and modals
+    "am", "is", "are", "was", "were", "be", "been", "being", "do", "does", "did", "have", "has",
+    "had", "will", "would", "can", "could", "shall", "should", "may", "might", "must",
+    # prepositions, conjunctions, negation
+    "to", "of", "in", "on", "at", "for", "with", "about", "from", "by", "as", "into", "and",
+    "or", "but", "so", "if", "because", "than", "not",
+    # the words the reader leant on in exercise answers
+    "want", "just", "really",
+})
 
 
 def features(words: Sequence[Word]) -> dict[str, _Span]:
     """Each feature of a message, once, with the words it first stands on.
 
-    ``w:`` a word form, ``b:`` two neighbouring words, ``c:`` a letter group of a word.
+    ``w:`` a word form, ``b:`` two neighbouring words, ``c:`` a letter group of a word; a
+    function word (:data:`STOP_WORDS`) only in a pair with a content word.
     """
     found: dict[str, _Span] = {}
     for i, word in enumerate(words):
         span = (i, i + 1)
+        function = word.text in STOP_WORDS
+        if i and not (function and words[i - 1].text in STOP_WORDS):
+            found.setdefault(f"b:{words[i - 1].text} {word.text}", (i - 1, i + 1))
+        if function:
+            continue
         for form in sorted(word.forms):
             found.setdefault("w:" + form, span)
-        if i:
-            found.setdefault(f"b:{words[i - 1].text} {word.text}", (i - 1, i + 1))
         padded = f" {word.text} "
         for size in _CHAR_SIZES:
             for start in range(len(padded) - size + 1):
@@ -110,7 +139,8 @@ class Reader:
     where: str = ""
 
     def read(self, words: Sequence[Word], *, top: int = 3) -> Verdict | None:
-        """The verdict on a message, or None when it has no words."""
+        """The verdict on a message, or None when it has no features (no words, or only
+        function words)."""
         found = features(words)
         if not found:
             return None
