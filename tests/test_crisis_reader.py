@@ -201,6 +201,22 @@ def test_no_phrase_of_the_intent_book_is_a_reader_match(shipped: Detector) -> No
     assert not flagged, flagged
 
 
+def test_no_example_answer_of_the_shipped_scripts_is_a_reader_match(shipped: Detector) -> None:
+    """What a scene's character says, its example answers and its smaller steps are the
+    sentences the exercises exist for; the reader must not end a scene on one."""
+    def texts(node: object) -> list[str]:
+        if isinstance(node, dict):
+            return [t for k, v in node.items()
+                    for t in ([v] if k in ("says", "example", "smaller") and isinstance(v, str)
+                              else texts(v))]
+        return [t for v in node for t in texts(v)] if isinstance(node, list) else []
+    lines = [t for p in sorted((ROOT / "scripts").glob("*.yaml"))
+             for t in texts(load_yaml(p).data)]
+    assert len(lines) > 60
+    flagged = [t for t in lines if shipped.scan(t).rules == (READER_RULE,)]
+    assert not flagged, flagged
+
+
 def test_the_reader_costs_well_under_a_millisecond(shipped: Detector) -> None:
     reader = shipped.reader
     assert reader is not None
