@@ -387,8 +387,8 @@ class SafetyConfig(_Section):
     crisis_hold_hours: Annotated[int, Field(ge=1, le=720)] = 24
     crisis_hold_needs_therapist: bool = False
     #: Whether the crisis detector's second reader (a learned classifier, docs/safety.md §1)
-    #: may add matches the rules miss; off until it is shown to help on unseen text.
-    second_reader: bool = False
+    #: may add matches the rules miss (on: docs/safety.md §5 gives the measurements).
+    second_reader: bool = True
     #: At most one alert to the therapist per client in this many minutes (clients who
     #: opted in); a later signal in the window is ledgered as not sent.
     alert_min_minutes: Annotated[int, Field(ge=1, le=1440)] = 30

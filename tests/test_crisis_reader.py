@@ -60,9 +60,20 @@ def made_up_reader(kind: Kind) -> Reader:
                   {"w:" + MADE_UP: tuple(heads)}, "made-up")
 
 
-def test_the_reader_is_off_unless_configured(loaded: Loaded, with_reader: Loaded) -> None:
-    assert loaded.engine.resources.crisis.reader is None
-    assert with_reader.engine.resources.crisis.reader == load_reader(reader_path("en"))
+@pytest.fixture(scope="module")
+def rules_only(tmp_path_factory: pytest.TempPathFactory) -> Loaded:
+    config = tmp_path_factory.mktemp("rules") / "config.yaml"
+    config.write_text("safety:\n  second_reader: false\n", encoding="utf-8")
+    return build(load_config(config, {}))
+
+
+def test_the_reader_is_on_unless_switched_off(
+    loaded: Loaded, with_reader: Loaded, rules_only: Loaded
+) -> None:
+    shipped = load_reader(reader_path("en"))
+    assert loaded.engine.resources.crisis.reader == shipped
+    assert with_reader.engine.resources.crisis.reader == shipped
+    assert rules_only.engine.resources.crisis.reader is None
 
 
 def test_the_shipped_reader_loads_and_is_small(shipped: Detector) -> None:
@@ -114,13 +125,18 @@ def test_retraining_reproduces_the_shipped_file(tmp_path: Path) -> None:
     assert out.read_bytes() == reader_path("en").read_bytes()
 
 
-def test_explain_prints_the_readers_scores_and_words() -> None:
+def test_explain_prints_the_readers_scores_and_words(tmp_path: Path) -> None:
     text = "nobody would even notice if i was gone"
     command = [sys.executable, "-m", "bot", "crisis", "explain", text]
-    without = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)
+    off = tmp_path / "config.yaml"
+    off.write_text("safety:\n  second_reader: false\n", encoding="utf-8")
+    without = subprocess.run([*command, "--config", str(off)], capture_output=True, text=True,
+                             check=True, cwd=ROOT)
     assert "reader:" not in without.stdout
-    done = subprocess.run([*command, "--reader"], capture_output=True, text=True, check=True,
-                          cwd=ROOT)
+    forced = subprocess.run([*command, "--config", str(off), "--reader"], capture_output=True,
+                            text=True, check=True, cwd=ROOT)
+    assert "reader: risk " in forced.stdout
+    done = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)
     lines = done.stdout.splitlines()
     risk = next(line for line in lines if line.startswith("reader: risk "))
     assert "(threshold 0." in risk and "+ '" in risk, risk
