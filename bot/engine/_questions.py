@@ -30,6 +30,7 @@ question                      asked                                       answer
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
@@ -112,7 +113,7 @@ if TYPE_CHECKING:
     from bot.engine._conversation import Conversation
 
 
-class Question(BaseModel):
+class Question(BaseModel, ABC):
     """Base of the questions: asks, and takes the answer."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -120,17 +121,17 @@ class Question(BaseModel):
     #: The kinds of button that answer it; any other press leaves it behind.
     takes: ClassVar[tuple[type[Press], ...]] = ()
 
+    @abstractmethod
     def ask(self, talk: Conversation) -> None:
         """Ask the question."""
-        raise NotImplementedError
 
     def again(self, talk: Conversation) -> None:
         """Ask the question again, after an unexpected input."""
         self.ask(talk)
 
+    @abstractmethod
     def answer(self, talk: Conversation, press: Press) -> None:
         """Take a press of one of the :attr:`takes` buttons (the question is no longer pending)."""
-        raise NotImplementedError
 
     def typed(self, talk: Conversation, text: str) -> None:
         """Take typed text while the question is pending: by default, ask again."""

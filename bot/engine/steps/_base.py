@@ -84,8 +84,13 @@ class Handler:
     """Takes the client's answers at some parts of a step; by default, shows the step again."""
 
     def show(self, run: Run, step: m.Step) -> None:
-        """(Re)send what the client is asked at the current part; changes no progress."""
-        raise NotImplementedError
+        """(Re)send what the client is asked at the current part; changes no progress.
+
+        Raises:
+            NotImplementedError: The kind waits at no part (it passes through or ends the
+                session): showing it is an impossible transition.
+        """
+        raise NotImplementedError(f"{type(self).__name__} waits at no part to show")
 
     def on_button(self, run: Run, step: m.Step, press: Press) -> None:
         """A live button of the current part was pressed."""
