@@ -205,6 +205,10 @@ class Press:
         return f"{self.text}\n\n» <i>{html.escape(self.label)}</i>\n\n"
 
 
+#: A press whose message takes a run by one edit, the text above the reply, and the reply.
+_Fold = tuple[Press, str, str]
+
+
 class OutboxSender:
     """Sends queued messages through the Bot API.
 
@@ -341,24 +345,26 @@ class OutboxSender:
             for index, run in enumerate(message_runs(rows)):
                 if time.monotonic() >= self._deadline:
                     return index > 0, math.inf
-                wait = self.pacer.wait(chat, urgent=urgent, calls=self._calls(chat, run))
+                fold = self._fold(chat, run)
+                wait = self.pacer.wait(chat, urgent=urgent, calls=self._calls(chat, run, fold))
                 if wait > 0:
                     return index > 0, wait
                 self.pacer.take(chat)
-                if not await self._deliver(run, chat, records):
+                if not await self._deliver(run, chat, records, fold):
                     return True, 0.05  # deferred or halted: the rest of this chat waits
             self._behind.pop(chat)
             return True, 0.0
         finally:
             await asyncio.gather(*records)
 
-    def _calls(self, chat: int, run: list[OutboxRow]) -> int:
-        """Requests sending ``run`` (one message) takes: 1 more for each keyboard it edits away
-        (a live one a new keyboard replaces, a pressed one its reply does not fold into)."""
+    def _calls(self, chat: int, run: list[OutboxRow], fold: _Fold | None) -> int:
+        """Requests sending ``run`` (one message; ``fold``: see `_fold`) takes: 1 more for
+        each keyboard it edits away (a live one a new keyboard replaces, a pressed one its
+        reply does not fold into)."""
         payload = run[-1].payload
         tidies = (bool(payload.get("buttons")) and not payload.get("replace_keyboard")
                   and self._keyboards.get(chat) is not None)
-        unfolded = chat in self._presses and self._fold(chat, run) is None
+        unfolded = chat in self._presses and fold is None
         return 1 + tidies + unfolded
 
     def seen(self, chat_id: int, message_id: int) -> None:
@@ -401,7 +407,7 @@ class OutboxSender:
             self._presses.pop(chat_id)
             await self._remove_keyboard(chat_id, message_id)
 
-    def _fold(self, chat: int, run: list[OutboxRow]) -> tuple[Press, str, str] | None:
+    def _fold(self, chat: int, run: list[OutboxRow]) -> _Fold | None:
         """The press whose message takes ``run`` (one message) by one edit, the text above
         the reply and the reply; None when the run is a message of its own: it is urgent (a
         crisis response notifies), a file, a therapist alert, too long together with the
@@ -422,9 +428,11 @@ class OutboxSender:
         return (press, head, reply) if fits else None
 
     async def _deliver(
-        self, run: list[OutboxRow], chat: int, records: list[asyncio.Task[None]]
+        self, run: list[OutboxRow], chat: int, records: list[asyncio.Task[None]],
+        fold: _Fold | None,
     ) -> bool:
-        """Send a run of rows as one message; False when it was deferred or the chat halted.
+        """Send a run of rows as one message (into the pressed message, with ``fold``);
+        False when it was deferred or the chat halted.
 
         Every row of the run shares the message's fate: recorded as sent (tasks in
         ``records``), deferred, or halted together.
@@ -434,7 +442,6 @@ class OutboxSender:
         markup = _markup(last.payload.get("buttons"))
         file = first.payload.get("file")  # a file, an alert or a replacement is a run of one
         press = self._presses.get(chat)
-        fold = self._fold(chat, run)
         folded = False
         try:
             ids = None if fold is None else await self._edit_in(chat, *fold, markup)
