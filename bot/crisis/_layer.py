@@ -85,7 +85,8 @@ class Reading:
 
     def _negator(self, first: int, last: int, matched: set[int]) -> str | None:
         """A negator governing the match: right before it (only bridge words between) or
-        between its words, in its clause, not one of its own words, and not hedged; none
+        between its words, or ending on the match's first words ("*no plans* to end my life"),
+        in its clause, not otherwise one of its own words, and not hedged; none
         when a word right after the match undoes every negation ("never wanted to die *more
         than now*", "he hasn't hit me *yet*") or a hedged negator before it in its clause
         ("i can't *promise* i won't hurt myself")."""
@@ -98,7 +99,11 @@ class Reading:
         if any(end in self.hedges and end <= first for _, end in negators):
             return None  # "i can't promise i won't hurt myself": the doubt covers the clause
         for start, end in negators:
-            if matched.intersection(range(start, end)) or end in self.hedges:
+            if end in self.hedges:
+                continue
+            if start < first < end <= last:
+                return self._text((start, end))  # shares the match's first words: "no plans" to die
+            if matched.intersection(range(start, end)):
                 continue
             if first < start and end <= last:
                 return self._text((start, end))  # inside the match: "he never hit me"
