@@ -23,7 +23,8 @@ Spans = dict[str, list[Span]]
 #: At most this many bridge words between a negator and what it negates.
 _BRIDGE_REACH = 5
 #: A frame with ``not_self`` keeps a match the speaker ("i") stands this close before ("i
-#: self harm, and the essay …").
+#: self harm, and the essay …"), or with a first-person word in it or right after it ("my
+#: ex forced himself on *me* … years ago").
 _SPEAKER_REACH = 3
 #: An ``undone_by`` word undoes a negation when it starts at most this many words after
 #: the match.
@@ -113,10 +114,12 @@ class Reading:
         return None
 
     def _recovery(self) -> str | None:
-        """A recovery cue in the message, with no relapse anywhere and no clause break after
-        it ("clean for a year, *but* …")."""
+        """A recovery cue in the message, with no relapse anywhere outside the cues ("two years
+        clean *today*" is one) and no clause break after it ("clean for a year, *but* …")."""
         layer = self.layer
-        if any(self.spans.get(part) for part in layer.relapse):
+        cues = _positions(self.spans, layer.recovery)
+        if any(not cues.issuperset(range(start, end))
+               for part in layer.relapse for start, end in self.spans.get(part, ())):
             return None
         for part in layer.recovery:
             for start, end in self.spans.get(part, ()):
@@ -149,7 +152,8 @@ class Reading:
     ) -> str | None:
         """The words of a frame whose every condition holds around the match, or None."""
         clause = self.clause[first]
-        if not_self and (self.first_person.intersection(range(first, last)) or any(
+        if not_self and (self.first_person.intersection(range(first, last)) or (
+                last in self.first_person and self.clause[last] == clause) or any(
                 pos in self.speaker and self.clause[pos] == clause
                 for pos in range(max(0, first - _SPEAKER_REACH), first))):
             return None
