@@ -213,6 +213,12 @@ def shipped() -> Detector:
     "my doctor asked if i'd thought about suicide and i said no",
     "i'm a barrister and i spent the day on a rape trial",
     "i'm a solicitor and i spent the day on a sexual assault case",
+    "my friend was raped years ago and only told me last month",
+    "my flatmate had an abusive boyfriend at uni, we helped her move out",
+    "i used to self harm in my teens, these days the scars are just part of my story",
+    "2 years clean from cutting today! want to tell sam",
+    "i was assaulted a long time ago, i've done a lot of therapy on it",
+    "it's not that i want to end it, i just want to stop feeling so anxious",
 ])
 def test_the_shipped_layer_hears_not_at_risk(shipped: Detector, text: str) -> None:
     assert not shipped.scan(text), "\n".join(shipped.explain(text))
@@ -236,6 +242,18 @@ def test_the_shipped_layer_hears_not_at_risk(shipped: Detector, text: str) -> No
     ("as a paramedic i went to a suicide call on my shift", Kind.SUICIDE),
     ("i'm a social worker and i want to kill myself", Kind.SUICIDE),
     ("i'm a teacher and a pupil told me her dad hits her", Kind.CHILD_AT_RISK),
+    ("the thing i've never told anyone is that my ex forced himself on me two years ago",
+     Kind.SEXUAL_VIOLENCE),
+    ("my boyfriend hit me years ago", Kind.PARTNER_ABUSE),
+    ("i used to cut my arms so now i do my stomach where nobody looks", Kind.SUICIDE),
+    ("i used to self harm and lately i've started again", Kind.SUICIDE),
+    ("2 years clean and i cut today", Kind.SUICIDE),
+    ("i've wanted to be dead since i was fourteen and it never fully went away", Kind.SUICIDE),
+    ("i was raped years ago and the flashbacks are back", Kind.SEXUAL_VIOLENCE),
+    ("i left my toddler home alone for the evening", Kind.CHILD_AT_RISK),
+    # a `not_near` context that is one of the match's own words is no context
+    ("kms", Kind.SUICIDE),
+    ("i am ending things tonight", Kind.SUICIDE),
 ])
 def test_the_shipped_layer_keeps_risk(shipped: Detector, text: str, kind: Kind) -> None:
     assert kind in shipped.scan(text).kinds, "\n".join(shipped.explain(text))

@@ -320,8 +320,11 @@ class Detector:
                        if start < first and first - end <= window), None)
         if before is not None:
             return f"a negation (`{before}`) stands just before it (`not_after`)"
+        matched = {pos for start, end in found for pos in range(start, end)}
+        negated = self._negated(spans)
         near = self._close(rule.not_near, spans, first, last, self.book.near_window,
-                           skip=self._negated(spans))
+                           skip=lambda span: negated(span)
+                           or matched.issuperset(range(*span)))
         if near is not None:
             return f"an everyday context (`{near}`) stands close to it (`not_near`)"
         inside = next((part for part in rule.not_inside for start, end in spans.get(part, ())
