@@ -28,7 +28,7 @@ from bot.store import Commit, Invite, OutgoingMessage, Store, store_for
 from bot.telegram import QueuedEdge, Timing, chat_of, code_hash
 from bot.telegram._convert import client_key
 from bot.telegram._sender import MESSAGE_LIMIT
-from tests.conftest import Clock
+from tests.conftest import ROOT, Clock
 from tests.support.fake_bot_api import FakeBotApi
 from tests.support.postgres import free_port
 from tests.support.telegram_client import (
@@ -247,8 +247,10 @@ async def test_rehearse_run_with_two_workers_serves_restarts_one_and_stops(
     config = tmp_path / "config.yaml"
     config.write_text("access:\n  mode: allowlist\n  allowlist: [3201]\n"
                       "telegram:\n  poll_timeout: 1\n", encoding="utf-8")
+    # PYTHONPATH: the workers run in tmp_path and must import this checkout's bot, whatever
+    # an editable install elsewhere points at.
     env = {**os.environ, TOKEN_ENV: fake_api.token, API_BASE_URL_ENV: fake_api.base_url,
-           "REHEARSE_CONFIG": ""}
+           "REHEARSE_CONFIG": "", "PYTHONPATH": str(ROOT)}
     run = [sys.executable, "-m", "bot", "run", "--workers", "2", "--config", str(config)]
     refused = await asyncio.create_subprocess_exec(
         *run, "--db", str(tmp_path / "one.db"), env=env, stderr=asyncio.subprocess.PIPE)
