@@ -12,6 +12,14 @@ minutes, so it must overlap the tests instead of delaying them:
   PostgreSQL is ready long before Chromium) or the lock is free, then installs it itself
   if it is still missing, so a failed background install is retried and its error shown
   where the package is needed.
+
+Every wait is bounded: apt-get waits at most :data:`LOCK_TIMEOUT` for dpkg's own lock (held
+by another package manager on a fresh machine), each command runs at most
+:data:`APT_TIMEOUT`, and a test waits at most :data:`WAIT_LIMIT` for another process's
+install. An install that failed in one process is recorded beside the lock
+(:data:`FAILED`), so other processes show its error at once instead of trying again, each
+for as long: a stalled mirror fails the tests that need the package within minutes instead
+of stalling the run.
 """
 
 from __future__ import annotations
@@ -30,8 +38,14 @@ from typing import IO
 
 #: One lock file per machine: two apt-get runs at once would fail on dpkg's own lock.
 LOCK = Path(tempfile.gettempdir()) / "rehearse-tests-apt.lock"
+#: The error of this run's failed install, for the other processes.
+FAILED = LOCK.with_suffix(".failed")
 #: How long one ``apt-get`` command may take.
-APT_TIMEOUT = 900
+APT_TIMEOUT = 600
+#: How long apt-get waits for dpkg's lock (another package manager running).
+LOCK_TIMEOUT = 120
+#: How long a test waits for another process's install before it fails.
+WAIT_LIMIT = 3 * APT_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -80,6 +94,7 @@ def start_installing() -> None:
     missing = [package for package in PACKAGES.values() if not package.installed()]
     if not missing or not can_install():
         return
+    FAILED.unlink(missing_ok=True)
     lock = _locked()
     thread = threading.Thread(target=_install_holding, args=(lock, missing),
                               name="apt-get", daemon=True)
@@ -94,10 +109,14 @@ def wait_for(name: str) -> bool:
 
     Raises:
         subprocess.CalledProcessError: apt-get failed (its output is in the error).
+        subprocess.TimeoutExpired: an apt-get command took longer than :data:`APT_TIMEOUT`.
+        RuntimeError: another process's install failed, or took longer than
+            :data:`WAIT_LIMIT`.
     """
     package = PACKAGES[name]
     if package.installed() or not can_install():
         return package.installed()
+    deadline = time.monotonic() + WAIT_LIMIT
     lock = LOCK.open("a")
     try:
         while True:
@@ -107,8 +126,14 @@ def wait_for(name: str) -> bool:
             except BlockingIOError:  # another process installs: this package may come first
                 if package.installed():
                     return True
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"apt-get for {name} still running after "
+                                       f"{WAIT_LIMIT} s in another process") from None
                 time.sleep(POLL)
-        _install([package])
+        if FAILED.exists() and not package.installed():
+            raise RuntimeError(f"installing {name} failed in another test process:\n"
+                               + FAILED.read_text(encoding="utf-8", errors="replace"))
+        _install_or_record([package])
     finally:
         lock.close()
     return package.installed()
@@ -122,11 +147,22 @@ def _locked() -> IO[str]:
 
 def _install_holding(lock: IO[str], packages: list[Package]) -> None:
     try:
-        _install(packages)
+        _install_or_record(packages)
     except (OSError, subprocess.SubprocessError):
-        pass  # wait_for() tries again where the package is needed, and shows the error
+        pass  # recorded: wait_for() shows it where the package is needed
     finally:
         lock.close()
+
+
+def _install_or_record(packages: list[Package]) -> None:
+    """Install `packages`; on failure, record the error in :data:`FAILED` and re-raise."""
+    try:
+        _install(packages)
+    except (OSError, subprocess.SubprocessError) as error:
+        output = getattr(error, "stderr", None) or b""
+        text = output.decode(errors="replace") if isinstance(output, bytes) else str(output)
+        FAILED.write_text(f"{error}\n{text[-4000:]}", encoding="utf-8")
+        raise
 
 
 def _install(packages: list[Package]) -> None:
@@ -134,12 +170,14 @@ def _install(packages: list[Package]) -> None:
     if not missing:
         return
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    commands = [["apt-get", "update", "-qq"]]
+    wait = f"DPkg::Lock::Timeout={LOCK_TIMEOUT}"
+    commands = [["apt-get", "-o", wait, "update", "-qq"]]
     plain = [package.name for package in missing if not package.recommends]
     if plain:
-        commands.append(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *plain])
+        commands.append(["apt-get", "-o", wait, "install", "-y", "-qq",
+                         "--no-install-recommends", *plain])
     full = [package.name for package in missing if package.recommends]
     if full:
-        commands.append(["apt-get", "install", "-y", "-qq", *full])
+        commands.append(["apt-get", "-o", wait, "install", "-y", "-qq", *full])
     for command in commands:
         subprocess.run(command, env=env, check=True, timeout=APT_TIMEOUT, capture_output=True)
