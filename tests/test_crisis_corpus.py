@@ -164,6 +164,40 @@ def test_the_issues_benign_examples_raise_no_alarm(text: str) -> None:
     assert not _detector().scan(text), "\n".join(_detector().explain(text))
 
 
+#: An overdose told after the act or as a wish not to wake (C-SSRS: actual attempt; ASQ 2),
+#: with no word for pills or dying, beside the everyday sentences with the same words.
+TOLD_AFTER_THE_ACT = [
+    "I took the whole bottle an hour ago",
+    "i already swallowed them",
+    "i already took them all",
+    "i swallowed them all",
+    "I'm going to take the whole box tonight",
+    "I don't plan on waking up tomorrow",
+]
+SAME_WORDS_EVERYDAY = [
+    "I already took them, thanks for reminding me",
+    "I already swallowed my pride",
+    "the kids already took them all to school",
+    "I took the whole box of biscuits to work",
+    "I drank the whole bottle of water",
+    "took the whole pack of cards home",
+    "I don't plan on waking up early tomorrow",
+    "I don't plan on waking up before noon on saturday",
+]
+
+
+@pytest.mark.parametrize("text", TOLD_AFTER_THE_ACT)
+def test_an_overdose_told_without_its_words_is_an_imminent_risk(text: str) -> None:
+    detection = _detector().scan(text)
+    assert Kind.SUICIDE in detection.kinds and detection.imminent, \
+        "\n".join(_detector().explain(text))
+
+
+@pytest.mark.parametrize("text", SAME_WORDS_EVERYDAY)
+def test_the_same_words_in_everyday_sentences_raise_no_alarm(text: str) -> None:
+    assert not _detector().scan(text), "\n".join(_detector().explain(text))
+
+
 @pytest.mark.parametrize("path", sorted(CRISIS.glob("*.tsv")), ids=lambda p: p.name)
 def test_every_labelled_file_reads(path: Path) -> None:
     """Sealed files too are checked for form (never scored here): each reads without a
