@@ -86,12 +86,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:  # plain `rehearse`: the bot with a token, else the terminal
         args = parser.parse_args(["run" if os.environ.get("TELEGRAM_BOT_TOKEN") else "play"])
     try:
-        return int(_COMMANDS[args.command](args))
+        code = int(_COMMANDS[args.command](args))
+        sys.stdout.flush()  # a closed pipe fails here, inside this handler, not at exit
+        return code
     except (ConfigError, ScriptError, RenderError, StoreError) as exc:
         print(exc, file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # what reads the output stopped (`| head`): end quietly, as a
+        # shell command does; stdout goes to /dev/null so the interpreter's flush at exit
+        # cannot fail again (the Python docs' recipe, "Note on SIGPIPE")
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 def _parser() -> argparse.ArgumentParser:

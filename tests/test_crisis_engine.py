@@ -8,6 +8,7 @@ never does. The rule book reports its own mistakes as ``file:line:col``.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -96,6 +97,20 @@ def test_crisis_explain_names_the_rule_and_the_repairs() -> None:
     assert "no rule matched" in calm.stdout
     shaving = rehearse("crisis", "explain", "I cut myself shaving")
     assert "not counted: rule `" in shaving.stdout and "`not_near`" in shaving.stdout
+
+
+def test_explain_piped_into_a_reader_that_stops_ends_without_a_traceback() -> None:
+    """`rehearse crisis explain … | head -1`: here the pipe's reader is gone at once."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "bot", "crisis", "explain", "i wnat 2 k1ll myself"],
+            cwd=ROOT, stdout=write, stderr=subprocess.PIPE, check=False,
+            env={"PATH": "/usr/bin:/bin"})
+    finally:
+        os.close(write)
+    assert done.returncode == 141 and done.stderr == b"", done.stderr.decode()
 
 
 def test_crisis_test_scores_a_labelled_file(tmp_path: Path) -> None:
