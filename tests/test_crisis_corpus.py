@@ -186,6 +186,45 @@ SAME_WORDS_EVERYDAY = [
 ]
 
 
+#: Round 11's risks told without the usual words, and their everyday look-alikes.
+ROUND_11_RISK = [
+    ("blade in hand rn", Kind.SUICIDE),
+    ("I'm sitting in the bathroom with the razor, tell me something", Kind.SUICIDE),
+    ("kms kms kms everything is shit", Kind.SUICIDE),
+    ("my notes are finished. goodnight forever", Kind.SUICIDE),
+    ("I wouldn't mind if I just didn't wake up tomorrow", Kind.SUICIDE),
+    ("I made an attempt in March that nobody knows about", Kind.SUICIDE),
+    ("he punched a hole in the door next to my head", Kind.PARTNER_ABUSE),
+    ("hiding in the wardrobe, he's searching the house for me", Kind.PARTNER_ABUSE),
+    ("a guy online is blackmailing me with a photo", Kind.SEXUAL_VIOLENCE),
+    ("the family upstairs lock their daughter in the cupboard", Kind.CHILD_AT_RISK),
+    ("going round to Darren's tonight to finish him", Kind.HARM_TO_OTHERS),
+]
+ROUND_11_EVERYDAY = [
+    "I'm chopping onions right now with the new knife",
+    "i keep spare razor blades in the bathroom cabinet",
+    "goodbye forever, stupid old phone",
+    "i made my peace with my ex and i'm ready to move on",
+    "hot yoga nearly finished me off",
+    "my phone went dark and stayed dark",
+    "I made an attempt at the exam nobody knows about",
+    "I stopped making plans for the weekend because I'll be here at work",
+    "my dad punched a hole in the wall when he lost the match",
+    "hiding in the wardrobe, my son is looking for me, hide and seek",
+    "going round to finish him at FIFA tonight",
+]
+
+
+@pytest.mark.parametrize(("text", "kind"), ROUND_11_RISK)
+def test_round_11_risks_are_detected_as_their_kind(text: str, kind: Kind) -> None:
+    assert kind in _detector().scan(text).kinds, "\n".join(_detector().explain(text))
+
+
+@pytest.mark.parametrize("text", ROUND_11_EVERYDAY)
+def test_round_11_look_alikes_raise_no_alarm(text: str) -> None:
+    assert not _detector().scan(text), "\n".join(_detector().explain(text))
+
+
 @pytest.mark.parametrize("text", TOLD_AFTER_THE_ACT)
 def test_an_overdose_told_without_its_words_is_an_imminent_risk(text: str) -> None:
     detection = _detector().scan(text)
