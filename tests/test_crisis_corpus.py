@@ -212,6 +212,12 @@ ROUND_11_EVERYDAY = [
     "my dad punched a hole in the wall when he lost the match",
     "hiding in the wardrobe, my son is looking for me, hide and seek",
     "going round to finish him at FIFA tonight",
+    "I'm not allowed my own card until I'm 16",
+    "he smashed my phone by accident",
+    "the doctor touched my chest with the stethoscope",
+    "my mum locked the kids outside in the garden to play",
+    "I nearly hit my son with the ball",
+    "I want to make him pay for the dinner",
 ]
 
 
