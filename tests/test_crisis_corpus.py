@@ -229,6 +229,39 @@ ROUND_11_EVERYDAY = [
 ]
 
 
+#: Round 12: plans and farewells told only through their details, and the same details
+#: in everyday sentences.
+DETAILS_OF_A_PLAN = [
+    "I've been saving my quetiapine instead of taking it. 42 in the tin now.",
+    "parked in the woods, windows up, engine running. just sitting here typing this",
+    "tried the door to the roof at work. the stairs aren't alarmed and no one goes up after six",
+    "I practised with the belt on the door last night, just to see if it would hold",
+    "finally got the gun. private sale, no questions. it's in the wardrobe",
+    "paid the rent three months ahead and set up the direct debits so nobody's left with a mess",
+]
+DETAILS_OF_A_DAY = [
+    "my therapist and i wrote a safety plan just in case, i'm okay",
+    "i put my scarf around my neck and went out in the snow",
+    "im done with dating apps for a while",
+    "i'm at the end of my rope with this printer",
+    "picked up the antibiotics and counted the tablets, three a day",
+    "the train was delayed again, it doesn't stop at our station on sundays",
+    "the mechanic fixed the exhaust and the engine is running fine",
+]
+
+
+@pytest.mark.parametrize("text", DETAILS_OF_A_PLAN)
+def test_a_plan_told_through_its_details_is_an_imminent_risk(text: str) -> None:
+    detection = _detector().scan(text)
+    assert Kind.SUICIDE in detection.kinds and detection.imminent, \
+        "\n".join(_detector().explain(text))
+
+
+@pytest.mark.parametrize("text", DETAILS_OF_A_DAY)
+def test_the_same_details_in_an_ordinary_day_raise_no_alarm(text: str) -> None:
+    assert not _detector().scan(text), "\n".join(_detector().explain(text))
+
+
 @pytest.mark.parametrize(("text", "kind"), ROUND_11_RISK)
 def test_round_11_risks_are_detected_as_their_kind(text: str, kind: Kind) -> None:
     assert kind in _detector().scan(text).kinds, "\n".join(_detector().explain(text))
