@@ -236,6 +236,8 @@ DETAILS_OF_A_PLAN = [
     "parked in the woods, windows up, engine running. just sitting here typing this",
     "tried the door to the roof at work. the stairs aren't alarmed and no one goes up after six",
     "I practised with the belt on the door last night, just to see if it would hold",
+    "the urge is so bad right now and the sharpener's in my bag",
+    "bathroom. razor. door locked.",
     "finally got the gun. private sale, no questions. it's in the wardrobe",
     "paid the rent three months ahead and set up the direct debits so nobody's left with a mess",
 ]
@@ -247,6 +249,9 @@ DETAILS_OF_A_DAY = [
     "picked up the antibiotics and counted the tablets, three a day",
     "the train was delayed again, it doesn't stop at our station on sundays",
     "the mechanic fixed the exhaust and the engine is running fine",
+    "i sliced my thumb on the mandoline and had to get steri strips at the pharmacy",
+    "I scrubbed the pan till it's raw",
+    "the urge to smoke is so bad right now",
 ]
 
 
