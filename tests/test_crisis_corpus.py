@@ -208,6 +208,11 @@ ROUND_11_RISK = [
     ("the police left an hour ago and he's already texting that he's coming back",
      Kind.PARTNER_ABUSE),
     ("he flushed my contraceptive pills because he wants a baby", Kind.PARTNER_ABUSE),
+    ("woke up with my jeans undone and I don't remember anything after the second drink",
+     Kind.SEXUAL_VIOLENCE),
+    ("it happened an hour ago at his flat and I can't stop shaking", Kind.SEXUAL_VIOLENCE),
+    ("the bat's in the boot and I know which pub he drinks in on fridays", Kind.HARM_TO_OTHERS),
+    ("I've been thinking about putting something in my flatmate's food", Kind.HARM_TO_OTHERS),
 ]
 ROUND_11_EVERYDAY = [
     "I'm chopping onions right now with the new knife",
@@ -235,6 +240,9 @@ ROUND_11_EVERYDAY = [
     "my daughter burned her hand on the iron, we ran it under cold water",
     "my chess coach is going to teach me a lesson tomorrow",
     "found the airtag I put on my keys",
+    "my baby keeps touching my face when she feeds",
+    "it happened an hour ago, a car crash on the ring road, I can't stop shaking",
+    "the bat's in the boot for cricket practice, I know which pub the team drinks in",
 ]
 
 
