@@ -153,17 +153,6 @@ BENIGN = [
 ]
 
 
-@pytest.mark.parametrize(("text", "kind"), RISK)
-def test_the_issues_risk_examples_are_detected_as_their_kind(text: str, kind: Kind) -> None:
-    detection = _detector().scan(text)
-    assert kind in detection.kinds, "\n".join(_detector().explain(text))
-
-
-@pytest.mark.parametrize("text", BENIGN)
-def test_the_issues_benign_examples_raise_no_alarm(text: str) -> None:
-    assert not _detector().scan(text), "\n".join(_detector().explain(text))
-
-
 #: An overdose told after the act or as a wish not to wake (C-SSRS: actual attempt; ASQ 2),
 #: with no word for pills or dying, beside the everyday sentences with the same words.
 TOLD_AFTER_THE_ACT = [
@@ -186,8 +175,8 @@ SAME_WORDS_EVERYDAY = [
 ]
 
 
-#: Round 11's risks told without the usual words, and their everyday look-alikes.
-ROUND_11_RISK = [
+#: Risks told without the usual words (rules rounds 11 to 15), and their everyday look-alikes.
+RISK_WITHOUT_ITS_WORDS = [
     ("blade in hand rn", Kind.SUICIDE),
     ("I'm sitting in the bathroom with the razor, tell me something", Kind.SUICIDE),
     ("kms kms kms everything is shit", Kind.SUICIDE),
@@ -214,7 +203,7 @@ ROUND_11_RISK = [
     ("the bat's in the boot and I know which pub he drinks in on fridays", Kind.HARM_TO_OTHERS),
     ("I've been thinking about putting something in my flatmate's food", Kind.HARM_TO_OTHERS),
 ]
-ROUND_11_EVERYDAY = [
+LOOK_ALIKES = [
     "I'm chopping onions right now with the new knife",
     "i keep spare razor blades in the bathroom cabinet",
     "goodbye forever, stupid old phone",
@@ -246,7 +235,7 @@ ROUND_11_EVERYDAY = [
 ]
 
 
-#: Round 12: plans and farewells told only through their details, and the same details
+#: Plans and farewells told only through their details, and the same details
 #: in everyday sentences.
 DETAILS_OF_A_PLAN = [
     "I've been saving my quetiapine instead of taking it. 42 in the tin now.",
@@ -272,38 +261,24 @@ DETAILS_OF_A_DAY = [
 ]
 
 
-@pytest.mark.parametrize("text", DETAILS_OF_A_PLAN)
-def test_a_plan_told_through_its_details_is_an_imminent_risk(text: str) -> None:
+def _explained(text: str) -> str:
+    return "\n".join(_detector().explain(text))
+
+
+@pytest.mark.parametrize(("text", "kind"), RISK + RISK_WITHOUT_ITS_WORDS)
+def test_risk_examples_are_detected_as_their_kind(text: str, kind: Kind) -> None:
+    assert kind in _detector().scan(text).kinds, _explained(text)
+
+
+@pytest.mark.parametrize("text", TOLD_AFTER_THE_ACT + DETAILS_OF_A_PLAN)
+def test_an_act_or_plan_told_without_its_words_is_an_imminent_risk(text: str) -> None:
     detection = _detector().scan(text)
-    assert Kind.SUICIDE in detection.kinds and detection.imminent, \
-        "\n".join(_detector().explain(text))
+    assert Kind.SUICIDE in detection.kinds and detection.imminent, _explained(text)
 
 
-@pytest.mark.parametrize("text", DETAILS_OF_A_DAY)
-def test_the_same_details_in_an_ordinary_day_raise_no_alarm(text: str) -> None:
-    assert not _detector().scan(text), "\n".join(_detector().explain(text))
-
-
-@pytest.mark.parametrize(("text", "kind"), ROUND_11_RISK)
-def test_round_11_risks_are_detected_as_their_kind(text: str, kind: Kind) -> None:
-    assert kind in _detector().scan(text).kinds, "\n".join(_detector().explain(text))
-
-
-@pytest.mark.parametrize("text", ROUND_11_EVERYDAY)
-def test_round_11_look_alikes_raise_no_alarm(text: str) -> None:
-    assert not _detector().scan(text), "\n".join(_detector().explain(text))
-
-
-@pytest.mark.parametrize("text", TOLD_AFTER_THE_ACT)
-def test_an_overdose_told_without_its_words_is_an_imminent_risk(text: str) -> None:
-    detection = _detector().scan(text)
-    assert Kind.SUICIDE in detection.kinds and detection.imminent, \
-        "\n".join(_detector().explain(text))
-
-
-@pytest.mark.parametrize("text", SAME_WORDS_EVERYDAY)
-def test_the_same_words_in_everyday_sentences_raise_no_alarm(text: str) -> None:
-    assert not _detector().scan(text), "\n".join(_detector().explain(text))
+@pytest.mark.parametrize("text", BENIGN + SAME_WORDS_EVERYDAY + LOOK_ALIKES + DETAILS_OF_A_DAY)
+def test_everyday_examples_raise_no_alarm(text: str) -> None:
+    assert not _detector().scan(text), _explained(text)
 
 
 @pytest.mark.parametrize("path", sorted(CRISIS.glob("*.tsv")), ids=lambda p: p.name)
