@@ -193,6 +193,23 @@ def test_a_negated_context_does_not_cancel_a_match(tmp_path: Path) -> None:
     assert rules(detector, "pills and tape never camping") == ("pills-and-tape",)
 
 
+def test_the_matched_words_said_again_are_no_context(tmp_path: Path) -> None:
+    # "kms" is both the match and, as kilometres, the everyday context: said a third time it
+    # repeats the match; a real distance word still cancels it.
+    path = tmp_path / "crisis_rules.yaml"
+    path.write_text(BOOK + """\
+  - id: kms-repeated
+    kind: suicide
+    why: kms said twice
+    match: [kms, kms]
+    within: 1
+    not_near: [kms, run]
+""", encoding="utf-8")
+    detector = Detector(load_rules(path))
+    assert "kms-repeated" in rules(detector, "kms kms kms everything is awful")
+    assert "kms-repeated" not in rules(detector, "kms kms run today")
+
+
 def test_phrases_in_conditions_are_looked_up(detector: Detector) -> None:
     # `chess` and `pillow fight` appear only in not_near: they must still be found.
     assert not detector.scan("he hit me at chess")

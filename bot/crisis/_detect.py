@@ -321,10 +321,13 @@ class Detector:
         if before is not None:
             return f"a negation (`{before}`) stands just before it (`not_after`)"
         matched = {pos for start, end in found for pos in range(start, end)}
+        # the matched words again ("kms kms kms") are the match repeated, not a context
+        said = {reading.words[pos].text for pos in matched}
         negated = self._negated(spans)
         near = self._close(rule.not_near, spans, first, last, self.book.near_window,
                            skip=lambda span: negated(span)
-                           or matched.issuperset(range(*span)))
+                           or matched.issuperset(range(*span))
+                           or all(reading.words[pos].text in said for pos in range(*span)))
         if near is not None:
             return f"an everyday context (`{near}`) stands close to it (`not_near`)"
         inside = next((part for part in rule.not_inside for start, end in spans.get(part, ())
