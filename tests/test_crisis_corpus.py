@@ -180,6 +180,7 @@ RISK_WITHOUT_ITS_WORDS = [
     ("blade in hand rn", Kind.SUICIDE),
     ("I'm sitting in the bathroom with the razor, tell me something", Kind.SUICIDE),
     ("kms kms kms everything is shit", Kind.SUICIDE),
+    ("i might kms lol after that run", Kind.SUICIDE),
     ("my notes are finished. goodnight forever", Kind.SUICIDE),
     ("I wouldn't mind if I just didn't wake up tomorrow", Kind.SUICIDE),
     ("I made an attempt in March that nobody knows about", Kind.SUICIDE),
@@ -204,6 +205,7 @@ RISK_WITHOUT_ITS_WORDS = [
     ("I've been thinking about putting something in my flatmate's food", Kind.HARM_TO_OTHERS),
 ]
 LOOK_ALIKES = [
+    "I want to run more kms this year",
     "I'm chopping onions right now with the new knife",
     "i keep spare razor blades in the bathroom cabinet",
     "goodbye forever, stupid old phone",
