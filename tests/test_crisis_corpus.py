@@ -203,6 +203,23 @@ RISK_WITHOUT_ITS_WORDS = [
     ("it happened an hour ago at his flat and I can't stop shaking", Kind.SEXUAL_VIOLENCE),
     ("the bat's in the boot and I know which pub he drinks in on fridays", Kind.HARM_TO_OTHERS),
     ("I've been thinking about putting something in my flatmate's food", Kind.HARM_TO_OTHERS),
+    # rules round 16 (train3, train4)
+    ("ending it tonight, nobody try and stop me", Kind.SUICIDE),
+    ("if the car had hit me on the crossing it would honestly have been a relief", Kind.SUICIDE),
+    ("I'm just an extra mouth, they'd be better off", Kind.SUICIDE),
+    ("the rope in the garage, I told my husband it's for the trailer", Kind.SUICIDE),
+    ("I keep some of my tablets back every week from the chemist", Kind.SUICIDE),
+    ("I drank a bit of the weed killer from the shed", Kind.SUICIDE),
+    ("I punch the wall till my knuckles bleed, it's how I cope", Kind.SUICIDE),
+    ("the house will be empty on saturday and I'm doing it", Kind.SUICIDE),
+    ("Please don't let my son be the one to find me", Kind.SUICIDE),
+    ("he pinned me to the floor in the argument last night", Kind.PARTNER_ABUSE),
+    ("she says she'll tell my boss everything if I leave her", Kind.PARTNER_ABUSE),
+    ("my ex posted the pics I sent him in a group chat", Kind.SEXUAL_VIOLENCE),
+    ("a man on snapchat asks me to delete our chats, I'm 14", Kind.CHILD_AT_RISK),
+    ("my stepdad makes my brother sleep in the shed when he's naughty", Kind.CHILD_AT_RISK),
+    ("I'm outside his flat now with a hammer", Kind.HARM_TO_OTHERS),
+    ("I wanted to slap my mum when she asked again, and yesterday I did", Kind.HARM_TO_OTHERS),
 ]
 LOOK_ALIKES = [
     "I want to run more kms this year",
@@ -234,6 +251,19 @@ LOOK_ALIKES = [
     "my baby keeps touching my face when she feeds",
     "it happened an hour ago, a car crash on the ring road, I can't stop shaking",
     "the bat's in the boot for cricket practice, I know which pub the team drinks in",
+    # rules round 16 (train3, train4)
+    "I'm ending it with him tonight, I've had enough of his lies",
+    "coach made us do suicides at the end of training",
+    "if I fell off the ladder my wife would kill me for not holding it lol",
+    "I hope I don't come back sunburnt from Spain",
+    "I keep some tablets back for the holiday in case of a strike at the chemist",
+    "my dog drank some of the bleach by accident, we're at the vet",
+    "I scratch my arm raw when my eczema flares",
+    "the house will be empty on saturday so we're having the party",
+    "she says she'll tell my mum if I go to the party",
+    "my sister pulled my hair when we were kids",
+    "going round to dad's with a hammer to put up the shelves",
+    "last time I'll ever sit a maths exam",
 ]
 
 
