@@ -220,6 +220,11 @@ RISK_WITHOUT_ITS_WORDS = [
     ("my stepdad makes my brother sleep in the shed when he's naughty", Kind.CHILD_AT_RISK),
     ("I'm outside his flat now with a hammer", Kind.HARM_TO_OTHERS),
     ("I wanted to slap my mum when she asked again, and yesterday I did", Kind.HARM_TO_OTHERS),
+    ("if my dad finds this, my bank card pin is under the lamp", Kind.SUICIDE),
+    ("I'm no good to anyone now, just something they have to wash and feed", Kind.SUICIDE),
+    ("got a rope last week, it's in the wardrobe behind my coats", Kind.SUICIDE),
+    ("cut again tonight and it's gaping", Kind.SUICIDE),
+    ("my parents are away at half term, it is decided", Kind.SUICIDE),
 ]
 LOOK_ALIKES = [
     "I want to run more kms this year",
@@ -264,6 +269,9 @@ LOOK_ALIKES = [
     "my sister pulled my hair when we were kids",
     "going round to dad's with a hammer to put up the shelves",
     "last time I'll ever sit a maths exam",
+    "if my mum finds this funny I'll be amazed",
+    "got my hair cut again today, much shorter",
+    "bought a rope for the climbing wall, it's in my bag",
 ]
 
 
