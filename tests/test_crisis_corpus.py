@@ -225,6 +225,16 @@ RISK_WITHOUT_ITS_WORDS = [
     ("got a rope last week, it's in the wardrobe behind my coats", Kind.SUICIDE),
     ("cut again tonight and it's gaping", Kind.SUICIDE),
     ("my parents are away at half term, it is decided", Kind.SUICIDE),
+    # rules round 17 (train5: answers typed inside the exercises)
+    ("Sorry Alex, can't do the scene. I'm going to jump tonight", Kind.SUICIDE),
+    ("the tablets are ready, I'm taking them once everyone is asleep", Kind.SUICIDE),
+    ("5/10. took thirty of my paracetamol before this", Kind.SUICIDE),
+    ("Priya, there's no next time. Everything you'll need is in the letter", Kind.SUICIDE),
+    ("What helps me cope after a shift is burning my arm", Kind.SUICIDE),
+    ("he threw a plate at the baby when she wouldn't stop crying", Kind.CHILD_AT_RISK),
+    ("the man in the flat below keeps groping me on the stairs", Kind.SEXUAL_VIOLENCE),
+    ("if they put me in a care home I'll take her with me, and I mean it", Kind.HARM_TO_OTHERS),
+    ("much calmer since I decided on Friday. nothing left to sort", Kind.SUICIDE),
 ]
 LOOK_ALIKES = [
     "I want to run more kms this year",
@@ -272,6 +282,13 @@ LOOK_ALIKES = [
     "if my mum finds this funny I'll be amazed",
     "got my hair cut again today, much shorter",
     "bought a rope for the climbing wall, it's in my bag",
+    "I'm going to jump in the pool tonight after the session",
+    "the new episode was so good i died",
+    "my cuts from the garden are healing well",
+    "What helps me cope after a shift is cutting the grass",
+    "this is the last time we'll talk about it before the holiday",
+    "much calmer since I decided to quit that job",
+    "I felt like I'd been hit by a bus after the night shift",
 ]
 
 
