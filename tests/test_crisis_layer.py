@@ -34,6 +34,7 @@ concepts:
   KILL: [kill]
   REFLEXIVE: [myself, himself, herself]
   CUT: [cut, cutting]
+  PILLS: [pills, tablets]
   PARTNER: [he, my partner]
   HIT: [hit, hits]
   ME_: [i, me, my, myself]
@@ -94,6 +95,12 @@ rules:
     kind: suicide
     why: self-harm
     match: [CUT]
+  - id: pills-saved
+    kind: suicide
+    why: a means saved up (a plan now)
+    match: [PILLS, saved]
+    within: 1
+    imminent: true
   - id: not-want-to-live
     kind: suicide
     why: does not want to live (the negation is the risk)
@@ -156,6 +163,8 @@ def test_each_reading_cancels_a_match_and_explain_says_why(
     ("not today. i want to die", "the negation is in another clause"),
     ("years clean but i want to die", "a clause break after the recovery"),
     ("years clean from cutting and i cut again last night", "a relapse"),
+    ("i cut, not doing well", "a negated recovery cue is shame, not a recovery"),
+    ("i am doing well, i have the pills saved", "a recovery does not undo a plan or means now"),
     ("i called my friend and i want to die", "the speaker is the subject"),
     ("my friend told me i want to kill myself", "the match speaks of the client"),
     ("the film made me want to kill myself", "the client's own words inside a story"),

@@ -337,7 +337,7 @@ class Detector:
         if rule.near and self._close(rule.near, spans, first, last,
                                      self.book.context_window) is None:
             return "the context it needs is missing (`near`)"
-        return reading.cancelled(rule.kind, found)
+        return reading.cancelled(rule.kind, found, present=rule.imminent)
 
     def _negated(self, spans: dict[str, list[_Span]]) -> Callable[[_Span], bool]:
         """Whether a span stands right after a negation, so it is no ``not_near`` context

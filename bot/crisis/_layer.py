@@ -54,8 +54,13 @@ class Reading:
         self.speaker = _positions(spans, layer.speaker)
         self.reports = {start for part in layer.reports for start, _ in spans.get(part, ())}
 
-    def cancelled(self, kind: Kind, found: list[Span]) -> str | None:
-        """Why the layer does not count this occurrence of a match, or None when it counts."""
+    def cancelled(self, kind: Kind, found: list[Span], *, present: bool = False) -> str | None:
+        """Why the layer does not count this occurrence of a match, or None when it counts.
+
+        ``present`` marks a match that is itself a plan, a means at hand or a time (an
+        ``imminent`` rule): a recovery cue does not cancel it ("i'm proud of it, i finally
+        have enough pills saved"), because a recovery speaks of the past and a plan is now.
+        """
         first, last = found[0][0], found[-1][1]
         matched = {pos for start, end in found for pos in range(start, end)}
         layer = self.layer
@@ -64,7 +69,7 @@ class Reading:
             if negator is not None:
                 return (f"a negation (`{negator}`) governs it: the person says it is not so "
                         f"(layer.negation, {layer.where})")
-        if kind in layer.recovery_kinds:
+        if kind in layer.recovery_kinds and not present:
             cue = self._recovery()
             if cue is not None:
                 return (f"a recovery (`{cue}`) says it is over, and nothing says it is back "
@@ -123,9 +128,17 @@ class Reading:
             return None
         for part in layer.recovery:
             for start, end in self.spans.get(part, ()):
-                if not any(b > start for b in self.breaks):
+                if not any(b > start for b in self.breaks) and not self._negates(start):
                     return self._text((start, end))
         return None
+
+    def _negates(self, start: int) -> bool:
+        """A negator stands right before ``start`` in its clause (only bridge words between):
+        "i'm *not* proud of it" is shame, not a recovery."""
+        clause = self.clause[start]
+        return any(self.clause[s] == clause and end <= start and start - end <= _BRIDGE_REACH
+                   and all(pos in self.bridge for pos in range(end, start))
+                   for part in self.layer.negators for s, end in self.spans.get(part, ()))
 
     def _third_party(self, first: int, last: int) -> str | None:
         """Someone else is the subject: the match has no first-person word, a person stands
