@@ -172,6 +172,7 @@ def test_each_reading_cancels_a_match_and_explain_says_why(
     ("if i ever see him i want to die", "a frame needs both of its parts"),
     ("he hits me, my cousin says", "third parties are read for suicide only"),
     ("i want to die", "no reading at all"),
+    ("i noted i want to die", "a stem of 'noted' is no negator"),
 ])
 def test_a_match_stays_when_in_doubt(detector: Detector, text: str, why: str) -> None:
     assert detector.scan(text), f"{why}:\n" + "\n".join(detector.explain(text))
@@ -263,6 +264,7 @@ def test_the_shipped_layer_hears_not_at_risk(shipped: Detector, text: str) -> No
     # a `not_near` context that is one of the match's own words is no context
     ("kms", Kind.SUICIDE),
     ("i am ending things tonight", Kind.SUICIDE),
+    ("i have noted the timings of the trains at the level crossing", Kind.SUICIDE),
 ])
 def test_the_shipped_layer_keeps_risk(shipped: Detector, text: str, kind: Kind) -> None:
     assert kind in shipped.scan(text).kinds, "\n".join(shipped.explain(text))

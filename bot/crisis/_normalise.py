@@ -426,13 +426,19 @@ def _known(token: str, lang: str) -> bool:
     return bool(simplemma.is_known(token, lang=lang))
 
 
+#: Stems the plain suffix stripping must not produce: "noted", "notes" and "noting" are no
+#: negation, though stripping "ed", "es" or "ing" leaves "not".
+_NOT_A_STEM = frozenset({"not"})
+
+
 @lru_cache(maxsize=65536)
 def _forms(token: str, lang: str) -> frozenset[str]:
     """The word itself, its dictionary lemma and a plain suffix-stripped stem."""
     forms = {token, simplemma.lemmatize(token, lang=lang)}
     for suffix, repl in (("ing", ""), ("ing", "e"), ("ed", ""), ("ed", "e"), ("es", ""),
                          ("s", ""), ("ies", "y"), ("ied", "y")):
-        if token.endswith(suffix) and len(token) - len(suffix) >= 3:
+        if token.endswith(suffix) and len(token) - len(suffix) >= 3 \
+                and token[: len(token) - len(suffix)] + repl not in _NOT_A_STEM:
             stem = token[: len(token) - len(suffix)] + repl
             forms.add(stem)
             if len(stem) >= 3 and stem[-1] == stem[-2]:  # cutting → cutt → cut
