@@ -173,6 +173,7 @@ def test_each_reading_cancels_a_match_and_explain_says_why(
     ("he hits me, my cousin says", "third parties are read for suicide only"),
     ("i want to die", "no reading at all"),
     ("i noted i want to die", "a stem of 'noted' is no negator"),
+    ("a book about my cutting", "a first-person word right before the match in a story"),
 ])
 def test_a_match_stays_when_in_doubt(detector: Detector, text: str, why: str) -> None:
     assert detector.scan(text), f"{why}:\n" + "\n".join(detector.explain(text))
@@ -265,6 +266,10 @@ def test_the_shipped_layer_hears_not_at_risk(shipped: Detector, text: str) -> No
     ("kms", Kind.SUICIDE),
     ("i am ending things tonight", Kind.SUICIDE),
     ("i have noted the timings of the trains at the level crossing", Kind.SUICIDE),
+    ("i keep fantasising about my own suicide when the lecture hall goes quiet", Kind.SUICIDE),
+    ("my family would be free of it if i wasn't around", Kind.SUICIDE),
+    ("my legs go numb when someone stands behind me, since the assault in the car park",
+     Kind.SEXUAL_VIOLENCE),
 ])
 def test_the_shipped_layer_keeps_risk(shipped: Detector, text: str, kind: Kind) -> None:
     assert kind in shipped.scan(text).kinds, "\n".join(shipped.explain(text))

@@ -23,8 +23,9 @@ Spans = dict[str, list[Span]]
 #: At most this many bridge words between a negator and what it negates.
 _BRIDGE_REACH = 5
 #: A frame with ``not_self`` keeps a match the speaker ("i") stands this close before ("i
-#: self harm, and the essay …"), or with a first-person word in it or right after it ("my
-#: ex forced himself on *me* … years ago").
+#: self harm, and the essay …"), or with a first-person word in it, right before it ("*my
+#: own* suicide when the lecture hall goes quiet") or right after it ("my ex forced himself
+#: on *me* … years ago").
 _SPEAKER_REACH = 3
 #: An ``undone_by`` word undoes a negation when it starts at most this many words after
 #: the match.
@@ -165,8 +166,9 @@ class Reading:
     ) -> str | None:
         """The words of a frame whose every condition holds around the match, or None."""
         clause = self.clause[first]
-        if not_self and (self.first_person.intersection(range(first, last)) or (
-                last in self.first_person and self.clause[last] == clause) or any(
+        if not_self and (self.first_person.intersection(range(first, last)) or any(
+                pos in self.first_person and self.clause[pos] == clause
+                for pos in (first - 1, last)) or any(
                 pos in self.speaker and self.clause[pos] == clause
                 for pos in range(max(0, first - _SPEAKER_REACH), first))):
             return None
