@@ -121,6 +121,11 @@ RISK = [
     ("k1ll myself", Kind.SUICIDE),
     ("want 2 die", Kind.SUICIDE),
     ("killmyself", Kind.SUICIDE),
+    # a typo, not a join with a one-letter word inside ("exs i sting")
+    ("i just want 2 stop exsisting", Kind.SUICIDE),
+    # Scots and Jamaican Patois spellings (the rule book's `chat`)
+    ("sorry I couldnae stick it oot, ye were good tae me", Kind.SUICIDE),
+    ("mi fraid fi go home, him buss mi lip last night", Kind.PARTNER_ABUSE),
     ("selfharming", Kind.SUICIDE),
     ("ki\u200bll myself", Kind.SUICIDE),
     ("k\u0456ll myself", Kind.SUICIDE),

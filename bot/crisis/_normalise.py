@@ -309,9 +309,10 @@ class Speller:
         if squeezed != token:
             return [_Repaired(squeezed, f"repeated letters in {raw}")]
         joined = self._split(token)
-        if joined:
-            return [_Repaired(part, f"joined words in {raw}") for part in joined]
         fixed = self._typos(token)
+        if joined and not (fixed and any(len(part) == 1 for part in joined[1:])):
+            # a one-letter word inside a join ("exs i sting") is likelier a typo ("existing")
+            return [_Repaired(part, f"joined words in {raw}") for part in joined]
         if fixed:  # every rule word equally near: when in doubt, both readings count
             return [_Repaired(fixed[0], f"typo of {' or '.join(fixed)}", fixed[1:])]
         return [_Repaired(token, how)]
