@@ -123,6 +123,8 @@ RISK = [
     ("killmyself", Kind.SUICIDE),
     # a typo, not a join with a one-letter word inside ("exs i sting")
     ("i just want 2 stop exsisting", Kind.SUICIDE),
+    # of joins as short, the one with fewer one-letter words ("end it all", not "end i tall")
+    ("end\u2060it\u2060all tonight", Kind.SUICIDE),
     # Scots and Jamaican Patois spellings (the rule book's `chat`)
     ("sorry I couldnae stick it oot, ye were good tae me", Kind.SUICIDE),
     ("mi fraid fi go home, him buss mi lip last night", Kind.PARTNER_ABUSE),

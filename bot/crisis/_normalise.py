@@ -450,11 +450,16 @@ def _forms(token: str, lang: str) -> frozenset[str]:
 def _segment(
     token: str, vocabulary: Collection[str], glue: Collection[str], lang: str
 ) -> list[str] | None:
-    """Split ``token`` into the fewest parts (at most ``_MAX_PARTS``): rule words and glue.
+    """Split ``token`` into the fewest parts (at most ``_MAX_PARTS``): rule words and glue;
+    of splits as short, the one with the fewest one-letter words ("end it all", not "end i
+    tall").
 
     At least one part must be a rule word, so a join is only ever repaired into something a
     rule can use.
     """
+
+    def cost(parts: list[str]) -> tuple[int, int]:
+        return len(parts), sum(len(p) == 1 for p in parts)
 
     def rule_word(part: str) -> bool:
         return part in vocabulary or not _forms(part, lang).isdisjoint(vocabulary)
@@ -467,7 +472,7 @@ def _segment(
                 part in glue or (len(part) >= 3 and rule_word(part))
             ):
                 candidate = [*best[start], part]
-                if end not in best or len(candidate) < len(best[end]):
+                if end not in best or cost(candidate) < cost(best[end]):
                     best[end] = candidate
     found = best.get(len(token))
     if not found or len(found) < 2:
