@@ -310,8 +310,10 @@ class Speller:
             return [_Repaired(squeezed, f"repeated letters in {raw}")]
         joined = self._split(token)
         fixed = self._typos(token)
-        if joined and not (fixed and any(len(part) == 1 for part in joined[1:])):
-            # a one-letter word inside a join ("exs i sting") is likelier a typo ("existing")
+        if joined and not (fixed and (len(joined) > 2
+                                      or any(len(part) == 1 for part in joined[1:]))):
+            # a join of three words or with a one-letter word inside ("exs is ting", "exs i
+            # sting") is likelier a typo when one is near ("existing")
             return [_Repaired(part, f"joined words in {raw}") for part in joined]
         if fixed:  # every rule word equally near: when in doubt, both readings count
             return [_Repaired(fixed[0], f"typo of {' or '.join(fixed)}", fixed[1:])]
