@@ -114,10 +114,14 @@ class Reading:
                 continue
             if first < start and end <= last:
                 return self._text((start, end))  # inside the match: "he never hit me"
-            if end <= first and first - end <= _BRIDGE_REACH \
-                    and all(pos in self.bridge for pos in range(end, first)):
+            if self._bridged(end, first):
                 return self._text((start, end))
         return None
+
+    def _bridged(self, end: int, start: int) -> bool:
+        """Only bridge words (at most ``_BRIDGE_REACH``) stand between ``end`` and ``start``."""
+        return end <= start and start - end <= _BRIDGE_REACH \
+            and all(pos in self.bridge for pos in range(end, start))
 
     def _recovery(self) -> str | None:
         """A recovery cue in the message, with no relapse anywhere outside the cues ("two years
@@ -136,9 +140,7 @@ class Reading:
     def _negates(self, start: int) -> bool:
         """A negator stands right before ``start`` in its clause (only bridge words between):
         "i'm *not* proud of it" is shame, not a recovery."""
-        clause = self.clause[start]
-        return any(self.clause[s] == clause and end <= start and start - end <= _BRIDGE_REACH
-                   and all(pos in self.bridge for pos in range(end, start))
+        return any(self.clause[s] == self.clause[start] and self._bridged(end, start)
                    for part in self.layer.negators for s, end in self.spans.get(part, ()))
 
     def _third_party(self, first: int, last: int) -> str | None:

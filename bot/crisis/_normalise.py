@@ -309,11 +309,12 @@ class Speller:
         if squeezed != token:
             return [_Repaired(squeezed, f"repeated letters in {raw}")]
         joined = self._split(token)
-        fixed = self._typos(token)
-        if joined and not (fixed and (len(joined) > 2
-                                      or any(len(part) == 1 for part in joined[1:]))):
-            # a join of three words or with a one-letter word inside ("exs is ting", "exs i
-            # sting") is likelier a typo when one is near ("existing")
+        # a join of three words or with a one-letter word inside ("exs is ting", "exs i
+        # sting") is likelier a typo when one is near ("existing")
+        doubtful = joined is not None and (
+            len(joined) > 2 or any(len(part) == 1 for part in joined[1:]))
+        fixed = self._typos(token) if not joined or doubtful else ()
+        if joined and not fixed:
             return [_Repaired(part, f"joined words in {raw}") for part in joined]
         if fixed:  # every rule word equally near: when in doubt, both readings count
             return [_Repaired(fixed[0], f"typo of {' or '.join(fixed)}", fixed[1:])]
@@ -440,9 +441,8 @@ def _forms(token: str, lang: str) -> frozenset[str]:
     forms = {token, simplemma.lemmatize(token, lang=lang)}
     for suffix, repl in (("ing", ""), ("ing", "e"), ("ed", ""), ("ed", "e"), ("es", ""),
                          ("s", ""), ("ies", "y"), ("ied", "y")):
-        if token.endswith(suffix) and len(token) - len(suffix) >= 3 \
-                and token[: len(token) - len(suffix)] + repl not in _NOT_A_STEM:
-            stem = token[: len(token) - len(suffix)] + repl
+        stem = token[: len(token) - len(suffix)] + repl
+        if token.endswith(suffix) and len(token) - len(suffix) >= 3 and stem not in _NOT_A_STEM:
             forms.add(stem)
             if len(stem) >= 3 and stem[-1] == stem[-2]:  # cutting → cutt → cut
                 forms.add(stem[:-1])
