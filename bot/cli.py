@@ -60,6 +60,7 @@ from bot.script import (
     findings_to_json,
     json_schema,
     load_script,
+    script_files,
 )
 from bot.service import OPERATOR, NotTheirClient, Rehearsal
 from bot.store import Commit, Invite, LedgerRecord, PlanRecord, StoreError, is_postgres
@@ -378,7 +379,9 @@ def _crisis(args: argparse.Namespace) -> int:
         print("\n".join(detector.explain(args.text)))
         return 0
     if args.crisis_command == "train":
-        return _crisis_train(args, detector, prompts.locale)
+        scripts = script_files([resolve(Path(p)) for p in config.scripts.paths])
+        return _crisis_train(args, detector, prompts.locale, resolve(Path(prompts.path))
+                             / prompts.locale / "intents.yaml", scripts)
     if not args.file.is_file():
         print(f"rehearse crisis test: no such file: {args.file}", file=sys.stderr)
         return 2
@@ -386,7 +389,8 @@ def _crisis(args: argparse.Namespace) -> int:
     return 0
 
 
-def _crisis_train(args: argparse.Namespace, detector: Detector, locale: str) -> int:
+def _crisis_train(args: argparse.Namespace, detector: Detector, locale: str, intents: Path,
+                  scripts: Sequence[Path]) -> int:
     missing = [str(f) for f in args.files if not f.is_file()]
     if missing:
         print(f"rehearse crisis train: no such file: {', '.join(missing)}", file=sys.stderr)
@@ -399,13 +403,14 @@ def _crisis_train(args: argparse.Namespace, detector: Detector, locale: str) -> 
         return 2
     files = [(f.name, read_cases(f)) for f in args.files]
     rows = _train.prepare(detector, [case for _, cases in files for case in cases])
-    reader = _train.train(detector, rows)
+    clear = _train.own_texts(intents, scripts)
+    reader = _train.train(detector, rows, clear)
     out = args.out or reader_path(locale)
     out.write_text(reader.to_json(), encoding="utf-8")
     print(f"wrote {out}: {len(reader.weights)} features, threshold {reader.threshold:.3f}, "
           f"from {len(rows)} rows")
     if args.measure:
-        print("\n".join(_train.report(detector, files)))
+        print("\n".join(_train.report(detector, files, clear)))
     return 0
 
 

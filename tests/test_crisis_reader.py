@@ -28,14 +28,16 @@ from bot.crisis import (
 )
 from bot.crisis._detect import READER_RULE
 from bot.crisis._reader import features
-from bot.script import ScriptError, load_yaml
+from bot.crisis._train import own_texts, prepare, train
+from bot.script import ScriptError, script_files
 from tests.support.engine_driver import Driver, assert_crisis
 
 ROOT = Path(__file__).resolve().parents[1]
 CRISIS = ROOT / "tests" / "crisis"
-#: The files the shipped reader is trained on (never a sealed held-out file).
+#: The files the shipped reader is trained on: every tuning file, never a sealed one.
 TRAINED_ON = ["corpus_en.tsv", "holdout_en.tsv", "holdout2_en.tsv", "probes_en.tsv",
-              "exercise_en.tsv", "holdout3_en.tsv", "holdout4_en.tsv", "train_en.tsv"]
+              "exercise_en.tsv", "holdout3_en.tsv", "holdout4_en.tsv", "train_en.tsv",
+              "holdout6_en.tsv", *(f"train{n}_en.tsv" for n in range(2, 12))]
 #: A word no labelled file has, for a reader made by hand.
 MADE_UP = "zorbly"
 
@@ -78,7 +80,7 @@ def test_the_reader_is_on_unless_switched_off(
 
 def test_the_shipped_reader_loads_and_is_small(shipped: Detector) -> None:
     path = reader_path("en")
-    assert path.stat().st_size < 2_000_000
+    assert path.stat().st_size < 3_000_000
     reader = load_reader(path)
     assert reader.kinds == KIND_ORDER
     assert 0.5 < reader.threshold <= 1.0
@@ -205,30 +207,26 @@ def test_the_reader_adds_few_false_alarms(shipped: Detector, name: str) -> None:
     assert both.false_alarm_rate <= rules.false_alarm_rate + ADDED_FALSE_ALARMS, added
 
 
-def test_no_phrase_of_the_intent_book_is_a_reader_match(shipped: Detector) -> None:
+def test_no_text_of_the_bot_itself_is_a_reader_match(shipped: Detector) -> None:
     """Stop requests, answers to "are you safe?" and under-arousal words are everyday
-    messages the bot expects; the reader must not turn one into a crisis."""
-    book = load_yaml(ROOT / "prompts" / "en" / "intents.yaml").data
-    assert isinstance(book, dict)
-    phrases = [*book["stop_requests"]] + [
-        p for key in ("safety", "under_arousal") for entries in book[key].values()
-        if isinstance(entries, list) for p in entries]
-    assert len(phrases) > 150
-    flagged = [p for p in phrases if shipped.scan(p).rules == (READER_RULE,)]
+    messages the bot expects, and what a scene's character says, its example answers and its
+    smaller steps are the sentences the exercises exist for: the reader must not turn one into
+    a crisis (the trainer keeps its threshold above them; a stale reader fails here)."""
+    texts = own_texts(ROOT / "prompts" / "en" / "intents.yaml", script_files([ROOT / "scripts"]))
+    assert len(texts) > 210
+    flagged = [t for t in texts if shipped.scan(t).rules == (READER_RULE,)]
     assert not flagged, flagged
 
 
-def test_no_example_answer_of_the_shipped_scripts_is_a_reader_match(shipped: Detector) -> None:
-    """What a scene's character says, its example answers and its smaller steps are the
-    sentences the exercises exist for; the reader must not end a scene on one."""
-    def texts(node: object) -> list[str]:
-        if isinstance(node, dict):
-            return [t for k, v in node.items()
-                    for t in ([v] if k in ("says", "example", "smaller") and isinstance(v, str)
-                              else texts(v))]
-        return [t for v in node for t in texts(v)] if isinstance(node, list) else []
-    lines = [t for p in sorted((ROOT / "scripts").glob("*.yaml"))
-             for t in texts(load_yaml(p).data)]
-    assert len(lines) > 60
-    flagged = [t for t in lines if shipped.scan(t).rules == (READER_RULE,)]
-    assert not flagged, flagged
+def test_the_trainer_keeps_the_threshold_above_texts_to_clear() -> None:
+    """A message only the reader catches (on a file the rules miss a few of) is not caught
+    once it is a text to clear: the threshold rises above its score."""
+    detector = crisis_detector(ROOT / "prompts", "en", second_reader=False)
+    rows = prepare(detector, read_cases(CRISIS / "holdout3_en.tsv"))
+    plain = detector.with_reader(train(detector, rows))
+    caught = next(row.case.text for row in rows if not row.rules
+                  and plain.scan(row.case.text).rules == (READER_RULE,))
+    cleared = detector.with_reader(train(detector, rows, [caught]))
+    assert cleared.reader is not None and plain.reader is not None
+    assert cleared.reader.threshold > plain.reader.threshold
+    assert not cleared.scan(caught)

@@ -15,15 +15,19 @@ on say nothing about new text, and once they pass 2% on their own (they do, on t
 sets spent for tuning) a shared budget leaves the reader nothing and switches it off. The
 reader is tuned on its own recall, not on what it adds to the rules: the rules were tuned on
 these same files and miss almost nothing there, so what the reader adds can only be measured
-on text neither has seen.
+on text neither has seen. The threshold is also kept above every one of the bot's own texts
+(:func:`own_texts`: the intent book's phrases, what the scripts' characters say, their example
+answers and smaller steps): a client who echoes a prompt must never start the crisis flow.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from scipy.sparse import csr_matrix
@@ -34,6 +38,10 @@ from bot.crisis._detect import Detector
 from bot.crisis._evaluate import BENIGN, Case
 from bot.crisis._reader import Reader, features, scale_for
 from bot.crisis._rules import KIND_ORDER, Kind
+from bot.script import load_yaml
+
+#: The keys of a script whose string values are the bot's own exercise sentences.
+_SCRIPT_TEXT_KEYS = ("says", "example", "smaller")
 
 #: Regularisation (scikit-learn's C: larger fits the examples more closely).
 C = 4.0
@@ -98,9 +106,49 @@ def fit(rows: Sequence[_Row], threshold: float = 1.0) -> Reader:
     return Reader(KIND_ORDER, tuple(bias), threshold, weights)
 
 
-def train(detector: Detector, rows: Sequence[_Row]) -> Reader:
-    """A reader trained on every row, with its threshold from cross-validation on them."""
-    return fit(rows, choose_threshold(detector, rows))
+def train(detector: Detector, rows: Sequence[_Row], clear: Sequence[str] = ()) -> Reader:
+    """A reader trained on every row, with its threshold from cross-validation on them, raised
+    when needed so that no text of ``clear`` that the rules leave alone reaches it."""
+    reader = fit(rows)
+    threshold = max(choose_threshold(detector, rows), _above(detector.with_reader(reader), clear))
+    return dataclasses.replace(reader, threshold=threshold)
+
+
+def own_texts(intents: Path, scripts: Iterable[Path]) -> list[str]:
+    """The bot's own sentences a client may type back: the intent book's stop requests, answers
+    to "are you safe?" and under-arousal cues, and every ``says``, ``example`` and ``smaller``
+    text of the scripts."""
+    book = load_yaml(intents).data
+    found: list[str] = []
+    if isinstance(book, dict):
+        found += [p for p in book.get("stop_requests") or () if isinstance(p, str)]
+        for key in ("safety", "under_arousal"):
+            section = book.get(key)
+            if isinstance(section, dict):
+                found += [p for entries in section.values() if isinstance(entries, list)
+                          for p in entries if isinstance(p, str)]
+    for path in scripts:
+        found += _script_texts(load_yaml(path).data)
+    return found
+
+
+def _script_texts(node: object) -> list[str]:
+    if isinstance(node, dict):
+        return [t for key, value in node.items()
+                for t in ([value] if key in _SCRIPT_TEXT_KEYS and isinstance(value, str)
+                          else _script_texts(value))]
+    return [t for value in node for t in _script_texts(value)] if isinstance(node, list) else []
+
+
+def _above(with_reader: Detector, texts: Sequence[str]) -> float:
+    """The lowest threshold (0 when there is nothing to clear) that the reader's risk score of
+    none of ``texts`` reaches, among those no rule matches and the context layer lets count."""
+    rules = with_reader.with_reader(None)
+    scores = [found.verdict.score for text in texts if not rules.scan(text)
+              for found in (with_reader.second_reading(text),)
+              if found is not None and found.cancelled is None
+              and found.verdict.anchor is not None]
+    return round(max(scores) + 0.1 ** DECIMALS, DECIMALS) if scores else 0.0
 
 
 def choose_threshold(detector: Detector, rows: Sequence[_Row]) -> float:
@@ -164,13 +212,14 @@ class Tally:
 
 
 def measure(detector: Detector, rows: Sequence[_Row],
-            tests: Sequence[tuple[list[int], list[int]]]) -> dict[str, Tally]:
+            tests: Sequence[tuple[list[int], list[int]]],
+            clear: Sequence[str] = ()) -> dict[str, Tally]:
     """Rules alone, the reader alone and both, on each test part, the reader trained (and its
     thresholds chosen) only on the matching training part."""
     tallies = {name: Tally() for name in ("rules", "reader", "rules+reader")}
     for train_at, test_at in tests:
         training = [rows[i] for i in train_at]
-        with_reader = detector.with_reader(train(detector, training))
+        with_reader = detector.with_reader(train(detector, training, clear))
         for i in test_at:
             row = rows[i]
             detection = with_reader.scan(row.case.text)
@@ -183,9 +232,10 @@ def measure(detector: Detector, rows: Sequence[_Row],
     return tallies
 
 
-def report(detector: Detector, files: Sequence[tuple[str, Sequence[Case]]]) -> list[str]:
+def report(detector: Detector, files: Sequence[tuple[str, Sequence[Case]]],
+           clear: Sequence[str] = ()) -> list[str]:
     """The measurements: 5-fold cross-validation over every row, then each file held out in
-    turn with the reader trained on the others."""
+    turn with the reader trained on the others (each threshold kept above ``clear``)."""
     rows: list[_Row] = []
     origin: list[str] = []
     for name, cases in files:
@@ -195,11 +245,12 @@ def report(detector: Detector, files: Sequence[tuple[str, Sequence[Case]]]) -> l
         + "   false alarms"
     lines = [f"{FOLDS}-fold cross-validation over {len(rows)} rows "
              "(stratified by kind; a fold's rows never train its reader):", header]
-    lines += [t.line(n) for n, t in measure(detector, rows, _folds(rows)).items()]
+    lines += [t.line(n) for n, t in measure(detector, rows, _folds(rows), clear).items()]
     for name, _ in files:
         test_at = [i for i, o in enumerate(origin) if o == name]
         train_at = [i for i, o in enumerate(origin) if o != name]
         lines += [f"trained on the other files, tested on {name} ({len(test_at)} rows):",
                   header]
-        lines += [t.line(n) for n, t in measure(detector, rows, [(train_at, test_at)]).items()]
+        lines += [t.line(n) for n, t in measure(detector, rows, [(train_at, test_at)],
+                                                 clear).items()]
     return lines
