@@ -409,6 +409,10 @@ def _crisis_train(args: argparse.Namespace, detector: Detector, locale: str, int
     out.write_text(reader.to_json(), encoding="utf-8")
     print(f"wrote {out}: {len(reader.weights)} features, threshold {reader.threshold:.3f}, "
           f"from {len(rows)} rows")
+    highest = _train.highest_own_text(detector.with_reader(reader), clear)
+    if highest is not None:
+        print(f"the bot's own text the reader scores highest ({len(clear)} read; the threshold "
+              f"stays above it): {highest[0]:.3f} {highest[1]!r}")
     if args.measure:
         print("\n".join(_train.report(detector, files, clear)))
     return 0

@@ -212,8 +212,10 @@ def test_no_text_of_the_bot_itself_is_a_reader_match(shipped: Detector) -> None:
     messages the bot expects, and what a scene's character says, its example answers and its
     smaller steps are the sentences the exercises exist for: the reader must not turn one into
     a crisis (the trainer keeps its threshold above them; a stale reader fails here)."""
-    texts = own_texts(ROOT / "prompts" / "en" / "intents.yaml", script_files([ROOT / "scripts"]))
-    assert len(texts) > 210
+    intents = ROOT / "prompts" / "en" / "intents.yaml"
+    phrases = own_texts(intents, [])
+    texts = own_texts(intents, script_files([ROOT / "scripts"]))
+    assert len(phrases) > 150 and len(texts) - len(phrases) > 60
     flagged = [t for t in texts if shipped.scan(t).rules == (READER_RULE,)]
     assert not flagged, flagged
 
@@ -224,9 +226,14 @@ def test_the_trainer_keeps_the_threshold_above_texts_to_clear() -> None:
     detector = crisis_detector(ROOT / "prompts", "en", second_reader=False)
     rows = prepare(detector, read_cases(CRISIS / "holdout3_en.tsv"))
     plain = detector.with_reader(train(detector, rows))
-    caught = next(row.case.text for row in rows if not row.rules
-                  and plain.scan(row.case.text).rules == (READER_RULE,))
-    cleared = detector.with_reader(train(detector, rows, [caught]))
+    caught = [row.case.text for row in rows if not row.rules
+              and plain.scan(row.case.text).rules == (READER_RULE,)]
+    assert caught, "the reader alone catches none of holdout3: pick another file"
+    matched = next(row.case.text for row in rows if row.rules)
+    cleared = detector.with_reader(train(detector, rows, [caught[0], matched]))
     assert cleared.reader is not None and plain.reader is not None
-    assert cleared.reader.threshold > plain.reader.threshold
-    assert not cleared.scan(caught)
+    score = plain.second_reading(caught[0])
+    assert score is not None
+    # just above its score (three decimals), not above the rule-matched text's
+    assert score.verdict.score < cleared.reader.threshold <= score.verdict.score + 0.001
+    assert cleared.scan(caught[0]).rules != (READER_RULE,)

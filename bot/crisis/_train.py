@@ -15,9 +15,10 @@ on say nothing about new text, and once they pass 2% on their own (they do, on t
 sets spent for tuning) a shared budget leaves the reader nothing and switches it off. The
 reader is tuned on its own recall, not on what it adds to the rules: the rules were tuned on
 these same files and miss almost nothing there, so what the reader adds can only be measured
-on text neither has seen. The threshold is also kept above every one of the bot's own texts
+on text neither has seen. The threshold is also kept above the bot's own short texts
 (:func:`own_texts`: the intent book's phrases, what the scripts' characters say, their example
-answers and smaller steps): a client who echoes a prompt must never start the crisis flow.
+answers and smaller steps): a client who types back an example answer or a character's line
+must not start the crisis flow.
 """
 
 from __future__ import annotations
@@ -110,26 +111,34 @@ def train(detector: Detector, rows: Sequence[_Row], clear: Sequence[str] = ()) -
     """A reader trained on every row, with its threshold from cross-validation on them, raised
     when needed so that no text of ``clear`` that the rules leave alone reaches it."""
     reader = fit(rows)
-    threshold = max(choose_threshold(detector, rows), _above(detector.with_reader(reader), clear))
-    return dataclasses.replace(reader, threshold=threshold)
+    highest = highest_own_text(detector.with_reader(reader), clear)
+    floor = 0.0 if highest is None else _just_above(highest[0])
+    return dataclasses.replace(reader, threshold=max(choose_threshold(detector, rows), floor))
 
 
 def own_texts(intents: Path, scripts: Iterable[Path]) -> list[str]:
     """The bot's own sentences a client may type back: the intent book's stop requests, answers
     to "are you safe?" and under-arousal cues, and every ``says``, ``example`` and ``smaller``
-    text of the scripts."""
+    text of the scripts (not the longer ``say``, ``hint`` or ``end`` texts).
+
+    Raises:
+        ScriptError: When a file cannot be read as YAML.
+    """
     book = load_yaml(intents).data
     found: list[str] = []
     if isinstance(book, dict):
-        found += [p for p in book.get("stop_requests") or () if isinstance(p, str)]
+        found += _strings(book.get("stop_requests"))
         for key in ("safety", "under_arousal"):
             section = book.get(key)
             if isinstance(section, dict):
-                found += [p for entries in section.values() if isinstance(entries, list)
-                          for p in entries if isinstance(p, str)]
+                found += [p for entries in section.values() for p in _strings(entries)]
     for path in scripts:
         found += _script_texts(load_yaml(path).data)
     return found
+
+
+def _strings(entries: object) -> list[str]:
+    return [e for e in entries if isinstance(e, str)] if isinstance(entries, list) else []
 
 
 def _script_texts(node: object) -> list[str]:
@@ -140,15 +149,21 @@ def _script_texts(node: object) -> list[str]:
     return [t for value in node for t in _script_texts(value)] if isinstance(node, list) else []
 
 
-def _above(with_reader: Detector, texts: Sequence[str]) -> float:
-    """The lowest threshold (0 when there is nothing to clear) that the reader's risk score of
-    none of ``texts`` reaches, among those no rule matches and the context layer lets count."""
+def highest_own_text(with_reader: Detector, texts: Sequence[str]) -> tuple[float, str] | None:
+    """The highest risk score among ``texts`` that no rule matches and the context layer lets
+    the reader count, with its text; None when there is none."""
     rules = with_reader.with_reader(None)
-    scores = [found.verdict.score for text in texts if not rules.scan(text)
+    scored = [(found.verdict.score, text) for text in texts if not rules.scan(text)
               for found in (with_reader.second_reading(text),)
               if found is not None and found.cancelled is None
               and found.verdict.anchor is not None]
-    return round(max(scores) + 0.1 ** DECIMALS, DECIMALS) if scores else 0.0
+    return max(scored, default=None)
+
+
+def _just_above(score: float) -> float:
+    """The lowest threshold of :data:`DECIMALS` decimals above ``score``, at most 1."""
+    step: int = 10 ** DECIMALS
+    return min(1.0, (math.floor(score * step) + 1) / step)
 
 
 def choose_threshold(detector: Detector, rows: Sequence[_Row]) -> float:
