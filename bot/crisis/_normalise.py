@@ -441,8 +441,10 @@ def _forms(token: str, lang: str) -> frozenset[str]:
     forms = {token, simplemma.lemmatize(token, lang=lang)}
     for suffix, repl in (("ing", ""), ("ing", "e"), ("ed", ""), ("ed", "e"), ("es", ""),
                          ("s", ""), ("ies", "y"), ("ied", "y")):
+        if not token.endswith(suffix) or len(token) - len(suffix) < 3:
+            continue
         stem = token[: len(token) - len(suffix)] + repl
-        if token.endswith(suffix) and len(token) - len(suffix) >= 3 and stem not in _NOT_A_STEM:
+        if stem not in _NOT_A_STEM:
             forms.add(stem)
             if len(stem) >= 3 and stem[-1] == stem[-2]:  # cutting → cutt → cut
                 forms.add(stem[:-1])

@@ -39,6 +39,7 @@ from bot.crisis._detect import Detector
 from bot.crisis._evaluate import BENIGN, Case
 from bot.crisis._reader import Reader, features, scale_for
 from bot.crisis._rules import KIND_ORDER, Kind
+from bot.intents import load_intents
 from bot.script import load_yaml
 
 #: The keys of a script whose string values are the bot's own exercise sentences.
@@ -78,8 +79,9 @@ def prepare(detector: Detector, cases: Sequence[Case]) -> list[_Row]:
     return rows
 
 
-def fit(rows: Sequence[_Row], threshold: float = 1.0) -> Reader:
-    """A reader trained on ``rows`` (with a threshold of 1.0, never reached, unless given)."""
+def fit(rows: Sequence[_Row]) -> Reader:
+    """A reader trained on ``rows``, with a threshold of 1.0 (never reached): :func:`train`
+    sets the real one."""
     counts = Counter(f for row in rows for f in row.features)
     names = sorted(f for f, n in counts.items() if n >= MIN_ROWS)
     index = {f: i for i, f in enumerate(names)}
@@ -104,7 +106,7 @@ def fit(rows: Sequence[_Row], threshold: float = 1.0) -> Reader:
     stacked = np.vstack(columns).T
     weights = {name: tuple(float(w) for w in stacked[i])
                for i, name in enumerate(names) if np.any(stacked[i])}
-    return Reader(KIND_ORDER, tuple(bias), threshold, weights)
+    return Reader(KIND_ORDER, tuple(bias), 1.0, weights)
 
 
 def train(detector: Detector, rows: Sequence[_Row], clear: Sequence[str] = ()) -> Reader:
@@ -122,23 +124,14 @@ def own_texts(intents: Path, scripts: Iterable[Path]) -> list[str]:
     text of the scripts (not the longer ``say``, ``hint`` or ``end`` texts).
 
     Raises:
-        ScriptError: When a file cannot be read as YAML.
+        ScriptError: When the intent book has errors or a script cannot be read as YAML.
     """
-    book = load_yaml(intents).data
-    found: list[str] = []
-    if isinstance(book, dict):
-        found += _strings(book.get("stop_requests"))
-        for key in ("safety", "under_arousal"):
-            section = book.get(key)
-            if isinstance(section, dict):
-                found += [p for entries in section.values() for p in _strings(entries)]
+    book = load_intents(intents)
+    found = [" ".join(phrase) for phrase in (*book.stop_requests, *book.safe, *book.not_safe,
+                                             *book.unsure, *book.under_arousal)]
     for path in scripts:
         found += _script_texts(load_yaml(path).data)
     return found
-
-
-def _strings(entries: object) -> list[str]:
-    return [e for e in entries if isinstance(e, str)] if isinstance(entries, list) else []
 
 
 def _script_texts(node: object) -> list[str]:
