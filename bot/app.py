@@ -14,7 +14,14 @@ from pathlib import Path
 
 from bot.check import check_script
 from bot.config import Config
-from bot.crisis import Detector, load_reader, load_rules, reader_path
+from bot.crisis import (
+    Detector,
+    load_reader,
+    load_rules,
+    load_sentence_reader,
+    reader_path,
+    sentence_path,
+)
 from bot.engine import (
     RISK_KINDS,
     CrisisResource,
@@ -92,10 +99,12 @@ def load_checked(
     return scripts, findings
 
 
-def crisis_detector(prompts_dir: Path, locale: str, *, second_reader: bool = False) -> Detector:
+def crisis_detector(prompts_dir: Path, locale: str, *, second_reader: bool = False,
+                    sentence_reader: bool = False) -> Detector:
     """The crisis detector for a locale: its rules (``prompts/<locale>/crisis_rules.yaml``)
-    and, with ``second_reader`` and when the package has one for the locale, its second
-    reader (``bot/crisis/reader_<locale>.json``).
+    and, when asked for and when the package has them for the locale, its second reader
+    (``bot/crisis/reader_<locale>.json``) and its sentence reader
+    (``bot/crisis/sentence_<locale>.json`` and the model it names).
 
     Loading the rule book is most of the cost of building the app (about a second), and a
     detector never changes once built, so one built from the same unchanged files (same
@@ -103,27 +112,37 @@ def crisis_detector(prompts_dir: Path, locale: str, *, second_reader: bool = Fal
     the app many times in one process.
 
     Raises:
-        ScriptError: When the rule book or the reader's file has mistakes.
+        ScriptError: When the rule book or a reader's files have mistakes.
     """
     path = prompts_dir / locale / "crisis_rules.yaml"
     try:
         seen = path.stat()
     except OSError:
         return Detector(load_rules(path))  # the loader reports the missing file
-    reader = reader_path(locale) if second_reader else None
-    weights = reader.stat() if reader is not None and reader.is_file() else None
-    if reader is None or weights is None:
-        return _detector(path, seen.st_size, seen.st_mtime_ns, None, 0, 0)
-    return _detector(path, seen.st_size, seen.st_mtime_ns, reader, weights.st_size,
-                     weights.st_mtime_ns)
+    readers = [(reader_path(locale), second_reader), (sentence_path(locale), sentence_reader)]
+    return _detector(path, seen.st_size, seen.st_mtime_ns,
+                     *(_version(file) if wanted else None for file, wanted in readers))
+
+
+#: A data file and its size and modification time (the cache's key), or None for none.
+_Version = tuple[Path, int, int] | None
+
+
+def _version(path: Path) -> _Version:
+    try:
+        seen = path.stat()
+    except OSError:
+        return None  # the package has none for this locale
+    return path, seen.st_size, seen.st_mtime_ns
 
 
 @functools.lru_cache(maxsize=4)
-def _detector(path: Path, size: int, mtime_ns: int, reader: Path | None, reader_size: int,
-              reader_mtime_ns: int) -> Detector:
-    """One detector per version of a rule book and reader file (sizes and modification
+def _detector(path: Path, size: int, mtime_ns: int, reader: _Version,
+              sentence: _Version) -> Detector:
+    """One detector per version of a rule book and readers' files (sizes and modification
     times are the key)."""
-    return Detector(load_rules(path), None if reader is None else load_reader(reader))
+    return Detector(load_rules(path), None if reader is None else load_reader(reader[0]),
+                    None if sentence is None else load_sentence_reader(sentence[0]))
 
 
 def intents_reader(prompts_dir: Path, locale: str, crisis: Detector) -> Intents:
@@ -187,7 +206,8 @@ def build(config: Config, script_paths: Sequence[Path] | None = None) -> Loaded:
     paths = script_paths or [resolve(Path(p)) for p in config.scripts.paths]
     scripts, findings = load_checked(script_files(paths), renderer, script_folders(paths))
     crisis = crisis_detector(prompts, config.prompts.locale,
-                             second_reader=config.safety.second_reader)
+                             second_reader=config.safety.second_reader,
+                             sentence_reader=config.safety.sentence_reader)
     resources = Resources(scripts=scripts, texts=renderer, crisis=crisis,
                           intents=intents_reader(prompts, config.prompts.locale, crisis),
                           policy=policy_from(config))

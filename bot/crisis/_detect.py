@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from bot.crisis._layer import Reading
 from bot.crisis._normalise import Speller, Word
 from bot.crisis._reader import Reader, Verdict
 from bot.crisis._rules import KIND_ORDER, Kind, Pattern, Rule, RuleBook
+from bot.crisis._sentence import SentenceReader
 
 #: A part found in the message: (first word, one past the last word).
 _Span = tuple[int, int]
@@ -19,8 +21,11 @@ _Span = tuple[int, int]
 _CHAT_PART = 4
 #: A `not_near` context at most this many words after a negation is negated ("not for camping").
 _NEGATED_GAP = 1
+_log = logging.getLogger(__name__)
 #: The rule id of a match by the second reader alone.
 READER_RULE = "reader"
+#: The rule id of a match by the sentence reader alone.
+SENTENCE_RULE = "sentence-reader"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,13 +101,16 @@ class Detector:
 
     A message is a risk when a rule matches it or, failing that, when the second reader
     (:class:`~bot.crisis.Reader`, if there is one) scores it a risk at or above its threshold
-    and the context layer does not cancel the word that weighed most; the kind is then the
-    reader's most likely kind.
+    and the context layer does not cancel the word that weighed most, or, failing both, when
+    the sentence reader (:class:`~bot.crisis.SentenceReader`, if there is one) scores it a
+    risk at or above its threshold; the kind is then that reader's most likely kind.
     """
 
-    def __init__(self, book: RuleBook, reader: Reader | None = None) -> None:
+    def __init__(self, book: RuleBook, reader: Reader | None = None,
+                 sentence: SentenceReader | None = None) -> None:
         self.book = book
         self.reader = reader
+        self.sentence = sentence
         vocabulary = book.vocabulary()
         chat_words = frozenset(s for s in book.chat if s.isalpha() and len(s) >= _CHAT_PART)
         self.speller = Speller(book.chat, vocabulary, book.glue | vocabulary | chat_words,
@@ -137,10 +145,11 @@ class Detector:
         for pattern in book.harmless:
             self._harmless[self._anchor(pattern)].append(pattern)
 
-    def with_reader(self, reader: Reader | None) -> Detector:
-        """This detector with another second reader, or none (the rules are shared)."""
+    def with_readers(self, reader: Reader | None = None,
+                     sentence: SentenceReader | None = None) -> Detector:
+        """This detector's rules with these readers, or none (the rules are shared)."""
         other = copy.copy(self)
-        other.reader = reader
+        other.reader, other.sentence = reader, sentence
         return other
 
     def _anchor(self, pattern: Pattern) -> str:
@@ -188,6 +197,10 @@ class Detector:
             second = self._second_match(self.reader, words, spans, reading)
             if second is not None:
                 matches.append(second)
+        if not matches and self.sentence is not None:
+            third = self._sentence_match(self.sentence, text, words, spans)
+            if third is not None:
+                matches.append(third)
         return Detection(tuple(matches))
 
     def second_reading(self, text: str) -> SecondReading | None:
@@ -217,6 +230,32 @@ class Detector:
             where=reader.where,
         )
 
+    def _sentence_match(self, sentence: SentenceReader, text: str, words: list[Word],
+                        spans: dict[str, list[_Span]]) -> Match | None:
+        """The sentence reader's verdict as a match when it is over the threshold (and the
+        message is not one of the bot's own texts it must leave alone)."""
+        if sentence.exempts(text):
+            return None
+        try:
+            verdict = sentence.read(text)
+        except Exception:  # onnxruntime and tokenizers raise plain Exception subclasses
+            # The rules and the second reader have answered already; never the text in a log.
+            _log.exception("the sentence reader failed on a message of %d characters",
+                           len(text))
+            return None
+        if not verdict.over:
+            return None
+        return Match(
+            rule=SENTENCE_RULE, kind=verdict.kind,
+            why=f"the sentence reader scores it a risk at {verdict.score:.3f} (threshold "
+                f"{verdict.threshold:.3f}), most likely {verdict.kind.value}",
+            imminent=verdict.kind is Kind.SUICIDE
+            and any(p in spans for p in self.book.imminent_when),
+            words=tuple(w.text for w in words),
+            repairs=tuple(dict.fromkeys(w.repaired for w in words if w.repaired)),
+            where=sentence.where,
+        )
+
     def explain(self, text: str) -> list[str]:
         """Plain lines saying which rules matched and why, or that none did."""
         words = self.speller.words(text)
@@ -242,9 +281,14 @@ class Detector:
                     lines.append(f"not counted: rule `{rule.pattern.id}` "
                                  f"({rule.pattern.where}) would match, but {reason}")
         lines += self._explain_reader(text)
+        lines += self._explain_sentence(text)
         if not detection:
-            lines.append("no rule matched: no crisis response" if self.reader is None else
-                         "no rule matched and the reader did not count it: no crisis response")
+            readers = [name for name, present in (("the reader", self.reader),
+                                                  ("the sentence reader", self.sentence))
+                       if present is not None]
+            passed = ("" if not readers else " and neither reader counted it"
+                      if len(readers) == 2 else f" and {readers[0]} did not count it")
+            lines.append(f"no rule matched{passed}: no crisis response")
             return lines
         for match in detection.matches:
             urgency = ", imminent" if match.imminent else ""
@@ -268,6 +312,25 @@ class Detector:
         if verdict.over and cancelled is not None:
             lines.append(f"  not counted: {cancelled}")
         return lines
+
+    def _explain_sentence(self, text: str) -> list[str]:
+        """The sentence reader's lines: the risk score, each kind's probability and the words
+        whose absence moves the score most."""
+        if self.sentence is None or not text.strip():
+            return []
+        verdict = self.sentence.read(text)
+        mark = ", over the threshold" if verdict.over else ""
+        moved = ", ".join(f"'{word}' {change:+.2f}"
+                          for word, change in self.sentence.weighed(text))
+        exempt = self.sentence.exempts(text)
+        return [f"sentence reader: risk {verdict.score:.3f} (threshold "
+                f"{verdict.threshold:.3f}{mark})",
+                *(["  not counted: the message is one of the bot's own texts (`exempt` in "
+                   f"{self.sentence.where})"] if exempt else []),
+                "sentence reader: kind " + ", ".join(f"{k.value} {p:.2f}"
+                                                     for k, p in verdict.kinds),
+                *([f"sentence reader: without each word, the risk's log-odds move most for {moved}"]
+                  if moved else [])]
 
     # -- matching -----------------------------------------------------------------------------
     def _spans(self, words: list[Word]) -> dict[str, list[_Span]]:

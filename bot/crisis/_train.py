@@ -70,7 +70,7 @@ class _Row:
 
 def prepare(detector: Detector, cases: Sequence[Case]) -> list[_Row]:
     """Every case's features (scaled as the reader scales them) and whether a rule matched."""
-    rules = detector.with_reader(None)
+    rules = detector.with_readers()
     rows = []
     for case in cases:
         found = features(rules.speller.words(case.text))
@@ -113,7 +113,7 @@ def train(detector: Detector, rows: Sequence[_Row], clear: Sequence[str] = ()) -
     """A reader trained on every row, with its threshold from cross-validation on them, raised
     when needed so that no text of ``clear`` that the rules leave alone reaches it."""
     reader = fit(rows)
-    highest = highest_own_text(detector.with_reader(reader), clear)
+    highest = highest_own_text(detector.with_readers(reader), clear)
     floor = 0.0 if highest is None else _just_above(highest[0])
     return dataclasses.replace(reader, threshold=max(choose_threshold(detector, rows), floor))
 
@@ -145,7 +145,7 @@ def _script_texts(node: object) -> list[str]:
 def highest_own_text(with_reader: Detector, texts: Sequence[str]) -> tuple[float, str] | None:
     """The highest risk score among ``texts`` that no rule matches and the context layer lets
     the reader count, with its text; None when there is none."""
-    rules = with_reader.with_reader(None)
+    rules = with_reader.with_readers()
     scored = [(found.verdict.score, text) for text in texts if not rules.scan(text)
               for found in (with_reader.second_reading(text),)
               if found is not None and found.cancelled is None
@@ -176,7 +176,7 @@ def _out_of_fold(detector: Detector, rows: Sequence[_Row]) -> list[float]:
     the other folds."""
     scores = [0.0] * len(rows)
     for train_at, test_at in _folds(rows):
-        with_reader = detector.with_reader(fit([rows[i] for i in train_at]))
+        with_reader = detector.with_readers(fit([rows[i] for i in train_at]))
         for i in test_at:
             found = with_reader.second_reading(rows[i].case.text)
             if found is not None and found.cancelled is None \
@@ -227,7 +227,7 @@ def measure(detector: Detector, rows: Sequence[_Row],
     tallies = {name: Tally() for name in ("rules", "reader", "rules+reader")}
     for train_at, test_at in tests:
         training = [rows[i] for i in train_at]
-        with_reader = detector.with_reader(train(detector, training, clear))
+        with_reader = detector.with_readers(train(detector, training, clear))
         for i in test_at:
             row = rows[i]
             detection = with_reader.scan(row.case.text)
