@@ -32,14 +32,13 @@ from bot.crisis._train import own_texts
 from bot.crisis._train_sentence import LABELS, THRESHOLD, exempt, rows
 from bot.script import ScriptError, script_files
 from tests.support.engine_driver import Driver, assert_crisis
+from tests.test_crisis_reader import TRAINED_ON as READER_TRAINED_ON
 
 ROOT = Path(__file__).resolve().parents[1]
 CRISIS = ROOT / "tests" / "crisis"
 #: The files the shipped sentence reader is fine-tuned on: the second reader's (never a sealed
 #: one; train12 and train13 were tried too, docs/safety.md §5).
-TRAINED_ON = ["corpus_en.tsv", "holdout_en.tsv", "holdout2_en.tsv", "probes_en.tsv",
-              "exercise_en.tsv", "holdout3_en.tsv", "holdout4_en.tsv", "train_en.tsv",
-              "holdout6_en.tsv", *(f"train{n}_en.tsv" for n in range(2, 12))]
+TRAINED_ON = READER_TRAINED_ON
 #: Messages that neither the rules nor the second reader catch and the sentence reader does
 #: (from train12 and train13, which neither reader was trained on), with their kind.
 ONLY_SENTENCE = [

@@ -219,16 +219,9 @@ class Detector:
             return None
         verdict = found.verdict
         first, last = found.verdict.anchor
-        return Match(
-            rule=READER_RULE, kind=verdict.kind,
-            why=f"the second reader scores it a risk at {verdict.score:.3f} (threshold "
-                f"{verdict.threshold:.3f}), most likely {verdict.kind.value}",
-            imminent=verdict.kind is Kind.SUICIDE
-            and any(p in spans for p in self.book.imminent_when),
-            words=tuple(w.text for w in words[first:last]),
-            repairs=tuple(dict.fromkeys(w.repaired for w in words if w.repaired)),
-            where=reader.where,
-        )
+        return self._learned_match(READER_RULE, "the second reader", verdict.score,
+                                   verdict.threshold, verdict.kind, words, first, last, spans,
+                                   reader.where)
 
     def _sentence_match(self, sentence: SentenceReader, text: str, words: list[Word],
                         spans: dict[str, list[_Span]]) -> Match | None:
@@ -245,15 +238,23 @@ class Detector:
             return None
         if not verdict.over:
             return None
+        return self._learned_match(SENTENCE_RULE, "the sentence reader", verdict.score,
+                                   verdict.threshold, verdict.kind, words, 0, len(words),
+                                   spans, sentence.where)
+
+    def _learned_match(self, rule: str, reader: str, score: float, threshold: float,
+                       kind: Kind, words: list[Word], first: int, last: int,
+                       spans: dict[str, list[_Span]], where: str) -> Match:
+        """A reader's verdict as a match on ``words[first:last]`` (imminent for suicide when
+        the message names a plan, means or time)."""
         return Match(
-            rule=SENTENCE_RULE, kind=verdict.kind,
-            why=f"the sentence reader scores it a risk at {verdict.score:.3f} (threshold "
-                f"{verdict.threshold:.3f}), most likely {verdict.kind.value}",
-            imminent=verdict.kind is Kind.SUICIDE
-            and any(p in spans for p in self.book.imminent_when),
-            words=tuple(w.text for w in words),
+            rule=rule, kind=kind,
+            why=f"{reader} scores it a risk at {score:.3f} (threshold {threshold:.3f}), "
+                f"most likely {kind.value}",
+            imminent=kind is Kind.SUICIDE and any(p in spans for p in self.book.imminent_when),
+            words=tuple(w.text for w in words[first:last]),
             repairs=tuple(dict.fromkeys(w.repaired for w in words if w.repaired)),
-            where=sentence.where,
+            where=where,
         )
 
     def explain(self, text: str) -> list[str]:
