@@ -227,7 +227,7 @@ class Detector:
                         spans: dict[str, list[_Span]]) -> Match | None:
         """The sentence reader's verdict as a match when it is over the threshold (and the
         message is not one of the bot's own texts it must leave alone)."""
-        if sentence.exempts(text):
+        if sentence.exempts(text) or not sentence.reads(text):
             return None
         try:
             verdict = sentence.read(text)

@@ -120,6 +120,13 @@ class SentenceReader:
         and "i want to end this" are the same text)."""
         return " ".join(_WORD.findall(fold(text)))
 
+    @staticmethod
+    def reads(text: str) -> bool:
+        """Whether the message is in the Latin script it learned (at least half its letters,
+        once folded): "مرحبا، كيف حالك؟" is not, and it scored 0.957 there."""
+        letters = [c for c in fold(text) if c.isalpha()]
+        return bool(letters) and sum(c.isascii() for c in letters) * 2 >= len(letters)
+
     def exempts(self, text: str) -> bool:
         """Whether the message is one of the bot's own texts the reader must not count."""
         return bool(self.exempt) and self.key(text) in self.exempt
