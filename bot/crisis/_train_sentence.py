@@ -109,8 +109,8 @@ def train(detector: Detector, training: Sequence[tuple[str, int]], clear: Sequen
     # The bot's own texts are everyday messages here: a stop request, an answer to "are you
     # safe?", a character's line typed back. Without them the model read "make it stop" and
     # "i want out" as risk (0.99); with them, none stayed over 0.46 in the shipped run.
-    training = [*training, *((SentenceReader.prepare(text), LABELS.index(NONE))
-                             for text in clear if SentenceReader.prepare(text))]
+    training = [*training, *((prepared, LABELS.index(NONE)) for text in clear
+                             if (prepared := SentenceReader.prepare(text)))]
     model = Classifier()
     optimiser = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE)
     steps = EPOCHS * -(-len(training) // BATCH)
