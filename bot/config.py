@@ -390,9 +390,9 @@ class SafetyConfig(_Section):
     #: may add matches the rules miss (on: docs/safety.md §5 gives the measurements).
     second_reader: bool = True
     #: Whether the crisis detector's sentence reader (a fine-tuned small language model,
-    #: docs/safety.md §1 step 8) may add matches the rules and the second reader miss. Off
-    #: until the false alarms listed in docs/safety.md §4 are dealt with.
-    sentence_reader: bool = False
+    #: docs/safety.md §1 step 8) may add matches the rules and the second reader miss (on:
+    #: docs/safety.md §5 gives the recall it adds and the false alarms it costs).
+    sentence_reader: bool = True
     #: At most one alert to the therapist per client in this many minutes (clients who
     #: opted in); a later signal in the window is ledgered as not sent.
     alert_min_minutes: Annotated[int, Field(ge=1, le=1440)] = 30

@@ -227,7 +227,7 @@ class Detector:
                         spans: dict[str, list[_Span]]) -> Match | None:
         """The sentence reader's verdict as a match when it is over the threshold (and the
         message is not one of the bot's own texts it must leave alone)."""
-        if sentence.exempts(text) or not sentence.reads(text):
+        if sentence.exempts(text) or not sentence.reads(text, self.speller.knows):
             return None
         try:
             verdict = sentence.read(text)
@@ -319,6 +319,9 @@ class Detector:
         whose absence moves the score most."""
         if self.sentence is None or not text.strip():
             return []
+        if not self.sentence.reads(text, self.speller.knows):
+            return ["sentence reader: not read (not in the Latin script, or fewer than half "
+                    "its words are words the rules' speller knows: another language)"]
         verdict = self.sentence.read(text)
         mark = ", over the threshold" if verdict.over else ""
         moved = ", ".join(f"'{word}' {change:+.2f}"

@@ -228,7 +228,7 @@ class Speller:
                 continue
             word = word.strip("*!|").lstrip("@")
             as_l = with_l[found.start("word"):found.end("word")].strip("*!|").lstrip("@")
-            if as_l != word and self._is_word(as_l) and not self._is_word(word):
+            if as_l != word and self.knows(as_l) and not self.knows(word):
                 word = as_l  # "kiII" is "kill", but "QuIt" stays "quit"
             parts = word.split("/")
             if len(parts) > 1 and all(len(p) == 1 for p in parts):
@@ -259,8 +259,9 @@ class Speller:
             i += 1
         return joined
 
-    def _is_word(self, token: str) -> bool:
-        """Whether a raw token, apostrophes aside, is a rule word, a chat spelling or a word."""
+    def knows(self, token: str) -> bool:
+        """Whether a raw token, apostrophes aside, is a rule word, a chat spelling or a word
+        of the dictionary."""
         plain = token.replace("'", "")
         return plain in self.vocabulary or plain in self.chat or self._known(plain)
 
