@@ -16,6 +16,8 @@ from bot.check import check_script
 from bot.config import Config
 from bot.crisis import (
     Detector,
+    Reader,
+    SentenceReader,
     load_reader,
     load_rules,
     load_sentence_reader,
@@ -141,8 +143,21 @@ def _detector(path: Path, size: int, mtime_ns: int, reader: _Version,
               sentence: _Version) -> Detector:
     """One detector per version of a rule book and readers' files (sizes and modification
     times are the key)."""
-    return Detector(load_rules(path), None if reader is None else load_reader(reader[0]),
-                    None if sentence is None else load_sentence_reader(sentence[0]))
+    return Detector(load_rules(path), None if reader is None else _second_reader(reader),
+                    None if sentence is None else _sentence_reader(sentence))
+
+
+@functools.lru_cache(maxsize=2)
+def _second_reader(version: tuple[Path, int, int]) -> Reader:
+    """One second reader per version of its file, whichever rule book it serves."""
+    return load_reader(version[0])
+
+
+@functools.lru_cache(maxsize=2)
+def _sentence_reader(version: tuple[Path, int, int]) -> SentenceReader:
+    """One sentence reader per version of its file (loading the model takes about 0.4 s and
+    30 MB), whichever rule book it serves."""
+    return load_sentence_reader(version[0])
 
 
 def intents_reader(prompts_dir: Path, locale: str, crisis: Detector) -> Intents:
