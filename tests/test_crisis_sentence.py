@@ -131,6 +131,7 @@ def test_a_failing_sentence_reader_leaves_the_rules_answer(
     assert detector.sentence is not None
     broken = copy.copy(detector.sentence)
     broken._session = None  # type: ignore[assignment]  # any call fails
+    broken._verdicts = {}  # nothing remembered from the working reader
     failing = detector.with_readers(detector.reader, broken)
     text, _ = ONLY_SENTENCE[0]
     assert not failing.scan(text)
@@ -259,8 +260,8 @@ def test_an_exempt_text_is_left_to_the_rules(detector: Detector) -> None:
 @pytest.mark.parametrize("text", ["مرحبا، كيف حالك؟", "你好，我今天很好", "😢😢", "...",
                                   "ik ga naar huis", "merci beaucoup",
                                   "je vais au marché demain", "vou ao mercado amanhã",
-                                  "'; DROP TABLE ledger; -- | % | _ | ' OR '1'='1 | \"; DELETE FROM "
-                                  "clients; -- | tg:% | \\' | ` | -- | /*"])
+                                  "'; DROP TABLE ledger; -- | % | _ | ' OR '1'='1 | "
+                                  "\"; DELETE FROM clients; -- | tg:% | \\' | ` | -- | /*"])
 def test_text_in_another_language_is_not_read(detector: Detector, text: str) -> None:
     """Out of what it learned: the Arabic greeting scored 0.957, the Dutch "I'm going home"
     0.97, a line of SQL 0.93. The rules still read it."""
@@ -293,3 +294,17 @@ def test_a_long_message_is_read_to_its_end(detector: Detector) -> None:
     late = sentence.read(day + text)
     assert late.over and late.kind == kind
     assert detector.scan(day + text).rules == (SENTENCE_RULE,)
+
+
+def test_verdicts_are_remembered_by_digest_only(detector: Detector) -> None:
+    """A message read again is not run through the model again, and what is remembered
+    holds no text."""
+    sentence = copy.copy(detector.sentence)
+    assert sentence is not None
+    sentence._verdicts = {}
+    text, _ = ONLY_SENTENCE[0]
+    first = sentence.read(text)
+    sentence._session = None  # type: ignore[assignment]  # the model is not asked again
+    assert sentence.read(f"  {text}") == first
+    assert all(isinstance(key, bytes) and len(key) == 16 for key in sentence._verdicts)
+    assert not any(text.lower().encode() in key for key in sentence._verdicts)

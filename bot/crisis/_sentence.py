@@ -54,6 +54,8 @@ OVERLAP = 32
 #: A word of the Latin script, and how many a message needs before :meth:`SentenceReader.reads`
 #: asks whether they are words of the locale's language (one word alone says too little).
 _LATIN_WORD = re.compile(r"[a-z]{2,}")
+#: How many verdicts a reader remembers (by digest) before it starts afresh.
+_REMEMBERED = 4096
 #: The least share of letters among a message's characters other than spaces.
 _LEAST_LETTERS = 0.6
 _LEAST_WORDS = 2
@@ -118,6 +120,9 @@ class SentenceReader:
         self.threshold = threshold
         self.where = where
         self.exempt = exempt
+        #: Verdicts on the most recent :data:`_REMEMBERED` distinct messages, by a digest of
+        #: what the model read ("ok" and "yes" come again and again).
+        self._verdicts: dict[bytes, SentenceVerdict] = {}
 
     @staticmethod
     def prepare(text: str) -> str:
@@ -162,9 +167,19 @@ class SentenceReader:
         One window at a time, always: the 8-bit model scales each input by its own range,
         so a window read in a batch with others could score differently.
         """
-        encoded = self._tokenizer.encode(self.prepare(text))
-        return max((self._read_window(window.ids) for window in (encoded, *encoded.overflowing)),
-                   key=lambda verdict: verdict.score)
+        prepared = self.prepare(text)
+        # The key is a digest, so the remembered verdicts keep no text.
+        key = hashlib.blake2b(prepared.encode("utf-8"), digest_size=16).digest()
+        found = self._verdicts.get(key)
+        if found is None:
+            encoded = self._tokenizer.encode(prepared)
+            found = max((self._read_window(window.ids)
+                         for window in (encoded, *encoded.overflowing)),
+                        key=lambda verdict: verdict.score)
+            if len(self._verdicts) >= _REMEMBERED:
+                self._verdicts.clear()
+            self._verdicts[key] = found
+        return found
 
     def _read_window(self, ids: list[int]) -> SentenceVerdict:
         import numpy as np  # noqa: PLC0415 (with onnxruntime, which needs it)
