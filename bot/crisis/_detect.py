@@ -320,8 +320,8 @@ class Detector:
         if self.sentence is None or not text.strip():
             return []
         if not self.sentence.reads(text, self.speller.knows):
-            return ["sentence reader: not read (not in the Latin script, or fewer than half "
-                    "its words are words the rules' speller knows: another language)"]
+            return ["sentence reader: not read (mostly symbols, not in the Latin script, or "
+                    "fewer than half its words known to the rules' speller: another language)"]
         verdict = self.sentence.read(text)
         mark = ", over the threshold" if verdict.over else ""
         moved = ", ".join(f"'{word}' {change:+.2f}"

@@ -54,11 +54,11 @@ OVERLAP = 32
 #: A word of the Latin script, and how many a message needs before :meth:`SentenceReader.reads`
 #: asks whether they are words of the locale's language (one word alone says too little).
 _LATIN_WORD = re.compile(r"[a-z]{2,}")
-#: How many verdicts a reader remembers (by digest) before it starts afresh.
-_REMEMBERED = 4096
+_LEAST_WORDS = 2
 #: The least share of letters among a message's characters other than spaces.
 _LEAST_LETTERS = 0.6
-_LEAST_WORDS = 2
+#: How many verdicts a reader remembers (by digest) before it starts afresh.
+_REMEMBERED = 4096
 #: A word, for :meth:`SentenceReader.key`.
 _WORD = re.compile(r"[^\W_]+")
 
