@@ -181,6 +181,11 @@ class SentenceReader:
             self._verdicts[key] = found
         return found
 
+    def forget(self) -> None:
+        """Drop the remembered verdicts, so that the next read of any message runs the model
+        (what a message never seen before costs)."""
+        self._verdicts.clear()
+
     def _read_window(self, ids: list[int]) -> SentenceVerdict:
         import numpy as np  # noqa: PLC0415 (with onnxruntime, which needs it)
 
