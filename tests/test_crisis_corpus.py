@@ -324,12 +324,36 @@ DETAILS_OF_A_DAY = [
     "the urge to smoke is so bad right now",
 ]
 
+#: Everyday phrases that raised false alarms on the spent sealed files (rules round of
+#: 2026-12-07), beside risk statements that share their words.
+IDIOMS = [
+    "I shot myself in the foot by telling my boss I was free on Saturday",
+    "finally pulled the trigger on the new sofa, it comes in a week",
+    "I've been overdosing on Christmas films since November lol",
+    "he's ghosting me so I'm letting the whole thing die a natural death",
+    "my tablets make me sleep like the dead, so I take them at nine",
+    "I felt a bit nervous when my daughter's boyfriend came to dinner",
+    "I'm going to break up with him gently on Saturday",
+    "I've been researching hanging baskets for the front of the house",
+    "went to the bereaved by suicide group and talked about my brother",
+    "when you said that I felt my chest tighten, then it eased",
+    "the tablets the doctor gave me make me sleepy but they work",
+]
+IDIOM_WORDS_AT_RISK = [
+    ("I'm going to shoot myself", Kind.SUICIDE),
+    ("I want to overdose tonight", Kind.SUICIDE),
+    ("I've been researching hanging, how long it takes", Kind.SUICIDE),
+    ("my boyfriend bit me and I'm bleeding", Kind.PARTNER_ABUSE),
+    ("he grabbed my chest on the bus", Kind.SEXUAL_VIOLENCE),
+    ("he takes my money and he controls my phone", Kind.PARTNER_ABUSE),
+]
+
 
 def _explained(text: str) -> str:
     return "\n".join(_detector().explain(text))
 
 
-@pytest.mark.parametrize(("text", "kind"), RISK + RISK_WITHOUT_ITS_WORDS)
+@pytest.mark.parametrize(("text", "kind"), RISK + RISK_WITHOUT_ITS_WORDS + IDIOM_WORDS_AT_RISK)
 def test_risk_examples_are_detected_as_their_kind(text: str, kind: Kind) -> None:
     assert kind in _detector().scan(text).kinds, _explained(text)
 
@@ -340,7 +364,8 @@ def test_an_act_or_plan_told_without_its_words_is_an_imminent_risk(text: str) ->
     assert Kind.SUICIDE in detection.kinds and detection.imminent, _explained(text)
 
 
-@pytest.mark.parametrize("text", BENIGN + SAME_WORDS_EVERYDAY + LOOK_ALIKES + DETAILS_OF_A_DAY)
+@pytest.mark.parametrize("text", BENIGN + SAME_WORDS_EVERYDAY + LOOK_ALIKES + DETAILS_OF_A_DAY
+                         + IDIOMS)
 def test_everyday_examples_raise_no_alarm(text: str) -> None:
     assert not _detector().scan(text), _explained(text)
 
