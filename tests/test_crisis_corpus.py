@@ -339,6 +339,19 @@ IDIOMS = [
     "when you said that I felt my chest tighten, then it eased",
     "the tablets the doctor gave me make me sleepy but they work",
 ]
+#: The PHQ-9's ninth question (better off dead, or hurting oneself) answered by its number:
+#: "not at all" is a negative screen, any other answer a positive one (Kroenke et al. 2001).
+SCREENING_NEGATIVE = [
+    "thoughts that you would be better off dead: not at all",
+    "on the phq the better off dead question I ticked not at all",
+    "question 9 on the form: not at all",
+    "the answer to question 9 on my maths homework is yes",
+]
+SCREENING_POSITIVE = [
+    "the answer to question 9 on the form is yes, nearly every day",
+    "question 9 on the phq: more than half the days",
+    "ticked a 2 for item 9 on the mood questionnaire",
+]
 IDIOM_WORDS_AT_RISK = [
     ("I'm going to shoot myself", Kind.SUICIDE),
     ("I want to overdose tonight", Kind.SUICIDE),
@@ -353,7 +366,8 @@ def _explained(text: str) -> str:
     return "\n".join(_detector().explain(text))
 
 
-@pytest.mark.parametrize(("text", "kind"), RISK + RISK_WITHOUT_ITS_WORDS + IDIOM_WORDS_AT_RISK)
+@pytest.mark.parametrize(("text", "kind"), RISK + RISK_WITHOUT_ITS_WORDS + IDIOM_WORDS_AT_RISK
+                         + [(text, Kind.SUICIDE) for text in SCREENING_POSITIVE])
 def test_risk_examples_are_detected_as_their_kind(text: str, kind: Kind) -> None:
     assert kind in _detector().scan(text).kinds, _explained(text)
 
@@ -365,7 +379,7 @@ def test_an_act_or_plan_told_without_its_words_is_an_imminent_risk(text: str) ->
 
 
 @pytest.mark.parametrize("text", BENIGN + SAME_WORDS_EVERYDAY + LOOK_ALIKES + DETAILS_OF_A_DAY
-                         + IDIOMS)
+                         + IDIOMS + SCREENING_NEGATIVE)
 def test_everyday_examples_raise_no_alarm(text: str) -> None:
     assert not _detector().scan(text), _explained(text)
 
