@@ -144,7 +144,7 @@ def _parser() -> argparse.ArgumentParser:
                             "and with each file held out (a few minutes)")
     train_sentence = crisis_sub.add_parser(
         "train-sentence", help="fine-tune the sentence reader on labelled TSV files "
-                               "(needs the train-sentence extra; about ten minutes)")
+                               "(needs the train-sentence extra; about fifteen minutes)")
     train_sentence.add_argument("files", nargs="+", type=Path, metavar="FILE",
                                 help="labelled files to train on (never a sealed held-out file)")
     train_sentence.add_argument("--out", type=Path, default=None,
