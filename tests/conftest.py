@@ -58,6 +58,13 @@ def pytest_configure(config: pytest.Config) -> None:
         debian.start_installing()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests first, each else in its order: xdist hands the tests out one at a
+    time (``--maxschedchunk 1`` in pyproject.toml), so the long ones start on every worker at
+    once instead of leaving one worker with the last of them while the others idle."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("backends"):
         metafunc.parametrize("backend", BACKENDS, indirect=True)

@@ -43,6 +43,7 @@ def test_the_crisis_benchmark_runs() -> None:
     assert "baseline: phrase list" in out and "ratio" in out
 
 
+@pytest.mark.slow
 def test_the_workers_benchmark_runs(tmp_path: Path, postgres_server: PostgresServer) -> None:
     env = {"REHEARSE_BENCH_POSTGRES_URL": postgres_server.url}
     out = run_bench("bench.bench_workers", "--quick", "--dir", str(tmp_path), env=env)

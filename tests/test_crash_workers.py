@@ -151,6 +151,7 @@ def read_against(messages: list[list[str]], expected: list[str]) -> int | None:
     return repeats if at == len(expected) else None
 
 
+@pytest.mark.slow
 async def test_sigkill_workers_and_a_database_restart_lose_nothing_and_repeat_nothing(
     fake_api: FakeBotApi, postgres_server: PostgresServer, postgres_url: str, tmp_path: Path
 ) -> None:

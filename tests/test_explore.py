@@ -130,6 +130,7 @@ def test_a_walk_is_the_same_every_time() -> None:
     assert [str(v) for v in first.violations] == [str(v) for v in again.violations]
 
 
+@pytest.mark.slow
 def test_the_fingerprint_is_the_same_in_another_process() -> None:
     """Two processes with different hash seeds print the same digests."""
     outputs = []

@@ -241,6 +241,7 @@ def children_of(pid: int) -> list[int]:
         return [int(child) for child in listing.read().split()]
 
 
+@pytest.mark.slow
 async def test_rehearse_run_with_two_workers_serves_restarts_one_and_stops(
     fake_api: FakeBotApi, postgres_url: str, tmp_path: Path, loaded: Loaded
 ) -> None:
