@@ -348,9 +348,9 @@ SCREENING_NEGATIVE = [
     "the answer to question 9 on my maths homework is yes",
 ]
 SCREENING_POSITIVE = [
-    "the answer to question 9 on the form is yes, nearly every day",
-    "question 9 on the phq: more than half the days",
-    "ticked a 2 for item 9 on the mood questionnaire",
+    ("the answer to question 9 on the form is yes, nearly every day", Kind.SUICIDE),
+    ("question 9 on the phq: more than half the days", Kind.SUICIDE),
+    ("ticked a 2 for item 9 on the mood questionnaire", Kind.SUICIDE),
 ]
 IDIOM_WORDS_AT_RISK = [
     ("I'm going to shoot myself", Kind.SUICIDE),
@@ -367,7 +367,7 @@ def _explained(text: str) -> str:
 
 
 @pytest.mark.parametrize(("text", "kind"), RISK + RISK_WITHOUT_ITS_WORDS + IDIOM_WORDS_AT_RISK
-                         + [(text, Kind.SUICIDE) for text in SCREENING_POSITIVE])
+                         + SCREENING_POSITIVE)
 def test_risk_examples_are_detected_as_their_kind(text: str, kind: Kind) -> None:
     assert kind in _detector().scan(text).kinds, _explained(text)
 
